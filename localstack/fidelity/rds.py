@@ -1,0 +1,231 @@
+"""RDS / Aurora rules: in-use refusals and the creating/deleting waits.
+
+moto deletes subnet and parameter groups that clusters still use, reports
+clusters and instances `available` at once and forgets them the moment they
+are deleted. AWS keeps them `creating` for minutes and `deleting` for minutes
+(describe keeps returning them until they are gone).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from moto.rds.exceptions import RDSClientError
+from moto.rds.models import DBCluster, RDSBackend
+
+from .patching import rule, wrap
+from .timeline import TIMELINE, scaled
+
+
+def _instance_subnet_group(db: Any) -> str | None:
+    group = getattr(db, "db_subnet_group", None)
+    if group is not None and getattr(group, "name", None):
+        return group.name
+    return getattr(db, "_db_subnet_group_name", None)
+
+
+@rule("rds", "refusal")
+def db_subnet_group_in_use_cannot_be_deleted() -> None:
+    """DeleteDBSubnetGroup fails with InvalidDBSubnetGroupStateFault while a
+    cluster or instance (including one still `deleting`) uses the group.
+
+    AWS: "Cannot delete the subnet group '<name>' because at least one database
+    cluster: <id> is still using it." (or "... database instance: <id> ...").
+    """
+
+    @wrap(RDSBackend, "delete_subnet_group")
+    def delete_subnet_group(original: Any, self: Any, subnet_name: str) -> Any:
+        wanted = subnet_name.lower()
+        for cluster in self.clusters.values():
+            if (cluster.db_subnet_group_name or "").lower() == wanted:
+                raise RDSClientError(
+                    "InvalidDBSubnetGroupStateFault",
+                    f"Cannot delete the subnet group '{subnet_name}' because at least one "
+                    f"database cluster: {cluster.db_cluster_identifier} is still using it.",
+                )
+        for db in self.databases.values():
+            if (_instance_subnet_group(db) or "").lower() == wanted:
+                raise RDSClientError(
+                    "InvalidDBSubnetGroupStateFault",
+                    f"Cannot delete the subnet group '{subnet_name}' because at least one "
+                    f"database instance: {db.db_instance_identifier} is still using it.",
+                )
+        return original(self, subnet_name)
+
+
+@rule("rds", "refusal")
+def db_parameter_group_in_use_cannot_be_deleted() -> None:
+    """DeleteDBParameterGroup fails with InvalidDBParameterGroupState while an
+    instance (including one still `deleting`) uses it.
+
+    AWS: "One or more database instances are still members of this parameter
+    group <name>, so the group cannot be deleted".
+    """
+
+    @wrap(RDSBackend, "delete_db_parameter_group")
+    def delete_db_parameter_group(original: Any, self: Any, db_parameter_group_name: str) -> Any:
+        name = db_parameter_group_name
+        if any(getattr(db, "db_parameter_group_name", None) == name for db in self.databases.values()):
+            raise RDSClientError(
+                "InvalidDBParameterGroupState",
+                "One or more database instances are still members of this parameter "
+                f"group {name}, so the group cannot be deleted",
+            )
+        return original(self, name)
+
+
+@rule("rds", "refusal")
+def db_cluster_parameter_group_in_use_cannot_be_deleted() -> None:
+    """DeleteDBClusterParameterGroup fails with InvalidDBParameterGroupState while
+    a cluster (including one still `deleting`) uses it.
+
+    AWS: "One or more clusters are still members of this parameter group <name>,
+    so the group cannot be deleted".
+    """
+
+    @wrap(RDSBackend, "delete_db_cluster_parameter_group")
+    def delete_db_cluster_parameter_group(
+        original: Any, self: Any, db_cluster_parameter_group_name: str
+    ) -> Any:
+        name = db_cluster_parameter_group_name
+        if any(c.parameter_group == name for c in self.clusters.values()):
+            raise RDSClientError(
+                "InvalidDBParameterGroupState",
+                f"One or more clusters are still members of this parameter group {name}, "
+                "so the group cannot be deleted",
+            )
+        return original(self, name)
+
+
+@rule("rds", "waiting")
+def db_cluster_is_creating_then_available() -> None:
+    """CreateDBCluster returns status `creating`; describe shows `creating` until
+    the Aurora cluster create duration has passed, then `available`.
+
+    (moto's own DBCluster.status flips to available on the first read.)
+    """
+    DBCluster.status = property(
+        lambda self: self._status, lambda self, value: setattr(self, "_status", value)
+    )
+
+    @wrap(RDSBackend, "create_db_cluster")
+    def create_db_cluster(original: Any, self: Any, kwargs: dict[str, Any]) -> Any:
+        cluster = original(self, kwargs)
+        cluster.status = "creating"
+
+        def become_available() -> None:
+            if cluster.status == "creating":
+                cluster.status = "available"
+
+        TIMELINE.schedule(
+            "db-cluster", cluster.db_cluster_identifier, "creating", "available",
+            scaled("db-cluster.create"), become_available,
+        )
+        return cluster
+
+
+@rule("rds", "waiting")
+def db_instance_is_creating_then_available() -> None:
+    """CreateDBInstance returns status `creating`; it turns `available` after the
+    Aurora instance create duration."""
+
+    @wrap(RDSBackend, "create_db_instance")
+    def create_db_instance(original: Any, self: Any, db_kwargs: dict[str, Any]) -> Any:
+        db = original(self, db_kwargs)
+        db.status = "creating"
+
+        def become_available() -> None:
+            if db.status == "creating":
+                db.status = "available"
+
+        TIMELINE.schedule(
+            "db-instance", db.db_instance_identifier, "creating", "available",
+            scaled("db-instance.create"), become_available,
+        )
+        return db
+
+
+@rule("rds", "waiting")
+def db_instance_is_deleting_then_gone() -> None:
+    """DeleteDBInstance returns status `deleting`; DescribeDBInstances keeps
+    showing it `deleting` for the instance delete duration (AWS: up to ~12 min),
+    then DBInstanceNotFound. A second delete meanwhile fails with
+    InvalidDBInstanceState "Instance <id> is already being deleted."
+    """
+
+    @wrap(RDSBackend, "delete_db_instance")
+    def delete_db_instance(original: Any, self: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+        existing = self.databases.get(db_instance_identifier.lower()) or self.databases.get(
+            db_instance_identifier
+        )
+        if existing is not None and existing.status == "deleting":
+            raise RDSClientError(
+                "InvalidDBInstanceState",
+                f"Instance {db_instance_identifier} is already being deleted.",
+            )
+        previous = existing.status if existing is not None else None
+        db = original(self, db_instance_identifier, *args, **kwargs)  # moto pops it
+        key = db.db_instance_identifier
+        TIMELINE.cancel("db-instance", key)
+        db.status = "deleting"
+        self.databases[key] = db
+        TIMELINE.record("db-instance", key, previous, "deleting")
+        delay = scaled("db-instance.delete")
+        db._fintech_gone_at = time.time() + delay
+        backend = self
+
+        def gone() -> None:
+            if backend.databases.get(key) is db:
+                del backend.databases[key]
+
+        TIMELINE.schedule("db-instance", key, "deleting", "gone", delay, gone)
+        return db
+
+
+@rule("rds", "waiting")
+def db_cluster_is_deleting_then_gone() -> None:
+    """DeleteDBCluster is allowed once every member instance is `deleting` (AWS:
+    "Cluster cannot be deleted, it still contains DB instances in non-deleting
+    state."); the cluster then shows `deleting` until its last instance is gone
+    and the cluster delete duration has passed, then DBClusterNotFoundFault.
+    """
+
+    @wrap(RDSBackend, "delete_db_cluster")
+    def delete_db_cluster(original: Any, self: Any, cluster_identifier: str, *args: Any, **kwargs: Any) -> Any:
+        existing = self.clusters.get(cluster_identifier)
+        if existing is not None and existing.status == "deleting":
+            raise RDSClientError(
+                "InvalidDBClusterStateFault",
+                f"Cluster {cluster_identifier} is already being deleted.",
+            )
+        # moto refuses any member; AWS only members not yet deleting. Hide the
+        # deleting ones from moto's check for the duration of the call.
+        deleting = {
+            k: db for k, db in self.databases.items()
+            if getattr(db, "db_cluster_identifier", None) == cluster_identifier
+            and db.status == "deleting"
+        }
+        for key in deleting:
+            del self.databases[key]
+        try:
+            previous = existing.status if existing is not None else None
+            cluster = original(self, cluster_identifier, *args, **kwargs)  # moto pops it
+        finally:
+            self.databases.update(deleting)
+        TIMELINE.cancel("db-cluster", cluster_identifier)
+        cluster.status = "deleting"
+        self.clusters[cluster_identifier] = cluster
+        TIMELINE.record("db-cluster", cluster_identifier, previous, "deleting")
+        members_gone = max(
+            [getattr(db, "_fintech_gone_at", 0.0) for db in deleting.values()], default=0.0
+        )
+        delay = max(scaled("db-cluster.delete"), members_gone - time.time())
+        backend = self
+
+        def gone() -> None:
+            if backend.clusters.get(cluster_identifier) is cluster:
+                del backend.clusters[cluster_identifier]
+
+        TIMELINE.schedule("db-cluster", cluster_identifier, "deleting", "gone", delay, gone)
+        return cluster

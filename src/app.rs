@@ -1,0 +1,403 @@
+//! The commands: resolve the stack, check input before any AWS call, then run the engine and
+//! print results.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{Aws, AwsOptions};
+use crate::cli::{Cli, Command, GlobalOpts};
+use crate::config::Config;
+use crate::engine::{self, Direction, RunReport};
+use crate::error::{Interrupted, StepsFailed, UsageError};
+use crate::naming::{validate_suffix, Names};
+use crate::report::{OutputFormat, Reporter};
+use crate::state::{self, StateFile, StateStore};
+use crate::step::{Action, Mode, Shared, Step, StepCtx};
+
+/// Everything decided from the command line before any AWS call.
+struct Resolved {
+    suffix: String,
+    state_path: PathBuf,
+    cfg: Arc<Config>,
+}
+
+/// Picks the env suffix and state path: the flag, or the only stack in the state directory.
+fn resolve(global: &GlobalOpts, suffix: Option<&str>, command: &str) -> Result<Resolved> {
+    let cfg = match &global.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let suffix = match suffix {
+        Some(s) => s.to_string(),
+        None => infer_suffix(global.state.as_deref(), command)?,
+    };
+    validate_suffix(&suffix)?;
+    let state_path = global
+        .state
+        .clone()
+        .unwrap_or_else(|| state::path_for(Path::new(state::DEFAULT_DIR), &suffix));
+    Ok(Resolved {
+        suffix,
+        state_path,
+        cfg: Arc::new(cfg),
+    })
+}
+
+fn infer_suffix(state: Option<&Path>, command: &str) -> Result<String> {
+    if let Some(path) = state {
+        if let Some(f) = StateFile::load(path)? {
+            return Ok(f.suffix);
+        }
+        return Err(UsageError::new(format!(
+            "`{command}` needs --env-suffix: the state file {} does not exist",
+            path.display()
+        ))
+        .into());
+    }
+    let stacks = state::stacks_in(Path::new(state::DEFAULT_DIR));
+    match stacks.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(UsageError::new(format!(
+            "`{command}` needs --env-suffix: no stack state found in {}/",
+            state::DEFAULT_DIR
+        ))
+        .into()),
+        many => Err(UsageError::new(format!(
+            "`{command}` needs --env-suffix: several stacks have state in {}/: {}",
+            state::DEFAULT_DIR,
+            many.join(", ")
+        ))
+        .into()),
+    }
+}
+
+/// Runs one command. Errors carry their kind for the exit code (see `error::exit_code`).
+pub async fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    let json_out = g.output == OutputFormat::Json;
+    match &cli.command {
+        Command::Up(a) => {
+            let r = resolve(g, Some(&a.env_suffix), "up")?;
+            let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "up")?;
+            apply(g, r, store, Mode::Up).await
+        }
+        Command::Down(a) => {
+            let r = resolve(g, a.env_suffix.as_deref(), "down")?;
+            let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "down")?;
+            apply(g, r, store, Mode::Down).await
+        }
+        Command::Plan(a) => {
+            let r = resolve(g, a.env_suffix.as_deref(), "plan")?;
+            let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
+            apply(g, r, store, Mode::Plan).await
+        }
+        Command::Status(a) => {
+            let r = resolve(g, a.env_suffix.as_deref(), "status")?;
+            let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
+            status(g, r, store).await
+        }
+        Command::Outputs { stack, json } => {
+            let r = resolve(g, stack.env_suffix.as_deref(), "outputs")?;
+            let Some(file) = StateFile::load(&r.state_path)? else {
+                return Err(UsageError::new(format!(
+                    "no state for stack `{}` at {}: run `fintech-infra up --env-suffix {}` first",
+                    r.suffix,
+                    r.state_path.display(),
+                    r.suffix
+                ))
+                .into());
+            };
+            print_outputs(&file, *json || json_out);
+            Ok(())
+        }
+    }
+}
+
+/// Connects to AWS in the region the state was made in (unless `--region` says otherwise).
+async fn connect(g: &GlobalOpts, store: &StateStore) -> Result<Arc<Aws>> {
+    let recorded = store.snapshot().region;
+    if let (Some(flag), false) = (&g.region, recorded.is_empty()) {
+        if *flag != recorded && store.exists_on_disk() {
+            return Err(UsageError::new(format!(
+                "--region {flag} differs from the region this stack was created in ({recorded}); \
+                 omit --region or use the stack's region"
+            ))
+            .into());
+        }
+    }
+    let region = g
+        .region
+        .clone()
+        .or_else(|| (!recorded.is_empty()).then_some(recorded));
+    let aws = Aws::connect(&AwsOptions {
+        region,
+        profile: g.profile.clone(),
+        endpoint_url: g.endpoint_url.clone(),
+        parallelism: usize::from(g.parallelism),
+    })
+    .await;
+    Ok(Arc::new(aws))
+}
+
+/// Ctrl-C handling: the first stops new work (in-flight calls finish, state is saved after
+/// every change anyway); the second exits at once.
+fn install_ctrl_c(cancel: CancellationToken, reporter_json: bool) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        cancel.cancel();
+        if !reporter_json {
+            eprintln!(
+                "interrupt: finishing calls in flight and saving state; press Ctrl-C again to exit now"
+            );
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+async fn apply(g: &GlobalOpts, r: Resolved, store: StateStore, mode: Mode) -> Result<()> {
+    let json_out = g.output == OutputFormat::Json;
+    if mode == Mode::Down && store.snapshot().resources.is_empty() && !store.exists_on_disk() {
+        return Err(UsageError::new(format!(
+            "no state for stack `{}` at {}: nothing to destroy",
+            r.suffix,
+            r.state_path.display()
+        ))
+        .into());
+    }
+    let aws = connect(g, &store).await?;
+    let steps = crate::steps::all(&r.cfg);
+    // Check the graph before touching AWS.
+    engine::graph_of(&steps).context("building the step graph")?;
+    let cancel = CancellationToken::new();
+    if mode != Mode::Plan {
+        install_ctrl_c(cancel.clone(), json_out);
+    }
+    let reporter = Reporter::new(g.output, g.quiet, mode != Mode::Plan);
+    let names = Names::new(&r.suffix);
+    let shared = Arc::new(Shared::new(
+        mode,
+        names,
+        r.cfg.clone(),
+        aws.clone(),
+        store,
+        reporter,
+        cancel,
+    ));
+    let direction = if mode == Mode::Down {
+        Direction::Reverse
+    } else {
+        Direction::Forward
+    };
+    if mode == Mode::Up {
+        // Stamp the region before the first resource is recorded.
+        shared
+            .state
+            .set_region(aws.region())
+            .context("writing the state")?;
+    }
+    let report = engine::run(&steps, direction, shared.clone(), usize::from(g.parallelism)).await?;
+    let calls = aws.calls();
+    if mode == Mode::Plan && calls.mutating > 0 {
+        anyhow::bail!(
+            "internal error: plan issued mutating AWS calls: {:?}",
+            calls.mutating_ops
+        );
+    }
+    let remaining = shared.state.snapshot().resources.len();
+    if mode == Mode::Down && report.ok() && remaining == 0 {
+        shared.state.remove_file().context("removing the state file")?;
+    }
+    summarize(&shared, &report, mode, json_out, remaining);
+    finish(&report)
+}
+
+fn finish(report: &RunReport) -> Result<()> {
+    if report.ok() {
+        return Ok(());
+    }
+    if report.interrupted() && report.count(crate::engine::StepStatus::Failed) == 0 {
+        return Err(Interrupted("state saved; run the command again to continue".into()).into());
+    }
+    Err(StepsFailed {
+        failed: report.count(crate::engine::StepStatus::Failed),
+        skipped: report.count(crate::engine::StepStatus::Skipped),
+    }
+    .into())
+}
+
+fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, remaining: usize) {
+    let items = shared.plan_items();
+    let count = |a: Action| items.iter().filter(|i| i.action == a).count();
+    let (create, change, unchanged) = (
+        count(Action::Create),
+        count(Action::Change),
+        count(Action::Unchanged),
+    );
+    let calls = shared.aws.calls();
+    if json_out {
+        let mut v = json!({
+            "event": "summary",
+            "command": mode,
+            "stack": shared.names.suffix(),
+            "ok": report.ok(),
+            "steps": report.steps,
+            "aws_calls": { "total": calls.total, "mutating": calls.mutating, "mutating_ops": calls.mutating_ops },
+        });
+        match mode {
+            Mode::Plan => {
+                v["plan"] = json!(items);
+                v["changes"] = json!({"create": create, "change": change, "unchanged": unchanged});
+            }
+            Mode::Up => {
+                v["changes"] = json!({"created": create, "changed": change, "unchanged": unchanged});
+                v["outputs"] = json!(shared.state.snapshot().outputs);
+            }
+            _ => v["remaining_resources"] = json!(remaining),
+        }
+        println!("{v}");
+        return;
+    }
+    if mode == Mode::Plan {
+        for i in items.iter().filter(|i| i.action != Action::Unchanged) {
+            let sign = if i.action == Action::Create { "+" } else { "~" };
+            let detail = if i.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", i.detail)
+            };
+            println!("{sign} {:<10} {:<28} {}{detail}", i.step, i.kind, i.name);
+        }
+        println!(
+            "Plan for `{}`: {create} to create, {change} to change, {unchanged} unchanged.",
+            shared.names.suffix()
+        );
+    }
+    for s in report.steps.iter().filter(|s| s.root_cause.is_some()) {
+        let rc = s.root_cause.as_ref().expect("filtered");
+        eprintln!(
+            "error: step {} failed: {} on {}: {}: {}",
+            s.step,
+            rc.operation,
+            rc.resource,
+            rc.code.as_deref().unwrap_or("(no code)"),
+            rc.message.as_deref().unwrap_or("(no message)")
+        );
+    }
+    match mode {
+        Mode::Up => {
+            println!(
+                "up `{}`: {create} created, {change} changed, {unchanged} unchanged ({} AWS calls, {} mutating).",
+                shared.names.suffix(),
+                calls.total,
+                calls.mutating
+            );
+            if report.ok() {
+                print_outputs(&shared.state.snapshot(), false);
+            }
+        }
+        Mode::Down if remaining == 0 && report.ok() => println!(
+            "down `{}`: every resource deleted; state file removed.",
+            shared.names.suffix()
+        ),
+        Mode::Down => println!(
+            "down `{}`: {remaining} resource(s) remain in the state; fix the error and run down again.",
+            shared.names.suffix()
+        ),
+        _ => {}
+    }
+}
+
+fn print_outputs(file: &StateFile, as_json: bool) {
+    if as_json {
+        println!("{}", json!(file.outputs));
+        return;
+    }
+    for (k, v) in &file.outputs {
+        let shown = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("{k:<28} {shown}");
+    }
+}
+
+async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
+    let json_out = g.output == OutputFormat::Json;
+    if !store.exists_on_disk() {
+        return Err(UsageError::new(format!(
+            "no state for stack `{}` at {}",
+            r.suffix,
+            r.state_path.display()
+        ))
+        .into());
+    }
+    let aws = connect(g, &store).await?;
+    let steps = crate::steps::all(&r.cfg);
+    let shared = Arc::new(Shared::new(
+        Mode::Status,
+        Names::new(&r.suffix),
+        r.cfg.clone(),
+        aws,
+        store,
+        Reporter::silent(),
+        CancellationToken::new(),
+    ));
+    let records = shared.state.snapshot().resources;
+    // Probe every resource concurrently; the HTTP layer bounds the calls in flight.
+    let probes = records.iter().map(|rec| {
+        let step: Option<&Arc<dyn Step>> = steps.iter().find(|s| s.name() == rec.step);
+        let ctx = StepCtx::new(
+            step.map(|s| s.name()).unwrap_or("unknown"),
+            shared.clone(),
+        );
+        async move {
+            match step {
+                Some(s) => match s.probe(&ctx, rec).await {
+                    Ok(Some(st)) => ("exists", st),
+                    Ok(None) => ("missing", String::new()),
+                    Err(e) => ("unknown", format!("{e:#}")),
+                },
+                None => ("unknown", format!("no step named {}", rec.step)),
+            }
+        }
+    });
+    let results = futures::future::join_all(probes).await;
+    let mut missing = 0;
+    let mut rows = Vec::new();
+    for (rec, (presence, detail)) in records.iter().zip(results) {
+        if presence == "missing" {
+            missing += 1;
+        }
+        rows.push(json!({
+            "step": rec.step, "kind": rec.kind, "id": rec.id, "name": rec.name,
+            "presence": presence, "status": detail,
+        }));
+        if !json_out {
+            println!(
+                "{:<10} {:<26} {:<28} {:<8} {}",
+                rec.step, rec.kind, rec.id, presence, detail
+            );
+        }
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"stack": r.suffix, "resources": rows, "missing": missing})
+        );
+    } else {
+        println!(
+            "status `{}`: {} resource(s) recorded, {missing} missing.",
+            r.suffix,
+            records.len()
+        );
+    }
+    Ok(())
+}

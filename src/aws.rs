@@ -1,0 +1,397 @@
+//! AWS client setup and the AWS error type.
+//!
+//! All service clients share one `SdkConfig` whose HTTP client is wrapped so that at most
+//! `--parallelism` HTTP requests (operations, retries and polls alike) are in flight at once,
+//! and one interceptor that counts every operation, split into read-only and mutating, so a
+//! run can report (and tests can assert) that a second `up` changed nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, Metadata};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::sync::Semaphore;
+
+/// Where and how to reach AWS (or an emulator).
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub parallelism: usize,
+}
+
+/// Region used when neither `--region`, the profile nor the environment names one: the seeds
+/// target us-east-1.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Shared handle to every AWS service client the steps use.
+pub struct Aws {
+    sdk: SdkConfig,
+    region: String,
+    endpoint_url: Option<String>,
+    calls: Arc<CallCounter>,
+    clients: Clients,
+}
+
+macro_rules! clients {
+    ($($field:ident => $krate:ident),* $(,)?) => {
+        #[derive(Default)]
+        struct Clients { $($field: OnceLock<$krate::Client>,)* }
+        impl Aws {
+            $(
+                #[doc = concat!("The `", stringify!($krate), "` client (built on first use).")]
+                pub fn $field(&self) -> &$krate::Client {
+                    self.clients.$field.get_or_init(|| {
+                        let conf = $krate::config::Builder::from(&self.sdk)
+                            .interceptor(CountingInterceptor(self.calls.clone()))
+                            .build();
+                        $krate::Client::from_conf(conf)
+                    })
+                }
+            )*
+        }
+    };
+}
+
+clients! {
+    ec2 => aws_sdk_ec2,
+    kms => aws_sdk_kms,
+    sts => aws_sdk_sts,
+    tagging => aws_sdk_resourcegroupstagging,
+}
+
+impl Aws {
+    /// Loads credentials and region from the standard chain (environment, profiles, SSO),
+    /// applying the command-line overrides.
+    pub async fn connect(opts: &AwsOptions) -> Aws {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = &opts.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let mut sdk = loader.load().await;
+        if sdk.region().is_none() {
+            sdk = sdk.into_builder().region(Region::new(DEFAULT_REGION)).build();
+        }
+        if let Some(inner) = sdk.http_client() {
+            let limited = LimitedHttpClient {
+                inner,
+                permits: Arc::new(Semaphore::new(opts.parallelism.max(1))),
+            };
+            sdk = sdk.into_builder().http_client(limited).build();
+        }
+        let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        let endpoint_url = sdk.endpoint_url().map(str::to_string);
+        Aws {
+            sdk,
+            region,
+            endpoint_url,
+            calls: Arc::default(),
+            clients: Clients::default(),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The custom endpoint, when talking to an emulator.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
+    /// Operation counts so far.
+    pub fn calls(&self) -> CallStats {
+        self.calls.stats()
+    }
+
+    /// The caller's account ID (STS GetCallerIdentity).
+    pub async fn account_id(&self) -> Result<String, AwsError> {
+        let out = self
+            .sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .aws("sts:GetCallerIdentity", "caller")?;
+        Ok(out.account.unwrap_or_default())
+    }
+}
+
+/// Whether an operation changes anything, judged by its name: AWS names read-only operations
+/// with these verbs across every service we use.
+pub fn is_mutating(operation: &str) -> bool {
+    const READ_ONLY: [&str; 8] = [
+        "Describe", "Get", "List", "Head", "Lookup", "Search", "Scan", "Query",
+    ];
+    !READ_ONLY.iter().any(|p| operation.starts_with(p))
+}
+
+/// Totals of AWS operations issued by this process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallStats {
+    pub total: u64,
+    pub mutating: u64,
+    /// "Service:Operation" of every mutating call, in order.
+    pub mutating_ops: Vec<String>,
+    /// Calls per "Service:Operation".
+    pub by_operation: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+struct CallCounter(Mutex<CallStats>);
+
+impl CallCounter {
+    fn record(&self, service: &str, operation: &str) {
+        let key = format!("{service}:{operation}");
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.total += 1;
+        *s.by_operation.entry(key.clone()).or_default() += 1;
+        if is_mutating(operation) {
+            s.mutating += 1;
+            s.mutating_ops.push(key);
+        }
+    }
+    fn stats(&self) -> CallStats {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[derive(Debug)]
+struct CountingInterceptor(Arc<CallCounter>);
+
+impl Intercept for CountingInterceptor {
+    fn name(&self) -> &'static str {
+        "fintech-infra-call-counter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(md) = cfg.load::<Metadata>() {
+            tracing::debug!(service = md.service(), operation = md.name(), "aws call");
+            self.0.record(md.service(), md.name());
+        }
+        Ok(())
+    }
+}
+
+/// Wraps the SDK's HTTP client so that every request first takes a permit: this bounds the AWS
+/// operations in flight across all steps, whatever each step does internally.
+#[derive(Debug)]
+struct LimitedHttpClient {
+    inner: SharedHttpClient,
+    permits: Arc<Semaphore>,
+}
+
+impl HttpClient for LimitedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(LimitedConnector {
+            inner: self.inner.http_connector(settings, components),
+            permits: self.permits.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct LimitedConnector {
+    inner: SharedHttpConnector,
+    permits: Arc<Semaphore>,
+}
+
+impl HttpConnector for LimitedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let permits = self.permits.clone();
+        HttpConnectorFuture::new(async move {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = permits.acquire_owned().await.expect("semaphore closed");
+            inner.call(request).await
+        })
+    }
+}
+
+/// What kind of failure an AWS error is, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// The resource does not exist (already deleted, never created).
+    NotFound,
+    /// Something else still depends on the resource; usually resolves by waiting.
+    DependencyViolation,
+    /// The resource is in the wrong state for this call (e.g. still creating).
+    InvalidState,
+    /// The request rate was too high even after the SDK's own retries.
+    Throttled,
+    /// The resource already exists.
+    AlreadyExists,
+    Other,
+}
+
+/// An AWS operation that failed, keeping the service's error code and message and the SDK
+/// error itself as the source.
+#[derive(Debug, thiserror::Error)]
+pub struct AwsError {
+    /// `service:Operation`, e.g. `ec2:CreateVpc`.
+    pub operation: &'static str,
+    /// The resource the call was about (name or ID).
+    pub resource: String,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    #[source]
+    pub source: BoxError,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {} failed", self.operation, self.resource)?;
+        match (&self.code, &self.message) {
+            (Some(c), Some(m)) => write!(f, ": {c}: {m}"),
+            (Some(c), None) => write!(f, ": {c}"),
+            (None, Some(m)) => write!(f, ": {m}"),
+            (None, None) => write!(f, ": {}", crate::report::chain(&*self.source)),
+        }
+    }
+}
+
+impl AwsError {
+    pub fn kind(&self) -> AwsErrorKind {
+        classify(self.code.as_deref().unwrap_or(""))
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == AwsErrorKind::NotFound
+    }
+}
+
+/// Maps AWS error codes to kinds. Codes differ per service (EC2 `InvalidVpcID.NotFound`,
+/// KMS `NotFoundException`, RDS `DBClusterNotFoundFault`, ...), so this matches on shape.
+pub fn classify(code: &str) -> AwsErrorKind {
+    if code.ends_with(".NotFound")
+        || code.ends_with("NotFound")
+        || code.ends_with("NotFoundException")
+        || code.ends_with("NotFoundFault")
+        || code == "NoSuchEntity"
+        || code == "NoSuchBucket"
+        || code == "ResourceNotFoundException"
+        || code == "InvalidAllocationID.NotFound"
+    {
+        AwsErrorKind::NotFound
+    } else if code == "DependencyViolation" || code == "ResourceInUse" || code == "DeleteConflict"
+    {
+        AwsErrorKind::DependencyViolation
+    } else if code.starts_with("Invalid") && code.contains("State")
+        || code == "IncorrectState"
+        || code == "KMSInvalidStateException"
+    {
+        AwsErrorKind::InvalidState
+    } else if code.contains("Throttl") || code == "RequestLimitExceeded" {
+        AwsErrorKind::Throttled
+    } else if code.contains("AlreadyExists") || code.ends_with(".Duplicate") {
+        AwsErrorKind::AlreadyExists
+    } else {
+        AwsErrorKind::Other
+    }
+}
+
+/// Converts SDK results into [`AwsError`], naming the operation and resource and keeping the
+/// error code.
+pub trait AwsResultExt<T> {
+    fn aws(self, operation: &'static str, resource: impl fmt::Display) -> Result<T, AwsError>;
+}
+
+impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    fn aws(self, operation: &'static str, resource: impl fmt::Display) -> Result<T, AwsError> {
+        self.map_err(|err| AwsError {
+            operation,
+            resource: resource.to_string(),
+            code: err.code().map(str::to_string),
+            message: err.message().map(str::to_string),
+            source: Box::new(err),
+        })
+    }
+}
+
+/// Treats "not found" as success with `None`: the resource is already gone.
+pub trait NotFoundOk<T> {
+    fn not_found_ok(self) -> Result<Option<T>, AwsError>;
+}
+
+impl<T> NotFoundOk<T> for Result<T, AwsError> {
+    fn not_found_ok(self) -> Result<Option<T>, AwsError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Finds the first [`AwsError`] in an error chain: the root cause a report should name.
+pub fn find_aws_error(err: &anyhow::Error) -> Option<&AwsError> {
+    err.chain().find_map(|e| e.downcast_ref::<AwsError>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_codes() {
+        assert_eq!(classify("InvalidVpcID.NotFound"), AwsErrorKind::NotFound);
+        assert_eq!(classify("NatGatewayNotFound"), AwsErrorKind::NotFound);
+        assert_eq!(classify("NotFoundException"), AwsErrorKind::NotFound);
+        assert_eq!(classify("DBClusterNotFoundFault"), AwsErrorKind::NotFound);
+        assert_eq!(classify("DependencyViolation"), AwsErrorKind::DependencyViolation);
+        assert_eq!(
+            classify("InvalidDBClusterStateFault"),
+            AwsErrorKind::InvalidState
+        );
+        assert_eq!(classify("Throttling"), AwsErrorKind::Throttled);
+        assert_eq!(
+            classify("InvalidGroup.Duplicate"),
+            AwsErrorKind::AlreadyExists
+        );
+        assert_eq!(classify("UnauthorizedOperation"), AwsErrorKind::Other);
+    }
+
+    #[test]
+    fn read_only_operations_are_not_mutating() {
+        assert!(!is_mutating("DescribeVpcs"));
+        assert!(!is_mutating("GetKeyRotationStatus"));
+        assert!(!is_mutating("ListAliases"));
+        assert!(is_mutating("CreateVpc"));
+        assert!(is_mutating("DeleteNatGateway"));
+        assert!(is_mutating("EnableKeyRotation"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Command-line interface (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::OutputFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fintech-infra",
+    version,
+    about = "Builds and tears down the AWS production stack for a fintech transaction-processing web application",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalOpts {
+    /// AWS region (default: from the profile or environment, else us-east-1).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// AWS named profile.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Custom AWS endpoint, e.g. a local emulator (moto, LocalStack).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// State file (default: .fintech-infra/<suffix>.json).
+    #[arg(long, global = true)]
+    pub state: Option<PathBuf>,
+    /// Most AWS operations in flight at once.
+    #[arg(long, global = true, default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// TOML configuration file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More logging (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StackArg {
+    /// Env suffix naming the stack (e.g. prod); may be omitted when exactly one stack's state
+    /// is in the state directory.
+    #[arg(long)]
+    pub env_suffix: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UpArgs {
+    /// Env suffix naming the stack, e.g. prod, dev, pr-123.
+    #[arg(long)]
+    pub env_suffix: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or complete the stack.
+    Up(UpArgs),
+    /// Destroy everything recorded in the state.
+    Down(StackArg),
+    /// Show what `up` would create, change or leave alone, without changing anything.
+    Plan(StackArg),
+    /// Show what the state records and whether each resource still exists.
+    Status(StackArg),
+    /// Show the stack's endpoints and IDs.
+    Outputs {
+        #[command(flatten)]
+        stack: StackArg,
+        /// Print JSON (same as --output json).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Up(_) => "up",
+            Command::Down(_) => "down",
+            Command::Plan(_) => "plan",
+            Command::Status(_) => "status",
+            Command::Outputs { .. } => "outputs",
+        }
+    }
+}

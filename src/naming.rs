@@ -1,0 +1,167 @@
+//! Resource naming and the env-suffix rule.
+//!
+//! Every name is `{resource-type}-{suffix}` or `{resource-type}-{purpose}-{suffix}`. The longest
+//! suffix allowed is derived from the name templates below and each service's name limit, so a
+//! suffix that passes validation fits every name the tool generates.
+
+use crate::error::UsageError;
+
+/// Tag key that marks a resource as belonging to one stack (value: the env suffix).
+pub const STACK_TAG: &str = "fintech-infra:stack";
+
+/// Placeholder in [`NAME_TEMPLATES`] for the env suffix.
+const SUFFIX: &str = "{suffix}";
+
+/// Every generated name whose length is limited, with the limit of the service that holds it.
+/// The 12-digit account ID is spelled out where a name contains it (S3 buckets).
+pub const NAME_TEMPLATES: &[(&str, usize)] = &[
+    // ELBv2: load balancer and target group names are limited to 32 characters.
+    ("alb-{suffix}", 32),
+    ("tg-blue-{suffix}", 32),
+    ("tg-green-{suffix}", 32),
+    // RDS identifiers: 63 characters.
+    ("aurora-{suffix}", 63),
+    ("aurora-writer-{suffix}", 63),
+    ("aurora-reader-{suffix}", 63),
+    ("dbsubnet-{suffix}", 255),
+    // IAM role names: 64 characters.
+    ("role-task-execution-{suffix}", 64),
+    ("role-validator-{suffix}", 64),
+    // S3 bucket names: 63 characters, globally unique (account ID included).
+    ("fintech-assets-123456789012-{suffix}", 63),
+    ("fintech-txlog-123456789012-{suffix}", 63),
+    ("fintech-alblogs-123456789012-{suffix}", 63),
+    // KMS alias, EC2 Name tags, dashboards: 256 or more.
+    ("alias/fintech-{suffix}", 256),
+    ("fintech-{suffix}", 255),
+];
+
+/// The longest env suffix for which every template fits its limit.
+pub fn max_suffix_len() -> usize {
+    NAME_TEMPLATES
+        .iter()
+        .map(|(t, limit)| limit - (t.len() - SUFFIX.len()))
+        .min()
+        .expect("templates are not empty")
+}
+
+/// Checks the env suffix: lowercase letters, digits and single hyphens, starting with a letter,
+/// not ending with a hyphen (RDS identifiers refuse a trailing or doubled hyphen), and at most
+/// [`max_suffix_len`] characters.
+pub fn validate_suffix(suffix: &str) -> Result<(), UsageError> {
+    let max = max_suffix_len();
+    let rule = format!(
+        "the env suffix must be 1 to {max} characters of lowercase letters, digits and single \
+         hyphens, start with a letter and not end with a hyphen (e.g. `prod`, `dev-2`)"
+    );
+    let problem = if suffix.is_empty() {
+        Some("it is empty".to_string())
+    } else if suffix.len() > max {
+        Some(format!(
+            "it is {} characters long; the longest name built from it (`tg-green-<suffix>`, \
+             an ALB target group) must fit in 32",
+            suffix.len()
+        ))
+    } else if !suffix.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some("it does not start with a lowercase letter".to_string())
+    } else if let Some(c) = suffix
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        Some(format!("it contains `{c}`"))
+    } else if suffix.ends_with('-') {
+        Some("it ends with a hyphen".to_string())
+    } else if suffix.contains("--") {
+        Some("it contains two hyphens in a row".to_string())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(UsageError::new(format!(
+            "invalid env suffix `{suffix}`: {p}; {rule}"
+        ))),
+    }
+}
+
+/// Builds the names of one stack's resources.
+#[derive(Debug, Clone)]
+pub struct Names {
+    suffix: String,
+}
+
+impl Names {
+    pub fn new(suffix: &str) -> Names {
+        Names {
+            suffix: suffix.to_string(),
+        }
+    }
+
+    pub fn suffix(&self) -> &str {
+        &self.suffix
+    }
+
+    /// `{resource_type}-{suffix}`
+    pub fn of(&self, resource_type: &str) -> String {
+        format!("{resource_type}-{}", self.suffix)
+    }
+
+    /// `{resource_type}-{purpose}-{suffix}`
+    pub fn with_purpose(&self, resource_type: &str, purpose: &str) -> String {
+        format!("{resource_type}-{purpose}-{}", self.suffix)
+    }
+
+    /// The KMS alias of the stack key.
+    pub fn kms_alias(&self) -> String {
+        format!("alias/fintech-{}", self.suffix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_suffix_comes_from_the_target_group_limit() {
+        assert_eq!(max_suffix_len(), 32 - "tg-green-".len());
+    }
+
+    #[test]
+    fn every_template_fits_with_the_longest_suffix() {
+        let suffix = "a".repeat(max_suffix_len());
+        for (t, limit) in NAME_TEMPLATES {
+            let name = t.replace(SUFFIX, &suffix);
+            assert!(name.len() <= *limit, "{name} exceeds {limit}");
+        }
+        let names = Names::new(&suffix);
+        assert!(names.with_purpose("tg", "green").len() <= 32);
+        assert!(names.of("alb").len() <= 32);
+    }
+
+    #[test]
+    fn accepts_good_suffixes() {
+        for s in ["prod", "dev", "a", "dev-2", "pr-1234", &"a".repeat(max_suffix_len())] {
+            validate_suffix(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_suffixes_with_the_rule() {
+        for (s, why) in [
+            ("", "empty"),
+            ("Prod", "start with a lowercase letter"),
+            ("1prod", "start with a lowercase letter"),
+            ("pro_d", "contains `_`"),
+            ("prod-", "ends with a hyphen"),
+            ("pr--od", "two hyphens"),
+            ("prod.x", "contains `.`"),
+        ] {
+            let err = validate_suffix(s).unwrap_err().to_string();
+            assert!(err.contains(why), "{s}: {err}");
+            assert!(err.contains("lowercase letters, digits"), "{err}");
+        }
+        let long = "a".repeat(max_suffix_len() + 1);
+        let err = validate_suffix(&long).unwrap_err().to_string();
+        assert!(err.contains("characters long"), "{err}");
+    }
+}

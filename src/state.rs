@@ -1,0 +1,603 @@
+//! The local state file: every resource the tool created, written atomically after each change,
+//! and the lock that keeps two runs off the same stack.
+//!
+//! Layout: `.fintech-infra/<suffix>.json` (mode 0600, directory 0700) plus `<suffix>.lock`.
+//! The lock is an OS file lock (released by the kernel when its holder dies, so a stale lock
+//! from a dead process never blocks) whose file also names the holder for the error message.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::StateError;
+
+/// Version of the state file layout this build writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default state directory, relative to the working directory.
+pub const DEFAULT_DIR: &str = ".fintech-infra";
+
+/// One resource the tool created (or adopted), with what is needed to delete it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    /// The step that owns it.
+    pub step: String,
+    /// Resource type, `service:type`, e.g. `ec2:vpc`.
+    pub kind: String,
+    /// ID (or name, where the service has no ID).
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// Human name (the Name tag or resource name).
+    #[serde(default)]
+    pub name: String,
+    pub region: String,
+    /// Extra identifiers the teardown needs (e.g. the VPC of an IGW, an EIP allocation).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The whole state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateFile {
+    pub schema_version: u32,
+    pub suffix: String,
+    pub region: String,
+    pub tool_version: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resources: Vec<ResourceRecord>,
+    /// Values later steps and the `outputs` command read (IDs, endpoints). Never secrets.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, Value>,
+}
+
+impl StateFile {
+    pub fn new(suffix: &str, region: &str) -> StateFile {
+        let now = Utc::now();
+        StateFile {
+            schema_version: SCHEMA_VERSION,
+            suffix: suffix.to_string(),
+            region: region.to_string(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at: now,
+            updated_at: now,
+            resources: Vec::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    /// Reads a state file; `Ok(None)` if it does not exist. Refuses newer schemas and
+    /// unparseable files without touching them.
+    pub fn load(path: &Path) -> Result<Option<StateFile>, StateError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(path, e)),
+        };
+        let p = path.display().to_string();
+        let raw: Value = serde_json::from_str(&text).map_err(|e| StateError::Unreadable {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+        let version = raw
+            .get("schema_version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| StateError::Unreadable {
+                path: p.clone(),
+                reason: "no schema_version field".into(),
+            })?;
+        if version > u64::from(SCHEMA_VERSION) {
+            return Err(StateError::NewerSchema {
+                path: p,
+                found: version as u32,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        serde_json::from_value(raw)
+            .map(Some)
+            .map_err(|e| StateError::Unreadable {
+                path: p,
+                reason: e.to_string(),
+            })
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> StateError {
+    StateError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Path of the state file for a suffix in a directory.
+pub fn path_for(dir: &Path, suffix: &str) -> PathBuf {
+    dir.join(format!("{suffix}.json"))
+}
+
+/// The suffixes that have a state file in `dir`.
+pub fn stacks_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".json").map(str::to_string)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, then
+/// fsync the directory so the rename itself survives a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".state-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    set_mode(tmp.as_file(), 0o600)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    if let Ok(d) = File::open(dir) {
+        // Directory fsync is best effort: some filesystems refuse it.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(file: &File, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_file: &File, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Creates the state directory with mode 0700 if missing.
+fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Who holds a lock, as written into the lock file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+    pub started: DateTime<Utc>,
+    pub command: String,
+}
+
+/// An exclusive lock on one stack's state, held until dropped.
+#[derive(Debug)]
+pub struct StateLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl StateLock {
+    /// Takes the lock at `<state>.lock` or fails at once naming the holder.
+    pub fn acquire(state_path: &Path, command: &str) -> Result<StateLock, StateError> {
+        let path = state_path.with_extension("lock");
+        if let Some(dir) = path.parent() {
+            ensure_dir(dir).map_err(|e| io_err(dir, e))?;
+        }
+        loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| io_err(&path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    let holder = read_holder(&mut file);
+                    return Err(StateError::Locked {
+                        path: state_path.display().to_string(),
+                        pid: holder.as_ref().map(|h| h.pid).unwrap_or(0),
+                        host: holder
+                            .as_ref()
+                            .map(|h| h.host.clone())
+                            .unwrap_or_else(|| "unknown".into()),
+                        started: holder
+                            .map(|h| h.started.to_rfc3339())
+                            .unwrap_or_else(|| "unknown".into()),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
+            }
+            // The previous holder may have removed the file between our open and lock; if the
+            // path no longer names the file we locked, start again on the new one.
+            if !same_file(&file, &path) {
+                continue;
+            }
+            if let Some(prev) = read_holder(&mut file) {
+                tracing::warn!(
+                    pid = prev.pid,
+                    host = %prev.host,
+                    started = %prev.started,
+                    "taking over a stale lock: the run that held it is no longer running"
+                );
+            }
+            let me = LockHolder {
+                pid: std::process::id(),
+                host: gethostname::gethostname().to_string_lossy().into_owned(),
+                started: Utc::now(),
+                command: command.to_string(),
+            };
+            file.set_len(0).map_err(|e| io_err(&path, e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| io_err(&path, e))?;
+            let body = serde_json::to_vec(&me).expect("holder serializes");
+            file.write_all(&body).map_err(|e| io_err(&path, e))?;
+            file.sync_all().map_err(|e| io_err(&path, e))?;
+            return Ok(StateLock { file, path });
+        }
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        // Remove the file while still holding the lock; a waiter that opened the old file
+        // notices (same_file) and retries on a fresh one.
+        let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+fn read_holder(file: &mut File) -> Option<LockHolder> {
+    let mut s = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut s).ok()?;
+    serde_json::from_str(&s).ok()
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// The state of one stack during a run: in memory, persisted after every change unless the
+/// run is read-only (`plan`, `status`).
+#[derive(Debug)]
+pub struct StateStore {
+    path: PathBuf,
+    persist: bool,
+    data: Mutex<StateFile>,
+    _lock: Option<StateLock>,
+}
+
+impl StateStore {
+    /// Opens the state for a mutating run (`up`, `down`): takes the lock, loads or starts the
+    /// file. Nothing is written until the first change.
+    pub fn open_locked(
+        path: &Path,
+        suffix: &str,
+        region: &str,
+        command: &str,
+    ) -> Result<StateStore, StateError> {
+        let lock = StateLock::acquire(path, command)?;
+        let data = Self::load_for(path, suffix, region)?;
+        Ok(StateStore {
+            path: path.to_path_buf(),
+            persist: true,
+            data: Mutex::new(data),
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens the state read-only: nothing is ever written.
+    pub fn open_read_only(
+        path: &Path,
+        suffix: &str,
+        region: &str,
+    ) -> Result<StateStore, StateError> {
+        let data = Self::load_for(path, suffix, region)?;
+        Ok(StateStore {
+            path: path.to_path_buf(),
+            persist: false,
+            data: Mutex::new(data),
+            _lock: None,
+        })
+    }
+
+    fn load_for(path: &Path, suffix: &str, region: &str) -> Result<StateFile, StateError> {
+        match StateFile::load(path)? {
+            Some(f) if f.suffix != suffix => Err(StateError::WrongStack {
+                path: path.display().to_string(),
+                found: f.suffix,
+                expected: suffix.to_string(),
+            }),
+            Some(f) => Ok(f),
+            None => Ok(StateFile::new(suffix, region)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn exists_on_disk(&self) -> bool {
+        self.path.exists()
+    }
+
+    fn lock_data(&self) -> std::sync::MutexGuard<'_, StateFile> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the whole state.
+    pub fn snapshot(&self) -> StateFile {
+        self.lock_data().clone()
+    }
+
+    /// Applies a change and persists it; skipped (no write) when `f` reports no change.
+    fn update(&self, f: impl FnOnce(&mut StateFile) -> bool) -> Result<(), StateError> {
+        let mut data = self.lock_data();
+        if !f(&mut data) {
+            return Ok(());
+        }
+        data.updated_at = Utc::now();
+        if !self.persist {
+            return Ok(());
+        }
+        if let Some(dir) = self.path.parent() {
+            ensure_dir(dir).map_err(|e| io_err(dir, e))?;
+        }
+        let bytes = serde_json::to_vec_pretty(&*data).expect("state serializes");
+        // The file is written while the mutex is held so that writes land in order.
+        write_atomic(&self.path, &bytes).map_err(|e| io_err(&self.path, e))
+    }
+
+    /// Records a resource (or updates the record with the same kind and ID).
+    pub fn record(&self, rec: ResourceRecord) -> Result<(), StateError> {
+        self.update(|d| {
+            match d
+                .resources
+                .iter_mut()
+                .find(|r| r.kind == rec.kind && r.id == rec.id)
+            {
+                Some(existing) => {
+                    let changed = existing.step != rec.step
+                        || existing.arn != rec.arn
+                        || existing.name != rec.name
+                        || existing.attrs != rec.attrs;
+                    if changed {
+                        let created_at = existing.created_at;
+                        *existing = ResourceRecord { created_at, ..rec };
+                    }
+                    changed
+                }
+                None => {
+                    d.resources.push(rec);
+                    true
+                }
+            }
+        })
+    }
+
+    /// Removes a resource after it has been deleted.
+    pub fn forget(&self, kind: &str, id: &str) -> Result<(), StateError> {
+        self.update(|d| {
+            let before = d.resources.len();
+            d.resources.retain(|r| !(r.kind == kind && r.id == id));
+            d.resources.len() != before
+        })
+    }
+
+    /// Records of one step (all steps if `None`), optionally of one kind, in creation order.
+    pub fn resources(&self, step: Option<&str>, kind: Option<&str>) -> Vec<ResourceRecord> {
+        self.lock_data()
+            .resources
+            .iter()
+            .filter(|r| step.is_none_or(|s| r.step == s))
+            .filter(|r| kind.is_none_or(|k| r.kind == k))
+            .cloned()
+            .collect()
+    }
+
+    pub fn set_output(&self, key: &str, value: Value) -> Result<(), StateError> {
+        self.update(|d| {
+            if d.outputs.get(key) == Some(&value) {
+                return false;
+            }
+            d.outputs.insert(key.to_string(), value);
+            true
+        })
+    }
+
+    /// Sets the stack's region if the state has none yet.
+    pub fn set_region(&self, region: &str) -> Result<(), StateError> {
+        self.update(|d| {
+            if !d.region.is_empty() {
+                return false;
+            }
+            d.region = region.to_string();
+            true
+        })
+    }
+
+    pub fn remove_output(&self, key: &str) -> Result<(), StateError> {
+        self.update(|d| d.outputs.remove(key).is_some())
+    }
+
+    pub fn output(&self, key: &str) -> Option<Value> {
+        self.lock_data().outputs.get(key).cloned()
+    }
+
+    /// Deletes the state file: called by `down` once nothing is recorded any more.
+    pub fn remove_file(&self) -> Result<(), StateError> {
+        if !self.persist {
+            return Ok(());
+        }
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&self.path, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: &str, id: &str) -> ResourceRecord {
+        ResourceRecord {
+            step: "network".into(),
+            kind: kind.into(),
+            id: id.into(),
+            arn: None,
+            name: format!("n-{id}"),
+            region: "us-east-1".into(),
+            attrs: BTreeMap::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn records_persist_atomically_with_private_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdir = dir.path().join(".fintech-infra");
+        let path = path_for(&sdir, "dev");
+        let store = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap();
+        assert!(!path.exists(), "nothing written before the first change");
+        store.record(rec("ec2:vpc", "vpc-1")).unwrap();
+        store.record(rec("ec2:subnet", "subnet-1")).unwrap();
+        let loaded = StateFile::load(&path).unwrap().unwrap();
+        assert_eq!(loaded.resources.len(), 2);
+        assert_eq!(loaded.schema_version, SCHEMA_VERSION);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            let dmode = fs::metadata(&sdir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(dmode, 0o700);
+        }
+        // No temp files are left behind.
+        let leftovers: Vec<_> = fs::read_dir(&sdir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+        store.forget("ec2:vpc", "vpc-1").unwrap();
+        let loaded = StateFile::load(&path).unwrap().unwrap();
+        assert_eq!(loaded.resources.len(), 1);
+    }
+
+    #[test]
+    fn atomic_write_never_leaves_a_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        write_atomic(&path, b"{\"a\":1}").unwrap();
+        // A failed write (directory gone) leaves the old content intact.
+        let bad = dir.path().join("missing-dir").join("s.json");
+        assert!(write_atomic(&bad, b"x").is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}");
+        write_atomic(&path, b"{\"a\":2}").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":2}");
+    }
+
+    #[test]
+    fn second_lock_fails_naming_the_holder_and_frees_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "dev");
+        let first = StateLock::acquire(&path, "up").unwrap();
+        let err = StateLock::acquire(&path, "down").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StateError::Locked { .. }));
+        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(msg.contains("host"), "{msg}");
+        drop(first);
+        let again = StateLock::acquire(&path, "down").unwrap();
+        drop(again);
+    }
+
+    #[test]
+    fn stale_lock_file_from_dead_process_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "dev");
+        // A lock file left by a process that died: its OS lock is gone with it.
+        let stale = LockHolder {
+            pid: 999_999,
+            host: "old-host".into(),
+            started: Utc::now(),
+            command: "up".into(),
+        };
+        fs::write(path.with_extension("lock"), serde_json::to_vec(&stale).unwrap()).unwrap();
+        let lock = StateLock::acquire(&path, "up").unwrap();
+        let holder: LockHolder =
+            serde_json::from_slice(&fs::read(path.with_extension("lock")).unwrap()).unwrap();
+        assert_eq!(holder.pid, std::process::id());
+        drop(lock);
+    }
+
+    #[test]
+    fn newer_schema_and_garbage_are_refused_and_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "dev");
+        let newer = r#"{"schema_version": 99, "suffix": "dev"}"#;
+        fs::write(&path, newer).unwrap();
+        let err = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap_err();
+        assert!(matches!(err, StateError::NewerSchema { found: 99, .. }), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), newer);
+
+        fs::write(&path, "not json").unwrap();
+        let err = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap_err();
+        assert!(matches!(err, StateError::Unreadable { .. }), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "not json");
+    }
+
+    #[test]
+    fn read_only_store_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "dev");
+        let store = StateStore::open_read_only(&path, "dev", "us-east-1").unwrap();
+        store.record(rec("ec2:vpc", "vpc-1")).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn lists_stacks() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("b.json"), "{}").unwrap();
+        fs::write(dir.path().join("a.json"), "{}").unwrap();
+        fs::write(dir.path().join("a.lock"), "{}").unwrap();
+        assert_eq!(stacks_in(dir.path()), vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,395 @@
+//! The `Step` trait every module in `steps/` implements, and the context a step runs with:
+//! AWS clients, config, names and tags, the state store, plan recording and waiting.
+//!
+//! Steps are written once for `up` and `plan`: they look resources up, then call
+//! [`StepCtx::ensure`] / [`StepCtx::change`], which create or change in `up` and only record
+//! what would happen in `plan`. Every created resource is recorded in the state right after its
+//! create call returns, before any waiting.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use async_trait::async_trait;
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::Aws;
+use crate::config::Config;
+use crate::error::Interrupted;
+use crate::naming::{Names, STACK_TAG};
+use crate::report::Reporter;
+use crate::state::{ResourceRecord, StateStore};
+
+/// One unit of the stack: a group of resources created and deleted together.
+#[async_trait]
+pub trait Step: Send + Sync {
+    /// Unique name, e.g. `network`.
+    fn name(&self) -> &'static str;
+    /// Steps that must finish before this one starts (and, in `down`, after it ends).
+    fn deps(&self) -> Vec<&'static str>;
+    /// Typical duration on real AWS in seconds: the scheduler starts the longest chain first.
+    fn estimate_secs(&self) -> u64;
+    /// Creates or completes the resources (or, in plan mode, records what it would do).
+    async fn up(&self, ctx: &StepCtx) -> Result<()>;
+    /// Deletes every resource this step recorded, treating "not found" as deleted.
+    async fn down(&self, ctx: &StepCtx) -> Result<()>;
+    /// Whether a recorded resource still exists: `Some(status)` if it does.
+    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>>;
+}
+
+/// What kind of run this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Up,
+    Plan,
+    Down,
+    Status,
+}
+
+/// What `plan` says `up` would do to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Change,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    pub step: String,
+    pub action: Action,
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// A resource found or created by [`StepCtx::ensure`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    pub id: String,
+    pub arn: Option<String>,
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// Prefix of the placeholder ID plan mode returns for a resource that does not exist yet.
+pub const PENDING_PREFIX: &str = "(known after up:";
+
+impl Found {
+    pub fn new(id: impl Into<String>) -> Found {
+        Found {
+            id: id.into(),
+            ..Found::default()
+        }
+    }
+
+    pub fn arn(mut self, arn: impl Into<String>) -> Found {
+        self.arn = Some(arn.into());
+        self
+    }
+
+    pub fn attr(mut self, k: &str, v: impl Into<String>) -> Found {
+        self.attrs.insert(k.to_string(), v.into());
+        self
+    }
+
+    fn pending(kind: &str, name: &str) -> Found {
+        Found::new(format!("{PENDING_PREFIX} {kind} {name})"))
+    }
+
+    /// True for plan-mode placeholders: nothing exists to look up or change.
+    pub fn is_pending(&self) -> bool {
+        is_pending(&self.id)
+    }
+}
+
+/// True if `id` is a plan-mode placeholder rather than a real AWS ID.
+pub fn is_pending(id: &str) -> bool {
+    id.starts_with(PENDING_PREFIX)
+}
+
+/// What every step of one run shares.
+pub struct Shared {
+    pub mode: Mode,
+    pub names: Names,
+    pub cfg: Arc<Config>,
+    pub aws: Arc<Aws>,
+    pub state: StateStore,
+    pub reporter: Reporter,
+    pub cancel: CancellationToken,
+    plan: Mutex<Vec<PlanItem>>,
+    account: OnceCell<String>,
+}
+
+impl Shared {
+    pub fn new(
+        mode: Mode,
+        names: Names,
+        cfg: Arc<Config>,
+        aws: Arc<Aws>,
+        state: StateStore,
+        reporter: Reporter,
+        cancel: CancellationToken,
+    ) -> Shared {
+        Shared {
+            mode,
+            names,
+            cfg,
+            aws,
+            state,
+            reporter,
+            cancel,
+            plan: Mutex::new(Vec::new()),
+            account: OnceCell::new(),
+        }
+    }
+
+    /// Everything recorded by `plan`/`up` so far.
+    pub fn plan_items(&self) -> Vec<PlanItem> {
+        self.plan.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The context one step runs with.
+#[derive(Clone)]
+pub struct StepCtx {
+    pub step: &'static str,
+    pub sh: Arc<Shared>,
+}
+
+impl StepCtx {
+    pub fn new(step: &'static str, sh: Arc<Shared>) -> StepCtx {
+        StepCtx { step, sh }
+    }
+
+    pub fn aws(&self) -> &Aws {
+        &self.sh.aws
+    }
+
+    pub fn cfg(&self) -> &Config {
+        &self.sh.cfg
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.sh.names
+    }
+
+    pub fn suffix(&self) -> &str {
+        self.sh.names.suffix()
+    }
+
+    pub fn region(&self) -> &str {
+        self.sh.aws.region()
+    }
+
+    pub fn is_plan(&self) -> bool {
+        self.sh.mode == Mode::Plan
+    }
+
+    /// The account ID, looked up once per run.
+    pub async fn account_id(&self) -> Result<String> {
+        let id = self
+            .sh
+            .account
+            .get_or_try_init(|| async { self.sh.aws.account_id().await })
+            .await?;
+        Ok(id.clone())
+    }
+
+    /// The tags every taggable resource gets, plus `Name` when given.
+    pub fn tags(&self, name: Option<&str>) -> Vec<(String, String)> {
+        let t = &self.sh.cfg.tags;
+        let env = t
+            .environment
+            .as_ref()
+            .map(|e| e.0.clone())
+            .unwrap_or_else(|| self.suffix().to_string());
+        let mut v = Vec::with_capacity(5);
+        if let Some(n) = name {
+            v.push(("Name".to_string(), n.to_string()));
+        }
+        v.push(("Environment".to_string(), env));
+        v.push(("Team".to_string(), t.team.0.clone()));
+        v.push(("CostCenter".to_string(), t.cost_center.0.clone()));
+        v.push((STACK_TAG.to_string(), self.suffix().to_string()));
+        v
+    }
+
+    /// Progress note shown next to the step (e.g. "waiting for NAT gateway").
+    pub fn note(&self, msg: &str) {
+        self.sh.reporter.step_note(self.step, msg);
+    }
+
+    /// Fails with [`Interrupted`] once Ctrl-C was pressed: called before each new mutation
+    /// and between polls, so in-flight calls finish but nothing new starts.
+    pub fn check_cancelled(&self) -> Result<()> {
+        if self.sh.cancel.is_cancelled() {
+            return Err(Interrupted(format!("step {} stopped before its next change", self.step)).into());
+        }
+        Ok(())
+    }
+
+    fn plan_item(&self, action: Action, kind: &str, name: &str, detail: &str) {
+        let item = PlanItem {
+            step: self.step.to_string(),
+            action,
+            kind: kind.to_string(),
+            name: name.to_string(),
+            detail: detail.to_string(),
+        };
+        if action != Action::Unchanged {
+            self.sh.reporter.resource(&item);
+        }
+        self.sh
+            .plan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(item);
+    }
+
+    /// Records a resource in the state (no write if already recorded identically).
+    pub fn record(&self, kind: &str, name: &str, found: &Found) -> Result<()> {
+        if found.is_pending() {
+            return Ok(());
+        }
+        self.sh
+            .state
+            .record(ResourceRecord {
+                step: self.step.to_string(),
+                kind: kind.to_string(),
+                id: found.id.clone(),
+                arn: found.arn.clone(),
+                name: name.to_string(),
+                region: self.region().to_string(),
+                attrs: found.attrs.clone(),
+                created_at: Utc::now(),
+            })
+            .with_context(|| format!("recording {kind} {} in the state", found.id))
+    }
+
+    /// Removes a deleted resource from the state.
+    pub fn forget(&self, kind: &str, id: &str) -> Result<()> {
+        self.sh
+            .state
+            .forget(kind, id)
+            .with_context(|| format!("removing {kind} {id} from the state"))
+    }
+
+    /// This step's records, optionally of one kind, in creation order.
+    pub fn records(&self, kind: Option<&str>) -> Vec<ResourceRecord> {
+        self.sh.state.resources(Some(self.step), kind)
+    }
+
+    /// Publishes a value for later steps and the `outputs` command. Never pass secrets.
+    pub fn set_output(&self, key: &str, value: impl Into<Value>) -> Result<()> {
+        self.sh
+            .state
+            .set_output(key, value.into())
+            .with_context(|| format!("saving output {key}"))
+    }
+
+    pub fn output(&self, key: &str) -> Option<Value> {
+        self.sh.state.output(key)
+    }
+
+    /// A string output another step published; an error naming the key if it is missing.
+    pub fn output_str(&self, key: &str) -> Result<String> {
+        self.output(key)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .with_context(|| format!("output `{key}` is missing: has its step run?"))
+    }
+
+    pub fn remove_output(&self, key: &str) -> Result<()> {
+        self.sh
+            .state
+            .remove_output(key)
+            .with_context(|| format!("removing output {key}"))
+    }
+
+    /// Looks a resource up and creates it if missing. `find` must be read-only. In plan mode a
+    /// missing resource is reported as "create" and a placeholder returned. The created
+    /// resource is recorded in the state as soon as `create` returns.
+    pub async fn ensure<F, FF, C, CF>(
+        &self,
+        kind: &str,
+        name: &str,
+        find: F,
+        create: C,
+    ) -> Result<Found>
+    where
+        F: FnOnce() -> FF,
+        FF: Future<Output = Result<Option<Found>>>,
+        C: FnOnce() -> CF,
+        CF: Future<Output = Result<Found>>,
+    {
+        if let Some(found) = find().await? {
+            self.record(kind, name, &found)?;
+            self.plan_item(Action::Unchanged, kind, name, "");
+            return Ok(found);
+        }
+        if self.is_plan() {
+            self.plan_item(Action::Create, kind, name, "");
+            return Ok(Found::pending(kind, name));
+        }
+        self.check_cancelled()?;
+        let found = create().await?;
+        self.record(kind, name, &found)?;
+        self.plan_item(Action::Create, kind, name, "");
+        Ok(found)
+    }
+
+    /// Applies a change to an existing resource (or, in plan mode, reports it).
+    pub async fn change<C, CF>(&self, kind: &str, name: &str, what: &str, apply: C) -> Result<()>
+    where
+        C: FnOnce() -> CF,
+        CF: Future<Output = Result<()>>,
+    {
+        self.plan_item(Action::Change, kind, name, what);
+        if self.is_plan() {
+            return Ok(());
+        }
+        self.check_cancelled()?;
+        apply().await
+    }
+
+    /// Polls `check` until it returns `Some`, with a delay growing from 0.5 s to 10 s, up to
+    /// `timeout`. Rather than the SDK's generated waiters, whose fixed 15 s minimum delay would
+    /// add up to 15 s per resource on the critical path. Stops on Ctrl-C: whatever was created
+    /// is already recorded, so the next `up` resumes the wait.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(500);
+        self.note(&format!("waiting for {what}"));
+        loop {
+            if let Some(v) = check().await? {
+                self.note("");
+                return Ok(v);
+            }
+            if start.elapsed() >= timeout {
+                anyhow::bail!(
+                    "timed out after {}s waiting for {what}",
+                    timeout.as_secs()
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.sh.cancel.cancelled() => {
+                    return Err(Interrupted(format!("stopped waiting for {what}")).into());
+                }
+            }
+            delay = (delay * 3 / 2).min(Duration::from_secs(10));
+        }
+    }
+}

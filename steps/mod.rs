@@ -1,0 +1,15 @@
+//! The steps of the stack, one module each, and the list the engine runs.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::step::Step;
+
+pub mod kms;
+pub mod network;
+
+/// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
+/// their dependencies).
+pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
+    vec![Arc::new(network::Network), Arc::new(kms::Kms)]
+}

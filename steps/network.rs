@@ -1,0 +1,1349 @@
+//! Network step: the VPC and everything in it that other steps build on.
+//!
+//! Per availability zone a public subnet (ALB, NAT), a private subnet (ECS tasks, Lambda) and an
+//! isolated subnet (Aurora, no route out); an internet gateway; one NAT gateway (or one per
+//! zone); route tables; the security groups of the ALB, the app, the database and Lambda with
+//! explicit ingress and egress; gateway endpoints for S3 and DynamoDB.
+//!
+//! Teardown follows the order AWS enforces: routes, NAT gateways (waited until deleted, as
+//! their ENIs hold the subnets and their EIPs), EIPs, the IGW (it cannot be detached while a
+//! public address in the VPC is mapped), endpoints, subnets, route tables, security group rules
+//! that reference other groups, the groups, and last the VPC.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use futures::FutureExt as _;
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGatewayState,
+    ResourceType, SecurityGroupRule, Tag, TagSpecification, UserIdGroupPair, VpcEndpointType,
+};
+use serde_json::json;
+
+use crate::aws::{AwsErrorKind, AwsResultExt, NotFoundOk};
+use crate::config::NatMode;
+use crate::naming::STACK_TAG;
+use crate::state::ResourceRecord;
+use crate::step::{Found, Step, StepCtx};
+
+pub const VPC: &str = "ec2:vpc";
+pub const SUBNET: &str = "ec2:subnet";
+pub const IGW: &str = "ec2:internet-gateway";
+pub const EIP: &str = "ec2:elastic-ip";
+pub const NAT: &str = "ec2:nat-gateway";
+pub const ROUTE_TABLE: &str = "ec2:route-table";
+pub const ASSOCIATION: &str = "ec2:route-table-association";
+pub const ROUTE: &str = "ec2:route";
+pub const SG: &str = "ec2:security-group";
+pub const SG_RULE: &str = "ec2:security-group-rule";
+pub const ENDPOINT: &str = "ec2:vpc-endpoint";
+
+/// Port the database listens on (Aurora PostgreSQL).
+pub const DB_PORT: i32 = 5432;
+/// Port the app containers listen on behind the ALB.
+pub const APP_PORT: i32 = 80;
+
+/// How long to wait for a NAT gateway (AWS: 1-2 minutes to create, about 1 to delete).
+const NAT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// How long a delete may keep failing with DependencyViolation while AWS releases ENIs.
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+pub struct Network;
+
+/// Subnet tiers: where each kind of workload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Public,
+    Private,
+    Isolated,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Public, Tier::Private, Tier::Isolated];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Public => "public",
+            Tier::Private => "private",
+            Tier::Isolated => "isolated",
+        }
+    }
+
+    /// Which 16th of the VPC block a tier's subnets start at: public 0-3, private 4-7,
+    /// isolated 8-11.
+    fn first_slot(self) -> u8 {
+        match self {
+            Tier::Public => 0,
+            Tier::Private => 4,
+            Tier::Isolated => 8,
+        }
+    }
+}
+
+/// The security groups, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Alb,
+    App,
+    Db,
+    Lambda,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Alb, Role::App, Role::Db, Role::Lambda];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Alb => "alb",
+            Role::App => "app",
+            Role::Db => "db",
+            Role::Lambda => "lambda",
+        }
+    }
+
+    /// Output key holding the group ID.
+    pub fn output_key(self) -> String {
+        format!("sg_{}_id", self.as_str())
+    }
+}
+
+/// Where a rule lets traffic come from or go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Cidr(&'static str),
+    /// The VPC's own block.
+    Vpc,
+    Group(Role),
+}
+
+/// One security group rule the stack needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub group: Role,
+    pub egress: bool,
+    pub port: i32,
+    pub peer: Peer,
+    pub description: &'static str,
+}
+
+/// Every rule of every group. Egress is explicit everywhere: the allow-all egress rule AWS
+/// adds to each new group is removed.
+pub fn rule_specs() -> Vec<RuleSpec> {
+    use Peer::*;
+    use Role::*;
+    let r = |group, egress, port, peer, description| RuleSpec {
+        group,
+        egress,
+        port,
+        peer,
+        description,
+    };
+    vec![
+        r(Alb, false, 80, Cidr("0.0.0.0/0"), "HTTP from the internet (redirected to HTTPS)"),
+        r(Alb, false, 443, Cidr("0.0.0.0/0"), "HTTPS from the internet"),
+        r(Alb, true, APP_PORT, Group(App), "to the app tasks"),
+        r(App, false, APP_PORT, Group(Alb), "from the ALB only"),
+        r(App, true, 443, Cidr("0.0.0.0/0"), "HTTPS to AWS APIs and image registries"),
+        r(App, true, DB_PORT, Group(Db), "to the database"),
+        r(Db, false, DB_PORT, Group(App), "PostgreSQL from the app tasks"),
+        r(Db, false, DB_PORT, Group(Lambda), "PostgreSQL from the Lambda functions"),
+        r(Db, true, DB_PORT, Vpc, "replication inside the VPC only"),
+        r(Lambda, true, 443, Cidr("0.0.0.0/0"), "HTTPS to AWS APIs"),
+        r(Lambda, true, DB_PORT, Group(Db), "to the database"),
+    ]
+}
+
+fn filter(name: &str, value: impl Into<String>) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+impl Network {
+    fn tag_spec(ctx: &StepCtx, rt: ResourceType, name: &str) -> TagSpecification {
+        let tags = ctx
+            .tags(Some(name))
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        TagSpecification::builder()
+            .resource_type(rt)
+            .set_tags(Some(tags))
+            .build()
+    }
+
+    /// Filters that find this stack's resource with the given Name tag.
+    fn named(ctx: &StepCtx, name: &str) -> Vec<Filter> {
+        vec![
+            filter("tag:Name", name),
+            filter(&format!("tag:{STACK_TAG}"), ctx.suffix()),
+        ]
+    }
+
+    /// The zones to use: from config, or the region's first `az_count` available zones.
+    async fn zones(&self, ctx: &StepCtx) -> Result<Vec<String>> {
+        let want = usize::from(ctx.cfg().network.az_count.0);
+        let out = ctx
+            .aws()
+            .ec2()
+            .describe_availability_zones()
+            .filters(filter("state", "available"))
+            .send()
+            .await
+            .aws("ec2:DescribeAvailabilityZones", ctx.region())?;
+        let mut available: Vec<String> = out
+            .availability_zones()
+            .iter()
+            .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+            .filter_map(|z| z.zone_name().map(str::to_string))
+            .collect();
+        available.sort();
+        if let Some(listed) = &ctx.cfg().network.availability_zones {
+            if let Some(bad) = listed.iter().find(|z| !available.contains(z)) {
+                bail!(
+                    "network.availability_zones: `{bad}` is not an available zone of {}; \
+                     available: {}",
+                    ctx.region(),
+                    available.join(", ")
+                );
+            }
+            return Ok(listed.clone());
+        }
+        if available.len() < want {
+            bail!(
+                "region {} has {} available zones, network.az_count asks for {want}",
+                ctx.region(),
+                available.len()
+            );
+        }
+        available.truncate(want);
+        Ok(available)
+    }
+
+    async fn ensure_vpc(&self, ctx: &StepCtx) -> Result<Found> {
+        let ec2 = ctx.aws().ec2();
+        let name = ctx.names().of("vpc");
+        let cidr = ctx.cfg().network.cidr.0.to_string();
+        ctx.ensure(
+            VPC,
+            &name,
+            || async {
+                let out = ec2
+                    .describe_vpcs()
+                    .set_filters(Some(Self::named(ctx, &name)))
+                    .send()
+                    .await
+                    .aws("ec2:DescribeVpcs", &name)?;
+                let found = out.vpcs().first().and_then(|v| v.vpc_id()).map(Found::new);
+                if let (Some(v), Some(got)) = (&found, out.vpcs().first().and_then(|v| v.cidr_block())) {
+                    if got != cidr {
+                        bail!(
+                            "VPC {name} ({}) exists with CIDR {got}, but network.cidr is {cidr}; \
+                             a VPC's CIDR cannot change: run `down` first or keep the old CIDR",
+                            v.id
+                        );
+                    }
+                }
+                Ok(found)
+            },
+            || async {
+                let out = ec2
+                    .create_vpc()
+                    .cidr_block(&cidr)
+                    .tag_specifications(Self::tag_spec(ctx, ResourceType::Vpc, &name))
+                    .send()
+                    .await
+                    .aws("ec2:CreateVpc", &name)?;
+                let id = out.vpc().and_then(|v| v.vpc_id()).context("CreateVpc returned no ID")?;
+                ctx.record(VPC, &name, &Found::new(id))?;
+                // Interface endpoints and service discovery need DNS hostnames; the two
+                // attributes must be set in separate calls.
+                ec2.modify_vpc_attribute()
+                    .vpc_id(id)
+                    .enable_dns_support(AttributeBooleanValue::builder().value(true).build())
+                    .send()
+                    .await
+                    .aws("ec2:ModifyVpcAttribute", id)?;
+                ec2.modify_vpc_attribute()
+                    .vpc_id(id)
+                    .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
+                    .send()
+                    .await
+                    .aws("ec2:ModifyVpcAttribute", id)?;
+                Ok(Found::new(id))
+            },
+        )
+        .await
+    }
+
+    async fn ensure_subnet(
+        &self,
+        ctx: &StepCtx,
+        vpc: &Found,
+        tier: Tier,
+        index: u8,
+        zone: &str,
+    ) -> Result<Found> {
+        let ec2 = ctx.aws().ec2();
+        let letter = zone.chars().last().unwrap_or('x');
+        let name = ctx
+            .names()
+            .with_purpose("subnet", &format!("{}-{letter}", tier.as_str()));
+        let cidr = ctx.cfg().network.cidr.slice(tier.first_slot() + index).to_string();
+        ctx.ensure(
+            SUBNET,
+            &name,
+            || async {
+                if vpc.is_pending() {
+                    return Ok(None);
+                }
+                let mut filters = Self::named(ctx, &name);
+                filters.push(filter("vpc-id", &vpc.id));
+                let out = ec2
+                    .describe_subnets()
+                    .set_filters(Some(filters))
+                    .send()
+                    .await
+                    .aws("ec2:DescribeSubnets", &name)?;
+                Ok(out.subnets().first().and_then(|s| s.subnet_id()).map(|id| {
+                    Found::new(id).attr("tier", tier.as_str()).attr("az", zone)
+                }))
+            },
+            || async {
+                let out = ec2
+                    .create_subnet()
+                    .vpc_id(&vpc.id)
+                    .cidr_block(&cidr)
+                    .availability_zone(zone)
+                    .tag_specifications(Self::tag_spec(ctx, ResourceType::Subnet, &name))
+                    .send()
+                    .await
+                    .aws("ec2:CreateSubnet", &name)?;
+                let id = out
+                    .subnet()
+                    .and_then(|s| s.subnet_id())
+                    .context("CreateSubnet returned no ID")?;
+                Ok(Found::new(id).attr("tier", tier.as_str()).attr("az", zone))
+            },
+        )
+        .await
+    }
+
+    async fn ensure_igw(&self, ctx: &StepCtx, vpc: &Found) -> Result<Found> {
+        let ec2 = ctx.aws().ec2();
+        let name = ctx.names().of("igw");
+        let mut attached = false;
+        let igw = ctx
+            .ensure(
+                IGW,
+                &name,
+                || async {
+                    let out = ec2
+                        .describe_internet_gateways()
+                        .set_filters(Some(Self::named(ctx, &name)))
+                        .send()
+                        .await
+                        .aws("ec2:DescribeInternetGateways", &name)?;
+                    Ok(out.internet_gateways().first().map(|g| {
+                        attached = g
+                            .attachments()
+                            .iter()
+                            .any(|a| a.vpc_id() == Some(vpc.id.as_str()));
+                        Found::new(g.internet_gateway_id().unwrap_or_default())
+                            .attr("vpc_id", &vpc.id)
+                    }))
+                },
+                || async {
+                    let out = ec2
+                        .create_internet_gateway()
+                        .tag_specifications(Self::tag_spec(ctx, ResourceType::InternetGateway, &name))
+                        .send()
+                        .await
+                        .aws("ec2:CreateInternetGateway", &name)?;
+                    let id = out
+                        .internet_gateway()
+                        .and_then(|g| g.internet_gateway_id())
+                        .context("CreateInternetGateway returned no ID")?;
+                    Ok(Found::new(id).attr("vpc_id", &vpc.id))
+                },
+            )
+            .await?;
+        if !attached && !igw.is_pending() && !vpc.is_pending() {
+            ctx.change(IGW, &name, "attach to the VPC", || async {
+                ec2.attach_internet_gateway()
+                    .internet_gateway_id(&igw.id)
+                    .vpc_id(&vpc.id)
+                    .send()
+                    .await
+                    .aws("ec2:AttachInternetGateway", &igw.id)?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(igw)
+    }
+
+    /// An EIP and a NAT gateway in a public subnet; waits until the NAT gateway is available,
+    /// since routes through a pending NAT gateway black-hole traffic.
+    async fn ensure_nat(&self, ctx: &StepCtx, public_subnet: &Found, zone: &str) -> Result<Found> {
+        let ec2 = ctx.aws().ec2();
+        let letter = zone.chars().last().unwrap_or('x');
+        let eip_name = ctx.names().with_purpose("eip", &format!("nat-{letter}"));
+        let nat_name = ctx.names().with_purpose("nat", &letter.to_string());
+
+        let eip = ctx
+            .ensure(
+                EIP,
+                &eip_name,
+                || async {
+                    let out = ec2
+                        .describe_addresses()
+                        .set_filters(Some(Self::named(ctx, &eip_name)))
+                        .send()
+                        .await
+                        .aws("ec2:DescribeAddresses", &eip_name)?;
+                    Ok(out
+                        .addresses()
+                        .first()
+                        .and_then(|a| a.allocation_id())
+                        .map(Found::new))
+                },
+                || async {
+                    let out = ec2
+                        .allocate_address()
+                        .domain(DomainType::Vpc)
+                        .tag_specifications(Self::tag_spec(ctx, ResourceType::ElasticIp, &eip_name))
+                        .send()
+                        .await
+                        .aws("ec2:AllocateAddress", &eip_name)?;
+                    Ok(Found::new(
+                        out.allocation_id().context("AllocateAddress returned no ID")?,
+                    ))
+                },
+            )
+            .await?;
+
+        let mut state = None;
+        let nat = ctx
+            .ensure(
+                NAT,
+                &nat_name,
+                || async {
+                    if public_subnet.is_pending() {
+                        return Ok(None);
+                    }
+                    // Deleted NAT gateways stay visible for about an hour; only live ones count.
+                    let mut filters = Self::named(ctx, &nat_name);
+                    filters.push(
+                        Filter::builder()
+                            .name("state")
+                            .values("pending")
+                            .values("available")
+                            .build(),
+                    );
+                    let out = ec2
+                        .describe_nat_gateways()
+                        .set_filter(Some(filters))
+                        .send()
+                        .await
+                        .aws("ec2:DescribeNatGateways", &nat_name)?;
+                    Ok(out.nat_gateways().first().map(|n| {
+                        state = n.state().cloned();
+                        Found::new(n.nat_gateway_id().unwrap_or_default())
+                            .attr("allocation_id", &eip.id)
+                            .attr("subnet_id", &public_subnet.id)
+                    }))
+                },
+                || async {
+                    let out = ec2
+                        .create_nat_gateway()
+                        .subnet_id(&public_subnet.id)
+                        .allocation_id(&eip.id)
+                        .tag_specifications(Self::tag_spec(ctx, ResourceType::Natgateway, &nat_name))
+                        .send()
+                        .await
+                        .aws("ec2:CreateNatGateway", &nat_name)?;
+                    let id = out
+                        .nat_gateway()
+                        .and_then(|n| n.nat_gateway_id())
+                        .context("CreateNatGateway returned no ID")?;
+                    Ok(Found::new(id)
+                        .attr("allocation_id", &eip.id)
+                        .attr("subnet_id", &public_subnet.id))
+                },
+            )
+            .await?;
+        if !nat.is_pending() && state != Some(NatGatewayState::Available) {
+            self.wait_nat(ctx, &nat.id, NatGatewayState::Available).await?;
+        }
+        Ok(nat)
+    }
+
+    /// Waits until a NAT gateway reaches `target` (`available` or `deleted`; a vanished one
+    /// counts as deleted).
+    async fn wait_nat(&self, ctx: &StepCtx, id: &str, target: NatGatewayState) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        ctx.wait_for(
+            &format!("NAT gateway {id} to be {}", target.as_str()),
+            NAT_TIMEOUT,
+            || async {
+                let out = ec2
+                    .describe_nat_gateways()
+                    .nat_gateway_ids(id)
+                    .send()
+                    .await
+                    .aws("ec2:DescribeNatGateways", id)
+                    .not_found_ok()?;
+                let state = out
+                    .as_ref()
+                    .and_then(|o| o.nat_gateways().first())
+                    .and_then(|n| n.state().cloned());
+                match (state, &target) {
+                    (None, NatGatewayState::Deleted) => Ok(Some(())),
+                    (Some(s), t) if s == *t => Ok(Some(())),
+                    (Some(NatGatewayState::Failed), _) => {
+                        let reason = out
+                            .as_ref()
+                            .and_then(|o| o.nat_gateways().first())
+                            .and_then(|n| n.failure_message())
+                            .unwrap_or("no reason given");
+                        bail!("NAT gateway {id} failed: {reason}")
+                    }
+                    (None, _) => bail!("NAT gateway {id} disappeared"),
+                    _ => Ok(None),
+                }
+            },
+        )
+        .await
+    }
+
+    async fn ensure_route_table(&self, ctx: &StepCtx, vpc: &Found, purpose: &str) -> Result<(Found, Vec<aws_sdk_ec2::types::RouteTable>)> {
+        let ec2 = ctx.aws().ec2();
+        let name = ctx.names().with_purpose("rt", purpose);
+        let mut tables = Vec::new();
+        let rt = ctx
+            .ensure(
+                ROUTE_TABLE,
+                &name,
+                || async {
+                    if vpc.is_pending() {
+                        return Ok(None);
+                    }
+                    let mut filters = Self::named(ctx, &name);
+                    filters.push(filter("vpc-id", &vpc.id));
+                    let out = ec2
+                        .describe_route_tables()
+                        .set_filters(Some(filters))
+                        .send()
+                        .await
+                        .aws("ec2:DescribeRouteTables", &name)?;
+                    tables = out.route_tables().to_vec();
+                    Ok(tables
+                        .first()
+                        .and_then(|t| t.route_table_id())
+                        .map(Found::new))
+                },
+                || async {
+                    let out = ec2
+                        .create_route_table()
+                        .vpc_id(&vpc.id)
+                        .tag_specifications(Self::tag_spec(ctx, ResourceType::RouteTable, &name))
+                        .send()
+                        .await
+                        .aws("ec2:CreateRouteTable", &name)?;
+                    Ok(Found::new(
+                        out.route_table()
+                            .and_then(|t| t.route_table_id())
+                            .context("CreateRouteTable returned no ID")?,
+                    ))
+                },
+            )
+            .await?;
+        Ok((rt, tables))
+    }
+
+    /// Associates subnets with a route table and adds its default route, if any.
+    async fn wire_route_table(
+        &self,
+        ctx: &StepCtx,
+        rt: &Found,
+        current: &[aws_sdk_ec2::types::RouteTable],
+        subnets: &[&Found],
+        default_route: Option<(&str, &Found)>,
+    ) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        let table = current.first();
+        for subnet in subnets {
+            let assoc_name = format!("{} -> {}", subnet.id, rt.id);
+            let existing = table.and_then(|t| {
+                t.associations()
+                    .iter()
+                    .find(|a| a.subnet_id() == Some(subnet.id.as_str()))
+                    .and_then(|a| a.route_table_association_id())
+                    .map(|id| Found::new(id).attr("route_table_id", &rt.id).attr("subnet_id", &subnet.id))
+            });
+            ctx.ensure(
+                ASSOCIATION,
+                &assoc_name,
+                || async { Ok(existing) },
+                || async {
+                    let out = ec2
+                        .associate_route_table()
+                        .route_table_id(&rt.id)
+                        .subnet_id(&subnet.id)
+                        .send()
+                        .await
+                        .aws("ec2:AssociateRouteTable", &assoc_name)?;
+                    Ok(Found::new(
+                        out.association_id().context("AssociateRouteTable returned no ID")?,
+                    )
+                    .attr("route_table_id", &rt.id)
+                    .attr("subnet_id", &subnet.id))
+                },
+            )
+            .await?;
+        }
+        if let Some((kind, target)) = default_route {
+            let dest = "0.0.0.0/0";
+            let route_id = format!("{}|{dest}", rt.id);
+            let present = table.is_some_and(|t| {
+                t.routes().iter().any(|r| {
+                    r.destination_cidr_block() == Some(dest)
+                        && (r.gateway_id() == Some(target.id.as_str())
+                            || r.nat_gateway_id() == Some(target.id.as_str()))
+                })
+            });
+            ctx.ensure(
+                ROUTE,
+                &format!("{dest} via {kind} in {}", rt.id),
+                || async {
+                    Ok(present.then(|| {
+                        Found::new(&route_id)
+                            .attr("route_table_id", &rt.id)
+                            .attr("destination", dest)
+                    }))
+                },
+                || async {
+                    let mut req = ec2
+                        .create_route()
+                        .route_table_id(&rt.id)
+                        .destination_cidr_block(dest);
+                    req = if kind == "nat" {
+                        req.nat_gateway_id(&target.id)
+                    } else {
+                        req.gateway_id(&target.id)
+                    };
+                    req.send().await.aws("ec2:CreateRoute", &route_id)?;
+                    Ok(Found::new(&route_id)
+                        .attr("route_table_id", &rt.id)
+                        .attr("destination", dest))
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_security_groups(
+        &self,
+        ctx: &StepCtx,
+        vpc: &Found,
+    ) -> Result<BTreeMap<Role, Found>> {
+        let ec2 = ctx.aws().ec2();
+        let mut groups = BTreeMap::new();
+        for role in Role::ALL {
+            let name = ctx.names().with_purpose("secgroup", role.as_str());
+            let sg = ctx
+                .ensure(
+                    SG,
+                    &name,
+                    || async {
+                        if vpc.is_pending() {
+                            return Ok(None);
+                        }
+                        let out = ec2
+                            .describe_security_groups()
+                            .filters(filter("vpc-id", &vpc.id))
+                            .filters(filter("group-name", &name))
+                            .send()
+                            .await
+                            .aws("ec2:DescribeSecurityGroups", &name)?;
+                        Ok(out
+                            .security_groups()
+                            .first()
+                            .and_then(|g| g.group_id())
+                            .map(|id| Found::new(id).attr("vpc_id", &vpc.id)))
+                    },
+                    || async {
+                        // Group names may not start with `sg-`, hence `secgroup-`.
+                        let out = ec2
+                            .create_security_group()
+                            .group_name(&name)
+                            .description(format!("fintech-infra {} ({})", role.as_str(), ctx.suffix()))
+                            .vpc_id(&vpc.id)
+                            .tag_specifications(Self::tag_spec(ctx, ResourceType::SecurityGroup, &name))
+                            .send()
+                            .await
+                            .aws("ec2:CreateSecurityGroup", &name)?;
+                        let id = out.group_id().context("CreateSecurityGroup returned no ID")?;
+                        let found = Found::new(id).attr("vpc_id", &vpc.id);
+                        ctx.record(SG, &name, &found)?;
+                        // AWS gives every new group an allow-all egress rule; the stack's
+                        // egress is explicit, so remove it as part of creating the group.
+                        ec2.revoke_security_group_egress()
+                            .group_id(id)
+                            .ip_permissions(
+                                IpPermission::builder()
+                                    .ip_protocol("-1")
+                                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                                    .build(),
+                            )
+                            .send()
+                            .await
+                            .aws("ec2:RevokeSecurityGroupEgress", id)?;
+                        Ok(found)
+                    },
+                )
+                .await?;
+            groups.insert(role, sg);
+        }
+        Ok(groups)
+    }
+
+    async fn ensure_rules(
+        &self,
+        ctx: &StepCtx,
+        vpc_cidr: &str,
+        groups: &BTreeMap<Role, Found>,
+    ) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        for role in Role::ALL {
+            let sg = &groups[&role];
+            let existing: Vec<SecurityGroupRule> = if sg.is_pending() {
+                Vec::new()
+            } else {
+                ec2.describe_security_group_rules()
+                    .filters(filter("group-id", &sg.id))
+                    .send()
+                    .await
+                    .aws("ec2:DescribeSecurityGroupRules", &sg.id)?
+                    .security_group_rules()
+                    .to_vec()
+            };
+            let specs: Vec<RuleSpec> = rule_specs().into_iter().filter(|r| r.group == role).collect();
+            for spec in &specs {
+                let peer_id = match spec.peer {
+                    Peer::Group(r) => Some(groups[&r].id.clone()),
+                    _ => None,
+                };
+                let cidr = match spec.peer {
+                    Peer::Cidr(c) => Some(c.to_string()),
+                    Peer::Vpc => Some(vpc_cidr.to_string()),
+                    Peer::Group(_) => None,
+                };
+                let rule_name = format!(
+                    "{} {} tcp/{} {}",
+                    ctx.names().with_purpose("secgroup", role.as_str()),
+                    if spec.egress { "egress" } else { "ingress" },
+                    spec.port,
+                    match spec.peer {
+                        Peer::Group(r) => format!("secgroup-{}", r.as_str()),
+                        _ => cidr.clone().unwrap_or_default(),
+                    }
+                );
+                let found = existing.iter().find(|r| {
+                    r.is_egress() == Some(spec.egress)
+                        && r.ip_protocol() == Some("tcp")
+                        && r.from_port() == Some(spec.port)
+                        && r.to_port() == Some(spec.port)
+                        && r.cidr_ipv4().map(str::to_string) == cidr
+                        && r.referenced_group_info().and_then(|g| g.group_id()).map(str::to_string)
+                            == peer_id
+                });
+                let existing_found = found.and_then(|r| r.security_group_rule_id()).map(|id| {
+                    Found::new(id).attr("group_id", &sg.id).attr("egress", spec.egress.to_string())
+                });
+                ctx.ensure(
+                    SG_RULE,
+                    &rule_name,
+                    || async { Ok(existing_found) },
+                    || async {
+                        let mut perm = IpPermission::builder()
+                            .ip_protocol("tcp")
+                            .from_port(spec.port)
+                            .to_port(spec.port);
+                        perm = match (&cidr, &peer_id) {
+                            (Some(c), _) => perm.ip_ranges(
+                                IpRange::builder().cidr_ip(c).description(spec.description).build(),
+                            ),
+                            (None, Some(g)) => perm.user_id_group_pairs(
+                                UserIdGroupPair::builder()
+                                    .group_id(g)
+                                    .description(spec.description)
+                                    .build(),
+                            ),
+                            (None, None) => unreachable!("a rule has a CIDR or a group"),
+                        };
+                        let tags = Self::tag_spec(ctx, ResourceType::SecurityGroupRule, &rule_name);
+                        let ids: Vec<String> = if spec.egress {
+                            ec2.authorize_security_group_egress()
+                                .group_id(&sg.id)
+                                .ip_permissions(perm.build())
+                                .tag_specifications(tags)
+                                .send()
+                                .await
+                                .aws("ec2:AuthorizeSecurityGroupEgress", &rule_name)?
+                                .security_group_rules()
+                                .iter()
+                                .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+                                .collect()
+                        } else {
+                            ec2.authorize_security_group_ingress()
+                                .group_id(&sg.id)
+                                .ip_permissions(perm.build())
+                                .tag_specifications(tags)
+                                .send()
+                                .await
+                                .aws("ec2:AuthorizeSecurityGroupIngress", &rule_name)?
+                                .security_group_rules()
+                                .iter()
+                                .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+                                .collect()
+                        };
+                        let id = ids.into_iter().next().unwrap_or_else(|| rule_name.clone());
+                        Ok(Found::new(id)
+                            .attr("group_id", &sg.id)
+                            .attr("egress", spec.egress.to_string()))
+                    },
+                )
+                .await?;
+            }
+            // An allow-all egress rule on an existing group (re-added by hand, or left by a
+            // run that died right after creating the group) is drift: remove it.
+            if let Some(default) = existing.iter().find(|r| {
+                r.is_egress() == Some(true)
+                    && r.ip_protocol() == Some("-1")
+                    && r.cidr_ipv4() == Some("0.0.0.0/0")
+            }) {
+                let rule_id = default.security_group_rule_id().unwrap_or_default().to_string();
+                let group_name = ctx.names().with_purpose("secgroup", role.as_str());
+                ctx.change(SG, &group_name, "remove the allow-all egress rule", || async {
+                    ec2.revoke_security_group_egress()
+                        .group_id(&sg.id)
+                        .security_group_rule_ids(&rule_id)
+                        .send()
+                        .await
+                        .aws("ec2:RevokeSecurityGroupEgress", &rule_id)?;
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_endpoint(
+        &self,
+        ctx: &StepCtx,
+        vpc: &Found,
+        service: &str,
+        route_tables: &[&Found],
+    ) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        let name = ctx.names().with_purpose("vpce", service);
+        let service_name = format!("com.amazonaws.{}.{service}", ctx.region());
+        // Route tables the endpoint already serves (set by whichever closure runs).
+        let attached: std::sync::Mutex<Vec<String>> = Default::default();
+        let ep = ctx
+            .ensure(
+                ENDPOINT,
+                &name,
+                || async {
+                    if vpc.is_pending() {
+                        return Ok(None);
+                    }
+                    let out = ec2
+                        .describe_vpc_endpoints()
+                        .filters(filter("vpc-id", &vpc.id))
+                        .filters(filter("service-name", &service_name))
+                        .send()
+                        .await
+                        .aws("ec2:DescribeVpcEndpoints", &name)?;
+                    let live = out.vpc_endpoints().iter().find(|e| {
+                        !matches!(
+                            e.state().map(|s| s.as_str()),
+                            Some("deleted" | "deleting" | "Deleted" | "Deleting")
+                        )
+                    });
+                    Ok(live.map(|e| {
+                        *attached.lock().expect("not poisoned") = e.route_table_ids().to_vec();
+                        Found::new(e.vpc_endpoint_id().unwrap_or_default())
+                    }))
+                },
+                || async {
+                    let out = ec2
+                        .create_vpc_endpoint()
+                        .vpc_id(&vpc.id)
+                        .service_name(&service_name)
+                        .vpc_endpoint_type(VpcEndpointType::Gateway)
+                        .set_route_table_ids(Some(route_tables.iter().map(|r| r.id.clone()).collect()))
+                        .tag_specifications(Self::tag_spec(ctx, ResourceType::VpcEndpoint, &name))
+                        .send()
+                        .await
+                        .aws("ec2:CreateVpcEndpoint", &name)?;
+                    let id = out
+                        .vpc_endpoint()
+                        .and_then(|e| e.vpc_endpoint_id())
+                        .context("CreateVpcEndpoint returned no ID")?;
+                    *attached.lock().expect("not poisoned") = route_tables.iter().map(|r| r.id.clone()).collect();
+                    Ok(Found::new(id))
+                },
+            )
+            .await?;
+        let missing: Vec<String> = route_tables
+            .iter()
+            .filter(|r| !r.is_pending() && !attached.lock().expect("not poisoned").contains(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
+        if !missing.is_empty() && !ep.is_pending() {
+            ctx.change(ENDPOINT, &name, "add route tables", || async {
+                ec2.modify_vpc_endpoint()
+                    .vpc_endpoint_id(&ep.id)
+                    .set_add_route_table_ids(Some(missing.clone()))
+                    .send()
+                    .await
+                    .aws("ec2:ModifyVpcEndpoint", &ep.id)?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Retries a delete while AWS reports the resource still in use by something that is
+    /// going away (ENIs of a deleted NAT gateway or Lambda function are released lazily).
+    async fn delete_retrying<F, Fut>(&self, ctx: &StepCtx, what: &str, mut call: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::aws::AwsError>>,
+    {
+        ctx.check_cancelled()?;
+        ctx.wait_for(what, DEPENDENCY_TIMEOUT, || {
+            let fut = call();
+            async move {
+                match fut.await {
+                    Ok(()) => Ok(Some(())),
+                    Err(e) if e.is_not_found() => Ok(Some(())),
+                    Err(e) if e.kind() == AwsErrorKind::DependencyViolation => {
+                        tracing::debug!(error = %e, "still in use; retrying");
+                        Ok(None)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        })
+        .await
+        .with_context(|| format!("deleting {what}"))
+    }
+
+    fn deleted(&self, ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
+        ctx.forget(kind, id)?;
+        ctx.sh.reporter.deleted(ctx.step, kind, id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step for Network {
+    fn name(&self) -> &'static str {
+        "network"
+    }
+
+    fn deps(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn estimate_secs(&self) -> u64 {
+        150
+    }
+
+    async fn up(&self, ctx: &StepCtx) -> Result<()> {
+        let net = &ctx.cfg().network;
+        let zones = self.zones(ctx).await?;
+        let vpc = self.ensure_vpc(ctx).await?;
+
+        let mut subnets: BTreeMap<(u8, usize), Found> = BTreeMap::new();
+        for (tier_i, tier) in Tier::ALL.iter().enumerate() {
+            for (i, zone) in zones.iter().enumerate() {
+                let s = self.ensure_subnet(ctx, &vpc, *tier, i as u8, zone).await?;
+                subnets.insert((tier_i as u8, i), s);
+            }
+        }
+        let tier_subnets = |t: Tier| -> Vec<&Found> {
+            let ti = Tier::ALL.iter().position(|x| *x == t).expect("tier") as u8;
+            (0..zones.len()).map(|i| &subnets[&(ti, i)]).collect()
+        };
+
+        let igw = self.ensure_igw(ctx, &vpc).await?;
+
+        // NAT gateways are the slow part (1-2 minutes each on AWS): create them concurrently.
+        let nat_zones: Vec<usize> = match net.nat_gateways {
+            NatMode::Single => vec![0],
+            NatMode::PerAz => (0..zones.len()).collect(),
+        };
+        let public = tier_subnets(Tier::Public);
+        let nats: Vec<Found> = futures::future::try_join_all(
+            nat_zones
+                .iter()
+                .map(|&i| self.ensure_nat(ctx, public[i], &zones[i])),
+        )
+        .await?;
+
+        let (public_rt, public_tables) = self.ensure_route_table(ctx, &vpc, "public").await?;
+        self.wire_route_table(ctx, &public_rt, &public_tables, &public, Some(("igw", &igw)))
+            .await?;
+
+        let private = tier_subnets(Tier::Private);
+        let mut private_rts = Vec::new();
+        for (i, zone) in zones.iter().enumerate() {
+            let letter = zone.chars().last().unwrap_or('x');
+            let (rt, tables) = self
+                .ensure_route_table(ctx, &vpc, &format!("private-{letter}"))
+                .await?;
+            let nat = &nats[if nats.len() == 1 { 0 } else { i }];
+            self.wire_route_table(ctx, &rt, &tables, &[private[i]], Some(("nat", nat)))
+                .await?;
+            private_rts.push(rt);
+        }
+
+        let (isolated_rt, isolated_tables) = self.ensure_route_table(ctx, &vpc, "isolated").await?;
+        self.wire_route_table(ctx, &isolated_rt, &isolated_tables, &tier_subnets(Tier::Isolated), None)
+            .await?;
+
+        let groups = self.ensure_security_groups(ctx, &vpc).await?;
+        self.ensure_rules(ctx, &net.cidr.0.to_string(), &groups).await?;
+
+        // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (and reachable
+        // from the isolated subnets, which have no route out).
+        let mut endpoint_rts: Vec<&Found> = private_rts.iter().collect();
+        endpoint_rts.push(&isolated_rt);
+        self.ensure_endpoint(ctx, &vpc, "s3", &endpoint_rts).await?;
+        self.ensure_endpoint(ctx, &vpc, "dynamodb", &endpoint_rts).await?;
+
+        if vpc.is_pending() {
+            return Ok(());
+        }
+        let ids = |t: Tier| -> Vec<String> { tier_subnets(t).iter().map(|s| s.id.clone()).collect() };
+        ctx.set_output("vpc_id", vpc.id.clone())?;
+        ctx.set_output("vpc_cidr", net.cidr.0.to_string())?;
+        ctx.set_output("availability_zones", json!(zones))?;
+        ctx.set_output("public_subnet_ids", json!(ids(Tier::Public)))?;
+        ctx.set_output("private_subnet_ids", json!(ids(Tier::Private)))?;
+        ctx.set_output("isolated_subnet_ids", json!(ids(Tier::Isolated)))?;
+        ctx.set_output(
+            "nat_gateway_ids",
+            json!(nats.iter().map(|n| n.id.clone()).collect::<Vec<_>>()),
+        )?;
+        for (role, sg) in &groups {
+            ctx.set_output(&role.output_key(), sg.id.clone())?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, ctx: &StepCtx) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+
+        // Routes through the NAT gateways and the IGW first: they would only black-hole.
+        for rec in ctx.records(Some(ROUTE)) {
+            ctx.check_cancelled()?;
+            let rt = rec.attrs.get("route_table_id").cloned().unwrap_or_default();
+            let dest = rec.attrs.get("destination").cloned().unwrap_or_default();
+            ec2.delete_route()
+                .route_table_id(&rt)
+                .destination_cidr_block(&dest)
+                .send()
+                .await
+                .aws("ec2:DeleteRoute", &rec.id)
+                .not_found_ok()?;
+            self.deleted(ctx, ROUTE, &rec.id)?;
+        }
+
+        // NAT gateways: delete all, then wait for each to be gone; their ENIs hold the
+        // subnets and their EIPs cannot be released before.
+        let nats = ctx.records(Some(NAT));
+        for rec in &nats {
+            ctx.check_cancelled()?;
+            ec2.delete_nat_gateway()
+                .nat_gateway_id(&rec.id)
+                .send()
+                .await
+                .aws("ec2:DeleteNatGateway", &rec.id)
+                .not_found_ok()?;
+        }
+        futures::future::try_join_all(
+            nats.iter()
+                .map(|rec| self.wait_nat(ctx, &rec.id, NatGatewayState::Deleted)),
+        )
+        .await?;
+        for rec in &nats {
+            self.deleted(ctx, NAT, &rec.id)?;
+        }
+
+        for rec in ctx.records(Some(EIP)) {
+            self.delete_retrying(ctx, &format!("EIP {}", rec.id), || {
+                ec2.release_address()
+                    .allocation_id(&rec.id)
+                    .send()
+                    .map(|r| r.map(|_| ()).aws("ec2:ReleaseAddress", &rec.id))
+            })
+            .await?;
+            self.deleted(ctx, EIP, &rec.id)?;
+        }
+
+        for rec in ctx.records(Some(IGW)) {
+            ctx.check_cancelled()?;
+            if let Some(vpc_id) = rec.attrs.get("vpc_id") {
+                // Refused while a public address in the VPC is still mapped, e.g. by a NAT
+                // gateway's ENI that is being released.
+                self.delete_retrying(ctx, &format!("IGW {} attachment", rec.id), || {
+                    ec2.detach_internet_gateway()
+                        .internet_gateway_id(&rec.id)
+                        .vpc_id(vpc_id)
+                        .send()
+                        .map(|r| {
+                            let r = r.map(|_| ()).aws("ec2:DetachInternetGateway", &rec.id);
+                            match r {
+                                // Already detached.
+                                Err(e) if e.code.as_deref() == Some("Gateway.NotAttached") => Ok(()),
+                                other => other,
+                            }
+                        })
+                })
+                .await?;
+            }
+            ec2.delete_internet_gateway()
+                .internet_gateway_id(&rec.id)
+                .send()
+                .await
+                .aws("ec2:DeleteInternetGateway", &rec.id)
+                .not_found_ok()?;
+            self.deleted(ctx, IGW, &rec.id)?;
+        }
+
+        let endpoints: Vec<String> = ctx.records(Some(ENDPOINT)).into_iter().map(|r| r.id).collect();
+        if !endpoints.is_empty() {
+            ctx.check_cancelled()?;
+            for id in &endpoints {
+                // One call per endpoint so a missing one does not fail the others.
+                let out = ec2
+                    .delete_vpc_endpoints()
+                    .vpc_endpoint_ids(id)
+                    .send()
+                    .await
+                    .aws("ec2:DeleteVpcEndpoints", id)
+                    .not_found_ok()?;
+                if let Some(unsuccessful) = out.as_ref().map(|o| o.unsuccessful()) {
+                    if let Some(u) = unsuccessful.iter().find(|u| {
+                        u.error()
+                            .and_then(|e| e.code())
+                            .is_some_and(|c| !c.contains("NotFound"))
+                    }) {
+                        bail!(
+                            "ec2:DeleteVpcEndpoints on {id} failed: {}: {}",
+                            u.error().and_then(|e| e.code()).unwrap_or_default(),
+                            u.error().and_then(|e| e.message()).unwrap_or_default()
+                        );
+                    }
+                }
+                self.deleted(ctx, ENDPOINT, id)?;
+            }
+        }
+
+        for rec in ctx.records(Some(ASSOCIATION)) {
+            ctx.check_cancelled()?;
+            ec2.disassociate_route_table()
+                .association_id(&rec.id)
+                .send()
+                .await
+                .aws("ec2:DisassociateRouteTable", &rec.id)
+                .not_found_ok()?;
+            self.deleted(ctx, ASSOCIATION, &rec.id)?;
+        }
+
+        for rec in ctx.records(Some(SUBNET)) {
+            self.delete_retrying(ctx, &format!("subnet {}", rec.id), || {
+                ec2.delete_subnet()
+                    .subnet_id(&rec.id)
+                    .send()
+                    .map(|r| r.map(|_| ()).aws("ec2:DeleteSubnet", &rec.id))
+            })
+            .await?;
+            self.deleted(ctx, SUBNET, &rec.id)?;
+        }
+
+        for rec in ctx.records(Some(ROUTE_TABLE)) {
+            self.delete_retrying(ctx, &format!("route table {}", rec.id), || {
+                ec2.delete_route_table()
+                    .route_table_id(&rec.id)
+                    .send()
+                    .map(|r| r.map(|_| ()).aws("ec2:DeleteRouteTable", &rec.id))
+            })
+            .await?;
+            self.deleted(ctx, ROUTE_TABLE, &rec.id)?;
+        }
+
+        // Rules first: a group referenced by another group's rule cannot be deleted.
+        for rec in ctx.records(Some(SG_RULE)) {
+            ctx.check_cancelled()?;
+            let group = rec.attrs.get("group_id").cloned().unwrap_or_default();
+            let egress = rec.attrs.get("egress").is_some_and(|e| e == "true");
+            let result = if egress {
+                ec2.revoke_security_group_egress()
+                    .group_id(&group)
+                    .security_group_rule_ids(&rec.id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("ec2:RevokeSecurityGroupEgress", &rec.id)
+            } else {
+                ec2.revoke_security_group_ingress()
+                    .group_id(&group)
+                    .security_group_rule_ids(&rec.id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("ec2:RevokeSecurityGroupIngress", &rec.id)
+            };
+            result.not_found_ok()?;
+            self.deleted(ctx, SG_RULE, &rec.id)?;
+        }
+        for rec in ctx.records(Some(SG)) {
+            self.delete_retrying(ctx, &format!("security group {}", rec.id), || {
+                ec2.delete_security_group()
+                    .group_id(&rec.id)
+                    .send()
+                    .map(|r| r.map(|_| ()).aws("ec2:DeleteSecurityGroup", &rec.id))
+            })
+            .await?;
+            self.deleted(ctx, SG, &rec.id)?;
+        }
+
+        for rec in ctx.records(Some(VPC)) {
+            self.delete_retrying(ctx, &format!("VPC {}", rec.id), || {
+                ec2.delete_vpc()
+                    .vpc_id(&rec.id)
+                    .send()
+                    .map(|r| r.map(|_| ()).aws("ec2:DeleteVpc", &rec.id))
+            })
+            .await?;
+            self.deleted(ctx, VPC, &rec.id)?;
+        }
+
+        for key in [
+            "vpc_id",
+            "vpc_cidr",
+            "availability_zones",
+            "public_subnet_ids",
+            "private_subnet_ids",
+            "isolated_subnet_ids",
+            "nat_gateway_ids",
+        ] {
+            ctx.remove_output(key)?;
+        }
+        for role in Role::ALL {
+            ctx.remove_output(&role.output_key())?;
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
+        let ec2 = ctx.aws().ec2();
+        let id = rec.id.as_str();
+        let found: Option<String> = match rec.kind.as_str() {
+            VPC => ec2.describe_vpcs().vpc_ids(id).send().await
+                .aws("ec2:DescribeVpcs", id).not_found_ok()?
+                .and_then(|o| o.vpcs().first().map(|v| v.state().map(|s| s.as_str().to_string()).unwrap_or_default())),
+            SUBNET => ec2.describe_subnets().subnet_ids(id).send().await
+                .aws("ec2:DescribeSubnets", id).not_found_ok()?
+                .and_then(|o| o.subnets().first().map(|s| s.state().map(|s| s.as_str().to_string()).unwrap_or_default())),
+            IGW => ec2.describe_internet_gateways().internet_gateway_ids(id).send().await
+                .aws("ec2:DescribeInternetGateways", id).not_found_ok()?
+                .and_then(|o| o.internet_gateways().first().map(|g| if g.attachments().is_empty() { "detached".to_string() } else { "attached".to_string() })),
+            EIP => ec2.describe_addresses().allocation_ids(id).send().await
+                .aws("ec2:DescribeAddresses", id).not_found_ok()?
+                .and_then(|o| o.addresses().first().map(|a| a.public_ip().unwrap_or_default().to_string())),
+            NAT => ec2.describe_nat_gateways().nat_gateway_ids(id).send().await
+                .aws("ec2:DescribeNatGateways", id).not_found_ok()?
+                .and_then(|o| o.nat_gateways().first().and_then(|n| n.state().map(|s| s.as_str().to_string())))
+                .filter(|s| s != "deleted"),
+            ROUTE_TABLE | ROUTE | ASSOCIATION => {
+                let rt = if rec.kind == ROUTE_TABLE { id.to_string() } else { rec.attrs.get("route_table_id").cloned().unwrap_or_default() };
+                let table = ec2.describe_route_tables().route_table_ids(&rt).send().await
+                    .aws("ec2:DescribeRouteTables", &rt).not_found_ok()?
+                    .and_then(|o| o.route_tables().first().cloned());
+                match (rec.kind.as_str(), table) {
+                    (_, None) => None,
+                    (ROUTE_TABLE, Some(_)) => Some("exists".into()),
+                    (ROUTE, Some(t)) => t.routes().iter()
+                        .find(|r| r.destination_cidr_block() == rec.attrs.get("destination").map(String::as_str))
+                        .map(|r| r.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
+                    (_, Some(t)) => t.associations().iter()
+                        .any(|a| a.route_table_association_id() == Some(id))
+                        .then(|| "associated".to_string()),
+                }
+            }
+            SG => ec2.describe_security_groups().group_ids(id).send().await
+                .aws("ec2:DescribeSecurityGroups", id).not_found_ok()?
+                .and_then(|o| o.security_groups().first().map(|_| "exists".to_string())),
+            SG_RULE => ec2.describe_security_group_rules().security_group_rule_ids(id).send().await
+                .aws("ec2:DescribeSecurityGroupRules", id).not_found_ok()?
+                .and_then(|o| o.security_group_rules().first().map(|_| "exists".to_string())),
+            ENDPOINT => ec2.describe_vpc_endpoints().vpc_endpoint_ids(id).send().await
+                .aws("ec2:DescribeVpcEndpoints", id).not_found_ok()?
+                .and_then(|o| o.vpc_endpoints().first().and_then(|e| e.state().map(|s| s.as_str().to_string())))
+                .filter(|s| !s.eq_ignore_ascii_case("deleted")),
+            other => bail!("network step does not know resource type {other}"),
+        };
+        Ok(found)
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_has_explicit_egress_or_none_needed() {
+        let specs = rule_specs();
+        for role in Role::ALL {
+            assert!(
+                specs.iter().any(|r| r.group == role && r.egress),
+                "{role:?} has no explicit egress"
+            );
+        }
+    }
+
+    #[test]
+    fn database_is_reachable_only_from_app_and_lambda() {
+        let ingress: Vec<_> = rule_specs()
+            .into_iter()
+            .filter(|r| r.group == Role::Db && !r.egress)
+            .collect();
+        assert_eq!(ingress.len(), 2);
+        for r in ingress {
+            assert_eq!(r.port, DB_PORT);
+            assert!(matches!(r.peer, Peer::Group(Role::App | Role::Lambda)));
+        }
+    }
+
+    #[test]
+    fn app_accepts_only_the_alb() {
+        let ingress: Vec<_> = rule_specs()
+            .into_iter()
+            .filter(|r| r.group == Role::App && !r.egress)
+            .collect();
+        assert_eq!(ingress.len(), 1);
+        assert_eq!(ingress[0].peer, Peer::Group(Role::Alb));
+    }
+}
