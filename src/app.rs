@@ -203,7 +203,13 @@ async fn apply(g: &GlobalOpts, r: Resolved, store: StateStore, mode: Mode) -> Re
             .set_region(aws.region())
             .context("writing the state")?;
     }
-    let report = engine::run(&steps, direction, shared.clone(), usize::from(g.parallelism)).await?;
+    let report = engine::run(
+        &steps,
+        direction,
+        shared.clone(),
+        usize::from(g.parallelism),
+    )
+    .await?;
     let calls = aws.calls();
     if mode == Mode::Plan && calls.mutating > 0 {
         anyhow::bail!(
@@ -213,7 +219,10 @@ async fn apply(g: &GlobalOpts, r: Resolved, store: StateStore, mode: Mode) -> Re
     }
     let remaining = shared.state.snapshot().resources.len();
     if mode == Mode::Down && report.ok() && remaining == 0 {
-        shared.state.remove_file().context("removing the state file")?;
+        shared
+            .state
+            .remove_file()
+            .context("removing the state file")?;
     }
     summarize(&shared, &report, mode, json_out, remaining);
     finish(&report)
@@ -257,7 +266,8 @@ fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, re
                 v["changes"] = json!({"create": create, "change": change, "unchanged": unchanged});
             }
             Mode::Up => {
-                v["changes"] = json!({"created": create, "changed": change, "unchanged": unchanged});
+                v["changes"] =
+                    json!({"created": create, "changed": change, "unchanged": unchanged});
                 v["outputs"] = json!(shared.state.snapshot().outputs);
             }
             _ => v["remaining_resources"] = json!(remaining),
@@ -354,10 +364,7 @@ async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
     // Probe every resource concurrently; the HTTP layer bounds the calls in flight.
     let probes = records.iter().map(|rec| {
         let step: Option<&Arc<dyn Step>> = steps.iter().find(|s| s.name() == rec.step);
-        let ctx = StepCtx::new(
-            step.map(|s| s.name()).unwrap_or("unknown"),
-            shared.clone(),
-        );
+        let ctx = StepCtx::new(step.map(|s| s.name()).unwrap_or("unknown"), shared.clone());
         async move {
             match step {
                 Some(s) => match s.probe(&ctx, rec).await {

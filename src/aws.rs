@@ -89,7 +89,10 @@ impl Aws {
         }
         let mut sdk = loader.load().await;
         if sdk.region().is_none() {
-            sdk = sdk.into_builder().region(Region::new(DEFAULT_REGION)).build();
+            sdk = sdk
+                .into_builder()
+                .region(Region::new(DEFAULT_REGION))
+                .build();
         }
         if let Some(inner) = sdk.http_client() {
             let limited = LimitedHttpClient {
@@ -186,9 +189,12 @@ impl Intercept for CountingInterceptor {
         "fintech-infra-call-counter"
     }
 
-    fn read_before_execution(
+    // Not `read_before_execution`: client-level interceptors run that hook before the
+    // operation's own config (which carries its `Metadata`) is applied.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(md) = cfg.load::<Metadata>() {
@@ -275,7 +281,8 @@ impl fmt::Display for AwsError {
             (Some(c), Some(m)) => write!(f, ": {c}: {m}"),
             (Some(c), None) => write!(f, ": {c}"),
             (None, Some(m)) => write!(f, ": {m}"),
-            (None, None) => write!(f, ": {}", crate::report::chain(&*self.source)),
+            // The SDK error (kept as the source) says what went wrong.
+            (None, None) => Ok(()),
         }
     }
 }
@@ -303,8 +310,7 @@ pub fn classify(code: &str) -> AwsErrorKind {
         || code == "InvalidAllocationID.NotFound"
     {
         AwsErrorKind::NotFound
-    } else if code == "DependencyViolation" || code == "ResourceInUse" || code == "DeleteConflict"
-    {
+    } else if code == "DependencyViolation" || code == "ResourceInUse" || code == "DeleteConflict" {
         AwsErrorKind::DependencyViolation
     } else if code.starts_with("Invalid") && code.contains("State")
         || code == "IncorrectState"
@@ -372,7 +378,10 @@ mod tests {
         assert_eq!(classify("NatGatewayNotFound"), AwsErrorKind::NotFound);
         assert_eq!(classify("NotFoundException"), AwsErrorKind::NotFound);
         assert_eq!(classify("DBClusterNotFoundFault"), AwsErrorKind::NotFound);
-        assert_eq!(classify("DependencyViolation"), AwsErrorKind::DependencyViolation);
+        assert_eq!(
+            classify("DependencyViolation"),
+            AwsErrorKind::DependencyViolation
+        );
         assert_eq!(
             classify("InvalidDBClusterStateFault"),
             AwsErrorKind::InvalidState

@@ -301,7 +301,10 @@ nat_gateways = "per-az"
     #[test]
     fn bad_values_name_the_rule_and_line() {
         let e = err("[network]\naz_count = 4\n");
-        assert!(e.contains("allowed values are 2 and 3") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("allowed values are 2 and 3") && e.contains("line 2"),
+            "{e}"
+        );
         let e = err("[network]\ncidr = \"10.0.0.0/8\"\n");
         assert!(e.contains("/16 to /24"), "{e}");
         let e = err("[network]\ncidr = \"8.8.0.0/16\"\n");

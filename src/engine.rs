@@ -156,7 +156,9 @@ pub async fn run(
                 });
             }
             Err(err) => {
-                let interrupted = err.chain().any(|e| e.downcast_ref::<Interrupted>().is_some());
+                let interrupted = err
+                    .chain()
+                    .any(|e| e.downcast_ref::<Interrupted>().is_some());
                 let status = if interrupted {
                     StepStatus::Interrupted
                 } else {
@@ -167,7 +169,12 @@ pub async fn run(
                     operation: a.operation.to_string(),
                     resource: a.resource.clone(),
                     code: a.code.clone(),
-                    message: a.message.clone(),
+                    // Without a service error (e.g. a connection failure) the SDK error's
+                    // own chain is the message.
+                    message: a
+                        .message
+                        .clone()
+                        .or_else(|| Some(crate::report::chain(&*a.source))),
                 });
                 reporter.step_finished(name, status.label(), elapsed, Some(&text));
                 for s in queue.finish(i, false) {

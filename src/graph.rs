@@ -41,18 +41,17 @@ impl Graph {
         }
         let mut nodes = Vec::with_capacity(items.len());
         for (name, deps, weight) in items {
-            let deps = deps
-                .iter()
-                .map(|d| {
-                    index
-                        .get(d.as_ref())
-                        .copied()
-                        .ok_or_else(|| GraphError::UnknownDependency {
-                            step: name.as_ref().to_string(),
-                            dep: d.as_ref().to_string(),
+            let deps =
+                deps.iter()
+                    .map(|d| {
+                        index.get(d.as_ref()).copied().ok_or_else(|| {
+                            GraphError::UnknownDependency {
+                                step: name.as_ref().to_string(),
+                                dep: d.as_ref().to_string(),
+                            }
                         })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
             nodes.push(Node {
                 name: name.as_ref().to_string(),
                 deps,
@@ -126,8 +125,10 @@ impl Graph {
                 match colour[d] {
                     Colour::Grey => {
                         let start = path.iter().position(|&p| p == d).expect("on path");
-                        let mut cycle: Vec<String> =
-                            path[start..].iter().map(|&p| g.nodes[p].name.clone()).collect();
+                        let mut cycle: Vec<String> = path[start..]
+                            .iter()
+                            .map(|&p| g.nodes[p].name.clone())
+                            .collect();
                         cycle.push(g.nodes[d].name.clone());
                         return Err(GraphError::Cycle(cycle));
                     }
@@ -233,7 +234,11 @@ impl ReadyQueue {
     /// Marks a running node finished. On failure every node that depends on it, directly or
     /// not, is skipped; the skipped ones are returned.
     pub fn finish(&mut self, i: usize, ok: bool) -> Vec<usize> {
-        assert_eq!(self.state[i], NodeState::Running, "finish of a node not running");
+        assert_eq!(
+            self.state[i],
+            NodeState::Running,
+            "finish of a node not running"
+        );
         if ok {
             self.state[i] = NodeState::Done;
             for &d in &self.dependents[i] {

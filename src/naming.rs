@@ -140,7 +140,14 @@ mod tests {
 
     #[test]
     fn accepts_good_suffixes() {
-        for s in ["prod", "dev", "a", "dev-2", "pr-1234", &"a".repeat(max_suffix_len())] {
+        for s in [
+            "prod",
+            "dev",
+            "a",
+            "dev-2",
+            "pr-1234",
+            &"a".repeat(max_suffix_len()),
+        ] {
             validate_suffix(s).unwrap_or_else(|e| panic!("{s}: {e}"));
         }
     }

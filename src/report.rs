@@ -94,7 +94,9 @@ impl Reporter {
     /// deletion date). Shown even with `-q`.
     pub fn message(&self, step: &str, msg: &str) {
         match &*self.lock() {
-            Style::Json => Self::json_line(json!({"event": "message", "step": step, "message": msg})),
+            Style::Json => {
+                Self::json_line(json!({"event": "message", "step": step, "message": msg}))
+            }
             Style::Tty { multi, .. } => {
                 let _ = multi.println(format!("{step}: {msg}"));
             }
@@ -104,12 +106,16 @@ impl Reporter {
 
     pub fn step_started(&self, step: &str) {
         match &mut *self.lock() {
-            Style::Json => Self::json_line(json!({"event": "step", "step": step, "status": "running"})),
+            Style::Json => {
+                Self::json_line(json!({"event": "step", "step": step, "status": "running"}))
+            }
             Style::Tty { multi, bars } => {
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix:<12} running {elapsed:>4} {msg}")
-                        .expect("valid template"),
+                    ProgressStyle::with_template(
+                        "{spinner} {prefix:<12} running {elapsed:>4} {msg}",
+                    )
+                    .expect("valid template"),
                 );
                 bar.set_prefix(step.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));

@@ -541,7 +541,10 @@ mod tests {
         let err = StateLock::acquire(&path, "down").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StateError::Locked { .. }));
-        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
         assert!(msg.contains("host"), "{msg}");
         drop(first);
         let again = StateLock::acquire(&path, "down").unwrap();
@@ -559,7 +562,11 @@ mod tests {
             started: Utc::now(),
             command: "up".into(),
         };
-        fs::write(path.with_extension("lock"), serde_json::to_vec(&stale).unwrap()).unwrap();
+        fs::write(
+            path.with_extension("lock"),
+            serde_json::to_vec(&stale).unwrap(),
+        )
+        .unwrap();
         let lock = StateLock::acquire(&path, "up").unwrap();
         let holder: LockHolder =
             serde_json::from_slice(&fs::read(path.with_extension("lock")).unwrap()).unwrap();
@@ -574,7 +581,10 @@ mod tests {
         let newer = r#"{"schema_version": 99, "suffix": "dev"}"#;
         fs::write(&path, newer).unwrap();
         let err = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap_err();
-        assert!(matches!(err, StateError::NewerSchema { found: 99, .. }), "{err}");
+        assert!(
+            matches!(err, StateError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
         assert_eq!(fs::read_to_string(&path).unwrap(), newer);
 
         fs::write(&path, "not json").unwrap();

@@ -232,7 +232,9 @@ impl StepCtx {
     /// and between polls, so in-flight calls finish but nothing new starts.
     pub fn check_cancelled(&self) -> Result<()> {
         if self.sh.cancel.is_cancelled() {
-            return Err(Interrupted(format!("step {} stopped before its next change", self.step)).into());
+            return Err(
+                Interrupted(format!("step {} stopped before its next change", self.step)).into(),
+            );
         }
         Ok(())
     }
@@ -364,24 +366,32 @@ impl StepCtx {
     /// `timeout`. Rather than the SDK's generated waiters, whose fixed 15 s minimum delay would
     /// add up to 15 s per resource on the critical path. Stops on Ctrl-C: whatever was created
     /// is already recorded, so the next `up` resumes the wait.
-    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> Result<T>
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>>>,
     {
         let start = Instant::now();
         let mut delay = Duration::from_millis(500);
-        self.note(&format!("waiting for {what}"));
+        let mut first = true;
         loop {
             if let Some(v) = check().await? {
-                self.note("");
+                if !first {
+                    self.note("");
+                }
                 return Ok(v);
             }
+            if first {
+                self.note(&format!("waiting for {what}"));
+                first = false;
+            }
             if start.elapsed() >= timeout {
-                anyhow::bail!(
-                    "timed out after {}s waiting for {what}",
-                    timeout.as_secs()
-                );
+                anyhow::bail!("timed out after {}s waiting for {what}", timeout.as_secs());
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}

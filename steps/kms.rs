@@ -28,10 +28,19 @@ pub struct Kms;
 /// Logs and CloudWatch alarms (publishing to the encrypted SNS topic) need their service
 /// principals named, as they call KMS directly.
 pub fn key_policy(account: &str, region: &str) -> serde_json::Value {
-    let via: Vec<String> = ["rds", "dynamodb", "s3", "sns", "sqs", "secretsmanager", "ecr", "lambda"]
-        .iter()
-        .map(|s| format!("{s}.{region}.amazonaws.com"))
-        .collect();
+    let via: Vec<String> = [
+        "rds",
+        "dynamodb",
+        "s3",
+        "sns",
+        "sqs",
+        "secretsmanager",
+        "ecr",
+        "lambda",
+    ]
+    .iter()
+    .map(|s| format!("{s}.{region}.amazonaws.com"))
+    .collect();
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -79,7 +88,11 @@ pub fn key_policy(account: &str, region: &str) -> serde_json::Value {
 
 impl Kms {
     /// The key the alias points at, if the alias exists.
-    async fn find_by_alias(&self, ctx: &StepCtx, alias: &str) -> Result<Option<(String, String, KeyState)>> {
+    async fn find_by_alias(
+        &self,
+        ctx: &StepCtx,
+        alias: &str,
+    ) -> Result<Option<(String, String, KeyState)>> {
         let out = ctx
             .aws()
             .kms()
@@ -171,7 +184,9 @@ impl Step for Kms {
                         .send()
                         .await
                         .aws("kms:CreateKey", &key_name)?;
-                    let m = out.key_metadata.context("CreateKey returned no key metadata")?;
+                    let m = out
+                        .key_metadata
+                        .context("CreateKey returned no key metadata")?;
                     Ok(Found::new(m.key_id).arn(m.arn.unwrap_or_default()))
                 },
             )
@@ -179,19 +194,24 @@ impl Step for Kms {
 
         // A key left pending deletion by an interrupted `down`: bring it back.
         if existing_state == Some(KeyState::PendingDeletion) {
-            ctx.change(KEY, &key_name, "cancel scheduled deletion and re-enable", || async {
-                kms.cancel_key_deletion()
-                    .key_id(&key.id)
-                    .send()
-                    .await
-                    .aws("kms:CancelKeyDeletion", &key.id)?;
-                kms.enable_key()
-                    .key_id(&key.id)
-                    .send()
-                    .await
-                    .aws("kms:EnableKey", &key.id)?;
-                Ok(())
-            })
+            ctx.change(
+                KEY,
+                &key_name,
+                "cancel scheduled deletion and re-enable",
+                || async {
+                    kms.cancel_key_deletion()
+                        .key_id(&key.id)
+                        .send()
+                        .await
+                        .aws("kms:CancelKeyDeletion", &key.id)?;
+                    kms.enable_key()
+                        .key_id(&key.id)
+                        .send()
+                        .await
+                        .aws("kms:EnableKey", &key.id)?;
+                    Ok(())
+                },
+            )
             .await?;
         }
 
@@ -335,7 +355,10 @@ mod tests {
         let s = p.to_string();
         assert!(s.contains("arn:aws:iam::123456789012:root"));
         for svc in ["rds", "dynamodb", "s3", "sns"] {
-            assert!(s.contains(&format!("{svc}.us-east-1.amazonaws.com")), "{svc}");
+            assert!(
+                s.contains(&format!("{svc}.us-east-1.amazonaws.com")),
+                "{svc}"
+            );
         }
         assert!(s.contains("logs.us-east-1.amazonaws.com"));
     }

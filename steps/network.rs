@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use futures::FutureExt as _;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGatewayState,
     ResourceType, SecurityGroupRule, Tag, TagSpecification, UserIdGroupPair, VpcEndpointType,
 };
+use futures::FutureExt as _;
 use serde_json::json;
 
 use crate::aws::{AwsErrorKind, AwsResultExt, NotFoundOk};
@@ -141,14 +141,44 @@ pub fn rule_specs() -> Vec<RuleSpec> {
         description,
     };
     vec![
-        r(Alb, false, 80, Cidr("0.0.0.0/0"), "HTTP from the internet (redirected to HTTPS)"),
-        r(Alb, false, 443, Cidr("0.0.0.0/0"), "HTTPS from the internet"),
+        r(
+            Alb,
+            false,
+            80,
+            Cidr("0.0.0.0/0"),
+            "HTTP from the internet (redirected to HTTPS)",
+        ),
+        r(
+            Alb,
+            false,
+            443,
+            Cidr("0.0.0.0/0"),
+            "HTTPS from the internet",
+        ),
         r(Alb, true, APP_PORT, Group(App), "to the app tasks"),
         r(App, false, APP_PORT, Group(Alb), "from the ALB only"),
-        r(App, true, 443, Cidr("0.0.0.0/0"), "HTTPS to AWS APIs and image registries"),
+        r(
+            App,
+            true,
+            443,
+            Cidr("0.0.0.0/0"),
+            "HTTPS to AWS APIs and image registries",
+        ),
         r(App, true, DB_PORT, Group(Db), "to the database"),
-        r(Db, false, DB_PORT, Group(App), "PostgreSQL from the app tasks"),
-        r(Db, false, DB_PORT, Group(Lambda), "PostgreSQL from the Lambda functions"),
+        r(
+            Db,
+            false,
+            DB_PORT,
+            Group(App),
+            "PostgreSQL from the app tasks",
+        ),
+        r(
+            Db,
+            false,
+            DB_PORT,
+            Group(Lambda),
+            "PostgreSQL from the Lambda functions",
+        ),
         r(Db, true, DB_PORT, Vpc, "replication inside the VPC only"),
         r(Lambda, true, 443, Cidr("0.0.0.0/0"), "HTTPS to AWS APIs"),
         r(Lambda, true, DB_PORT, Group(Db), "to the database"),
@@ -235,7 +265,9 @@ impl Network {
                     .await
                     .aws("ec2:DescribeVpcs", &name)?;
                 let found = out.vpcs().first().and_then(|v| v.vpc_id()).map(Found::new);
-                if let (Some(v), Some(got)) = (&found, out.vpcs().first().and_then(|v| v.cidr_block())) {
+                if let (Some(v), Some(got)) =
+                    (&found, out.vpcs().first().and_then(|v| v.cidr_block()))
+                {
                     if got != cidr {
                         bail!(
                             "VPC {name} ({}) exists with CIDR {got}, but network.cidr is {cidr}; \
@@ -254,7 +286,10 @@ impl Network {
                     .send()
                     .await
                     .aws("ec2:CreateVpc", &name)?;
-                let id = out.vpc().and_then(|v| v.vpc_id()).context("CreateVpc returned no ID")?;
+                let id = out
+                    .vpc()
+                    .and_then(|v| v.vpc_id())
+                    .context("CreateVpc returned no ID")?;
                 ctx.record(VPC, &name, &Found::new(id))?;
                 // Interface endpoints and service discovery need DNS hostnames; the two
                 // attributes must be set in separate calls.
@@ -289,7 +324,12 @@ impl Network {
         let name = ctx
             .names()
             .with_purpose("subnet", &format!("{}-{letter}", tier.as_str()));
-        let cidr = ctx.cfg().network.cidr.slice(tier.first_slot() + index).to_string();
+        let cidr = ctx
+            .cfg()
+            .network
+            .cidr
+            .slice(tier.first_slot() + index)
+            .to_string();
         ctx.ensure(
             SUBNET,
             &name,
@@ -305,9 +345,11 @@ impl Network {
                     .send()
                     .await
                     .aws("ec2:DescribeSubnets", &name)?;
-                Ok(out.subnets().first().and_then(|s| s.subnet_id()).map(|id| {
-                    Found::new(id).attr("tier", tier.as_str()).attr("az", zone)
-                }))
+                Ok(out
+                    .subnets()
+                    .first()
+                    .and_then(|s| s.subnet_id())
+                    .map(|id| Found::new(id).attr("tier", tier.as_str()).attr("az", zone)))
             },
             || async {
                 let out = ec2
@@ -332,7 +374,8 @@ impl Network {
     async fn ensure_igw(&self, ctx: &StepCtx, vpc: &Found) -> Result<Found> {
         let ec2 = ctx.aws().ec2();
         let name = ctx.names().of("igw");
-        let mut attached = false;
+        // Attached already (found attached, or attached as part of creating it).
+        let attached = std::sync::atomic::AtomicBool::new(false);
         let igw = ctx
             .ensure(
                 IGW,
@@ -345,10 +388,12 @@ impl Network {
                         .await
                         .aws("ec2:DescribeInternetGateways", &name)?;
                     Ok(out.internet_gateways().first().map(|g| {
-                        attached = g
-                            .attachments()
-                            .iter()
-                            .any(|a| a.vpc_id() == Some(vpc.id.as_str()));
+                        attached.store(
+                            g.attachments()
+                                .iter()
+                                .any(|a| a.vpc_id() == Some(vpc.id.as_str())),
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
                         Found::new(g.internet_gateway_id().unwrap_or_default())
                             .attr("vpc_id", &vpc.id)
                     }))
@@ -356,7 +401,11 @@ impl Network {
                 || async {
                     let out = ec2
                         .create_internet_gateway()
-                        .tag_specifications(Self::tag_spec(ctx, ResourceType::InternetGateway, &name))
+                        .tag_specifications(Self::tag_spec(
+                            ctx,
+                            ResourceType::InternetGateway,
+                            &name,
+                        ))
                         .send()
                         .await
                         .aws("ec2:CreateInternetGateway", &name)?;
@@ -364,11 +413,23 @@ impl Network {
                         .internet_gateway()
                         .and_then(|g| g.internet_gateway_id())
                         .context("CreateInternetGateway returned no ID")?;
-                    Ok(Found::new(id).attr("vpc_id", &vpc.id))
+                    let found = Found::new(id).attr("vpc_id", &vpc.id);
+                    ctx.record(IGW, &name, &found)?;
+                    attached.store(true, std::sync::atomic::Ordering::Relaxed);
+                    ec2.attach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(&vpc.id)
+                        .send()
+                        .await
+                        .aws("ec2:AttachInternetGateway", id)?;
+                    Ok(found)
                 },
             )
             .await?;
-        if !attached && !igw.is_pending() && !vpc.is_pending() {
+        if !attached.load(std::sync::atomic::Ordering::Relaxed)
+            && !igw.is_pending()
+            && !vpc.is_pending()
+        {
             ctx.change(IGW, &name, "attach to the VPC", || async {
                 ec2.attach_internet_gateway()
                     .internet_gateway_id(&igw.id)
@@ -417,7 +478,8 @@ impl Network {
                         .await
                         .aws("ec2:AllocateAddress", &eip_name)?;
                     Ok(Found::new(
-                        out.allocation_id().context("AllocateAddress returned no ID")?,
+                        out.allocation_id()
+                            .context("AllocateAddress returned no ID")?,
                     ))
                 },
             )
@@ -459,7 +521,11 @@ impl Network {
                         .create_nat_gateway()
                         .subnet_id(&public_subnet.id)
                         .allocation_id(&eip.id)
-                        .tag_specifications(Self::tag_spec(ctx, ResourceType::Natgateway, &nat_name))
+                        .tag_specifications(Self::tag_spec(
+                            ctx,
+                            ResourceType::Natgateway,
+                            &nat_name,
+                        ))
                         .send()
                         .await
                         .aws("ec2:CreateNatGateway", &nat_name)?;
@@ -474,7 +540,8 @@ impl Network {
             )
             .await?;
         if !nat.is_pending() && state != Some(NatGatewayState::Available) {
-            self.wait_nat(ctx, &nat.id, NatGatewayState::Available).await?;
+            self.wait_nat(ctx, &nat.id, NatGatewayState::Available)
+                .await?;
         }
         Ok(nat)
     }
@@ -517,7 +584,12 @@ impl Network {
         .await
     }
 
-    async fn ensure_route_table(&self, ctx: &StepCtx, vpc: &Found, purpose: &str) -> Result<(Found, Vec<aws_sdk_ec2::types::RouteTable>)> {
+    async fn ensure_route_table(
+        &self,
+        ctx: &StepCtx,
+        vpc: &Found,
+        purpose: &str,
+    ) -> Result<(Found, Vec<aws_sdk_ec2::types::RouteTable>)> {
         let ec2 = ctx.aws().ec2();
         let name = ctx.names().with_purpose("rt", purpose);
         let mut tables = Vec::new();
@@ -580,7 +652,11 @@ impl Network {
                     .iter()
                     .find(|a| a.subnet_id() == Some(subnet.id.as_str()))
                     .and_then(|a| a.route_table_association_id())
-                    .map(|id| Found::new(id).attr("route_table_id", &rt.id).attr("subnet_id", &subnet.id))
+                    .map(|id| {
+                        Found::new(id)
+                            .attr("route_table_id", &rt.id)
+                            .attr("subnet_id", &subnet.id)
+                    })
             });
             ctx.ensure(
                 ASSOCIATION,
@@ -595,7 +671,8 @@ impl Network {
                         .await
                         .aws("ec2:AssociateRouteTable", &assoc_name)?;
                     Ok(Found::new(
-                        out.association_id().context("AssociateRouteTable returned no ID")?,
+                        out.association_id()
+                            .context("AssociateRouteTable returned no ID")?,
                     )
                     .attr("route_table_id", &rt.id)
                     .attr("subnet_id", &subnet.id))
@@ -679,13 +756,23 @@ impl Network {
                         let out = ec2
                             .create_security_group()
                             .group_name(&name)
-                            .description(format!("fintech-infra {} ({})", role.as_str(), ctx.suffix()))
+                            .description(format!(
+                                "fintech-infra {} ({})",
+                                role.as_str(),
+                                ctx.suffix()
+                            ))
                             .vpc_id(&vpc.id)
-                            .tag_specifications(Self::tag_spec(ctx, ResourceType::SecurityGroup, &name))
+                            .tag_specifications(Self::tag_spec(
+                                ctx,
+                                ResourceType::SecurityGroup,
+                                &name,
+                            ))
                             .send()
                             .await
                             .aws("ec2:CreateSecurityGroup", &name)?;
-                        let id = out.group_id().context("CreateSecurityGroup returned no ID")?;
+                        let id = out
+                            .group_id()
+                            .context("CreateSecurityGroup returned no ID")?;
                         let found = Found::new(id).attr("vpc_id", &vpc.id);
                         ctx.record(SG, &name, &found)?;
                         // AWS gives every new group an allow-all egress rule; the stack's
@@ -730,7 +817,10 @@ impl Network {
                     .security_group_rules()
                     .to_vec()
             };
-            let specs: Vec<RuleSpec> = rule_specs().into_iter().filter(|r| r.group == role).collect();
+            let specs: Vec<RuleSpec> = rule_specs()
+                .into_iter()
+                .filter(|r| r.group == role)
+                .collect();
             for spec in &specs {
                 let peer_id = match spec.peer {
                     Peer::Group(r) => Some(groups[&r].id.clone()),
@@ -757,11 +847,15 @@ impl Network {
                         && r.from_port() == Some(spec.port)
                         && r.to_port() == Some(spec.port)
                         && r.cidr_ipv4().map(str::to_string) == cidr
-                        && r.referenced_group_info().and_then(|g| g.group_id()).map(str::to_string)
+                        && r.referenced_group_info()
+                            .and_then(|g| g.group_id())
+                            .map(str::to_string)
                             == peer_id
                 });
                 let existing_found = found.and_then(|r| r.security_group_rule_id()).map(|id| {
-                    Found::new(id).attr("group_id", &sg.id).attr("egress", spec.egress.to_string())
+                    Found::new(id)
+                        .attr("group_id", &sg.id)
+                        .attr("egress", spec.egress.to_string())
                 });
                 ctx.ensure(
                     SG_RULE,
@@ -774,7 +868,10 @@ impl Network {
                             .to_port(spec.port);
                         perm = match (&cidr, &peer_id) {
                             (Some(c), _) => perm.ip_ranges(
-                                IpRange::builder().cidr_ip(c).description(spec.description).build(),
+                                IpRange::builder()
+                                    .cidr_ip(c)
+                                    .description(spec.description)
+                                    .build(),
                             ),
                             (None, Some(g)) => perm.user_id_group_pairs(
                                 UserIdGroupPair::builder()
@@ -825,17 +922,25 @@ impl Network {
                     && r.ip_protocol() == Some("-1")
                     && r.cidr_ipv4() == Some("0.0.0.0/0")
             }) {
-                let rule_id = default.security_group_rule_id().unwrap_or_default().to_string();
+                let rule_id = default
+                    .security_group_rule_id()
+                    .unwrap_or_default()
+                    .to_string();
                 let group_name = ctx.names().with_purpose("secgroup", role.as_str());
-                ctx.change(SG, &group_name, "remove the allow-all egress rule", || async {
-                    ec2.revoke_security_group_egress()
-                        .group_id(&sg.id)
-                        .security_group_rule_ids(&rule_id)
-                        .send()
-                        .await
-                        .aws("ec2:RevokeSecurityGroupEgress", &rule_id)?;
-                    Ok(())
-                })
+                ctx.change(
+                    SG,
+                    &group_name,
+                    "remove the allow-all egress rule",
+                    || async {
+                        ec2.revoke_security_group_egress()
+                            .group_id(&sg.id)
+                            .security_group_rule_ids(&rule_id)
+                            .send()
+                            .await
+                            .aws("ec2:RevokeSecurityGroupEgress", &rule_id)?;
+                        Ok(())
+                    },
+                )
                 .await?;
             }
         }
@@ -886,7 +991,9 @@ impl Network {
                         .vpc_id(&vpc.id)
                         .service_name(&service_name)
                         .vpc_endpoint_type(VpcEndpointType::Gateway)
-                        .set_route_table_ids(Some(route_tables.iter().map(|r| r.id.clone()).collect()))
+                        .set_route_table_ids(Some(
+                            route_tables.iter().map(|r| r.id.clone()).collect(),
+                        ))
                         .tag_specifications(Self::tag_spec(ctx, ResourceType::VpcEndpoint, &name))
                         .send()
                         .await
@@ -895,7 +1002,8 @@ impl Network {
                         .vpc_endpoint()
                         .and_then(|e| e.vpc_endpoint_id())
                         .context("CreateVpcEndpoint returned no ID")?;
-                    *attached.lock().expect("not poisoned") = route_tables.iter().map(|r| r.id.clone()).collect();
+                    *attached.lock().expect("not poisoned") =
+                        route_tables.iter().map(|r| r.id.clone()).collect();
                     Ok(Found::new(id))
                 },
             )
@@ -1000,8 +1108,14 @@ impl Step for Network {
         .await?;
 
         let (public_rt, public_tables) = self.ensure_route_table(ctx, &vpc, "public").await?;
-        self.wire_route_table(ctx, &public_rt, &public_tables, &public, Some(("igw", &igw)))
-            .await?;
+        self.wire_route_table(
+            ctx,
+            &public_rt,
+            &public_tables,
+            &public,
+            Some(("igw", &igw)),
+        )
+        .await?;
 
         let private = tier_subnets(Tier::Private);
         let mut private_rts = Vec::new();
@@ -1017,23 +1131,32 @@ impl Step for Network {
         }
 
         let (isolated_rt, isolated_tables) = self.ensure_route_table(ctx, &vpc, "isolated").await?;
-        self.wire_route_table(ctx, &isolated_rt, &isolated_tables, &tier_subnets(Tier::Isolated), None)
-            .await?;
+        self.wire_route_table(
+            ctx,
+            &isolated_rt,
+            &isolated_tables,
+            &tier_subnets(Tier::Isolated),
+            None,
+        )
+        .await?;
 
         let groups = self.ensure_security_groups(ctx, &vpc).await?;
-        self.ensure_rules(ctx, &net.cidr.0.to_string(), &groups).await?;
+        self.ensure_rules(ctx, &net.cidr.0.to_string(), &groups)
+            .await?;
 
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (and reachable
         // from the isolated subnets, which have no route out).
         let mut endpoint_rts: Vec<&Found> = private_rts.iter().collect();
         endpoint_rts.push(&isolated_rt);
         self.ensure_endpoint(ctx, &vpc, "s3", &endpoint_rts).await?;
-        self.ensure_endpoint(ctx, &vpc, "dynamodb", &endpoint_rts).await?;
+        self.ensure_endpoint(ctx, &vpc, "dynamodb", &endpoint_rts)
+            .await?;
 
         if vpc.is_pending() {
             return Ok(());
         }
-        let ids = |t: Tier| -> Vec<String> { tier_subnets(t).iter().map(|s| s.id.clone()).collect() };
+        let ids =
+            |t: Tier| -> Vec<String> { tier_subnets(t).iter().map(|s| s.id.clone()).collect() };
         ctx.set_output("vpc_id", vpc.id.clone())?;
         ctx.set_output("vpc_cidr", net.cidr.0.to_string())?;
         ctx.set_output("availability_zones", json!(zones))?;
@@ -1114,7 +1237,9 @@ impl Step for Network {
                             let r = r.map(|_| ()).aws("ec2:DetachInternetGateway", &rec.id);
                             match r {
                                 // Already detached.
-                                Err(e) if e.code.as_deref() == Some("Gateway.NotAttached") => Ok(()),
+                                Err(e) if e.code.as_deref() == Some("Gateway.NotAttached") => {
+                                    Ok(())
+                                }
                                 other => other,
                             }
                         })
@@ -1130,7 +1255,11 @@ impl Step for Network {
             self.deleted(ctx, IGW, &rec.id)?;
         }
 
-        let endpoints: Vec<String> = ctx.records(Some(ENDPOINT)).into_iter().map(|r| r.id).collect();
+        let endpoints: Vec<String> = ctx
+            .records(Some(ENDPOINT))
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         if !endpoints.is_empty() {
             ctx.check_cancelled()?;
             for id in &endpoints {
@@ -1260,54 +1389,149 @@ impl Step for Network {
         let ec2 = ctx.aws().ec2();
         let id = rec.id.as_str();
         let found: Option<String> = match rec.kind.as_str() {
-            VPC => ec2.describe_vpcs().vpc_ids(id).send().await
-                .aws("ec2:DescribeVpcs", id).not_found_ok()?
-                .and_then(|o| o.vpcs().first().map(|v| v.state().map(|s| s.as_str().to_string()).unwrap_or_default())),
-            SUBNET => ec2.describe_subnets().subnet_ids(id).send().await
-                .aws("ec2:DescribeSubnets", id).not_found_ok()?
-                .and_then(|o| o.subnets().first().map(|s| s.state().map(|s| s.as_str().to_string()).unwrap_or_default())),
-            IGW => ec2.describe_internet_gateways().internet_gateway_ids(id).send().await
-                .aws("ec2:DescribeInternetGateways", id).not_found_ok()?
-                .and_then(|o| o.internet_gateways().first().map(|g| if g.attachments().is_empty() { "detached".to_string() } else { "attached".to_string() })),
-            EIP => ec2.describe_addresses().allocation_ids(id).send().await
-                .aws("ec2:DescribeAddresses", id).not_found_ok()?
-                .and_then(|o| o.addresses().first().map(|a| a.public_ip().unwrap_or_default().to_string())),
-            NAT => ec2.describe_nat_gateways().nat_gateway_ids(id).send().await
-                .aws("ec2:DescribeNatGateways", id).not_found_ok()?
-                .and_then(|o| o.nat_gateways().first().and_then(|n| n.state().map(|s| s.as_str().to_string())))
+            VPC => ec2
+                .describe_vpcs()
+                .vpc_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeVpcs", id)
+                .not_found_ok()?
+                .and_then(|o| {
+                    o.vpcs().first().map(|v| {
+                        v.state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default()
+                    })
+                }),
+            SUBNET => ec2
+                .describe_subnets()
+                .subnet_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeSubnets", id)
+                .not_found_ok()?
+                .and_then(|o| {
+                    o.subnets().first().map(|s| {
+                        s.state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default()
+                    })
+                }),
+            IGW => ec2
+                .describe_internet_gateways()
+                .internet_gateway_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeInternetGateways", id)
+                .not_found_ok()?
+                .and_then(|o| {
+                    o.internet_gateways().first().map(|g| {
+                        if g.attachments().is_empty() {
+                            "detached".to_string()
+                        } else {
+                            "attached".to_string()
+                        }
+                    })
+                }),
+            EIP => ec2
+                .describe_addresses()
+                .allocation_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeAddresses", id)
+                .not_found_ok()?
+                .and_then(|o| {
+                    o.addresses()
+                        .first()
+                        .map(|a| a.public_ip().unwrap_or_default().to_string())
+                }),
+            NAT => ec2
+                .describe_nat_gateways()
+                .nat_gateway_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeNatGateways", id)
+                .not_found_ok()?
+                .and_then(|o| {
+                    o.nat_gateways()
+                        .first()
+                        .and_then(|n| n.state().map(|s| s.as_str().to_string()))
+                })
                 .filter(|s| s != "deleted"),
             ROUTE_TABLE | ROUTE | ASSOCIATION => {
-                let rt = if rec.kind == ROUTE_TABLE { id.to_string() } else { rec.attrs.get("route_table_id").cloned().unwrap_or_default() };
-                let table = ec2.describe_route_tables().route_table_ids(&rt).send().await
-                    .aws("ec2:DescribeRouteTables", &rt).not_found_ok()?
+                let rt = if rec.kind == ROUTE_TABLE {
+                    id.to_string()
+                } else {
+                    rec.attrs.get("route_table_id").cloned().unwrap_or_default()
+                };
+                let table = ec2
+                    .describe_route_tables()
+                    .route_table_ids(&rt)
+                    .send()
+                    .await
+                    .aws("ec2:DescribeRouteTables", &rt)
+                    .not_found_ok()?
                     .and_then(|o| o.route_tables().first().cloned());
                 match (rec.kind.as_str(), table) {
                     (_, None) => None,
                     (ROUTE_TABLE, Some(_)) => Some("exists".into()),
-                    (ROUTE, Some(t)) => t.routes().iter()
-                        .find(|r| r.destination_cidr_block() == rec.attrs.get("destination").map(String::as_str))
-                        .map(|r| r.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
-                    (_, Some(t)) => t.associations().iter()
+                    (ROUTE, Some(t)) => t
+                        .routes()
+                        .iter()
+                        .find(|r| {
+                            r.destination_cidr_block()
+                                == rec.attrs.get("destination").map(String::as_str)
+                        })
+                        .map(|r| {
+                            r.state()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default()
+                        }),
+                    (_, Some(t)) => t
+                        .associations()
+                        .iter()
                         .any(|a| a.route_table_association_id() == Some(id))
                         .then(|| "associated".to_string()),
                 }
             }
-            SG => ec2.describe_security_groups().group_ids(id).send().await
-                .aws("ec2:DescribeSecurityGroups", id).not_found_ok()?
+            SG => ec2
+                .describe_security_groups()
+                .group_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeSecurityGroups", id)
+                .not_found_ok()?
                 .and_then(|o| o.security_groups().first().map(|_| "exists".to_string())),
-            SG_RULE => ec2.describe_security_group_rules().security_group_rule_ids(id).send().await
-                .aws("ec2:DescribeSecurityGroupRules", id).not_found_ok()?
-                .and_then(|o| o.security_group_rules().first().map(|_| "exists".to_string())),
-            ENDPOINT => ec2.describe_vpc_endpoints().vpc_endpoint_ids(id).send().await
-                .aws("ec2:DescribeVpcEndpoints", id).not_found_ok()?
-                .and_then(|o| o.vpc_endpoints().first().and_then(|e| e.state().map(|s| s.as_str().to_string())))
+            SG_RULE => ec2
+                .describe_security_group_rules()
+                .security_group_rule_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeSecurityGroupRules", id)
+                .not_found_ok()?
+                .and_then(|o| {
+                    o.security_group_rules()
+                        .first()
+                        .map(|_| "exists".to_string())
+                }),
+            ENDPOINT => ec2
+                .describe_vpc_endpoints()
+                .vpc_endpoint_ids(id)
+                .send()
+                .await
+                .aws("ec2:DescribeVpcEndpoints", id)
+                .not_found_ok()?
+                .and_then(|o| {
+                    o.vpc_endpoints()
+                        .first()
+                        .and_then(|e| e.state().map(|s| s.as_str().to_string()))
+                })
                 .filter(|s| !s.eq_ignore_ascii_case("deleted")),
             other => bail!("network step does not know resource type {other}"),
         };
         Ok(found)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
