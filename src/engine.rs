@@ -164,7 +164,7 @@ pub async fn run(
                 } else {
                     StepStatus::Failed
                 };
-                let text = format!("{err:#}");
+                let text = crate::report::render(&err);
                 let root_cause = find_aws_error(&err).map(|a| RootCause {
                     operation: a.operation.to_string(),
                     resource: a.resource.clone(),

@@ -19,7 +19,7 @@ fn main() {
         .expect("tokio runtime");
     let result = runtime.block_on(app::run(cli));
     if let Err(err) = result {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", fintech_infra::report::render(&err));
         std::process::exit(error::exit_code(&err));
     }
 }

@@ -12,6 +12,26 @@ use serde_json::json;
 
 use crate::step::PlanItem;
 
+/// Renders an anyhow error and its causes on one line, stopping at an AWS error that has a
+/// service error code: its code and message say it all, and the SDK's own rendering of the
+/// same error below it only repeats them.
+pub fn render(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        if cause
+            .downcast_ref::<crate::aws::AwsError>()
+            .is_some_and(|a| a.code.is_some())
+        {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
 /// Renders an error and its causes on one line: `outer: inner: root`.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut s = err.to_string();

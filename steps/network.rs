@@ -202,6 +202,19 @@ impl Network {
             .build()
     }
 
+    /// Whether a resource's tags mark it as this stack's resource `name`. Server-side filters
+    /// narrow the search, but every match is checked here too: moto, for one, ignores tag
+    /// filters on DescribeNatGateways when a `state` filter is also given, and adopting
+    /// another stack's resource would be far worse than a duplicate.
+    fn is_ours(ctx: &StepCtx, tags: &[Tag], name: &str) -> bool {
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+        };
+        tag("Name") == Some(name) && tag(STACK_TAG) == Some(ctx.suffix())
+    }
+
     /// Filters that find this stack's resource with the given Name tag.
     fn named(ctx: &StepCtx, name: &str) -> Vec<Filter> {
         vec![
@@ -264,10 +277,12 @@ impl Network {
                     .send()
                     .await
                     .aws("ec2:DescribeVpcs", &name)?;
-                let found = out.vpcs().first().and_then(|v| v.vpc_id()).map(Found::new);
-                if let (Some(v), Some(got)) =
-                    (&found, out.vpcs().first().and_then(|v| v.cidr_block()))
-                {
+                let vpc = out
+                    .vpcs()
+                    .iter()
+                    .find(|v| Self::is_ours(ctx, v.tags(), &name));
+                let found = vpc.and_then(|v| v.vpc_id()).map(Found::new);
+                if let (Some(v), Some(got)) = (&found, vpc.and_then(|v| v.cidr_block())) {
                     if got != cidr {
                         bail!(
                             "VPC {name} ({}) exists with CIDR {got}, but network.cidr is {cidr}; \
@@ -347,7 +362,10 @@ impl Network {
                     .aws("ec2:DescribeSubnets", &name)?;
                 Ok(out
                     .subnets()
-                    .first()
+                    .iter()
+                    .find(|s| {
+                        Self::is_ours(ctx, s.tags(), &name) && s.vpc_id() == Some(vpc.id.as_str())
+                    })
                     .and_then(|s| s.subnet_id())
                     .map(|id| Found::new(id).attr("tier", tier.as_str()).attr("az", zone)))
             },
@@ -387,7 +405,11 @@ impl Network {
                         .send()
                         .await
                         .aws("ec2:DescribeInternetGateways", &name)?;
-                    Ok(out.internet_gateways().first().map(|g| {
+                    let ours = out
+                        .internet_gateways()
+                        .iter()
+                        .find(|g| Self::is_ours(ctx, g.tags(), &name));
+                    Ok(ours.map(|g| {
                         attached.store(
                             g.attachments()
                                 .iter()
@@ -465,7 +487,8 @@ impl Network {
                         .aws("ec2:DescribeAddresses", &eip_name)?;
                     Ok(out
                         .addresses()
-                        .first()
+                        .iter()
+                        .find(|a| Self::is_ours(ctx, a.tags(), &eip_name))
                         .and_then(|a| a.allocation_id())
                         .map(Found::new))
                 },
@@ -509,7 +532,12 @@ impl Network {
                         .send()
                         .await
                         .aws("ec2:DescribeNatGateways", &nat_name)?;
-                    Ok(out.nat_gateways().first().map(|n| {
+                    let live = [NatGatewayState::Pending, NatGatewayState::Available];
+                    let ours = out.nat_gateways().iter().find(|n| {
+                        Self::is_ours(ctx, n.tags(), &nat_name)
+                            && n.state().is_some_and(|s| live.contains(s))
+                    });
+                    Ok(ours.map(|n| {
                         state = n.state().cloned();
                         Found::new(n.nat_gateway_id().unwrap_or_default())
                             .attr("allocation_id", &eip.id)
@@ -609,7 +637,15 @@ impl Network {
                         .send()
                         .await
                         .aws("ec2:DescribeRouteTables", &name)?;
-                    tables = out.route_tables().to_vec();
+                    tables = out
+                        .route_tables()
+                        .iter()
+                        .filter(|t| {
+                            Self::is_ours(ctx, t.tags(), &name)
+                                && t.vpc_id() == Some(vpc.id.as_str())
+                        })
+                        .cloned()
+                        .collect();
                     Ok(tables
                         .first()
                         .and_then(|t| t.route_table_id())
@@ -747,7 +783,11 @@ impl Network {
                             .aws("ec2:DescribeSecurityGroups", &name)?;
                         Ok(out
                             .security_groups()
-                            .first()
+                            .iter()
+                            .find(|g| {
+                                g.group_name() == Some(name.as_str())
+                                    && g.vpc_id() == Some(vpc.id.as_str())
+                            })
                             .and_then(|g| g.group_id())
                             .map(|id| Found::new(id).attr("vpc_id", &vpc.id)))
                     },
@@ -975,10 +1015,12 @@ impl Network {
                         .await
                         .aws("ec2:DescribeVpcEndpoints", &name)?;
                     let live = out.vpc_endpoints().iter().find(|e| {
-                        !matches!(
-                            e.state().map(|s| s.as_str()),
-                            Some("deleted" | "deleting" | "Deleted" | "Deleting")
-                        )
+                        e.vpc_id() == Some(vpc.id.as_str())
+                            && e.service_name() == Some(service_name.as_str())
+                            && !matches!(
+                                e.state().map(|s| s.as_str()),
+                                Some("deleted" | "deleting" | "Deleted" | "Deleting")
+                            )
                     });
                     Ok(live.map(|e| {
                         *attached.lock().expect("not poisoned") = e.route_table_ids().to_vec();

@@ -329,3 +329,23 @@ def nat_gateway_is_deleting_then_deleted() -> None:
             scaled("nat-gateway.delete"), become_deleted,
         )
         return nat
+
+
+@rule("ec2", "fidelity")
+def network_interface_always_has_a_private_dns_name() -> None:
+    """Every ENI has a private DNS name (ip-10-0-1-5.ec2.internal), as in AWS.
+
+    moto sets it only when the VPC has DNS hostnames enabled, and then crashes
+    (HTTP 500) in RunTask for awsvpc tasks in other VPCs.
+    """
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+    from moto.ec2.utils import generate_dns_from_ip
+
+    def get(self: Any) -> str:
+        stored = self.__dict__.get("_fintech_private_dns_name")
+        return stored or generate_dns_from_ip(self.private_ip_address or "0.0.0.0")
+
+    def set_(self: Any, value: str) -> None:
+        self.__dict__["_fintech_private_dns_name"] = value
+
+    NetworkInterface.private_dns_name = property(get, set_)

@@ -35,6 +35,17 @@ def _flat_form(body: bytes) -> dict[str, str]:
     return {k: v[-1] for k, v in parsed.items()}
 
 
+def _shorten(value: Any, limit: int = 2048) -> Any:
+    """Keep the log small: long strings (zip files, policies) become a marker."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"<{len(value)} chars>"
+    if isinstance(value, dict):
+        return {k: _shorten(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v, limit) for v in value]
+    return value
+
+
 def _rest_operation(service: str | None, environ: dict[str, Any]) -> str | None:
     """Name the REST operation (e.g. DeleteDistribution) with moto's own router."""
     if not service:
@@ -109,7 +120,12 @@ class FintechMiddleware:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        if length > 0:
+            body = environ["wsgi.input"].read(length)
+        elif environ.get("wsgi.input_terminated"):  # chunked upload: read to the end
+            body = environ["wsgi.input"].read()
+        else:
+            body = b""
         environ["wsgi.input"] = io.BytesIO(body)
 
         scope = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -142,6 +158,7 @@ class FintechMiddleware:
                 operation = _rest_operation(service, environ)
             status, headers, resp_body, result = self._call_app(environ, start_response)
 
+        params = _shorten(params)
         http = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
         entry = {
             "ts": started,

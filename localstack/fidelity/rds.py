@@ -8,7 +8,6 @@ are deleted. AWS keeps them `creating` for minutes and `deleting` for minutes
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from moto.rds.exceptions import RDSClientError
@@ -171,15 +170,15 @@ def db_instance_is_deleting_then_gone() -> None:
         db.status = "deleting"
         self.databases[key] = db
         TIMELINE.record("db-instance", key, previous, "deleting")
-        delay = scaled("db-instance.delete")
-        db._fintech_gone_at = time.time() + delay
         backend = self
 
         def gone() -> None:
             if backend.databases.get(key) is db:
                 del backend.databases[key]
 
-        TIMELINE.schedule("db-instance", key, "deleting", "gone", delay, gone)
+        db._fintech_gone_at = TIMELINE.schedule(
+            "db-instance", key, "deleting", "gone", scaled("db-instance.delete"), gone
+        )
         return db
 
 
@@ -220,12 +219,14 @@ def db_cluster_is_deleting_then_gone() -> None:
         members_gone = max(
             [getattr(db, "_fintech_gone_at", 0.0) for db in deleting.values()], default=0.0
         )
-        delay = max(scaled("db-cluster.delete"), members_gone - time.time())
         backend = self
 
         def gone() -> None:
             if backend.clusters.get(cluster_identifier) is cluster:
                 del backend.clusters[cluster_identifier]
 
-        TIMELINE.schedule("db-cluster", cluster_identifier, "deleting", "gone", delay, gone)
+        TIMELINE.schedule(
+            "db-cluster", cluster_identifier, "deleting", "gone",
+            scaled("db-cluster.delete"), gone, not_before=members_gone,
+        )
         return cluster

@@ -107,11 +107,13 @@ class Timeline:
         to_state: str,
         delay: float,
         apply: Callable[[], Any] | None = None,
+        not_before: float = 0.0,
     ) -> float:
-        """Apply `apply()` and record from->to after `delay` real seconds."""
+        """Apply `apply()` and record from->to after `delay` real seconds (but not
+        before the absolute time `not_before`). Returns the due time."""
         with self.lock:
             item = _Pending(
-                time.time() + max(delay, 0.0),
+                max(time.time() + max(delay, 0.0), not_before),
                 next(self._seq),
                 resource_type,
                 resource_id,

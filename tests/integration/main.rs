@@ -1,1 +1,7 @@
+//! The integration suite: one test binary running the real `fintech-infra` binary against a
+//! local AWS emulator (the project's faithful moto, or any endpoint given in
+//! `FINTECH_INFRA_TEST_ENDPOINT`, e.g. LocalStack).
 
+mod cli;
+mod foundation;
+mod util;
