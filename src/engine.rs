@@ -179,11 +179,15 @@ pub async fn run(
                 reporter.step_finished(name, status.label(), elapsed, Some(&text));
                 for s in queue.finish(i, false) {
                     let skipped = steps[s].name();
-                    let why = format!("skipped: upstream failed ({name})");
-                    reporter.step_finished(skipped, "skipped", Duration::ZERO, Some(&why));
+                    let (status, why) = if interrupted {
+                        (StepStatus::NotStarted, "not started: interrupted".to_string())
+                    } else {
+                        (StepStatus::Skipped, format!("skipped: upstream failed ({name})"))
+                    };
+                    reporter.step_finished(skipped, status.label(), Duration::ZERO, Some(&why));
                     results[s] = Some(StepResult {
                         step: skipped.to_string(),
-                        status: StepStatus::Skipped,
+                        status,
                         elapsed_secs: 0.0,
                         error: Some(why),
                         root_cause: None,
@@ -216,4 +220,215 @@ pub async fn run(
             .map(|r| r.expect("every step has a result"))
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use anyhow::Result;
+    use async_trait::async_trait;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::aws::{Aws, AwsOptions};
+    use crate::config::Config;
+    use crate::naming::Names;
+    use crate::report::Reporter;
+    use crate::state::{ResourceRecord, StateStore};
+    use crate::step::Mode;
+
+    /// Shared counters of the fake steps of one test.
+    #[derive(Default)]
+    struct Probe {
+        running: AtomicUsize,
+        max_running: AtomicUsize,
+        order: Mutex<Vec<String>>,
+    }
+
+    struct Fake {
+        name: &'static str,
+        deps: Vec<&'static str>,
+        fail: bool,
+        delay_ms: u64,
+        probe: Arc<Probe>,
+    }
+
+    #[async_trait]
+    impl Step for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn deps(&self) -> Vec<&'static str> {
+            self.deps.clone()
+        }
+        fn estimate_secs(&self) -> u64 {
+            1
+        }
+        async fn up(&self, ctx: &StepCtx) -> Result<()> {
+            let now = self.probe.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.probe.max_running.fetch_max(now, Ordering::SeqCst);
+            self.probe.order.lock().unwrap().push(self.name.to_string());
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(self.delay_ms)) => {}
+                _ = ctx.sh.cancel.cancelled() => {}
+            }
+            self.probe.running.fetch_sub(1, Ordering::SeqCst);
+            ctx.check_cancelled()?;
+            if self.fail {
+                anyhow::bail!("{} broke", self.name);
+            }
+            Ok(())
+        }
+        async fn down(&self, ctx: &StepCtx) -> Result<()> {
+            self.up(ctx).await
+        }
+        async fn probe(&self, _: &StepCtx, _: &ResourceRecord) -> Result<Option<String>> {
+            Ok(None)
+        }
+    }
+
+    async fn shared(dir: &std::path::Path) -> Arc<Shared> {
+        let aws = Aws::connect(&AwsOptions {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            parallelism: 4,
+            ..AwsOptions::default()
+        })
+        .await;
+        let store =
+            StateStore::open_read_only(&dir.join("t.json"), "t", "us-east-1").expect("state");
+        Arc::new(Shared::new(
+            Mode::Up,
+            Names::new("t"),
+            Arc::new(Config::default()),
+            Arc::new(aws),
+            store,
+            Reporter::silent(),
+            CancellationToken::new(),
+        ))
+    }
+
+    fn fake(
+        probe: &Arc<Probe>,
+        name: &'static str,
+        deps: &[&'static str],
+        fail: bool,
+        delay_ms: u64,
+    ) -> Arc<dyn Step> {
+        Arc::new(Fake {
+            name,
+            deps: deps.to_vec(),
+            fail,
+            delay_ms,
+            probe: probe.clone(),
+        })
+    }
+
+    fn status(r: &RunReport, name: &str) -> StepStatus {
+        r.steps.iter().find(|s| s.step == name).unwrap().status
+    }
+
+    #[tokio::test]
+    async fn at_most_parallelism_steps_run_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        let steps: Vec<_> = names.iter().map(|n| fake(&probe, n, &[], false, 30)).collect();
+        let report = run(&steps, Direction::Forward, shared(dir.path()).await, 3)
+            .await
+            .unwrap();
+        assert!(report.ok());
+        assert_eq!(probe.max_running.load(Ordering::SeqCst), 3);
+        assert_eq!(probe.order.lock().unwrap().len(), 8);
+    }
+
+    #[tokio::test]
+    async fn dependents_of_a_failure_are_skipped_and_independent_steps_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        let steps = vec![
+            fake(&probe, "network", &[], true, 5),
+            fake(&probe, "kms", &[], false, 20),
+            fake(&probe, "database", &["network", "kms"], false, 5),
+            fake(&probe, "alarms", &["database"], false, 5),
+            fake(&probe, "sessions", &["kms"], false, 5),
+        ];
+        let report = run(&steps, Direction::Forward, shared(dir.path()).await, 10)
+            .await
+            .unwrap();
+        assert_eq!(status(&report, "network"), StepStatus::Failed);
+        assert_eq!(status(&report, "kms"), StepStatus::Done);
+        assert_eq!(status(&report, "sessions"), StepStatus::Done);
+        assert_eq!(status(&report, "database"), StepStatus::Skipped);
+        assert_eq!(status(&report, "alarms"), StepStatus::Skipped);
+        let skipped = report.steps.iter().find(|s| s.step == "alarms").unwrap();
+        assert!(skipped.error.as_deref().unwrap().contains("skipped: upstream failed"));
+        let failed = report.steps.iter().find(|s| s.step == "network").unwrap();
+        assert!(failed.error.as_deref().unwrap().contains("network broke"));
+        let order = probe.order.lock().unwrap().clone();
+        assert!(!order.contains(&"database".to_string()));
+    }
+
+    #[tokio::test]
+    async fn reverse_runs_dependents_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        let steps = vec![
+            fake(&probe, "network", &[], false, 1),
+            fake(&probe, "database", &["network"], false, 1),
+            fake(&probe, "alarms", &["database"], false, 1),
+        ];
+        run(&steps, Direction::Reverse, shared(dir.path()).await, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            *probe.order.lock().unwrap(),
+            vec!["alarms", "database", "network"]
+        );
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_new_work_and_lets_running_steps_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        let steps = vec![
+            fake(&probe, "slow", &[], false, 10_000),
+            fake(&probe, "after", &["slow"], false, 1),
+        ];
+        let sh = shared(dir.path()).await;
+        let cancel = sh.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        let started = Instant::now();
+        let report = run(&steps, Direction::Forward, sh, 10).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(status(&report, "slow"), StepStatus::Interrupted);
+        assert_eq!(status(&report, "after"), StepStatus::NotStarted);
+        assert!(report.interrupted());
+        assert_eq!(*probe.order.lock().unwrap(), vec!["slow"]);
+    }
+
+    #[tokio::test]
+    async fn a_cycle_is_reported_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        let steps = vec![
+            fake(&probe, "a", &["b"], false, 1),
+            fake(&probe, "b", &["a"], false, 1),
+        ];
+        let err = run(&steps, Direction::Forward, shared(dir.path()).await, 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GraphError::Cycle(_)));
+        assert!(probe.order.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_real_steps_form_a_valid_graph() {
+        graph_of(&crate::steps::all(&Config::default())).unwrap();
+    }
 }
