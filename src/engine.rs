@@ -180,9 +180,15 @@ pub async fn run(
                 for s in queue.finish(i, false) {
                     let skipped = steps[s].name();
                     let (status, why) = if interrupted {
-                        (StepStatus::NotStarted, "not started: interrupted".to_string())
+                        (
+                            StepStatus::NotStarted,
+                            "not started: interrupted".to_string(),
+                        )
                     } else {
-                        (StepStatus::Skipped, format!("skipped: upstream failed ({name})"))
+                        (
+                            StepStatus::Skipped,
+                            format!("skipped: upstream failed ({name})"),
+                        )
                     };
                     reporter.step_finished(skipped, status.label(), Duration::ZERO, Some(&why));
                     results[s] = Some(StepResult {
@@ -335,7 +341,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let probe = Arc::new(Probe::default());
         let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
-        let steps: Vec<_> = names.iter().map(|n| fake(&probe, n, &[], false, 30)).collect();
+        let steps: Vec<_> = names
+            .iter()
+            .map(|n| fake(&probe, n, &[], false, 30))
+            .collect();
         let report = run(&steps, Direction::Forward, shared(dir.path()).await, 3)
             .await
             .unwrap();
@@ -364,7 +373,11 @@ mod tests {
         assert_eq!(status(&report, "database"), StepStatus::Skipped);
         assert_eq!(status(&report, "alarms"), StepStatus::Skipped);
         let skipped = report.steps.iter().find(|s| s.step == "alarms").unwrap();
-        assert!(skipped.error.as_deref().unwrap().contains("skipped: upstream failed"));
+        assert!(skipped
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("skipped: upstream failed"));
         let failed = report.steps.iter().find(|s| s.step == "network").unwrap();
         assert!(failed.error.as_deref().unwrap().contains("network broke"));
         let order = probe.order.lock().unwrap().clone();

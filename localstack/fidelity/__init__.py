@@ -20,6 +20,7 @@ def install(time_scale: float = 0.0, lambda_eni_linger: float = 0.0) -> None:
     # Importing a module registers its rules; install_all() applies them.
     from . import (  # noqa: F401
         cloudfront,
+        cloudmap_autoscaling,
         codedeploy,
         dynamodb,
         ec2,

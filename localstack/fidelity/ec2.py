@@ -250,9 +250,12 @@ def vpc_with_dependencies_cannot_be_deleted() -> None:
 
 @rule("ec2", "refusal")
 def unknown_nat_gateway_is_not_found() -> None:
-    """DeleteNatGateway on an unknown id fails with NatGatewayNotFound.
+    """DeleteNatGateway / DescribeNatGateways(NatGatewayIds=[...]) with an unknown
+    id fail with NatGatewayNotFound.
 
-    AWS: "The Nat Gateway nat-... was not found" (moto crashes with HTTP 500).
+    AWS: "The Nat Gateway nat-... was not found" (moto crashes with HTTP 500 on
+    delete and returns an empty list on describe; AWS's NatGatewayDeleted
+    waiter treats this error as success).
     """
 
     @wrap(EC2Backend, "delete_nat_gateway")
@@ -262,6 +265,15 @@ def unknown_nat_gateway_is_not_found() -> None:
                 "NatGatewayNotFound", f"The Nat Gateway {nat_gateway_id} was not found"
             )
         return original(self, nat_gateway_id)
+
+    @wrap(EC2Backend, "describe_nat_gateways")
+    def describe_nat_gateways(original: Any, self: Any, filters: Any, nat_gateway_ids: Any) -> Any:
+        for nat_gateway_id in nat_gateway_ids or []:
+            if nat_gateway_id not in self.nat_gateways:
+                raise EC2ClientError(
+                    "NatGatewayNotFound", f"The Nat Gateway {nat_gateway_id} was not found"
+                )
+        return original(self, filters, nat_gateway_ids)
 
 
 @rule("ec2", "waiting")

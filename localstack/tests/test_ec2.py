@@ -133,3 +133,9 @@ def test_nat_gateway_waits_pending_then_available_then_deleting_then_deleted(emu
     durations = emu.config()["durations"]
     assert abs(events[0]["ts"] - created - durations["nat-gateway.create"] * scale) < 0.3
     assert abs(events[2]["ts"] - events[1]["ts"] - durations["nat-gateway.delete"] * scale) < 0.05
+
+
+def test_describe_unknown_nat_gateway_is_not_found(emu):
+    ec2 = emu.client("ec2")
+    code, _, _ = error_code(lambda: ec2.describe_nat_gateways(NatGatewayIds=["nat-0123456789abcdef0"]))
+    assert code == "NatGatewayNotFound"

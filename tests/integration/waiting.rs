@@ -1,0 +1,158 @@
+//! Runs against a dedicated faithful emulator whose resources take (scaled) real time to
+//! become ready or go away: proves the tool waits where AWS makes it wait, and that Ctrl-C in
+//! the middle of `up` leaves a state from which `down` removes everything.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// NAT gateway create (90 s on AWS) takes 0.9 s at this scale.
+const TIME_SCALE: &str = "0.01";
+
+fn event_ts(events: &[Value], id: &str, to: &str) -> f64 {
+    events
+        .iter()
+        .find(|e| e["id"] == id && e["to"] == to)
+        .and_then(|e| e["ts"].as_f64())
+        .unwrap_or_else(|| panic!("no event {id} -> {to} in {events:?}"))
+}
+
+#[test]
+fn up_and_down_wait_for_nat_gateways_at_real_time_scale() {
+    let emu = Emulator::start(&["--time-scale", TIME_SCALE]);
+    assert!(
+        emu.is_faithful(),
+        "the dedicated emulator must be the project's own"
+    );
+    let stack = Stack::on(&emu.endpoint, "wait");
+    stack.up(&[]).assert_ok();
+    let nat_id = stack.output("nat_gateway_ids")[0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alloc = stack.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "ec2:nat-gateway")
+        .map(|r| r["attrs"]["allocation_id"].as_str().unwrap().to_string())
+        .unwrap();
+
+    // Routes through the NAT gateway were created only once it was available.
+    let log = request_log(&emu.endpoint);
+    let events = events(&emu.endpoint);
+    let available_at = event_ts(&events, &nat_id, "available");
+    let routes: Vec<_> = log
+        .iter()
+        .filter(|r| r.service == "ec2" && r.operation == "CreateRoute")
+        .filter(|r| r.params.to_string().contains(&nat_id))
+        .collect();
+    assert!(!routes.is_empty(), "no CreateRoute through {nat_id}");
+    for r in &routes {
+        assert!(
+            r.ts >= available_at,
+            "CreateRoute at {} before NAT gateway available at {available_at}",
+            r.ts
+        );
+    }
+    let nat_created = log
+        .iter()
+        .find(|r| r.operation == "CreateNatGateway")
+        .expect("CreateNatGateway logged");
+    assert!(
+        available_at - nat_created.ts >= 0.5,
+        "the emulator made the NAT gateway wait ({}s)",
+        available_at - nat_created.ts
+    );
+
+    stack.down(&[]).assert_ok();
+    let log = request_log(&emu.endpoint);
+    let events = crate::util::events(&emu.endpoint);
+    let deleted_at = event_ts(&events, &nat_id, "deleted");
+    let release = log
+        .iter()
+        .find(|r| r.operation == "ReleaseAddress" && r.params.to_string().contains(&alloc))
+        .expect("ReleaseAddress logged");
+    assert!(
+        release.ts >= deleted_at,
+        "EIP released at {} before the NAT gateway was deleted at {deleted_at}",
+        release.ts
+    );
+    assert!(release.status < 400, "ReleaseAddress refused: {release:?}");
+    // The IGW was detached only after the NAT gateway (and its public address) was gone.
+    let detach = log
+        .iter()
+        .find(|r| r.operation == "DetachInternetGateway")
+        .expect("DetachInternetGateway logged");
+    assert!(detach.ts >= deleted_at);
+    block_on(async {
+        let sdk = sdk_config(&emu.endpoint).await;
+        let left = remaining_ec2(&sdk, &stack.suffix).await;
+        assert!(left.is_empty(), "left behind: {left:?}");
+    });
+}
+
+#[test]
+fn ctrl_c_during_up_saves_state_and_down_removes_what_was_made() {
+    // Slow enough (NAT gateway: 9 s) to interrupt while waiting for it.
+    let emu = Emulator::start(&["--time-scale", "0.1"]);
+    let stack = Stack::on(&emu.endpoint, "intr");
+    let child = stack
+        .command(&["up", "--env-suffix", &stack.suffix])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn up");
+    // Wait until the NAT gateway is recorded (the step is now waiting for it).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(stack.state_path()).unwrap_or_default();
+        if text.contains("ec2:nat-gateway") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "up never recorded the NAT gateway"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "up did not stop promptly on Ctrl-C"
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupt"), "{stderr}");
+    // The state kept everything made so far, and was not left locked.
+    let state = stack.state();
+    let kinds: Vec<&str> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"ec2:vpc") && kinds.contains(&"ec2:nat-gateway"),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&"ec2:route"),
+        "no route should exist yet: {kinds:?}"
+    );
+    stack.down(&[]).assert_ok();
+    assert!(!stack.state_path().exists());
+    block_on(async {
+        let sdk = sdk_config(&emu.endpoint).await;
+        let left = remaining_ec2(&sdk, &stack.suffix).await;
+        assert!(left.is_empty(), "left behind: {left:?}");
+    });
+}
