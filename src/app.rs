@@ -243,6 +243,7 @@ fn finish(report: &RunReport) -> Result<()> {
 }
 
 fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, remaining: usize) {
+    shared.reporter.close();
     let items = shared.plan_items();
     let count = |a: Action| items.iter().filter(|i| i.action == a).count();
     let (create, change, unchanged) = (

@@ -213,6 +213,17 @@ impl Reporter {
         }
     }
 
+    /// Ends live progress before results are printed: indicatif leaves the cursor at the end
+    /// of the last step line.
+    pub fn close(&self) {
+        if let Style::Tty { bars, .. } = &mut *self.lock() {
+            for (_, bar) in bars.drain() {
+                bar.finish();
+            }
+            eprintln!();
+        }
+    }
+
     /// A resource was deleted by `down`.
     pub fn deleted(&self, step: &str, kind: &str, id: &str) {
         let line = format!("{step:<12} deleted {kind} {id}");
