@@ -71,6 +71,15 @@ clients! {
     kms => aws_sdk_kms,
     sts => aws_sdk_sts,
     tagging => aws_sdk_resourcegroupstagging,
+    rds => aws_sdk_rds,
+    secrets => aws_sdk_secretsmanager,
+    dynamodb => aws_sdk_dynamodb,
+    iam => aws_sdk_iam,
+    ecr => aws_sdk_ecr,
+    ecs => aws_sdk_ecs,
+    autoscaling => aws_sdk_applicationautoscaling,
+    cloudmap => aws_sdk_servicediscovery,
+    logs => aws_sdk_cloudwatchlogs,
 }
 
 impl Aws {

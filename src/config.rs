@@ -6,16 +6,22 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::UsageError;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub tags: TagsConfig,
     pub network: NetworkConfig,
     pub kms: KmsConfig,
+    pub database: DatabaseConfig,
+    pub sessions: SessionsConfig,
+    pub cluster: ClusterConfig,
+    pub logs: LogsConfig,
+    /// The ECS services; default: one `web` service of 2 vCPU / 4 GB.
+    pub services: Services,
 }
 
 impl Config {
@@ -37,6 +43,15 @@ impl Config {
 
     /// Checks that span several fields (single-field rules are enforced while parsing).
     fn check(&self) -> Result<(), UsageError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for svc in &self.services.0 {
+            if !seen.insert(svc.name.0.as_str()) {
+                return Err(UsageError::new(format!(
+                    "services: the name `{}` is used twice; service names must be unique",
+                    svc.name.0
+                )));
+            }
+        }
         if let Some(azs) = &self.network.availability_zones {
             if azs.len() != usize::from(self.network.az_count.0) {
                 return Err(UsageError::new(format!(
@@ -52,7 +67,7 @@ impl Config {
 }
 
 /// Tag values put on every taggable resource.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TagsConfig {
     /// `Environment` tag; defaults to the env suffix.
@@ -74,8 +89,8 @@ impl Default for TagsConfig {
 }
 
 /// A tag value: 1 to 256 characters (AWS's limit), no control characters.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
 pub struct TagValue(pub String);
 
 impl TryFrom<String> for TagValue {
@@ -90,13 +105,7 @@ impl TryFrom<String> for TagValue {
     }
 }
 
-impl From<TagValue> for String {
-    fn from(t: TagValue) -> String {
-        t.0
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     /// VPC CIDR block, /16 to /24.
@@ -123,8 +132,8 @@ impl Default for NetworkConfig {
 
 /// The VPC block. Subnets are carved as 16 equal slices (prefix + 4), so /24 is the smallest
 /// block whose slices still meet AWS's /28 minimum subnet size.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
 pub struct VpcCidr(pub Ipv4Net);
 
 impl TryFrom<String> for VpcCidr {
@@ -160,12 +169,6 @@ impl TryFrom<String> for VpcCidr {
     }
 }
 
-impl From<VpcCidr> for String {
-    fn from(c: VpcCidr) -> String {
-        c.0.to_string()
-    }
-}
-
 impl VpcCidr {
     /// The subnet in `slot` (0..16) of the block.
     pub fn slice(&self, slot: u8) -> Ipv4Net {
@@ -178,8 +181,8 @@ impl VpcCidr {
 }
 
 /// How many availability zones the network spans.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(try_from = "u8", into = "u8")]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "u8")]
 pub struct AzCount(pub u8);
 
 impl TryFrom<u8> for AzCount {
@@ -193,20 +196,14 @@ impl TryFrom<u8> for AzCount {
     }
 }
 
-impl From<AzCount> for u8 {
-    fn from(a: AzCount) -> u8 {
-        a.0
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum NatMode {
     Single,
     PerAz,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KmsConfig {
     /// Days before a scheduled key deletion takes effect: 7 (the minimum, default) to 30.
@@ -221,8 +218,8 @@ impl Default for KmsConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(try_from = "i32", into = "i32")]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "i32")]
 pub struct DeletionWindow(pub i32);
 
 impl TryFrom<i32> for DeletionWindow {
@@ -238,9 +235,571 @@ impl TryFrom<i32> for DeletionWindow {
     }
 }
 
-impl From<DeletionWindow> for i32 {
-    fn from(d: DeletionWindow) -> i32 {
-        d.0
+/// Subnet tier a resource is placed in.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubnetTier {
+    Private,
+    Isolated,
+}
+
+/// Aurora capacity model.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbMode {
+    /// One writer and one reader instance of `instance_class`.
+    Provisioned,
+    /// Serverless v2: `db.serverless` writer and reader scaling between min and max ACUs.
+    Serverless,
+}
+
+/// Aurora PostgreSQL cluster settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawDatabaseConfig")]
+pub struct DatabaseConfig {
+    pub mode: DbMode,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub min_capacity: f64,
+    pub max_capacity: f64,
+    pub backup_retention_days: i32,
+    pub preferred_backup_window: String,
+    pub subnets: SubnetTier,
+    pub database_name: String,
+    pub master_username: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig::try_from(RawDatabaseConfig::default()).expect("defaults are valid")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabaseConfig {
+    mode: DbMode,
+    engine_version: String,
+    instance_class: String,
+    min_capacity: f64,
+    max_capacity: f64,
+    backup_retention_days: i32,
+    preferred_backup_window: String,
+    subnets: SubnetTier,
+    database_name: String,
+    master_username: String,
+}
+
+impl Default for RawDatabaseConfig {
+    fn default() -> Self {
+        RawDatabaseConfig {
+            mode: DbMode::Provisioned,
+            engine_version: "15.8".into(),
+            instance_class: "db.r6g.large".into(),
+            min_capacity: 0.5,
+            max_capacity: 4.0,
+            backup_retention_days: 7,
+            preferred_backup_window: "03:00-04:00".into(),
+            subnets: SubnetTier::Isolated,
+            database_name: "fintech".into(),
+            master_username: "fintech_admin".into(),
+        }
+    }
+}
+
+/// Checks `HH:MM-HH:MM` in UTC, at least 30 minutes long (RDS's rule).
+fn parse_window(w: &str) -> Option<u32> {
+    let (a, b) = w.split_once('-')?;
+    let mins = |t: &str| -> Option<u32> {
+        let (h, m) = t.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (start, end) = (mins(a)?, mins(b)?);
+    Some((end + 24 * 60 - start) % (24 * 60))
+}
+
+fn is_identifier(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl TryFrom<RawDatabaseConfig> for DatabaseConfig {
+    type Error = String;
+    fn try_from(r: RawDatabaseConfig) -> Result<Self, String> {
+        let v: Vec<&str> = r.engine_version.split('.').collect();
+        if v.len() != 2
+            || v.iter()
+                .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(format!(
+                "invalid engine_version `{}`: expected an Aurora PostgreSQL version such as 15.8",
+                r.engine_version
+            ));
+        }
+        if !r.instance_class.starts_with("db.") || r.instance_class == "db.serverless" {
+            return Err(format!(
+                "invalid instance_class `{}`: expected a provisioned class such as db.r6g.large \
+                 (serverless mode uses db.serverless by itself)",
+                r.instance_class
+            ));
+        }
+        let half_steps = |x: f64| (x * 2.0).fract() == 0.0;
+        if !(0.5..=256.0).contains(&r.min_capacity) || !half_steps(r.min_capacity) {
+            return Err(format!(
+                "invalid min_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps of 0.5",
+                r.min_capacity
+            ));
+        }
+        if !(0.5..=256.0).contains(&r.max_capacity) || !half_steps(r.max_capacity) {
+            return Err(format!(
+                "invalid max_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps of 0.5",
+                r.max_capacity
+            ));
+        }
+        if r.min_capacity > r.max_capacity {
+            return Err(format!(
+                "min_capacity {} is above max_capacity {}",
+                r.min_capacity, r.max_capacity
+            ));
+        }
+        if !(1..=35).contains(&r.backup_retention_days) {
+            return Err(format!(
+                "invalid backup_retention_days {}: RDS keeps automated backups 1 to 35 days",
+                r.backup_retention_days
+            ));
+        }
+        match parse_window(&r.preferred_backup_window) {
+            Some(len) if len >= 30 => {}
+            Some(_) => {
+                return Err(format!(
+                    "invalid preferred_backup_window `{}`: the window must be at least 30 minutes",
+                    r.preferred_backup_window
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "invalid preferred_backup_window `{}`: expected HH:MM-HH:MM in UTC, e.g. 03:00-04:00",
+                    r.preferred_backup_window
+                ))
+            }
+        }
+        if !is_identifier(&r.database_name, 63) {
+            return Err(format!(
+                "invalid database_name `{}`: 1 to 63 letters, digits and underscores, starting with a letter",
+                r.database_name
+            ));
+        }
+        if !is_identifier(&r.master_username, 63)
+            || ["postgres", "rdsadmin", "admin"].contains(&r.master_username.as_str())
+        {
+            return Err(format!(
+                "invalid master_username `{}`: 1 to 63 letters, digits and underscores, starting \
+                 with a letter, and not a reserved name (postgres, rdsadmin, admin)",
+                r.master_username
+            ));
+        }
+        Ok(DatabaseConfig {
+            mode: r.mode,
+            engine_version: r.engine_version,
+            instance_class: r.instance_class,
+            min_capacity: r.min_capacity,
+            max_capacity: r.max_capacity,
+            backup_retention_days: r.backup_retention_days,
+            preferred_backup_window: r.preferred_backup_window,
+            subnets: r.subnets,
+            database_name: r.database_name,
+            master_username: r.master_username,
+        })
+    }
+}
+
+/// DynamoDB session table settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Attribute holding each item's expiry time (epoch seconds) for DynamoDB TTL.
+    pub ttl_attribute: AttributeName,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            ttl_attribute: AttributeName("expires_at".into()),
+        }
+    }
+}
+
+/// A DynamoDB attribute name we define: 1 to 255 letters, digits, `_`, `-` or `.`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct AttributeName(pub String);
+
+impl TryFrom<String> for AttributeName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty()
+            || s.len() > 255
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(format!(
+                "invalid attribute name `{s}`: 1 to 255 letters, digits, `_`, `-` or `.`"
+            ));
+        }
+        Ok(AttributeName(s))
+    }
+}
+
+/// ECS cluster settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// CloudWatch Container Insights.
+    pub container_insights: bool,
+    /// Cloud Map private DNS namespace for service-to-service discovery (e.g.
+    /// `payments.internal`); none by default.
+    pub namespace: Option<DnsName>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            container_insights: true,
+            namespace: None,
+        }
+    }
+}
+
+/// A DNS name: dot-separated labels of lowercase letters, digits and hyphens.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct DnsName(pub String);
+
+impl TryFrom<String> for DnsName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            });
+        if !ok {
+            return Err(format!(
+                "invalid DNS name `{s}`: dot-separated labels of lowercase letters, digits and \
+                 hyphens, e.g. payments.internal"
+            ));
+        }
+        Ok(DnsName(s))
+    }
+}
+
+/// CloudWatch Logs settings for the stack's log groups.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    pub retention_days: RetentionDays,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            retention_days: RetentionDays(30),
+        }
+    }
+}
+
+/// The retention periods CloudWatch Logs accepts.
+pub const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "i32")]
+pub struct RetentionDays(pub i32);
+
+impl TryFrom<i32> for RetentionDays {
+    type Error = String;
+    fn try_from(n: i32) -> Result<Self, String> {
+        if LOG_RETENTION_DAYS.contains(&n) {
+            Ok(RetentionDays(n))
+        } else {
+            Err(format!(
+                "invalid retention_days {n}: CloudWatch Logs accepts {}",
+                LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+            ))
+        }
+    }
+}
+
+/// The list of services; never empty.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "Vec<ServiceConfig>")]
+pub struct Services(pub Vec<ServiceConfig>);
+
+impl Default for Services {
+    fn default() -> Self {
+        Services(vec![ServiceConfig::default_web()])
+    }
+}
+
+impl TryFrom<Vec<ServiceConfig>> for Services {
+    type Error = String;
+    fn try_from(v: Vec<ServiceConfig>) -> Result<Self, String> {
+        if v.is_empty() {
+            return Err("services: at least one [[services]] entry is needed".into());
+        }
+        Ok(Services(v))
+    }
+}
+
+/// What a service's task role may use.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    /// Read and write the DynamoDB session table.
+    Sessions,
+    /// Read the database secret and connect with IAM authentication.
+    Database,
+    /// Send to the transaction queue.
+    Queue,
+}
+
+/// How a service's tasks are split between FARGATE and FARGATE_SPOT: `fargate_base` tasks
+/// always on FARGATE, the rest in the ratio of the weights.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityConfig {
+    pub fargate_base: i32,
+    pub fargate_weight: i32,
+    pub spot_weight: i32,
+}
+
+impl Default for CapacityConfig {
+    /// The web app's rule: a base on FARGATE, then at least half on Spot.
+    fn default() -> Self {
+        CapacityConfig {
+            fargate_base: 1,
+            fargate_weight: 1,
+            spot_weight: 1,
+        }
+    }
+}
+
+/// A service name: 1 to 20 lowercase letters, digits and single hyphens, starting with a
+/// letter (20 keeps `role-task-<service>-<suffix>` within IAM's 64 characters).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(try_from = "String")]
+pub struct ServiceName(pub String);
+
+impl TryFrom<String> for ServiceName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 20
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && !s.contains("--")
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(format!(
+                "invalid service name `{s}`: 1 to 20 lowercase letters, digits and single \
+                 hyphens, starting with a letter"
+            ));
+        }
+        Ok(ServiceName(s))
+    }
+}
+
+/// One ECS service.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawServiceConfig")]
+pub struct ServiceConfig {
+    pub name: ServiceName,
+    /// CPU units (1024 = 1 vCPU), a Fargate size.
+    pub cpu: u32,
+    /// Memory in MiB, valid for `cpu` on Fargate.
+    pub memory: u32,
+    pub image: String,
+    pub port: u16,
+    pub desired_count: u32,
+    pub min_count: u32,
+    pub max_count: u32,
+    pub cpu_target: f64,
+    pub memory_target: f64,
+    pub health_check_grace_secs: u32,
+    pub capacity: CapacityConfig,
+    pub permissions: Vec<Permission>,
+}
+
+/// The placeholder image services run until the user names their own: public, so a fresh
+/// stack starts without pushing anything.
+pub const PLACEHOLDER_IMAGE: &str = "public.ecr.aws/nginx/nginx:stable";
+
+impl ServiceConfig {
+    /// The default web app: 2 vCPU / 4 GB, at least half on Spot above one FARGATE task.
+    pub fn default_web() -> ServiceConfig {
+        let raw = RawServiceConfig {
+            name: Some("web".into()),
+            ..RawServiceConfig::default()
+        };
+        ServiceConfig::try_from(raw).expect("default service is valid")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServiceConfig {
+    name: Option<String>,
+    cpu: u32,
+    memory: u32,
+    image: String,
+    port: u16,
+    desired_count: u32,
+    min_count: u32,
+    max_count: u32,
+    cpu_target: f64,
+    memory_target: f64,
+    health_check_grace_secs: u32,
+    capacity: CapacityConfig,
+    permissions: Vec<Permission>,
+}
+
+impl Default for RawServiceConfig {
+    fn default() -> Self {
+        RawServiceConfig {
+            name: None,
+            cpu: 2048,
+            memory: 4096,
+            image: PLACEHOLDER_IMAGE.into(),
+            port: 80,
+            desired_count: 2,
+            min_count: 2,
+            max_count: 10,
+            cpu_target: 70.0,
+            memory_target: 75.0,
+            health_check_grace_secs: 60,
+            capacity: CapacityConfig::default(),
+            permissions: vec![Permission::Sessions, Permission::Database],
+        }
+    }
+}
+
+/// The memory sizes (MiB) Fargate allows for a CPU size.
+pub fn fargate_memory_options(cpu: u32) -> Option<Vec<u32>> {
+    let (lo, hi, step) = match cpu {
+        256 => return Some(vec![512, 1024, 2048]),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122880, 8192),
+        _ => return None,
+    };
+    Some((lo..=hi).step_by(step as usize).collect())
+}
+
+impl TryFrom<RawServiceConfig> for ServiceConfig {
+    type Error = String;
+    fn try_from(r: RawServiceConfig) -> Result<Self, String> {
+        let name = ServiceName::try_from(r.name.ok_or("a service needs a `name`")?)?;
+        let n = &name.0;
+        let Some(mems) = fargate_memory_options(r.cpu) else {
+            return Err(format!(
+                "service `{n}`: invalid cpu {}: Fargate sizes are 256, 512, 1024, 2048, 4096, 8192 and 16384",
+                r.cpu
+            ));
+        };
+        if !mems.contains(&r.memory) {
+            return Err(format!(
+                "service `{n}`: memory {} MiB is not valid with cpu {} on Fargate; allowed: {} to {} MiB{}",
+                r.memory,
+                r.cpu,
+                mems[0],
+                mems[mems.len() - 1],
+                if r.cpu == 256 { " (512, 1024 or 2048)".to_string() } else { format!(" in steps of {}", mems[1] - mems[0]) }
+            ));
+        }
+        if r.image.trim().is_empty() || r.image.chars().any(char::is_whitespace) {
+            return Err(format!("service `{n}`: invalid image `{}`", r.image));
+        }
+        if r.port == 0 {
+            return Err(format!("service `{n}`: port must be 1 to 65535"));
+        }
+        if r.min_count > r.max_count || r.max_count == 0 {
+            return Err(format!(
+                "service `{n}`: min_count {} and max_count {}: need 0 <= min_count <= max_count and max_count >= 1",
+                r.min_count, r.max_count
+            ));
+        }
+        if r.desired_count < r.min_count || r.desired_count > r.max_count {
+            return Err(format!(
+                "service `{n}`: desired_count {} must be between min_count {} and max_count {}",
+                r.desired_count, r.min_count, r.max_count
+            ));
+        }
+        for (field, v) in [
+            ("cpu_target", r.cpu_target),
+            ("memory_target", r.memory_target),
+        ] {
+            if !(10.0..=95.0).contains(&v) {
+                return Err(format!(
+                    "service `{n}`: {field} {v} must be a utilisation percentage from 10 to 95"
+                ));
+            }
+        }
+        let c = r.capacity;
+        if c.fargate_base < 0
+            || c.fargate_weight < 0
+            || c.spot_weight < 0
+            || c.fargate_base > 100_000
+        {
+            return Err(format!(
+                "service `{n}`: capacity values must not be negative"
+            ));
+        }
+        if c.fargate_weight == 0 && c.spot_weight == 0 {
+            return Err(format!(
+                "service `{n}`: capacity needs a non-zero fargate_weight or spot_weight"
+            ));
+        }
+        if c.fargate_weight == 0 && c.fargate_base > 0 {
+            return Err(format!(
+                "service `{n}`: a fargate_base needs a non-zero fargate_weight (ECS rule)"
+            ));
+        }
+        let mut permissions = r.permissions;
+        permissions.sort();
+        permissions.dedup();
+        Ok(ServiceConfig {
+            name,
+            cpu: r.cpu,
+            memory: r.memory,
+            image: r.image,
+            port: r.port,
+            desired_count: r.desired_count,
+            min_count: r.min_count,
+            max_count: r.max_count,
+            cpu_target: r.cpu_target,
+            memory_target: r.memory_target,
+            health_check_grace_secs: r.health_check_grace_secs,
+            capacity: c,
+            permissions,
+        })
     }
 }
 
@@ -319,5 +878,122 @@ nat_gateways = "per-az"
         assert!(e.contains("1 to 256"), "{e}");
         let e = err("[network]\naz_count = 2\navailability_zones = [\"us-east-1a\"]\n");
         assert!(e.contains("lists 1 zones"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod tier_tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn data_and_compute_defaults() {
+        let c = Config::default();
+        assert_eq!(c.database.mode, DbMode::Provisioned);
+        assert_eq!(c.database.engine_version, "15.8");
+        assert_eq!(c.database.backup_retention_days, 7);
+        assert_eq!(c.logs.retention_days.0, 30);
+        assert_eq!(c.services.0.len(), 1);
+        let web = &c.services.0[0];
+        assert_eq!(
+            (web.name.0.as_str(), web.cpu, web.memory),
+            ("web", 2048, 4096)
+        );
+        assert_eq!(
+            (web.min_count, web.desired_count, web.max_count),
+            (2, 2, 10)
+        );
+        assert!(c.cluster.container_insights);
+    }
+
+    #[test]
+    fn three_services_parse() {
+        let c = Config::parse(
+            r#"
+[database]
+mode = "serverless"
+min_capacity = 0.5
+max_capacity = 4
+
+[cluster]
+namespace = "payments.internal"
+
+[[services]]
+name = "payment-api"
+cpu = 2048
+memory = 4096
+
+[[services]]
+name = "transaction-processor"
+cpu = 1024
+memory = 2048
+capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
+permissions = ["database", "queue"]
+"#,
+        );
+        let e = c.unwrap_err().to_string();
+        assert!(
+            e.contains("transaction-processor") && e.contains("1 to 20"),
+            "{e}"
+        );
+        let c = Config::parse(
+            r#"
+[[services]]
+name = "payment-api"
+[[services]]
+name = "tx-processor"
+cpu = 1024
+memory = 2048
+capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.services.0.len(), 2);
+        assert_eq!(c.services.0[1].capacity.spot_weight, 1);
+    }
+
+    #[test]
+    fn bad_tier_values_name_field_and_line() {
+        let e = err("[database]\nbackup_retention_days = 40\n");
+        assert!(e.contains("1 to 35") && e.contains("line 1"), "{e}");
+        let e = err("[database]\nmin_capacity = 8\nmax_capacity = 4\n");
+        assert!(e.contains("above max_capacity"), "{e}");
+        let e = err("[database]\nmin_capacity = 0.7\n");
+        assert!(e.contains("steps of 0.5"), "{e}");
+        let e = err("[database]\npreferred_backup_window = \"03:00-03:10\"\n");
+        assert!(e.contains("30 minutes"), "{e}");
+        let e = err("[database]\nmaster_username = \"postgres\"\n");
+        assert!(e.contains("reserved"), "{e}");
+        let e = err("[database]\nmode = \"huge\"\n");
+        assert!(e.contains("provisioned") && e.contains("serverless"), "{e}");
+        let e = err("[logs]\nretention_days = 10\n");
+        assert!(e.contains("14, 30"), "{e}");
+        let e = err("\n\n[[services]]\nname = \"api\"\ncpu = 1024\nmemory = 1024\n");
+        assert!(
+            e.contains("not valid with cpu 1024") && e.contains("line 3"),
+            "{e}"
+        );
+        let e = err("[[services]]\nname = \"api\"\ndesired_count = 20\n");
+        assert!(e.contains("desired_count 20"), "{e}");
+        let e = err("[[services]]\nname = \"api\"\nflavour = 1\n");
+        assert!(e.contains("unknown field `flavour`"), "{e}");
+        let e = err("[[services]]\nname = \"a\"\n[[services]]\nname = \"a\"\n");
+        assert!(e.contains("used twice"), "{e}");
+        let e = err("services = []\n");
+        assert!(e.contains("at least one"), "{e}");
+        let e = err("[cluster]\nnamespace = \"Bad_Name\"\n");
+        assert!(e.contains("invalid DNS name"), "{e}");
+        let e = err("[[services]]\nname = \"api\"\npermissions = [\"everything\"]\n");
+        assert!(e.contains("sessions"), "{e}");
+    }
+
+    #[test]
+    fn fargate_sizes() {
+        assert_eq!(fargate_memory_options(256).unwrap(), vec![512, 1024, 2048]);
+        assert!(fargate_memory_options(1024).unwrap().contains(&2048));
+        assert!(fargate_memory_options(300).is_none());
     }
 }

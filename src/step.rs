@@ -116,6 +116,20 @@ pub fn is_pending(id: &str) -> bool {
     id.starts_with(PENDING_PREFIX)
 }
 
+/// Whether an error is AWS saying a new IAM role cannot be used yet.
+pub fn is_iam_propagation(e: &crate::aws::AwsError) -> bool {
+    let code = e.code.as_deref().unwrap_or("");
+    let msg = e.message.as_deref().unwrap_or("").to_ascii_lowercase();
+    matches!(
+        code,
+        "InvalidParameterException"
+            | "InvalidParameterValueException"
+            | "InvalidParameterValue"
+            | "AccessDeniedException"
+            | "ClientException"
+    ) && (msg.contains("assume") || msg.contains("role") || msg.contains("not authorized"))
+}
+
 /// What every step of one run shares.
 pub struct Shared {
     pub mode: Mode,
@@ -309,6 +323,55 @@ impl StepCtx {
             .with_context(|| format!("output `{key}` is missing: has its step run?"))
     }
 
+    /// An output an upstream step published, as an input to this step. In plan mode a missing
+    /// input (its step has not run yet) comes back as a placeholder for which
+    /// [`is_pending`] is true; in other modes it is an error naming the key.
+    pub fn input(&self, key: &str) -> Result<Value> {
+        match self.output(key) {
+            Some(v) => Ok(v),
+            None if self.is_plan() => Ok(Value::String(format!("{PENDING_PREFIX} output {key})"))),
+            None => anyhow::bail!("output `{key}` is missing: has its step run?"),
+        }
+    }
+
+    /// A string input (see [`StepCtx::input`]).
+    pub fn input_str(&self, key: &str) -> Result<String> {
+        match self.input(key)? {
+            Value::String(s) => Ok(s),
+            other => anyhow::bail!("output `{key}` is not a string: {other}"),
+        }
+    }
+
+    /// A list-of-strings input; in plan mode a missing one is a single placeholder.
+    pub fn input_list(&self, key: &str) -> Result<Vec<String>> {
+        match self.input(key)? {
+            Value::String(s) if is_pending(&s) => Ok(vec![s]),
+            Value::Array(a) => a
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => anyhow::bail!("output `{key}` holds a non-string: {other}"),
+                })
+                .collect(),
+            other => anyhow::bail!("output `{key}` is not a list: {other}"),
+        }
+    }
+
+    /// A string map input (e.g. per-service ARNs); in plan mode a missing one is empty.
+    pub fn input_map(&self, key: &str) -> Result<BTreeMap<String, String>> {
+        match self.input(key)? {
+            Value::String(s) if is_pending(&s) => Ok(BTreeMap::new()),
+            Value::Object(m) => m
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k, s)),
+                    other => anyhow::bail!("output `{key}.{k}` is not a string: {other}"),
+                })
+                .collect(),
+            other => anyhow::bail!("output `{key}` is not a map: {other}"),
+        }
+    }
+
     pub fn remove_output(&self, key: &str) -> Result<()> {
         self.sh
             .state
@@ -360,6 +423,42 @@ impl StepCtx {
         }
         self.check_cancelled()?;
         apply().await
+    }
+
+    /// Runs `call` again while AWS rejects it because a just-created IAM role is not usable
+    /// yet: IAM is eventually consistent, and a new role can take several seconds before
+    /// ECS, Lambda or RDS accept it. Bounded to two minutes; other errors return at once.
+    pub async fn retry_iam<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, crate::aws::AwsError>>,
+    {
+        let last = Mutex::new(None);
+        let result = self
+            .wait_for(
+                &format!("IAM role to propagate for {what}"),
+                Duration::from_secs(120),
+                || {
+                    let fut = call();
+                    let last = &last;
+                    async move {
+                        match fut.await {
+                            Ok(v) => Ok(Some(v)),
+                            Err(e) if is_iam_propagation(&e) => {
+                                tracing::debug!(error = %e, "IAM not propagated yet; retrying");
+                                *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                Ok(None)
+                            }
+                            Err(e) => Err(e.into()),
+                        }
+                    }
+                },
+            )
+            .await;
+        match (result, last.into_inner().unwrap_or_else(|p| p.into_inner())) {
+            (Err(timeout), Some(e)) => Err(anyhow::Error::new(e).context(timeout.to_string())),
+            (r, _) => r,
+        }
     }
 
     /// Polls `check` until it returns `Some`, with a delay growing from 0.5 s to 10 s, up to

@@ -125,6 +125,22 @@ def db_cluster_is_creating_then_available() -> None:
 
 
 @rule("rds", "waiting")
+def modify_does_not_end_a_wait() -> None:
+    """ModifyDBCluster keeps a `creating`/`deleting` cluster in that state (moto
+    sets every modified cluster `available` at once, which would end the wait)."""
+
+    @wrap(RDSBackend, "modify_db_cluster")
+    def modify_db_cluster(original: Any, self: Any, kwargs: dict[str, Any]) -> Any:
+        cluster = self.clusters.get(kwargs.get("db_cluster_identifier"))
+        status = cluster.status if cluster is not None else None
+        result = original(self, kwargs)
+        if status in ("creating", "deleting"):
+            cluster.status = status
+            result.status = status
+        return result
+
+
+@rule("rds", "waiting")
 def db_instance_is_creating_then_available() -> None:
     """CreateDBInstance returns status `creating`; it turns `available` after the
     Aurora instance create duration."""

@@ -24,6 +24,7 @@ import heapq
 import itertools
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -164,7 +165,10 @@ class Timeline:
                 if item.cancelled:
                     continue
                 if item.apply is not None:
-                    item.apply()
+                    try:
+                        item.apply()
+                    except Exception:  # never fail an unrelated request
+                        traceback.print_exc()
                 self._events.append(
                     {
                         "ts": item.due,

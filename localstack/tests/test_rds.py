@@ -115,3 +115,12 @@ def test_aurora_waits_creating_available_deleting_gone(emu, vpc):
     ]
     # The cluster is gone only after its last instance.
     assert cluster_events[-1]["ts"] >= emu.events(instance_id)[-1]["ts"]
+
+
+def test_modify_does_not_end_the_creating_wait(emu, vpc):
+    emu.scale_for("db-cluster.create", 0.8)
+    rds, _, cluster_id, _ = _cluster(emu, vpc)
+    modified = rds.modify_db_cluster(DBClusterIdentifier=cluster_id, BackupRetentionPeriod=7, ApplyImmediately=True)
+    assert modified["DBCluster"]["Status"] == "creating"
+    assert _cluster_status(rds, cluster_id) == "creating"
+    emu.wait_for(lambda: _cluster_status(rds, cluster_id), "available")
