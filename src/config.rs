@@ -22,6 +22,7 @@ pub struct Config {
     pub logs: LogsConfig,
     /// The ECS services; default: one `web` service of 2 vCPU / 4 GB.
     pub services: Services,
+    pub timeouts: TimeoutsConfig,
 }
 
 impl Config {
@@ -231,6 +232,40 @@ impl TryFrom<i32> for DeletionWindow {
             Err(format!(
                 "invalid deletion_window_days {n}: KMS allows 7 to 30 days"
             ))
+        }
+    }
+}
+
+/// How long to keep retrying.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// How long a delete may keep failing with `DependencyViolation` (or `ResourceInUse`)
+    /// before the step fails: AWS releases the ENIs of deleted NAT gateways, load balancers and
+    /// Lambda functions lazily, which holds subnets and security groups for minutes.
+    pub dependency_violation_secs: Secs,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            dependency_violation_secs: Secs(300),
+        }
+    }
+}
+
+/// A duration in seconds, 1 to 3600.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "u64")]
+pub struct Secs(pub u64);
+
+impl TryFrom<u64> for Secs {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        if (1..=3600).contains(&n) {
+            Ok(Secs(n))
+        } else {
+            Err(format!("invalid duration {n}: 1 to 3600 seconds"))
         }
     }
 }

@@ -425,38 +425,88 @@ impl StepCtx {
         apply().await
     }
 
+    /// Runs a delete again while AWS refuses it because something still depends on the
+    /// resource (`DependencyViolation`, `ResourceInUse`, ...): the ENIs of a deleted NAT
+    /// gateway, load balancer or Lambda function are released lazily and hold subnets and
+    /// security groups for minutes. "Not found" counts as deleted. Gives up after
+    /// `timeouts.dependency_violation_secs` with the last refusal as the error.
+    pub async fn retry_dependency<F, Fut>(&self, what: &str, mut call: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), crate::aws::AwsError>>,
+    {
+        self.check_cancelled()?;
+        let timeout = Duration::from_secs(self.cfg().timeouts.dependency_violation_secs.0);
+        self.retry_while(
+            &format!("{what} to be free of dependencies"),
+            timeout,
+            |e| e.kind() == crate::aws::AwsErrorKind::DependencyViolation,
+            || {
+                let fut = call();
+                async move {
+                    match fut.await {
+                        Err(e) if e.is_not_found() => Ok(()),
+                        other => other,
+                    }
+                }
+            },
+        )
+        .await
+        .with_context(|| format!("deleting {what}"))
+    }
+
     /// Runs `call` again while AWS rejects it because a just-created IAM role is not usable
     /// yet: IAM is eventually consistent, and a new role can take several seconds before
     /// ECS, Lambda or RDS accept it. Bounded to two minutes; other errors return at once.
-    pub async fn retry_iam<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    pub async fn retry_iam<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, crate::aws::AwsError>>,
+    {
+        self.retry_while(
+            &format!("IAM role to propagate for {what}"),
+            Duration::from_secs(120),
+            is_iam_propagation,
+            call,
+        )
+        .await
+    }
+
+    /// Calls `call` until it succeeds or fails with an error `retryable` rejects, polling like
+    /// [`StepCtx::wait_for`]; on timeout the last retryable error is the cause.
+    async fn retry_while<T, F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        retryable: impl Fn(&crate::aws::AwsError) -> bool,
+        mut call: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, crate::aws::AwsError>>,
     {
         let last = Mutex::new(None);
         let result = self
-            .wait_for(
-                &format!("IAM role to propagate for {what}"),
-                Duration::from_secs(120),
-                || {
-                    let fut = call();
-                    let last = &last;
-                    async move {
-                        match fut.await {
-                            Ok(v) => Ok(Some(v)),
-                            Err(e) if is_iam_propagation(&e) => {
-                                tracing::debug!(error = %e, "IAM not propagated yet; retrying");
-                                *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                                Ok(None)
-                            }
-                            Err(e) => Err(e.into()),
+            .wait_for(what, timeout, || {
+                let fut = call();
+                let (last, retryable) = (&last, &retryable);
+                async move {
+                    match fut.await {
+                        Ok(v) => Ok(Some(v)),
+                        Err(e) if retryable(&e) => {
+                            tracing::debug!(error = %e, "retrying: {what}");
+                            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            Ok(None)
                         }
+                        Err(e) => Err(e.into()),
                     }
-                },
-            )
+                }
+            })
             .await;
         match (result, last.into_inner().unwrap_or_else(|p| p.into_inner())) {
-            (Err(timeout), Some(e)) => Err(anyhow::Error::new(e).context(timeout.to_string())),
+            (Err(timeout), Some(e)) if timeout.downcast_ref::<Interrupted>().is_none() => {
+                Err(anyhow::Error::new(e).context(timeout.to_string()))
+            }
             (r, _) => r,
         }
     }

@@ -22,7 +22,7 @@ use aws_sdk_ec2::types::{
 use futures::FutureExt as _;
 use serde_json::json;
 
-use crate::aws::{AwsErrorKind, AwsResultExt, NotFoundOk};
+use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::config::NatMode;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
@@ -47,8 +47,6 @@ pub const APP_PORT: i32 = 80;
 
 /// How long to wait for a NAT gateway (AWS: 1-2 minutes to create, about 1 to delete).
 const NAT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// How long a delete may keep failing with DependencyViolation while AWS releases ENIs.
-const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub struct Network;
 
@@ -1070,32 +1068,6 @@ impl Network {
         Ok(())
     }
 
-    /// Retries a delete while AWS reports the resource still in use by something that is
-    /// going away (ENIs of a deleted NAT gateway or Lambda function are released lazily).
-    async fn delete_retrying<F, Fut>(&self, ctx: &StepCtx, what: &str, mut call: F) -> Result<()>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), crate::aws::AwsError>>,
-    {
-        ctx.check_cancelled()?;
-        ctx.wait_for(what, DEPENDENCY_TIMEOUT, || {
-            let fut = call();
-            async move {
-                match fut.await {
-                    Ok(()) => Ok(Some(())),
-                    Err(e) if e.is_not_found() => Ok(Some(())),
-                    Err(e) if e.kind() == AwsErrorKind::DependencyViolation => {
-                        tracing::debug!(error = %e, "still in use; retrying");
-                        Ok(None)
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-        })
-        .await
-        .with_context(|| format!("deleting {what}"))
-    }
-
     fn deleted(&self, ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
         ctx.forget(kind, id)?;
         ctx.sh.reporter.deleted(ctx.step, kind, id);
@@ -1255,7 +1227,7 @@ impl Step for Network {
         }
 
         for rec in ctx.records(Some(EIP)) {
-            self.delete_retrying(ctx, &format!("EIP {}", rec.id), || {
+            ctx.retry_dependency(&format!("EIP {}", rec.id), || {
                 ec2.release_address()
                     .allocation_id(&rec.id)
                     .send()
@@ -1270,7 +1242,7 @@ impl Step for Network {
             if let Some(vpc_id) = rec.attrs.get("vpc_id") {
                 // Refused while a public address in the VPC is still mapped, e.g. by a NAT
                 // gateway's ENI that is being released.
-                self.delete_retrying(ctx, &format!("IGW {} attachment", rec.id), || {
+                ctx.retry_dependency(&format!("IGW {} attachment", rec.id), || {
                     ec2.detach_internet_gateway()
                         .internet_gateway_id(&rec.id)
                         .vpc_id(vpc_id)
@@ -1342,7 +1314,7 @@ impl Step for Network {
         }
 
         for rec in ctx.records(Some(SUBNET)) {
-            self.delete_retrying(ctx, &format!("subnet {}", rec.id), || {
+            ctx.retry_dependency(&format!("subnet {}", rec.id), || {
                 ec2.delete_subnet()
                     .subnet_id(&rec.id)
                     .send()
@@ -1353,7 +1325,7 @@ impl Step for Network {
         }
 
         for rec in ctx.records(Some(ROUTE_TABLE)) {
-            self.delete_retrying(ctx, &format!("route table {}", rec.id), || {
+            ctx.retry_dependency(&format!("route table {}", rec.id), || {
                 ec2.delete_route_table()
                     .route_table_id(&rec.id)
                     .send()
@@ -1389,7 +1361,7 @@ impl Step for Network {
             self.deleted(ctx, SG_RULE, &rec.id)?;
         }
         for rec in ctx.records(Some(SG)) {
-            self.delete_retrying(ctx, &format!("security group {}", rec.id), || {
+            ctx.retry_dependency(&format!("security group {}", rec.id), || {
                 ec2.delete_security_group()
                     .group_id(&rec.id)
                     .send()
@@ -1400,7 +1372,7 @@ impl Step for Network {
         }
 
         for rec in ctx.records(Some(VPC)) {
-            self.delete_retrying(ctx, &format!("VPC {}", rec.id), || {
+            ctx.retry_dependency(&format!("VPC {}", rec.id), || {
                 ec2.delete_vpc()
                     .vpc_id(&rec.id)
                     .send()

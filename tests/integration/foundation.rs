@@ -620,3 +620,82 @@ fn plan_on_a_new_stack_lists_creates_and_touches_nothing() {
     );
     assert!(text.stdout.contains("to create"));
 }
+
+#[test]
+fn a_failing_step_reports_the_aws_error_code_and_independent_steps_finish() {
+    // Something outside the stack (a security group made by hand) holds the VPC: `down` must
+    // fail the network step with EC2's own refusal, still tear down the KMS key, keep what
+    // could not be deleted in the state, exit 1, and finish once the obstacle is gone.
+    let stack = Stack::new("fail");
+    let cfg = stack.config("[timeouts]\ndependency_violation_secs = 1\n");
+    let cfg = cfg.to_str().unwrap();
+    stack.up(&[]).assert_ok();
+    let vpc_id = stack.output("vpc_id").as_str().unwrap().to_string();
+    let foreign = block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        ec2.create_security_group()
+            .group_name("made-by-hand")
+            .description("not the stack's")
+            .vpc_id(&vpc_id)
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_string()
+    });
+    let down = stack.down(&["--config", cfg]);
+    assert_eq!(down.code, 1, "{}\n{}", down.stdout, down.stderr);
+    let summary = down.summary();
+    let steps = summary["steps"].as_array().unwrap();
+    let network = steps.iter().find(|s| s["step"] == "network").unwrap();
+    assert_eq!(network["status"], "failed");
+    let cause = &network["root_cause"];
+    assert_eq!(cause["operation"], "ec2:DeleteVpc", "{network}");
+    assert_eq!(cause["code"], "DependencyViolation", "{cause}");
+    assert!(
+        !cause["message"].as_str().unwrap_or_default().is_empty(),
+        "{cause}"
+    );
+    let kms = steps.iter().find(|s| s["step"] == "kms").unwrap();
+    assert_eq!(kms["status"], "done");
+    let left: Vec<_> = stack.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].clone())
+        .collect();
+    assert_eq!(
+        left,
+        vec![serde_json::json!("ec2:vpc")],
+        "only the VPC stays recorded"
+    );
+
+    // The text report names the code and message as well.
+    let again = stack.run(&["--config", cfg, "down"]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("DependencyViolation"),
+        "{}",
+        again.stderr
+    );
+    assert!(again.stderr.contains("ec2:DeleteVpc"), "{}", again.stderr);
+
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        ec2.delete_security_group()
+            .group_id(&foreign)
+            .send()
+            .await
+            .unwrap();
+    });
+    stack.run(&["down"]).assert_ok();
+    assert!(!stack.state_path().exists());
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let left = remaining_ec2(&sdk, &stack.suffix).await;
+        assert!(left.is_empty(), "left behind: {left:?}");
+    });
+}
