@@ -119,7 +119,8 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// Connects to AWS in the region the state was made in (unless `--region` says otherwise).
 async fn connect(g: &GlobalOpts, store: &StateStore) -> Result<Arc<Aws>> {
-    let recorded = store.snapshot().region;
+    let snapshot = store.snapshot();
+    let recorded = snapshot.region;
     if let (Some(flag), false) = (&g.region, recorded.is_empty()) {
         if *flag != recorded && store.exists_on_disk() {
             return Err(UsageError::new(format!(
@@ -138,9 +139,16 @@ async fn connect(g: &GlobalOpts, store: &StateStore) -> Result<Arc<Aws>> {
         profile: g.profile.clone(),
         endpoint_url: g.endpoint_url.clone(),
         parallelism: usize::from(g.parallelism),
+        app_name: Some(app_name(&snapshot.suffix)),
     })
     .await;
     Ok(Arc::new(aws))
+}
+
+/// The SDK app name of a stack's runs: `fintech-infra_<suffix>` (the suffix rule keeps it
+/// within the app name's character set and 50-character limit).
+pub fn app_name(suffix: &str) -> String {
+    format!("fintech-infra_{suffix}")
 }
 
 /// Ctrl-C handling: the first stops new work (in-flight calls finish, state is saved after

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -31,6 +31,9 @@ pub struct AwsOptions {
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
     pub parallelism: usize,
+    /// Sent in the User-Agent of every request (`app/<name>`): names the tool and the stack
+    /// in CloudTrail, and lets tests pick one run's requests out of an emulator's log.
+    pub app_name: Option<String>,
 }
 
 /// Region used when neither `--region`, the profile nor the environment names one: the seeds
@@ -95,6 +98,13 @@ impl Aws {
         }
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(app) = opts
+            .app_name
+            .as_deref()
+            .and_then(|a| AppName::new(a.to_string()).ok())
+        {
+            loader = loader.app_name(app);
         }
         let mut sdk = loader.load().await;
         if sdk.region().is_none() {

@@ -70,15 +70,22 @@ fn up_builds_the_network_and_key_then_down_removes_everything() {
     assert_eq!(s["changes"]["changed"], 0);
     assert!(s["aws_calls"]["total"].as_u64().unwrap() > 0);
     if let Some(before) = log_before {
-        // The emulator's own log agrees: only reads from this stack's second run. (Other
-        // tests run concurrently, so look only at reads-vs-writes naming this stack's VPC.)
+        // The emulator's own log agrees: this stack's second run sent only reads. (Other tests
+        // share the emulator; the SDK app name in the user agent tells this run's requests.)
         let after = request_log(&stack.endpoint);
         let ours: Vec<_> = after[before..]
             .iter()
-            .filter(|r| r.params.to_string().contains(&vpc_id))
-            .filter(|r| !is_read(&r.operation))
+            .filter(|r| r.is_from_stack(&stack.suffix))
             .collect();
-        assert!(ours.is_empty(), "mutating requests on our VPC: {ours:?}");
+        assert!(
+            !ours.is_empty(),
+            "no requests of this stack in the emulator's log"
+        );
+        let writes: Vec<_> = ours.iter().filter(|r| r.is_mutating()).collect();
+        assert!(
+            writes.is_empty(),
+            "second up sent mutating requests: {writes:?}"
+        );
     }
 
     // plan: nothing to do.
