@@ -156,12 +156,6 @@ fn up_builds_the_network_and_key_then_down_removes_everything() {
     });
 }
 
-fn is_read(op: &str) -> bool {
-    ["Describe", "Get", "List", "Head"]
-        .iter()
-        .any(|p| op.starts_with(p))
-}
-
 async fn check_network(stack: &Stack, vpc_id: &str) {
     let sdk = sdk_config(&stack.endpoint).await;
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
