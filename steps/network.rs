@@ -716,23 +716,25 @@ impl Network {
         if let Some((kind, target)) = default_route {
             let dest = "0.0.0.0/0";
             let route_id = format!("{}|{dest}", rt.id);
-            let present = table.is_some_and(|t| {
-                t.routes().iter().any(|r| {
-                    r.destination_cidr_block() == Some(dest)
-                        && (r.gateway_id() == Some(target.id.as_str())
-                            || r.nat_gateway_id() == Some(target.id.as_str()))
-                })
+            let route_name = format!("{dest} via {kind} in {}", rt.id);
+            let current = table.and_then(|t| {
+                t.routes()
+                    .iter()
+                    .find(|r| r.destination_cidr_block() == Some(dest))
             });
+            let points_at_target = current.is_some_and(|r| {
+                r.gateway_id() == Some(target.id.as_str())
+                    || r.nat_gateway_id() == Some(target.id.as_str())
+            });
+            let found = || {
+                Found::new(&route_id)
+                    .attr("route_table_id", &rt.id)
+                    .attr("destination", dest)
+            };
             ctx.ensure(
                 ROUTE,
-                &format!("{dest} via {kind} in {}", rt.id),
-                || async {
-                    Ok(present.then(|| {
-                        Found::new(&route_id)
-                            .attr("route_table_id", &rt.id)
-                            .attr("destination", dest)
-                    }))
-                },
+                &route_name,
+                || async { Ok(current.is_some().then(found)) },
                 || async {
                     let mut req = ec2
                         .create_route()
@@ -744,12 +746,33 @@ impl Network {
                         req.gateway_id(&target.id)
                     };
                     req.send().await.aws("ec2:CreateRoute", &route_id)?;
-                    Ok(Found::new(&route_id)
-                        .attr("route_table_id", &rt.id)
-                        .attr("destination", dest))
+                    Ok(found())
                 },
             )
             .await?;
+            // The route exists but leads elsewhere (e.g. `nat_gateways` went from single to
+            // per-az, or the old NAT gateway was replaced): point it at the right target.
+            if current.is_some() && !points_at_target && !target.is_pending() {
+                ctx.change(
+                    ROUTE,
+                    &route_name,
+                    &format!("route through {}", target.id),
+                    || async {
+                        let mut req = ec2
+                            .replace_route()
+                            .route_table_id(&rt.id)
+                            .destination_cidr_block(dest);
+                        req = if kind == "nat" {
+                            req.nat_gateway_id(&target.id)
+                        } else {
+                            req.gateway_id(&target.id)
+                        };
+                        req.send().await.aws("ec2:ReplaceRoute", &route_id)?;
+                        Ok(())
+                    },
+                )
+                .await?;
+            }
         }
         Ok(())
     }

@@ -700,3 +700,74 @@ fn a_failing_step_reports_the_aws_error_code_and_independent_steps_finish() {
         assert!(left.is_empty(), "left behind: {left:?}");
     });
 }
+
+#[test]
+fn switching_to_a_nat_gateway_per_zone_reroutes_private_subnets() {
+    let stack = Stack::new("natsw");
+    stack.up(&[]).assert_ok();
+    let per_az = stack.config("[network]\nnat_gateways = \"per-az\"\n");
+    let run = stack.run(&[
+        "--config",
+        per_az.to_str().unwrap(),
+        "--output",
+        "json",
+        "up",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    run.assert_ok();
+    let s = run.summary();
+    assert_eq!(
+        s["changes"]["changed"], 2,
+        "two private routes move to their zone's NAT: {s}"
+    );
+    let nats: Vec<String> = stack
+        .output("nat_gateway_ids")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nats.len(), 3);
+    let vpc_id = stack.output("vpc_id").as_str().unwrap().to_string();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let rts = ec2
+            .describe_route_tables()
+            .filters(vpc_filter(&vpc_id))
+            .send()
+            .await
+            .unwrap();
+        let used: BTreeSet<_> = rts
+            .route_tables()
+            .iter()
+            .flat_map(|t| t.routes())
+            .filter_map(|r| r.nat_gateway_id())
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            used,
+            nats.iter().cloned().collect::<BTreeSet<_>>(),
+            "each private subnet uses its zone's NAT"
+        );
+    });
+    // Steady again: nothing to change.
+    let again = stack.run(&[
+        "--config",
+        per_az.to_str().unwrap(),
+        "--output",
+        "json",
+        "up",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    again.assert_ok();
+    assert_eq!(again.summary()["aws_calls"]["mutating"], 0);
+    stack.down(&[]).assert_ok();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let left = remaining_ec2(&sdk, &stack.suffix).await;
+        assert!(left.is_empty(), "left behind: {left:?}");
+    });
+}
