@@ -413,6 +413,47 @@ mod tests {
         assert_eq!(classify("UnauthorizedOperation"), AwsErrorKind::Other);
     }
 
+    /// An inner connector that records how many requests it serves at once.
+    #[derive(Debug, Default)]
+    struct Gauge {
+        now: std::sync::atomic::AtomicUsize,
+        max: std::sync::atomic::AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    struct SlowConnector(Arc<Gauge>);
+
+    impl HttpConnector for SlowConnector {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            use std::sync::atomic::Ordering::SeqCst;
+            let gauge = self.0.clone();
+            HttpConnectorFuture::new(async move {
+                let n = gauge.now.fetch_add(1, SeqCst) + 1;
+                gauge.max.fetch_max(n, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                gauge.now.fetch_sub(1, SeqCst);
+                Ok(aws_smithy_runtime_api::http::Response::new(
+                    200u16.try_into().expect("valid status"),
+                    aws_smithy_types::body::SdkBody::empty(),
+                ))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn http_layer_bounds_requests_in_flight() {
+        let gauge = Arc::new(Gauge::default());
+        let connector = LimitedConnector {
+            inner: SharedHttpConnector::new(SlowConnector(gauge.clone())),
+            permits: Arc::new(Semaphore::new(3)),
+        };
+        let calls = (0..20).map(|_| connector.call(HttpRequest::empty()));
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.unwrap().status().as_u16(), 200);
+        }
+        assert_eq!(gauge.max.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
     #[test]
     fn read_only_operations_are_not_mutating() {
         assert!(!is_mutating("DescribeVpcs"));
