@@ -27,10 +27,7 @@ struct Resolved {
 
 /// Picks the env suffix and state path: the flag, or the only stack in the state directory.
 fn resolve(global: &GlobalOpts, suffix: Option<&str>, command: &str) -> Result<Resolved> {
-    let cfg = match &global.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
+    let cfg = Config::load(global.config.as_deref(), global.preset)?;
     let suffix = match suffix {
         Some(s) => s.to_string(),
         None => infer_suffix(global.state.as_deref(), command)?,

@@ -771,3 +771,25 @@ fn switching_to_a_nat_gateway_per_zone_reroutes_private_subnets() {
         assert!(left.is_empty(), "left behind: {left:?}");
     });
 }
+
+#[test]
+fn a_preset_shapes_the_plan() {
+    // `resilient` (seed 002) spans two zones: six subnets instead of nine.
+    let stack = Stack::new("pre");
+    let run = stack.run(&[
+        "--preset",
+        "resilient",
+        "--output",
+        "json",
+        "plan",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    run.assert_ok();
+    let plan = run.summary()["plan"].as_array().unwrap().clone();
+    let subnets = plan
+        .iter()
+        .filter(|i| i["kind"] == "ec2:subnet" && i["action"] == "create")
+        .count();
+    assert_eq!(subnets, 6, "{plan:?}");
+}
