@@ -52,7 +52,7 @@ pub struct Aws {
 macro_rules! clients {
     ($($field:ident => $krate:ident),* $(,)?) => {
         #[derive(Default)]
-        struct Clients { $($field: OnceLock<$krate::Client>,)* }
+        struct Clients { s3: OnceLock<aws_sdk_s3::Client>, $($field: OnceLock<$krate::Client>,)* }
         impl Aws {
             $(
                 #[doc = concat!("The `", stringify!($krate), "` client (built on first use).")]
@@ -83,6 +83,14 @@ clients! {
     autoscaling => aws_sdk_applicationautoscaling,
     cloudmap => aws_sdk_servicediscovery,
     logs => aws_sdk_cloudwatchlogs,
+    elb => aws_sdk_elasticloadbalancingv2,
+    acm => aws_sdk_acm,
+    waf => aws_sdk_wafv2,
+    sqs => aws_sdk_sqs,
+    lambda => aws_sdk_lambda,
+    cloudfront => aws_sdk_cloudfront,
+    cloudwatch => aws_sdk_cloudwatch,
+    sns => aws_sdk_sns,
 }
 
 impl Aws {
@@ -133,6 +141,18 @@ impl Aws {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The S3 client. Against a custom endpoint (an emulator on loopback) it addresses buckets
+    /// by path: virtual-hosted names like `bucket.127.0.0.1` do not resolve.
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.clients.s3.get_or_init(|| {
+            let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+                .interceptor(CountingInterceptor(self.calls.clone()))
+                .force_path_style(self.endpoint_url.is_some())
+                .build();
+            aws_sdk_s3::Client::from_conf(conf)
+        })
     }
 
     /// The custom endpoint, when talking to an emulator.
