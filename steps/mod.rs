@@ -5,11 +5,19 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::step::Step;
 
+pub mod iam;
 pub mod kms;
 pub mod network;
+pub mod registry;
+pub mod sessions;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
 pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
-    vec![Arc::new(network::Network), Arc::new(kms::Kms)]
+    vec![
+        Arc::new(network::Network),
+        Arc::new(kms::Kms),
+        Arc::new(sessions::Sessions),
+        Arc::new(registry::Registry),
+    ]
 }
