@@ -4,5 +4,7 @@
 
 mod cli;
 mod foundation;
+mod registry;
+mod sessions;
 mod util;
 mod waiting;
