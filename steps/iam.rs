@@ -864,8 +864,7 @@ impl Step for Iam {
             let role = rec.attrs.get("role").cloned().unwrap_or_default();
             let arn = rec.attrs.get("policy_arn").cloned().unwrap_or_default();
             Self::detach(ctx, &role, &arn).await?;
-            ctx.forget(ATTACHMENT, &rec.id)?;
-            ctx.sh.reporter.deleted(ctx.step, ATTACHMENT, &rec.name);
+            ctx.deleted(ATTACHMENT, &rec.id)?;
         }
 
         for rec in ctx.records(Some(POLICY)) {
@@ -881,8 +880,7 @@ impl Step for Iam {
                 .aws("iam:ListEntitiesForPolicy", &rec.name)
                 .not_found_ok()?;
             let Some(entities) = entities else {
-                ctx.forget(POLICY, &rec.id)?;
-                ctx.sh.reporter.deleted(ctx.step, POLICY, &rec.name);
+                ctx.deleted(POLICY, &rec.id)?;
                 continue;
             };
             for r in entities.policy_roles() {
@@ -918,8 +916,7 @@ impl Step for Iam {
                     .map(|r| r.map(|_| ()).aws("iam:DeletePolicy", &rec.name))
             })
             .await?;
-            ctx.forget(POLICY, &rec.id)?;
-            ctx.sh.reporter.deleted(ctx.step, POLICY, &rec.name);
+            ctx.deleted(POLICY, &rec.id)?;
         }
 
         for rec in ctx.records(Some(ROLE)) {
@@ -935,8 +932,7 @@ impl Step for Iam {
                 .aws("iam:ListAttachedRolePolicies", &name)
                 .not_found_ok()?;
             let Some(attached) = attached else {
-                ctx.forget(ROLE, &rec.id)?;
-                ctx.sh.reporter.deleted(ctx.step, ROLE, &name);
+                ctx.deleted(ROLE, &rec.id)?;
                 continue;
             };
             for p in attached.attached_policies() {
@@ -967,8 +963,7 @@ impl Step for Iam {
                     .map(|r| r.map(|_| ()).aws("iam:DeleteRole", &name))
             })
             .await?;
-            ctx.forget(ROLE, &rec.id)?;
-            ctx.sh.reporter.deleted(ctx.step, ROLE, &name);
+            ctx.deleted(ROLE, &rec.id)?;
         }
 
         for key in [OUT_EXECUTION_ROLE_ARN, OUT_TASK_ROLE_ARNS] {
@@ -1280,7 +1275,7 @@ mod tests {
         assert_eq!(role_name("prod", None), "role-task-execution-prod");
         assert_eq!(role_name("prod", Some("web")), "role-task-web-prod");
         assert_eq!(policy_name("prod", Some("web")), "policy-task-web-prod");
-        let longest = role_name(&"s".repeat(23), Some(&"w".repeat(20)));
+        let longest = role_name(&"s".repeat(23), Some(&"w".repeat(30)));
         assert!(longest.len() <= 64, "{longest}");
         assert_eq!(partition_of("arn:aws-cn:kms:cn-north-1:1:key/x"), "aws-cn");
         assert_eq!(partition_of("not-an-arn"), "aws");

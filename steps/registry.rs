@@ -250,19 +250,17 @@ impl Step for Registry {
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
         let ecr = ctx.aws().ecr();
-        for rec in ctx.records(Some(REPOSITORY)) {
-            ctx.check_cancelled()?;
-            // `force`: the images go with the repository (ECR refuses otherwise).
+        // `force`: the images go with the repository (ECR refuses otherwise).
+        ctx.delete_recorded(REPOSITORY, |rec| async move {
             ecr.delete_repository()
                 .repository_name(&rec.id)
                 .force(true)
                 .send()
                 .await
+                .map(|_| ())
                 .aws("ecr:DeleteRepository", &rec.id)
-                .not_found_ok()?;
-            ctx.forget(REPOSITORY, &rec.id)?;
-            ctx.sh.reporter.deleted(ctx.step, REPOSITORY, &rec.id);
-        }
+        })
+        .await?;
         for key in [OUT_URIS, OUT_ARNS] {
             ctx.remove_output(key)?;
         }

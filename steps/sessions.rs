@@ -497,8 +497,7 @@ impl Step for Sessions {
                 },
             )
             .await?;
-            ctx.forget(TABLE, &rec.id)?;
-            ctx.sh.reporter.deleted(ctx.step, TABLE, &rec.id);
+            ctx.deleted(TABLE, &rec.id)?;
         }
         for key in [OUT_TABLE_NAME, OUT_TABLE_ARN] {
             ctx.remove_output(key)?;
