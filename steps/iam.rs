@@ -656,9 +656,6 @@ impl Iam {
         let Some(existing) = existing else {
             return Ok(policy);
         };
-        if inp.is_pending() {
-            return Ok(policy); // plan with upstream outputs still unknown: nothing to compare
-        }
 
         let default = existing.default_version_id().unwrap_or("v1");
         let current = iam
@@ -676,7 +673,14 @@ impl Iam {
         if current.is_some_and(|c| same_document(&c, doc)) {
             return Ok(policy);
         }
-        ctx.change(POLICY, name, "new default policy version", || async {
+        // In plan mode with upstream outputs still unknown (e.g. a new service's repository)
+        // the wanted document holds placeholders: it differs, and says so.
+        let what = if inp.is_pending() {
+            "new default policy version (some values known after up)"
+        } else {
+            "new default policy version"
+        };
+        ctx.change(POLICY, name, what, || async {
             let versions = iam
                 .list_policy_versions()
                 .policy_arn(&arn)
