@@ -31,6 +31,13 @@ pub const OUT_ARNS: &str = "ecr_repository_arns";
 
 pub struct Registry;
 
+/// Whether a repository is encrypted with the KMS key `key_arn` (ECR reports the key's ARN).
+pub fn encrypted_with(repo: &Repository, key_arn: &str) -> bool {
+    repo.encryption_configuration().is_some_and(|e| {
+        e.encryption_type() == &EncryptionType::Kms && e.kms_key() == Some(key_arn)
+    })
+}
+
 impl Registry {
     /// `repo-<service>-<suffix>`.
     pub fn repo_name(ctx: &StepCtx, service: &str) -> String {
@@ -133,10 +140,7 @@ impl Registry {
         let ecr = ctx.aws().ecr();
         if !is_pending(key_arn) {
             let enc = repo.encryption_configuration();
-            let ok = enc.is_some_and(|e| {
-                e.encryption_type() == &EncryptionType::Kms && e.kms_key() == Some(key_arn)
-            });
-            if !ok {
+            if !encrypted_with(repo, key_arn) {
                 bail!(
                     "ECR repository {name} is encrypted with {} rather than the stack's KMS key \
                      {key_arn}; ECR cannot change a repository's encryption: delete the \
@@ -271,5 +275,49 @@ impl Step for Registry {
         Ok(Self::describe(ctx, &rec.id)
             .await?
             .map(|_| "exists".to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/k1";
+
+    fn repo(enc: Option<(EncryptionType, Option<&str>)>) -> Repository {
+        let mut b = Repository::builder().repository_name("repo-web-prod");
+        if let Some((t, key)) = enc {
+            b = b.encryption_configuration(
+                EncryptionConfiguration::builder()
+                    .encryption_type(t)
+                    .set_kms_key(key.map(str::to_string))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        b.build()
+    }
+
+    #[test]
+    fn only_the_stack_key_counts_as_the_right_encryption() {
+        assert!(encrypted_with(
+            &repo(Some((EncryptionType::Kms, Some(KEY)))),
+            KEY
+        ));
+        let other = "arn:aws:kms:us-east-1:123456789012:key/other";
+        assert!(!encrypted_with(
+            &repo(Some((EncryptionType::Kms, Some(other)))),
+            KEY
+        ));
+        // KMS with the AWS managed key, AES256, or nothing reported.
+        assert!(!encrypted_with(
+            &repo(Some((EncryptionType::Kms, None))),
+            KEY
+        ));
+        assert!(!encrypted_with(
+            &repo(Some((EncryptionType::Aes256, None))),
+            KEY
+        ));
+        assert!(!encrypted_with(&repo(None), KEY));
     }
 }

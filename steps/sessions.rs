@@ -513,3 +513,69 @@ impl Step for Sessions {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{BillingModeSummary, SseDescription};
+
+    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/k1";
+
+    fn table(sse: Option<SseDescription>, billing: Option<BillingMode>) -> TableDescription {
+        let mut b = TableDescription::builder()
+            .table_name("sessions-prod")
+            .key_schema(hash_key(HASH_KEY).unwrap());
+        if let Some(s) = sse {
+            b = b.sse_description(s);
+        }
+        if let Some(m) = billing {
+            b = b.billing_mode_summary(BillingModeSummary::builder().billing_mode(m).build());
+        }
+        b.build()
+    }
+
+    fn kms(key: &str, status: SseStatus) -> SseDescription {
+        SseDescription::builder()
+            .status(status)
+            .sse_type(SseType::Kms)
+            .kms_master_key_arn(key)
+            .build()
+    }
+
+    #[test]
+    fn encryption_must_be_kms_with_the_stack_key() {
+        assert!(sse_matches(
+            &table(Some(kms(KEY, SseStatus::Enabled)), None),
+            KEY
+        ));
+        assert!(sse_matches(
+            &table(Some(kms(KEY, SseStatus::Updating)), None),
+            KEY
+        ));
+        assert!(!sse_matches(
+            &table(Some(kms("arn:other", SseStatus::Enabled)), None),
+            KEY
+        ));
+        assert!(!sse_matches(
+            &table(Some(kms(KEY, SseStatus::Disabled)), None),
+            KEY
+        ));
+        // No SSEDescription: the AWS owned key.
+        assert!(!sse_matches(&table(None, None), KEY));
+    }
+
+    #[test]
+    fn billing_must_be_on_demand() {
+        assert!(is_on_demand(&table(None, Some(BillingMode::PayPerRequest))));
+        assert!(!is_on_demand(&table(None, Some(BillingMode::Provisioned))));
+        // Old provisioned tables report no billing mode summary at all.
+        assert!(!is_on_demand(&table(None, None)));
+    }
+
+    #[test]
+    fn the_hash_key_is_read_from_the_schema() {
+        let t = table(None, None);
+        assert_eq!(hash_of(t.key_schema()), Some(HASH_KEY));
+        assert_eq!(hash_of(&[]), None);
+    }
+}
