@@ -1165,9 +1165,12 @@ mod tests {
         );
         assert_eq!(
             resources_of("secretsmanager:GetSecretValue"),
-            [inp.db_secret_arn.clone()]
+            std::slice::from_ref(&inp.db_secret_arn)
         );
-        assert_eq!(resources_of("kms:Decrypt"), [inp.kms_key_arn.clone()]);
+        assert_eq!(
+            resources_of("kms:Decrypt"),
+            std::slice::from_ref(&inp.kms_key_arn)
+        );
         assert!(resources_of("logs:CreateLogGroup").is_empty());
     }
 

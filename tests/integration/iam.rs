@@ -264,8 +264,11 @@ async fn check_roles(stack: &Stack) {
             repos.sort();
             assert_eq!(on("ecr:BatchGetImage"), repos);
             assert_eq!(on("ecr:GetDownloadUrlForLayer"), repos);
-            assert_eq!(on("secretsmanager:GetSecretValue"), [secret_arn.clone()]);
-            assert_eq!(on("kms:Decrypt"), [key_arn.clone()]);
+            assert_eq!(
+                on("secretsmanager:GetSecretValue"),
+                std::slice::from_ref(&secret_arn)
+            );
+            assert_eq!(on("kms:Decrypt"), std::slice::from_ref(&key_arn));
             for svc in ["web", "session-api", "notifier"] {
                 assert!(
                     on("logs:PutLogEvents")
@@ -275,23 +278,26 @@ async fn check_roles(stack: &Stack) {
                 );
             }
         } else if name.starts_with("role-task-web-") {
-            assert_eq!(on("dynamodb:PutItem"), [table_arn.clone()]);
+            assert_eq!(on("dynamodb:PutItem"), std::slice::from_ref(&table_arn));
             assert_eq!(
                 on("dynamodb:Query"),
                 [table_arn.clone(), format!("{table_arn}/index/by-user")]
             );
-            assert_eq!(on("secretsmanager:GetSecretValue"), [secret_arn.clone()]);
+            assert_eq!(
+                on("secretsmanager:GetSecretValue"),
+                std::slice::from_ref(&secret_arn)
+            );
             assert_eq!(
                 on("rds-db:connect"),
                 [format!(
                     "arn:aws:rds-db:us-east-1:{ACCOUNT}:dbuser:{resource_id}/fintech_admin"
                 )]
             );
-            assert_eq!(on("kms:Decrypt"), [key_arn.clone()]);
+            assert_eq!(on("kms:Decrypt"), std::slice::from_ref(&key_arn));
             assert!(on("dynamodb:Scan").is_empty() && on("dynamodb:DeleteTable").is_empty());
         } else {
             // session-api: the table only.
-            assert_eq!(on("dynamodb:GetItem"), [table_arn.clone()]);
+            assert_eq!(on("dynamodb:GetItem"), std::slice::from_ref(&table_arn));
             assert!(
                 !text.contains("secretsmanager") && !text.contains("rds-db"),
                 "{text}"
