@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::step::Step;
 
+pub mod database;
 pub mod iam;
 pub mod kms;
 pub mod network;
@@ -17,7 +18,9 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
     vec![
         Arc::new(network::Network),
         Arc::new(kms::Kms),
+        Arc::new(database::Database),
         Arc::new(sessions::Sessions),
         Arc::new(registry::Registry),
+        Arc::new(iam::Iam),
     ]
 }

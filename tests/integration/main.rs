@@ -3,7 +3,9 @@
 //! `FINTECH_INFRA_TEST_ENDPOINT`, e.g. LocalStack).
 
 mod cli;
+mod database;
 mod foundation;
+mod iam;
 mod registry;
 mod sessions;
 mod util;
