@@ -349,7 +349,11 @@ pub fn classify(code: &str) -> AwsErrorKind {
         || code == "InvalidAllocationID.NotFound"
     {
         AwsErrorKind::NotFound
-    } else if code == "DependencyViolation" || code == "ResourceInUse" || code == "DeleteConflict" {
+    } else if code == "DependencyViolation"
+        || code == "ResourceInUse"
+        || code == "ResourceInUseException"
+        || code == "DeleteConflict"
+    {
         AwsErrorKind::DependencyViolation
     } else if code.starts_with("Invalid") && code.contains("State")
         || code == "IncorrectState"
@@ -424,6 +428,11 @@ mod tests {
         assert_eq!(
             classify("InvalidDBClusterStateFault"),
             AwsErrorKind::InvalidState
+        );
+        // ACM: a certificate a listener still serves.
+        assert_eq!(
+            classify("ResourceInUseException"),
+            AwsErrorKind::DependencyViolation
         );
         assert_eq!(classify("Throttling"), AwsErrorKind::Throttled);
         assert_eq!(

@@ -25,6 +25,9 @@ pub struct Config {
     /// The ECS services; default: one `web` service of 2 vCPU / 4 GB.
     pub services: Services,
     pub timeouts: TimeoutsConfig,
+    pub certificate: CertificateConfig,
+    pub alb: AlbConfig,
+    pub waf: WafConfig,
 }
 
 impl Config {
@@ -96,6 +99,25 @@ impl Config {
                     "services: the name `{}` is used twice; service names must be unique",
                     svc.name.0
                 )));
+            }
+        }
+        if let Some(first) = self.services.0.first() {
+            if first.path.is_some() {
+                return Err(UsageError::new(format!(
+                    "services: the first service (`{}`) is the ALB's default (blue/green) target \
+                     and cannot have a `path`; list a path-routed service after it",
+                    first.name.0
+                )));
+            }
+        }
+        let mut paths = std::collections::BTreeSet::new();
+        for svc in &self.services.0 {
+            if let Some(p) = &svc.path {
+                if !paths.insert(p.as_str()) {
+                    return Err(UsageError::new(format!(
+                        "services: the path `{p}` is routed to two services; paths must be unique"
+                    )));
+                }
             }
         }
         if let Some(azs) = &self.network.availability_zones {
@@ -455,6 +477,235 @@ fn parse_window(w: &str) -> Option<u32> {
     Some((end + 24 * 60 - start) % (24 * 60))
 }
 
+/// A URL path (`/...`, printable ASCII without spaces); `wildcards` allows `*` and `?` as in
+/// ALB path patterns.
+fn is_url_path(s: &str, max: usize, wildcards: bool) -> bool {
+    s.starts_with('/')
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && (wildcards || (c != '*' && c != '?')) && c != '"')
+}
+
+/// The TLS certificate of the ALB's HTTPS listener: either ACM issues one for `domain` (DNS
+/// validation) or an existing certificate's `arn` is used. Neither: the ALB serves HTTP only.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(try_from = "RawCertificateConfig")]
+pub struct CertificateConfig {
+    pub source: Option<CertificateSource>,
+}
+
+/// Where the ALB's certificate comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CertificateSource {
+    /// ACM issues a certificate for the domain (and the alternative names) with DNS validation.
+    Request {
+        domain: String,
+        subject_alternative_names: Vec<String>,
+    },
+    /// A certificate the user manages (issued or imported in ACM); never deleted by `down`.
+    Existing { arn: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCertificateConfig {
+    domain: Option<String>,
+    arn: Option<String>,
+    subject_alternative_names: Vec<String>,
+}
+
+/// A certificate domain name: a DNS name of at least two labels, optionally a wildcard
+/// (`*.example.com`); ACM allows 253 characters, 64 for the first name's labels.
+fn is_certificate_domain(s: &str) -> bool {
+    let rest = s.strip_prefix("*.").unwrap_or(s);
+    rest.contains('.')
+        && s.len() <= 253
+        && rest.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+/// Whether `s` looks like an ACM certificate ARN.
+fn is_acm_arn(s: &str) -> bool {
+    let p: Vec<&str> = s.splitn(6, ':').collect();
+    p.len() == 6
+        && p[0] == "arn"
+        && p[1].starts_with("aws")
+        && p[2] == "acm"
+        && !p[3].is_empty()
+        && p[4].len() == 12
+        && p[4].chars().all(|c| c.is_ascii_digit())
+        && p[5].strip_prefix("certificate/").is_some_and(|id| {
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+impl TryFrom<RawCertificateConfig> for CertificateConfig {
+    type Error = String;
+    fn try_from(r: RawCertificateConfig) -> Result<Self, String> {
+        let source = match (r.domain, r.arn) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "`domain` and `arn` exclude each other: give the domain ACM should \
+                            issue a certificate for, or the ARN of an existing certificate"
+                        .into(),
+                )
+            }
+            (Some(domain), None) => {
+                let domain = domain.to_ascii_lowercase();
+                for name in std::iter::once(&domain).chain(&r.subject_alternative_names) {
+                    if !is_certificate_domain(name) {
+                        return Err(format!(
+                            "invalid domain name `{name}`: a fully qualified name such as \
+                             app.example.com or *.example.com (lowercase letters, digits, \
+                             hyphens)"
+                        ));
+                    }
+                }
+                if r.subject_alternative_names.len() > 99 {
+                    return Err(
+                        "subject_alternative_names: ACM allows at most 100 names in all".into(),
+                    );
+                }
+                let mut sans = r.subject_alternative_names;
+                sans.retain(|n| n != &domain);
+                sans.dedup();
+                Some(CertificateSource::Request {
+                    domain,
+                    subject_alternative_names: sans,
+                })
+            }
+            (None, Some(arn)) => {
+                if !r.subject_alternative_names.is_empty() {
+                    return Err("subject_alternative_names only applies with `domain`: an \
+                                existing certificate's names are fixed"
+                        .into());
+                }
+                if !is_acm_arn(&arn) {
+                    return Err(format!(
+                        "invalid certificate arn `{arn}`: expected \
+                         arn:aws:acm:<region>:<account>:certificate/<id>"
+                    ));
+                }
+                Some(CertificateSource::Existing { arn })
+            }
+            (None, None) => {
+                if !r.subject_alternative_names.is_empty() {
+                    return Err("subject_alternative_names needs a `domain`".into());
+                }
+                None
+            }
+        };
+        Ok(CertificateConfig { source })
+    }
+}
+
+/// The application load balancer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawAlbConfig")]
+pub struct AlbConfig {
+    /// Share of the default service's traffic sent to the blue target group (0 to 999).
+    pub blue_weight: i32,
+    /// Share sent to the green target group (0 to 999).
+    pub green_weight: i32,
+}
+
+impl Default for AlbConfig {
+    fn default() -> Self {
+        AlbConfig {
+            blue_weight: 100,
+            green_weight: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAlbConfig {
+    blue_weight: i32,
+    green_weight: i32,
+}
+
+impl Default for RawAlbConfig {
+    fn default() -> Self {
+        let d = AlbConfig::default();
+        RawAlbConfig {
+            blue_weight: d.blue_weight,
+            green_weight: d.green_weight,
+        }
+    }
+}
+
+impl TryFrom<RawAlbConfig> for AlbConfig {
+    type Error = String;
+    fn try_from(r: RawAlbConfig) -> Result<Self, String> {
+        for (field, w) in [
+            ("blue_weight", r.blue_weight),
+            ("green_weight", r.green_weight),
+        ] {
+            if !(0..=999).contains(&w) {
+                return Err(format!(
+                    "invalid {field} {w}: ALB target group weights are 0 to 999"
+                ));
+            }
+        }
+        if r.blue_weight == 0 && r.green_weight == 0 {
+            return Err(
+                "blue_weight and green_weight are both 0: no traffic would reach any \
+                        target; give at least one a positive weight"
+                    .into(),
+            );
+        }
+        Ok(AlbConfig {
+            blue_weight: r.blue_weight,
+            green_weight: r.green_weight,
+        })
+    }
+}
+
+/// The WAF web ACL in front of the ALB.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WafConfig {
+    /// Create the web ACL and associate it with the ALB.
+    pub enabled: bool,
+    /// Requests one client IP may send per 5-minute window before it is blocked.
+    pub rate_limit: RateLimit,
+}
+
+impl Default for WafConfig {
+    fn default() -> Self {
+        WafConfig {
+            enabled: false,
+            rate_limit: RateLimit(2000),
+        }
+    }
+}
+
+/// A WAF rate-based rule limit: 10 to 2,000,000,000 requests per 5 minutes (AWS's range).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "i64")]
+pub struct RateLimit(pub i64);
+
+impl TryFrom<i64> for RateLimit {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        if (10..=2_000_000_000).contains(&n) {
+            Ok(RateLimit(n))
+        } else {
+            Err(format!(
+                "invalid rate_limit {n}: WAF rate-based rules allow 10 to 2000000000 requests per \
+                 5 minutes per IP"
+            ))
+        }
+    }
+}
+
 fn is_identifier(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
@@ -784,6 +1035,11 @@ pub struct ServiceConfig {
     pub health_check_grace_secs: u32,
     pub capacity: CapacityConfig,
     pub permissions: Vec<Permission>,
+    /// Path the ALB health check requests (`/` by default).
+    pub health_check_path: String,
+    /// Path pattern routed to this service by an ALB listener rule (e.g. `/api/*`); the first
+    /// service without a path is the default (blue/green) target.
+    pub path: Option<String>,
 }
 
 /// The placeholder image services run until the user names their own: public, so a fresh
@@ -817,6 +1073,8 @@ struct RawServiceConfig {
     health_check_grace_secs: u32,
     capacity: CapacityConfig,
     permissions: Vec<Permission>,
+    health_check_path: String,
+    path: Option<String>,
 }
 
 impl Default for RawServiceConfig {
@@ -835,6 +1093,8 @@ impl Default for RawServiceConfig {
             health_check_grace_secs: 60,
             capacity: CapacityConfig::default(),
             permissions: vec![Permission::Sessions, Permission::Database],
+            health_check_path: "/".into(),
+            path: None,
         }
     }
 }
@@ -923,6 +1183,22 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
                 "service `{n}`: a fargate_base needs a non-zero fargate_weight (ECS rule)"
             ));
         }
+        if !is_url_path(&r.health_check_path, 1024, false) {
+            return Err(format!(
+                "service `{n}`: invalid health_check_path `{}`: a URL path starting with `/`, at \
+                 most 1024 characters, without spaces or wildcards",
+                r.health_check_path
+            ));
+        }
+        if let Some(p) = &r.path {
+            if !is_url_path(p, 128, true) || p == "/*" || p == "/" {
+                return Err(format!(
+                    "service `{n}`: invalid path `{p}`: a path pattern such as `/api/*` starting \
+                     with `/`, at most 128 characters (ALB's limit), `*` and `?` as wildcards; \
+                     `/` and `/*` would take all traffic from the default service"
+                ));
+            }
+        }
         let mut permissions = r.permissions;
         permissions.sort();
         permissions.dedup();
@@ -940,6 +1216,8 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
             health_check_grace_secs: r.health_check_grace_secs,
             capacity: c,
             permissions,
+            health_check_path: r.health_check_path,
+            path: r.path,
         })
     }
 }
@@ -1171,6 +1449,105 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
         assert_eq!(c.services.0.len(), 1);
         let e = err("preset = \"huge\"\n");
         assert!(e.contains("webapp") && e.contains("microservices"), "{e}");
+    }
+
+    #[test]
+    fn edge_defaults() {
+        let c = Config::default();
+        assert_eq!(c.certificate.source, None);
+        assert_eq!((c.alb.blue_weight, c.alb.green_weight), (100, 0));
+        assert!(!c.waf.enabled);
+        assert_eq!(c.waf.rate_limit.0, 2000);
+        assert_eq!(c.services.0[0].health_check_path, "/");
+        assert_eq!(c.services.0[0].path, None);
+        let b = Config::preset(Preset::Bluegreen);
+        assert_eq!((b.alb.blue_weight, b.alb.green_weight), (80, 20));
+    }
+
+    #[test]
+    fn edge_sections_parse() {
+        let c = Config::parse(
+            r#"
+[certificate]
+domain = "App.Example.com"
+subject_alternative_names = ["www.example.com", "*.api.example.com"]
+[alb]
+blue_weight = 50
+green_weight = 50
+[waf]
+enabled = true
+rate_limit = 500
+[[services]]
+name = "web"
+health_check_path = "/healthz"
+[[services]]
+name = "payment-api"
+path = "/api/*"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.certificate.source,
+            Some(CertificateSource::Request {
+                domain: "app.example.com".into(),
+                subject_alternative_names: vec![
+                    "www.example.com".into(),
+                    "*.api.example.com".into()
+                ],
+            })
+        );
+        assert_eq!(c.alb.green_weight, 50);
+        assert_eq!(c.waf.rate_limit.0, 500);
+        assert_eq!(c.services.0[0].health_check_path, "/healthz");
+        assert_eq!(c.services.0[1].path.as_deref(), Some("/api/*"));
+        let arn =
+            "arn:aws:acm:us-east-1:123456789012:certificate/0b6a4f5c-1d2e-4f3a-9b8c-7d6e5f4a3b2c";
+        let c = Config::parse(&format!("[certificate]\narn = \"{arn}\"\n")).unwrap();
+        assert_eq!(
+            c.certificate.source,
+            Some(CertificateSource::Existing { arn: arn.into() })
+        );
+    }
+
+    #[test]
+    fn bad_edge_values_name_field_and_line() {
+        let e = err("[certificate]\ndomain = \"a.example.com\"\narn = \"arn:aws:acm:us-east-1:123456789012:certificate/x\"\n");
+        assert!(
+            e.contains("exclude each other") && e.contains("line 1"),
+            "{e}"
+        );
+        let e = err("[certificate]\ndomain = \"localhost\"\n");
+        assert!(e.contains("invalid domain name"), "{e}");
+        let e = err("[certificate]\ndomain = \"a.example.com\"\nsubject_alternative_names = [\"bad name\"]\n");
+        assert!(e.contains("`bad name`"), "{e}");
+        let e = err("[certificate]\narn = \"arn:aws:iam::123456789012:server-certificate/x\"\n");
+        assert!(e.contains("invalid certificate arn"), "{e}");
+        let e = err("[certificate]\nsubject_alternative_names = [\"a.example.com\"]\n");
+        assert!(e.contains("needs a `domain`"), "{e}");
+        let e = err("[certificate]\nhost = \"a\"\n");
+        assert!(e.contains("unknown field `host`"), "{e}");
+        let e = err("\n[alb]\nblue_weight = 1000\n");
+        assert!(e.contains("0 to 999") && e.contains("line 2"), "{e}");
+        let e = err("[alb]\nblue_weight = 0\ngreen_weight = 0\n");
+        assert!(e.contains("both 0"), "{e}");
+        let e = err("[waf]\nrate_limit = 5\n");
+        assert!(
+            e.contains("10 to 2000000000") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = err("[waf]\nenable = true\n");
+        assert!(e.contains("unknown field `enable`"), "{e}");
+        let e = err("[[services]]\nname = \"web\"\nhealth_check_path = \"health\"\n");
+        assert!(e.contains("invalid health_check_path"), "{e}");
+        let e =
+            err("[[services]]\nname = \"web\"\n[[services]]\nname = \"api\"\npath = \"api/*\"\n");
+        assert!(e.contains("invalid path `api/*`"), "{e}");
+        let e = err("[[services]]\nname = \"web\"\n[[services]]\nname = \"api\"\npath = \"/*\"\n");
+        assert!(e.contains("all traffic"), "{e}");
+        let e = err("[[services]]\nname = \"web\"\npath = \"/web/*\"\n");
+        assert!(e.contains("first service"), "{e}");
+        let e = err("[[services]]\nname = \"web\"\n[[services]]\nname = \"a\"\npath = \"/x/*\"\n[[services]]\nname = \"b\"\npath = \"/x/*\"\n");
+        assert!(e.contains("routed to two services"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub const NAME_TEMPLATES: &[(&str, usize)] = &[
     ("alb-{suffix}", 32),
     ("tg-blue-{suffix}", 32),
     ("tg-green-{suffix}", 32),
+    // Target group of a path-routed service: 4 hex digits of a hash of its name.
+    ("tg-abcd-{suffix}", 32),
     // RDS identifiers: 63 characters.
     ("aurora-{suffix}", 63),
     ("aurora-writer-{suffix}", 63),
@@ -111,6 +113,17 @@ impl Names {
     /// `{resource_type}-{purpose}-{suffix}`
     pub fn with_purpose(&self, resource_type: &str, purpose: &str) -> String {
         format!("{resource_type}-{purpose}-{}", self.suffix)
+    }
+
+    /// The target group of a path-routed service: `tg-<4 hex digits>-<suffix>` (service names
+    /// are too long for ELB's 32-character limit; the hash is FNV-1a, stable across builds).
+    pub fn service_target_group(&self, service: &str) -> String {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in service.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        format!("tg-{:04x}-{}", (h ^ (h >> 16)) & 0xffff, self.suffix)
     }
 
     /// The KMS alias of the stack key.

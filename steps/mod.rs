@@ -5,12 +5,15 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::step::Step;
 
+pub mod alb;
+pub mod certificate;
 pub mod database;
 pub mod iam;
 pub mod kms;
 pub mod network;
 pub mod registry;
 pub mod sessions;
+pub mod waf;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
@@ -22,5 +25,10 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(sessions::Sessions),
         Arc::new(registry::Registry),
         Arc::new(iam::Iam),
+        Arc::new(certificate::Certificate),
+        Arc::new(alb::Alb),
+        // Always in the graph: a no-op without `[waf] enabled` and without records, so that
+        // `down` removes a web ACL even after the config stopped enabling it.
+        Arc::new(waf::Waf),
     ]
 }

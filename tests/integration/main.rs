@@ -4,6 +4,7 @@
 
 mod cli;
 mod database;
+mod edge;
 mod foundation;
 mod iam;
 mod registry;

@@ -28,6 +28,12 @@ impl Emulator {
     /// Starts a dedicated instance (e.g. with a time scale) that stops when dropped, and in
     /// any case when this test process exits (`--watch-pid`).
     pub fn start(extra_args: &[&str]) -> Emulator {
+        Emulator::start_with_env(extra_args, &[])
+    }
+
+    /// [`Emulator::start`] with extra environment variables for the emulator (e.g. moto's
+    /// `MOTO_ACM_VALIDATION_WAIT`).
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Emulator {
         static N: AtomicU32 = AtomicU32::new(0);
         let run_dir = repo_root().join("target").join("emulators").join(format!(
             "{}-{}",
@@ -42,6 +48,7 @@ impl Emulator {
             .arg("--watch-pid")
             .arg(std::process::id().to_string())
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("running localstack/start");
