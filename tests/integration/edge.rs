@@ -242,13 +242,18 @@ async fn check_alb_basics(stack: &Stack, health_path: &str) {
         .await
         .unwrap();
     assert_eq!(lc.rules()[0].expiration().and_then(|e| e.days()), Some(90));
-    let v = s3
-        .get_bucket_versioning()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    assert!(v.status().is_none(), "versioning stays off: {v:?}");
+    // Versioning stays off. (moto answers GetBucketVersioning of a never-versioned bucket
+    // with a root element the SDK rejects; then the request log shows none was turned on.)
+    match s3.get_bucket_versioning().bucket(&bucket).send().await {
+        Ok(v) => assert!(v.status().is_none(), "versioning stays off: {v:?}"),
+        Err(_) if is_faithful(&stack.endpoint) => assert!(
+            !request_log(&stack.endpoint)
+                .iter()
+                .any(|r| r.operation == "PutBucketVersioning" && r.is_from_stack(s)),
+            "versioning turned on"
+        ),
+        Err(e) => panic!("GetBucketVersioning: {e:?}"),
+    }
     let tags = s3
         .get_bucket_tagging()
         .bucket(&bucket)
@@ -542,7 +547,7 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
 #[test]
 fn domain_certificate_switches_the_alb_to_https_once_issued() {
     // moto issues a DNS-validated certificate this many seconds after the request.
-    const ISSUE_AFTER: u64 = 8;
+    const ISSUE_AFTER: u64 = 5;
     let emu = Emulator::start_with_env(
         &["--time-scale", "0.005"],
         &[("MOTO_ACM_VALIDATION_WAIT", &ISSUE_AFTER.to_string())],
@@ -557,7 +562,6 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         "preset = \"bluegreen\"\n[certificate]\ndomain = \"app.example.com\"\nsubject_alternative_names = [\"www.example.com\"]\n",
     );
     let cfg = cfg.to_str().unwrap();
-    let started = Instant::now();
     let up = run_cfg(&stack, cfg, "up");
     up.assert_ok();
 
@@ -639,11 +643,34 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
     });
 
     // Once ACM has issued it, `up` adds HTTPS and turns HTTP into a redirect.
-    let wait = Duration::from_secs(ISSUE_AFTER + 1).saturating_sub(started.elapsed());
-    std::thread::sleep(wait);
+    // (The user creates the DNS records; moto issues the certificate ISSUE_AFTER seconds
+    // after the request.)
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let acm = aws_sdk_acm::Client::new(&sdk);
+        let deadline = Instant::now() + Duration::from_secs(ISSUE_AFTER + 30);
+        loop {
+            let c = acm
+                .describe_certificate()
+                .certificate_arn(&cert_arn)
+                .send()
+                .await
+                .unwrap();
+            if c.certificate().and_then(|c| c.status()).map(|s| s.as_str()) == Some("ISSUED") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "certificate never issued");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
     let up2 = run_cfg(&stack, cfg, "up");
     up2.assert_ok();
-    assert_eq!(stack.output("alb_https"), Value::Bool(true));
+    assert_eq!(
+        stack.output("alb_https"),
+        Value::Bool(true),
+        "{}",
+        up2.stdout
+    );
     assert_eq!(out(&stack, "certificate_status"), "ISSUED");
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
