@@ -5,11 +5,16 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::step::Step;
 
+pub mod cluster;
 pub mod kms;
 pub mod network;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
 pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
-    vec![Arc::new(network::Network), Arc::new(kms::Kms)]
+    vec![
+        Arc::new(network::Network),
+        Arc::new(kms::Kms),
+        Arc::new(cluster::Cluster),
+    ]
 }
