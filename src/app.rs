@@ -27,10 +27,7 @@ struct Resolved {
 
 /// Picks the env suffix and state path: the flag, or the only stack in the state directory.
 fn resolve(global: &GlobalOpts, suffix: Option<&str>, command: &str) -> Result<Resolved> {
-    let cfg = match &global.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
+    let cfg = Config::load(global.config.as_deref(), global.preset)?;
     let suffix = match suffix {
         Some(s) => s.to_string(),
         None => infer_suffix(global.state.as_deref(), command)?,
@@ -119,7 +116,8 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// Connects to AWS in the region the state was made in (unless `--region` says otherwise).
 async fn connect(g: &GlobalOpts, store: &StateStore) -> Result<Arc<Aws>> {
-    let recorded = store.snapshot().region;
+    let snapshot = store.snapshot();
+    let recorded = snapshot.region;
     if let (Some(flag), false) = (&g.region, recorded.is_empty()) {
         if *flag != recorded && store.exists_on_disk() {
             return Err(UsageError::new(format!(
@@ -138,9 +136,16 @@ async fn connect(g: &GlobalOpts, store: &StateStore) -> Result<Arc<Aws>> {
         profile: g.profile.clone(),
         endpoint_url: g.endpoint_url.clone(),
         parallelism: usize::from(g.parallelism),
+        app_name: Some(app_name(&snapshot.suffix)),
     })
     .await;
     Ok(Arc::new(aws))
+}
+
+/// The SDK app name of a stack's runs: `fintech-infra_<suffix>` (the suffix rule keeps it
+/// within the app name's character set and 50-character limit).
+pub fn app_name(suffix: &str) -> String {
+    format!("fintech-infra_{suffix}")
 }
 
 /// Ctrl-C handling: the first stops new work (in-flight calls finish, state is saved after

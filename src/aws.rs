@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -31,6 +31,9 @@ pub struct AwsOptions {
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
     pub parallelism: usize,
+    /// Sent in the User-Agent of every request (`app/<name>`): names the tool and the stack
+    /// in CloudTrail, and lets tests pick one run's requests out of an emulator's log.
+    pub app_name: Option<String>,
 }
 
 /// Region used when neither `--region`, the profile nor the environment names one: the seeds
@@ -95,6 +98,13 @@ impl Aws {
         }
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(app) = opts
+            .app_name
+            .as_deref()
+            .and_then(|a| AppName::new(a.to_string()).ok())
+        {
+            loader = loader.app_name(app);
         }
         let mut sdk = loader.load().await;
         if sdk.region().is_none() {
@@ -401,6 +411,47 @@ mod tests {
             AwsErrorKind::AlreadyExists
         );
         assert_eq!(classify("UnauthorizedOperation"), AwsErrorKind::Other);
+    }
+
+    /// An inner connector that records how many requests it serves at once.
+    #[derive(Debug, Default)]
+    struct Gauge {
+        now: std::sync::atomic::AtomicUsize,
+        max: std::sync::atomic::AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    struct SlowConnector(Arc<Gauge>);
+
+    impl HttpConnector for SlowConnector {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            use std::sync::atomic::Ordering::SeqCst;
+            let gauge = self.0.clone();
+            HttpConnectorFuture::new(async move {
+                let n = gauge.now.fetch_add(1, SeqCst) + 1;
+                gauge.max.fetch_max(n, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                gauge.now.fetch_sub(1, SeqCst);
+                Ok(aws_smithy_runtime_api::http::Response::new(
+                    200u16.try_into().expect("valid status"),
+                    aws_smithy_types::body::SdkBody::empty(),
+                ))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn http_layer_bounds_requests_in_flight() {
+        let gauge = Arc::new(Gauge::default());
+        let connector = LimitedConnector {
+            inner: SharedHttpConnector::new(SlowConnector(gauge.clone())),
+            permits: Arc::new(Semaphore::new(3)),
+        };
+        let calls = (0..20).map(|_| connector.call(HttpRequest::empty()));
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.unwrap().status().as_u16(), 200);
+        }
+        assert_eq!(gauge.max.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

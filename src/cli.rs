@@ -41,6 +41,9 @@ pub struct GlobalOpts {
     /// TOML configuration file.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Reference architecture to start from (a config file's `preset` key does the same).
+    #[arg(long, global = true, value_enum)]
+    pub preset: Option<crate::config::Preset>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -13,6 +13,8 @@ use crate::error::UsageError;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// A reference architecture whose settings are the base this file overrides.
+    pub preset: Option<Preset>,
     pub tags: TagsConfig,
     pub network: NetworkConfig,
     pub kms: KmsConfig,
@@ -26,20 +28,63 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and checks a config file.
-    pub fn load(path: &Path) -> Result<Config, UsageError> {
+    /// Reads and checks a config file; `preset` (from `--preset`) applies when the file names
+    /// none, and must agree with it when it does.
+    pub fn load(path: Option<&Path>, preset: Option<Preset>) -> Result<Config, UsageError> {
+        let Some(path) = path else {
+            return Ok(preset.map(Config::preset).unwrap_or_default());
+        };
         let text = std::fs::read_to_string(path).map_err(|e| {
             UsageError::new(format!("cannot read config file {}: {e}", path.display()))
         })?;
-        Self::parse(&text)
+        Self::parse_with(&text, preset)
             .map_err(|e| UsageError::new(format!("config file {}: {}", path.display(), e.0)))
     }
 
-    /// Parses config text; errors name the field and the line.
+    /// Parses config text; errors name the field and the line. See [`Config::parse_with`].
     pub fn parse(text: &str) -> Result<Config, UsageError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| UsageError::new(e.to_string()))?;
+        Self::parse_with(text, None)
+    }
+
+    /// Parses config text, with the preset of `--preset` if any; errors name the field and the
+    /// line. With `preset = "..."` the
+    /// preset's settings are the base and the file's override them (tables merge key by key,
+    /// lists such as `[[services]]` replace the preset's whole list).
+    pub fn parse_with(text: &str, flag: Option<Preset>) -> Result<Config, UsageError> {
+        // The file alone first: its own mistakes are reported with their line numbers.
+        let own: Config = toml::from_str(text).map_err(|e| UsageError::new(e.to_string()))?;
+        let preset = match (own.preset, flag) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(UsageError::new(format!(
+                    "--preset {} contradicts `preset = \"{}\"` in the config file",
+                    b.name(),
+                    a.name()
+                )))
+            }
+            (a, b) => a.or(b),
+        };
+        let cfg = match preset {
+            None => own,
+            Some(preset) => {
+                let mut merged: toml::Table = toml::from_str(preset.toml())
+                    .unwrap_or_else(|e| panic!("preset {} is invalid TOML: {e}", preset.name()));
+                let overrides: toml::Table =
+                    toml::from_str(text).map_err(|e| UsageError::new(e.to_string()))?;
+                merge(&mut merged, overrides);
+                merged.insert("preset".into(), toml::Value::String(preset.name().into()));
+                Config::deserialize(merged).map_err(|e| {
+                    UsageError::new(format!("preset `{}` with this file: {e}", preset.name()))
+                })?
+            }
+        };
         cfg.check()?;
         Ok(cfg)
+    }
+
+    /// The settings of a preset alone.
+    pub fn preset(preset: Preset) -> Config {
+        Config::parse(&format!("preset = \"{}\"", preset.name()))
+            .unwrap_or_else(|e| panic!("preset {} is invalid: {e}", preset.name()))
     }
 
     /// Checks that span several fields (single-field rules are enforced while parsing).
@@ -64,6 +109,59 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// Deep-merges `over` into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The reference architectures of `../shared/seeds`, as configuration presets.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Seed 000: HA web app (the defaults).
+    Webapp,
+    /// Seed 001: blue/green web app.
+    Bluegreen,
+    /// Seed 002: resilient app on Aurora Serverless v2 over two AZs.
+    Resilient,
+    /// Seed 003: three-service payment system with service discovery.
+    Microservices,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 4] = [
+        Preset::Webapp,
+        Preset::Bluegreen,
+        Preset::Resilient,
+        Preset::Microservices,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Webapp => "webapp",
+            Preset::Bluegreen => "bluegreen",
+            Preset::Resilient => "resilient",
+            Preset::Microservices => "microservices",
+        }
+    }
+
+    fn toml(self) -> &'static str {
+        match self {
+            Preset::Webapp => include_str!("presets/webapp.toml"),
+            Preset::Bluegreen => include_str!("presets/bluegreen.toml"),
+            Preset::Resilient => include_str!("presets/resilient.toml"),
+            Preset::Microservices => include_str!("presets/microservices.toml"),
+        }
     }
 }
 
@@ -633,8 +731,8 @@ impl Default for CapacityConfig {
     }
 }
 
-/// A service name: 1 to 20 lowercase letters, digits and single hyphens, starting with a
-/// letter (20 keeps `role-task-<service>-<suffix>` within IAM's 64 characters).
+/// A service name: 1 to 30 lowercase letters, digits and single hyphens, starting with a
+/// letter (30 keeps `role-task-<service>-<suffix>` within IAM's 64-character role names).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(try_from = "String")]
 pub struct ServiceName(pub String);
@@ -643,7 +741,7 @@ impl TryFrom<String> for ServiceName {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         let ok = !s.is_empty()
-            && s.len() <= 20
+            && s.len() <= 30
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && !s.ends_with('-')
             && !s.contains("--")
@@ -651,7 +749,7 @@ impl TryFrom<String> for ServiceName {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok {
             return Err(format!(
-                "invalid service name `{s}`: 1 to 20 lowercase letters, digits and single \
+                "invalid service name `{s}`: 1 to 30 lowercase letters, digits and single \
                  hyphens, starting with a letter"
             ));
         }
@@ -969,11 +1067,13 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
 permissions = ["database", "queue"]
 "#,
         );
-        let e = c.unwrap_err().to_string();
-        assert!(
-            e.contains("transaction-processor") && e.contains("1 to 20"),
-            "{e}"
-        );
+        let c = c.unwrap();
+        assert_eq!(c.services.0[1].name.0, "transaction-processor");
+        assert_eq!(c.cluster.namespace.as_ref().unwrap().0, "payments.internal");
+        let e = Config::parse("[[services]]\nname = \"a-service-name-longer-than-thirty\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 to 30"), "{e}");
         let c = Config::parse(
             r#"
 [[services]]
@@ -1023,6 +1123,44 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
         assert!(e.contains("invalid DNS name"), "{e}");
         let e = err("[[services]]\nname = \"api\"\npermissions = [\"everything\"]\n");
         assert!(e.contains("sessions"), "{e}");
+    }
+
+    #[test]
+    fn presets_load_and_files_override_them() {
+        for p in Preset::ALL {
+            let c = Config::preset(p);
+            assert_eq!(c.preset, Some(p));
+        }
+        assert_eq!(
+            Config::preset(Preset::Webapp).services,
+            Config::default().services
+        );
+        let m = Config::preset(Preset::Microservices);
+        let names: Vec<_> = m.services.0.iter().map(|s| s.name.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "payment-api",
+                "transaction-processor",
+                "notification-service"
+            ]
+        );
+        assert_eq!(m.database.mode, DbMode::Serverless);
+        assert_eq!(Config::preset(Preset::Resilient).network.az_count.0, 2);
+        // Tables merge key by key; lists replace.
+        let c = Config::parse(
+            "preset = \"microservices\"\n[logs]\nretention_days = 90\n[database]\nmax_capacity = 8\n",
+        )
+        .unwrap();
+        assert_eq!(c.logs.retention_days.0, 90);
+        assert_eq!(c.database.max_capacity, 8.0);
+        assert_eq!(c.database.mode, DbMode::Serverless, "kept from the preset");
+        assert_eq!(c.services.0.len(), 3);
+        let c =
+            Config::parse("preset = \"microservices\"\n[[services]]\nname = \"only\"\n").unwrap();
+        assert_eq!(c.services.0.len(), 1);
+        let e = err("preset = \"huge\"\n");
+        assert!(e.contains("webapp") && e.contains("microservices"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const NAME_TEMPLATES: &[(&str, usize)] = &[
     ("dbsubnet-{suffix}", 255),
     // IAM role names: 64 characters.
     ("role-task-execution-{suffix}", 64),
+    // A task role per service; service names are at most 30 characters (config.rs).
+    ("role-task-abcdefghijklmnopqrstuvwxyz1234-{suffix}", 64),
     ("role-validator-{suffix}", 64),
     // S3 bucket names: 63 characters, globally unique (account ID included).
     ("fintech-assets-123456789012-{suffix}", 63),

@@ -425,6 +425,29 @@ impl StepCtx {
         apply().await
     }
 
+    /// Removes a deleted resource from the state and reports it.
+    pub fn deleted(&self, kind: &str, id: &str) -> Result<()> {
+        self.forget(kind, id)?;
+        self.sh.reporter.deleted(self.step, kind, id);
+        Ok(())
+    }
+
+    /// Deletes every recorded resource of `kind` with `delete`, in creation order, retrying
+    /// while AWS reports a dependency (see [`StepCtx::retry_dependency`]) and removing each
+    /// from the state as soon as it is gone.
+    pub async fn delete_recorded<F, Fut>(&self, kind: &str, delete: F) -> Result<()>
+    where
+        F: Fn(ResourceRecord) -> Fut,
+        Fut: Future<Output = Result<(), crate::aws::AwsError>>,
+    {
+        for rec in self.records(Some(kind)) {
+            self.retry_dependency(&format!("{kind} {}", rec.id), || delete(rec.clone()))
+                .await?;
+            self.deleted(kind, &rec.id)?;
+        }
+        Ok(())
+    }
+
     /// Runs a delete again while AWS refuses it because something still depends on the
     /// resource (`DependencyViolation`, `ResourceInUse`, ...): the ENIs of a deleted NAT
     /// gateway, load balancer or Lambda function are released lazily and hold subnets and

@@ -271,17 +271,15 @@ impl Step for Kms {
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
         let kms = ctx.aws().kms();
-        for rec in ctx.records(Some(ALIAS)) {
-            ctx.check_cancelled()?;
+        ctx.delete_recorded(ALIAS, |rec| async move {
             kms.delete_alias()
                 .alias_name(&rec.id)
                 .send()
                 .await
+                .map(|_| ())
                 .aws("kms:DeleteAlias", &rec.id)
-                .not_found_ok()?;
-            ctx.forget(ALIAS, &rec.id)?;
-            ctx.sh.reporter.deleted(ctx.step, ALIAS, &rec.id);
-        }
+        })
+        .await?;
         let window = ctx.cfg().kms.deletion_window_days.0;
         for rec in ctx.records(Some(KEY)) {
             ctx.check_cancelled()?;
@@ -318,8 +316,7 @@ impl Step for Kms {
                 }
                 _ => {}
             }
-            ctx.forget(KEY, &rec.id)?;
-            ctx.sh.reporter.deleted(ctx.step, KEY, &rec.id);
+            ctx.deleted(KEY, &rec.id)?;
         }
         for key in [OUT_KEY_ID, OUT_KEY_ARN, "kms_alias"] {
             ctx.remove_output(key)?;

@@ -19,10 +19,9 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGatewayState,
     ResourceType, SecurityGroupRule, Tag, TagSpecification, UserIdGroupPair, VpcEndpointType,
 };
-use futures::FutureExt as _;
 use serde_json::json;
 
-use crate::aws::{AwsResultExt, NotFoundOk};
+use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
 use crate::config::NatMode;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
@@ -717,23 +716,25 @@ impl Network {
         if let Some((kind, target)) = default_route {
             let dest = "0.0.0.0/0";
             let route_id = format!("{}|{dest}", rt.id);
-            let present = table.is_some_and(|t| {
-                t.routes().iter().any(|r| {
-                    r.destination_cidr_block() == Some(dest)
-                        && (r.gateway_id() == Some(target.id.as_str())
-                            || r.nat_gateway_id() == Some(target.id.as_str()))
-                })
+            let route_name = format!("{dest} via {kind} in {}", rt.id);
+            let current = table.and_then(|t| {
+                t.routes()
+                    .iter()
+                    .find(|r| r.destination_cidr_block() == Some(dest))
             });
+            let points_at_target = current.is_some_and(|r| {
+                r.gateway_id() == Some(target.id.as_str())
+                    || r.nat_gateway_id() == Some(target.id.as_str())
+            });
+            let found = || {
+                Found::new(&route_id)
+                    .attr("route_table_id", &rt.id)
+                    .attr("destination", dest)
+            };
             ctx.ensure(
                 ROUTE,
-                &format!("{dest} via {kind} in {}", rt.id),
-                || async {
-                    Ok(present.then(|| {
-                        Found::new(&route_id)
-                            .attr("route_table_id", &rt.id)
-                            .attr("destination", dest)
-                    }))
-                },
+                &route_name,
+                || async { Ok(current.is_some().then(found)) },
                 || async {
                     let mut req = ec2
                         .create_route()
@@ -745,12 +746,33 @@ impl Network {
                         req.gateway_id(&target.id)
                     };
                     req.send().await.aws("ec2:CreateRoute", &route_id)?;
-                    Ok(Found::new(&route_id)
-                        .attr("route_table_id", &rt.id)
-                        .attr("destination", dest))
+                    Ok(found())
                 },
             )
             .await?;
+            // The route exists but leads elsewhere (e.g. `nat_gateways` went from single to
+            // per-az, or the old NAT gateway was replaced): point it at the right target.
+            if current.is_some() && !points_at_target && !target.is_pending() {
+                ctx.change(
+                    ROUTE,
+                    &route_name,
+                    &format!("route through {}", target.id),
+                    || async {
+                        let mut req = ec2
+                            .replace_route()
+                            .route_table_id(&rt.id)
+                            .destination_cidr_block(dest);
+                        req = if kind == "nat" {
+                            req.nat_gateway_id(&target.id)
+                        } else {
+                            req.gateway_id(&target.id)
+                        };
+                        req.send().await.aws("ec2:ReplaceRoute", &route_id)?;
+                        Ok(())
+                    },
+                )
+                .await?;
+            }
         }
         Ok(())
     }
@@ -1067,12 +1089,6 @@ impl Network {
         }
         Ok(())
     }
-
-    fn deleted(&self, ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
-        ctx.forget(kind, id)?;
-        ctx.sh.reporter.deleted(ctx.step, kind, id);
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -1189,21 +1205,19 @@ impl Step for Network {
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
         let ec2 = ctx.aws().ec2();
+        let attr = |rec: &ResourceRecord, k: &str| rec.attrs.get(k).cloned().unwrap_or_default();
 
         // Routes through the NAT gateways and the IGW first: they would only black-hole.
-        for rec in ctx.records(Some(ROUTE)) {
-            ctx.check_cancelled()?;
-            let rt = rec.attrs.get("route_table_id").cloned().unwrap_or_default();
-            let dest = rec.attrs.get("destination").cloned().unwrap_or_default();
+        ctx.delete_recorded(ROUTE, |rec| async move {
             ec2.delete_route()
-                .route_table_id(&rt)
-                .destination_cidr_block(&dest)
+                .route_table_id(attr(&rec, "route_table_id"))
+                .destination_cidr_block(attr(&rec, "destination"))
                 .send()
                 .await
+                .map(|_| ())
                 .aws("ec2:DeleteRoute", &rec.id)
-                .not_found_ok()?;
-            self.deleted(ctx, ROUTE, &rec.id)?;
-        }
+        })
+        .await?;
 
         // NAT gateways: delete all, then wait for each to be gone; their ENIs hold the
         // subnets and their EIPs cannot be released before.
@@ -1223,126 +1237,103 @@ impl Step for Network {
         )
         .await?;
         for rec in &nats {
-            self.deleted(ctx, NAT, &rec.id)?;
+            ctx.deleted(NAT, &rec.id)?;
         }
 
-        for rec in ctx.records(Some(EIP)) {
-            ctx.retry_dependency(&format!("EIP {}", rec.id), || {
-                ec2.release_address()
-                    .allocation_id(&rec.id)
-                    .send()
-                    .map(|r| r.map(|_| ()).aws("ec2:ReleaseAddress", &rec.id))
-            })
-            .await?;
-            self.deleted(ctx, EIP, &rec.id)?;
-        }
+        ctx.delete_recorded(EIP, |rec| async move {
+            ec2.release_address()
+                .allocation_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:ReleaseAddress", &rec.id)
+        })
+        .await?;
 
-        for rec in ctx.records(Some(IGW)) {
-            ctx.check_cancelled()?;
+        // Detaching is refused while a public address in the VPC is still mapped, e.g. by a
+        // NAT gateway's ENI that is being released; an IGW already detached is fine.
+        ctx.delete_recorded(IGW, |rec| async move {
             if let Some(vpc_id) = rec.attrs.get("vpc_id") {
-                // Refused while a public address in the VPC is still mapped, e.g. by a NAT
-                // gateway's ENI that is being released.
-                ctx.retry_dependency(&format!("IGW {} attachment", rec.id), || {
-                    ec2.detach_internet_gateway()
-                        .internet_gateway_id(&rec.id)
-                        .vpc_id(vpc_id)
-                        .send()
-                        .map(|r| {
-                            let r = r.map(|_| ()).aws("ec2:DetachInternetGateway", &rec.id);
-                            match r {
-                                // Already detached.
-                                Err(e) if e.code.as_deref() == Some("Gateway.NotAttached") => {
-                                    Ok(())
-                                }
-                                other => other,
-                            }
-                        })
-                })
-                .await?;
+                let detached = ec2
+                    .detach_internet_gateway()
+                    .internet_gateway_id(&rec.id)
+                    .vpc_id(vpc_id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("ec2:DetachInternetGateway", &rec.id);
+                match detached {
+                    Err(e) if e.code.as_deref() == Some("Gateway.NotAttached") => {}
+                    other => other?,
+                }
             }
             ec2.delete_internet_gateway()
                 .internet_gateway_id(&rec.id)
                 .send()
                 .await
+                .map(|_| ())
                 .aws("ec2:DeleteInternetGateway", &rec.id)
-                .not_found_ok()?;
-            self.deleted(ctx, IGW, &rec.id)?;
-        }
+        })
+        .await?;
 
-        let endpoints: Vec<String> = ctx
-            .records(Some(ENDPOINT))
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        if !endpoints.is_empty() {
-            ctx.check_cancelled()?;
-            for id in &endpoints {
-                // One call per endpoint so a missing one does not fail the others.
-                let out = ec2
-                    .delete_vpc_endpoints()
-                    .vpc_endpoint_ids(id)
-                    .send()
-                    .await
-                    .aws("ec2:DeleteVpcEndpoints", id)
-                    .not_found_ok()?;
-                if let Some(unsuccessful) = out.as_ref().map(|o| o.unsuccessful()) {
-                    if let Some(u) = unsuccessful.iter().find(|u| {
-                        u.error()
-                            .and_then(|e| e.code())
-                            .is_some_and(|c| !c.contains("NotFound"))
-                    }) {
-                        bail!(
-                            "ec2:DeleteVpcEndpoints on {id} failed: {}: {}",
-                            u.error().and_then(|e| e.code()).unwrap_or_default(),
-                            u.error().and_then(|e| e.message()).unwrap_or_default()
-                        );
-                    }
-                }
-                self.deleted(ctx, ENDPOINT, id)?;
+        // One call per endpoint so that a missing one does not fail the others; the call
+        // reports per-endpoint failures in its response rather than as an error.
+        ctx.delete_recorded(ENDPOINT, |rec| async move {
+            let out = ec2
+                .delete_vpc_endpoints()
+                .vpc_endpoint_ids(&rec.id)
+                .send()
+                .await
+                .aws("ec2:DeleteVpcEndpoints", &rec.id)?;
+            match out.unsuccessful().iter().find_map(|u| u.error()) {
+                Some(e) if !e.code().unwrap_or_default().contains("NotFound") => Err(AwsError {
+                    operation: "ec2:DeleteVpcEndpoints",
+                    resource: rec.id.clone(),
+                    code: e.code().map(str::to_string),
+                    message: e.message().map(str::to_string),
+                    source: format!("{e:?}").into(),
+                }),
+                _ => Ok(()),
             }
-        }
+        })
+        .await?;
 
-        for rec in ctx.records(Some(ASSOCIATION)) {
-            ctx.check_cancelled()?;
+        ctx.delete_recorded(ASSOCIATION, |rec| async move {
             ec2.disassociate_route_table()
                 .association_id(&rec.id)
                 .send()
                 .await
+                .map(|_| ())
                 .aws("ec2:DisassociateRouteTable", &rec.id)
-                .not_found_ok()?;
-            self.deleted(ctx, ASSOCIATION, &rec.id)?;
-        }
+        })
+        .await?;
 
-        for rec in ctx.records(Some(SUBNET)) {
-            ctx.retry_dependency(&format!("subnet {}", rec.id), || {
-                ec2.delete_subnet()
-                    .subnet_id(&rec.id)
-                    .send()
-                    .map(|r| r.map(|_| ()).aws("ec2:DeleteSubnet", &rec.id))
-            })
-            .await?;
-            self.deleted(ctx, SUBNET, &rec.id)?;
-        }
+        ctx.delete_recorded(SUBNET, |rec| async move {
+            ec2.delete_subnet()
+                .subnet_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteSubnet", &rec.id)
+        })
+        .await?;
 
-        for rec in ctx.records(Some(ROUTE_TABLE)) {
-            ctx.retry_dependency(&format!("route table {}", rec.id), || {
-                ec2.delete_route_table()
-                    .route_table_id(&rec.id)
-                    .send()
-                    .map(|r| r.map(|_| ()).aws("ec2:DeleteRouteTable", &rec.id))
-            })
-            .await?;
-            self.deleted(ctx, ROUTE_TABLE, &rec.id)?;
-        }
+        ctx.delete_recorded(ROUTE_TABLE, |rec| async move {
+            ec2.delete_route_table()
+                .route_table_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteRouteTable", &rec.id)
+        })
+        .await?;
 
         // Rules first: a group referenced by another group's rule cannot be deleted.
-        for rec in ctx.records(Some(SG_RULE)) {
-            ctx.check_cancelled()?;
-            let group = rec.attrs.get("group_id").cloned().unwrap_or_default();
-            let egress = rec.attrs.get("egress").is_some_and(|e| e == "true");
-            let result = if egress {
+        ctx.delete_recorded(SG_RULE, |rec| async move {
+            let group = attr(&rec, "group_id");
+            if rec.attrs.get("egress").is_some_and(|e| e == "true") {
                 ec2.revoke_security_group_egress()
-                    .group_id(&group)
+                    .group_id(group)
                     .security_group_rule_ids(&rec.id)
                     .send()
                     .await
@@ -1350,37 +1341,35 @@ impl Step for Network {
                     .aws("ec2:RevokeSecurityGroupEgress", &rec.id)
             } else {
                 ec2.revoke_security_group_ingress()
-                    .group_id(&group)
+                    .group_id(group)
                     .security_group_rule_ids(&rec.id)
                     .send()
                     .await
                     .map(|_| ())
                     .aws("ec2:RevokeSecurityGroupIngress", &rec.id)
-            };
-            result.not_found_ok()?;
-            self.deleted(ctx, SG_RULE, &rec.id)?;
-        }
-        for rec in ctx.records(Some(SG)) {
-            ctx.retry_dependency(&format!("security group {}", rec.id), || {
-                ec2.delete_security_group()
-                    .group_id(&rec.id)
-                    .send()
-                    .map(|r| r.map(|_| ()).aws("ec2:DeleteSecurityGroup", &rec.id))
-            })
-            .await?;
-            self.deleted(ctx, SG, &rec.id)?;
-        }
+            }
+        })
+        .await?;
 
-        for rec in ctx.records(Some(VPC)) {
-            ctx.retry_dependency(&format!("VPC {}", rec.id), || {
-                ec2.delete_vpc()
-                    .vpc_id(&rec.id)
-                    .send()
-                    .map(|r| r.map(|_| ()).aws("ec2:DeleteVpc", &rec.id))
-            })
-            .await?;
-            self.deleted(ctx, VPC, &rec.id)?;
-        }
+        ctx.delete_recorded(SG, |rec| async move {
+            ec2.delete_security_group()
+                .group_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteSecurityGroup", &rec.id)
+        })
+        .await?;
+
+        ctx.delete_recorded(VPC, |rec| async move {
+            ec2.delete_vpc()
+                .vpc_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteVpc", &rec.id)
+        })
+        .await?;
 
         for key in [
             "vpc_id",

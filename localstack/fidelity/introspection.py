@@ -4,7 +4,9 @@
   after TIMELINE.pump() has applied the state transitions that are due.
 - Every AWS request is logged (GET /_fintech/requests; DELETE clears the log):
   {"ts", "method", "service", "region", "operation", "status", "latency_ms",
-   "params", "path", "error"}.
+   "params", "path", "error", "user_agent"}. The user agent carries the SDK's app
+  name, which fintech-infra sets per stack, so a test can pick one run's
+  requests out of a log shared by concurrent tests.
 - /_fintech/events, /_fintech/config, /_fintech/health, /_fintech/patches.
 - POST /moto-api/reset (moto's own reset) also forgets the fidelity state.
 
@@ -171,6 +173,7 @@ class FintechMiddleware:
             "params": params,
             "path": environ.get("PATH_INFO", ""),
             "error": _error_code(status, headers, resp_body),
+            "user_agent": environ.get("HTTP_X_AMZ_USER_AGENT") or environ.get("HTTP_USER_AGENT", ""),
         }
         with self.log_lock:
             self.log.append(entry)

@@ -62,6 +62,8 @@ def test_request_log_names_service_operation_and_params(emu):
     assert log[3]["error"] == "InvalidSubnetID.NotFound"
     assert all(isinstance(r["ts"], float) and r["latency_ms"] >= 0 for r in log)
     assert log == sorted(log, key=lambda r: r["ts"])
+    # boto3 names itself in the user agent, as the Rust SDK does with the app name.
+    assert all("Boto3" in r["user_agent"] or "botocore" in r["user_agent"] for r in log)
 
 
 def test_events_order_nat_teardown_against_requests(emu, vpc):

@@ -175,3 +175,27 @@ fn unreachable_aws_fails_the_steps_with_exit_1_and_names_the_operation() {
     );
     assert!(r.stderr.contains("kms:DescribeKey"), "{}", r.stderr);
 }
+
+#[test]
+fn presets_are_named_and_must_agree_with_the_config_file() {
+    let s = offline("preset");
+    let r = s.run(&["--preset", "huge", "up", "--env-suffix", &s.suffix]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("webapp") && r.stderr.contains("microservices"),
+        "{}",
+        r.stderr
+    );
+    let cfg = s.config("preset = \"microservices\"\n");
+    let r = s.run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--preset",
+        "resilient",
+        "up",
+        "--env-suffix",
+        &s.suffix,
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("contradicts"), "{}", r.stderr);
+}

@@ -70,15 +70,22 @@ fn up_builds_the_network_and_key_then_down_removes_everything() {
     assert_eq!(s["changes"]["changed"], 0);
     assert!(s["aws_calls"]["total"].as_u64().unwrap() > 0);
     if let Some(before) = log_before {
-        // The emulator's own log agrees: only reads from this stack's second run. (Other
-        // tests run concurrently, so look only at reads-vs-writes naming this stack's VPC.)
+        // The emulator's own log agrees: this stack's second run sent only reads. (Other tests
+        // share the emulator; the SDK app name in the user agent tells this run's requests.)
         let after = request_log(&stack.endpoint);
         let ours: Vec<_> = after[before..]
             .iter()
-            .filter(|r| r.params.to_string().contains(&vpc_id))
-            .filter(|r| !is_read(&r.operation))
+            .filter(|r| r.is_from_stack(&stack.suffix))
             .collect();
-        assert!(ours.is_empty(), "mutating requests on our VPC: {ours:?}");
+        assert!(
+            !ours.is_empty(),
+            "no requests of this stack in the emulator's log"
+        );
+        let writes: Vec<_> = ours.iter().filter(|r| r.is_mutating()).collect();
+        assert!(
+            writes.is_empty(),
+            "second up sent mutating requests: {writes:?}"
+        );
     }
 
     // plan: nothing to do.
@@ -147,12 +154,6 @@ fn up_builds_the_network_and_key_then_down_removes_everything() {
             }
         );
     });
-}
-
-fn is_read(op: &str) -> bool {
-    ["Describe", "Get", "List", "Head"]
-        .iter()
-        .any(|p| op.starts_with(p))
 }
 
 async fn check_network(stack: &Stack, vpc_id: &str) {
@@ -698,4 +699,97 @@ fn a_failing_step_reports_the_aws_error_code_and_independent_steps_finish() {
         let left = remaining_ec2(&sdk, &stack.suffix).await;
         assert!(left.is_empty(), "left behind: {left:?}");
     });
+}
+
+#[test]
+fn switching_to_a_nat_gateway_per_zone_reroutes_private_subnets() {
+    let stack = Stack::new("natsw");
+    stack.up(&[]).assert_ok();
+    let per_az = stack.config("[network]\nnat_gateways = \"per-az\"\n");
+    let run = stack.run(&[
+        "--config",
+        per_az.to_str().unwrap(),
+        "--output",
+        "json",
+        "up",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    run.assert_ok();
+    let s = run.summary();
+    assert_eq!(
+        s["changes"]["changed"], 2,
+        "two private routes move to their zone's NAT: {s}"
+    );
+    let nats: Vec<String> = stack
+        .output("nat_gateway_ids")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nats.len(), 3);
+    let vpc_id = stack.output("vpc_id").as_str().unwrap().to_string();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let rts = ec2
+            .describe_route_tables()
+            .filters(vpc_filter(&vpc_id))
+            .send()
+            .await
+            .unwrap();
+        let used: BTreeSet<_> = rts
+            .route_tables()
+            .iter()
+            .flat_map(|t| t.routes())
+            .filter_map(|r| r.nat_gateway_id())
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            used,
+            nats.iter().cloned().collect::<BTreeSet<_>>(),
+            "each private subnet uses its zone's NAT"
+        );
+    });
+    // Steady again: nothing to change.
+    let again = stack.run(&[
+        "--config",
+        per_az.to_str().unwrap(),
+        "--output",
+        "json",
+        "up",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    again.assert_ok();
+    assert_eq!(again.summary()["aws_calls"]["mutating"], 0);
+    stack.down(&[]).assert_ok();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let left = remaining_ec2(&sdk, &stack.suffix).await;
+        assert!(left.is_empty(), "left behind: {left:?}");
+    });
+}
+
+#[test]
+fn a_preset_shapes_the_plan() {
+    // `resilient` (seed 002) spans two zones: six subnets instead of nine.
+    let stack = Stack::new("pre");
+    let run = stack.run(&[
+        "--preset",
+        "resilient",
+        "--output",
+        "json",
+        "plan",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    run.assert_ok();
+    let plan = run.summary()["plan"].as_array().unwrap().clone();
+    let subnets = plan
+        .iter()
+        .filter(|i| i["kind"] == "ec2:subnet" && i["action"] == "create")
+        .count();
+    assert_eq!(subnets, 6, "{plan:?}");
 }

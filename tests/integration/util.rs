@@ -117,6 +117,21 @@ pub struct LoggedRequest {
     pub operation: String,
     pub status: u16,
     pub params: Value,
+    pub user_agent: String,
+}
+
+impl LoggedRequest {
+    /// Whether the request came from a fintech-infra run on `suffix` (the tool sends the SDK
+    /// app name `fintech-infra_<suffix>`, which appears as `app/fintech-infra_<suffix>`).
+    pub fn is_from_stack(&self, suffix: &str) -> bool {
+        let token = format!("app/{}", fintech_infra::app::app_name(suffix));
+        self.user_agent.split_whitespace().any(|t| t == token)
+    }
+
+    /// Whether the operation changes anything (by AWS's naming of read-only operations).
+    pub fn is_mutating(&self) -> bool {
+        fintech_infra::aws::is_mutating(&self.operation)
+    }
 }
 
 /// Every request the emulator served so far (the faithful emulator only).
@@ -135,6 +150,7 @@ pub fn request_log(endpoint: &str) -> Vec<LoggedRequest> {
             operation: r["operation"].as_str().unwrap_or_default().to_string(),
             status: r["status"].as_u64().unwrap_or_default() as u16,
             params: r.get("params").cloned().unwrap_or(Value::Null),
+            user_agent: r["user_agent"].as_str().unwrap_or_default().to_string(),
         })
         .collect()
 }
