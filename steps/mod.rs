@@ -8,6 +8,7 @@ use crate::step::Step;
 pub mod cluster;
 pub mod kms;
 pub mod network;
+pub mod services;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
