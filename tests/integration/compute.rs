@@ -649,3 +649,44 @@ fn microservices_example_goes_up_and_down() {
         }
     }
 }
+
+/// Against an emulator where a deleted ECS service stays DRAINING for a (scaled) while, as on
+/// AWS: `down` waits for it to become INACTIVE before deleting the cluster, which ECS refuses
+/// until then (ClusterContainsServicesException).
+#[test]
+fn down_waits_for_the_service_to_drain_before_deleting_the_cluster() {
+    // A drain takes 60 s on AWS: 3 s here; the database waits scale alike.
+    let emu = Emulator::start(&["--time-scale", "0.05"]);
+    assert!(emu.is_faithful());
+    let stack = Stack::on(&emu.endpoint, "drain");
+    stack.up(&[]).assert_ok();
+    let service_arn = stack.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "ecs:service")
+        .and_then(|r| r["arn"].as_str().map(str::to_string))
+        .expect("ecs:service recorded with its ARN");
+    stack.down(&[]).assert_ok();
+
+    let log = request_log(&emu.endpoint);
+    let events = events(&emu.endpoint);
+    let inactive_at = events
+        .iter()
+        .find(|e| e["id"] == service_arn.as_str() && e["to"] == "INACTIVE")
+        .and_then(|e| e["ts"].as_f64())
+        .unwrap_or_else(|| panic!("service never became INACTIVE: {events:?}"));
+    let delete_cluster: Vec<_> = log
+        .iter()
+        .filter(|r| r.operation == "DeleteCluster")
+        .collect();
+    assert_eq!(delete_cluster.len(), 1, "one DeleteCluster, never refused");
+    assert_eq!(delete_cluster[0].status, 200);
+    assert!(
+        delete_cluster[0].ts >= inactive_at,
+        "DeleteCluster at {} before the service was INACTIVE at {inactive_at}",
+        delete_cluster[0].ts
+    );
+    let sdk = block_on(sdk_config(&emu.endpoint));
+    block_on(check_nothing_left(&sdk, &stack, &["web"]));
+}
