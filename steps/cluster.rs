@@ -528,12 +528,6 @@ impl Cluster {
         .await
         .with_context(|| format!("deleting ECS cluster {name}"))
     }
-
-    fn deleted(&self, ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
-        ctx.forget(kind, id)?;
-        ctx.sh.reporter.deleted(ctx.step, kind, id);
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -605,12 +599,12 @@ impl Step for Cluster {
                 )
                 .await?;
             }
-            self.deleted(ctx, NAMESPACE, &rec.id)?;
+            ctx.deleted(NAMESPACE, &rec.id)?;
         }
         for rec in ctx.records(Some(CLUSTER)) {
             ctx.check_cancelled()?;
             self.delete_cluster(ctx, &rec.id).await?;
-            self.deleted(ctx, CLUSTER, &rec.id)?;
+            ctx.deleted(CLUSTER, &rec.id)?;
         }
         for key in [
             OUT_CLUSTER_NAME,

@@ -1274,12 +1274,6 @@ impl Services {
         })
     }
 
-    fn deleted(&self, ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
-        ctx.forget(kind, id)?;
-        ctx.sh.reporter.deleted(ctx.step, kind, id);
-        Ok(())
-    }
-
     /// Deletes an ECS service (with force: no need to scale to zero first) and waits until it
     /// is INACTIVE. A service already DRAINING or INACTIVE (a rerun) is only waited for.
     async fn delete_service(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<()> {
@@ -1513,7 +1507,7 @@ impl Step for Services {
                 .await
                 .aws("application-autoscaling:DeleteScalingPolicy", &rec.id)
                 .not_found_ok()?;
-            self.deleted(ctx, SCALING_POLICY, &rec.id)?;
+            ctx.deleted(SCALING_POLICY, &rec.id)?;
         }
         for rec in ctx.records(Some(SCALABLE_TARGET)) {
             ctx.check_cancelled()?;
@@ -1525,7 +1519,7 @@ impl Step for Services {
                 .await
                 .aws("application-autoscaling:DeregisterScalableTarget", &rec.id)
                 .not_found_ok()?;
-            self.deleted(ctx, SCALABLE_TARGET, &rec.id)?;
+            ctx.deleted(SCALABLE_TARGET, &rec.id)?;
         }
 
         // The services drain concurrently: each takes about a minute on AWS.
@@ -1534,32 +1528,31 @@ impl Step for Services {
             self.delete_service(ctx, rec)
                 .await
                 .with_context(|| format!("deleting ECS service {}", rec.id))?;
-            self.deleted(ctx, SERVICE, &rec.id)
+            ctx.deleted(SERVICE, &rec.id)
         }))
         .await;
         results.into_iter().collect::<Result<Vec<_>>>()?;
 
         for rec in ctx.records(Some(DISCOVERY_SERVICE)) {
             self.delete_discovery_service(ctx, &rec.id).await?;
-            self.deleted(ctx, DISCOVERY_SERVICE, &rec.id)?;
+            ctx.deleted(DISCOVERY_SERVICE, &rec.id)?;
         }
         for rec in ctx.records(Some(TASK_DEFINITION)) {
             self.delete_family(ctx, &rec.id)
                 .await
                 .with_context(|| format!("deleting task definition family {}", rec.id))?;
-            self.deleted(ctx, TASK_DEFINITION, &rec.id)?;
+            ctx.deleted(TASK_DEFINITION, &rec.id)?;
         }
         let logs = ctx.aws().logs();
-        for rec in ctx.records(Some(LOG_GROUP)) {
-            ctx.check_cancelled()?;
+        ctx.delete_recorded(LOG_GROUP, |rec| async move {
             logs.delete_log_group()
                 .log_group_name(&rec.id)
                 .send()
                 .await
+                .map(|_| ())
                 .aws("logs:DeleteLogGroup", &rec.id)
-                .not_found_ok()?;
-            self.deleted(ctx, LOG_GROUP, &rec.id)?;
-        }
+        })
+        .await?;
         for key in [OUT_SERVICE_NAMES, OUT_LOG_GROUPS, OUT_TASK_DEFINITION_ARNS] {
             ctx.remove_output(key)?;
         }

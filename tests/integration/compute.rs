@@ -120,7 +120,8 @@ fn create_service_request(stack: &Stack, service_name: &str) -> Option<Value> {
     let req = request_log(&stack.endpoint)
         .into_iter()
         .find(|r| {
-            r.service == "ecs"
+            r.is_from_stack(&stack.suffix)
+                && r.service == "ecs"
                 && r.operation == "CreateService"
                 && r.status == 200
                 && r.params["serviceName"] == service_name
