@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::step::Step;
 
 pub mod cluster;
+pub mod database;
 pub mod kms;
 pub mod network;
 pub mod services;
@@ -17,5 +18,6 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(network::Network),
         Arc::new(kms::Kms),
         Arc::new(cluster::Cluster),
+        Arc::new(database::Database),
     ]
 }

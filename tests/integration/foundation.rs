@@ -130,6 +130,8 @@ fn up_builds_the_network_and_key_then_down_removes_everything() {
         assert!(left.is_empty(), "left behind in EC2: {left:?}");
         let tagged = remaining_tagged(&sdk, &stack.suffix).await;
         assert!(tagged.is_empty(), "left behind (tagging API): {tagged:?}");
+        let rds = remaining_rds(&sdk, &stack.suffix).await;
+        assert!(rds.is_empty(), "left behind in RDS: {rds:?}");
         let kms = aws_sdk_kms::Client::new(&sdk);
         let key = kms.describe_key().key_id(&key_id).send().await.unwrap();
         assert_eq!(
@@ -592,6 +594,8 @@ fn up_adopts_everything_after_the_state_file_is_lost() {
         let sdk = sdk_config(&stack.endpoint).await;
         let left = remaining_ec2(&sdk, &stack.suffix).await;
         assert!(left.is_empty(), "left behind: {left:?}");
+        let rds = remaining_rds(&sdk, &stack.suffix).await;
+        assert!(rds.is_empty(), "left behind in RDS: {rds:?}");
     });
 }
 

@@ -4,6 +4,7 @@
 
 mod cli;
 mod compute;
+mod database;
 mod foundation;
 mod util;
 mod waiting;
