@@ -7,9 +7,12 @@ use crate::step::Step;
 
 pub mod cluster;
 pub mod database;
+pub mod iam;
 pub mod kms;
 pub mod network;
+pub mod registry;
 pub mod services;
+pub mod sessions;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
@@ -19,5 +22,9 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(kms::Kms),
         Arc::new(cluster::Cluster),
         Arc::new(database::Database),
+        Arc::new(sessions::Sessions),
+        Arc::new(registry::Registry),
+        Arc::new(iam::Iam),
+        Arc::new(services::Services),
     ]
 }

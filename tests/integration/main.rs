@@ -6,5 +6,8 @@ mod cli;
 mod compute;
 mod database;
 mod foundation;
+mod iam;
+mod registry;
+mod sessions;
 mod util;
 mod waiting;
