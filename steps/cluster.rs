@@ -123,11 +123,10 @@ fn insights_value(on: bool) -> &'static str {
 /// Whether the described Container Insights value satisfies the config: `enhanced` (the
 /// observability tier above `enabled`) counts as on, so a user's upgrade is not undone.
 fn insights_ok(described: Option<&str>, on: bool) -> bool {
-    match (described.unwrap_or("disabled"), on) {
-        ("enabled" | "enhanced", true) => true,
-        ("disabled", false) => true,
-        _ => false,
-    }
+    matches!(
+        (described.unwrap_or("disabled"), on),
+        ("enabled" | "enhanced", true) | ("disabled", false)
+    )
 }
 
 /// What the cluster looks like now, as far as the step manages it.

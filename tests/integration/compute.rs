@@ -519,6 +519,62 @@ fn default_web_service_runs_on_the_cluster_then_down_removes_it() {
 
     assert_second_up_is_idempotent(&stack, &[]);
 
+    // Drift from the config: a new image and scaling target, longer log retention, a bigger
+    // Spot share. Changed in place (a new task definition revision, UpdateService, the
+    // policy and the retention), nothing created.
+    let changed = stack.config(
+        r#"
+[logs]
+retention_days = 90
+
+[[services]]
+name = "web"
+image = "public.ecr.aws/nginx/nginx:1.27"
+cpu_target = 60
+capacity = { fargate_base = 1, fargate_weight = 1, spot_weight = 3 }
+"#,
+    );
+    let changed = changed.to_str().unwrap();
+    let run = stack.up(&["--config", changed]);
+    run.assert_ok();
+    let s = run.summary();
+    assert_eq!(s["changes"]["created"], 0, "{s}");
+    let ops: Vec<&str> = s["aws_calls"]["mutating_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for op in [
+        "ECS:RegisterTaskDefinition",
+        "ECS:UpdateService",
+        "ECS:PutClusterCapacityProviders",
+        "Application Auto Scaling:PutScalingPolicy",
+        "CloudWatch Logs:PutRetentionPolicy",
+    ] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    assert!(
+        !ops.iter().any(|o| o.ends_with(":CreateService")),
+        "{ops:?}"
+    );
+    let o = outputs(&stack);
+    let td_arn = out_str(&o["ecs_task_definition_arns"], "web");
+    assert!(td_arn.ends_with(":2"), "new revision: {td_arn}");
+    block_on(async {
+        let ecs = aws_sdk_ecs::Client::new(&sdk);
+        let svc = ecs
+            .describe_services()
+            .cluster(out_str(&o, "ecs_cluster_name"))
+            .services(format!("svc-web-{}", stack.suffix))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(svc.services()[0].task_definition(), Some(td_arn.as_str()));
+    });
+    assert_second_up_is_idempotent(&stack, &["--config", changed]);
+
+    // Down removes every revision of the family, not just the latest.
     stack.down(&[]).assert_ok();
     block_on(check_nothing_left(&sdk, &stack, &["web"]));
 }
@@ -591,7 +647,7 @@ fn microservices_example_goes_up_and_down() {
             .unwrap_or_else(|| panic!("no Cloud Map service {} in {discovery:?}", e.name));
         assert_eq!(
             registries,
-            [arn.clone()],
+            std::slice::from_ref(arn),
             "{} registers in Cloud Map",
             e.name
         );

@@ -510,10 +510,9 @@ pub async fn remaining_tagged(sdk: &SdkConfig, suffix: &str) -> Vec<String> {
         // while) and lists them with their tags.
         if arn.starts_with("arn:aws:ecs:")
             && (arn.contains(":cluster/") || arn.contains(":service/"))
+            && !ecs_is_live(sdk, &arn).await
         {
-            if !ecs_is_live(sdk, &arn).await {
-                continue;
-            }
+            continue;
         }
         // moto keeps a deleted cluster's automated snapshot (`rds:<cluster>-<time>`, with the
         // cluster's tags), although DeleteDBCluster asked for DeleteAutomatedBackups (AWS
