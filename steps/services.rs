@@ -773,14 +773,9 @@ impl Services {
         let Some(latest) = latest else {
             return Ok(found);
         };
-        if inputs_pending || spec.task_role_arn.is_empty() && ctx.is_plan() {
+        // In plan mode before the iam step ran, the roles are unknown: nothing to compare.
+        if inputs_pending || spec.task_role_arn.is_empty() {
             return Ok(found);
-        }
-        if spec.task_role_arn.is_empty() {
-            bail!(
-                "output iam_task_role_arns has no role for service `{}`",
-                names.service
-            );
         }
         let diff = spec.differences(&latest);
         if diff.is_empty() {
