@@ -434,17 +434,7 @@ impl Cluster {
                 self.find_namespace(ctx, name).await
             },
             || async {
-                let tags = ctx
-                    .tags(Some(name))
-                    .into_iter()
-                    .map(|(k, v)| {
-                        aws_sdk_servicediscovery::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("building Cloud Map tags")?;
+                let tags = cloudmap_tags(ctx, name)?;
                 let out = sd
                     .create_private_dns_namespace()
                     .name(name)
@@ -527,6 +517,23 @@ impl Cluster {
         .await
         .with_context(|| format!("deleting ECS cluster {name}"))
     }
+}
+
+/// The stack's tags in Cloud Map's form (namespaces and services).
+pub(crate) fn cloudmap_tags(
+    ctx: &StepCtx,
+    name: &str,
+) -> Result<Vec<aws_sdk_servicediscovery::types::Tag>> {
+    ctx.tags(Some(name))
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_servicediscovery::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .context("building Cloud Map tags")
 }
 
 #[async_trait]

@@ -860,17 +860,7 @@ impl Services {
                 Ok(None)
             },
             || async {
-                let tags = ctx
-                    .tags(Some(name))
-                    .into_iter()
-                    .map(|(k, v)| {
-                        aws_sdk_servicediscovery::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("building Cloud Map tags")?;
+                let tags = crate::steps::cluster::cloudmap_tags(ctx, name)?;
                 let out = sd
                     .create_service()
                     .name(name)
