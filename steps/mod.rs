@@ -7,11 +7,13 @@ use crate::step::Step;
 
 pub mod alb;
 pub mod certificate;
+pub mod cluster;
 pub mod database;
 pub mod iam;
 pub mod kms;
 pub mod network;
 pub mod registry;
+pub mod services;
 pub mod sessions;
 pub mod waf;
 
@@ -21,6 +23,7 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
     vec![
         Arc::new(network::Network),
         Arc::new(kms::Kms),
+        Arc::new(cluster::Cluster),
         Arc::new(database::Database),
         Arc::new(sessions::Sessions),
         Arc::new(registry::Registry),
@@ -30,5 +33,6 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         // Always in the graph: a no-op without `[waf] enabled` and without records, so that
         // `down` removes a web ACL even after the config stopped enabling it.
         Arc::new(waf::Waf),
+        Arc::new(services::Services),
     ]
 }

@@ -322,6 +322,64 @@ async fn check_nothing_left(stack: &Stack, cert_arn: Option<&str>) {
     assert!(ec2.is_empty(), "left behind in EC2: {ec2:?}");
 }
 
+/// The services' ECS load balancer attachments and health check grace period.
+async fn check_attached(stack: &Stack, tgs: &BTreeMap<String, String>) {
+    let sdk = sdk_config(&stack.endpoint).await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let s = stack.suffix.as_str();
+    let out = ecs
+        .describe_services()
+        .cluster(format!("cluster-{s}"))
+        .services(format!("svc-web-{s}"))
+        .services(format!("svc-payment-api-{s}"))
+        .send()
+        .await
+        .unwrap();
+    let attached: BTreeMap<String, (String, String, i32)> = out
+        .services()
+        .iter()
+        .map(|svc| {
+            let lbs = svc.load_balancers();
+            assert_eq!(lbs.len(), 1, "{svc:?}");
+            (
+                svc.service_name().unwrap().to_string(),
+                (
+                    lbs[0].target_group_arn().unwrap().to_string(),
+                    lbs[0].container_name().unwrap().to_string(),
+                    lbs[0].container_port().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attached,
+        BTreeMap::from([
+            (
+                format!("svc-web-{s}"),
+                (tgs["blue"].clone(), "web".to_string(), 80)
+            ),
+            (
+                format!("svc-payment-api-{s}"),
+                (tgs["payment-api"].clone(), "payment-api".to_string(), 8080)
+            ),
+        ])
+    );
+    // moto does not return the grace period: the request carried it.
+    if is_faithful(&stack.endpoint) {
+        for r in request_log(&stack.endpoint)
+            .iter()
+            .filter(|r| r.operation == "CreateService" && r.is_from_stack(s))
+        {
+            assert_eq!(
+                r.params["healthCheckGracePeriodSeconds"], 60,
+                "{:?}",
+                r.params
+            );
+            assert!(r.params["loadBalancers"][0]["targetGroupArn"].is_string());
+        }
+    }
+}
+
 const TWO_SERVICES: &str = r#"
 [waf]
 enabled = true
@@ -481,12 +539,51 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
         assert_eq!(for_alb.web_acl().map(|a| a.arn()), Some(acl_arn.as_str()));
     });
 
+    // The ECS services are attached: web to blue, payment-api to its own group.
+    block_on(check_attached(&stack, &tgs));
+
     let again = run_cfg(&stack, cfg, "up");
     again.assert_ok();
     let sum = again.summary();
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
     assert_eq!(sum["changes"]["created"], 0, "{sum}");
     assert_eq!(sum["changes"]["changed"], 0, "{sum}");
+
+    // A service without its load balancer (e.g. created before the ALB existed): `up`
+    // attaches it with one UpdateService.
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ecs = aws_sdk_ecs::Client::new(&sdk);
+        ecs.update_service()
+            .cluster(format!("cluster-{s}"))
+            .service(format!("svc-web-{s}"))
+            .set_load_balancers(Some(vec![]))
+            .send()
+            .await
+            .unwrap();
+    });
+    let attach = run_cfg(&stack, cfg, "up");
+    attach.assert_ok();
+    let sum = attach.summary();
+    assert_eq!(
+        sum["aws_calls"]["mutating_ops"],
+        serde_json::json!(["ECS:UpdateService"]),
+        "{sum}"
+    );
+    if is_faithful(&stack.endpoint) {
+        let log = request_log(&stack.endpoint);
+        let upd = log
+            .iter()
+            .rev()
+            .find(|r| r.operation == "UpdateService" && r.is_from_stack(&s))
+            .unwrap();
+        assert_eq!(
+            upd.params["loadBalancers"][0]["targetGroupArn"],
+            tgs["blue"].as_str()
+        );
+        assert_eq!(upd.params["healthCheckGracePeriodSeconds"], 60);
+    }
+    block_on(check_attached(&stack, &tgs));
 
     // Weights changed in the config: one ModifyListener.
     let cfg2 = stack.config(&format!(
