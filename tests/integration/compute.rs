@@ -296,8 +296,22 @@ async fn check_service(sdk: &SdkConfig, stack: &Stack, e: &Expect) -> Vec<String
             req["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"],
             "DISABLED"
         );
-        // Only valid with a load balancer, which the ALB step attaches later.
-        assert!(req.get("healthCheckGracePeriodSeconds").is_none());
+        // The ALB serves the first service (and any with a `path`): its target group and the
+        // grace period, which is only valid with a load balancer.
+        let routed = o["alb_service_target_groups"]
+            .get(e.name)
+            .and_then(Value::as_str);
+        match routed {
+            Some(tg) => {
+                assert_eq!(req["loadBalancers"][0]["targetGroupArn"], tg, "{svc_name}");
+                assert_eq!(req["loadBalancers"][0]["containerName"], e.name);
+                assert_eq!(req["healthCheckGracePeriodSeconds"], 60, "{svc_name}");
+            }
+            None => {
+                assert!(req.get("loadBalancers").is_none(), "{svc_name}: {req}");
+                assert!(req.get("healthCheckGracePeriodSeconds").is_none());
+            }
+        }
     }
 
     // Auto scaling: 2..10 tasks, tracking CPU at 70 % and memory at 75 %.
