@@ -824,3 +824,84 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
     assert!(del.ts >= log[lb_gone].ts);
     block_on(check_nothing_left(&stack, Some(&cert_arn)));
 }
+
+/// With `[certificate] arn` (here a certificate imported into ACM): the HTTPS listener serves
+/// it at once, and `down` leaves it alone, as the user owns it.
+#[test]
+fn configured_certificate_arn_is_served_and_never_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("key.pem"), dir.path().join("crt.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .args(["-subj", "/CN=imported.example.com", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: openssl is not available to make a certificate");
+        return;
+    }
+    let stack = Stack::new("cert");
+    let cert_arn = block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let acm = aws_sdk_acm::Client::new(&sdk);
+        acm.import_certificate()
+            .certificate(aws_sdk_acm::primitives::Blob::new(
+                std::fs::read(&crt).unwrap(),
+            ))
+            .private_key(aws_sdk_acm::primitives::Blob::new(
+                std::fs::read(&key).unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap()
+            .certificate_arn()
+            .unwrap()
+            .to_string()
+    });
+    let cfg = stack.config(&format!("[certificate]\narn = \"{cert_arn}\"\n"));
+    let cfg = cfg.to_str().unwrap();
+    run_cfg(&stack, cfg, "up").assert_ok();
+    assert_eq!(stack.output("alb_https"), Value::Bool(true));
+    assert_eq!(out(&stack, "certificate_arn"), cert_arn);
+    assert!(
+        !stack.state()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "acm:certificate"),
+        "a configured certificate is not the stack's resource"
+    );
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let ls = listeners(&elb, &out(&stack, "alb_arn")).await;
+        let https = ls.iter().find(|l| l.port() == Some(443)).expect("HTTPS");
+        assert_eq!(
+            https.certificates()[0].certificate_arn(),
+            Some(cert_arn.as_str())
+        );
+    });
+    let again = run_cfg(&stack, cfg, "up");
+    again.assert_ok();
+    assert_eq!(again.summary()["aws_calls"]["mutating"], 0);
+    run_cfg(&stack, cfg, "down").assert_ok();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let acm = aws_sdk_acm::Client::new(&sdk);
+        acm.describe_certificate()
+            .certificate_arn(&cert_arn)
+            .send()
+            .await
+            .expect("the configured certificate survives down");
+        acm.delete_certificate()
+            .certificate_arn(&cert_arn)
+            .send()
+            .await
+            .unwrap();
+    });
+    block_on(check_nothing_left(&stack, None));
+}
