@@ -9,8 +9,10 @@ pub mod database;
 pub mod iam;
 pub mod kms;
 pub mod network;
+pub mod queue;
 pub mod registry;
 pub mod sessions;
+pub mod validator;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
@@ -21,6 +23,8 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(database::Database),
         Arc::new(sessions::Sessions),
         Arc::new(registry::Registry),
+        Arc::new(queue::Queue),
         Arc::new(iam::Iam),
+        Arc::new(validator::Validator),
     ]
 }
