@@ -7,8 +7,7 @@
 //! `queue.max_receive_count` receives; its visibility timeout is at least 6 x the validator's
 //! timeout (AWS's advice for a queue feeding a Lambda function, see config.rs). The DLQ keeps
 //! messages 14 days (the maximum): for a standard queue the original enqueue time is kept, so
-//! a DLQ with a shorter retention than its source would drop failed transactions early. The
-//! DLQ's redrive-allow policy lets only the transaction queue use it.
+//! a DLQ with a shorter retention than its source would drop failed transactions early.
 //!
 //! Idempotency: GetQueueUrl finds each queue (its stack tag is checked: another stack's queue
 //! is never adopted), GetQueueAttributes is compared with the wanted attributes, and any drift
@@ -81,11 +80,6 @@ pub fn redrive_policy(dlq_arn: &str, max_receive_count: i32) -> Value {
     json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
 }
 
-/// The DLQ's redrive-allow policy: only the transaction queue may redrive into it.
-pub fn redrive_allow_policy(source_arn: &str) -> Value {
-    json!({"redrivePermission": "byQueue", "sourceQueueArns": [source_arn]})
-}
-
 /// The attributes a queue should have, as SQS takes them.
 pub fn wanted_attributes(
     key_arn: &str,
@@ -93,7 +87,6 @@ pub fn wanted_attributes(
     visibility_timeout: i32,
     retention_secs: i32,
     redrive: Option<&Value>,
-    redrive_allow: Option<&Value>,
 ) -> Vec<(QueueAttributeName, String)> {
     let mut v = vec![
         (QueueAttributeName::KmsMasterKeyId, key_arn.to_string()),
@@ -109,9 +102,6 @@ pub fn wanted_attributes(
     ];
     if let Some(r) = redrive {
         v.push((QueueAttributeName::RedrivePolicy, r.to_string()));
-    }
-    if let Some(r) = redrive_allow {
-        v.push((QueueAttributeName::RedriveAllowPolicy, r.to_string()));
     }
     v
 }
@@ -150,7 +140,7 @@ pub fn same_attribute(name: &QueueAttributeName, current: Option<&str>, wanted: 
                 _ => false,
             }
         }
-        QueueAttributeName::RedrivePolicy | QueueAttributeName::RedriveAllowPolicy => {
+        QueueAttributeName::RedrivePolicy => {
             match (
                 serde_json::from_str::<Value>(current),
                 serde_json::from_str::<Value>(wanted),
@@ -359,7 +349,6 @@ impl Step for Queue {
                 ctx.cfg().queue_visibility_timeout(),
                 DLQ_RETENTION_SECS,
                 None,
-                Some(&redrive_allow_policy(&main_arn)),
             ),
             name: dlq,
             role: "dlq",
@@ -374,7 +363,6 @@ impl Step for Queue {
                 ctx.cfg().queue_visibility_timeout(),
                 q.message_retention_days.0 * 86_400,
                 Some(&redrive_policy(&dlq_arn, q.max_receive_count.0)),
-                None,
             ),
             name: main,
             role: "main",
@@ -479,7 +467,7 @@ mod tests {
     #[test]
     fn attributes_and_drift() {
         let redrive = redrive_policy(DLQ, 5);
-        let wanted = wanted_attributes(KEY, ARN, 180, 345_600, Some(&redrive), None);
+        let wanted = wanted_attributes(KEY, ARN, 180, 345_600, Some(&redrive));
         // Read back as SQS returns it: maxReceiveCount a string, the policy reformatted.
         let mut current: HashMap<QueueAttributeName, String> = [
             (QueueAttributeName::KmsMasterKeyId, KEY.to_string()),
