@@ -408,9 +408,21 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
 /// wait for them or delete them, before deleting subnets and groups, with no refusal.
 #[test]
 fn network_teardown_removes_lingering_lambda_enis() {
-    let emu = Emulator::start(&["--lambda-eni-linger", "3"]);
+    // Short linger: the ENIs are waited for or deleted, whichever comes first.
+    lingering_enis_are_cleared("3", None);
+    // A linger far beyond the allowed wait: only deleting them lets `down` finish in time.
+    lingering_enis_are_cleared("3600", Some("[timeouts]\ndependency_violation_secs = 30\n"));
+}
+
+fn lingering_enis_are_cleared(linger: &str, config: Option<&str>) {
+    let emu = Emulator::start(&["--lambda-eni-linger", linger]);
     let stack = Stack::on(&emu.endpoint, "eni");
-    stack.up(&[]).assert_ok();
+    let cfg = config.map(|c| stack.config(c).to_str().unwrap().to_string());
+    let extra: Vec<&str> = match &cfg {
+        Some(c) => vec!["--config", c.as_str()],
+        None => vec![],
+    };
+    stack.up(&extra).assert_ok();
     let s = stack.suffix.clone();
     let vpc = stack.output("vpc_id").as_str().unwrap().to_string();
     let function = format!("fn-validator-{s}");
@@ -436,8 +448,15 @@ fn network_teardown_removes_lingering_lambda_enis() {
     });
     assert!(!enis.is_empty(), "the VPC function has no ENIs");
 
-    stack.down(&[]).assert_ok();
+    let started = std::time::Instant::now();
+    stack.down(&extra).assert_ok();
     assert!(!stack.state_path().exists());
+    if config.is_some() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "down waited for the linger instead of deleting the ENIs"
+        );
+    }
 
     let log: Vec<LoggedRequest> = request_log(&emu.endpoint)
         .into_iter()
@@ -468,6 +487,16 @@ fn network_teardown_removes_lingering_lambda_enis() {
         .expect("DeleteSubnet")
         .ts;
     assert!(delete_fn < first_subnet_delete);
+    if config.is_some() {
+        for eni in &enis {
+            assert!(
+                log.iter().any(|r| r.operation == "DeleteNetworkInterface"
+                    && r.status == 200
+                    && r.params["NetworkInterfaceId"] == eni.as_str()),
+                "ENI {eni} not deleted by the network step"
+            );
+        }
+    }
     // Every ENI was gone (deleted by the network step, or lingered out while it waited)
     // before the first subnet delete.
     let events = events(&emu.endpoint);
