@@ -347,6 +347,9 @@ pub fn classify(code: &str) -> AwsErrorKind {
         || code == "NoSuchBucket"
         || code == "ResourceNotFoundException"
         || code == "InvalidAllocationID.NotFound"
+        // SQS: the query-compatible code, and the JSON protocol's shape name.
+        || code == "AWS.SimpleQueueService.NonExistentQueue"
+        || code == "QueueDoesNotExist"
     {
         AwsErrorKind::NotFound
     } else if code == "DependencyViolation"
@@ -420,6 +423,10 @@ mod tests {
         assert_eq!(classify("InvalidVpcID.NotFound"), AwsErrorKind::NotFound);
         assert_eq!(classify("NatGatewayNotFound"), AwsErrorKind::NotFound);
         assert_eq!(classify("NotFoundException"), AwsErrorKind::NotFound);
+        assert_eq!(
+            classify("AWS.SimpleQueueService.NonExistentQueue"),
+            AwsErrorKind::NotFound
+        );
         assert_eq!(classify("DBClusterNotFoundFault"), AwsErrorKind::NotFound);
         assert_eq!(
             classify("DependencyViolation"),

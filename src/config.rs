@@ -28,6 +28,8 @@ pub struct Config {
     pub certificate: CertificateConfig,
     pub alb: AlbConfig,
     pub waf: WafConfig,
+    pub queue: QueueConfig,
+    pub validator: ValidatorConfig,
 }
 
 impl Config {
@@ -118,6 +120,19 @@ impl Config {
                         "services: the path `{p}` is routed to two services; paths must be unique"
                     )));
                 }
+            }
+        }
+        let timeout = self.validator.timeout_secs.0;
+        if let Some(v) = self.queue.visibility_timeout_secs {
+            if v.0 < timeout * 6 {
+                return Err(UsageError::new(format!(
+                    "queue.visibility_timeout_secs {} is below 6 x validator.timeout_secs ({timeout} \
+                     x 6 = {}): AWS requires at least the function timeout for a Lambda-triggered \
+                     queue and recommends six times it, or messages are redelivered while a batch \
+                     is still being processed; raise it or leave it out (default: 6 x the timeout)",
+                    v.0,
+                    timeout * 6
+                )));
             }
         }
         if let Some(azs) = &self.network.availability_zones {
@@ -386,6 +401,113 @@ impl TryFrom<u64> for Secs {
             Ok(Secs(n))
         } else {
             Err(format!("invalid duration {n}: 1 to 3600 seconds"))
+        }
+    }
+}
+
+/// Defines a whole-number setting checked against an inclusive range while parsing, so the
+/// error names the field and the line.
+macro_rules! bounded {
+    ($(#[$doc:meta])* $name:ident($t:ty), $field:literal, $lo:literal..=$hi:literal, $why:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+        #[serde(try_from = "i64")]
+        pub struct $name(pub $t);
+
+        impl TryFrom<i64> for $name {
+            type Error = String;
+            fn try_from(n: i64) -> Result<Self, String> {
+                if ($lo..=$hi).contains(&n) {
+                    Ok($name(n as $t))
+                } else {
+                    Err(format!(concat!("invalid ", $field, " {}: ", $why), n))
+                }
+            }
+        }
+    };
+}
+
+bounded!(
+    /// Receives of a message before SQS moves it to the dead-letter queue.
+    MaxReceiveCount(i32), "max_receive_count", 1..=1000, "SQS allows 1 to 1000 receives"
+);
+bounded!(
+    /// Seconds a received message stays invisible to other consumers.
+    VisibilityTimeout(i32), "visibility_timeout_secs", 0..=43200,
+    "SQS allows 0 to 43200 seconds (12 hours)"
+);
+bounded!(
+    /// Days SQS keeps an unconsumed message.
+    QueueRetentionDays(i32), "message_retention_days", 1..=14, "SQS keeps messages 1 to 14 days"
+);
+bounded!(
+    /// Concurrent executions reserved for (and capping) the validator function.
+    ReservedConcurrency(i32), "reserved_concurrency", 1..=1000,
+    "1 to 1000 (the default account limit; AWS keeps 100 unreserved)"
+);
+bounded!(
+    /// Memory of the validator function in MB.
+    LambdaMemory(i32), "memory_mb", 128..=10240, "Lambda allows 128 to 10240 MB"
+);
+bounded!(
+    /// Timeout of the validator function in seconds.
+    LambdaTimeout(i32), "timeout_secs", 1..=900, "Lambda allows 1 to 900 seconds"
+);
+bounded!(
+    /// Messages per invocation of the validator.
+    BatchSize(i32), "batch_size", 1..=10000, "an SQS event source takes 1 to 10000 messages"
+);
+
+/// The SQS transaction queue and its dead-letter queue.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Receives before a message goes to the dead-letter queue.
+    pub max_receive_count: MaxReceiveCount,
+    /// Visibility timeout; default 6 x `validator.timeout_secs` (AWS's advice for queues
+    /// feeding a Lambda function), and never less.
+    pub visibility_timeout_secs: Option<VisibilityTimeout>,
+    /// Days a message is kept in the transaction queue (the DLQ keeps 14, the maximum).
+    pub message_retention_days: QueueRetentionDays,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_receive_count: MaxReceiveCount(5),
+            visibility_timeout_secs: None,
+            message_retention_days: QueueRetentionDays(4),
+        }
+    }
+}
+
+impl Config {
+    /// The queue's visibility timeout: as configured, else 6 x the validator's timeout.
+    pub fn queue_visibility_timeout(&self) -> i32 {
+        self.queue
+            .visibility_timeout_secs
+            .map(|v| v.0)
+            .unwrap_or(self.validator.timeout_secs.0 * 6)
+    }
+}
+
+/// The Lambda transaction validator.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidatorConfig {
+    pub reserved_concurrency: ReservedConcurrency,
+    pub memory_mb: LambdaMemory,
+    pub timeout_secs: LambdaTimeout,
+    pub batch_size: BatchSize,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        ValidatorConfig {
+            reserved_concurrency: ReservedConcurrency(5),
+            memory_mb: LambdaMemory(256),
+            timeout_secs: LambdaTimeout(30),
+            batch_size: BatchSize(10),
         }
     }
 }
@@ -1555,5 +1677,88 @@ path = "/api/*"
         assert_eq!(fargate_memory_options(256).unwrap(), vec![512, 1024, 2048]);
         assert!(fargate_memory_options(1024).unwrap().contains(&2048));
         assert!(fargate_memory_options(300).is_none());
+    }
+}
+
+#[cfg(test)]
+mod async_tier_tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn queue_and_validator_defaults() {
+        let c = Config::default();
+        assert_eq!(c.queue.max_receive_count.0, 5);
+        assert_eq!(c.queue.message_retention_days.0, 4);
+        assert_eq!(c.validator.reserved_concurrency.0, 5);
+        assert_eq!(c.validator.memory_mb.0, 256);
+        assert_eq!(c.validator.timeout_secs.0, 30);
+        assert_eq!(c.validator.batch_size.0, 10);
+        assert_eq!(
+            c.queue_visibility_timeout(),
+            180,
+            "6 x the function timeout"
+        );
+        let c = Config::parse("[validator]\ntimeout_secs = 60\n").unwrap();
+        assert_eq!(c.queue_visibility_timeout(), 360);
+    }
+
+    #[test]
+    fn queue_and_validator_values_parse() {
+        let c = Config::parse(
+            "[queue]\nmax_receive_count = 3\nvisibility_timeout_secs = 600\n\
+             message_retention_days = 14\n[validator]\nreserved_concurrency = 20\n\
+             memory_mb = 512\ntimeout_secs = 100\nbatch_size = 100\n",
+        )
+        .unwrap();
+        assert_eq!(c.queue.max_receive_count.0, 3);
+        assert_eq!(c.queue_visibility_timeout(), 600);
+        assert_eq!(c.queue.message_retention_days.0, 14);
+        assert_eq!(
+            (
+                c.validator.reserved_concurrency.0,
+                c.validator.memory_mb.0,
+                c.validator.timeout_secs.0,
+                c.validator.batch_size.0
+            ),
+            (20, 512, 100, 100)
+        );
+    }
+
+    #[test]
+    fn bad_queue_and_validator_values_name_field_and_line() {
+        for (text, want) in [
+            ("[queue]\nmax_receive_count = 0\n", "1 to 1000"),
+            ("[queue]\nmax_receive_count = 1001\n", "1 to 1000"),
+            ("[queue]\nvisibility_timeout_secs = 43201\n", "0 to 43200"),
+            ("[queue]\nmessage_retention_days = 15\n", "1 to 14"),
+            ("[queue]\nmessage_retention_days = 0\n", "1 to 14"),
+            ("[validator]\nreserved_concurrency = 0\n", "1 to 1000"),
+            ("[validator]\nmemory_mb = 64\n", "128 to 10240"),
+            ("[validator]\ntimeout_secs = 901\n", "1 to 900"),
+            ("[validator]\nbatch_size = 10001\n", "1 to 10000"),
+            ("[validator]\nbatch_size = -1\n", "1 to 10000"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(want) && e.contains("line 2"), "{text}: {e}");
+        }
+        let e = err("[queue]\nvisibility_tmeout = 5\n");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn visibility_timeout_must_cover_six_function_timeouts() {
+        let e = err("[queue]\nvisibility_timeout_secs = 60\n");
+        assert!(
+            e.contains("6 x validator.timeout_secs") && e.contains("180"),
+            "{e}"
+        );
+        let e = err("[queue]\nvisibility_timeout_secs = 200\n[validator]\ntimeout_secs = 40\n");
+        assert!(e.contains("240"), "{e}");
+        Config::parse("[queue]\nvisibility_timeout_secs = 240\n[validator]\ntimeout_secs = 40\n")
+            .unwrap();
     }
 }

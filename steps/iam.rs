@@ -49,7 +49,7 @@ pub const OUT_TASK_ROLE_ARNS: &str = "iam_task_role_arns";
 /// Outputs of the database step this step reads.
 pub const IN_DB_SECRET_ARN: &str = "db_secret_arn";
 pub const IN_DB_RESOURCE_ID: &str = "db_cluster_resource_id";
-/// Output of a later (queue) step: used when present, see [`task_policy`].
+/// Output of the queue step (a dependency): see [`task_policy`].
 pub const IN_QUEUE_ARN: &str = "queue_arn";
 
 /// IAM keeps at most this many versions of a managed policy.
@@ -210,9 +210,8 @@ pub fn execution_policy(inp: &PolicyInputs) -> Value {
 /// - `sessions`: item reads and writes on the session table, Query on its `by-user` index.
 /// - `database`: read the database secret; `rds-db:connect` as the master user for IAM
 ///   database authentication, on this cluster only.
-/// - `queue`: send to the transaction queue. The queue is made by a later step, which this
-///   step cannot depend on; until its `queue_arn` output exists the grant is left out, and
-///   the next `up` adds it.
+/// - `queue`: send to the transaction queue (`queue_arn` of the queue step, a dependency; in
+///   plan mode before the queue exists the grant is left out of the preview).
 ///
 /// Plus the stack key, used only through the services above (`kms:ViaService`): Decrypt to
 /// read their encrypted data, GenerateDataKey to write it.
@@ -322,6 +321,16 @@ fn as_list(v: Option<&Value>) -> Vec<String> {
 /// Logs actions, and `Resource: "*"` only on a statement granting nothing but
 /// `ecr:GetAuthorizationToken`.
 pub fn check_least_privilege(doc: &Value) -> Result<(), String> {
+    check_least_privilege_with(doc, &["ecr:GetAuthorizationToken"])
+}
+
+/// [`check_least_privilege`] with another set of actions that may (must) use `Resource: "*"`
+/// because IAM accepts no narrower resource for them: a statement with `Resource: "*"` may
+/// grant only those.
+pub fn check_least_privilege_with(
+    doc: &Value,
+    resource_star_actions: &[&str],
+) -> Result<(), String> {
     let statements = doc["Statement"]
         .as_array()
         .ok_or("the policy has no Statement list")?;
@@ -354,9 +363,14 @@ pub fn check_least_privilege(doc: &Value) -> Result<(), String> {
         if resources.is_empty() || resources.iter().any(|r| r.is_empty()) {
             return Err(format!("{sid}: every statement must name its resources"));
         }
-        if resources.iter().any(|r| r == "*") && actions != ["ecr:GetAuthorizationToken"] {
+        if resources.iter().any(|r| r == "*")
+            && !actions
+                .iter()
+                .all(|a| resource_star_actions.contains(&a.as_str()))
+        {
             return Err(format!(
-                "{sid}: `Resource: \"*\"` is only allowed for ecr:GetAuthorizationToken alone"
+                "{sid}: `Resource: \"*\"` is only allowed for {} alone",
+                resource_star_actions.join(", ")
             ));
         }
     }
@@ -421,15 +435,19 @@ pub fn same_document(a: &Value, b: &Value) -> bool {
     normalize(a) == normalize(b)
 }
 
-/// One role this step manages and its policy.
-struct RoleSpec {
+/// One role and its customer-managed policy (also used by other steps that need a role, e.g.
+/// the validator's Lambda role).
+pub(crate) struct RoleSpec {
     /// `None` for the execution role.
-    service: Option<String>,
-    role: String,
-    policy: String,
-    trust: Value,
-    document: Option<Value>,
-    description: String,
+    pub(crate) service: Option<String>,
+    pub(crate) role: String,
+    pub(crate) policy: String,
+    pub(crate) trust: Value,
+    pub(crate) document: Option<Value>,
+    pub(crate) description: String,
+    pub(crate) policy_description: String,
+    /// Actions the policy may grant on `Resource: "*"` (see [`check_least_privilege_with`]).
+    pub(crate) resource_star_actions: &'static [&'static str],
 }
 
 pub struct Iam;
@@ -461,6 +479,8 @@ impl Iam {
             description: format!(
                 "fintech-infra {s}: ECS task execution role (image pulls, logs, secrets)"
             ),
+            policy_description: format!("fintech-infra {s}: ECS task execution"),
+            resource_star_actions: &["ecr:GetAuthorizationToken"],
         }];
         for svc in &ctx.cfg().services.0 {
             let name = svc.name.0.as_str();
@@ -471,6 +491,8 @@ impl Iam {
                 trust: trust_policy(inp, true),
                 document: task_policy(inp, &svc.permissions),
                 description: format!("fintech-infra {s}: task role of service {name}"),
+                policy_description: format!("fintech-infra {s}: task role of {name}"),
+                resource_star_actions: &[],
             });
         }
         v
@@ -508,7 +530,7 @@ impl Iam {
         })
     }
 
-    async fn ensure_role(ctx: &StepCtx, spec: &RoleSpec) -> Result<Found> {
+    pub(crate) async fn ensure_role(ctx: &StepCtx, spec: &RoleSpec) -> Result<Found> {
         let iam = ctx.aws().iam();
         let name = &spec.role;
         let existing = iam
@@ -592,17 +614,21 @@ impl Iam {
         Ok(role)
     }
 
-    async fn ensure_policy(
+    /// Creates or updates `spec`'s policy with `doc`. `pending`: some inputs of the document
+    /// are plan-mode placeholders.
+    pub(crate) async fn ensure_policy(
         ctx: &StepCtx,
-        inp: &PolicyInputs,
+        partition: &str,
+        account: &str,
+        pending: bool,
         spec: &RoleSpec,
         doc: &Value,
     ) -> Result<Found> {
         let iam = ctx.aws().iam();
         let name = &spec.policy;
-        check_least_privilege(doc)
+        check_least_privilege_with(doc, spec.resource_star_actions)
             .map_err(|e| anyhow::anyhow!("policy {name} breaks the least-privilege rules: {e}"))?;
-        let arn = format!("arn:{}:iam::{}:policy/{name}", inp.partition, inp.account);
+        let arn = format!("arn:{partition}:iam::{account}:policy/{name}");
         let existing = iam
             .get_policy()
             .policy_arn(&arn)
@@ -622,15 +648,11 @@ impl Iam {
                 name,
                 || async { Ok(found) },
                 || async {
-                    let description = match &spec.service {
-                        None => format!("fintech-infra {}: ECS task execution", ctx.suffix()),
-                        Some(s) => format!("fintech-infra {}: task role of {s}", ctx.suffix()),
-                    };
                     let out = iam
                         .create_policy()
                         .policy_name(name)
                         .policy_document(&text)
-                        .description(description)
+                        .description(&spec.policy_description)
                         .set_tags(Some(iam_tags(ctx, name)?))
                         .send()
                         .await
@@ -665,7 +687,7 @@ impl Iam {
         }
         // In plan mode with upstream outputs still unknown (e.g. a new service's repository)
         // the wanted document holds placeholders: it differs, and says so.
-        let what = if inp.is_pending() {
+        let what = if pending {
             "new default policy version (some values known after up)"
         } else {
             "new default policy version"
@@ -713,7 +735,7 @@ impl Iam {
     }
 
     /// Attaches, or (for a role whose policy grants nothing any more) detaches, the policy.
-    async fn ensure_attachment(
+    pub(crate) async fn ensure_attachment(
         ctx: &StepCtx,
         role: &str,
         policy_arn: &str,
@@ -777,78 +799,9 @@ impl Iam {
         Ok(())
     }
 
-    /// Detaches `policy_arn` from `role` (already detached or gone counts as done).
-    async fn detach(ctx: &StepCtx, role: &str, policy_arn: &str) -> Result<()> {
-        ctx.aws()
-            .iam()
-            .detach_role_policy()
-            .role_name(role)
-            .policy_arn(policy_arn)
-            .send()
-            .await
-            .aws("iam:DetachRolePolicy", role)
-            .not_found_ok()?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Step for Iam {
-    fn name(&self) -> &'static str {
-        "iam"
-    }
-
-    fn deps(&self) -> Vec<&'static str> {
-        vec!["kms", "database", "sessions", "registry"]
-    }
-
-    fn estimate_secs(&self) -> u64 {
-        // A few seconds of calls; IAM propagation is waited for by the consumers.
-        10
-    }
-
-    async fn up(&self, ctx: &StepCtx) -> Result<()> {
-        let inp = Self::inputs(ctx).await?;
-        let mut execution_arn = String::new();
-        let mut task_arns = serde_json::Map::new();
-        let mut any_pending = false;
-        for spec in Self::specs(ctx, &inp) {
-            let role = Self::ensure_role(ctx, &spec).await?;
-            match &spec.document {
-                Some(doc) => {
-                    let policy = Self::ensure_policy(ctx, &inp, &spec, doc).await?;
-                    Self::ensure_attachment(ctx, &spec.role, &policy.id, &spec.policy, true)
-                        .await?;
-                }
-                None => {
-                    // Nothing to grant (e.g. only `queue`, and no queue yet): no policy, and a
-                    // policy attached by an earlier run with other permissions comes off.
-                    let arn = format!(
-                        "arn:{}:iam::{}:policy/{}",
-                        inp.partition, inp.account, spec.policy
-                    );
-                    if !role.is_pending() {
-                        Self::ensure_attachment(ctx, &spec.role, &arn, &spec.policy, false).await?;
-                    }
-                }
-            }
-            let arn = role.arn.clone().unwrap_or_default();
-            any_pending |= role.is_pending();
-            match &spec.service {
-                None => execution_arn = arn,
-                Some(s) => {
-                    task_arns.insert(s.clone(), Value::from(arn));
-                }
-            }
-        }
-        if !any_pending {
-            ctx.set_output(OUT_EXECUTION_ROLE_ARN, execution_arn)?;
-            ctx.set_output(OUT_TASK_ROLE_ARNS, Value::Object(task_arns))?;
-        }
-        Ok(())
-    }
-
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
+    /// Deletes the step's recorded attachments, policies (with their non-default versions) and
+    /// roles, in the order IAM requires. Used by every step that records IAM roles.
+    pub(crate) async fn delete_recorded_roles(ctx: &StepCtx) -> Result<()> {
         let iam = ctx.aws().iam();
         let our_roles: BTreeSet<String> =
             ctx.records(Some(ROLE)).into_iter().map(|r| r.id).collect();
@@ -959,7 +912,90 @@ impl Step for Iam {
             .await?;
             ctx.deleted(ROLE, &rec.id)?;
         }
+        Ok(())
+    }
 
+    /// Detaches `policy_arn` from `role` (already detached or gone counts as done).
+    async fn detach(ctx: &StepCtx, role: &str, policy_arn: &str) -> Result<()> {
+        ctx.aws()
+            .iam()
+            .detach_role_policy()
+            .role_name(role)
+            .policy_arn(policy_arn)
+            .send()
+            .await
+            .aws("iam:DetachRolePolicy", role)
+            .not_found_ok()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step for Iam {
+    fn name(&self) -> &'static str {
+        "iam"
+    }
+
+    fn deps(&self) -> Vec<&'static str> {
+        vec!["kms", "database", "sessions", "registry", "queue"]
+    }
+
+    fn estimate_secs(&self) -> u64 {
+        // A few seconds of calls; IAM propagation is waited for by the consumers.
+        10
+    }
+
+    async fn up(&self, ctx: &StepCtx) -> Result<()> {
+        let inp = Self::inputs(ctx).await?;
+        let mut execution_arn = String::new();
+        let mut task_arns = serde_json::Map::new();
+        let mut any_pending = false;
+        for spec in Self::specs(ctx, &inp) {
+            let role = Self::ensure_role(ctx, &spec).await?;
+            match &spec.document {
+                Some(doc) => {
+                    let policy = Self::ensure_policy(
+                        ctx,
+                        &inp.partition,
+                        &inp.account,
+                        inp.is_pending(),
+                        &spec,
+                        doc,
+                    )
+                    .await?;
+                    Self::ensure_attachment(ctx, &spec.role, &policy.id, &spec.policy, true)
+                        .await?;
+                }
+                None => {
+                    // Nothing to grant (e.g. only `queue`, and no queue yet): no policy, and a
+                    // policy attached by an earlier run with other permissions comes off.
+                    let arn = format!(
+                        "arn:{}:iam::{}:policy/{}",
+                        inp.partition, inp.account, spec.policy
+                    );
+                    if !role.is_pending() {
+                        Self::ensure_attachment(ctx, &spec.role, &arn, &spec.policy, false).await?;
+                    }
+                }
+            }
+            let arn = role.arn.clone().unwrap_or_default();
+            any_pending |= role.is_pending();
+            match &spec.service {
+                None => execution_arn = arn,
+                Some(s) => {
+                    task_arns.insert(s.clone(), Value::from(arn));
+                }
+            }
+        }
+        if !any_pending {
+            ctx.set_output(OUT_EXECUTION_ROLE_ARN, execution_arn)?;
+            ctx.set_output(OUT_TASK_ROLE_ARNS, Value::Object(task_arns))?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, ctx: &StepCtx) -> Result<()> {
+        Self::delete_recorded_roles(ctx).await?;
         for key in [OUT_EXECUTION_ROLE_ARN, OUT_TASK_ROLE_ARNS] {
             ctx.remove_output(key)?;
         }

@@ -12,10 +12,12 @@ pub mod database;
 pub mod iam;
 pub mod kms;
 pub mod network;
+pub mod queue;
 pub mod registry;
 pub mod services;
 pub mod sessions;
 pub mod waf;
+pub mod validator;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
@@ -27,6 +29,7 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(database::Database),
         Arc::new(sessions::Sessions),
         Arc::new(registry::Registry),
+        Arc::new(queue::Queue),
         Arc::new(iam::Iam),
         Arc::new(certificate::Certificate),
         Arc::new(alb::Alb),
@@ -34,5 +37,6 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         // `down` removes a web ACL even after the config stopped enabling it.
         Arc::new(waf::Waf),
         Arc::new(services::Services),
+        Arc::new(validator::Validator),
     ]
 }

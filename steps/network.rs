@@ -7,7 +7,8 @@
 //!
 //! Teardown follows the order AWS enforces: routes, NAT gateways (waited until deleted, as
 //! their ENIs hold the subnets and their EIPs), EIPs, the IGW (it cannot be detached while a
-//! public address in the VPC is mapped), endpoints, subnets, route tables, security group rules
+//! public address in the VPC is mapped), endpoints, the ENIs deleted Lambda functions leave
+//! behind (see [`Network::remove_lambda_enis`]), subnets, route tables, security group rules
 //! that reference other groups, the groups, and last the VPC.
 
 use std::collections::BTreeMap;
@@ -17,11 +18,12 @@ use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGatewayState,
-    ResourceType, SecurityGroupRule, Tag, TagSpecification, UserIdGroupPair, VpcEndpointType,
+    NetworkInterfaceStatus, NetworkInterfaceType, ResourceType, SecurityGroupRule, Tag,
+    TagSpecification, UserIdGroupPair, VpcEndpointType,
 };
 use serde_json::json;
 
-use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
+use crate::aws::{AwsError, AwsErrorKind, AwsResultExt, NotFoundOk};
 use crate::config::NatMode;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
@@ -184,6 +186,19 @@ pub fn rule_specs() -> Vec<RuleSpec> {
 
 fn filter(name: &str, value: impl Into<String>) -> Filter {
     Filter::builder().name(name).values(value).build()
+}
+
+/// Whether an ENI is one of Lambda's VPC ENIs: interface type `lambda`, or (older ENIs) the
+/// description `AWS Lambda VPC ENI...` or a requester-managed ENI whose requester is Lambda.
+pub fn is_lambda_eni(eni: &aws_sdk_ec2::types::NetworkInterface) -> bool {
+    eni.interface_type() == Some(&NetworkInterfaceType::Lambda)
+        || eni
+            .description()
+            .is_some_and(|d| d.starts_with("AWS Lambda VPC ENI"))
+        || (eni.requester_managed() == Some(true)
+            && eni
+                .requester_id()
+                .is_some_and(|r| r.to_ascii_lowercase().contains("lambda")))
 }
 
 impl Network {
@@ -569,6 +584,84 @@ impl Network {
                 .await?;
         }
         Ok(nat)
+    }
+
+    /// Waits for, and deletes, the ENIs VPC-attached Lambda functions left in the VPC.
+    ///
+    /// Lambda's Hyperplane ENIs (interface type `lambda`, requester `...:AWSLambdaVPCENI...`,
+    /// description `AWS Lambda VPC ENI-<function>-...`) outlive the function for 5 to 30
+    /// minutes on AWS, and while they exist AWS refuses to delete their subnets and security
+    /// groups. `available` ones are deleted at once; `in-use` ones (a function being deleted,
+    /// or one not managed by this stack) are waited for, up to
+    /// `timeouts.dependency_violation_secs`; then the error names the ENIs still held.
+    pub(crate) async fn remove_lambda_enis(ctx: &StepCtx, vpc_id: &str) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        let timeout = Duration::from_secs(ctx.cfg().timeouts.dependency_violation_secs.0);
+        let held = std::sync::Mutex::new(Vec::<String>::new());
+        let result = ctx
+            .wait_for(
+                &format!("the Lambda ENIs in {vpc_id} to be released"),
+                timeout,
+                || async {
+                    let out = ec2
+                        .describe_network_interfaces()
+                        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+                        .send()
+                        .await
+                        .aws("ec2:DescribeNetworkInterfaces", vpc_id)?;
+                    let mut still = Vec::new();
+                    for eni in out.network_interfaces().iter().filter(|e| is_lambda_eni(e)) {
+                        let id = eni.network_interface_id().unwrap_or_default();
+                        if eni.status() == Some(&NetworkInterfaceStatus::Available) {
+                            ctx.check_cancelled()?;
+                            match ec2
+                                .delete_network_interface()
+                                .network_interface_id(id)
+                                .send()
+                                .await
+                                .aws("ec2:DeleteNetworkInterface", id)
+                            {
+                                Ok(_) => {
+                                    ctx.sh.reporter.message(
+                                        ctx.step,
+                                        &format!(
+                                            "deleted Lambda ENI {id} left by a deleted function"
+                                        ),
+                                    );
+                                    continue;
+                                }
+                                Err(e) if e.is_not_found() => continue,
+                                // Taken again or still being released: wait for it.
+                                Err(e) if e.code.as_deref() == Some("InvalidParameterValue") => {}
+                                Err(e) if e.kind() == AwsErrorKind::DependencyViolation => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        still.push(format!(
+                            "{id} ({}, {})",
+                            eni.status().map(|s| s.as_str()).unwrap_or("?"),
+                            eni.description().unwrap_or_default()
+                        ));
+                    }
+                    let done = still.is_empty();
+                    *held.lock().unwrap_or_else(|p| p.into_inner()) = still;
+                    Ok(done.then_some(()))
+                },
+            )
+            .await;
+        result.map_err(|e| {
+            let held = held.into_inner().unwrap_or_else(|p| p.into_inner());
+            if held.is_empty() {
+                e
+            } else {
+                e.context(format!(
+                    "Lambda ENIs still hold subnets and security groups of {vpc_id}: {}; AWS \
+                     releases them up to ~30 minutes after their function is deleted: run \
+                     `down` again later, or raise timeouts.dependency_violation_secs",
+                    held.join(", ")
+                ))
+            }
+        })
     }
 
     /// Waits until a NAT gateway reaches `target` (`available` or `deleted`; a vanished one
@@ -1307,6 +1400,12 @@ impl Step for Network {
                 .aws("ec2:DisassociateRouteTable", &rec.id)
         })
         .await?;
+
+        // Lambda functions' ENIs linger after the functions are deleted and hold the subnets
+        // and security groups.
+        for rec in ctx.records(Some(VPC)) {
+            Self::remove_lambda_enis(ctx, &rec.id).await?;
+        }
 
         ctx.delete_recorded(SUBNET, |rec| async move {
             ec2.delete_subnet()

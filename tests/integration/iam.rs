@@ -235,11 +235,6 @@ async fn check_roles(stack: &Stack) {
             .map(|p| p.policy_arn().unwrap().to_string())
             .collect();
         let policy = name.replacen("role-", "policy-", 1);
-        if name.starts_with("role-task-notifier-") {
-            // Only `queue`, and no queue exists yet: nothing to grant.
-            assert!(attached.is_empty(), "{name}: {attached:?}");
-            continue;
-        }
         assert_eq!(
             attached,
             [format!("arn:aws:iam::{ACCOUNT}:policy/{policy}")],
@@ -295,6 +290,15 @@ async fn check_roles(stack: &Stack) {
             );
             assert_eq!(on("kms:Decrypt"), std::slice::from_ref(&key_arn));
             assert!(on("dynamodb:Scan").is_empty() && on("dynamodb:DeleteTable").is_empty());
+        } else if name.starts_with("role-task-notifier-") {
+            // Only `queue`: send to the transaction queue (the queue step is a dependency).
+            let queue_arn = stack.output("queue_arn").as_str().unwrap().to_string();
+            assert_eq!(on("sqs:SendMessage"), std::slice::from_ref(&queue_arn));
+            assert!(on("sqs:ReceiveMessage").is_empty() && on("sqs:DeleteMessage").is_empty());
+            assert!(
+                !text.contains("dynamodb") && !text.contains("secretsmanager"),
+                "{text}"
+            );
         } else {
             // session-api: the table only.
             assert_eq!(on("dynamodb:GetItem"), std::slice::from_ref(&table_arn));

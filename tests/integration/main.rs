@@ -2,6 +2,7 @@
 //! local AWS emulator (the project's faithful moto, or any endpoint given in
 //! `FINTECH_INFRA_TEST_ENDPOINT`, e.g. LocalStack).
 
+mod async_tier;
 mod cli;
 mod compute;
 mod database;

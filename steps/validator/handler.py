@@ -1,0 +1,202 @@
+"""Transaction validator: the Lambda function fed by the SQS transaction queue.
+
+Each SQS record's body is one transaction, a JSON object:
+
+    {"id": "tx-123", "amount": "12.50", "currency": "EUR",
+     "from_account": "acc-001", "to_account": "acc-002",
+     "user_id": "u-1", "session_id": "s-1"}
+
+A transaction is valid when:
+- `id` is 1 to 128 letters, digits, `-` or `_`;
+- `amount` is a JSON number or a decimal string, greater than 0, at most 1e12, with at
+  most 2 decimals (fewer for currencies whose minor unit is smaller, e.g. 0 for JPY);
+- `currency` is an active ISO 4217 code;
+- `from_account` and `to_account` are account ids (3 to 64 letters, digits, `-` or `_`,
+  starting with a letter or digit) and differ;
+- if `session_id` is given (with `user_id`), the session exists in the session table
+  (SESSIONS_TABLE), belongs to that user and has not expired (SESSIONS_TTL_ATTRIBUTE,
+  epoch seconds).
+
+The function answers with a partial batch response: `batchItemFailures` lists the
+messageIds of the records that failed, so SQS deletes the others and only the failing
+ones become visible again (after the queue's visibility timeout) and, after the queue's
+max receives, move to the dead-letter queue. The event source mapping must have
+`ReportBatchItemFailures` in its FunctionResponseTypes for this to take effect.
+"""
+
+import json
+import logging
+import os
+import re
+import time
+from decimal import Decimal, InvalidOperation
+
+LOG = logging.getLogger()
+LOG.setLevel(logging.INFO)
+
+# Active ISO 4217 codes and their minor units (decimals), from the ISO 4217 list.
+MINOR_UNITS = {
+    "AED": 2, "AFN": 2, "ALL": 2, "AMD": 2, "ANG": 2, "AOA": 2, "ARS": 2, "AUD": 2, "AWG": 2,
+    "AZN": 2, "BAM": 2, "BBD": 2, "BDT": 2, "BGN": 2, "BHD": 3, "BIF": 0, "BMD": 2, "BND": 2,
+    "BOB": 2, "BRL": 2, "BSD": 2, "BTN": 2, "BWP": 2, "BYN": 2, "BZD": 2, "CAD": 2, "CDF": 2,
+    "CHF": 2, "CLP": 0, "CNY": 2, "COP": 2, "CRC": 2, "CUP": 2, "CVE": 2, "CZK": 2, "DJF": 0,
+    "DKK": 2, "DOP": 2, "DZD": 2, "EGP": 2, "ERN": 2, "ETB": 2, "EUR": 2, "FJD": 2, "FKP": 2,
+    "GBP": 2, "GEL": 2, "GHS": 2, "GIP": 2, "GMD": 2, "GNF": 0, "GTQ": 2, "GYD": 2, "HKD": 2,
+    "HNL": 2, "HTG": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2, "IQD": 3, "IRR": 2, "ISK": 0,
+    "JMD": 2, "JOD": 3, "JPY": 0, "KES": 2, "KGS": 2, "KHR": 2, "KMF": 0, "KPW": 2, "KRW": 0,
+    "KWD": 3, "KYD": 2, "KZT": 2, "LAK": 2, "LBP": 2, "LKR": 2, "LRD": 2, "LSL": 2, "LYD": 3,
+    "MAD": 2, "MDL": 2, "MGA": 2, "MKD": 2, "MMK": 2, "MNT": 2, "MOP": 2, "MRU": 2, "MUR": 2,
+    "MVR": 2, "MWK": 2, "MXN": 2, "MYR": 2, "MZN": 2, "NAD": 2, "NGN": 2, "NIO": 2, "NOK": 2,
+    "NPR": 2, "NZD": 2, "OMR": 3, "PAB": 2, "PEN": 2, "PGK": 2, "PHP": 2, "PKR": 2, "PLN": 2,
+    "PYG": 0, "QAR": 2, "RON": 2, "RSD": 2, "RUB": 2, "RWF": 0, "SAR": 2, "SBD": 2, "SCR": 2,
+    "SDG": 2, "SEK": 2, "SGD": 2, "SHP": 2, "SLE": 2, "SOS": 2, "SRD": 2, "SSP": 2, "STN": 2,
+    "SVC": 2, "SYP": 2, "SZL": 2, "THB": 2, "TJS": 2, "TMT": 2, "TND": 3, "TOP": 2, "TRY": 2,
+    "TTD": 2, "TWD": 2, "TZS": 2, "UAH": 2, "UGX": 0, "USD": 2, "UYU": 2, "UZS": 2, "VES": 2,
+    "VND": 0, "VUV": 0, "WST": 2, "XAF": 0, "XCD": 2, "XOF": 0, "XPF": 0, "YER": 2, "ZAR": 2,
+    "ZMW": 2, "ZWG": 2,
+}
+
+MAX_DECIMALS = 2
+MAX_AMOUNT = Decimal("1000000000000")
+TX_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,63}")
+
+
+class SessionCheckUnavailable(Exception):
+    """The session table could not be read (throttling, network): retry the message."""
+
+
+def parse_amount(value):
+    """The amount as an exact Decimal, or None if it is not a finite decimal number."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str, float)):
+        return None
+    if isinstance(value, float):
+        value = repr(value)  # only reached when a caller parsed floats itself
+    try:
+        amount = Decimal(str(value).strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
+
+
+def decimals_of(amount):
+    exponent = amount.normalize().as_tuple().exponent
+    return max(0, -exponent)
+
+
+def validate(tx, get_session=None, now=None):
+    """The reasons `tx` (a parsed message body) is invalid; empty if it is valid."""
+    if not isinstance(tx, dict):
+        return ["the message is not a JSON object"]
+    errors = []
+    tx_id = tx.get("id")
+    if not isinstance(tx_id, str) or not TX_ID.fullmatch(tx_id):
+        errors.append("id must be 1 to 128 letters, digits, '-' or '_'")
+
+    currency = tx.get("currency")
+    if not isinstance(currency, str) or currency not in MINOR_UNITS:
+        errors.append(f"currency {currency!r} is not an active ISO 4217 code")
+        allowed = MAX_DECIMALS
+    else:
+        allowed = min(MAX_DECIMALS, MINOR_UNITS[currency])
+
+    amount = parse_amount(tx.get("amount"))
+    if amount is None:
+        errors.append("amount must be a decimal number")
+    elif amount <= 0:
+        errors.append("amount must be greater than 0")
+    elif amount > MAX_AMOUNT:
+        errors.append(f"amount must be at most {MAX_AMOUNT}")
+    elif decimals_of(amount) > allowed:
+        errors.append(f"amount has more than {allowed} decimals for {currency}")
+
+    accounts = []
+    for field in ("from_account", "to_account"):
+        value = tx.get(field)
+        if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
+            errors.append(f"{field} must be an account id (3 to 64 letters, digits, '-', '_')")
+        else:
+            accounts.append(value)
+    if len(accounts) == 2 and accounts[0] == accounts[1]:
+        errors.append("from_account and to_account must differ")
+
+    session_id = tx.get("session_id")
+    if session_id is not None:
+        user_id = tx.get("user_id")
+        if not isinstance(session_id, str) or not session_id:
+            errors.append("session_id must be a non-empty string")
+        elif not isinstance(user_id, str) or not user_id:
+            errors.append("user_id is required with session_id")
+        elif get_session is not None:
+            session = get_session(session_id)
+            now = time.time() if now is None else now
+            if session is None:
+                errors.append("the session does not exist")
+            elif session.get("user_id") != user_id:
+                errors.append("the session belongs to another user")
+            elif session.get("expires_at") is not None and session["expires_at"] <= now:
+                errors.append("the session has expired")
+    return errors
+
+
+def dynamodb_session_getter(table_name, ttl_attribute):
+    """Reads a session from the DynamoDB session table (GetItem, strongly consistent)."""
+    import boto3  # in the Lambda runtime; imported here so the tests need no AWS SDK
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client("dynamodb")
+
+    def get(session_id):
+        try:
+            item = client.get_item(
+                TableName=table_name,
+                Key={"session_id": {"S": session_id}},
+                ProjectionExpression="user_id, #ttl",
+                ExpressionAttributeNames={"#ttl": ttl_attribute},
+                ConsistentRead=True,
+            ).get("Item")
+        except (BotoCoreError, ClientError) as e:
+            raise SessionCheckUnavailable(str(e)) from e
+        if item is None:
+            return None
+        expires = item.get(ttl_attribute, {}).get("N")
+        return {
+            "user_id": item.get("user_id", {}).get("S"),
+            "expires_at": int(Decimal(expires)) if expires is not None else None,
+        }
+
+    return get
+
+
+def process(event, get_session=None, now=None):
+    """The partial batch response for an SQS event."""
+    failures = []
+    for record in event.get("Records", []):
+        message_id = record.get("messageId")
+        tx = None
+        try:
+            tx = json.loads(record.get("body") or "", parse_float=Decimal)
+            errors = validate(tx, get_session, now)
+        except ValueError:
+            errors = ["the body is not JSON"]
+        except SessionCheckUnavailable as e:
+            errors = [f"the session could not be checked ({e}); retried"]
+        if errors:
+            tx_id = tx.get("id") if isinstance(tx, dict) else None
+            LOG.warning(
+                json.dumps({"messageId": message_id, "transaction": tx_id, "errors": errors})
+            )
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+_GETTER = None
+
+
+def handler(event, context):
+    global _GETTER
+    if _GETTER is None and os.environ.get("SESSIONS_TABLE"):
+        _GETTER = dynamodb_session_getter(
+            os.environ["SESSIONS_TABLE"], os.environ.get("SESSIONS_TTL_ATTRIBUTE", "expires_at")
+        )
+    return process(event, _GETTER)

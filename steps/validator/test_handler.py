@@ -1,0 +1,117 @@
+"""Unit tests of the transaction validator (handler.py), run by tests/run with the emulator's
+virtualenv Python: `python -m unittest discover -s steps/validator`."""
+
+import json
+import unittest
+from decimal import Decimal
+
+import handler
+
+GOOD = {
+    "id": "tx-0001",
+    "amount": "12.50",
+    "currency": "EUR",
+    "from_account": "acc-001",
+    "to_account": "acc-002",
+}
+
+
+def tx(**changes):
+    t = dict(GOOD)
+    for k, v in changes.items():
+        if v is None:
+            t.pop(k, None)
+        else:
+            t[k] = v
+    return t
+
+
+def record(message_id, body):
+    return {"messageId": message_id, "body": body if isinstance(body, str) else json.dumps(body)}
+
+
+class ValidateTest(unittest.TestCase):
+    def test_a_good_transaction_passes(self):
+        self.assertEqual(handler.validate(GOOD), [])
+        self.assertEqual(handler.validate(tx(amount=Decimal("0.01"))), [])
+        self.assertEqual(handler.validate(tx(amount=100)), [])
+        self.assertEqual(handler.validate(tx(amount="7.10")), [], "trailing zero is 1 decimal")
+
+    def test_amount_rules(self):
+        for bad in ["0", "-5.00", "1.234", "abc", "NaN", "Infinity", True, None, [], "1e13"]:
+            self.assertTrue(handler.validate(tx(amount=bad)), f"accepted amount {bad!r}")
+        self.assertTrue(handler.validate(tx(amount="1000"))  == [])
+        errors = handler.validate(tx(amount="10.5", currency="JPY"))
+        self.assertTrue(any("0 decimals" in e for e in errors), errors)
+        self.assertEqual(handler.validate(tx(amount="1050", currency="JPY")), [])
+        # Three-decimal currencies are still held to two decimals.
+        self.assertTrue(handler.validate(tx(amount="1.125", currency="KWD")))
+
+    def test_currency_and_ids(self):
+        for bad in ["eur", "EURO", "XXX", "", 978, None]:
+            self.assertTrue(handler.validate(tx(currency=bad)), f"accepted currency {bad!r}")
+        for bad in ["", "has space", "x" * 129, 42, None]:
+            self.assertTrue(handler.validate(tx(id=bad)), f"accepted id {bad!r}")
+        for bad in ["ab", "-acc", "acc 1", 7, None]:
+            self.assertTrue(handler.validate(tx(from_account=bad)), f"accepted account {bad!r}")
+        errors = handler.validate(tx(to_account="acc-001"))
+        self.assertTrue(any("differ" in e for e in errors), errors)
+        self.assertEqual(handler.validate([GOOD]), ["the message is not a JSON object"])
+
+    def test_session_checks(self):
+        sessions = {
+            "s-live": {"user_id": "u-1", "expires_at": 2_000},
+            "s-old": {"user_id": "u-1", "expires_at": 500},
+        }
+        get = sessions.get
+        ok = tx(session_id="s-live", user_id="u-1")
+        self.assertEqual(handler.validate(ok, get, now=1_000), [])
+        self.assertIn("the session does not exist",
+                      handler.validate(tx(session_id="s-x", user_id="u-1"), get, now=1_000))
+        self.assertIn("the session belongs to another user",
+                      handler.validate(tx(session_id="s-live", user_id="u-2"), get, now=1_000))
+        self.assertIn("the session has expired",
+                      handler.validate(tx(session_id="s-old", user_id="u-1"), get, now=1_000))
+        self.assertIn("user_id is required with session_id",
+                      handler.validate(tx(session_id="s-live"), get, now=1_000))
+
+
+class BatchTest(unittest.TestCase):
+    def test_partial_batch_response_names_only_the_failures(self):
+        event = {"Records": [
+            record("m-1", GOOD),
+            record("m-2", tx(amount="-1")),
+            record("m-3", "{not json"),
+            record("m-4", tx(id="tx-0002", amount=0.1)),
+            record("m-5", tx(currency="ABC")),
+        ]}
+        with self.assertLogs(level="WARNING") as logs:
+            out = handler.process(event)
+        self.assertEqual(out, {"batchItemFailures": [
+            {"itemIdentifier": "m-2"}, {"itemIdentifier": "m-3"}, {"itemIdentifier": "m-5"}]})
+        self.assertEqual(len(logs.records), 3)
+        self.assertIn('"transaction": "tx-0001"', logs.output[0])
+
+    def test_all_good_reports_no_failures(self):
+        out = handler.process({"Records": [record("m-1", GOOD)]})
+        self.assertEqual(out, {"batchItemFailures": []})
+        self.assertEqual(handler.process({"Records": []}), {"batchItemFailures": []})
+
+    def test_unreadable_session_table_retries_the_message(self):
+        def broken(_):
+            raise handler.SessionCheckUnavailable("throttled")
+
+        event = {"Records": [record("m-1", tx(session_id="s-1", user_id="u-1"))]}
+        with self.assertLogs(level="WARNING"):
+            out = handler.process(event, broken)
+        self.assertEqual(out["batchItemFailures"], [{"itemIdentifier": "m-1"}])
+
+    def test_float_amounts_keep_their_decimals(self):
+        # 0.1 + 0.2 style binary floats must not turn 19.99 into 19.989999...
+        self.assertEqual(handler.process({"Records": [record("m-1", '{"id": "t1", '
+            '"amount": 19.99, "currency": "USD", "from_account": "acc-1", '
+            '"to_account": "acc-2"}')]}), {"batchItemFailures": []})
+
+
+if __name__ == "__main__":
+    unittest.main()
