@@ -753,6 +753,14 @@ impl TryFrom<String> for ServiceName {
                  hyphens, starting with a letter"
             ));
         }
+        if s == "execution" {
+            // `role-task-<service>-<suffix>` would be the task execution role's name.
+            return Err(
+                "invalid service name `execution`: reserved (the ECS task execution role is \
+                 `role-task-execution-<suffix>`)"
+                    .into(),
+            );
+        }
         Ok(ServiceName(s))
     }
 }
@@ -1121,6 +1129,8 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
         assert!(e.contains("at least one"), "{e}");
         let e = err("[cluster]\nnamespace = \"Bad_Name\"\n");
         assert!(e.contains("invalid DNS name"), "{e}");
+        let e = err("[[services]]\nname = \"execution\"\n");
+        assert!(e.contains("reserved") && e.contains("line 1"), "{e}");
         let e = err("[[services]]\nname = \"api\"\npermissions = [\"everything\"]\n");
         assert!(e.contains("sessions"), "{e}");
     }

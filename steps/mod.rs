@@ -6,8 +6,11 @@ use crate::config::Config;
 use crate::step::Step;
 
 pub mod database;
+pub mod iam;
 pub mod kms;
 pub mod network;
+pub mod registry;
+pub mod sessions;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
@@ -16,5 +19,8 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(network::Network),
         Arc::new(kms::Kms),
         Arc::new(database::Database),
+        Arc::new(sessions::Sessions),
+        Arc::new(registry::Registry),
+        Arc::new(iam::Iam),
     ]
 }

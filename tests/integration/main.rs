@@ -5,5 +5,8 @@
 mod cli;
 mod database;
 mod foundation;
+mod iam;
+mod registry;
+mod sessions;
 mod util;
 mod waiting;
