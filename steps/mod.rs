@@ -5,12 +5,14 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::step::Step;
 
+pub mod cdn;
 pub mod database;
 pub mod iam;
 pub mod kms;
 pub mod network;
 pub mod registry;
 pub mod sessions;
+pub mod storage;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
@@ -22,5 +24,7 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(sessions::Sessions),
         Arc::new(registry::Registry),
         Arc::new(iam::Iam),
+        Arc::new(storage::Storage),
+        Arc::new(cdn::Cdn),
     ]
 }
