@@ -16,7 +16,8 @@
 //! shared with the cdn step: this step owns only its own statement (by `Sid`) and keeps the
 //! others.
 //!
-//! Teardown empties each bucket of every object version and delete marker (bypassing
+//! Teardown removes the bucket policy, empties each bucket of every object version and delete
+//! marker (bypassing
 //! governance retention: compliance mode would make that impossible, which is why the
 //! transaction log uses governance) and then deletes it: S3 refuses to delete a bucket that
 //! holds anything, versions included.
@@ -837,6 +838,22 @@ impl Step for Storage {
         let s3 = ctx.aws().s3();
         for rec in ctx.records(Some(BUCKET)) {
             let name = rec.id.as_str();
+            // The policy goes first: a Deny in it would make DeleteObjects refuse the versions
+            // (ours only denies requests without TLS, but one an operator added may deny
+            // deletes outright, and moto, the test emulator, ignores the TLS condition). The
+            // bucket stays private: its public access block is untouched.
+            let r = s3
+                .delete_bucket_policy()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:DeleteBucketPolicy", name)
+                .not_found_ok();
+            if let Err(e) = r {
+                if e.code.as_deref() != Some("NoSuchBucketPolicy") {
+                    return Err(e.into());
+                }
+            }
             // Someone may still be writing (or a replication lagging): empty and retry a few
             // times while S3 says BucketNotEmpty.
             let mut attempt = 0;

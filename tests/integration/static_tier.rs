@@ -307,6 +307,15 @@ async fn upload_objects(stack: &Stack) {
     let s3 = s3_client(&sdk);
     let assets = out(stack, "assets_bucket");
     let txlog = out(stack, "txlog_bucket");
+    // moto evaluates bucket policies on object requests but ignores conditions, so the
+    // TLS-only Deny refuses every object request: lift the policies while uploading, and put
+    // them back so that `down` meets them.
+    let mut saved = Vec::new();
+    for b in [&assets, &txlog] {
+        let p = s3.get_bucket_policy().bucket(b).send().await.unwrap();
+        saved.push((b.clone(), p.policy.unwrap()));
+        s3.delete_bucket_policy().bucket(b).send().await.unwrap();
+    }
     for body in ["v1", "v2", "v3"] {
         s3.put_object()
             .bucket(&assets)
@@ -370,6 +379,14 @@ async fn upload_objects(stack: &Stack) {
         .unwrap();
     assert_eq!(versions.versions().len(), 4);
     assert_eq!(versions.delete_markers().len(), 1);
+    for (b, p) in saved {
+        s3.put_bucket_policy()
+            .bucket(b)
+            .policy(p)
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 /// Nothing of the static tier is left: no bucket, distribution, OAC or OAI, nothing tagged.
