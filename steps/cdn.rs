@@ -365,6 +365,26 @@ pub fn signature(c: &DistributionConfig) -> String {
     )
 }
 
+/// Whether the distribution's managed parts differ from what is wanted. An origin read back
+/// with neither `S3OriginConfig` nor `CustomOriginConfig` (AWS always returns one of them;
+/// moto's GetDistributionConfig drops `S3OriginConfig`) is compared as if it had the wanted
+/// one, rather than being "repaired" on every run.
+pub fn drifted(current: &DistributionConfig, desired: &DistributionConfig) -> bool {
+    let mut current = current.clone();
+    let wanted = desired.origins().map(|o| o.items()).unwrap_or_default();
+    if let Some(origins) = current.origins.as_mut() {
+        for o in origins.items.iter_mut() {
+            if o.s3_origin_config.is_none() && o.custom_origin_config.is_none() {
+                o.s3_origin_config = wanted
+                    .iter()
+                    .find(|w| w.id() == o.id())
+                    .and_then(|w| w.s3_origin_config.clone());
+            }
+        }
+    }
+    signature(&current) != signature(desired)
+}
+
 /// `current` with the managed parts replaced by `want`'s; everything else (a web ACL, aliases,
 /// logging someone added) is kept, and so is the caller reference, which cannot change.
 fn merged(current: &DistributionConfig, want: DistributionConfig) -> DistributionConfig {
@@ -885,7 +905,7 @@ impl Step for Cdn {
                     .distribution_config
                     .context("GetDistributionConfig returned no config")?;
                 let desired = merged(&current, want.config()?);
-                if signature(&current) != signature(&desired) {
+                if drifted(&current, &desired) {
                     let etag = out.e_tag;
                     ctx.change(
                         DISTRIBUTION,
@@ -1148,6 +1168,15 @@ mod tests {
         waf.web_acl_id = Some("acl".into());
         let kept = merged(&waf, desired(None, None).config().unwrap());
         assert_eq!(kept.web_acl_id(), Some("acl"));
+        // An origin read back without its S3 config is not drift; a wrong one is.
+        let mut oai = desired(None, None);
+        oai.oac_id = None;
+        oai.oai_id = Some("E1".into());
+        let want = oai.config().unwrap();
+        let mut read_back = want.clone();
+        read_back.origins.as_mut().unwrap().items[0].s3_origin_config = None;
+        assert!(!drifted(&read_back, &want));
+        assert!(drifted(&a, &want));
     }
 
     #[test]
