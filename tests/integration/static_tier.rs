@@ -695,3 +695,16 @@ fn cdn_waits_on_request_and_down_resumes_a_deploying_disable() {
     assert!(deletes[0].ts >= deployed_at);
     block_on(check_gone(&stack, &buckets, &dist_id));
 }
+
+#[test]
+fn up_rejects_an_unknown_wait_target_before_any_aws_call() {
+    let stack = Stack::new("waitx");
+    let run = stack.run(&["up", "--env-suffix", &stack.suffix, "--wait", "dns"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cdn") && run.stderr.contains("all"),
+        "{}",
+        run.stderr
+    );
+    assert!(!stack.state_path().exists());
+}
