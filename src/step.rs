@@ -252,6 +252,23 @@ impl StepCtx {
         v
     }
 
+    /// Refuses to adopt a resource that has this stack's name but not its stack tag (`tag` is
+    /// the resource's `fintech-infra:stack` value, if any): names are unique per account and
+    /// region, so it belongs to someone else, and adopting it (and later deleting it) would be
+    /// far worse than failing.
+    pub fn check_ours(&self, what: &str, name: &str, tag: Option<&str>) -> Result<()> {
+        if tag == Some(self.suffix()) {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{what} `{name}` exists but is not tagged {STACK_TAG}={} (it has {}); it is not this \
+             stack's and will not be adopted: remove or rename it, or use another env suffix",
+            self.suffix(),
+            tag.map(|v| format!("{STACK_TAG}={v}"))
+                .unwrap_or_else(|| "no stack tag".into())
+        )
+    }
+
     /// Progress note shown next to the step (e.g. "waiting for NAT gateway").
     pub fn note(&self, msg: &str) {
         self.sh.reporter.step_note(self.step, msg);

@@ -286,21 +286,9 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
         .and_then(|t| t.value())
 }
 
-/// RDS names are unique per account and region: a resource with our name that is not tagged
-/// as this stack's belongs to someone else, and adopting (later deleting) it would be far
-/// worse than failing.
+/// RDS names are unique per account and region; see [`StepCtx::check_ours`].
 fn check_ours(ctx: &StepCtx, what: &str, name: &str, tags: &[Tag]) -> Result<()> {
-    let got = tag_value(tags, STACK_TAG);
-    if got != Some(ctx.suffix()) {
-        bail!(
-            "{what} `{name}` exists but is not tagged {STACK_TAG}={} (it has {}); it is not this \
-             stack's and will not be adopted: remove or rename it, or use another env suffix",
-            ctx.suffix(),
-            got.map(|v| format!("{STACK_TAG}={v}"))
-                .unwrap_or_else(|| "no stack tag".into())
-        );
-    }
-    Ok(())
+    ctx.check_ours(what, name, tag_value(tags, STACK_TAG))
 }
 
 /// Whether an AWS error says the resource is in the wrong state for the call right now (still

@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 use futures::FutureExt as _;
@@ -442,9 +442,11 @@ fn iam_tags(ctx: &StepCtx, name: &str) -> Result<Vec<Tag>> {
         .context("building IAM tags")
 }
 
-fn is_ours(ctx: &StepCtx, tags: &[Tag]) -> bool {
+/// The stack tag's value among IAM tags.
+fn stack_tag(tags: &[Tag]) -> Option<&str> {
     tags.iter()
-        .any(|t| t.key() == STACK_TAG && t.value() == ctx.suffix())
+        .find(|t| t.key() == STACK_TAG)
+        .map(|t| t.value())
 }
 
 impl Iam {
@@ -518,13 +520,7 @@ impl Iam {
             .not_found_ok()?
             .and_then(|o| o.role);
         if let Some(r) = &existing {
-            if !is_ours(ctx, r.tags()) {
-                bail!(
-                    "IAM role {name} exists but is not tagged {STACK_TAG}={}: it is not this \
-                     stack's, so it is left alone; delete or rename it, or use another env suffix",
-                    ctx.suffix()
-                );
-            }
+            ctx.check_ours("IAM role", name, stack_tag(r.tags()))?;
         }
         let found = existing.as_ref().map(|r| Found::new(name).arn(r.arn()));
         let trust = spec.trust.to_string();
@@ -616,13 +612,7 @@ impl Iam {
             .not_found_ok()?
             .and_then(|o| o.policy);
         if let Some(p) = &existing {
-            if !is_ours(ctx, p.tags()) {
-                bail!(
-                    "IAM policy {name} exists but is not tagged {STACK_TAG}={}: it is not this \
-                     stack's, so it is left alone; delete or rename it, or use another env suffix",
-                    ctx.suffix()
-                );
-            }
+            ctx.check_ours("IAM policy", name, stack_tag(p.tags()))?;
         }
         let found = existing.as_ref().map(|_| Found::new(&arn));
         let text = doc.to_string();

@@ -81,17 +81,12 @@ impl Registry {
         let Some(tags) = tags else {
             return Ok(None); // deleted between the two calls
         };
-        let ours = tags
+        let tag = tags
             .tags()
             .iter()
-            .any(|t| t.key() == STACK_TAG && t.value() == ctx.suffix());
-        if !ours {
-            bail!(
-                "ECR repository {name} exists but is not tagged {STACK_TAG}={}: it is not this \
-                 stack's, so it is left alone; delete or rename it, or use another env suffix",
-                ctx.suffix()
-            );
-        }
+            .find(|t| t.key() == STACK_TAG)
+            .map(|t| t.value());
+        ctx.check_ours("ECR repository", name, tag)?;
         Ok(Some(repo))
     }
 

@@ -128,17 +128,12 @@ impl Sessions {
         let Some(tags) = tags else {
             return Ok(None); // deleted between the two calls
         };
-        let ours = tags
+        let tag = tags
             .tags()
             .iter()
-            .any(|t| t.key() == STACK_TAG && t.value() == ctx.suffix());
-        if !ours {
-            bail!(
-                "DynamoDB table {name} exists but is not tagged {STACK_TAG}={}: it is not this \
-                 stack's, so it is left alone; delete or rename it, or use another env suffix",
-                ctx.suffix()
-            );
-        }
+            .find(|t| t.key() == STACK_TAG)
+            .map(|t| t.value());
+        ctx.check_ours("DynamoDB table", name, tag)?;
         if t.table_status() == Some(&TableStatus::Deleting) {
             // An interrupted `down` deleted it: a new table can be created once it is gone.
             if !ctx.is_plan() {

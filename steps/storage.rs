@@ -392,16 +392,15 @@ impl Storage {
         let mut current_tags = Vec::new();
         if exists {
             current_tags = Self::get_tags(ctx, name).await?;
+            // A bucket this stack recorded is adopted even if its tags were lost (they are
+            // repaired below); any other must carry the stack tag.
             let recorded = ctx.records(Some(BUCKET)).iter().any(|r| r.id == name);
-            let tagged = current_tags
-                .iter()
-                .any(|(k, v)| k == STACK_TAG && v == ctx.suffix());
-            if !recorded && !tagged {
-                bail!(
-                    "S3 bucket {name} exists but is not tagged {STACK_TAG}={}: it is not this \
-                     stack's, so it is left alone; delete it or use another env suffix",
-                    ctx.suffix()
-                );
+            if !recorded {
+                let tag = current_tags
+                    .iter()
+                    .find(|(k, _)| k == STACK_TAG)
+                    .map(|(_, v)| v.as_str());
+                ctx.check_ours("S3 bucket", name, tag)?;
             }
         }
         let found = ctx

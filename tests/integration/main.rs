@@ -3,6 +3,7 @@
 //! `FINTECH_INFRA_TEST_ENDPOINT`, e.g. LocalStack).
 
 mod cli;
+mod compute;
 mod database;
 mod foundation;
 mod iam;

@@ -506,6 +506,14 @@ pub async fn remaining_tagged(sdk: &SdkConfig, suffix: &str) -> Vec<String> {
                 continue;
             }
         }
+        // moto keeps deleted ECS clusters and services (INACTIVE, as AWS shows them for a
+        // while) and lists them with their tags.
+        if arn.starts_with("arn:aws:ecs:")
+            && (arn.contains(":cluster/") || arn.contains(":service/"))
+            && !ecs_is_live(sdk, &arn).await
+        {
+            continue;
+        }
         // moto keeps a deleted cluster's automated snapshot (`rds:<cluster>-<time>`, with the
         // cluster's tags), although DeleteDBCluster asked for DeleteAutomatedBackups (AWS
         // removes automated backups with the cluster; the database tests check the request).
@@ -546,6 +554,39 @@ pub async fn remaining_tagged(sdk: &SdkConfig, suffix: &str) -> Vec<String> {
         left.push(arn);
     }
     left
+}
+
+/// Whether an ECS cluster or service (by ARN) exists and is not INACTIVE.
+pub async fn ecs_is_live(sdk: &SdkConfig, arn: &str) -> bool {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let status = if arn.contains(":cluster/") {
+        ecs.describe_clusters()
+            .clusters(arn)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| {
+                o.clusters()
+                    .first()
+                    .and_then(|c| c.status().map(str::to_string))
+            })
+    } else {
+        // arn:aws:ecs:<region>:<account>:service/<cluster>/<service>
+        let mut parts = arn.rsplit('/');
+        let (service, cluster) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        ecs.describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| {
+                o.services()
+                    .first()
+                    .and_then(|s| s.status().map(str::to_string))
+            })
+    };
+    status.is_some_and(|s| s != "INACTIVE")
 }
 
 /// Whether a path's permission bits equal `mode`.
