@@ -80,17 +80,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up(a) => {
             let r = resolve(g, Some(&a.env_suffix), "up")?;
             let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "up")?;
-            apply(g, r, store, Mode::Up).await
+            apply(g, r, store, Mode::Up, a.wait.clone()).await
         }
         Command::Down(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "down")?;
             let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "down")?;
-            apply(g, r, store, Mode::Down).await
+            apply(g, r, store, Mode::Down, Vec::new()).await
         }
         Command::Plan(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "plan")?;
             let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
-            apply(g, r, store, Mode::Plan).await
+            apply(g, r, store, Mode::Plan, Vec::new()).await
         }
         Command::Status(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "status")?;
@@ -167,7 +167,13 @@ fn install_ctrl_c(cancel: CancellationToken, reporter_json: bool) {
     });
 }
 
-async fn apply(g: &GlobalOpts, r: Resolved, store: StateStore, mode: Mode) -> Result<()> {
+async fn apply(
+    g: &GlobalOpts,
+    r: Resolved,
+    store: StateStore,
+    mode: Mode,
+    wait: Vec<String>,
+) -> Result<()> {
     let json_out = g.output == OutputFormat::Json;
     if mode == Mode::Down && store.snapshot().resources.is_empty() && !store.exists_on_disk() {
         return Err(UsageError::new(format!(
@@ -187,15 +193,18 @@ async fn apply(g: &GlobalOpts, r: Resolved, store: StateStore, mode: Mode) -> Re
     }
     let reporter = Reporter::new(g.output, g.quiet, mode != Mode::Plan);
     let names = Names::new(&r.suffix);
-    let shared = Arc::new(Shared::new(
-        mode,
-        names,
-        r.cfg.clone(),
-        aws.clone(),
-        store,
-        reporter,
-        cancel,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            mode,
+            names,
+            r.cfg.clone(),
+            aws.clone(),
+            store,
+            reporter,
+            cancel,
+        )
+        .with_wait(wait),
+    );
     let direction = if mode == Mode::Down {
         Direction::Reverse
     } else {

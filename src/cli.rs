@@ -68,6 +68,11 @@ pub struct UpArgs {
     /// Env suffix naming the stack, e.g. prod, dev, pr-123.
     #[arg(long)]
     pub env_suffix: String,
+    /// Also wait for deployments `up` does not otherwise wait for: `cdn` (CloudFront's global
+    /// deployment of the distribution, 5-15 minutes on AWS) or `all`. Repeatable or
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = ["cdn", "all"])]
+    pub wait: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

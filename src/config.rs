@@ -30,6 +30,8 @@ pub struct Config {
     pub waf: WafConfig,
     pub queue: QueueConfig,
     pub validator: ValidatorConfig,
+    pub storage: StorageConfig,
+    pub cdn: CdnConfig,
 }
 
 impl Config {
@@ -368,6 +370,128 @@ impl TryFrom<i32> for DeletionWindow {
                 "invalid deletion_window_days {n}: KMS allows 7 to 30 days"
             ))
         }
+    }
+}
+
+/// S3 buckets of the static tier.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Default Object Lock retention (governance mode) of the transaction-log bucket, in days.
+    pub object_lock_days: LockDays,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            object_lock_days: LockDays(30),
+        }
+    }
+}
+
+/// An Object Lock default retention in days: 1 to 36500 (S3 allows up to 100 years).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "i32")]
+pub struct LockDays(pub i32);
+
+impl TryFrom<i32> for LockDays {
+    type Error = String;
+    fn try_from(n: i32) -> Result<Self, String> {
+        if (1..=36500).contains(&n) {
+            Ok(LockDays(n))
+        } else {
+            Err(format!(
+                "invalid object_lock_days {n}: 1 to 36500 days (S3 allows at most 100 years)"
+            ))
+        }
+    }
+}
+
+/// The CloudFront distribution in front of the assets bucket (and the ALB).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CdnConfig {
+    /// Which edge locations serve the distribution.
+    pub price_class: PriceClass,
+    /// How CloudFront reads the bucket: origin access control (`oac`, AWS's recommendation)
+    /// or the legacy origin access identity (`oai`).
+    pub origin_access: OriginAccess,
+    /// ACM certificate (in us-east-1) for the viewer side; with it the distribution requires
+    /// TLS 1.2 (`TLSv1.2_2021`). Without it CloudFront's default certificate is used, for which
+    /// AWS forces the `TLSv1` policy.
+    pub certificate_arn: Option<CertificateArn>,
+}
+
+impl Default for CdnConfig {
+    fn default() -> Self {
+        CdnConfig {
+            price_class: PriceClass::PriceClass100,
+            origin_access: OriginAccess::Oac,
+            certificate_arn: None,
+        }
+    }
+}
+
+/// CloudFront price classes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum PriceClass {
+    /// North America and Europe only (cheapest).
+    #[serde(rename = "PriceClass_100")]
+    PriceClass100,
+    /// Adds Asia, the Middle East and Africa.
+    #[serde(rename = "PriceClass_200")]
+    PriceClass200,
+    /// Every edge location.
+    #[serde(rename = "PriceClass_All")]
+    PriceClassAll,
+}
+
+impl PriceClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceClass::PriceClass100 => "PriceClass_100",
+            PriceClass::PriceClass200 => "PriceClass_200",
+            PriceClass::PriceClassAll => "PriceClass_All",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginAccess {
+    Oac,
+    Oai,
+}
+
+/// An ACM certificate ARN; CloudFront only takes certificates from us-east-1.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct CertificateArn(pub String);
+
+impl TryFrom<String> for CertificateArn {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let parts: Vec<&str> = s.splitn(6, ':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "acm"
+            && parts[4].len() == 12
+            && parts[4].chars().all(|c| c.is_ascii_digit())
+            && parts[5].starts_with("certificate/");
+        if !ok {
+            return Err(format!(
+                "invalid certificate_arn `{s}`: expected an ACM certificate ARN such as \
+                 arn:aws:acm:us-east-1:123456789012:certificate/<id>"
+            ));
+        }
+        if parts[3] != "us-east-1" {
+            return Err(format!(
+                "invalid certificate_arn `{s}`: CloudFront only uses ACM certificates from \
+                 us-east-1, this one is in {}",
+                parts[3]
+            ));
+        }
+        Ok(CertificateArn(s))
     }
 }
 
@@ -1760,5 +1884,56 @@ mod async_tier_tests {
         assert!(e.contains("240"), "{e}");
         Config::parse("[queue]\nvisibility_timeout_secs = 240\n[validator]\ntimeout_secs = 40\n")
             .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod static_tier_tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn storage_and_cdn_defaults() {
+        let c = Config::default();
+        assert_eq!(c.storage.object_lock_days.0, 30);
+        assert_eq!(c.cdn.price_class, PriceClass::PriceClass100);
+        assert_eq!(c.cdn.origin_access, OriginAccess::Oac);
+        assert!(c.cdn.certificate_arn.is_none());
+    }
+
+    #[test]
+    fn storage_and_cdn_parse() {
+        let c = Config::parse(
+            "[storage]\nobject_lock_days = 365\n[cdn]\nprice_class = \"PriceClass_All\"\n\
+             origin_access = \"oai\"\n\
+             certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc-123\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.storage.object_lock_days.0, 365);
+        assert_eq!(c.cdn.price_class.as_str(), "PriceClass_All");
+        assert_eq!(c.cdn.origin_access, OriginAccess::Oai);
+        assert!(c.cdn.certificate_arn.is_some());
+    }
+
+    #[test]
+    fn bad_storage_and_cdn_values_name_field_and_line() {
+        let e = err("[storage]\nobject_lock_days = 0\n");
+        assert!(e.contains("1 to 36500") && e.contains("line 2"), "{e}");
+        let e = err("[storage]\nobject_lock_days = 40000\n");
+        assert!(e.contains("1 to 36500"), "{e}");
+        let e = err("[cdn]\nprice_class = \"PriceClass_50\"\n");
+        assert!(e.contains("PriceClass_100") && e.contains("line 2"), "{e}");
+        let e = err("[cdn]\norigin_access = \"public\"\n");
+        assert!(e.contains("oac") && e.contains("oai"), "{e}");
+        let e =
+            err("[cdn]\ncertificate_arn = \"arn:aws:acm:eu-west-1:123456789012:certificate/x\"\n");
+        assert!(e.contains("us-east-1"), "{e}");
+        let e = err("[cdn]\ncertificate_arn = \"not-an-arn\"\n");
+        assert!(e.contains("ACM certificate ARN"), "{e}");
+        let e = err("[cdn]\nprice = 1\n");
+        assert!(e.contains("unknown field `price`"), "{e}");
     }
 }

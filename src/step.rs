@@ -139,6 +139,8 @@ pub struct Shared {
     pub state: StateStore,
     pub reporter: Reporter,
     pub cancel: CancellationToken,
+    /// What `up --wait` asked to wait for beyond the default (`cdn`, `all`).
+    wait: Vec<String>,
     plan: Mutex<Vec<PlanItem>>,
     account: OnceCell<String>,
 }
@@ -161,9 +163,16 @@ impl Shared {
             state,
             reporter,
             cancel,
+            wait: Vec::new(),
             plan: Mutex::new(Vec::new()),
             account: OnceCell::new(),
         }
+    }
+
+    /// Sets what `up --wait` asked for (`cdn`, `all`).
+    pub fn with_wait(mut self, wait: Vec<String>) -> Shared {
+        self.wait = wait;
+        self
     }
 
     /// Everything recorded by `plan`/`up` so far.
@@ -206,6 +215,12 @@ impl StepCtx {
 
     pub fn is_plan(&self) -> bool {
         self.sh.mode == Mode::Plan
+    }
+
+    /// Whether `up --wait` asked to wait for `what` (e.g. `cdn`), directly or with `all`:
+    /// for deployments that `up` otherwise leaves running (CloudFront's global deployment).
+    pub fn should_wait(&self, what: &str) -> bool {
+        self.sh.wait.iter().any(|w| w == what || w == "all")
     }
 
     /// The account ID, looked up once per run.

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::step::Step;
 
 pub mod alb;
+pub mod cdn;
 pub mod certificate;
 pub mod cluster;
 pub mod database;
@@ -16,8 +17,9 @@ pub mod queue;
 pub mod registry;
 pub mod services;
 pub mod sessions;
-pub mod waf;
+pub mod storage;
 pub mod validator;
+pub mod waf;
 
 /// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
 /// their dependencies).
@@ -38,5 +40,7 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(waf::Waf),
         Arc::new(services::Services),
         Arc::new(validator::Validator),
+        Arc::new(storage::Storage),
+        Arc::new(cdn::Cdn),
     ]
 }

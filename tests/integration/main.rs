@@ -11,5 +11,6 @@ mod foundation;
 mod iam;
 mod registry;
 mod sessions;
+mod static_tier;
 mod util;
 mod waiting;

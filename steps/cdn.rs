@@ -1,0 +1,1207 @@
+//! CDN step: the CloudFront distribution in front of the assets bucket (and, when the stack
+//! has a load balancer, its API).
+//!
+//! CloudFront reads the private bucket through an origin access control (`oac-assets-<s>`,
+//! SigV4 on every request; the default) or, with `cdn.origin_access = "oai"`, a legacy origin
+//! access identity; the bucket policy gets one statement granting that principal
+//! `s3:GetObject` (for OAC only on behalf of this distribution: `AWS:SourceArn`). Viewers are
+//! redirected to HTTPS. `/static/*` and the default behaviour go to S3 with the managed
+//! CachingOptimized policy; when the alb step has published `alb_dns_name`, `/api/*` goes to
+//! the load balancer uncached (CachingDisabled) with every viewer header but Host forwarded
+//! (AllViewerExceptHostHeader), over HTTPS if the ALB has a certificate (`alb_https`).
+//!
+//! CloudFront deploys a new or changed distribution to every edge location in 5-15 minutes;
+//! `up` does not wait for that unless `up --wait cdn` (or `--wait all`) asks: the distribution
+//! answers from the edges that already have it.
+//!
+//! Teardown is the dance CloudFront enforces: get the config and its ETag, disable it (with
+//! that ETag: every update needs the current one and returns a new one), wait until the
+//! disabled configuration is deployed, delete it with the latest ETag; then the grant in the
+//! bucket policy (if the bucket is still there) and the OAC or OAI. A run interrupted while
+//! the disabled distribution was deploying resumes with the wait, not a second update.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use async_trait::async_trait;
+use aws_sdk_cloudfront::types::{
+    AllowedMethods, CacheBehavior, CacheBehaviors, CachedMethods,
+    CloudFrontOriginAccessIdentityConfig, CustomOriginConfig, DefaultCacheBehavior,
+    DistributionConfig, DistributionConfigWithTags, HttpVersion, Method, MinimumProtocolVersion,
+    OriginAccessControlConfig, OriginAccessControlOriginTypes, OriginAccessControlSigningBehaviors,
+    OriginAccessControlSigningProtocols, OriginProtocolPolicy, OriginSslProtocols, Origins,
+    PriceClass, S3OriginConfig, SslProtocol, SslSupportMethod, Tag, Tags, ViewerCertificate,
+    ViewerProtocolPolicy,
+};
+use serde_json::{json, Value};
+
+use crate::aws::{AwsError, AwsResultExt};
+use crate::config::OriginAccess;
+use crate::naming::STACK_TAG;
+use crate::state::ResourceRecord;
+use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::steps::storage;
+
+pub const DISTRIBUTION: &str = "cloudfront:distribution";
+pub const OAC: &str = "cloudfront:origin-access-control";
+pub const OAI: &str = "cloudfront:origin-access-identity";
+
+/// Output keys.
+pub const OUT_DISTRIBUTION_ID: &str = "cdn_distribution_id";
+pub const OUT_DOMAIN_NAME: &str = "cdn_domain_name";
+pub const OUT_OAI_ID: &str = "cdn_oai_id";
+const OUTPUTS: [&str; 3] = [OUT_DISTRIBUTION_ID, OUT_DOMAIN_NAME, OUT_OAI_ID];
+
+/// Outputs of the alb step this step uses when present.
+pub const IN_ALB_DNS_NAME: &str = "alb_dns_name";
+pub const IN_ALB_HTTPS: &str = "alb_https";
+
+/// Origin IDs inside the distribution.
+pub const S3_ORIGIN_ID: &str = "assets-s3";
+pub const ALB_ORIGIN_ID: &str = "api-alb";
+
+/// AWS-managed cache and origin request policies (their IDs are the same in every account).
+pub const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
+pub const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+pub const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+
+/// `Sid`s of this step's statements in the assets bucket policy.
+pub const OAC_SID: &str = "AllowCloudFrontOacRead";
+pub const OAI_SID: &str = "AllowCloudFrontOaiRead";
+
+/// CloudFront takes 5-15 minutes to deploy a change (and to deploy a disable); generous.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+pub struct Cdn;
+
+/// Whether CloudFront says the thing does not exist (`NoSuchDistribution`,
+/// `NoSuchOriginAccessControl`, `NoSuchCloudFrontOriginAccessIdentity`).
+fn is_gone(e: &AwsError) -> bool {
+    e.is_not_found() || e.code.as_deref().is_some_and(|c| c.starts_with("NoSuch"))
+}
+
+fn gone_ok<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_gone(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The comment that identifies the stack's distribution (CloudFront has no names).
+pub fn distribution_comment(suffix: &str) -> String {
+    format!("fintech-infra {suffix}: static assets and API")
+}
+
+/// The OAI's comment (and caller reference suffix): OAIs have no names either.
+pub fn oai_comment(suffix: &str) -> String {
+    format!("oai-assets-{suffix}")
+}
+
+/// The principal an OAI has in bucket policies.
+pub fn oai_principal(oai_id: &str) -> String {
+    format!("arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity {oai_id}")
+}
+
+/// The bucket policy statement that lets CloudFront read the assets.
+pub fn grant_statement(bucket: &str, access: &Access) -> Value {
+    let objects = format!("{}/*", storage::bucket_arn(bucket));
+    match access {
+        Access::Oac { distribution_arn } => json!({
+            "Sid": OAC_SID,
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": objects,
+            "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}
+        }),
+        Access::Oai { oai_id } => json!({
+            "Sid": OAI_SID,
+            "Effect": "Allow",
+            "Principal": {"AWS": oai_principal(oai_id)},
+            "Action": "s3:GetObject",
+            "Resource": objects
+        }),
+    }
+}
+
+/// Who reads the bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    Oac { distribution_arn: String },
+    Oai { oai_id: String },
+}
+
+/// What the distribution must look like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredDistribution {
+    pub caller_reference: String,
+    pub comment: String,
+    /// `<bucket>.s3.<region>.amazonaws.com`
+    pub bucket_domain: String,
+    /// OAC ID (oac mode) or OAI ID (oai mode).
+    pub oac_id: Option<String>,
+    pub oai_id: Option<String>,
+    pub price_class: &'static str,
+    /// The ALB origin: DNS name and whether it listens on HTTPS.
+    pub alb: Option<(String, bool)>,
+    pub certificate_arn: Option<String>,
+}
+
+fn methods(m: &[Method]) -> Result<AllowedMethods> {
+    AllowedMethods::builder()
+        .quantity(m.len() as i32)
+        .set_items(Some(m.to_vec()))
+        .cached_methods(
+            CachedMethods::builder()
+                .quantity(2)
+                .items(Method::Get)
+                .items(Method::Head)
+                .build()
+                .context("building cached methods")?,
+        )
+        .build()
+        .context("building allowed methods")
+}
+
+impl DesiredDistribution {
+    /// The full distribution config.
+    pub fn config(&self) -> Result<DistributionConfig> {
+        let read_only = [Method::Get, Method::Head];
+        let mut origins = vec![aws_sdk_cloudfront::types::Origin::builder()
+            .id(S3_ORIGIN_ID)
+            .domain_name(&self.bucket_domain)
+            .set_origin_access_control_id(self.oac_id.clone())
+            .s3_origin_config(
+                S3OriginConfig::builder()
+                    // Empty with OAC; `origin-access-identity/cloudfront/<id>` with an OAI.
+                    .origin_access_identity(
+                        self.oai_id
+                            .as_ref()
+                            .map(|id| format!("origin-access-identity/cloudfront/{id}"))
+                            .unwrap_or_default(),
+                    )
+                    .build(),
+            )
+            .build()
+            .context("building the S3 origin")?];
+        let static_behavior = CacheBehavior::builder()
+            .path_pattern("/static/*")
+            .target_origin_id(S3_ORIGIN_ID)
+            .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+            .cache_policy_id(CACHING_OPTIMIZED)
+            .compress(true)
+            .allowed_methods(methods(&read_only)?)
+            .build()
+            .context("building the /static/* behaviour")?;
+        let mut behaviors = vec![static_behavior];
+        if let Some((dns, https)) = &self.alb {
+            let policy = if *https {
+                OriginProtocolPolicy::HttpsOnly
+            } else {
+                // An ALB without a certificate only listens on HTTP.
+                OriginProtocolPolicy::HttpOnly
+            };
+            origins.push(
+                aws_sdk_cloudfront::types::Origin::builder()
+                    .id(ALB_ORIGIN_ID)
+                    .domain_name(dns)
+                    .custom_origin_config(
+                        CustomOriginConfig::builder()
+                            .http_port(80)
+                            .https_port(443)
+                            .origin_protocol_policy(policy)
+                            .origin_ssl_protocols(
+                                OriginSslProtocols::builder()
+                                    .quantity(1)
+                                    .items(SslProtocol::TlSv12)
+                                    .build()
+                                    .context("building origin TLS protocols")?,
+                            )
+                            .build()
+                            .context("building the ALB origin config")?,
+                    )
+                    .build()
+                    .context("building the ALB origin")?,
+            );
+            behaviors.push(
+                CacheBehavior::builder()
+                    .path_pattern("/api/*")
+                    .target_origin_id(ALB_ORIGIN_ID)
+                    .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                    .cache_policy_id(CACHING_DISABLED)
+                    .origin_request_policy_id(ALL_VIEWER_EXCEPT_HOST_HEADER)
+                    .compress(true)
+                    .allowed_methods(methods(&[
+                        Method::Get,
+                        Method::Head,
+                        Method::Options,
+                        Method::Put,
+                        Method::Patch,
+                        Method::Post,
+                        Method::Delete,
+                    ])?)
+                    .build()
+                    .context("building the /api/* behaviour")?,
+            );
+        }
+        // With CloudFront's default certificate (*.cloudfront.net) AWS forces the TLSv1
+        // security policy whatever is asked; TLS 1.2 as the minimum needs a custom certificate.
+        let cert = match &self.certificate_arn {
+            Some(arn) => ViewerCertificate::builder()
+                .acm_certificate_arn(arn)
+                .ssl_support_method(SslSupportMethod::SniOnly)
+                .minimum_protocol_version(MinimumProtocolVersion::TlSv122021)
+                .cloud_front_default_certificate(false)
+                .build(),
+            None => ViewerCertificate::builder()
+                .cloud_front_default_certificate(true)
+                .minimum_protocol_version(MinimumProtocolVersion::TlSv1)
+                .build(),
+        };
+        DistributionConfig::builder()
+            .caller_reference(&self.caller_reference)
+            .comment(&self.comment)
+            .enabled(true)
+            .price_class(PriceClass::from(self.price_class))
+            .http_version(HttpVersion::Http2and3)
+            .is_ipv6_enabled(true)
+            .default_root_object("index.html")
+            .origins(
+                Origins::builder()
+                    .quantity(origins.len() as i32)
+                    .set_items(Some(origins))
+                    .build()
+                    .context("building origins")?,
+            )
+            .default_cache_behavior(
+                DefaultCacheBehavior::builder()
+                    .target_origin_id(S3_ORIGIN_ID)
+                    .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                    .cache_policy_id(CACHING_OPTIMIZED)
+                    .compress(true)
+                    .allowed_methods(methods(&read_only)?)
+                    .build()
+                    .context("building the default behaviour")?,
+            )
+            .cache_behaviors(
+                CacheBehaviors::builder()
+                    .quantity(behaviors.len() as i32)
+                    .set_items(Some(behaviors))
+                    .build()
+                    .context("building cache behaviours")?,
+            )
+            .viewer_certificate(cert)
+            .build()
+            .context("building the distribution config")
+    }
+}
+
+/// A comparable summary of the parts of a distribution config this tool manages.
+pub fn signature(c: &DistributionConfig) -> String {
+    let mut origins: Vec<String> = c
+        .origins()
+        .map(|o| o.items())
+        .unwrap_or_default()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}>{} oac={} oai={} custom={}",
+                o.id(),
+                o.domain_name(),
+                o.origin_access_control_id().unwrap_or(""),
+                o.s3_origin_config()
+                    .map(|s| s.origin_access_identity())
+                    .unwrap_or(""),
+                o.custom_origin_config()
+                    .map(|x| x.origin_protocol_policy().as_str())
+                    .unwrap_or("")
+            )
+        })
+        .collect();
+    origins.sort();
+    let d = c.default_cache_behavior();
+    let default = d.map(|d| {
+        format!(
+            "{} {} {}",
+            d.target_origin_id(),
+            d.viewer_protocol_policy().as_str(),
+            d.cache_policy_id().unwrap_or("")
+        )
+    });
+    let mut behaviors: Vec<String> = c
+        .cache_behaviors()
+        .map(|b| b.items())
+        .unwrap_or_default()
+        .iter()
+        .map(|b| {
+            format!(
+                "{}>{} {} {} {}",
+                b.path_pattern(),
+                b.target_origin_id(),
+                b.viewer_protocol_policy().as_str(),
+                b.cache_policy_id().unwrap_or(""),
+                b.origin_request_policy_id().unwrap_or("")
+            )
+        })
+        .collect();
+    behaviors.sort();
+    let cert = c.viewer_certificate().map(|v| {
+        format!(
+            "{} {} {}",
+            v.cloud_front_default_certificate().unwrap_or(false),
+            v.acm_certificate_arn().unwrap_or(""),
+            v.minimum_protocol_version()
+                .map(|m| m.as_str())
+                .unwrap_or("")
+        )
+    });
+    format!(
+        "enabled={} price={} comment={} origins={origins:?} default={default:?} \
+         behaviors={behaviors:?} cert={cert:?}",
+        c.enabled(),
+        c.price_class().map(|p| p.as_str()).unwrap_or(""),
+        c.comment(),
+    )
+}
+
+/// Whether the distribution's managed parts differ from what is wanted. An origin read back
+/// with neither `S3OriginConfig` nor `CustomOriginConfig` (AWS always returns one of them;
+/// moto's GetDistributionConfig drops `S3OriginConfig`) is compared as if it had the wanted
+/// one, rather than being "repaired" on every run.
+pub fn drifted(current: &DistributionConfig, desired: &DistributionConfig) -> bool {
+    let mut current = current.clone();
+    let wanted = desired.origins().map(|o| o.items()).unwrap_or_default();
+    if let Some(origins) = current.origins.as_mut() {
+        for o in origins.items.iter_mut() {
+            if o.s3_origin_config.is_none() && o.custom_origin_config.is_none() {
+                o.s3_origin_config = wanted
+                    .iter()
+                    .find(|w| w.id() == o.id())
+                    .and_then(|w| w.s3_origin_config.clone());
+            }
+        }
+    }
+    signature(&current) != signature(desired)
+}
+
+/// `current` with the managed parts replaced by `want`'s; everything else (a web ACL, aliases,
+/// logging someone added) is kept, and so is the caller reference, which cannot change.
+fn merged(current: &DistributionConfig, want: DistributionConfig) -> DistributionConfig {
+    let mut c = current.clone();
+    c.comment = want.comment;
+    c.enabled = want.enabled;
+    c.price_class = want.price_class;
+    c.origins = want.origins;
+    c.default_cache_behavior = want.default_cache_behavior;
+    c.cache_behaviors = want.cache_behaviors;
+    c.viewer_certificate = want.viewer_certificate;
+    if c.default_root_object.as_deref().unwrap_or("").is_empty() {
+        c.default_root_object = want.default_root_object;
+    }
+    c
+}
+
+fn cf_tags(pairs: Vec<(String, String)>) -> Result<Tags> {
+    let items = pairs
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .context("building CloudFront tags")?;
+    Ok(Tags::builder().set_items(Some(items)).build())
+}
+
+impl Cdn {
+    /// The stack's distribution: the recorded one, else the one with this stack's comment and
+    /// stack tag. Returns it with its config and ETag.
+    async fn find_distribution(
+        ctx: &StepCtx,
+        comment: &str,
+    ) -> Result<Option<(String, String, String)>> {
+        let cf = ctx.aws().cloudfront();
+        for rec in ctx.records(Some(DISTRIBUTION)) {
+            let out = gone_ok(
+                cf.get_distribution()
+                    .id(&rec.id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetDistribution", &rec.id),
+            )?;
+            if let Some(d) = out.and_then(|o| o.distribution) {
+                return Ok(Some((d.id, d.arn, d.domain_name)));
+            }
+        }
+        let mut marker: Option<String> = None;
+        loop {
+            let out = cf
+                .list_distributions()
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .aws("cloudfront:ListDistributions", comment)?;
+            let Some(list) = out.distribution_list else {
+                return Ok(None);
+            };
+            for d in list.items() {
+                if d.comment() != comment {
+                    continue;
+                }
+                let tags = cf
+                    .list_tags_for_resource()
+                    .resource(d.arn())
+                    .send()
+                    .await
+                    .aws("cloudfront:ListTagsForResource", d.id())?;
+                let ours = tags
+                    .tags()
+                    .map(|t| t.items())
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|t| t.key() == STACK_TAG && t.value() == Some(ctx.suffix()));
+                if ours {
+                    return Ok(Some((
+                        d.id().to_string(),
+                        d.arn().to_string(),
+                        d.domain_name().to_string(),
+                    )));
+                }
+            }
+            match list.next_marker {
+                Some(m) if list.is_truncated && !m.is_empty() => marker = Some(m),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// The origin access control `oac-assets-<s>`, created if missing, drift repaired.
+    async fn ensure_oac(ctx: &StepCtx) -> Result<Found> {
+        let cf = ctx.aws().cloudfront();
+        let name = ctx.names().with_purpose("oac", "assets");
+        let mut existing = None;
+        let mut marker: Option<String> = None;
+        loop {
+            let out = cf
+                .list_origin_access_controls()
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .aws("cloudfront:ListOriginAccessControls", &name)?;
+            let Some(list) = out.origin_access_control_list else {
+                break;
+            };
+            if let Some(o) = list.items().iter().find(|o| o.name() == name) {
+                existing = Some(o.clone());
+                break;
+            }
+            match list.next_marker {
+                Some(m) if list.is_truncated && !m.is_empty() => marker = Some(m),
+                _ => break,
+            }
+        }
+        let config = || {
+            OriginAccessControlConfig::builder()
+                .name(&name)
+                .description(format!(
+                    "fintech-infra {}: CloudFront reads the assets bucket",
+                    ctx.suffix()
+                ))
+                .signing_protocol(OriginAccessControlSigningProtocols::Sigv4)
+                .signing_behavior(OriginAccessControlSigningBehaviors::Always)
+                .origin_access_control_origin_type(OriginAccessControlOriginTypes::S3)
+                .build()
+                .context("building the origin access control config")
+        };
+        let drifted = existing.as_ref().is_some_and(|o| {
+            o.signing_protocol() != &OriginAccessControlSigningProtocols::Sigv4
+                || o.signing_behavior() != &OriginAccessControlSigningBehaviors::Always
+                || o.origin_access_control_origin_type() != &OriginAccessControlOriginTypes::S3
+        });
+        let found = ctx
+            .ensure(
+                OAC,
+                &name,
+                || async { Ok(existing.as_ref().map(|o| Found::new(o.id()))) },
+                || async {
+                    let out = cf
+                        .create_origin_access_control()
+                        .origin_access_control_config(config()?)
+                        .send()
+                        .await
+                        .aws("cloudfront:CreateOriginAccessControl", &name)?;
+                    let oac = out
+                        .origin_access_control
+                        .context("CreateOriginAccessControl returned nothing")?;
+                    Ok(Found::new(oac.id))
+                },
+            )
+            .await?;
+        if drifted {
+            ctx.change(
+                OAC,
+                &name,
+                "sign every request with SigV4 (S3 origin)",
+                || async {
+                    let etag = cf
+                        .get_origin_access_control()
+                        .id(&found.id)
+                        .send()
+                        .await
+                        .aws("cloudfront:GetOriginAccessControl", &found.id)?
+                        .e_tag;
+                    cf.update_origin_access_control()
+                        .id(&found.id)
+                        .set_if_match(etag)
+                        .origin_access_control_config(config()?)
+                        .send()
+                        .await
+                        .aws("cloudfront:UpdateOriginAccessControl", &found.id)?;
+                    Ok(())
+                },
+            )
+            .await?;
+        }
+        Ok(found)
+    }
+
+    /// The origin access identity of oai mode, found by its comment.
+    async fn ensure_oai(ctx: &StepCtx) -> Result<Found> {
+        let cf = ctx.aws().cloudfront();
+        let comment = oai_comment(ctx.suffix());
+        let mut existing = None;
+        let mut marker: Option<String> = None;
+        loop {
+            let out = cf
+                .list_cloud_front_origin_access_identities()
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .aws("cloudfront:ListCloudFrontOriginAccessIdentities", &comment)?;
+            let Some(list) = out.cloud_front_origin_access_identity_list else {
+                break;
+            };
+            if let Some(o) = list.items().iter().find(|o| o.comment() == comment) {
+                existing =
+                    Some(Found::new(o.id()).attr("s3_canonical_user_id", o.s3_canonical_user_id()));
+                break;
+            }
+            match list.next_marker {
+                Some(m) if list.is_truncated && !m.is_empty() => marker = Some(m),
+                _ => break,
+            }
+        }
+        ctx.ensure(
+            OAI,
+            &comment,
+            || async { Ok(existing) },
+            || async {
+                let out = cf
+                    .create_cloud_front_origin_access_identity()
+                    .cloud_front_origin_access_identity_config(
+                        CloudFrontOriginAccessIdentityConfig::builder()
+                            .caller_reference(format!("fintech-infra-{comment}"))
+                            .comment(&comment)
+                            .build()
+                            .context("building the origin access identity config")?,
+                    )
+                    .send()
+                    .await
+                    .aws("cloudfront:CreateCloudFrontOriginAccessIdentity", &comment)?;
+                let oai = out
+                    .cloud_front_origin_access_identity
+                    .context("CreateCloudFrontOriginAccessIdentity returned nothing")?;
+                Ok(Found::new(oai.id).attr("s3_canonical_user_id", oai.s3_canonical_user_id))
+            },
+        )
+        .await
+    }
+
+    /// Deletes an OAC or OAI (needs its current ETag). Not found counts as deleted.
+    async fn delete_access(ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
+        let cf = ctx.aws().cloudfront();
+        if kind == OAC {
+            let got = gone_ok(
+                cf.get_origin_access_control()
+                    .id(id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetOriginAccessControl", id),
+            )?;
+            if let Some(o) = got {
+                gone_ok(
+                    cf.delete_origin_access_control()
+                        .id(id)
+                        .set_if_match(o.e_tag)
+                        .send()
+                        .await
+                        .aws("cloudfront:DeleteOriginAccessControl", id),
+                )?;
+            }
+        } else {
+            let got = gone_ok(
+                cf.get_cloud_front_origin_access_identity()
+                    .id(id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetCloudFrontOriginAccessIdentity", id),
+            )?;
+            if let Some(o) = got {
+                gone_ok(
+                    cf.delete_cloud_front_origin_access_identity()
+                        .id(id)
+                        .set_if_match(o.e_tag)
+                        .send()
+                        .await
+                        .aws("cloudfront:DeleteCloudFrontOriginAccessIdentity", id),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the distribution's configuration is deployed everywhere; returns its
+    /// current ETag, or `None` if it is gone.
+    async fn wait_deployed(ctx: &StepCtx, id: &str) -> Result<Option<String>> {
+        let cf = ctx.aws().cloudfront();
+        ctx.wait_for(
+            &format!("CloudFront distribution {id} to be deployed"),
+            DEPLOY_TIMEOUT,
+            || async {
+                let out = gone_ok(
+                    cf.get_distribution()
+                        .id(id)
+                        .send()
+                        .await
+                        .aws("cloudfront:GetDistribution", id),
+                )?;
+                Ok(match out {
+                    None => Some(None),
+                    Some(o) => {
+                        let deployed = o
+                            .distribution
+                            .as_ref()
+                            .is_some_and(|d| d.status() == "Deployed");
+                        deployed.then_some(o.e_tag)
+                    }
+                })
+            },
+        )
+        .await
+    }
+
+    /// Disables (unless already disabled), waits for the disable to deploy, deletes. Safe to
+    /// rerun at any point.
+    async fn delete_distribution(ctx: &StepCtx, id: &str) -> Result<()> {
+        let cf = ctx.aws().cloudfront();
+        for _attempt in 0..5 {
+            ctx.check_cancelled()?;
+            let Some(out) = gone_ok(
+                cf.get_distribution_config()
+                    .id(id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetDistributionConfig", id),
+            )?
+            else {
+                return Ok(());
+            };
+            let config = out
+                .distribution_config
+                .context("GetDistributionConfig returned no config")?;
+            if config.enabled {
+                let mut disabled = config.clone();
+                disabled.enabled = false;
+                ctx.note("disabling the CloudFront distribution");
+                let r = cf
+                    .update_distribution()
+                    .id(id)
+                    .set_if_match(out.e_tag.clone())
+                    .distribution_config(disabled)
+                    .send()
+                    .await
+                    .aws("cloudfront:UpdateDistribution", id);
+                match r {
+                    Ok(_) => {}
+                    // Changed between our read and update: read again.
+                    Err(e) if e.code.as_deref() == Some("PreconditionFailed") => continue,
+                    Err(e) if is_gone(&e) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Disabled (now or by an earlier run): CloudFront deletes it only once the
+            // disabled configuration is deployed.
+            let Some(etag) = Self::wait_deployed(ctx, id).await? else {
+                return Ok(());
+            };
+            ctx.check_cancelled()?;
+            let r = cf
+                .delete_distribution()
+                .id(id)
+                .if_match(etag)
+                .send()
+                .await
+                .aws("cloudfront:DeleteDistribution", id);
+            match r {
+                Ok(_) => return Ok(()),
+                Err(e) if is_gone(&e) => return Ok(()),
+                // Re-enabled or changed meanwhile: start over.
+                Err(e)
+                    if matches!(
+                        e.code.as_deref(),
+                        Some("PreconditionFailed" | "DistributionNotDisabled")
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        bail!("CloudFront distribution {id} kept changing while being deleted; run down again")
+    }
+
+    /// Removes this step's grants from the assets bucket policy, if the bucket is still there.
+    async fn remove_grant(ctx: &StepCtx, bucket: &str) -> Result<()> {
+        let policy = match storage::get_policy(ctx, bucket).await {
+            Ok(p) => p,
+            Err(e) if crate::aws::find_aws_error(&e).is_some_and(|a| a.is_not_found()) => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(new) = storage::remove_statements(policy.as_deref(), &[OAC_SID, OAI_SID])? {
+            ctx.check_cancelled()?;
+            storage::set_policy(ctx, bucket, new).await?;
+        }
+        Ok(())
+    }
+
+    /// The ALB origin, when the alb step published its DNS name.
+    fn alb_origin(ctx: &StepCtx) -> Option<(String, bool)> {
+        let dns = ctx.output(IN_ALB_DNS_NAME)?.as_str()?.to_string();
+        if dns.is_empty() || is_pending(&dns) {
+            return None;
+        }
+        let https = ctx
+            .output(IN_ALB_HTTPS)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        Some((dns, https))
+    }
+}
+
+#[async_trait]
+impl Step for Cdn {
+    fn name(&self) -> &'static str {
+        "cdn"
+    }
+
+    fn deps(&self) -> Vec<&'static str> {
+        // TODO(alb): add "alb" once the alb step is merged, so `/api/*` is always present.
+        vec!["storage"]
+    }
+
+    fn estimate_secs(&self) -> u64 {
+        // Creating the distribution returns at once; the global deploy is not waited for.
+        15
+    }
+
+    async fn up(&self, ctx: &StepCtx) -> Result<()> {
+        let cf = ctx.aws().cloudfront();
+        let bucket = ctx.input_str(storage::OUT_ASSETS_BUCKET)?;
+        let mode = ctx.cfg().cdn.origin_access;
+        let (oac, oai) = match mode {
+            OriginAccess::Oac => (Some(Self::ensure_oac(ctx).await?), None),
+            OriginAccess::Oai => (None, Some(Self::ensure_oai(ctx).await?)),
+        };
+        let comment = distribution_comment(ctx.suffix());
+        let want = DesiredDistribution {
+            caller_reference: format!("fintech-infra-cdn-{}", ctx.suffix()),
+            comment: comment.clone(),
+            bucket_domain: format!("{bucket}.s3.{}.amazonaws.com", ctx.region()),
+            oac_id: oac.as_ref().map(|f| f.id.clone()),
+            oai_id: oai.as_ref().map(|f| f.id.clone()),
+            price_class: ctx.cfg().cdn.price_class.as_str(),
+            alb: Self::alb_origin(ctx),
+            certificate_arn: ctx.cfg().cdn.certificate_arn.as_ref().map(|c| c.0.clone()),
+        };
+        let inputs_known = !is_pending(&bucket)
+            && !oac.as_ref().is_some_and(|f| f.is_pending())
+            && !oai.as_ref().is_some_and(|f| f.is_pending());
+
+        let existing = Self::find_distribution(ctx, &comment).await?;
+        let existed = existing.is_some();
+        let dist = ctx
+            .ensure(
+                DISTRIBUTION,
+                &comment,
+                || async {
+                    Ok(existing.map(|(id, arn, domain)| {
+                        Found::new(id).arn(arn).attr("domain_name", domain)
+                    }))
+                },
+                || async {
+                    let tags = cf_tags(ctx.tags(Some(&format!("cdn-{}", ctx.suffix()))))?;
+                    let out = cf
+                        .create_distribution_with_tags()
+                        .distribution_config_with_tags(
+                            DistributionConfigWithTags::builder()
+                                .distribution_config(want.config()?)
+                                .tags(tags)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .aws("cloudfront:CreateDistributionWithTags", &comment)?;
+                    let d = out
+                        .distribution
+                        .context("CreateDistributionWithTags returned no distribution")?;
+                    Ok(Found::new(d.id)
+                        .arn(d.arn)
+                        .attr("domain_name", d.domain_name))
+                },
+            )
+            .await?;
+        if dist.is_pending() {
+            return Ok(());
+        }
+        let arn = dist.arn.clone().unwrap_or_default();
+
+        if existed {
+            // Tags (CreateDistributionWithTags set them on a new one).
+            let tags = cf
+                .list_tags_for_resource()
+                .resource(&arn)
+                .send()
+                .await
+                .aws("cloudfront:ListTagsForResource", &dist.id)?;
+            let have: Vec<(String, String)> = tags
+                .tags()
+                .map(|t| t.items())
+                .unwrap_or_default()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().unwrap_or("").to_string()))
+                .collect();
+            let want_tags = ctx.tags(Some(&format!("cdn-{}", ctx.suffix())));
+            if !want_tags.iter().all(|t| have.contains(t)) {
+                ctx.change(DISTRIBUTION, &comment, "set tags", || async {
+                    cf.tag_resource()
+                        .resource(&arn)
+                        .tags(cf_tags(want_tags.clone())?)
+                        .send()
+                        .await
+                        .aws("cloudfront:TagResource", &dist.id)?;
+                    Ok(())
+                })
+                .await?;
+            }
+            // Configuration drift.
+            if inputs_known {
+                let out = cf
+                    .get_distribution_config()
+                    .id(&dist.id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetDistributionConfig", &dist.id)?;
+                let current = out
+                    .distribution_config
+                    .context("GetDistributionConfig returned no config")?;
+                let desired = merged(&current, want.config()?);
+                if drifted(&current, &desired) {
+                    let etag = out.e_tag;
+                    ctx.change(
+                        DISTRIBUTION,
+                        &comment,
+                        "update origins, cache behaviours, price class or certificate",
+                        || async {
+                            cf.update_distribution()
+                                .id(&dist.id)
+                                .set_if_match(etag)
+                                .distribution_config(desired)
+                                .send()
+                                .await
+                                .aws("cloudfront:UpdateDistribution", &dist.id)?;
+                            Ok(())
+                        },
+                    )
+                    .await?;
+                }
+            }
+        }
+
+        // The bucket policy grant for this distribution's reader.
+        if !is_pending(&bucket) {
+            let access = match (&oac, &oai) {
+                (_, Some(o)) => Access::Oai {
+                    oai_id: o.id.clone(),
+                },
+                _ => Access::Oac {
+                    distribution_arn: arn.clone(),
+                },
+            };
+            let grant = grant_statement(&bucket, &access);
+            let current = storage::get_policy(ctx, &bucket).await?;
+            let stale_sid = if matches!(access, Access::Oac { .. }) {
+                OAI_SID
+            } else {
+                OAC_SID
+            };
+            let without_stale = match storage::remove_statements(current.as_deref(), &[stale_sid])?
+            {
+                Some(p) => p,
+                None => current.clone(),
+            };
+            let new = storage::upsert_statement(without_stale.as_deref(), &grant)?.or_else(|| {
+                (without_stale != current).then(|| without_stale.clone().unwrap_or_default())
+            });
+            if let Some(policy) = new {
+                let what = "bucket policy: grant CloudFront read access";
+                let apply = || storage::set_policy(ctx, &bucket, Some(policy));
+                if existed {
+                    ctx.change(storage::BUCKET, &bucket, what, apply).await?;
+                } else {
+                    apply().await?;
+                }
+            }
+        }
+
+        // A switch between OAC and OAI leaves the other kind unused: remove it now that
+        // neither the distribution nor the policy refers to it.
+        let unused = match mode {
+            OriginAccess::Oac => OAI,
+            OriginAccess::Oai => OAC,
+        };
+        for rec in ctx.records(Some(unused)) {
+            ctx.change(unused, &rec.name, "delete (no longer used)", || async {
+                Self::delete_access(ctx, unused, &rec.id).await
+            })
+            .await?;
+            if !ctx.is_plan() {
+                ctx.deleted(unused, &rec.id)?;
+            }
+        }
+
+        if ctx.should_wait("cdn") {
+            Self::wait_deployed(ctx, &dist.id).await?;
+        }
+
+        ctx.set_output(OUT_DISTRIBUTION_ID, dist.id.clone())?;
+        ctx.set_output(
+            OUT_DOMAIN_NAME,
+            dist.attrs.get("domain_name").cloned().unwrap_or_default(),
+        )?;
+        match &oai {
+            Some(o) => ctx.set_output(OUT_OAI_ID, o.id.clone())?,
+            None => ctx.remove_output(OUT_OAI_ID)?,
+        }
+        Ok(())
+    }
+
+    async fn down(&self, ctx: &StepCtx) -> Result<()> {
+        for rec in ctx.records(Some(DISTRIBUTION)) {
+            Self::delete_distribution(ctx, &rec.id)
+                .await
+                .with_context(|| format!("deleting CloudFront distribution {}", rec.id))?;
+            ctx.deleted(DISTRIBUTION, &rec.id)?;
+        }
+        // The storage step deletes the bucket after this; should it survive (its step failed,
+        // or it is kept), it must not go on granting a deleted distribution or identity.
+        if let Some(bucket) = ctx
+            .output(storage::OUT_ASSETS_BUCKET)
+            .and_then(|v| v.as_str().map(str::to_string))
+        {
+            Self::remove_grant(ctx, &bucket).await?;
+        }
+        for kind in [OAC, OAI] {
+            for rec in ctx.records(Some(kind)) {
+                ctx.check_cancelled()?;
+                Self::delete_access(ctx, kind, &rec.id).await?;
+                ctx.deleted(kind, &rec.id)?;
+            }
+        }
+        for key in OUTPUTS {
+            ctx.remove_output(key)?;
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
+        let cf = ctx.aws().cloudfront();
+        Ok(match rec.kind.as_str() {
+            DISTRIBUTION => gone_ok(
+                cf.get_distribution()
+                    .id(&rec.id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetDistribution", &rec.id),
+            )?
+            .and_then(|o| o.distribution)
+            .map(|d| {
+                let enabled = d
+                    .distribution_config()
+                    .map(|c| if c.enabled() { "enabled" } else { "disabled" })
+                    .unwrap_or("");
+                format!("{} ({enabled})", d.status())
+            }),
+            OAC => gone_ok(
+                cf.get_origin_access_control()
+                    .id(&rec.id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetOriginAccessControl", &rec.id),
+            )?
+            .map(|_| "exists".to_string()),
+            _ => gone_ok(
+                cf.get_cloud_front_origin_access_identity()
+                    .id(&rec.id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetCloudFrontOriginAccessIdentity", &rec.id),
+            )?
+            .map(|_| "exists".to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(alb: Option<(String, bool)>, cert: Option<&str>) -> DesiredDistribution {
+        DesiredDistribution {
+            caller_reference: "ref".into(),
+            comment: distribution_comment("s"),
+            bucket_domain: "b.s3.us-east-1.amazonaws.com".into(),
+            oac_id: Some("OAC1".into()),
+            oai_id: None,
+            price_class: "PriceClass_100",
+            alb,
+            certificate_arn: cert.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn config_without_alb_has_s3_only() {
+        let c = desired(None, None).config().unwrap();
+        let origins = c.origins().unwrap().items();
+        assert_eq!(origins.len(), 1);
+        assert_eq!(origins[0].origin_access_control_id(), Some("OAC1"));
+        assert_eq!(
+            origins[0]
+                .s3_origin_config()
+                .unwrap()
+                .origin_access_identity(),
+            ""
+        );
+        let b = c.cache_behaviors().unwrap().items();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].path_pattern(), "/static/*");
+        assert_eq!(b[0].cache_policy_id(), Some(CACHING_OPTIMIZED));
+        let d = c.default_cache_behavior().unwrap();
+        assert_eq!(
+            d.viewer_protocol_policy(),
+            &ViewerProtocolPolicy::RedirectToHttps
+        );
+        assert_eq!(
+            c.viewer_certificate().unwrap().minimum_protocol_version(),
+            Some(&MinimumProtocolVersion::TlSv1)
+        );
+    }
+
+    #[test]
+    fn alb_origin_and_api_behaviour() {
+        for (https, policy) in [
+            (true, OriginProtocolPolicy::HttpsOnly),
+            (false, OriginProtocolPolicy::HttpOnly),
+        ] {
+            let c = desired(Some(("alb.example".into(), https)), None)
+                .config()
+                .unwrap();
+            let alb = c
+                .origins()
+                .unwrap()
+                .items()
+                .iter()
+                .find(|o| o.id() == ALB_ORIGIN_ID)
+                .unwrap();
+            assert_eq!(
+                alb.custom_origin_config().unwrap().origin_protocol_policy(),
+                &policy
+            );
+            let api = c
+                .cache_behaviors()
+                .unwrap()
+                .items()
+                .iter()
+                .find(|b| b.path_pattern() == "/api/*")
+                .unwrap();
+            assert_eq!(api.cache_policy_id(), Some(CACHING_DISABLED));
+            assert_eq!(
+                api.origin_request_policy_id(),
+                Some(ALL_VIEWER_EXCEPT_HOST_HEADER)
+            );
+            assert_eq!(api.allowed_methods().unwrap().quantity(), 7);
+        }
+    }
+
+    #[test]
+    fn custom_certificate_gets_tls12() {
+        let arn = "arn:aws:acm:us-east-1:123456789012:certificate/x";
+        let c = desired(None, Some(arn)).config().unwrap();
+        let v = c.viewer_certificate().unwrap();
+        assert_eq!(
+            v.minimum_protocol_version(),
+            Some(&MinimumProtocolVersion::TlSv122021)
+        );
+        assert_eq!(v.acm_certificate_arn(), Some(arn));
+    }
+
+    #[test]
+    fn signature_sees_managed_changes_only() {
+        let a = desired(None, None).config().unwrap();
+        let same = merged(&a, desired(None, None).config().unwrap());
+        assert_eq!(signature(&a), signature(&same));
+        let with_alb = merged(
+            &a,
+            desired(Some(("x".into(), true)), None).config().unwrap(),
+        );
+        assert_ne!(signature(&a), signature(&with_alb));
+        let mut waf = a.clone();
+        waf.web_acl_id = Some("acl".into());
+        let kept = merged(&waf, desired(None, None).config().unwrap());
+        assert_eq!(kept.web_acl_id(), Some("acl"));
+        // An origin read back without its S3 config is not drift; a wrong one is.
+        let mut oai = desired(None, None);
+        oai.oac_id = None;
+        oai.oai_id = Some("E1".into());
+        let want = oai.config().unwrap();
+        let mut read_back = want.clone();
+        read_back.origins.as_mut().unwrap().items[0].s3_origin_config = None;
+        assert!(!drifted(&read_back, &want));
+        assert!(drifted(&a, &want));
+    }
+
+    #[test]
+    fn grants() {
+        let s = grant_statement(
+            "b",
+            &Access::Oac {
+                distribution_arn: "arn:aws:cloudfront::1:distribution/D".into(),
+            },
+        );
+        assert_eq!(s["Principal"]["Service"], "cloudfront.amazonaws.com");
+        assert_eq!(
+            s["Condition"]["StringEquals"]["AWS:SourceArn"],
+            "arn:aws:cloudfront::1:distribution/D"
+        );
+        assert_eq!(s["Resource"], "arn:aws:s3:::b/*");
+        let s = grant_statement(
+            "b",
+            &Access::Oai {
+                oai_id: "E1".into(),
+            },
+        );
+        assert_eq!(
+            s["Principal"]["AWS"],
+            "arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity E1"
+        );
+    }
+}

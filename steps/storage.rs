@@ -1,0 +1,976 @@
+//! Storage step: the S3 buckets of the static tier.
+//!
+//! - `fintech-assets-<account>-<suffix>`: the web app's static assets, served by CloudFront
+//!   (the cdn step adds the statement that lets it read). Versioning; lifecycle: objects move
+//!   to Standard-IA after 30 days and non-current versions expire after 30 days; SSE-KMS with
+//!   the stack key and an S3 bucket key (one KMS call per bucket key instead of per object).
+//! - `fintech-txlog-<account>-<suffix>`: the transaction log. Versioning with Object Lock in
+//!   governance mode and a default retention of `storage.object_lock_days`; SSE-S3; objects
+//!   move to Standard-IA after 30 days.
+//!
+//! Both block every kind of public access and deny any request not made over TLS
+//! (`aws:SecureTransport` = false). Bucket names are global: the account ID keeps them unique.
+//!
+//! A second `up` reads every setting back (versioning, encryption, lifecycle, public access
+//! block, policy, object lock, tags) and repairs only what drifted. The bucket policy is
+//! shared with the cdn step: this step owns only its own statement (by `Sid`) and keeps the
+//! others.
+//!
+//! Teardown removes the bucket policy, empties each bucket of every object version and delete
+//! marker (bypassing
+//! governance retention: compliance mode would make that impossible, which is why the
+//! transaction log uses governance) and then deletes it: S3 refuses to delete a bucket that
+//! holds anything, versions included.
+
+use anyhow::{bail, Context as _, Result};
+use async_trait::async_trait;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+    CreateBucketConfiguration, DefaultRetention, Delete, ExpirationStatus, LifecycleRule,
+    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectIdentifier, ObjectLockConfiguration,
+    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Tag, Tagging, Transition, TransitionStorageClass,
+    VersioningConfiguration,
+};
+use serde_json::{json, Value};
+
+use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
+use crate::naming::STACK_TAG;
+use crate::state::ResourceRecord;
+use crate::step::{is_pending, Found, Step, StepCtx};
+
+pub const BUCKET: &str = "s3:bucket";
+
+/// Output keys other steps read.
+pub const OUT_ASSETS_BUCKET: &str = "assets_bucket";
+pub const OUT_ASSETS_BUCKET_ARN: &str = "assets_bucket_arn";
+pub const OUT_TXLOG_BUCKET: &str = "txlog_bucket";
+pub const OUT_TXLOG_BUCKET_ARN: &str = "txlog_bucket_arn";
+const OUTPUTS: [&str; 4] = [
+    OUT_ASSETS_BUCKET,
+    OUT_ASSETS_BUCKET_ARN,
+    OUT_TXLOG_BUCKET,
+    OUT_TXLOG_BUCKET_ARN,
+];
+
+/// `Sid` of this step's statement in the bucket policies.
+pub const TLS_ONLY_SID: &str = "DenyInsecureTransport";
+/// Days before objects move to Standard-IA (S3's minimum for that transition is 30).
+pub const IA_TRANSITION_DAYS: i32 = 30;
+/// Days a non-current version of an asset is kept.
+pub const NONCURRENT_EXPIRATION_DAYS: i32 = 30;
+
+/// S3 error codes meaning "this bucket has no such configuration" (not "no such bucket").
+const NO_CONFIG: &[&str] = &[
+    "NoSuchTagSet",
+    "NoSuchLifecycleConfiguration",
+    "NoSuchBucketPolicy",
+    "NoSuchPublicAccessBlockConfiguration",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "ObjectLockConfigurationNotFoundError",
+];
+
+pub struct Storage;
+
+/// Which bucket, and what it must look like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketSpec {
+    /// `assets` or `txlog` (kept in the record's attrs).
+    pub role: &'static str,
+    pub name: String,
+    /// SSE-KMS with this key (and a bucket key); `None`: SSE-S3.
+    pub kms_key_arn: Option<String>,
+    /// Object Lock default retention in governance mode, in days.
+    pub object_lock_days: Option<i32>,
+    /// Expire non-current versions after [`NONCURRENT_EXPIRATION_DAYS`].
+    pub expire_noncurrent: bool,
+}
+
+pub fn bucket_arn(name: &str) -> String {
+    format!("arn:aws:s3:::{name}")
+}
+
+pub fn assets_bucket_name(account: &str, suffix: &str) -> String {
+    format!("fintech-assets-{account}-{suffix}")
+}
+
+pub fn txlog_bucket_name(account: &str, suffix: &str) -> String {
+    format!("fintech-txlog-{account}-{suffix}")
+}
+
+/// The statement that denies every request not made over TLS.
+pub fn tls_only_statement(bucket: &str) -> Value {
+    let arn = bucket_arn(bucket);
+    json!({
+        "Sid": TLS_ONLY_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, format!("{arn}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+    })
+}
+
+fn statements(policy: Option<&str>) -> Result<Vec<Value>> {
+    let Some(text) = policy.filter(|t| !t.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let doc: Value = serde_json::from_str(text).context("the bucket policy is not JSON")?;
+    Ok(match doc.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => Vec::new(),
+    })
+}
+
+fn policy_doc(statements: Vec<Value>) -> String {
+    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+/// The policy with `stmt` in place of any statement with the same `Sid` (others kept, in
+/// order), or `None` when the policy already holds exactly that statement.
+pub fn upsert_statement(policy: Option<&str>, stmt: &Value) -> Result<Option<String>> {
+    let sid = stmt["Sid"].as_str().unwrap_or_default();
+    let mut st = statements(policy)?;
+    if st.iter().any(|s| s == stmt) && st.iter().filter(|s| s["Sid"] == sid).count() == 1 {
+        return Ok(None);
+    }
+    match st.iter().position(|s| s["Sid"] == sid) {
+        Some(i) => {
+            st[i] = stmt.clone();
+            let mut seen = false;
+            st.retain(|s| {
+                if s["Sid"] != sid {
+                    return true;
+                }
+                let keep = !seen;
+                seen = true;
+                keep
+            });
+        }
+        None => st.push(stmt.clone()),
+    }
+    Ok(Some(policy_doc(st)))
+}
+
+/// What is left of the policy without the statements named `sids`: `None` if none of them
+/// was there (nothing to do), `Some(None)` if nothing is left (delete the policy),
+/// `Some(Some(doc))` otherwise.
+pub fn remove_statements(policy: Option<&str>, sids: &[&str]) -> Result<Option<Option<String>>> {
+    let st = statements(policy)?;
+    let kept: Vec<Value> = st
+        .iter()
+        .filter(|s| !sids.iter().any(|sid| s["Sid"] == *sid))
+        .cloned()
+        .collect();
+    if kept.len() == st.len() {
+        return Ok(None);
+    }
+    Ok(Some((!kept.is_empty()).then(|| policy_doc(kept))))
+}
+
+/// Treats "no such configuration" as `None`.
+fn no_config<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if NO_CONFIG.contains(&e.code.as_deref().unwrap_or("")) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The bucket's policy document, if it has one.
+pub async fn get_policy(ctx: &StepCtx, bucket: &str) -> Result<Option<String>> {
+    let out = no_config(
+        ctx.aws()
+            .s3()
+            .get_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .aws("s3:GetBucketPolicy", bucket),
+    )?;
+    Ok(out.and_then(|o| o.policy))
+}
+
+/// Writes the policy, or deletes it when `None`.
+pub async fn set_policy(ctx: &StepCtx, bucket: &str, policy: Option<String>) -> Result<()> {
+    let s3 = ctx.aws().s3();
+    match policy {
+        Some(p) => {
+            s3.put_bucket_policy()
+                .bucket(bucket)
+                .policy(p)
+                .send()
+                .await
+                .aws("s3:PutBucketPolicy", bucket)?;
+        }
+        None => {
+            s3.delete_bucket_policy()
+                .bucket(bucket)
+                .send()
+                .await
+                .aws("s3:DeleteBucketPolicy", bucket)?;
+        }
+    }
+    Ok(())
+}
+
+/// The lifecycle rules a bucket should have.
+pub fn lifecycle_rules(spec: &BucketSpec) -> Result<Vec<LifecycleRule>> {
+    let id = if spec.expire_noncurrent {
+        "standard-ia-and-noncurrent-expiry"
+    } else {
+        "standard-ia-after-30-days"
+    };
+    let mut rule = LifecycleRule::builder()
+        .id(id)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .transitions(
+            Transition::builder()
+                .days(IA_TRANSITION_DAYS)
+                .storage_class(TransitionStorageClass::StandardIa)
+                .build(),
+        );
+    if spec.expire_noncurrent {
+        rule = rule.noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(NONCURRENT_EXPIRATION_DAYS)
+                .build(),
+        );
+    }
+    Ok(vec![rule.build().context("building a lifecycle rule")?])
+}
+
+/// A comparable summary of a lifecycle rule: the fields this tool sets. (The rule-level
+/// `Prefix` is deprecated but still what older configurations, and some emulators, return.)
+#[allow(deprecated)]
+fn rule_signature(r: &LifecycleRule) -> String {
+    let prefix = r
+        .filter()
+        .and_then(|f| f.prefix())
+        .or(r.prefix())
+        .unwrap_or("");
+    let transitions: Vec<String> = r
+        .transitions()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}:{}",
+                t.days().unwrap_or_default(),
+                t.storage_class().map(|c| c.as_str()).unwrap_or("")
+            )
+        })
+        .collect();
+    format!(
+        "{}|{}|{prefix}|{}|{:?}|{:?}",
+        r.id().unwrap_or(""),
+        r.status().as_str(),
+        transitions.join(","),
+        r.noncurrent_version_expiration()
+            .and_then(|n| n.noncurrent_days()),
+        r.expiration().and_then(|e| e.days()),
+    )
+}
+
+fn lifecycle_matches(got: &[LifecycleRule], want: &[LifecycleRule]) -> bool {
+    let mut a: Vec<String> = got.iter().map(rule_signature).collect();
+    let mut b: Vec<String> = want.iter().map(rule_signature).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+fn s3_tags(pairs: &[(String, String)]) -> Result<Tagging> {
+    let tags = pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .context("building S3 tags")?;
+    Tagging::builder()
+        .set_tag_set(Some(tags))
+        .build()
+        .context("building S3 tagging")
+}
+
+/// The bucket's versioning status (`Enabled`, `Suspended`), `None` if never enabled.
+///
+/// moto (the local emulator) answers GetBucketVersioning with the root element
+/// `GetBucketVersioningResponse` instead of S3's `VersioningConfiguration`, which the SDK
+/// refuses to decode; the status is then read from the raw 200 response. On AWS the normal
+/// path always applies.
+pub async fn versioning_status(ctx: &StepCtx, name: &str) -> Result<Option<String>> {
+    let r = ctx
+        .aws()
+        .s3()
+        .get_bucket_versioning()
+        .bucket(name)
+        .send()
+        .await;
+    if let Err(e) = &r {
+        let raw = e
+            .raw_response()
+            .filter(|r| r.status().as_u16() == 200)
+            .and_then(|r| r.body().bytes());
+        if let Some(body) = raw {
+            return Ok(xml_element(&String::from_utf8_lossy(body), "Status"));
+        }
+    }
+    Ok(r.aws("s3:GetBucketVersioning", name)?
+        .status()
+        .map(|s| s.as_str().to_string()))
+}
+
+/// The text of the first `<tag>...</tag>` in an XML document.
+fn xml_element(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..end].to_string())
+}
+
+impl Storage {
+    async fn exists(ctx: &StepCtx, name: &str) -> Result<bool> {
+        Ok(ctx
+            .aws()
+            .s3()
+            .head_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .aws("s3:HeadBucket", name)
+            .not_found_ok()?
+            .is_some())
+    }
+
+    async fn get_tags(ctx: &StepCtx, name: &str) -> Result<Vec<(String, String)>> {
+        let out = no_config(
+            ctx.aws()
+                .s3()
+                .get_bucket_tagging()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:GetBucketTagging", name),
+        )?;
+        Ok(out
+            .map(|o| {
+                o.tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn create(ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
+        let mut req = ctx.aws().s3().create_bucket().bucket(&spec.name);
+        // us-east-1 is S3's default location and rejects an explicit constraint for itself.
+        if ctx.region() != "us-east-1" {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(ctx.region()))
+                    .build(),
+            );
+        }
+        if spec.object_lock_days.is_some() {
+            // Also turns versioning on, which Object Lock requires.
+            req = req.object_lock_enabled_for_bucket(true);
+        }
+        req.send().await.aws("s3:CreateBucket", &spec.name)?;
+        Ok(Found::new(&spec.name)
+            .arn(bucket_arn(&spec.name))
+            .attr("role", spec.role))
+    }
+
+    /// Creates the bucket if missing and brings every setting in line. Settings of a bucket
+    /// created in this run are part of creating it; on an existing bucket each is read back
+    /// and only a drifted one is changed.
+    async fn ensure_bucket(&self, ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
+        let name = spec.name.as_str();
+        let exists = Self::exists(ctx, name).await?;
+        let mut current_tags = Vec::new();
+        if exists {
+            current_tags = Self::get_tags(ctx, name).await?;
+            // A bucket this stack recorded is adopted even if its tags were lost (they are
+            // repaired below); any other must carry the stack tag.
+            let recorded = ctx.records(Some(BUCKET)).iter().any(|r| r.id == name);
+            if !recorded {
+                let tag = current_tags
+                    .iter()
+                    .find(|(k, _)| k == STACK_TAG)
+                    .map(|(_, v)| v.as_str());
+                ctx.check_ours("S3 bucket", name, tag)?;
+            }
+        }
+        let found = ctx
+            .ensure(
+                BUCKET,
+                name,
+                || async {
+                    Ok(exists.then(|| {
+                        Found::new(name)
+                            .arn(bucket_arn(name))
+                            .attr("role", spec.role)
+                    }))
+                },
+                || Self::create(ctx, spec),
+            )
+            .await?;
+        if found.is_pending() {
+            return Ok(found);
+        }
+        let created = !exists;
+        self.configure(ctx, spec, created, current_tags).await?;
+        Ok(found)
+    }
+
+    /// Applies `apply` when `needed`: directly for a bucket created in this run, else as a
+    /// reported change.
+    async fn fix<C, CF>(
+        ctx: &StepCtx,
+        name: &str,
+        created: bool,
+        needed: bool,
+        what: &str,
+        apply: C,
+    ) -> Result<()>
+    where
+        C: FnOnce() -> CF,
+        CF: std::future::Future<Output = Result<()>>,
+    {
+        if !needed {
+            return Ok(());
+        }
+        if created {
+            apply().await
+        } else {
+            ctx.change(BUCKET, name, what, apply).await
+        }
+    }
+
+    async fn configure(
+        &self,
+        ctx: &StepCtx,
+        spec: &BucketSpec,
+        created: bool,
+        current_tags: Vec<(String, String)>,
+    ) -> Result<()> {
+        let s3 = ctx.aws().s3();
+        let name = spec.name.as_str();
+
+        // Tags: ours set, anyone else's kept (PutBucketTagging replaces the whole set).
+        let want_tags = ctx.tags(Some(name));
+        let tags_ok = want_tags.iter().all(|t| current_tags.contains(t));
+        Self::fix(ctx, name, created, !tags_ok, "set tags", || async {
+            let mut all: Vec<(String, String)> = current_tags
+                .iter()
+                .filter(|(k, _)| !want_tags.iter().any(|(wk, _)| wk == k))
+                .cloned()
+                .collect();
+            all.extend(want_tags.iter().cloned());
+            s3.put_bucket_tagging()
+                .bucket(name)
+                .tagging(s3_tags(&all)?)
+                .send()
+                .await
+                .aws("s3:PutBucketTagging", name)?;
+            Ok(())
+        })
+        .await?;
+
+        // Public access block first: the policy written below must pass it.
+        let pab_ok = if created {
+            false
+        } else {
+            no_config(
+                s3.get_public_access_block()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:GetPublicAccessBlock", name),
+            )?
+            .and_then(|o| o.public_access_block_configuration)
+            .is_some_and(|c| {
+                c.block_public_acls() == Some(true)
+                    && c.ignore_public_acls() == Some(true)
+                    && c.block_public_policy() == Some(true)
+                    && c.restrict_public_buckets() == Some(true)
+            })
+        };
+        Self::fix(
+            ctx,
+            name,
+            created,
+            !pab_ok,
+            "block all public access",
+            || async {
+                s3.put_public_access_block()
+                    .bucket(name)
+                    .public_access_block_configuration(
+                        PublicAccessBlockConfiguration::builder()
+                            .block_public_acls(true)
+                            .ignore_public_acls(true)
+                            .block_public_policy(true)
+                            .restrict_public_buckets(true)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws("s3:PutPublicAccessBlock", name)?;
+                Ok(())
+            },
+        )
+        .await?;
+
+        // Versioning (a bucket created with Object Lock has it already; setting it again is
+        // harmless and keeps creation uniform).
+        let versioning_ok =
+            !created && versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
+        Self::fix(
+            ctx,
+            name,
+            created,
+            !versioning_ok,
+            "enable versioning",
+            || async {
+                s3.put_bucket_versioning()
+                    .bucket(name)
+                    .versioning_configuration(
+                        VersioningConfiguration::builder()
+                            .status(BucketVersioningStatus::Enabled)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws("s3:PutBucketVersioning", name)?;
+                Ok(())
+            },
+        )
+        .await?;
+
+        // Default encryption.
+        let kms = spec.kms_key_arn.as_deref();
+        let encryption_ok = if created {
+            false
+        } else {
+            let out = no_config(
+                s3.get_bucket_encryption()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:GetBucketEncryption", name),
+            )?;
+            let rule = out
+                .as_ref()
+                .and_then(|o| o.server_side_encryption_configuration())
+                .and_then(|c| c.rules().first());
+            let default = rule.and_then(|r| r.apply_server_side_encryption_by_default());
+            match (kms, default) {
+                // Unknown until the kms step has run (plan of a partial stack): leave it.
+                (Some(k), _) if is_pending(k) => true,
+                (Some(k), Some(d)) => {
+                    d.sse_algorithm() == &ServerSideEncryption::AwsKms
+                        && d.kms_master_key_id()
+                            .is_some_and(|id| id == k || k.ends_with(&format!("/{id}")))
+                        && rule.and_then(|r| r.bucket_key_enabled()) == Some(true)
+                }
+                (None, Some(d)) => d.sse_algorithm() == &ServerSideEncryption::Aes256,
+                (_, None) => false,
+            }
+        };
+        let what = match kms {
+            Some(_) => "encrypt with the stack's KMS key (SSE-KMS, bucket key)",
+            None => "encrypt with S3-managed keys (SSE-S3)",
+        };
+        Self::fix(ctx, name, created, !encryption_ok, what, || async {
+            let default = match kms {
+                Some(k) => ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::AwsKms)
+                    .kms_master_key_id(k),
+                None => ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::Aes256),
+            }
+            .build()
+            .context("building the default encryption")?;
+            let rule = ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(default)
+                .bucket_key_enabled(kms.is_some())
+                .build();
+            s3.put_bucket_encryption()
+                .bucket(name)
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .context("building the encryption configuration")?,
+                )
+                .send()
+                .await
+                .aws("s3:PutBucketEncryption", name)?;
+            Ok(())
+        })
+        .await?;
+
+        // Lifecycle: this tool owns the bucket's lifecycle configuration as a whole.
+        let want_rules = lifecycle_rules(spec)?;
+        let lifecycle_ok = !created && {
+            let got = no_config(
+                s3.get_bucket_lifecycle_configuration()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:GetBucketLifecycleConfiguration", name),
+            )?;
+            got.is_some_and(|o| lifecycle_matches(o.rules(), &want_rules))
+        };
+        let what = if spec.expire_noncurrent {
+            "lifecycle: Standard-IA after 30 days, expire non-current versions after 30 days"
+        } else {
+            "lifecycle: Standard-IA after 30 days"
+        };
+        Self::fix(ctx, name, created, !lifecycle_ok, what, || async {
+            s3.put_bucket_lifecycle_configuration()
+                .bucket(name)
+                .lifecycle_configuration(
+                    BucketLifecycleConfiguration::builder()
+                        .set_rules(Some(want_rules.clone()))
+                        .build()
+                        .context("building the lifecycle configuration")?,
+                )
+                .send()
+                .await
+                .aws("s3:PutBucketLifecycleConfiguration", name)?;
+            Ok(())
+        })
+        .await?;
+
+        // Object Lock default retention (governance: removable by a principal allowed to
+        // bypass it, which `down` relies on).
+        if let Some(days) = spec.object_lock_days {
+            let lock_ok = !created && {
+                let got = no_config(
+                    s3.get_object_lock_configuration()
+                        .bucket(name)
+                        .send()
+                        .await
+                        .aws("s3:GetObjectLockConfiguration", name),
+                )?
+                .and_then(|o| o.object_lock_configuration);
+                got.is_some_and(|c| {
+                    let r = c.rule().and_then(|r| r.default_retention());
+                    c.object_lock_enabled() == Some(&ObjectLockEnabled::Enabled)
+                        && r.and_then(|r| r.mode()) == Some(&ObjectLockRetentionMode::Governance)
+                        && r.and_then(|r| r.days()) == Some(days)
+                        // moto reports `Years` 0 next to `Days`.
+                        && r.and_then(|r| r.years()).unwrap_or(0) == 0
+                })
+            };
+            let what = format!("Object Lock: governance retention of {days} days by default");
+            Self::fix(ctx, name, created, !lock_ok, &what, || async {
+                s3.put_object_lock_configuration()
+                    .bucket(name)
+                    .object_lock_configuration(
+                        ObjectLockConfiguration::builder()
+                            .object_lock_enabled(ObjectLockEnabled::Enabled)
+                            .rule(
+                                ObjectLockRule::builder()
+                                    .default_retention(
+                                        DefaultRetention::builder()
+                                            .mode(ObjectLockRetentionMode::Governance)
+                                            .days(days)
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws("s3:PutObjectLockConfiguration", name)?;
+                Ok(())
+            })
+            .await?;
+        }
+
+        // TLS-only policy statement (other statements, e.g. the CDN's grant, are kept).
+        let current = if created {
+            None
+        } else {
+            get_policy(ctx, name).await?
+        };
+        let new_policy = upsert_statement(current.as_deref(), &tls_only_statement(name))?;
+        Self::fix(
+            ctx,
+            name,
+            created,
+            new_policy.is_some(),
+            "bucket policy: deny requests without TLS",
+            || set_policy(ctx, name, new_policy.clone()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes every object version and delete marker, a page at a time, until the bucket
+    /// is empty. Governance retention is bypassed.
+    async fn empty(ctx: &StepCtx, name: &str) -> Result<usize> {
+        let s3 = ctx.aws().s3();
+        let mut removed = 0;
+        loop {
+            ctx.check_cancelled()?;
+            // Always the first page: what was listed before is deleted by now.
+            let Some(page) = s3
+                .list_object_versions()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:ListObjectVersions", name)
+                .not_found_ok()?
+            else {
+                return Ok(removed);
+            };
+            let mut ids = Vec::new();
+            for (key, version) in page
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id()))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .map(|m| (m.key(), m.version_id())),
+                )
+            {
+                let Some(key) = key else { continue };
+                ids.push(
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .set_version_id(version.map(str::to_string))
+                        .build()
+                        .context("building an object identifier")?,
+                );
+            }
+            if ids.is_empty() {
+                return Ok(removed);
+            }
+            ctx.note(&format!("emptying bucket {name}"));
+            for chunk in ids.chunks(1000) {
+                let out = s3
+                    .delete_objects()
+                    .bucket(name)
+                    .bypass_governance_retention(true)
+                    .delete(
+                        Delete::builder()
+                            .set_objects(Some(chunk.to_vec()))
+                            .quiet(true)
+                            .build()
+                            .context("building a DeleteObjects request")?,
+                    )
+                    .send()
+                    .await
+                    .aws("s3:DeleteObjects", name)?;
+                if let Some(e) = out.errors().first() {
+                    bail!(
+                        "s3:DeleteObjects on {name} refused {} of {} objects, e.g. {} (version \
+                         {}): {}: {}",
+                        out.errors().len(),
+                        chunk.len(),
+                        e.key().unwrap_or("?"),
+                        e.version_id().unwrap_or("null"),
+                        e.code().unwrap_or("(no code)"),
+                        e.message().unwrap_or("(no message)")
+                    );
+                }
+                removed += chunk.len();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Step for Storage {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    fn deps(&self) -> Vec<&'static str> {
+        vec!["kms"]
+    }
+
+    fn estimate_secs(&self) -> u64 {
+        10
+    }
+
+    async fn up(&self, ctx: &StepCtx) -> Result<()> {
+        let account = ctx.account_id().await?;
+        let key_arn = ctx.input_str(crate::steps::kms::OUT_KEY_ARN)?;
+        let assets = BucketSpec {
+            role: "assets",
+            name: assets_bucket_name(&account, ctx.suffix()),
+            kms_key_arn: Some(key_arn),
+            object_lock_days: None,
+            expire_noncurrent: true,
+        };
+        let txlog = BucketSpec {
+            role: "txlog",
+            name: txlog_bucket_name(&account, ctx.suffix()),
+            kms_key_arn: None,
+            object_lock_days: Some(ctx.cfg().storage.object_lock_days.0),
+            expire_noncurrent: false,
+        };
+        let (a, t) = futures::try_join!(
+            self.ensure_bucket(ctx, &assets),
+            self.ensure_bucket(ctx, &txlog)
+        )?;
+        if !a.is_pending() {
+            ctx.set_output(OUT_ASSETS_BUCKET, assets.name.clone())?;
+            ctx.set_output(OUT_ASSETS_BUCKET_ARN, bucket_arn(&assets.name))?;
+        }
+        if !t.is_pending() {
+            ctx.set_output(OUT_TXLOG_BUCKET, txlog.name.clone())?;
+            ctx.set_output(OUT_TXLOG_BUCKET_ARN, bucket_arn(&txlog.name))?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, ctx: &StepCtx) -> Result<()> {
+        let s3 = ctx.aws().s3();
+        for rec in ctx.records(Some(BUCKET)) {
+            let name = rec.id.as_str();
+            // The policy goes first: a Deny in it would make DeleteObjects refuse the versions
+            // (ours only denies requests without TLS, but one an operator added may deny
+            // deletes outright, and moto, the test emulator, ignores the TLS condition). The
+            // bucket stays private: its public access block is untouched.
+            let r = s3
+                .delete_bucket_policy()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:DeleteBucketPolicy", name)
+                .not_found_ok();
+            if let Err(e) = r {
+                if e.code.as_deref() != Some("NoSuchBucketPolicy") {
+                    return Err(e.into());
+                }
+            }
+            // Someone may still be writing (or a replication lagging): empty and retry a few
+            // times while S3 says BucketNotEmpty.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let removed = Self::empty(ctx, name).await?;
+                if removed > 0 {
+                    ctx.sh.reporter.message(
+                        ctx.step,
+                        &format!(
+                            "removed {removed} object versions and delete markers from {name}"
+                        ),
+                    );
+                }
+                ctx.check_cancelled()?;
+                let r = s3
+                    .delete_bucket()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:DeleteBucket", name)
+                    .not_found_ok();
+                match r {
+                    Ok(_) => break,
+                    Err(e) if e.code.as_deref() == Some("BucketNotEmpty") && attempt < 5 => {
+                        continue
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            ctx.deleted(BUCKET, name)?;
+        }
+        for key in OUTPUTS {
+            ctx.remove_output(key)?;
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
+        Ok(Self::exists(ctx, &rec.id)
+            .await?
+            .then(|| "exists".to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_xml_elements() {
+        let body = "<?xml version=\"1.0\"?><X xmlns=\"y\"><Status>Enabled</Status></X>";
+        assert_eq!(xml_element(body, "Status").as_deref(), Some("Enabled"));
+        assert_eq!(xml_element("<X/>", "Status"), None);
+    }
+
+    #[test]
+    fn names_fit_s3_limits() {
+        let a = assets_bucket_name("123456789012", "abcdefghij-klmnopqrstuv");
+        assert!(a.len() <= 63, "{a}");
+        assert_eq!(txlog_bucket_name("1", "x"), "fintech-txlog-1-x");
+    }
+
+    #[test]
+    fn tls_statement_denies_insecure_transport() {
+        let s = tls_only_statement("b");
+        assert_eq!(s["Effect"], "Deny");
+        assert_eq!(s["Condition"]["Bool"]["aws:SecureTransport"], "false");
+        assert_eq!(s["Resource"], json!(["arn:aws:s3:::b", "arn:aws:s3:::b/*"]));
+    }
+
+    #[test]
+    fn upsert_keeps_other_statements_and_is_idempotent() {
+        let tls = tls_only_statement("b");
+        let p = upsert_statement(None, &tls).unwrap().unwrap();
+        assert_eq!(upsert_statement(Some(&p), &tls).unwrap(), None);
+        let grant = json!({"Sid": "Cdn", "Effect": "Allow"});
+        let p2 = upsert_statement(Some(&p), &grant).unwrap().unwrap();
+        assert_eq!(upsert_statement(Some(&p2), &tls).unwrap(), None);
+        let changed = json!({"Sid": "Cdn", "Effect": "Allow", "Action": "s3:GetObject"});
+        let p3 = upsert_statement(Some(&p2), &changed).unwrap().unwrap();
+        let st = statements(Some(&p3)).unwrap();
+        assert_eq!(st, vec![tls.clone(), changed]);
+        // Removing the grant keeps the TLS statement; removing everything deletes the policy.
+        let left = remove_statements(Some(&p3), &["Cdn"]).unwrap().unwrap();
+        assert_eq!(statements(left.as_deref()).unwrap(), vec![tls]);
+        assert_eq!(remove_statements(left.as_deref(), &["Cdn"]).unwrap(), None);
+        assert_eq!(
+            remove_statements(left.as_deref(), &[TLS_ONLY_SID]).unwrap(),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn lifecycle_rules_follow_the_spec() {
+        let mut spec = BucketSpec {
+            role: "assets",
+            name: "b".into(),
+            kms_key_arn: None,
+            object_lock_days: None,
+            expire_noncurrent: true,
+        };
+        let r = &lifecycle_rules(&spec).unwrap()[0];
+        assert_eq!(r.transitions()[0].days(), Some(30));
+        assert_eq!(
+            r.transitions()[0].storage_class(),
+            Some(&TransitionStorageClass::StandardIa)
+        );
+        assert_eq!(
+            r.noncurrent_version_expiration()
+                .and_then(|n| n.noncurrent_days()),
+            Some(30)
+        );
+        let assets = lifecycle_rules(&spec).unwrap();
+        spec.expire_noncurrent = false;
+        let txlog = lifecycle_rules(&spec).unwrap();
+        assert!(txlog[0].noncurrent_version_expiration().is_none());
+        assert!(lifecycle_matches(&txlog, &lifecycle_rules(&spec).unwrap()));
+        assert!(!lifecycle_matches(&txlog, &assets));
+    }
+}
