@@ -340,17 +340,45 @@ fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, re
     }
 }
 
+/// The outputs a platform engineer reaches for first, in this order, with their labels; the
+/// rest of the state's outputs follow.
+const HEADLINE_OUTPUTS: &[(&str, &str)] = &[
+    ("alb_dns_name", "load balancer"),
+    ("cdn_domain_name", "CloudFront domain"),
+    ("db_writer_endpoint", "database writer"),
+    ("db_reader_endpoint", "database reader"),
+    ("db_secret_arn", "database secret"),
+    ("sessions_table_name", "session table"),
+    ("queue_url", "transaction queue"),
+    ("alerts_topic_arn", "alert topic"),
+    ("dashboard_url", "dashboard"),
+    ("certificate_validation_records", "certificate DNS records"),
+];
+
 fn print_outputs(file: &StateFile, as_json: bool) {
     if as_json {
         println!("{}", json!(file.outputs));
         return;
     }
-    for (k, v) in &file.outputs {
-        let shown = match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        println!("{k:<28} {shown}");
+    let shown = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for (key, label) in HEADLINE_OUTPUTS {
+        if let Some(v) = file.outputs.get(*key) {
+            println!("{label:<28} {}", shown(v));
+        }
+    }
+    let rest: Vec<_> = file
+        .outputs
+        .iter()
+        .filter(|(k, _)| !HEADLINE_OUTPUTS.iter().any(|(h, _)| h == k))
+        .collect();
+    if !rest.is_empty() {
+        println!();
+    }
+    for (k, v) in rest {
+        println!("{k:<28} {}", shown(v));
     }
 }
 

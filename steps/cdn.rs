@@ -795,8 +795,9 @@ impl Step for Cdn {
     }
 
     fn deps(&self) -> Vec<&'static str> {
-        // TODO(alb): add "alb" once the alb step is merged, so `/api/*` is always present.
-        vec!["storage"]
+        // The ALB's DNS name is the `/api/*` origin; without the dependency a first `up` could
+        // create the distribution S3-only and need a second run to add the API behaviour.
+        vec!["storage", "alb"]
     }
 
     fn estimate_secs(&self) -> u64 {

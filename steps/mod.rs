@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::step::Step;
 
+pub mod alarms;
 pub mod alb;
 pub mod cdn;
 pub mod certificate;
@@ -42,5 +43,6 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(validator::Validator),
         Arc::new(storage::Storage),
         Arc::new(cdn::Cdn),
+        Arc::new(alarms::Alarms),
     ]
 }

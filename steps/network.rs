@@ -43,8 +43,13 @@ pub const ENDPOINT: &str = "ec2:vpc-endpoint";
 
 /// Port the database listens on (Aurora PostgreSQL).
 pub const DB_PORT: i32 = 5432;
-/// Port the app containers listen on behind the ALB.
-pub const APP_PORT: i32 = 80;
+/// The ports the app containers listen on behind the ALB: every configured service's port,
+/// sorted and without repeats (the ALB must reach each, and nothing else).
+pub fn app_ports(cfg: &crate::config::Config) -> Vec<i32> {
+    let ports: std::collections::BTreeSet<i32> =
+        cfg.services.0.iter().map(|s| i32::from(s.port)).collect();
+    ports.into_iter().collect()
+}
 
 /// How long to wait for a NAT gateway (AWS: 1-2 minutes to create, about 1 to delete).
 const NAT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -127,9 +132,9 @@ pub struct RuleSpec {
     pub description: &'static str,
 }
 
-/// Every rule of every group. Egress is explicit everywhere: the allow-all egress rule AWS
-/// adds to each new group is removed.
-pub fn rule_specs() -> Vec<RuleSpec> {
+/// Every rule of every group, with the ALB-to-app rules for each of `app_ports`. Egress is
+/// explicit everywhere: the allow-all egress rule AWS adds to each new group is removed.
+pub fn rule_specs(app_ports: &[i32]) -> Vec<RuleSpec> {
     use Peer::*;
     use Role::*;
     let r = |group, egress, port, peer, description| RuleSpec {
@@ -139,7 +144,7 @@ pub fn rule_specs() -> Vec<RuleSpec> {
         peer,
         description,
     };
-    vec![
+    let mut rules = vec![
         r(
             Alb,
             false,
@@ -154,8 +159,6 @@ pub fn rule_specs() -> Vec<RuleSpec> {
             Cidr("0.0.0.0/0"),
             "HTTPS from the internet",
         ),
-        r(Alb, true, APP_PORT, Group(App), "to the app tasks"),
-        r(App, false, APP_PORT, Group(Alb), "from the ALB only"),
         r(
             App,
             true,
@@ -181,7 +184,12 @@ pub fn rule_specs() -> Vec<RuleSpec> {
         r(Db, true, DB_PORT, Vpc, "replication inside the VPC only"),
         r(Lambda, true, 443, Cidr("0.0.0.0/0"), "HTTPS to AWS APIs"),
         r(Lambda, true, DB_PORT, Group(Db), "to the database"),
-    ]
+    ];
+    for &port in app_ports {
+        rules.push(r(Alb, true, port, Group(App), "to the app tasks"));
+        rules.push(r(App, false, port, Group(Alb), "from the ALB only"));
+    }
+    rules
 }
 
 fn filter(name: &str, value: impl Into<String>) -> Filter {
@@ -970,7 +978,7 @@ impl Network {
                     .security_group_rules()
                     .to_vec()
             };
-            let specs: Vec<RuleSpec> = rule_specs()
+            let specs: Vec<RuleSpec> = rule_specs(&app_ports(ctx.cfg()))
                 .into_iter()
                 .filter(|r| r.group == role)
                 .collect();
@@ -1641,7 +1649,7 @@ mod tests {
 
     #[test]
     fn every_group_has_explicit_egress_or_none_needed() {
-        let specs = rule_specs();
+        let specs = rule_specs(&[80]);
         for role in Role::ALL {
             assert!(
                 specs.iter().any(|r| r.group == role && r.egress),
@@ -1652,7 +1660,7 @@ mod tests {
 
     #[test]
     fn database_is_reachable_only_from_app_and_lambda() {
-        let ingress: Vec<_> = rule_specs()
+        let ingress: Vec<_> = rule_specs(&[80])
             .into_iter()
             .filter(|r| r.group == Role::Db && !r.egress)
             .collect();
@@ -1664,12 +1672,14 @@ mod tests {
     }
 
     #[test]
-    fn app_accepts_only_the_alb() {
-        let ingress: Vec<_> = rule_specs()
+    fn app_accepts_only_the_alb_on_the_service_ports() {
+        let ingress: Vec<_> = rule_specs(&[80, 8080])
             .into_iter()
             .filter(|r| r.group == Role::App && !r.egress)
             .collect();
-        assert_eq!(ingress.len(), 1);
-        assert_eq!(ingress[0].peer, Peer::Group(Role::Alb));
+        assert_eq!(ingress.len(), 2);
+        assert!(ingress.iter().all(|r| r.peer == Peer::Group(Role::Alb)));
+        let ports: Vec<i32> = ingress.iter().map(|r| r.port).collect();
+        assert_eq!(ports, [80, 8080]);
     }
 }

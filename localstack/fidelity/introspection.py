@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
+from . import cbor_bridge
 from .patching import describe_rules
 from .timeline import SETTINGS, TIMELINE
 
@@ -68,6 +69,8 @@ def _error_code(status: int, headers: list[tuple[str, str]], body: bytes) -> str
     for name, value in headers:
         if name.lower() == "x-amzn-errortype" and value:
             return value.split(":")[0].split("#")[-1]
+        if name.lower() == "x-amzn-query-error" and value:  # CBOR answers (cbor_bridge)
+            return value.split(";")[0]
     match = _XML_CODE.search(body)
     if match:
         return match.group(1).decode()
@@ -99,13 +102,35 @@ class FintechMiddleware:
         return self._aws(environ, start_response)
 
     def _call_app(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        cbor: tuple[str, str] | None = None,
     ) -> tuple[int, list[tuple[str, str]], bytes, list[bytes]]:
+        """Calls moto; with `cbor` (target prefix, operation), moto's JSON answer is sent on
+        re-encoded as the CBOR the client asked for."""
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             captured["status"], captured["headers"] = status, headers
-            return start_response(status, headers, exc_info)
+            if cbor is None:
+                return start_response(status, headers, exc_info)
+            return lambda _data: None
+
+        if cbor is not None:
+            result = self.app(environ, capture)
+            try:
+                body = b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            status_line = str(captured.get("status", "500"))
+            status = int(status_line.split()[0])
+            headers, body = cbor_bridge.to_cbor_response(
+                cbor[0], cbor[1], status, captured.get("headers", []), body
+            )
+            start_response(status_line, headers)
+            return status, headers, body, [body]
 
         result = self.app(environ, capture)
         try:
@@ -137,7 +162,15 @@ class FintechMiddleware:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         params: Any = {}
         operation: str | None = None
-        if "x-www-form-urlencoded" in content_type or "Action" in query:
+        cbor = cbor_bridge.match(environ)
+        if cbor is not None:
+            operation = cbor[1]
+            try:
+                params = cbor_bridge.decode_request(body)
+            except Exception as error:  # noqa: BLE001 - a bad body is the client's error
+                return self._json(start_response, 400, {"__type": "SerializationException", "message": str(error)})
+            cbor_bridge.to_json_request(environ, cbor[0], cbor[1], params)
+        elif "x-www-form-urlencoded" in content_type or "Action" in query:
             params = {**query, **(_flat_form(body) if body else {})}
             operation = params.get("Action")
         elif target:
@@ -158,7 +191,7 @@ class FintechMiddleware:
             TIMELINE.pump()
             if operation is None:
                 operation = _rest_operation(service, environ)
-            status, headers, resp_body, result = self._call_app(environ, start_response)
+            status, headers, resp_body, result = self._call_app(environ, start_response, cbor)
 
         params = _shorten(params)
         http = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"

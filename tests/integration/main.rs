@@ -9,6 +9,7 @@ mod database;
 mod edge;
 mod foundation;
 mod iam;
+mod observability;
 mod registry;
 mod sessions;
 mod static_tier;
