@@ -249,7 +249,9 @@ async fn check_alb_basics(stack: &Stack, health_path: &str) {
         Err(_) if is_faithful(&stack.endpoint) => assert!(
             !request_log(&stack.endpoint)
                 .iter()
-                .any(|r| r.operation == "PutBucketVersioning" && r.is_from_stack(s)),
+                .any(|r| r.operation == "PutBucketVersioning"
+                    && r.is_from_stack(s)
+                    && r.path.trim_start_matches('/') == bucket),
             "versioning turned on"
         ),
         Err(e) => panic!("GetBucketVersioning: {e:?}"),

@@ -224,8 +224,26 @@ async fn check_distribution(stack: &Stack, oai: Option<&str>, price: &str) -> (S
         format!("fintech-infra {}: static assets and API", stack.suffix)
     );
     let origins = c.origins().unwrap().items();
-    assert_eq!(origins.len(), 1, "no ALB in this stack yet: S3 only");
-    let o = &origins[0];
+    assert_eq!(
+        origins.len(),
+        2,
+        "the assets bucket and the ALB: {origins:?}"
+    );
+    let o = origins
+        .iter()
+        .find(|o| o.id() != "api-alb")
+        .expect("the S3 origin");
+    // The ALB: HTTP to it (this stack has no certificate), the API uncached.
+    let alb = origins
+        .iter()
+        .find(|o| o.id() == "api-alb")
+        .expect("ALB origin");
+    assert_eq!(alb.domain_name(), out(stack, "alb_dns_name"));
+    assert_eq!(
+        alb.custom_origin_config()
+            .map(|c| c.origin_protocol_policy().as_str()),
+        Some("http-only")
+    );
     let bucket = out(stack, "assets_bucket");
     assert_eq!(
         o.domain_name(),
@@ -277,8 +295,27 @@ async fn check_distribution(stack: &Stack, oai: Option<&str>, price: &str) -> (S
         Some("658327ea-f89d-4fab-a63d-7e88639e58f6")
     );
     let behaviors = c.cache_behaviors().unwrap().items();
-    assert_eq!(behaviors.len(), 1, "{behaviors:?}");
-    let stat = &behaviors[0];
+    assert_eq!(behaviors.len(), 2, "{behaviors:?}");
+    let api = behaviors
+        .iter()
+        .find(|b| b.path_pattern() == "/api/*")
+        .expect("/api/* behaviour");
+    assert_eq!(api.target_origin_id(), "api-alb");
+    assert_eq!(api.viewer_protocol_policy().as_str(), "redirect-to-https");
+    assert_eq!(
+        api.cache_policy_id(),
+        Some("4135ea2d-6df8-44a3-9df3-4b5a84be39ad"),
+        "CachingDisabled"
+    );
+    assert_eq!(
+        api.origin_request_policy_id(),
+        Some("b689b0a8-53d0-40ab-baf2-68738e2966ac"),
+        "AllViewerExceptHostHeader"
+    );
+    let stat = behaviors
+        .iter()
+        .find(|b| b.path_pattern() == "/static/*")
+        .expect("/static/* behaviour");
     assert_eq!(stat.path_pattern(), "/static/*");
     assert_eq!(stat.target_origin_id(), o.id());
     assert_eq!(stat.viewer_protocol_policy().as_str(), "redirect-to-https");

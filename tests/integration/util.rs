@@ -124,6 +124,8 @@ pub struct LoggedRequest {
     pub operation: String,
     pub status: u16,
     pub params: Value,
+    /// The HTTP path (for S3, `/<bucket>` or `/<bucket>/<key>`: path-style addressing).
+    pub path: String,
     pub user_agent: String,
 }
 
@@ -157,6 +159,7 @@ pub fn request_log(endpoint: &str) -> Vec<LoggedRequest> {
             operation: r["operation"].as_str().unwrap_or_default().to_string(),
             status: r["status"].as_u64().unwrap_or_default() as u16,
             params: r.get("params").cloned().unwrap_or(Value::Null),
+            path: r["path"].as_str().unwrap_or_default().to_string(),
             user_agent: r["user_agent"].as_str().unwrap_or_default().to_string(),
         })
         .collect()
