@@ -97,7 +97,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
             status(g, r, store).await
         }
-        Command::Outputs { stack, json } => {
+        Command::Outputs { stack, json, all } => {
             let r = resolve(g, stack.env_suffix.as_deref(), "outputs")?;
             let Some(file) = StateFile::load(&r.state_path)? else {
                 return Err(UsageError::new(format!(
@@ -108,7 +108,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 ))
                 .into());
             };
-            print_outputs(&file, *json || json_out);
+            print_outputs(&file, *json || json_out, *all);
             Ok(())
         }
     }
@@ -325,7 +325,7 @@ fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, re
                 calls.mutating
             );
             if report.ok() {
-                print_outputs(&shared.state.snapshot(), false);
+                print_outputs(&shared.state.snapshot(), false, false);
             }
         }
         Mode::Down if remaining == 0 && report.ok() => println!(
@@ -355,7 +355,9 @@ const HEADLINE_OUTPUTS: &[(&str, &str)] = &[
     ("certificate_validation_records", "certificate DNS records"),
 ];
 
-fn print_outputs(file: &StateFile, as_json: bool) {
+/// JSON: every output. Text: the headline outputs, then (with `all`) the rest, or a line
+/// saying how many more there are.
+fn print_outputs(file: &StateFile, as_json: bool, all: bool) {
     if as_json {
         println!("{}", json!(file.outputs));
         return;
@@ -374,9 +376,17 @@ fn print_outputs(file: &StateFile, as_json: bool) {
         .iter()
         .filter(|(k, _)| !HEADLINE_OUTPUTS.iter().any(|(h, _)| h == k))
         .collect();
-    if !rest.is_empty() {
-        println!();
+    if rest.is_empty() {
+        return;
     }
+    if !all {
+        println!(
+            "(and {} more IDs: `fintech-infra outputs --all`, or `--json` for scripts)",
+            rest.len()
+        );
+        return;
+    }
+    println!();
     for (k, v) in rest {
         println!("{k:<28} {}", shown(v));
     }

@@ -89,9 +89,12 @@ pub enum Command {
     Outputs {
         #[command(flatten)]
         stack: StackArg,
-        /// Print JSON (same as --output json).
+        /// Print JSON (same as --output json): every output.
         #[arg(long)]
         json: bool,
+        /// Also print every other ID the steps recorded (subnets, ARNs, ...).
+        #[arg(long)]
+        all: bool,
     },
 }
 

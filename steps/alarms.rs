@@ -72,16 +72,18 @@ pub enum Watch {
     Expression {
         expression: &'static str,
         label: &'static str,
-        /// (id, namespace, metric, dimensions, stat)
-        inputs: Vec<(
-            &'static str,
-            &'static str,
-            &'static str,
-            Vec<(&'static str, String)>,
-            &'static str,
-        )>,
+        inputs: Vec<MetricInput>,
     },
 }
+
+/// One metric an expression reads: (id, namespace, metric, dimensions, stat).
+pub type MetricInput = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, String)>,
+    &'static str,
+);
 
 /// Every alarm of the stack. Thresholds come from `[alarms]` in the config.
 pub fn alarm_specs(w: &Watched, suffix: &str, t: &crate::config::AlarmsConfig) -> Vec<AlarmSpec> {

@@ -722,7 +722,7 @@ impl Validator {
             .ensure(
                 MAPPING,
                 &label,
-                || async { Ok(existing.as_ref().and_then(|m| m.uuid()).map(|u| found(u))) },
+                || async { Ok(existing.as_ref().and_then(|m| m.uuid()).map(&found)) },
                 || async {
                     let out = lambda
                         .create_event_source_mapping()

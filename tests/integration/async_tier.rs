@@ -140,7 +140,7 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
         let vpc = c.vpc_config().unwrap();
         let subnets: BTreeSet<String> = vpc.subnet_ids().iter().cloned().collect();
         assert_eq!(subnets, private, "function in the private subnets");
-        assert_eq!(vpc.security_group_ids(), [sg_lambda.clone()]);
+        assert_eq!(vpc.security_group_ids(), std::slice::from_ref(&sg_lambda));
         let env = c.environment().and_then(|e| e.variables()).unwrap();
         assert_eq!(
             env.get("SESSIONS_TABLE").map(String::as_str),
@@ -238,7 +238,7 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
                     "wildcard action {a}"
                 );
                 if a.starts_with("sqs:") {
-                    assert_eq!(resources, [queue_arn.clone()], "{a}");
+                    assert_eq!(resources, std::slice::from_ref(&queue_arn), "{a}");
                 }
                 if a.starts_with("dynamodb:") {
                     assert_eq!(resources, [out("sessions_table_arn")], "{a}");
@@ -287,8 +287,7 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
     if is_faithful(&stack.endpoint) {
         let create = request_log(&stack.endpoint)
             .into_iter()
-            .filter(|r| r.is_from_stack(s) && r.operation == "CreateFunction")
-            .last()
+            .rfind(|r| r.is_from_stack(s) && r.operation == "CreateFunction")
             .expect("CreateFunction in the request log");
         assert_eq!(
             create.params["DeadLetterConfig"]["TargetArn"],

@@ -112,7 +112,11 @@ fn up_builds_the_network_and_key_then_down_removes_everything() {
         .starts_with("arn:aws:kms:"));
     let text = stack.run(&["outputs"]);
     text.assert_ok();
-    assert!(text.stdout.contains(&vpc_id));
+    assert!(!text.stdout.contains(&vpc_id), "IDs only with --all");
+    assert!(text.stdout.contains("more IDs"), "{}", text.stdout);
+    let all = stack.run(&["outputs", "--all"]);
+    all.assert_ok();
+    assert!(all.stdout.contains(&vpc_id));
 
     // down without --env-suffix: exactly one stack here.
     let key_id = stack.output("kms_key_id").as_str().unwrap().to_string();

@@ -146,7 +146,11 @@ fn alarms_topic_and_dashboard_cover_the_full_stack_and_are_removed() {
             let a = found
                 .get(&name)
                 .unwrap_or_else(|| panic!("alarm {name} missing: {:?}", found.keys()));
-            assert_eq!(a.alarm_actions(), [topic_arn.clone()], "{name} actions");
+            assert_eq!(
+                a.alarm_actions(),
+                std::slice::from_ref(&topic_arn),
+                "{name} actions"
+            );
             assert_eq!(a.actions_enabled(), Some(true), "{name}");
             let w = watched(a);
             assert!(
@@ -266,7 +270,7 @@ fn alarms_topic_and_dashboard_cover_the_full_stack_and_are_removed() {
         let found = alarms(&cw, &s).await;
         let cpu = &found[&format!("alarm-db-cpu-{s}")];
         assert_eq!(cpu.threshold(), Some(75.0));
-        assert_eq!(cpu.alarm_actions(), [topic_arn.clone()]);
+        assert_eq!(cpu.alarm_actions(), std::slice::from_ref(&topic_arn));
     });
 
     // A further up changes nothing.
