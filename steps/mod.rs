@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod database;
 pub mod iam;
 pub mod kms;
+pub mod log_group;
 pub mod network;
 pub mod queue;
 pub mod registry;

@@ -47,8 +47,9 @@ use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::cluster::{self, StrategyItem};
+use crate::steps::log_group;
 
-pub const LOG_GROUP: &str = "logs:log-group";
+pub use super::log_group::LOG_GROUP;
 pub const TASK_DEFINITION: &str = "ecs:task-definition";
 pub const SERVICE: &str = "ecs:service";
 pub const SCALABLE_TARGET: &str = "application-autoscaling:scalable-target";
@@ -626,106 +627,6 @@ impl Services {
         ctx.tags(Some(name)).into_iter().collect()
     }
 
-    async fn ensure_log_group(
-        &self,
-        ctx: &StepCtx,
-        names: &ServiceNames,
-        kms_key_arn: &str,
-    ) -> Result<Found> {
-        let logs = ctx.aws().logs();
-        let name = &names.log_group;
-        let retention = ctx.cfg().logs.retention_days.0;
-        let found = ctx
-            .ensure(
-                LOG_GROUP,
-                name,
-                || async {
-                    let out = logs
-                        .describe_log_groups()
-                        .log_group_name_prefix(name)
-                        .send()
-                        .await
-                        .aws("logs:DescribeLogGroups", name)?;
-                    let Some(g) = out
-                        .log_groups()
-                        .iter()
-                        .find(|g| g.log_group_name() == Some(name.as_str()))
-                    else {
-                        return Ok(None);
-                    };
-                    Ok(Some(
-                        Found::new(name)
-                            .arn(g.log_group_arn().unwrap_or_default())
-                            .attr("service", &names.service)
-                            .attr("retention", g.retention_in_days().unwrap_or(0).to_string())
-                            .attr("kms_key_id", g.kms_key_id().unwrap_or_default()),
-                    ))
-                },
-                || async {
-                    if is_pending(kms_key_arn) {
-                        bail!("the KMS key is not known yet");
-                    }
-                    logs.create_log_group()
-                        .log_group_name(name)
-                        .kms_key_id(kms_key_arn)
-                        .set_tags(Some(Self::map_tags(ctx, name)))
-                        .send()
-                        .await
-                        .aws("logs:CreateLogGroup", name)?;
-                    let found = Found::new(name)
-                        .attr("service", &names.service)
-                        .attr("retention", retention.to_string())
-                        .attr("kms_key_id", kms_key_arn);
-                    ctx.record(LOG_GROUP, name, &found)?;
-                    logs.put_retention_policy()
-                        .log_group_name(name)
-                        .retention_in_days(retention)
-                        .send()
-                        .await
-                        .aws("logs:PutRetentionPolicy", name)?;
-                    Ok(found)
-                },
-            )
-            .await?;
-        if found.attrs.get("retention").map(String::as_str) != Some(&retention.to_string()) {
-            ctx.change(
-                LOG_GROUP,
-                name,
-                &format!("set retention to {retention} days"),
-                || async {
-                    logs.put_retention_policy()
-                        .log_group_name(name)
-                        .retention_in_days(retention)
-                        .send()
-                        .await
-                        .aws("logs:PutRetentionPolicy", name)?;
-                    Ok(())
-                },
-            )
-            .await?;
-        }
-        if !is_pending(kms_key_arn)
-            && found.attrs.get("kms_key_id").map(String::as_str) != Some(kms_key_arn)
-        {
-            ctx.change(
-                LOG_GROUP,
-                name,
-                "encrypt with the stack's KMS key",
-                || async {
-                    logs.associate_kms_key()
-                        .log_group_name(name)
-                        .kms_key_id(kms_key_arn)
-                        .send()
-                        .await
-                        .aws("logs:AssociateKmsKey", name)?;
-                    Ok(())
-                },
-            )
-            .await?;
-        }
-        Ok(found)
-    }
-
     /// The latest ACTIVE revision of a family, if any.
     async fn latest_task_definition(
         &self,
@@ -1272,9 +1173,13 @@ impl Services {
     async fn up_one(&self, ctx: &StepCtx, inputs: &Inputs, svc: &ServiceConfig) -> Result<Built> {
         let names = ServiceNames::new(ctx, &svc.name.0);
         let pending = inputs.pending();
-        let log_group = self
-            .ensure_log_group(ctx, &names, &inputs.kms_key_arn)
-            .await?;
+        let log_group = log_group::ensure(
+            ctx,
+            &names.log_group,
+            &inputs.kms_key_arn,
+            &[("service", names.service.as_str())],
+        )
+        .await?;
         let spec = inputs.task_spec(ctx, &names, svc);
         if spec.task_role_arn.is_empty() && !ctx.is_plan() {
             bail!(

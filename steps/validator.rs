@@ -53,11 +53,11 @@ use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::iam::{self, Iam, RoleSpec};
-use crate::steps::{kms, queue, sessions};
+use crate::steps::{kms, log_group, queue, sessions};
 
 pub const FUNCTION: &str = "lambda:function";
 pub const MAPPING: &str = "lambda:event-source-mapping";
-pub const LOG_GROUP: &str = "logs:log-group";
+pub use super::log_group::LOG_GROUP;
 
 /// Output keys.
 pub const OUT_FUNCTION_NAME: &str = "validator_function_name";
@@ -360,96 +360,6 @@ pub fn mapping_drift(m: &EventSourceMappingConfiguration, w: &WantedMapping) -> 
 }
 
 impl Validator {
-    async fn ensure_log_group(ctx: &StepCtx, key_arn: &str) -> Result<Found> {
-        let logs = ctx.aws().logs();
-        let name = log_group_name(ctx.suffix());
-        let name = &name;
-        let retention = ctx.cfg().logs.retention_days.0;
-        let found = ctx
-            .ensure(
-                LOG_GROUP,
-                name,
-                || async {
-                    let out = logs
-                        .describe_log_groups()
-                        .log_group_name_prefix(name)
-                        .send()
-                        .await
-                        .aws("logs:DescribeLogGroups", name)?;
-                    Ok(out
-                        .log_groups()
-                        .iter()
-                        .find(|g| g.log_group_name() == Some(name.as_str()))
-                        .map(|g| {
-                            Found::new(name)
-                                .arn(g.log_group_arn().unwrap_or_default())
-                                .attr("retention", g.retention_in_days().unwrap_or(0).to_string())
-                                .attr("kms_key_id", g.kms_key_id().unwrap_or_default())
-                        }))
-                },
-                || async {
-                    if is_pending(key_arn) {
-                        bail!("the KMS key is not known yet");
-                    }
-                    logs.create_log_group()
-                        .log_group_name(name)
-                        .kms_key_id(key_arn)
-                        .set_tags(Some(ctx.tags(Some(name)).into_iter().collect()))
-                        .send()
-                        .await
-                        .aws("logs:CreateLogGroup", name)?;
-                    let found = Found::new(name)
-                        .attr("retention", retention.to_string())
-                        .attr("kms_key_id", key_arn);
-                    ctx.record(LOG_GROUP, name, &found)?;
-                    logs.put_retention_policy()
-                        .log_group_name(name)
-                        .retention_in_days(retention)
-                        .send()
-                        .await
-                        .aws("logs:PutRetentionPolicy", name)?;
-                    Ok(found)
-                },
-            )
-            .await?;
-        if found.is_pending() {
-            return Ok(found);
-        }
-        if found.attrs.get("retention") != Some(&retention.to_string()) {
-            let what = format!("set retention to {retention} days");
-            ctx.change(LOG_GROUP, name, &what, || async {
-                logs.put_retention_policy()
-                    .log_group_name(name)
-                    .retention_in_days(retention)
-                    .send()
-                    .await
-                    .aws("logs:PutRetentionPolicy", name)?;
-                Ok(())
-            })
-            .await?;
-        }
-        if !is_pending(key_arn)
-            && found.attrs.get("kms_key_id").map(String::as_str) != Some(key_arn)
-        {
-            ctx.change(
-                LOG_GROUP,
-                name,
-                "encrypt with the stack's KMS key",
-                || async {
-                    logs.associate_kms_key()
-                        .log_group_name(name)
-                        .kms_key_id(key_arn)
-                        .send()
-                        .await
-                        .aws("logs:AssociateKmsKey", name)?;
-                    Ok(())
-                },
-            )
-            .await?;
-        }
-        Ok(found)
-    }
-
     /// The function's configuration and tags, if it exists; an error if it is not this
     /// stack's.
     async fn find_function(
@@ -806,7 +716,8 @@ impl Step for Validator {
             subnet_ids,
             security_group_id: ctx.input_str(IN_LAMBDA_SG)?,
         };
-        let log_group = Self::ensure_log_group(ctx, &kms_key_arn).await?;
+        let log_group =
+            log_group::ensure(ctx, &log_group_name(ctx.suffix()), &kms_key_arn, &[]).await?;
         let (role, _) = Self::ensure_role(ctx, &inp).await?;
         let v = &ctx.cfg().validator;
         let wanted = WantedFunction {

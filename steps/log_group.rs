@@ -1,0 +1,118 @@
+//! Not a step: the KMS-encrypted CloudWatch Logs group with retention that the services and
+//! validator steps each own (one per ECS service, one for the Lambda function).
+//!
+//! Found by exact name (DescribeLogGroups only filters by prefix), created with the stack key
+//! and tags, recorded at once, then given its retention; a second `up` repairs a changed
+//! retention or key and otherwise changes nothing.
+
+use anyhow::{bail, Result};
+
+use crate::aws::AwsResultExt;
+use crate::step::{is_pending, Found, StepCtx};
+
+/// The resource kind both steps record their log groups under.
+pub const LOG_GROUP: &str = "logs:log-group";
+
+/// Finds or creates the log group `name`, encrypted with `key_arn`, with the configured
+/// retention; `attrs` are recorded with it (e.g. which service it belongs to).
+pub async fn ensure(
+    ctx: &StepCtx,
+    name: &str,
+    key_arn: &str,
+    attrs: &[(&str, &str)],
+) -> Result<Found> {
+    let logs = ctx.aws().logs();
+    let retention = ctx.cfg().logs.retention_days.0;
+    let with_attrs = |mut f: Found| {
+        for (k, v) in attrs {
+            f = f.attr(k, *v);
+        }
+        f
+    };
+    let found = ctx
+        .ensure(
+            LOG_GROUP,
+            name,
+            || async {
+                let out = logs
+                    .describe_log_groups()
+                    .log_group_name_prefix(name)
+                    .send()
+                    .await
+                    .aws("logs:DescribeLogGroups", name)?;
+                Ok(out
+                    .log_groups()
+                    .iter()
+                    .find(|g| g.log_group_name() == Some(name))
+                    .map(|g| {
+                        with_attrs(
+                            Found::new(name)
+                                .arn(g.log_group_arn().unwrap_or_default())
+                                .attr("retention", g.retention_in_days().unwrap_or(0).to_string())
+                                .attr("kms_key_id", g.kms_key_id().unwrap_or_default()),
+                        )
+                    }))
+            },
+            || async {
+                if is_pending(key_arn) {
+                    bail!("the KMS key is not known yet");
+                }
+                logs.create_log_group()
+                    .log_group_name(name)
+                    .kms_key_id(key_arn)
+                    .set_tags(Some(ctx.tags(Some(name)).into_iter().collect()))
+                    .send()
+                    .await
+                    .aws("logs:CreateLogGroup", name)?;
+                let found = with_attrs(
+                    Found::new(name)
+                        .attr("retention", retention.to_string())
+                        .attr("kms_key_id", key_arn),
+                );
+                // Recorded before the retention call: a failure there must not lose the group.
+                ctx.record(LOG_GROUP, name, &found)?;
+                logs.put_retention_policy()
+                    .log_group_name(name)
+                    .retention_in_days(retention)
+                    .send()
+                    .await
+                    .aws("logs:PutRetentionPolicy", name)?;
+                Ok(found)
+            },
+        )
+        .await?;
+    if found.is_pending() {
+        return Ok(found);
+    }
+    if found.attrs.get("retention") != Some(&retention.to_string()) {
+        let what = format!("set retention to {retention} days");
+        ctx.change(LOG_GROUP, name, &what, || async {
+            logs.put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(retention)
+                .send()
+                .await
+                .aws("logs:PutRetentionPolicy", name)?;
+            Ok(())
+        })
+        .await?;
+    }
+    if !is_pending(key_arn) && found.attrs.get("kms_key_id").map(String::as_str) != Some(key_arn) {
+        ctx.change(
+            LOG_GROUP,
+            name,
+            "encrypt with the stack's KMS key",
+            || async {
+                logs.associate_kms_key()
+                    .log_group_name(name)
+                    .kms_key_id(key_arn)
+                    .send()
+                    .await
+                    .aws("logs:AssociateKmsKey", name)?;
+                Ok(())
+            },
+        )
+        .await?;
+    }
+    Ok(found)
+}
