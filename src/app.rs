@@ -342,18 +342,21 @@ fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, re
 
 /// The outputs a platform engineer reaches for first, in this order, with their labels; the
 /// rest of the state's outputs follow.
-const HEADLINE_OUTPUTS: &[(&str, &str)] = &[
-    ("alb_dns_name", "load balancer"),
-    ("cdn_domain_name", "CloudFront domain"),
-    ("db_writer_endpoint", "database writer"),
-    ("db_reader_endpoint", "database reader"),
-    ("db_secret_arn", "database secret"),
-    ("sessions_table_name", "session table"),
-    ("queue_url", "transaction queue"),
-    ("alerts_topic_arn", "alert topic"),
-    ("dashboard_url", "dashboard"),
-    ("certificate_validation_records", "certificate DNS records"),
-];
+const HEADLINE_OUTPUTS: &[(&str, &str)] = {
+    use crate::steps::{alarms, alb, cdn, certificate, database, queue, sessions};
+    &[
+        (alb::OUT_DNS_NAME, "load balancer"),
+        (cdn::OUT_DOMAIN_NAME, "CloudFront domain"),
+        (database::OUT_WRITER_ENDPOINT, "database writer"),
+        (database::OUT_READER_ENDPOINT, "database reader"),
+        (database::OUT_SECRET_ARN, "database secret"),
+        (sessions::OUT_TABLE_NAME, "session table"),
+        (queue::OUT_QUEUE_URL, "transaction queue"),
+        (alarms::OUT_TOPIC_ARN, "alert topic"),
+        (alarms::OUT_DASHBOARD_URL, "dashboard"),
+        (certificate::OUT_RECORDS, "certificate DNS records"),
+    ]
+};
 
 /// JSON: every output. Text: the headline outputs, then (with `all`) the rest, or a line
 /// saying how many more there are.

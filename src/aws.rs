@@ -343,8 +343,8 @@ pub fn classify(code: &str) -> AwsErrorKind {
         || code.ends_with("NotFound")
         || code.ends_with("NotFoundException")
         || code.ends_with("NotFoundFault")
-        || code == "NoSuchEntity"
-        || code == "NoSuchBucket"
+        // S3, IAM, CloudFront: NoSuchBucket, NoSuchEntity, NoSuchDistribution, ...
+        || code.starts_with("NoSuch")
         || code == "ResourceNotFoundException"
         || code == "InvalidAllocationID.NotFound"
         // SQS: the query-compatible code, and the JSON protocol's shape name.

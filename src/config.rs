@@ -390,24 +390,6 @@ impl Default for StorageConfig {
     }
 }
 
-/// An Object Lock default retention in days: 1 to 36500 (S3 allows up to 100 years).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(try_from = "i32")]
-pub struct LockDays(pub i32);
-
-impl TryFrom<i32> for LockDays {
-    type Error = String;
-    fn try_from(n: i32) -> Result<Self, String> {
-        if (1..=36500).contains(&n) {
-            Ok(LockDays(n))
-        } else {
-            Err(format!(
-                "invalid object_lock_days {n}: 1 to 36500 days (S3 allows at most 100 years)"
-            ))
-        }
-    }
-}
-
 /// The CloudFront distribution in front of the assets bucket (and the ALB).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -472,24 +454,17 @@ pub struct CertificateArn(pub String);
 impl TryFrom<String> for CertificateArn {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let parts: Vec<&str> = s.splitn(6, ':').collect();
-        let ok = parts.len() == 6
-            && parts[0] == "arn"
-            && parts[2] == "acm"
-            && parts[4].len() == 12
-            && parts[4].chars().all(|c| c.is_ascii_digit())
-            && parts[5].starts_with("certificate/");
-        if !ok {
+        if !is_acm_arn(&s) {
             return Err(format!(
                 "invalid certificate_arn `{s}`: expected an ACM certificate ARN such as \
                  arn:aws:acm:us-east-1:123456789012:certificate/<id>"
             ));
         }
-        if parts[3] != "us-east-1" {
+        let region = s.split(':').nth(3).unwrap_or_default();
+        if region != "us-east-1" {
             return Err(format!(
                 "invalid certificate_arn `{s}`: CloudFront only uses ACM certificates from \
-                 us-east-1, this one is in {}",
-                parts[3]
+                 us-east-1, this one is in {region}"
             ));
         }
         Ok(CertificateArn(s))
@@ -657,6 +632,12 @@ macro_rules! bounded {
         }
     };
 }
+
+bounded!(
+    /// An Object Lock default retention in days: 1 to 36500 (S3 allows up to 100 years).
+    LockDays(i32), "object_lock_days", 1..=36500,
+    "1 to 36500 days (S3 allows at most 100 years)"
+);
 
 bounded!(
     /// Receives of a message before SQS moves it to the dead-letter queue.
@@ -1040,24 +1021,11 @@ impl Default for WafConfig {
     }
 }
 
-/// A WAF rate-based rule limit: 10 to 2,000,000,000 requests per 5 minutes (AWS's range).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(try_from = "i64")]
-pub struct RateLimit(pub i64);
-
-impl TryFrom<i64> for RateLimit {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        if (10..=2_000_000_000).contains(&n) {
-            Ok(RateLimit(n))
-        } else {
-            Err(format!(
-                "invalid rate_limit {n}: WAF rate-based rules allow 10 to 2000000000 requests per \
-                 5 minutes per IP"
-            ))
-        }
-    }
-}
+bounded!(
+    /// A WAF rate-based rule limit: 10 to 2,000,000,000 requests per 5 minutes (AWS's range).
+    RateLimit(i64), "rate_limit", 10..=2_000_000_000,
+    "WAF rate-based rules allow 10 to 2000000000 requests per 5 minutes per IP"
+);
 
 fn is_identifier(s: &str, max: usize) -> bool {
     !s.is_empty()

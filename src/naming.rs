@@ -118,11 +118,7 @@ impl Names {
     /// The target group of a path-routed service: `tg-<4 hex digits>-<suffix>` (service names
     /// are too long for ELB's 32-character limit; the hash is FNV-1a, stable across builds).
     pub fn service_target_group(&self, service: &str) -> String {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in service.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
+        let h = fnv1a32(service.bytes());
         format!("tg-{:04x}-{}", (h ^ (h >> 16)) & 0xffff, self.suffix)
     }
 
@@ -130,6 +126,14 @@ impl Names {
     pub fn kms_alias(&self) -> String {
         format!("alias/fintech-{}", self.suffix)
     }
+}
+
+/// 32-bit FNV-1a: a short hash that is stable across builds and platforms (unlike std's
+/// `DefaultHasher`), for names and tokens derived from configuration.
+pub fn fnv1a32(bytes: impl IntoIterator<Item = u8>) -> u32 {
+    bytes.into_iter().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 #[cfg(test)]

@@ -529,7 +529,7 @@ impl StepCtx {
 
     /// Calls `call` until it succeeds or fails with an error `retryable` rejects, polling like
     /// [`StepCtx::wait_for`]; on timeout the last retryable error is the cause.
-    async fn retry_while<T, F, Fut>(
+    pub(crate) async fn retry_while<T, F, Fut>(
         &self,
         what: &str,
         timeout: Duration,

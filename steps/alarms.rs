@@ -19,16 +19,21 @@ use serde_json::{json, Value};
 use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::steps::{alb, cluster, database, iam, kms, queue, services, sessions, validator};
 
 pub const TOPIC: &str = "sns:topic";
 pub const SUBSCRIPTION: &str = "sns:subscription";
 pub const ALARM: &str = "cloudwatch:alarm";
 pub const DASHBOARD: &str = "cloudwatch:dashboard";
 
+pub const OUT_TOPIC_ARN: &str = "alerts_topic_arn";
+pub const OUT_DASHBOARD_NAME: &str = "dashboard_name";
+pub const OUT_DASHBOARD_URL: &str = "dashboard_url";
+
 pub struct Alarms;
 
 /// The resources alarms and widgets point at, from the other steps' outputs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Watched {
     pub region: String,
     /// `app/alb-<s>/<id>`: the ALB's CloudWatch dimension.
@@ -377,13 +382,9 @@ pub fn dashboard_url(region: &str, name: &str) -> String {
     format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={name}")
 }
 
-fn queue_name(url: &str) -> String {
-    url.rsplit('/').next().unwrap_or(url).to_string()
-}
-
 impl Alarms {
     fn watched(&self, ctx: &StepCtx) -> Result<Watched> {
-        let services = ctx.input_map("ecs_service_names")?;
+        let services = ctx.input_map(services::OUT_SERVICE_NAMES)?;
         let mins: BTreeMap<&str, u32> = ctx
             .cfg()
             .services
@@ -400,23 +401,27 @@ impl Alarms {
             .collect();
         Ok(Watched {
             region: ctx.region().to_string(),
-            alb: ctx.input_str("alb_full_name")?,
-            db_cluster: ctx.input_str("db_cluster_id")?,
-            ecs_cluster: ctx.input_str("ecs_cluster_name")?,
+            alb: ctx.input_str(alb::OUT_FULL_NAME)?,
+            db_cluster: ctx.input_str(database::OUT_CLUSTER_ID)?,
+            ecs_cluster: ctx.input_str(cluster::OUT_CLUSTER_NAME)?,
             ecs_services,
-            function: ctx.input_str("validator_function_name")?,
-            table: ctx.input_str("sessions_table_name")?,
-            queue: queue_name(&ctx.input_str("queue_url")?),
-            dlq: queue_name(&ctx.input_str("dlq_url")?),
+            function: ctx.input_str(validator::OUT_FUNCTION_NAME)?,
+            table: ctx.input_str(sessions::OUT_TABLE_NAME)?,
+            queue: queue::queue_name(ctx.suffix()),
+            dlq: queue::dlq_name(ctx.suffix()),
         })
     }
 
     async fn ensure_topic(&self, ctx: &StepCtx) -> Result<Found> {
         let sns = ctx.aws().sns();
         let name = ctx.names().with_purpose("topic", "alerts");
-        let key_arn = ctx.input_str("kms_key_arn")?;
+        let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
         let account = ctx.account_id().await?;
-        let arn = format!("arn:aws:sns:{}:{account}:{name}", ctx.region());
+        let arn = format!(
+            "arn:{}:sns:{}:{account}:{name}",
+            iam::partition_of(&key_arn),
+            ctx.region()
+        );
         let mut current_key = None;
         let topic = ctx
             .ensure(
@@ -661,7 +666,7 @@ impl Alarms {
 
     async fn ensure_dashboard(&self, ctx: &StepCtx, w: &Watched) -> Result<String> {
         let cw = ctx.aws().cloudwatch();
-        let name = format!("fintech-{}", ctx.suffix());
+        let name = ctx.names().of("fintech");
         let body = dashboard_body(w);
         let mut current: Option<Value> = None;
         let put = || async {
@@ -733,10 +738,10 @@ impl Step for Alarms {
         self.ensure_alarms(ctx, &topic, &watched).await?;
         let dashboard = self.ensure_dashboard(ctx, &watched).await?;
         if !topic.is_pending() {
-            ctx.set_output("alerts_topic_arn", topic.id.clone())?;
+            ctx.set_output(OUT_TOPIC_ARN, topic.id.clone())?;
         }
-        ctx.set_output("dashboard_name", dashboard.clone())?;
-        ctx.set_output("dashboard_url", dashboard_url(ctx.region(), &dashboard))?;
+        ctx.set_output(OUT_DASHBOARD_NAME, dashboard.clone())?;
+        ctx.set_output(OUT_DASHBOARD_URL, dashboard_url(ctx.region(), &dashboard))?;
         Ok(())
     }
 
@@ -784,7 +789,7 @@ impl Step for Alarms {
                 .aws("sns:DeleteTopic", &rec.id)
         })
         .await?;
-        for key in ["alerts_topic_arn", "dashboard_name", "dashboard_url"] {
+        for key in [OUT_TOPIC_ARN, OUT_DASHBOARD_NAME, OUT_DASHBOARD_URL] {
             ctx.remove_output(key)?;
         }
         Ok(())

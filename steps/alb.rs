@@ -31,23 +31,22 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetGroupStickinessConfig, TargetGroupTuple, TargetTypeEnum,
 };
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration, Delete,
-    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tagging,
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use serde_json::{json, Value};
 
-use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
+use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::config::ServiceConfig;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::steps::storage::{self, Storage, BUCKET};
 
 pub const LOAD_BALANCER: &str = "elasticloadbalancing:loadbalancer";
 pub const TARGET_GROUP: &str = "elasticloadbalancing:targetgroup";
 pub const LISTENER: &str = "elasticloadbalancing:listener";
 pub const RULE: &str = "elasticloadbalancing:listener-rule";
-pub const BUCKET: &str = "s3:bucket";
 
 /// Output keys other steps read.
 pub const OUT_ARN: &str = "alb_arn";
@@ -66,6 +65,7 @@ pub const OUT_FULL_NAME: &str = "alb_full_name";
 /// CloudWatch dimension `TargetGroup` per key of `alb_target_groups`: `targetgroup/<name>/<id>`.
 pub const OUT_TARGET_GROUP_FULL_NAMES: &str = "alb_target_group_full_names";
 pub const OUT_LOG_BUCKET: &str = "alb_log_bucket";
+pub const OUT_HTTP_LISTENER_ARN: &str = "alb_http_listener_arn";
 const OUTPUTS: [&str; 11] = [
     OUT_ARN,
     OUT_DNS_NAME,
@@ -77,7 +77,7 @@ const OUTPUTS: [&str; 11] = [
     OUT_FULL_NAME,
     OUT_TARGET_GROUP_FULL_NAMES,
     OUT_LOG_BUCKET,
-    "alb_http_listener_arn",
+    OUT_HTTP_LISTENER_ARN,
 ];
 
 /// TLS 1.3 and 1.2 only, forward-secret ciphers: AWS's recommended policy.
@@ -133,7 +133,10 @@ pub fn elb_log_account(region: &str) -> Option<&'static str> {
 /// The log bucket's policy: ELB log delivery may put objects under `alb/AWSLogs/<account>/`;
 /// nothing may use the bucket without TLS.
 pub fn log_bucket_policy(bucket: &str, account: &str, region: &str) -> Value {
-    let objects = format!("arn:aws:s3:::{bucket}/{LOG_PREFIX}/AWSLogs/{account}/*");
+    let objects = format!(
+        "{}/{LOG_PREFIX}/AWSLogs/{account}/*",
+        storage::bucket_arn(bucket)
+    );
     let mut statements = Vec::new();
     if let Some(elb) = elb_log_account(region) {
         statements.push(json!({
@@ -151,14 +154,7 @@ pub fn log_bucket_policy(bucket: &str, account: &str, region: &str) -> Value {
         "Action": "s3:PutObject",
         "Resource": objects
     }));
-    statements.push(json!({
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}
-    }));
+    statements.push(storage::tls_only_statement(bucket));
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
@@ -355,42 +351,18 @@ impl Alb {
             BUCKET,
             bucket,
             || async {
-                let head = s3
-                    .head_bucket()
-                    .bucket(bucket)
-                    .send()
-                    .await
-                    .aws("s3:HeadBucket", bucket)
-                    .not_found_ok()?;
-                Ok(head.map(|_| Found::new(bucket).attr("purpose", "alb-logs")))
+                let exists = Storage::exists(ctx, bucket).await?;
+                Ok(exists.then(|| Found::new(bucket).attr("purpose", "alb-logs")))
             },
             || async {
                 let account = ctx.account_id().await?;
-                let mut create = s3.create_bucket().bucket(bucket);
-                // us-east-1 is the one region that refuses its own location constraint.
-                if ctx.region() != "us-east-1" {
-                    create = create.create_bucket_configuration(
-                        CreateBucketConfiguration::builder()
-                            .location_constraint(BucketLocationConstraint::from(ctx.region()))
-                            .build(),
-                    );
-                }
-                create.send().await.aws("s3:CreateBucket", bucket)?;
-                let found = Found::new(bucket).attr("purpose", "alb-logs");
-                ctx.record(BUCKET, bucket, &found)?;
-                s3.put_public_access_block()
-                    .bucket(bucket)
-                    .public_access_block_configuration(
-                        PublicAccessBlockConfiguration::builder()
-                            .block_public_acls(true)
-                            .ignore_public_acls(true)
-                            .block_public_policy(true)
-                            .restrict_public_buckets(true)
-                            .build(),
-                    )
+                storage::create_bucket_request(ctx, bucket)
                     .send()
                     .await
-                    .aws("s3:PutPublicAccessBlock", bucket)?;
+                    .aws("s3:CreateBucket", bucket)?;
+                let found = Found::new(bucket).attr("purpose", "alb-logs");
+                ctx.record(BUCKET, bucket, &found)?;
+                storage::block_public_access(ctx, bucket).await?;
                 // ALB access logs support only SSE-S3, not a KMS key.
                 s3.put_bucket_encryption()
                     .bucket(bucket)
@@ -412,20 +384,9 @@ impl Alb {
                     .send()
                     .await
                     .aws("s3:PutBucketEncryption", bucket)?;
-                let tags = ctx
-                    .tags(Some(bucket))
-                    .into_iter()
-                    .map(|(k, v)| aws_sdk_s3::types::Tag::builder().key(k).value(v).build())
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("building bucket tags")?;
                 s3.put_bucket_tagging()
                     .bucket(bucket)
-                    .tagging(
-                        Tagging::builder()
-                            .set_tag_set(Some(tags))
-                            .build()
-                            .context("building bucket tags")?,
-                    )
+                    .tagging(storage::s3_tags(&ctx.tags(Some(bucket)))?)
                     .send()
                     .await
                     .aws("s3:PutBucketTagging", bucket)?;
@@ -775,7 +736,6 @@ impl Alb {
     }
 
     /// Creates the listener on `port` or brings its default action (and certificate) in line.
-    #[allow(clippy::too_many_arguments)]
     async fn ensure_listener(
         &self,
         ctx: &StepCtx,
@@ -893,9 +853,7 @@ impl Alb {
                 .await
                 .aws("elasticloadbalancing:DeleteRule", arn)
                 .not_found_ok()?;
-            if ctx.records(Some(RULE)).iter().any(|r| r.id == arn) {
-                ctx.forget(RULE, arn)?;
-            }
+            ctx.forget(RULE, arn)?; // a no-op when it was not recorded
             Ok(())
         })
         .await
@@ -1038,61 +996,6 @@ impl Alb {
         }
         Ok(())
     }
-
-    /// Deletes every object version in the bucket (versioning is off, but a user may have
-    /// turned it on), so that the bucket itself can go.
-    async fn empty_bucket(&self, ctx: &StepCtx, bucket: &str) -> Result<(), AwsError> {
-        let s3 = ctx.aws().s3();
-        loop {
-            let out = s3
-                .list_object_versions()
-                .bucket(bucket)
-                .send()
-                .await
-                .aws("s3:ListObjectVersions", bucket)?;
-            let mut ids: Vec<ObjectIdentifier> = Vec::new();
-            for v in out.versions() {
-                if let Some(k) = v.key() {
-                    ids.extend(
-                        ObjectIdentifier::builder()
-                            .key(k)
-                            .set_version_id(v.version_id().map(str::to_string))
-                            .build()
-                            .ok(),
-                    );
-                }
-            }
-            for m in out.delete_markers() {
-                if let Some(k) = m.key() {
-                    ids.extend(
-                        ObjectIdentifier::builder()
-                            .key(k)
-                            .set_version_id(m.version_id().map(str::to_string))
-                            .build()
-                            .ok(),
-                    );
-                }
-            }
-            if ids.is_empty() {
-                return Ok(());
-            }
-            for chunk in ids.chunks(1000) {
-                let Ok(delete) = Delete::builder()
-                    .set_objects(Some(chunk.to_vec()))
-                    .quiet(true)
-                    .build()
-                else {
-                    return Ok(());
-                };
-                s3.delete_objects()
-                    .bucket(bucket)
-                    .delete(delete)
-                    .send()
-                    .await
-                    .aws("s3:DeleteObjects", bucket)?;
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -1234,9 +1137,7 @@ impl Step for Alb {
                             .await
                             .aws("elasticloadbalancing:DeleteListener", &arn)
                             .not_found_ok()?;
-                        if ctx.records(Some(LISTENER)).iter().any(|r| r.id == arn) {
-                            ctx.forget(LISTENER, &arn)?;
-                        }
+                        ctx.forget(LISTENER, &arn)?; // a no-op when it was not recorded
                         for r in ctx.records(Some(RULE)) {
                             if r.attrs.get("listener_arn") == Some(&arn) {
                                 ctx.forget(RULE, &r.id)?;
@@ -1275,7 +1176,7 @@ impl Step for Alb {
         )?;
         ctx.set_output(OUT_HTTPS, https_cert.is_some())?;
         ctx.set_output(OUT_LISTENER_ARN, forwarding)?;
-        ctx.set_output("alb_http_listener_arn", http)?;
+        ctx.set_output(OUT_HTTP_LISTENER_ARN, http)?;
         ctx.set_output(OUT_TARGET_GROUPS, json!(tgs))?;
         ctx.set_output(OUT_SERVICE_TARGET_GROUPS, json!(by_service))?;
         ctx.set_output(OUT_FULL_NAME, lb_full_name(&lb.id))?;
@@ -1342,8 +1243,10 @@ impl Step for Alb {
         }
         let s3 = ctx.aws().s3();
         for rec in ctx.records(Some(BUCKET)) {
+            // Every object version (versioning is off, but a user may have turned it on),
+            // so that the bucket itself can go.
+            Storage::empty(ctx, &rec.id).await?;
             ctx.retry_dependency(&format!("{BUCKET} {}", rec.id), || async {
-                self.empty_bucket(ctx, &rec.id).await?;
                 s3.delete_bucket()
                     .bucket(&rec.id)
                     .send()
@@ -1405,16 +1308,7 @@ impl Step for Alb {
                 .not_found_ok()?
                 .filter(|o| !o.rules().is_empty())
                 .map(|_| "exists".into()),
-            BUCKET => ctx
-                .aws()
-                .s3()
-                .head_bucket()
-                .bucket(id)
-                .send()
-                .await
-                .aws("s3:HeadBucket", id)
-                .not_found_ok()?
-                .map(|_| "exists".into()),
+            BUCKET => Storage::exists(ctx, id).await?.then(|| "exists".into()),
             other => bail!("alb step does not know resource type {other}"),
         })
     }

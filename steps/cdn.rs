@@ -35,7 +35,7 @@ use aws_sdk_cloudfront::types::{
 };
 use serde_json::{json, Value};
 
-use crate::aws::{AwsError, AwsResultExt};
+use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::config::OriginAccess;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
@@ -73,20 +73,6 @@ pub const OAI_SID: &str = "AllowCloudFrontOaiRead";
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 
 pub struct Cdn;
-
-/// Whether CloudFront says the thing does not exist (`NoSuchDistribution`,
-/// `NoSuchOriginAccessControl`, `NoSuchCloudFrontOriginAccessIdentity`).
-fn is_gone(e: &AwsError) -> bool {
-    e.is_not_found() || e.code.as_deref().is_some_and(|c| c.starts_with("NoSuch"))
-}
-
-fn gone_ok<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if is_gone(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
 
 /// The comment that identifies the stack's distribution (CloudFront has no names).
 pub fn distribution_comment(suffix: &str) -> String {
@@ -420,13 +406,13 @@ impl Cdn {
     ) -> Result<Option<(String, String, String)>> {
         let cf = ctx.aws().cloudfront();
         for rec in ctx.records(Some(DISTRIBUTION)) {
-            let out = gone_ok(
-                cf.get_distribution()
-                    .id(&rec.id)
-                    .send()
-                    .await
-                    .aws("cloudfront:GetDistribution", &rec.id),
-            )?;
+            let out = cf
+                .get_distribution()
+                .id(&rec.id)
+                .send()
+                .await
+                .aws("cloudfront:GetDistribution", &rec.id)
+                .not_found_ok()?;
             if let Some(d) = out.and_then(|o| o.distribution) {
                 return Ok(Some((d.id, d.arn, d.domain_name)));
             }
@@ -619,40 +605,38 @@ impl Cdn {
     async fn delete_access(ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
         let cf = ctx.aws().cloudfront();
         if kind == OAC {
-            let got = gone_ok(
-                cf.get_origin_access_control()
+            let got = cf
+                .get_origin_access_control()
+                .id(id)
+                .send()
+                .await
+                .aws("cloudfront:GetOriginAccessControl", id)
+                .not_found_ok()?;
+            if let Some(o) = got {
+                cf.delete_origin_access_control()
                     .id(id)
+                    .set_if_match(o.e_tag)
                     .send()
                     .await
-                    .aws("cloudfront:GetOriginAccessControl", id),
-            )?;
-            if let Some(o) = got {
-                gone_ok(
-                    cf.delete_origin_access_control()
-                        .id(id)
-                        .set_if_match(o.e_tag)
-                        .send()
-                        .await
-                        .aws("cloudfront:DeleteOriginAccessControl", id),
-                )?;
+                    .aws("cloudfront:DeleteOriginAccessControl", id)
+                    .not_found_ok()?;
             }
         } else {
-            let got = gone_ok(
-                cf.get_cloud_front_origin_access_identity()
+            let got = cf
+                .get_cloud_front_origin_access_identity()
+                .id(id)
+                .send()
+                .await
+                .aws("cloudfront:GetCloudFrontOriginAccessIdentity", id)
+                .not_found_ok()?;
+            if let Some(o) = got {
+                cf.delete_cloud_front_origin_access_identity()
                     .id(id)
+                    .set_if_match(o.e_tag)
                     .send()
                     .await
-                    .aws("cloudfront:GetCloudFrontOriginAccessIdentity", id),
-            )?;
-            if let Some(o) = got {
-                gone_ok(
-                    cf.delete_cloud_front_origin_access_identity()
-                        .id(id)
-                        .set_if_match(o.e_tag)
-                        .send()
-                        .await
-                        .aws("cloudfront:DeleteCloudFrontOriginAccessIdentity", id),
-                )?;
+                    .aws("cloudfront:DeleteCloudFrontOriginAccessIdentity", id)
+                    .not_found_ok()?;
             }
         }
         Ok(())
@@ -666,13 +650,13 @@ impl Cdn {
             &format!("CloudFront distribution {id} to be deployed"),
             DEPLOY_TIMEOUT,
             || async {
-                let out = gone_ok(
-                    cf.get_distribution()
-                        .id(id)
-                        .send()
-                        .await
-                        .aws("cloudfront:GetDistribution", id),
-                )?;
+                let out = cf
+                    .get_distribution()
+                    .id(id)
+                    .send()
+                    .await
+                    .aws("cloudfront:GetDistribution", id)
+                    .not_found_ok()?;
                 Ok(match out {
                     None => Some(None),
                     Some(o) => {
@@ -694,13 +678,13 @@ impl Cdn {
         let cf = ctx.aws().cloudfront();
         for _attempt in 0..5 {
             ctx.check_cancelled()?;
-            let Some(out) = gone_ok(
-                cf.get_distribution_config()
-                    .id(id)
-                    .send()
-                    .await
-                    .aws("cloudfront:GetDistributionConfig", id),
-            )?
+            let Some(out) = cf
+                .get_distribution_config()
+                .id(id)
+                .send()
+                .await
+                .aws("cloudfront:GetDistributionConfig", id)
+                .not_found_ok()?
             else {
                 return Ok(());
             };
@@ -723,7 +707,7 @@ impl Cdn {
                     Ok(_) => {}
                     // Changed between our read and update: read again.
                     Err(e) if e.code.as_deref() == Some("PreconditionFailed") => continue,
-                    Err(e) if is_gone(&e) => return Ok(()),
+                    Err(e) if e.is_not_found() => return Ok(()),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -742,7 +726,7 @@ impl Cdn {
                 .aws("cloudfront:DeleteDistribution", id);
             match r {
                 Ok(_) => return Ok(()),
-                Err(e) if is_gone(&e) => return Ok(()),
+                Err(e) if e.is_not_found() => return Ok(()),
                 // Re-enabled or changed meanwhile: start over.
                 Err(e)
                     if matches!(
@@ -1027,37 +1011,37 @@ impl Step for Cdn {
     async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
         let cf = ctx.aws().cloudfront();
         Ok(match rec.kind.as_str() {
-            DISTRIBUTION => gone_ok(
-                cf.get_distribution()
-                    .id(&rec.id)
-                    .send()
-                    .await
-                    .aws("cloudfront:GetDistribution", &rec.id),
-            )?
-            .and_then(|o| o.distribution)
-            .map(|d| {
-                let enabled = d
-                    .distribution_config()
-                    .map(|c| if c.enabled() { "enabled" } else { "disabled" })
-                    .unwrap_or("");
-                format!("{} ({enabled})", d.status())
-            }),
-            OAC => gone_ok(
-                cf.get_origin_access_control()
-                    .id(&rec.id)
-                    .send()
-                    .await
-                    .aws("cloudfront:GetOriginAccessControl", &rec.id),
-            )?
-            .map(|_| "exists".to_string()),
-            _ => gone_ok(
-                cf.get_cloud_front_origin_access_identity()
-                    .id(&rec.id)
-                    .send()
-                    .await
-                    .aws("cloudfront:GetCloudFrontOriginAccessIdentity", &rec.id),
-            )?
-            .map(|_| "exists".to_string()),
+            DISTRIBUTION => cf
+                .get_distribution()
+                .id(&rec.id)
+                .send()
+                .await
+                .aws("cloudfront:GetDistribution", &rec.id)
+                .not_found_ok()?
+                .and_then(|o| o.distribution)
+                .map(|d| {
+                    let enabled = d
+                        .distribution_config()
+                        .map(|c| if c.enabled() { "enabled" } else { "disabled" })
+                        .unwrap_or("");
+                    format!("{} ({enabled})", d.status())
+                }),
+            OAC => cf
+                .get_origin_access_control()
+                .id(&rec.id)
+                .send()
+                .await
+                .aws("cloudfront:GetOriginAccessControl", &rec.id)
+                .not_found_ok()?
+                .map(|_| "exists".to_string()),
+            _ => cf
+                .get_cloud_front_origin_access_identity()
+                .id(&rec.id)
+                .send()
+                .await
+                .aws("cloudfront:GetCloudFrontOriginAccessIdentity", &rec.id)
+                .not_found_ok()?
+                .map(|_| "exists".to_string()),
         })
     }
 }

@@ -43,14 +43,11 @@ pub struct Certificate;
 /// a retried request within the hour returns the same certificate, and a changed domain does
 /// not.
 pub fn idempotency_token(suffix: &str, domain: &str, sans: &[String]) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in std::iter::once(domain)
-        .chain(sans.iter().map(String::as_str))
-        .flat_map(|s| s.bytes().chain([0]))
-    {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
+    let h = crate::naming::fnv1a32(
+        std::iter::once(domain)
+            .chain(sans.iter().map(String::as_str))
+            .flat_map(|s| s.bytes().chain([0])),
+    );
     let mut t = format!("fi{}_{:06x}", suffix.replace('-', "_"), h & 0xff_ffff);
     t.truncate(32);
     t
@@ -221,21 +218,29 @@ impl Certificate {
             );
             return Ok(());
         }
-        // ACM fills in the validation records shortly after the request.
-        let detail = ctx
-            .wait_for(
-                &format!("the DNS validation records of the certificate for {domain}"),
-                RECORDS_TIMEOUT,
-                || async {
-                    let c = self
-                        .describe(ctx, &cert.id)
-                        .await?
-                        .with_context(|| format!("certificate {} disappeared", cert.id))?;
-                    let issued = c.status() == Some(&CertificateStatus::Issued);
-                    Ok((issued || validation_records(&c).1).then_some(c))
-                },
-            )
-            .await?;
+        // ACM fills in the validation records shortly after the request. A certificate found
+        // above that already has them (or is issued) needs no second DescribeCertificate.
+        let ready = |c: &CertificateDetail| {
+            c.status() == Some(&CertificateStatus::Issued) || validation_records(c).1
+        };
+        let known = existing.filter(|c| c.certificate_arn() == Some(cert.id.as_str()) && ready(c));
+        let detail = match known {
+            Some(c) => c,
+            None => {
+                ctx.wait_for(
+                    &format!("the DNS validation records of the certificate for {domain}"),
+                    RECORDS_TIMEOUT,
+                    || async {
+                        let c = self
+                            .describe(ctx, &cert.id)
+                            .await?
+                            .with_context(|| format!("certificate {} disappeared", cert.id))?;
+                        Ok(ready(&c).then_some(c))
+                    },
+                )
+                .await?
+            }
+        };
         let (records, _) = validation_records(&detail);
         let status = detail
             .status()

@@ -7,11 +7,49 @@
 
 use anyhow::{bail, Result};
 
+use aws_sdk_cloudwatchlogs::types::LogGroup;
+
 use crate::aws::AwsResultExt;
 use crate::step::{is_pending, Found, StepCtx};
 
 /// The resource kind both steps record their log groups under.
 pub const LOG_GROUP: &str = "logs:log-group";
+
+/// The log group called exactly `name` (DescribeLogGroups filters by prefix only).
+async fn find(ctx: &StepCtx, name: &str) -> Result<Option<LogGroup>> {
+    let out = ctx
+        .aws()
+        .logs()
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .aws("logs:DescribeLogGroups", name)?;
+    Ok(out
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+        .cloned())
+}
+
+/// Deletes every log group the step recorded.
+pub async fn delete_recorded(ctx: &StepCtx) -> Result<()> {
+    let logs = ctx.aws().logs();
+    ctx.delete_recorded(LOG_GROUP, |rec| async move {
+        logs.delete_log_group()
+            .log_group_name(&rec.id)
+            .send()
+            .await
+            .map(|_| ())
+            .aws("logs:DeleteLogGroup", &rec.id)
+    })
+    .await
+}
+
+/// `status` of a recorded log group: "exists", or `None` once it is gone.
+pub async fn probe(ctx: &StepCtx, name: &str) -> Result<Option<String>> {
+    Ok(find(ctx, name).await?.map(|_| "exists".to_string()))
+}
 
 /// Finds or creates the log group `name`, encrypted with `key_arn`, with the configured
 /// retention; `attrs` are recorded with it (e.g. which service it belongs to).
@@ -23,6 +61,15 @@ pub async fn ensure(
 ) -> Result<Found> {
     let logs = ctx.aws().logs();
     let retention = ctx.cfg().logs.retention_days.0;
+    let put_retention = || async {
+        logs.put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(retention)
+            .send()
+            .await
+            .aws("logs:PutRetentionPolicy", name)?;
+        Ok(())
+    };
     let with_attrs = |mut f: Found| {
         for (k, v) in attrs {
             f = f.attr(k, *v);
@@ -34,24 +81,14 @@ pub async fn ensure(
             LOG_GROUP,
             name,
             || async {
-                let out = logs
-                    .describe_log_groups()
-                    .log_group_name_prefix(name)
-                    .send()
-                    .await
-                    .aws("logs:DescribeLogGroups", name)?;
-                Ok(out
-                    .log_groups()
-                    .iter()
-                    .find(|g| g.log_group_name() == Some(name))
-                    .map(|g| {
-                        with_attrs(
-                            Found::new(name)
-                                .arn(g.log_group_arn().unwrap_or_default())
-                                .attr("retention", g.retention_in_days().unwrap_or(0).to_string())
-                                .attr("kms_key_id", g.kms_key_id().unwrap_or_default()),
-                        )
-                    }))
+                Ok(find(ctx, name).await?.map(|g| {
+                    with_attrs(
+                        Found::new(name)
+                            .arn(g.log_group_arn().unwrap_or_default())
+                            .attr("retention", g.retention_in_days().unwrap_or(0).to_string())
+                            .attr("kms_key_id", g.kms_key_id().unwrap_or_default()),
+                    )
+                }))
             },
             || async {
                 if is_pending(key_arn) {
@@ -71,12 +108,7 @@ pub async fn ensure(
                 );
                 // Recorded before the retention call: a failure there must not lose the group.
                 ctx.record(LOG_GROUP, name, &found)?;
-                logs.put_retention_policy()
-                    .log_group_name(name)
-                    .retention_in_days(retention)
-                    .send()
-                    .await
-                    .aws("logs:PutRetentionPolicy", name)?;
+                put_retention().await?;
                 Ok(found)
             },
         )
@@ -86,16 +118,7 @@ pub async fn ensure(
     }
     if found.attrs.get("retention") != Some(&retention.to_string()) {
         let what = format!("set retention to {retention} days");
-        ctx.change(LOG_GROUP, name, &what, || async {
-            logs.put_retention_policy()
-                .log_group_name(name)
-                .retention_in_days(retention)
-                .send()
-                .await
-                .aws("logs:PutRetentionPolicy", name)?;
-            Ok(())
-        })
-        .await?;
+        ctx.change(LOG_GROUP, name, &what, put_retention).await?;
     }
     if !is_pending(key_arn) && found.attrs.get("kms_key_id").map(String::as_str) != Some(key_arn) {
         ctx.change(

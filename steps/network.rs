@@ -613,7 +613,7 @@ impl Network {
                 || async {
                     let out = ec2
                         .describe_network_interfaces()
-                        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+                        .filters(filter("vpc-id", vpc_id))
                         .send()
                         .await
                         .aws("ec2:DescribeNetworkInterfaces", vpc_id)?;
@@ -965,6 +965,7 @@ impl Network {
         groups: &BTreeMap<Role, Found>,
     ) -> Result<()> {
         let ec2 = ctx.aws().ec2();
+        let all_rules = rule_specs(&app_ports(ctx.cfg()));
         for role in Role::ALL {
             let sg = &groups[&role];
             let existing: Vec<SecurityGroupRule> = if sg.is_pending() {
@@ -978,10 +979,7 @@ impl Network {
                     .security_group_rules()
                     .to_vec()
             };
-            let specs: Vec<RuleSpec> = rule_specs(&app_ports(ctx.cfg()))
-                .into_iter()
-                .filter(|r| r.group == role)
-                .collect();
+            let specs: Vec<&RuleSpec> = all_rules.iter().filter(|r| r.group == role).collect();
             for spec in &specs {
                 let peer_id = match spec.peer {
                     Peer::Group(r) => Some(groups[&r].id.clone()),

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
-use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::step::{Found, Step, StepCtx};
 use crate::steps::{iam, kms};
 
 pub const QUEUE: &str = "sqs:queue";
@@ -198,16 +198,13 @@ impl Queue {
         let Some(tags) = tags else {
             return Ok(None); // deleted between the two calls
         };
-        let ours = tags
-            .tags()
-            .is_some_and(|t| t.get(STACK_TAG).map(String::as_str) == Some(ctx.suffix()));
-        if !ours {
-            bail!(
-                "SQS queue {name} exists but is not tagged {STACK_TAG}={}: it is not this \
-                 stack's, so it is left alone; delete or rename it, or use another env suffix",
-                ctx.suffix()
-            );
-        }
+        ctx.check_ours(
+            "SQS queue",
+            name,
+            tags.tags()
+                .and_then(|t| t.get(STACK_TAG))
+                .map(String::as_str),
+        )?;
         Ok(Some(url))
     }
 
@@ -232,44 +229,26 @@ impl Queue {
                     let tags: HashMap<_, _> = ctx.tags(Some(name)).into_iter().collect();
                     // A queue deleted less than 60 s ago cannot be re-created yet (e.g. `up`
                     // right after `down`): wait that out rather than fail.
-                    let last = std::sync::Mutex::new(None);
-                    let created = ctx
-                        .wait_for(
+                    let out = ctx
+                        .retry_while(
                             &format!("SQS to allow re-creating queue {name}"),
                             DELETED_RECENTLY_TIMEOUT,
+                            |e| {
+                                e.code
+                                    .as_deref()
+                                    .is_some_and(|c| c.contains("QueueDeletedRecently"))
+                            },
                             || async {
-                                match sqs
-                                    .create_queue()
+                                sqs.create_queue()
                                     .queue_name(name)
                                     .set_attributes(Some(attrs.clone()))
                                     .set_tags(Some(tags.clone()))
                                     .send()
                                     .await
                                     .aws("sqs:CreateQueue", name)
-                                {
-                                    Ok(o) => Ok(Some(o)),
-                                    Err(e)
-                                        if e.code.as_deref().is_some_and(|c| {
-                                            c.contains("QueueDeletedRecently")
-                                        }) =>
-                                    {
-                                        *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                                        Ok(None)
-                                    }
-                                    Err(e) => Err(e.into()),
-                                }
                             },
                         )
-                        .await;
-                    let out = match (
-                        created,
-                        last.into_inner().unwrap_or_else(|p| p.into_inner()),
-                    ) {
-                        (Err(t), Some(e)) => {
-                            return Err(anyhow::Error::new(e).context(t.to_string()))
-                        }
-                        (r, _) => r?,
-                    };
+                        .await?;
                     let url = out.queue_url.context("CreateQueue returned no URL")?;
                     Ok(found(url))
                 },
@@ -330,11 +309,8 @@ impl Step for Queue {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
-        let partition = if is_pending(&key_arn) {
-            "aws".to_string()
-        } else {
-            iam::partition_of(&key_arn).to_string()
-        };
+        // `aws` while the key is still to be created (a placeholder is not an ARN).
+        let partition = iam::partition_of(&key_arn).to_string();
         let account = ctx.account_id().await?;
         let (main, dlq) = (queue_name(ctx.suffix()), dlq_name(ctx.suffix()));
         let main_arn = queue_arn(&partition, ctx.region(), &account, &main);

@@ -1507,16 +1507,7 @@ impl Step for Services {
                 .with_context(|| format!("deleting task definition family {}", rec.id))?;
             ctx.deleted(TASK_DEFINITION, &rec.id)?;
         }
-        let logs = ctx.aws().logs();
-        ctx.delete_recorded(LOG_GROUP, |rec| async move {
-            logs.delete_log_group()
-                .log_group_name(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("logs:DeleteLogGroup", &rec.id)
-        })
-        .await?;
+        log_group::delete_recorded(ctx).await?;
         for key in [OUT_SERVICE_NAMES, OUT_LOG_GROUPS, OUT_TASK_DEFINITION_ARNS] {
             ctx.remove_output(key)?;
         }
@@ -1526,21 +1517,7 @@ impl Step for Services {
     async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
         let id = rec.id.as_str();
         match rec.kind.as_str() {
-            LOG_GROUP => {
-                let out = ctx
-                    .aws()
-                    .logs()
-                    .describe_log_groups()
-                    .log_group_name_prefix(id)
-                    .send()
-                    .await
-                    .aws("logs:DescribeLogGroups", id)?;
-                Ok(out
-                    .log_groups()
-                    .iter()
-                    .any(|g| g.log_group_name() == Some(id))
-                    .then(|| "exists".to_string()))
-            }
+            LOG_GROUP => log_group::probe(ctx, id).await,
             TASK_DEFINITION => {
                 let active = self
                     .task_definition_arns(ctx, id, TaskDefinitionStatus::Active)

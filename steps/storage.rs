@@ -282,7 +282,44 @@ fn lifecycle_matches(got: &[LifecycleRule], want: &[LifecycleRule]) -> bool {
     a == b
 }
 
-fn s3_tags(pairs: &[(String, String)]) -> Result<Tagging> {
+/// CreateBucket for `name` in the stack's region. us-east-1 is S3's default location and
+/// rejects an explicit constraint for itself.
+pub(crate) fn create_bucket_request(
+    ctx: &StepCtx,
+    name: &str,
+) -> aws_sdk_s3::operation::create_bucket::builders::CreateBucketFluentBuilder {
+    let req = ctx.aws().s3().create_bucket().bucket(name);
+    if ctx.region() == "us-east-1" {
+        return req;
+    }
+    req.create_bucket_configuration(
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(ctx.region()))
+            .build(),
+    )
+}
+
+/// Blocks every kind of public access to the bucket (ACLs and policies).
+pub(crate) async fn block_public_access(ctx: &StepCtx, name: &str) -> Result<()> {
+    ctx.aws()
+        .s3()
+        .put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .aws("s3:PutPublicAccessBlock", name)?;
+    Ok(())
+}
+
+pub(crate) fn s3_tags(pairs: &[(String, String)]) -> Result<Tagging> {
     let tags = pairs
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -330,7 +367,7 @@ fn xml_element(xml: &str, tag: &str) -> Option<String> {
 }
 
 impl Storage {
-    async fn exists(ctx: &StepCtx, name: &str) -> Result<bool> {
+    pub(crate) async fn exists(ctx: &StepCtx, name: &str) -> Result<bool> {
         Ok(ctx
             .aws()
             .s3()
@@ -364,15 +401,7 @@ impl Storage {
     }
 
     async fn create(ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
-        let mut req = ctx.aws().s3().create_bucket().bucket(&spec.name);
-        // us-east-1 is S3's default location and rejects an explicit constraint for itself.
-        if ctx.region() != "us-east-1" {
-            req = req.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(ctx.region()))
-                    .build(),
-            );
-        }
+        let mut req = create_bucket_request(ctx, &spec.name);
         if spec.object_lock_days.is_some() {
             // Also turns versioning on, which Object Lock requires.
             req = req.object_lock_enabled_for_bucket(true);
@@ -504,22 +533,7 @@ impl Storage {
             created,
             !pab_ok,
             "block all public access",
-            || async {
-                s3.put_public_access_block()
-                    .bucket(name)
-                    .public_access_block_configuration(
-                        PublicAccessBlockConfiguration::builder()
-                            .block_public_acls(true)
-                            .ignore_public_acls(true)
-                            .block_public_policy(true)
-                            .restrict_public_buckets(true)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .aws("s3:PutPublicAccessBlock", name)?;
-                Ok(())
-            },
+            || block_public_access(ctx, name),
         )
         .await?;
 
@@ -714,7 +728,7 @@ impl Storage {
 
     /// Deletes every object version and delete marker, a page at a time, until the bucket
     /// is empty. Governance retention is bypassed.
-    async fn empty(ctx: &StepCtx, name: &str) -> Result<usize> {
+    pub(crate) async fn empty(ctx: &StepCtx, name: &str) -> Result<usize> {
         let s3 = ctx.aws().s3();
         let mut removed = 0;
         loop {
@@ -841,18 +855,12 @@ impl Step for Storage {
             // (ours only denies requests without TLS, but one an operator added may deny
             // deletes outright, and moto, the test emulator, ignores the TLS condition). The
             // bucket stays private: its public access block is untouched.
-            let r = s3
-                .delete_bucket_policy()
+            s3.delete_bucket_policy()
                 .bucket(name)
                 .send()
                 .await
                 .aws("s3:DeleteBucketPolicy", name)
-                .not_found_ok();
-            if let Err(e) = r {
-                if e.code.as_deref() != Some("NoSuchBucketPolicy") {
-                    return Err(e.into());
-                }
-            }
+                .not_found_ok()?;
             // Someone may still be writing (or a replication lagging): empty and retry a few
             // times while S3 says BucketNotEmpty.
             let mut attempt = 0;

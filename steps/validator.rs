@@ -378,17 +378,13 @@ impl Validator {
         let Some(out) = out else {
             return Ok(None);
         };
-        let ours = out
-            .tags()
-            .and_then(|t| t.get(STACK_TAG))
-            .is_some_and(|v| v == ctx.suffix());
-        if !ours {
-            bail!(
-                "Lambda function {name} exists but is not tagged {STACK_TAG}={}: it is not this \
-                 stack's, so it is left alone; delete or rename it, or use another env suffix",
-                ctx.suffix()
-            );
-        }
+        ctx.check_ours(
+            "Lambda function",
+            name,
+            out.tags()
+                .and_then(|t| t.get(STACK_TAG))
+                .map(String::as_str),
+        )?;
         let concurrency = out
             .concurrency()
             .and_then(|c| c.reserved_concurrent_executions());
@@ -698,11 +694,8 @@ impl Step for Validator {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let kms_key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
-        let partition = if is_pending(&kms_key_arn) {
-            "aws".to_string()
-        } else {
-            iam::partition_of(&kms_key_arn).to_string()
-        };
+        // `aws` while the key is still to be created (a placeholder is not an ARN).
+        let partition = iam::partition_of(&kms_key_arn).to_string();
         let mut subnet_ids = ctx.input_list(IN_PRIVATE_SUBNETS)?;
         subnet_ids.sort();
         let inp = PolicyInputs {
@@ -827,16 +820,7 @@ impl Step for Validator {
         })
         .await?;
 
-        let logs = ctx.aws().logs();
-        ctx.delete_recorded(LOG_GROUP, |rec| async move {
-            logs.delete_log_group()
-                .log_group_name(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("logs:DeleteLogGroup", &rec.id)
-        })
-        .await?;
+        log_group::delete_recorded(ctx).await?;
 
         Iam::delete_recorded_roles(ctx).await?;
         for key in [OUT_FUNCTION_NAME, OUT_FUNCTION_ARN, OUT_LOG_GROUP] {
@@ -868,21 +852,7 @@ impl Step for Validator {
                 .aws("lambda:GetEventSourceMapping", &rec.id)
                 .not_found_ok()?
                 .map(|m| m.state().unwrap_or("exists").to_string())),
-            LOG_GROUP => {
-                let out = ctx
-                    .aws()
-                    .logs()
-                    .describe_log_groups()
-                    .log_group_name_prefix(&rec.id)
-                    .send()
-                    .await
-                    .aws("logs:DescribeLogGroups", &rec.id)?;
-                Ok(out
-                    .log_groups()
-                    .iter()
-                    .any(|g| g.log_group_name() == Some(rec.id.as_str()))
-                    .then(|| "exists".to_string()))
-            }
+            LOG_GROUP => log_group::probe(ctx, &rec.id).await,
             _ => Iam.probe(ctx, rec).await,
         }
     }

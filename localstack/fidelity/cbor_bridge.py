@@ -12,7 +12,8 @@ target header, a JSON body), lets moto answer, and encodes moto's JSON answer
 back into CBOR against botocore's model of the operation's output, so that
 timestamps become CBOR tag 1 and blobs byte strings, as AWS sends them. Errors
 keep their `__type` and, as the service is `awsQueryCompatible`, carry the
-`x-amzn-query-error` header with the query-protocol code the SDK reports.
+`x-amzn-query-error` header with the query-protocol code the SDK reports (moto
+sends it for the errors it models; the bridge adds it where moto did not).
 
 botocore's own CBOR parser and serializer do the encoding: no hand-written
 CBOR, and the model is the one botocore ships with the pinned version.
@@ -142,8 +143,11 @@ def to_cbor_response(
         code = str(payload.get("__type") or status)
         message = str(payload.get("message") or payload.get("Message") or "")
         short = code.rsplit("#", 1)[-1]
-        fault = "Receiver" if status >= 500 else "Sender"
-        keep.append(("x-amzn-query-error", f"{short};{fault}"))
+        # moto already sends the query-protocol code for the errors it models; add it only
+        # where it did not.
+        if not any(k.lower() == "x-amzn-query-error" for k, _ in keep):
+            fault = "Receiver" if status >= 500 else "Sender"
+            keep.append(("x-amzn-query-error", f"{short};{fault}"))
         out = _encode_text_map({"__type": code, "message": message})
     else:
         op = _service_model(prefix).operation_model(operation)

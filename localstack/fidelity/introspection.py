@@ -107,30 +107,13 @@ class FintechMiddleware:
         start_response: Callable[..., Any],
         cbor: tuple[str, str] | None = None,
     ) -> tuple[int, list[tuple[str, str]], bytes, list[bytes]]:
-        """Calls moto; with `cbor` (target prefix, operation), moto's JSON answer is sent on
-        re-encoded as the CBOR the client asked for."""
+        """Calls moto and answers with its response, buffered; with `cbor` (target prefix,
+        operation), moto's JSON answer is re-encoded as the CBOR the client asked for."""
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             captured["status"], captured["headers"] = status, headers
-            if cbor is None:
-                return start_response(status, headers, exc_info)
             return lambda _data: None
-
-        if cbor is not None:
-            result = self.app(environ, capture)
-            try:
-                body = b"".join(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
-            status_line = str(captured.get("status", "500"))
-            status = int(status_line.split()[0])
-            headers, body = cbor_bridge.to_cbor_response(
-                cbor[0], cbor[1], status, captured.get("headers", []), body
-            )
-            start_response(status_line, headers)
-            return status, headers, body, [body]
 
         result = self.app(environ, capture)
         try:
@@ -138,8 +121,13 @@ class FintechMiddleware:
         finally:
             if hasattr(result, "close"):
                 result.close()
-        status = int(str(captured.get("status", "500")).split()[0])
-        return status, captured.get("headers", []), body, [body]
+        status_line = str(captured.get("status", "500"))
+        status = int(status_line.split()[0])
+        headers = captured.get("headers", [])
+        if cbor is not None:
+            headers, body = cbor_bridge.to_cbor_response(cbor[0], cbor[1], status, headers, body)
+        start_response(status_line, headers)
+        return status, headers, body, [body]
 
     def _aws(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.time()

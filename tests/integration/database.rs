@@ -11,14 +11,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn out(stack: &Stack, key: &str) -> String {
-    stack
-        .output(key)
-        .as_str()
-        .unwrap_or_else(|| panic!("output {key} missing or not a string"))
-        .to_string()
-}
-
 fn list(stack: &Stack, key: &str) -> Vec<String> {
     stack
         .output(key)
@@ -76,11 +68,11 @@ async fn check_provisioned(stack: &Stack) {
     let sdk = sdk_config(&stack.endpoint).await;
     let rds = aws_sdk_rds::Client::new(&sdk);
     let s = stack.suffix.as_str();
-    let key_arn = out(stack, "kms_key_arn");
-    let sg_db = out(stack, "sg_db_id");
+    let key_arn = stack.output_str("kms_key_arn");
+    let sg_db = stack.output_str("sg_db_id");
     let zones = list(stack, "availability_zones");
 
-    let id = out(stack, "db_cluster_id");
+    let id = stack.output_str("db_cluster_id");
     assert_eq!(id, format!("aurora-{s}"));
     let c = cluster(&rds, &id).await;
     assert_eq!(c.status(), Some("available"));
@@ -121,26 +113,32 @@ async fn check_provisioned(stack: &Stack) {
     // RDS-managed master credentials, encrypted with the stack key.
     let secret = c.master_user_secret().expect("MasterUserSecret");
     assert_eq!(secret.kms_key_id(), Some(key_arn.as_str()));
-    let secret_arn = out(stack, "db_secret_arn");
+    let secret_arn = stack.output_str("db_secret_arn");
     assert_eq!(secret.secret_arn(), Some(secret_arn.as_str()));
 
     // Outputs.
-    assert_eq!(out(stack, "db_cluster_arn"), c.db_cluster_arn().unwrap());
     assert_eq!(
-        out(stack, "db_cluster_resource_id"),
+        stack.output_str("db_cluster_arn"),
+        c.db_cluster_arn().unwrap()
+    );
+    assert_eq!(
+        stack.output_str("db_cluster_resource_id"),
         c.db_cluster_resource_id().unwrap()
     );
-    assert_eq!(out(stack, "db_writer_endpoint"), c.endpoint().unwrap());
     assert_eq!(
-        out(stack, "db_reader_endpoint"),
+        stack.output_str("db_writer_endpoint"),
+        c.endpoint().unwrap()
+    );
+    assert_eq!(
+        stack.output_str("db_reader_endpoint"),
         c.reader_endpoint().unwrap()
     );
     assert_ne!(
-        out(stack, "db_writer_endpoint"),
-        out(stack, "db_reader_endpoint")
+        stack.output_str("db_writer_endpoint"),
+        stack.output_str("db_reader_endpoint")
     );
     assert_eq!(stack.output("db_port"), Value::from(5432));
-    assert_eq!(out(stack, "db_name"), "fintech");
+    assert_eq!(stack.output_str("db_name"), "fintech");
 
     // One writer, one reader, in different zones, of the configured class.
     let writer_id = format!("aurora-writer-{s}");
@@ -200,7 +198,7 @@ async fn check_provisioned(stack: &Stack) {
         .filter_map(|x| x.subnet_availability_zone().and_then(|z| z.name()))
         .collect();
     assert_eq!(subnet_zones.len(), zones.len(), "{subnet_zones:?}");
-    assert_eq!(g.vpc_id(), Some(out(stack, "vpc_id").as_str()));
+    assert_eq!(g.vpc_id(), Some(stack.output_str("vpc_id").as_str()));
     let tags = rds
         .list_tags_for_resource()
         .resource_name(g.db_subnet_group_arn().unwrap())
@@ -360,7 +358,7 @@ fn provisioned_aurora_cluster_is_built_encrypted_and_removed_completely() {
     assert_eq!(s["changes"]["created"], 0);
     assert_eq!(s["changes"]["changed"], 0);
 
-    let secret_arn = out(&stack, "db_secret_arn");
+    let secret_arn = stack.output_str("db_secret_arn");
     stack.down(&[]).assert_ok();
     assert!(!stack.state_path().exists(), "state file left after down");
     check_delete_request(&stack);
@@ -384,8 +382,8 @@ fn serverless_v2_cluster_scales_in_the_configured_range_and_drift_is_repaired() 
         ])
     };
     up().assert_ok();
-    let id = out(&stack, "db_cluster_id");
-    let key_arn = out(&stack, "kms_key_arn");
+    let id = stack.output_str("db_cluster_id");
+    let key_arn = stack.output_str("kms_key_arn");
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let rds = aws_sdk_rds::Client::new(&sdk);
@@ -472,7 +470,7 @@ fn serverless_v2_cluster_scales_in_the_configured_range_and_drift_is_repaired() 
             .await
             .unwrap();
     });
-    let secret_arn = out(&stack, "db_secret_arn");
+    let secret_arn = stack.output_str("db_secret_arn");
     stack
         .run(&[
             "--config",

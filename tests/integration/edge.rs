@@ -13,14 +13,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn out(stack: &Stack, key: &str) -> String {
-    stack
-        .output(key)
-        .as_str()
-        .unwrap_or_else(|| panic!("output {key} missing or not a string"))
-        .to_string()
-}
-
 fn out_map(stack: &Stack, key: &str) -> BTreeMap<String, String> {
     stack
         .output(key)
@@ -115,13 +107,13 @@ async fn check_alb_basics(stack: &Stack, health_path: &str) {
     let name = format!("alb-{s}");
     let l = lb(&elb, &name).await;
     let arn = l.load_balancer_arn().unwrap();
-    assert_eq!(out(stack, "alb_arn"), arn);
-    assert_eq!(out(stack, "alb_dns_name"), l.dns_name().unwrap());
+    assert_eq!(stack.output_str("alb_arn"), arn);
+    assert_eq!(stack.output_str("alb_dns_name"), l.dns_name().unwrap());
     assert_eq!(l.scheme().unwrap().as_str(), "internet-facing");
     assert_eq!(l.r#type().unwrap().as_str(), "application");
     assert_eq!(l.ip_address_type().unwrap().as_str(), "ipv4");
     assert_eq!(l.state().and_then(|s| s.code()).unwrap().as_str(), "active");
-    assert_eq!(l.vpc_id(), Some(out(stack, "vpc_id").as_str()));
+    assert_eq!(l.vpc_id(), Some(stack.output_str("vpc_id").as_str()));
     let subnets: BTreeSet<String> = l
         .availability_zones()
         .iter()
@@ -135,9 +127,9 @@ async fn check_alb_basics(stack: &Stack, health_path: &str) {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     assert_eq!(subnets, public, "the public subnet of every zone");
-    assert_eq!(l.security_groups(), [out(stack, "sg_alb_id")]);
+    assert_eq!(l.security_groups(), [stack.output_str("sg_alb_id")]);
     // CloudWatch dimensions for the alarms step.
-    let full = out(stack, "alb_full_name");
+    let full = stack.output_str("alb_full_name");
     assert!(full.starts_with(&format!("app/{name}/")), "{full}");
     assert!(
         arn.ends_with(&format!(":loadbalancer/{full}")),
@@ -155,7 +147,7 @@ async fn check_alb_basics(stack: &Stack, health_path: &str) {
         .map(|a| (a.key().unwrap().to_string(), a.value().unwrap().to_string()))
         .collect();
     let bucket = format!("fintech-alblogs-123456789012-{s}");
-    assert_eq!(out(stack, "alb_log_bucket"), bucket);
+    assert_eq!(stack.output_str("alb_log_bucket"), bucket);
     assert_eq!(attrs["deletion_protection.enabled"], "false");
     assert_eq!(attrs["access_logs.s3.enabled"], "true");
     assert_eq!(attrs["access_logs.s3.bucket"], bucket);
@@ -179,7 +171,7 @@ async fn check_alb_basics(stack: &Stack, health_path: &str) {
         assert_eq!(t.target_type().unwrap().as_str(), "ip");
         assert_eq!(t.protocol(), Some(&ProtocolEnum::Http));
         assert_eq!(t.port(), Some(80), "the first service's port");
-        assert_eq!(t.vpc_id(), Some(out(stack, "vpc_id").as_str()));
+        assert_eq!(t.vpc_id(), Some(stack.output_str("vpc_id").as_str()));
         assert_eq!(t.health_check_path(), Some(health_path));
         assert_eq!(t.health_check_interval_seconds(), Some(30));
         assert_eq!(t.unhealthy_threshold_count(), Some(3));
@@ -435,7 +427,7 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-        let lb_arn = out(&stack, "alb_arn");
+        let lb_arn = stack.output_str("alb_arn");
         // The path service's target group: its own port and the default health check path.
         let api = tg(&elb, &api_tg_name).await;
         assert_eq!(tgs["payment-api"], api.target_group_arn().unwrap());
@@ -457,7 +449,7 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
         assert_eq!(http.port(), Some(80));
         assert_eq!(http.protocol(), Some(&ProtocolEnum::Http));
         assert_eq!(
-            out(&stack, "alb_listener_arn"),
+            stack.output_str("alb_listener_arn"),
             http.listener_arn().unwrap()
         );
         assert_eq!(
@@ -497,12 +489,12 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
 
         // WAF: the managed groups and the rate limit, associated with the ALB.
         let waf = aws_sdk_wafv2::Client::new(&sdk);
-        let acl_arn = out(&stack, "waf_web_acl_arn");
+        let acl_arn = stack.output_str("waf_web_acl_arn");
         let acl = waf
             .get_web_acl()
             .name(format!("waf-{s}"))
             .scope(aws_sdk_wafv2::types::Scope::Regional)
-            .id(out(&stack, "waf_web_acl_id"))
+            .id(stack.output_str("waf_web_acl_id"))
             .send()
             .await
             .unwrap();
@@ -605,7 +597,7 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-        let ls = listeners(&elb, &out(&stack, "alb_arn")).await;
+        let ls = listeners(&elb, &stack.output_str("alb_arn")).await;
         assert_eq!(
             weights(&ls[0].default_actions()[0]),
             sorted(vec![(tgs["blue"].clone(), 50), (tgs["green"].clone(), 50)])
@@ -680,7 +672,7 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         .to_string()
         .contains("fintech-infra:stack"));
 
-    let cert_arn = out(&stack, "certificate_arn");
+    let cert_arn = stack.output_str("certificate_arn");
     let records = stack.output("certificate_validation_records");
     let records = records.as_array().expect("validation records");
     assert!(!records.is_empty());
@@ -701,7 +693,7 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
 
     // The ALB was waited for: it became active before the first listener was created.
     let events = events(&emu.endpoint);
-    let lb_arn = out(&stack, "alb_arn");
+    let lb_arn = stack.output_str("alb_arn");
     let active_at = events
         .iter()
         .find(|e| {
@@ -770,7 +762,7 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         "{}",
         up2.stdout
     );
-    assert_eq!(out(&stack, "certificate_status"), "ISSUED");
+    assert_eq!(stack.output_str("certificate_status"), "ISSUED");
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
@@ -791,7 +783,7 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         );
         assert_eq!(weights(&https.default_actions()[0]), want);
         assert_eq!(
-            out(&stack, "alb_listener_arn"),
+            stack.output_str("alb_listener_arn"),
             https.listener_arn().unwrap()
         );
         let http = ls
@@ -868,7 +860,7 @@ fn configured_certificate_arn_is_served_and_never_deleted() {
     let cfg = cfg.to_str().unwrap();
     run_cfg(&stack, cfg, "up").assert_ok();
     assert_eq!(stack.output("alb_https"), Value::Bool(true));
-    assert_eq!(out(&stack, "certificate_arn"), cert_arn);
+    assert_eq!(stack.output_str("certificate_arn"), cert_arn);
     assert!(
         !stack.state()["resources"]
             .as_array()
@@ -880,7 +872,7 @@ fn configured_certificate_arn_is_served_and_never_deleted() {
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-        let ls = listeners(&elb, &out(&stack, "alb_arn")).await;
+        let ls = listeners(&elb, &stack.output_str("alb_arn")).await;
         let https = ls.iter().find(|l| l.port() == Some(443)).expect("HTTPS");
         assert_eq!(
             https.certificates()[0].certificate_arn(),

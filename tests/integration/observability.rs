@@ -13,16 +13,7 @@ use crate::util::*;
 const CONFIG: &str = "preset = \"webapp\"\n\
                       [alarms]\nemail = \"oncall@example.com\"\ndb_cpu_percent = 75\n";
 
-fn out(stack: &Stack, key: &str) -> String {
-    stack
-        .output(key)
-        .as_str()
-        .unwrap_or_else(|| panic!("output {key} missing"))
-        .to_string()
-}
-
-/// The alarms of the stack by name: (namespace or "expression", metric names, dimensions
-/// values, actions, threshold).
+/// The alarms of the stack (named `alarm-...-<suffix>`), by name.
 async fn alarms(
     cw: &aws_sdk_cloudwatch::Client,
     suffix: &str,
@@ -76,20 +67,22 @@ fn alarms_topic_and_dashboard_cover_the_full_stack_and_are_removed() {
     stack.up(&["--config", cfg]).assert_ok();
     let s = stack.suffix.clone();
 
-    let topic_arn = out(&stack, "alerts_topic_arn");
-    let key_arn = out(&stack, "kms_key_arn");
-    let alb = out(&stack, "alb_full_name");
-    let db = out(&stack, "db_cluster_id");
-    let table = out(&stack, "sessions_table_name");
-    let function = out(&stack, "validator_function_name");
-    let dlq_url = out(&stack, "dlq_url");
+    let topic_arn = stack.output_str("alerts_topic_arn");
+    let key_arn = stack.output_str("kms_key_arn");
+    let alb = stack.output_str("alb_full_name");
+    let db = stack.output_str("db_cluster_id");
+    let table = stack.output_str("sessions_table_name");
+    let function = stack.output_str("validator_function_name");
+    let dlq_url = stack.output_str("dlq_url");
     let dlq = dlq_url.rsplit('/').next().unwrap().to_string();
-    let ecs_cluster = out(&stack, "ecs_cluster_name");
+    let ecs_cluster = stack.output_str("ecs_cluster_name");
     let ecs_services: BTreeMap<String, String> =
         serde_json::from_value(stack.output("ecs_service_names")).unwrap();
     let web = ecs_services["web"].clone();
-    assert_eq!(out(&stack, "dashboard_name"), format!("fintech-{s}"));
-    assert!(out(&stack, "dashboard_url").contains(&format!("dashboards:name=fintech-{s}")));
+    assert_eq!(stack.output_str("dashboard_name"), format!("fintech-{s}"));
+    assert!(stack
+        .output_str("dashboard_url")
+        .contains(&format!("dashboards:name=fintech-{s}")));
 
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;

@@ -16,14 +16,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn out(stack: &Stack, key: &str) -> String {
-    stack
-        .output(key)
-        .as_str()
-        .unwrap_or_else(|| panic!("output {key} missing or not a string"))
-        .to_string()
-}
-
 fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
@@ -78,19 +70,19 @@ async fn check_buckets(stack: &Stack, lock_days: i32) {
     let sdk = sdk_config(&stack.endpoint).await;
     let s3 = s3_client(&sdk);
     let s = stack.suffix.as_str();
-    let assets = out(stack, "assets_bucket");
-    let txlog = out(stack, "txlog_bucket");
+    let assets = stack.output_str("assets_bucket");
+    let txlog = stack.output_str("txlog_bucket");
     assert_eq!(assets, format!("fintech-assets-123456789012-{s}"));
     assert_eq!(txlog, format!("fintech-txlog-123456789012-{s}"));
     assert_eq!(
-        out(stack, "assets_bucket_arn"),
+        stack.output_str("assets_bucket_arn"),
         format!("arn:aws:s3:::{assets}")
     );
     assert_eq!(
-        out(stack, "txlog_bucket_arn"),
+        stack.output_str("txlog_bucket_arn"),
         format!("arn:aws:s3:::{txlog}")
     );
-    let key_arn = out(stack, "kms_key_arn");
+    let key_arn = stack.output_str("kms_key_arn");
 
     for b in [&assets, &txlog] {
         assert_eq!(versioning(&s3, b).await.as_deref(), Some("Enabled"), "{b}");
@@ -212,10 +204,10 @@ async fn check_buckets(stack: &Stack, lock_days: i32) {
 async fn check_distribution(stack: &Stack, oai: Option<&str>, price: &str) -> (String, String) {
     let sdk = sdk_config(&stack.endpoint).await;
     let cf = aws_sdk_cloudfront::Client::new(&sdk);
-    let id = out(stack, "cdn_distribution_id");
+    let id = stack.output_str("cdn_distribution_id");
     let d = cf.get_distribution().id(&id).send().await.unwrap();
     let d = d.distribution().unwrap();
-    assert_eq!(out(stack, "cdn_domain_name"), d.domain_name());
+    assert_eq!(stack.output_str("cdn_domain_name"), d.domain_name());
     let c = d.distribution_config().unwrap();
     assert!(c.enabled());
     assert_eq!(c.price_class().map(|p| p.as_str()), Some(price));
@@ -238,13 +230,13 @@ async fn check_distribution(stack: &Stack, oai: Option<&str>, price: &str) -> (S
         .iter()
         .find(|o| o.id() == "api-alb")
         .expect("ALB origin");
-    assert_eq!(alb.domain_name(), out(stack, "alb_dns_name"));
+    assert_eq!(alb.domain_name(), stack.output_str("alb_dns_name"));
     assert_eq!(
         alb.custom_origin_config()
             .map(|c| c.origin_protocol_policy().as_str()),
         Some("http-only")
     );
-    let bucket = out(stack, "assets_bucket");
+    let bucket = stack.output_str("assets_bucket");
     assert_eq!(
         o.domain_name(),
         format!("{bucket}.s3.us-east-1.amazonaws.com")
@@ -346,8 +338,8 @@ async fn check_distribution(stack: &Stack, oai: Option<&str>, price: &str) -> (S
 async fn upload_objects(stack: &Stack) {
     let sdk = sdk_config(&stack.endpoint).await;
     let s3 = s3_client(&sdk);
-    let assets = out(stack, "assets_bucket");
-    let txlog = out(stack, "txlog_bucket");
+    let assets = stack.output_str("assets_bucket");
+    let txlog = stack.output_str("txlog_bucket");
     // moto evaluates bucket policies on object requests but ignores conditions, so the
     // TLS-only Deny refuses every object request: lift the policies while uploading, and put
     // them back so that `down` meets them.
@@ -506,7 +498,7 @@ fn static_tier_with_origin_access_control() {
     // The bucket policy grants this distribution, through OAC, read access.
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
-        let st = policy(&s3_client(&sdk), &out(&stack, "assets_bucket")).await;
+        let st = policy(&s3_client(&sdk), &stack.output_str("assets_bucket")).await;
         let grant = st
             .iter()
             .find(|x| x["Principal"]["Service"] == "cloudfront.amazonaws.com")
@@ -515,7 +507,7 @@ fn static_tier_with_origin_access_control() {
         assert_eq!(grant["Action"], "s3:GetObject");
         assert_eq!(
             grant["Resource"],
-            format!("arn:aws:s3:::{}/*", out(&stack, "assets_bucket"))
+            format!("arn:aws:s3:::{}/*", stack.output_str("assets_bucket"))
         );
         assert_eq!(
             grant["Condition"]["StringEquals"]["AWS:SourceArn"],
@@ -557,7 +549,10 @@ fn static_tier_with_origin_access_control() {
     );
 
     block_on(upload_objects(&stack));
-    let buckets = [out(&stack, "assets_bucket"), out(&stack, "txlog_bucket")];
+    let buckets = [
+        stack.output_str("assets_bucket"),
+        stack.output_str("txlog_bucket"),
+    ];
     stack.down(&["--config", cfg]).assert_ok();
     block_on(check_gone(&stack, &buckets, &dist_id));
 }
@@ -568,7 +563,7 @@ fn static_tier_with_origin_access_identity() {
     let cfg = stack.config("[cdn]\norigin_access = \"oai\"\n");
     let cfg = cfg.to_str().unwrap();
     up_ok(&stack, &["--config", cfg]);
-    let oai = out(&stack, "cdn_oai_id");
+    let oai = stack.output_str("cdn_oai_id");
     let (dist_id, _) = block_on(async {
         check_buckets(&stack, 30).await;
         check_distribution(&stack, Some(&oai), "PriceClass_100").await
@@ -602,7 +597,7 @@ fn static_tier_with_origin_access_identity() {
                 .comment(),
             format!("oai-assets-{}", stack.suffix)
         );
-        let st = policy(&s3_client(&sdk), &out(&stack, "assets_bucket")).await;
+        let st = policy(&s3_client(&sdk), &stack.output_str("assets_bucket")).await;
         let grant = st
             .iter()
             .find(|x| x["Sid"] == "AllowCloudFrontOaiRead")
@@ -634,7 +629,10 @@ fn static_tier_with_origin_access_identity() {
         again["aws_calls"]["mutating_ops"]
     );
     block_on(upload_objects(&stack));
-    let buckets = [out(&stack, "assets_bucket"), out(&stack, "txlog_bucket")];
+    let buckets = [
+        stack.output_str("assets_bucket"),
+        stack.output_str("txlog_bucket"),
+    ];
     stack.down(&["--config", cfg]).assert_ok();
     block_on(check_gone(&stack, &buckets, &dist_id));
 }
@@ -648,8 +646,11 @@ fn cdn_waits_on_request_and_down_resumes_a_deploying_disable() {
     assert!(emu.is_faithful());
     let stack = Stack::on(&emu.endpoint, "cdnw");
     up_ok(&stack, &["--wait", "cdn"]);
-    let dist_id = out(&stack, "cdn_distribution_id");
-    let buckets = [out(&stack, "assets_bucket"), out(&stack, "txlog_bucket")];
+    let dist_id = stack.output_str("cdn_distribution_id");
+    let buckets = [
+        stack.output_str("assets_bucket"),
+        stack.output_str("txlog_bucket"),
+    ];
     block_on(async {
         let sdk = sdk_config(&emu.endpoint).await;
         let cf = aws_sdk_cloudfront::Client::new(&sdk);

@@ -321,6 +321,14 @@ impl Stack {
     pub fn output(&self, key: &str) -> Value {
         self.state()["outputs"][key].clone()
     }
+
+    /// A string output; panics naming the key if it is missing or not a string.
+    pub fn output_str(&self, key: &str) -> String {
+        self.output(key)
+            .as_str()
+            .unwrap_or_else(|| panic!("output {key} missing or not a string"))
+            .to_string()
+    }
 }
 
 /// Filter for resources of one stack by its stack tag.
