@@ -114,23 +114,30 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Connects to AWS in the region the state was made in (unless `--region` says otherwise).
-async fn connect(g: &GlobalOpts, store: &StateStore) -> Result<Arc<Aws>> {
+/// Connects to AWS in the region the state was made in, unless `--region` says otherwise,
+/// else in the config's region, else in the profile's or environment's.
+async fn connect(g: &GlobalOpts, store: &StateStore, cfg: &Config) -> Result<Arc<Aws>> {
     let snapshot = store.snapshot();
     let recorded = snapshot.region;
-    if let (Some(flag), false) = (&g.region, recorded.is_empty()) {
-        if *flag != recorded && store.exists_on_disk() {
-            return Err(UsageError::new(format!(
-                "--region {flag} differs from the region this stack was created in ({recorded}); \
-                 omit --region or use the stack's region"
+    if !recorded.is_empty() && store.exists_on_disk() {
+        let differs = |source: &str, region: &str| {
+            UsageError::new(format!(
+                "{source} {region} differs from the region this stack was created in \
+                 ({recorded}); a stack stays in its region: omit it or use {recorded}"
             ))
-            .into());
+        };
+        if let Some(flag) = g.region.as_ref().filter(|f| **f != recorded) {
+            return Err(differs("--region", flag).into());
+        }
+        if let Some(r) = cfg.region.as_ref().filter(|r| r.0 != recorded) {
+            return Err(differs("the config's region", &r.0).into());
         }
     }
     let region = g
         .region
         .clone()
-        .or_else(|| (!recorded.is_empty()).then_some(recorded));
+        .or_else(|| (!recorded.is_empty()).then_some(recorded))
+        .or_else(|| cfg.region.as_ref().map(|r| r.0.clone()));
     let aws = Aws::connect(&AwsOptions {
         region,
         profile: g.profile.clone(),
@@ -139,6 +146,14 @@ async fn connect(g: &GlobalOpts, store: &StateStore) -> Result<Arc<Aws>> {
         app_name: Some(app_name(&snapshot.suffix)),
     })
     .await;
+    // Only now is the stack's region known (it may come from the profile); still no AWS call.
+    if let Some(dr) = cfg.dr.region.as_ref().filter(|dr| dr.0 == aws.region()) {
+        return Err(UsageError::new(format!(
+            "dr.region {dr} is the stack's own region; the disaster-recovery region must be \
+             another one (pass --region, or set `region` in the config)"
+        ))
+        .into());
+    }
     Ok(Arc::new(aws))
 }
 
@@ -183,7 +198,7 @@ async fn apply(
         ))
         .into());
     }
-    let aws = connect(g, &store).await?;
+    let aws = connect(g, &store, &r.cfg).await?;
     let steps = crate::steps::all(&r.cfg);
     // Check the graph before touching AWS.
     engine::graph_of(&steps).context("building the step graph")?;
@@ -405,7 +420,7 @@ async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
         ))
         .into());
     }
-    let aws = connect(g, &store).await?;
+    let aws = connect(g, &store, &r.cfg).await?;
     let steps = crate::steps::all(&r.cfg);
     let shared = Arc::new(Shared::new(
         Mode::Status,
@@ -421,6 +436,11 @@ async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
     let probes = records.iter().map(|rec| {
         let step: Option<&Arc<dyn Step>> = steps.iter().find(|s| s.name() == rec.step);
         let ctx = StepCtx::new(step.map(|s| s.name()).unwrap_or("unknown"), shared.clone());
+        // Each resource is probed where it lives (the DR steps record another region).
+        let ctx = match rec.region.as_str() {
+            "" => ctx,
+            region => ctx.in_region(region),
+        };
         async move {
             match step {
                 Some(s) => match s.probe(&ctx, rec).await {

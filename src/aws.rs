@@ -143,6 +143,24 @@ impl Aws {
         &self.region
     }
 
+    /// The same connection (credentials, endpoint, request limit, call counter) in another
+    /// region: the disaster-recovery steps work in two regions at once, and their calls
+    /// count towards the same totals (a second `up` must change nothing in either).
+    pub fn for_region(&self, region: &str) -> Aws {
+        Aws {
+            sdk: self
+                .sdk
+                .clone()
+                .into_builder()
+                .region(Region::new(region.to_string()))
+                .build(),
+            region: region.to_string(),
+            endpoint_url: self.endpoint_url.clone(),
+            calls: self.calls.clone(),
+            clients: Clients::default(),
+        }
+    }
+
     /// The S3 client. Against a custom endpoint (an emulator on loopback) it addresses buckets
     /// by path: virtual-hosted names like `bucket.127.0.0.1` do not resolve.
     pub fn s3(&self) -> &aws_sdk_s3::Client {

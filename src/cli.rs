@@ -22,8 +22,10 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct GlobalOpts {
-    /// AWS region (default: from the profile or environment, else us-east-1).
-    #[arg(long, global = true, env = "AWS_REGION")]
+    /// AWS region. Default: the region the stack was created in, else the config's
+    /// `region`, else the profile's or AWS_REGION, else us-east-1. (Not read from AWS_REGION
+    /// here: the environment must not override the stack's or the config's region.)
+    #[arg(long, global = true)]
     pub region: Option<String>,
     /// AWS named profile.
     #[arg(long, global = true, env = "AWS_PROFILE")]

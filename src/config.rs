@@ -15,6 +15,9 @@ use crate::error::UsageError;
 pub struct Config {
     /// A reference architecture whose settings are the base this file overrides.
     pub preset: Option<Preset>,
+    /// The stack's region. `--region` overrides it; without either, the profile's or the
+    /// environment's region, else us-east-1. A stack stays in the region it was created in.
+    pub region: Option<RegionName>,
     pub tags: TagsConfig,
     pub network: NetworkConfig,
     pub kms: KmsConfig,
@@ -33,6 +36,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub cdn: CdnConfig,
     pub alarms: AlarmsConfig,
+    pub dr: DrConfig,
 }
 
 impl Config {
@@ -138,6 +142,21 @@ impl Config {
                 )));
             }
         }
+        if let Some(dr) = &self.dr.region {
+            if self.region.as_ref() == Some(dr) {
+                return Err(UsageError::new(format!(
+                    "dr.region {dr} is the stack's own region; the disaster-recovery region must \
+                     be another one (e.g. us-west-2 for a stack in us-east-2)"
+                )));
+            }
+            let (main, other) = (self.network.cidr.0, self.dr.cidr.0);
+            if main.contains(&other) || other.contains(&main) {
+                return Err(UsageError::new(format!(
+                    "dr.cidr {other} overlaps network.cidr {main}: peered VPCs need disjoint \
+                     blocks; pick another private block for dr.cidr (default 10.1.0.0/16)"
+                )));
+            }
+        }
         if let Some(azs) = &self.network.availability_zones {
             if azs.len() != usize::from(self.network.az_count.0) {
                 return Err(UsageError::new(format!(
@@ -176,14 +195,17 @@ pub enum Preset {
     Resilient,
     /// Seed 003: three-service payment system with service discovery.
     Microservices,
+    /// Seed 004: primary us-east-2 with a disaster-recovery region (us-west-2), WAF on.
+    Multiregion,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 4] = [
+    pub const ALL: [Preset; 5] = [
         Preset::Webapp,
         Preset::Bluegreen,
         Preset::Resilient,
         Preset::Microservices,
+        Preset::Multiregion,
     ];
 
     pub fn name(self) -> &'static str {
@@ -192,6 +214,7 @@ impl Preset {
             Preset::Bluegreen => "bluegreen",
             Preset::Resilient => "resilient",
             Preset::Microservices => "microservices",
+            Preset::Multiregion => "multiregion",
         }
     }
 
@@ -201,6 +224,66 @@ impl Preset {
             Preset::Bluegreen => include_str!("presets/bluegreen.toml"),
             Preset::Resilient => include_str!("presets/resilient.toml"),
             Preset::Microservices => include_str!("presets/microservices.toml"),
+            Preset::Multiregion => include_str!("presets/multiregion.toml"),
+        }
+    }
+}
+
+/// An AWS region name such as `us-east-2`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub struct RegionName(pub String);
+
+impl TryFrom<String> for RegionName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        // `<area>[-gov|-iso...]-<direction>-<number>`: us-east-2, eu-central-1,
+        // us-gov-west-1, ap-southeast-4.
+        let parts: Vec<&str> = s.split('-').collect();
+        let ok = parts.len() >= 3
+            && parts.len() <= 4
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[parts.len() - 1]
+                .parse::<u8>()
+                .is_ok_and(|n| (1..=20).contains(&n));
+        if !ok {
+            return Err(format!(
+                "invalid region `{s}`: expected an AWS region name such as us-east-2 or \
+                 eu-west-1"
+            ));
+        }
+        Ok(RegionName(s))
+    }
+}
+
+impl std::fmt::Display for RegionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Disaster recovery in a second region (seed 004).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrConfig {
+    /// The disaster-recovery region. With it, `up` also builds there a VPC peered with the
+    /// stack's VPC, a KMS key, and a replica of the assets bucket that S3 replicates every
+    /// object to. Without it (the default), nothing is built outside the stack's region.
+    pub region: Option<RegionName>,
+    /// The DR VPC's block: must not overlap `network.cidr`, as peered VPCs cannot.
+    pub cidr: VpcCidr,
+    /// Zones of the DR VPC's private subnets: 2 or 3.
+    pub az_count: AzCount,
+}
+
+impl Default for DrConfig {
+    fn default() -> Self {
+        DrConfig {
+            region: None,
+            cidr: VpcCidr("10.1.0.0/16".parse().expect("valid default")),
+            az_count: AzCount(2),
         }
     }
 }
@@ -1769,7 +1852,57 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
             Config::parse("preset = \"microservices\"\n[[services]]\nname = \"only\"\n").unwrap();
         assert_eq!(c.services.0.len(), 1);
         let e = err("preset = \"huge\"\n");
-        assert!(e.contains("webapp") && e.contains("microservices"), "{e}");
+        assert!(e.contains("webapp") && e.contains("multiregion"), "{e}");
+    }
+
+    #[test]
+    fn multiregion_preset_turns_waf_and_dr_on() {
+        let m = Config::preset(Preset::Multiregion);
+        assert!(
+            m.waf.enabled,
+            "WAF is on by default for the multi-region preset"
+        );
+        assert_eq!(m.region.as_ref().map(|r| r.0.as_str()), Some("us-east-2"));
+        assert_eq!(
+            m.dr.region.as_ref().map(|r| r.0.as_str()),
+            Some("us-west-2")
+        );
+        assert_eq!((m.alb.blue_weight, m.alb.green_weight), (80, 20));
+        assert_eq!(m.logs.retention_days.0, 30);
+        // WAF stays optional everywhere else.
+        for p in [
+            Preset::Webapp,
+            Preset::Bluegreen,
+            Preset::Resilient,
+            Preset::Microservices,
+        ] {
+            assert!(!Config::preset(p).waf.enabled, "{p:?}");
+            assert!(Config::preset(p).dr.region.is_none(), "{p:?}");
+        }
+        // ...and the multi-region preset can turn it off.
+        let c = Config::parse("preset = \"multiregion\"\n[waf]\nenabled = false\n").unwrap();
+        assert!(!c.waf.enabled);
+    }
+
+    #[test]
+    fn regions_and_the_dr_block_are_checked() {
+        let e = err("region = \"us-east\"\n");
+        assert!(
+            e.contains("invalid region `us-east`") && e.contains("us-east-2"),
+            "{e}"
+        );
+        let e = err("region = \"US-EAST-1\"\n");
+        assert!(e.contains("invalid region"), "{e}");
+        assert!(Config::parse("region = \"us-gov-west-1\"\n").is_ok());
+        let e = err("region = \"us-west-2\"\n[dr]\nregion = \"us-west-2\"\n");
+        assert!(
+            e.contains("dr.region us-west-2 is the stack's own region"),
+            "{e}"
+        );
+        let e = err("[dr]\nregion = \"us-west-2\"\ncidr = \"10.0.0.0/20\"\n");
+        assert!(e.contains("overlaps network.cidr 10.0.0.0/16"), "{e}");
+        let e = err("[dr]\naz_count = 4\n");
+        assert!(e.contains("az_count"), "{e}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub const NAME_TEMPLATES: &[(&str, usize)] = &[
     ("fintech-assets-123456789012-{suffix}", 63),
     ("fintech-txlog-123456789012-{suffix}", 63),
     ("fintech-alblogs-123456789012-{suffix}", 63),
+    ("fintech-assets-dr-123456789012-{suffix}", 63),
+    ("role-s3-replication-{suffix}", 64),
     // KMS alias, EC2 Name tags, dashboards: 256 or more.
     ("alias/fintech-{suffix}", 256),
     ("fintech-{suffix}", 255),

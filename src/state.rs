@@ -382,13 +382,14 @@ impl StateStore {
         write_atomic(&self.path, &bytes).map_err(|e| io_err(&self.path, e))
     }
 
-    /// Records a resource (or updates the record with the same kind and ID).
+    /// Records a resource (or updates the record with the same kind, ID and region: a KMS
+    /// alias or a VPC name can repeat in the disaster-recovery region).
     pub fn record(&self, rec: ResourceRecord) -> Result<(), StateError> {
         self.update(|d| {
             match d
                 .resources
                 .iter_mut()
-                .find(|r| r.kind == rec.kind && r.id == rec.id)
+                .find(|r| r.kind == rec.kind && r.id == rec.id && r.region == rec.region)
             {
                 Some(existing) => {
                     let changed = existing.step != rec.step
@@ -409,11 +410,12 @@ impl StateStore {
         })
     }
 
-    /// Removes a resource after it has been deleted.
-    pub fn forget(&self, kind: &str, id: &str) -> Result<(), StateError> {
+    /// Removes a resource (of `kind`, `id`, in `region`) after it has been deleted.
+    pub fn forget(&self, kind: &str, id: &str, region: &str) -> Result<(), StateError> {
         self.update(|d| {
             let before = d.resources.len();
-            d.resources.retain(|r| !(r.kind == kind && r.id == id));
+            d.resources
+                .retain(|r| !(r.kind == kind && r.id == id && r.region == region));
             d.resources.len() != before
         })
     }
@@ -515,7 +517,7 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
-        store.forget("ec2:vpc", "vpc-1").unwrap();
+        store.forget("ec2:vpc", "vpc-1", "us-east-1").unwrap();
         let loaded = StateFile::load(&path).unwrap().unwrap();
         assert_eq!(loaded.resources.len(), 1);
     }

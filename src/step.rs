@@ -143,6 +143,8 @@ pub struct Shared {
     wait: Vec<String>,
     plan: Mutex<Vec<PlanItem>>,
     account: OnceCell<String>,
+    /// Connections to other regions (the disaster-recovery region), made on first use.
+    regions: Mutex<BTreeMap<String, Arc<Aws>>>,
 }
 
 impl Shared {
@@ -166,6 +168,7 @@ impl Shared {
             wait: Vec::new(),
             plan: Mutex::new(Vec::new()),
             account: OnceCell::new(),
+            regions: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -173,6 +176,20 @@ impl Shared {
     pub fn with_wait(mut self, wait: Vec<String>) -> Shared {
         self.wait = wait;
         self
+    }
+
+    /// The connection to `region`: the main one for the stack's region, else one sharing its
+    /// credentials, endpoint, request limit and call counter.
+    pub fn aws_in(&self, region: &str) -> Arc<Aws> {
+        if region == self.aws.region() {
+            return self.aws.clone();
+        }
+        self.regions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_string())
+            .or_insert_with(|| Arc::new(self.aws.for_region(region)))
+            .clone()
     }
 
     /// Everything recorded by `plan`/`up` so far.
@@ -186,15 +203,31 @@ impl Shared {
 pub struct StepCtx {
     pub step: &'static str,
     pub sh: Arc<Shared>,
+    /// Set by [`StepCtx::in_region`]: the connection this context's calls go to.
+    aws: Option<Arc<Aws>>,
 }
 
 impl StepCtx {
     pub fn new(step: &'static str, sh: Arc<Shared>) -> StepCtx {
-        StepCtx { step, sh }
+        StepCtx {
+            step,
+            sh,
+            aws: None,
+        }
+    }
+
+    /// The same step working in another region: its AWS calls go there and the resources it
+    /// records are recorded with that region, so `down` and `status` find them again.
+    pub fn in_region(&self, region: &str) -> StepCtx {
+        StepCtx {
+            step: self.step,
+            sh: self.sh.clone(),
+            aws: Some(self.sh.aws_in(region)),
+        }
     }
 
     pub fn aws(&self) -> &Aws {
-        &self.sh.aws
+        self.aws.as_deref().unwrap_or(&self.sh.aws)
     }
 
     pub fn cfg(&self) -> &Config {
@@ -210,7 +243,7 @@ impl StepCtx {
     }
 
     pub fn region(&self) -> &str {
-        self.sh.aws.region()
+        self.aws().region()
     }
 
     pub fn is_plan(&self) -> bool {
@@ -327,13 +360,27 @@ impl StepCtx {
     pub fn forget(&self, kind: &str, id: &str) -> Result<()> {
         self.sh
             .state
-            .forget(kind, id)
+            .forget(kind, id, self.region())
             .with_context(|| format!("removing {kind} {id} from the state"))
     }
 
-    /// This step's records, optionally of one kind, in creation order.
+    /// This step's records in this context's region, optionally of one kind, in creation
+    /// order.
     pub fn records(&self, kind: Option<&str>) -> Vec<ResourceRecord> {
-        self.sh.state.resources(Some(self.step), kind)
+        let mut recs = self.sh.state.resources(Some(self.step), kind);
+        recs.retain(|r| r.region == self.region() || r.region.is_empty());
+        recs
+    }
+
+    /// The regions this step has recorded resources in, the context's own first.
+    pub fn record_regions(&self) -> Vec<String> {
+        let mut regions = vec![self.region().to_string()];
+        for r in self.sh.state.resources(Some(self.step), None) {
+            if !r.region.is_empty() && !regions.contains(&r.region) {
+                regions.push(r.region);
+            }
+        }
+        regions
     }
 
     /// Publishes a value for later steps and the `outputs` command. Never pass secrets.

@@ -41,6 +41,7 @@ use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::config::ServiceConfig;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::steps::network;
 use crate::steps::storage::{self, Storage, BUCKET};
 
 pub const LOAD_BALANCER: &str = "elasticloadbalancing:loadbalancer";
@@ -1014,7 +1015,7 @@ impl Step for Alb {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let cfg = ctx.cfg();
-        let vpc_id = ctx.input_str("vpc_id")?;
+        let vpc_id = ctx.input_str(network::OUT_VPC_ID)?;
         let subnets = ctx.input_list("public_subnet_ids")?;
         let sg = ctx.input_str("sg_alb_id")?;
         let cert = ctx.output(crate::steps::certificate::OUT_ARN);

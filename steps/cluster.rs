@@ -30,6 +30,7 @@ use crate::config::CapacityConfig;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::steps::network;
 
 pub const CLUSTER: &str = "ecs:cluster";
 pub const NAMESPACE: &str = "servicediscovery:namespace";
@@ -423,7 +424,7 @@ impl Cluster {
 
     async fn ensure_namespace(&self, ctx: &StepCtx, name: &str) -> Result<Found> {
         let sd = ctx.aws().cloudmap();
-        let vpc_id = ctx.input_str("vpc_id")?;
+        let vpc_id = ctx.input_str(network::OUT_VPC_ID)?;
         ctx.ensure(
             NAMESPACE,
             name,

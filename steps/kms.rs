@@ -89,7 +89,6 @@ pub fn key_policy(account: &str, region: &str) -> serde_json::Value {
 impl Kms {
     /// The key the alias points at, if the alias exists.
     async fn find_by_alias(
-        &self,
         ctx: &StepCtx,
         alias: &str,
     ) -> Result<Option<(String, String, KeyState)>> {
@@ -112,7 +111,7 @@ impl Kms {
     }
 
     /// A key recorded by an earlier run that died before creating the alias.
-    async fn find_recorded(&self, ctx: &StepCtx) -> Result<Option<(String, String, KeyState)>> {
+    async fn find_recorded(ctx: &StepCtx) -> Result<Option<(String, String, KeyState)>> {
         for rec in ctx.records(Some(KEY)) {
             let out = ctx
                 .aws()
@@ -133,30 +132,18 @@ impl Kms {
         }
         Ok(None)
     }
-}
 
-#[async_trait]
-impl Step for Kms {
-    fn name(&self) -> &'static str {
-        "kms"
-    }
-
-    fn deps(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    fn estimate_secs(&self) -> u64 {
-        5
-    }
-
-    async fn up(&self, ctx: &StepCtx) -> Result<()> {
+    /// Creates (or finds, or restores from pending deletion) the stack's key in the context's
+    /// region, with rotation on and the alias `alias/fintech-<suffix>`. The disaster-recovery
+    /// step calls it with a context in the DR region.
+    pub(crate) async fn ensure_key(ctx: &StepCtx) -> Result<Found> {
         let alias = ctx.names().kms_alias();
         let kms = ctx.aws().kms();
-        let by_alias = self.find_by_alias(ctx, &alias).await?;
+        let by_alias = Self::find_by_alias(ctx, &alias).await?;
         let alias_exists = by_alias.is_some();
         let existing = match by_alias {
             Some(k) => Some(k),
-            None => self.find_recorded(ctx).await?,
+            None => Self::find_recorded(ctx).await?,
         };
         let key_name = format!("fintech-{}", ctx.suffix());
         let existing_state = existing.as_ref().map(|(_, _, s)| s.clone());
@@ -260,16 +247,12 @@ impl Step for Kms {
             },
         )
         .await?;
-
-        if !key.is_pending() {
-            ctx.set_output(OUT_KEY_ID, key.id.clone())?;
-            ctx.set_output(OUT_KEY_ARN, key.arn.clone().unwrap_or_default())?;
-            ctx.set_output("kms_alias", alias)?;
-        }
-        Ok(())
+        Ok(key)
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
+    /// Deletes the recorded aliases and schedules the recorded keys' deletion (in the
+    /// context's region).
+    pub(crate) async fn delete_keys(ctx: &StepCtx) -> Result<()> {
         let kms = ctx.aws().kms();
         ctx.delete_recorded(ALIAS, |rec| async move {
             kms.delete_alias()
@@ -318,6 +301,36 @@ impl Step for Kms {
             }
             ctx.deleted(KEY, &rec.id)?;
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step for Kms {
+    fn name(&self) -> &'static str {
+        "kms"
+    }
+
+    fn deps(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn estimate_secs(&self) -> u64 {
+        5
+    }
+
+    async fn up(&self, ctx: &StepCtx) -> Result<()> {
+        let key = Self::ensure_key(ctx).await?;
+        if !key.is_pending() {
+            ctx.set_output(OUT_KEY_ID, key.id.clone())?;
+            ctx.set_output(OUT_KEY_ARN, key.arn.clone().unwrap_or_default())?;
+            ctx.set_output("kms_alias", ctx.names().kms_alias())?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, ctx: &StepCtx) -> Result<()> {
+        Self::delete_keys(ctx).await?;
         for key in [OUT_KEY_ID, OUT_KEY_ARN, "kms_alias"] {
             ctx.remove_output(key)?;
         }

@@ -11,6 +11,8 @@ pub mod cdn;
 pub mod certificate;
 pub mod cluster;
 pub mod database;
+pub mod dr_network;
+pub mod dr_storage;
 pub mod iam;
 pub mod kms;
 pub mod log_group;
@@ -45,5 +47,9 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(storage::Storage),
         Arc::new(cdn::Cdn),
         Arc::new(alarms::Alarms),
+        // Always in the graph, like waf: without `dr.region` they only remove what an
+        // earlier run built.
+        Arc::new(dr_network::DrNetwork),
+        Arc::new(dr_storage::DrStorage),
     ]
 }

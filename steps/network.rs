@@ -41,6 +41,12 @@ pub const SG: &str = "ec2:security-group";
 pub const SG_RULE: &str = "ec2:security-group-rule";
 pub const ENDPOINT: &str = "ec2:vpc-endpoint";
 
+/// Output keys other steps read.
+pub const OUT_VPC_ID: &str = "vpc_id";
+pub const OUT_VPC_CIDR: &str = "vpc_cidr";
+/// Route tables of the private and isolated subnets.
+pub const OUT_INTERNAL_ROUTE_TABLE_IDS: &str = "internal_route_table_ids";
+
 /// Port the database listens on (Aurora PostgreSQL).
 pub const DB_PORT: i32 = 5432;
 /// The ports the app containers listen on behind the ALB: every configured service's port,
@@ -192,7 +198,7 @@ pub fn rule_specs(app_ports: &[i32]) -> Vec<RuleSpec> {
     rules
 }
 
-fn filter(name: &str, value: impl Into<String>) -> Filter {
+pub(crate) fn filter(name: &str, value: impl Into<String>) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
@@ -210,7 +216,7 @@ pub fn is_lambda_eni(eni: &aws_sdk_ec2::types::NetworkInterface) -> bool {
 }
 
 impl Network {
-    fn tag_spec(ctx: &StepCtx, rt: ResourceType, name: &str) -> TagSpecification {
+    pub(crate) fn tag_spec(ctx: &StepCtx, rt: ResourceType, name: &str) -> TagSpecification {
         let tags = ctx
             .tags(Some(name))
             .into_iter()
@@ -226,7 +232,7 @@ impl Network {
     /// narrow the search, but every match is checked here too: moto, for one, ignores tag
     /// filters on DescribeNatGateways when a `state` filter is also given, and adopting
     /// another stack's resource would be far worse than a duplicate.
-    fn is_ours(ctx: &StepCtx, tags: &[Tag], name: &str) -> bool {
+    pub(crate) fn is_ours(ctx: &StepCtx, tags: &[Tag], name: &str) -> bool {
         let tag = |k: &str| {
             tags.iter()
                 .find(|t| t.key() == Some(k))
@@ -236,7 +242,7 @@ impl Network {
     }
 
     /// Filters that find this stack's resource with the given Name tag.
-    fn named(ctx: &StepCtx, name: &str) -> Vec<Filter> {
+    pub(crate) fn named(ctx: &StepCtx, name: &str) -> Vec<Filter> {
         vec![
             filter("tag:Name", name),
             filter(&format!("tag:{STACK_TAG}"), ctx.suffix()),
@@ -1286,12 +1292,17 @@ impl Step for Network {
         }
         let ids =
             |t: Tier| -> Vec<String> { tier_subnets(t).iter().map(|s| s.id.clone()).collect() };
-        ctx.set_output("vpc_id", vpc.id.clone())?;
-        ctx.set_output("vpc_cidr", net.cidr.0.to_string())?;
+        ctx.set_output(OUT_VPC_ID, vpc.id.clone())?;
+        ctx.set_output(OUT_VPC_CIDR, net.cidr.0.to_string())?;
         ctx.set_output("availability_zones", json!(zones))?;
         ctx.set_output("public_subnet_ids", json!(ids(Tier::Public)))?;
         ctx.set_output("private_subnet_ids", json!(ids(Tier::Private)))?;
         ctx.set_output("isolated_subnet_ids", json!(ids(Tier::Isolated)))?;
+        // The dr_network step routes the DR region's block through the peering connection
+        // from these tables (the subnets with no internet route reach it too).
+        let mut internal_rts: Vec<String> = private_rts.iter().map(|r| r.id.clone()).collect();
+        internal_rts.push(isolated_rt.id.clone());
+        ctx.set_output(OUT_INTERNAL_ROUTE_TABLE_IDS, json!(internal_rts))?;
         ctx.set_output(
             "nat_gateway_ids",
             json!(nats.iter().map(|n| n.id.clone()).collect::<Vec<_>>()),
@@ -1477,13 +1488,14 @@ impl Step for Network {
         .await?;
 
         for key in [
-            "vpc_id",
-            "vpc_cidr",
+            OUT_VPC_ID,
+            OUT_VPC_CIDR,
             "availability_zones",
             "public_subnet_ids",
             "private_subnet_ids",
             "isolated_subnet_ids",
             "nat_gateway_ids",
+            OUT_INTERNAL_ROUTE_TABLE_IDS,
         ] {
             ctx.remove_output(key)?;
         }

@@ -400,6 +400,56 @@ impl Storage {
             .unwrap_or_default())
     }
 
+    /// Empties and deletes every bucket the step recorded (in the context's region).
+    pub(crate) async fn delete_recorded_buckets(ctx: &StepCtx) -> Result<()> {
+        let s3 = ctx.aws().s3();
+        for rec in ctx.records(Some(BUCKET)) {
+            let name = rec.id.as_str();
+            // The policy goes first: a Deny in it would make DeleteObjects refuse the versions
+            // (ours only denies requests without TLS, but one an operator added may deny
+            // deletes outright, and moto, the test emulator, ignores the TLS condition). The
+            // bucket stays private: its public access block is untouched.
+            s3.delete_bucket_policy()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:DeleteBucketPolicy", name)
+                .not_found_ok()?;
+            // Someone may still be writing (or a replication lagging): empty and retry a few
+            // times while S3 says BucketNotEmpty.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let removed = Self::empty(ctx, name).await?;
+                if removed > 0 {
+                    ctx.sh.reporter.message(
+                        ctx.step,
+                        &format!(
+                            "removed {removed} object versions and delete markers from {name}"
+                        ),
+                    );
+                }
+                ctx.check_cancelled()?;
+                let r = s3
+                    .delete_bucket()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:DeleteBucket", name)
+                    .not_found_ok();
+                match r {
+                    Ok(_) => break,
+                    Err(e) if e.code.as_deref() == Some("BucketNotEmpty") && attempt < 5 => {
+                        continue
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            ctx.deleted(BUCKET, name)?;
+        }
+        Ok(())
+    }
+
     async fn create(ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
         let mut req = create_bucket_request(ctx, &spec.name);
         if spec.object_lock_days.is_some() {
@@ -415,7 +465,7 @@ impl Storage {
     /// Creates the bucket if missing and brings every setting in line. Settings of a bucket
     /// created in this run are part of creating it; on an existing bucket each is read back
     /// and only a drifted one is changed.
-    async fn ensure_bucket(&self, ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
+    pub(crate) async fn ensure_bucket(&self, ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
         let name = spec.name.as_str();
         let exists = Self::exists(ctx, name).await?;
         let mut current_tags = Vec::new();
@@ -848,51 +898,7 @@ impl Step for Storage {
     }
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        let s3 = ctx.aws().s3();
-        for rec in ctx.records(Some(BUCKET)) {
-            let name = rec.id.as_str();
-            // The policy goes first: a Deny in it would make DeleteObjects refuse the versions
-            // (ours only denies requests without TLS, but one an operator added may deny
-            // deletes outright, and moto, the test emulator, ignores the TLS condition). The
-            // bucket stays private: its public access block is untouched.
-            s3.delete_bucket_policy()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:DeleteBucketPolicy", name)
-                .not_found_ok()?;
-            // Someone may still be writing (or a replication lagging): empty and retry a few
-            // times while S3 says BucketNotEmpty.
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let removed = Self::empty(ctx, name).await?;
-                if removed > 0 {
-                    ctx.sh.reporter.message(
-                        ctx.step,
-                        &format!(
-                            "removed {removed} object versions and delete markers from {name}"
-                        ),
-                    );
-                }
-                ctx.check_cancelled()?;
-                let r = s3
-                    .delete_bucket()
-                    .bucket(name)
-                    .send()
-                    .await
-                    .aws("s3:DeleteBucket", name)
-                    .not_found_ok();
-                match r {
-                    Ok(_) => break,
-                    Err(e) if e.code.as_deref() == Some("BucketNotEmpty") && attempt < 5 => {
-                        continue
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            ctx.deleted(BUCKET, name)?;
-        }
+        Self::delete_recorded_buckets(ctx).await?;
         for key in OUTPUTS {
             ctx.remove_output(key)?;
         }

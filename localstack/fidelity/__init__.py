@@ -30,6 +30,7 @@ def install(time_scale: float = 0.0, lambda_eni_linger: float = 0.0) -> None:
         kms,
         lambda_eni,
         rds,
+        s3,
     )
     from .patching import install_all
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(true)
@@ -49,7 +49,7 @@ async fn policy(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<Value> {
 
 /// A bucket's versioning status. moto answers with the root element
 /// `GetBucketVersioningResponse`, which the SDK cannot decode: read the raw body then.
-async fn versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> Option<String> {
+pub async fn versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> Option<String> {
     match s3.get_bucket_versioning().bucket(bucket).send().await {
         Ok(v) => v.status().map(|s| s.as_str().to_string()),
         Err(e) => {

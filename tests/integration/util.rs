@@ -177,9 +177,14 @@ pub fn events(endpoint: &str) -> Vec<Value> {
 
 /// SDK configuration pointed at the emulator with dummy credentials.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    sdk_config_in(endpoint, REGION).await
+}
+
+/// [`sdk_config`] in another region (the multi-region stack's).
+pub async fn sdk_config_in(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .region(Region::new(REGION))
+        .region(Region::new(region.to_string()))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .load()
         .await
@@ -467,6 +472,18 @@ pub async fn remaining_ec2(sdk: &SdkConfig, suffix: &str) -> Vec<String> {
         }
     }
     for v in ec2
+        .describe_vpc_peering_connections()
+        .send()
+        .await
+        .unwrap()
+        .vpc_peering_connections()
+    {
+        let code = v.status().and_then(|s| s.code()).map(|c| c.as_str());
+        if ours(v.tags()) && !matches!(code, Some("deleted" | "deleting" | "rejected")) {
+            add("pcx", v.vpc_peering_connection_id());
+        }
+    }
+    for v in ec2
         .describe_vpc_endpoints()
         .filters(f())
         .send()
@@ -519,6 +536,27 @@ pub async fn remaining_tagged(sdk: &SdkConfig, suffix: &str) -> Vec<String> {
                 o.nat_gateways()
                     .iter()
                     .all(|n| n.state().map(|s| s.as_str()) == Some("deleted"))
+            });
+            if deleted {
+                continue;
+            }
+        }
+        // Deleted peering connections stay visible (state `deleted`) for a while, on AWS
+        // as in moto; moto also lists them with their tags.
+        if arn.contains(":vpc-peering-connection/") {
+            let id = arn.rsplit('/').next().unwrap_or_default();
+            let region = arn.split(':').nth(3).unwrap_or_default().to_string();
+            let conf = sdk.to_builder().region(Region::new(region)).build();
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let pcx = ec2
+                .describe_vpc_peering_connections()
+                .vpc_peering_connection_ids(id)
+                .send()
+                .await;
+            let deleted = pcx.map_or(true, |o| {
+                o.vpc_peering_connections().iter().all(|p| {
+                    p.status().and_then(|s| s.code()).map(|c| c.as_str()) == Some("deleted")
+                })
             });
             if deleted {
                 continue;

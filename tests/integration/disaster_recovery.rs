@@ -1,0 +1,313 @@
+//! The `multiregion` preset (seed 004) against the emulator: the stack in us-east-2 with WAF
+//! on by default, and in us-west-2 a VPC peered with the stack's (routes both ways), a KMS
+//! key and a replica bucket the assets bucket replicates to; a second `up` changes nothing;
+//! `down` leaves nothing in either region. Also: a DR region equal to the stack's is refused
+//! before any AWS call.
+
+use serde_json::Value;
+
+use crate::static_tier::{s3_client, versioning};
+use crate::util::*;
+
+const PRIMARY: &str = "us-east-2";
+const DR: &str = "us-west-2";
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every route in `tables` to `dest`, as (table, peering connection) pairs.
+async fn peering_routes(
+    ec2: &aws_sdk_ec2::Client,
+    tables: &[String],
+    dest: &str,
+) -> Vec<(String, String)> {
+    let out = ec2
+        .describe_route_tables()
+        .set_route_table_ids(Some(tables.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    out.route_tables()
+        .iter()
+        .flat_map(|t| {
+            t.routes()
+                .iter()
+                .filter(|r| r.destination_cidr_block() == Some(dest))
+                .map(|r| {
+                    (
+                        t.route_table_id().unwrap_or_default().to_string(),
+                        r.vpc_peering_connection_id()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[test]
+fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
+    let stack = Stack::new("dr");
+    let s = stack.suffix.clone();
+    let up = stack.up(&["--preset", "multiregion"]);
+    up.assert_ok();
+    let state = stack.state();
+    assert_eq!(state["region"], PRIMARY, "the preset's region");
+
+    block_on(async {
+        let sdk = sdk_config_in(&stack.endpoint, PRIMARY).await;
+        let dr_sdk = sdk_config_in(&stack.endpoint, DR).await;
+
+        // WAF is on by default for this preset, associated with the ALB.
+        let waf = aws_sdk_wafv2::Client::new(&sdk);
+        let acl = waf
+            .get_web_acl_for_resource()
+            .resource_arn(stack.output_str("alb_arn"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            acl.web_acl().map(|a| a.name()),
+            Some(format!("waf-{s}").as_str())
+        );
+
+        // The peering: requested from the stack's VPC, accepted in the DR region, active.
+        let pcx_id = stack.output_str("vpc_peering_connection_id");
+        let dr_ec2 = aws_sdk_ec2::Client::new(&dr_sdk);
+        let pcx = dr_ec2
+            .describe_vpc_peering_connections()
+            .vpc_peering_connection_ids(&pcx_id)
+            .send()
+            .await
+            .unwrap();
+        let pcx = pcx.vpc_peering_connections().first().expect("peering");
+        assert_eq!(
+            pcx.status().and_then(|s| s.code()).map(|c| c.as_str()),
+            Some("active")
+        );
+        let req = pcx.requester_vpc_info().unwrap();
+        let acc = pcx.accepter_vpc_info().unwrap();
+        assert_eq!(req.vpc_id(), Some(stack.output_str("vpc_id").as_str()));
+        assert_eq!(req.region(), Some(PRIMARY));
+        assert_eq!(acc.vpc_id(), Some(stack.output_str("dr_vpc_id").as_str()));
+        assert_eq!(acc.region(), Some(DR));
+
+        // The DR VPC: its block, tags, private subnets in two zones.
+        let vpcs = dr_ec2
+            .describe_vpcs()
+            .vpc_ids(stack.output_str("dr_vpc_id"))
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpcs.vpcs().first().unwrap();
+        assert_eq!(vpc.cidr_block(), Some("10.1.0.0/16"));
+        assert_standard_ec2_tags(vpc.tags(), &s, "DR VPC");
+        let subnets = strings(&stack.output("dr_private_subnet_ids"));
+        assert_eq!(subnets.len(), 2);
+        let out = dr_ec2
+            .describe_subnets()
+            .set_subnet_ids(Some(subnets.clone()))
+            .send()
+            .await
+            .unwrap();
+        let zones: std::collections::BTreeSet<_> = out
+            .subnets()
+            .iter()
+            .map(|s| s.availability_zone().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(zones.len(), 2, "{zones:?}");
+        assert!(zones.iter().all(|z| z.starts_with(DR)), "{zones:?}");
+        assert!(out
+            .subnets()
+            .iter()
+            .all(|s| s.map_public_ip_on_launch() != Some(true)));
+
+        // Routes both ways through the peering: every internal route table of the stack to
+        // the DR block, the DR route table to the stack's block.
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let internal = strings(&stack.output("internal_route_table_ids"));
+        assert_eq!(
+            internal.len(),
+            4,
+            "three private tables and the isolated one"
+        );
+        let there = peering_routes(&ec2, &internal, "10.1.0.0/16").await;
+        assert_eq!(there.len(), internal.len(), "{there:?}");
+        assert!(there.iter().all(|(_, p)| *p == pcx_id), "{there:?}");
+        let dr_tables = dr_ec2
+            .describe_route_tables()
+            .filters(stack_filter(&s))
+            .send()
+            .await
+            .unwrap();
+        let dr_table_ids: Vec<String> = dr_tables
+            .route_tables()
+            .iter()
+            .filter_map(|t| t.route_table_id().map(str::to_string))
+            .collect();
+        let back = peering_routes(&dr_ec2, &dr_table_ids, "10.0.0.0/16").await;
+        assert_eq!(back.len(), 1, "{back:?}");
+        assert_eq!(back[0].1, pcx_id);
+
+        // The replica bucket in the DR region: versioned, SSE-KMS with the DR key, private.
+        let replica = stack.output_str("dr_assets_bucket");
+        let dr_key = stack.output_str("dr_kms_key_arn");
+        assert!(dr_key.contains(&format!(":kms:{DR}:")), "{dr_key}");
+        let dr_s3 = s3_client(&dr_sdk);
+        assert_eq!(
+            versioning(&dr_s3, &replica).await.as_deref(),
+            Some("Enabled")
+        );
+        let enc = dr_s3
+            .get_bucket_encryption()
+            .bucket(&replica)
+            .send()
+            .await
+            .unwrap();
+        let rule = enc
+            .server_side_encryption_configuration()
+            .unwrap()
+            .rules()
+            .first()
+            .unwrap()
+            .apply_server_side_encryption_by_default()
+            .unwrap()
+            .clone();
+        assert_eq!(rule.sse_algorithm().as_str(), "aws:kms");
+        assert_eq!(rule.kms_master_key_id(), Some(dr_key.as_str()));
+        let pab = dr_s3
+            .get_public_access_block()
+            .bucket(&replica)
+            .send()
+            .await
+            .unwrap();
+        let pab = pab.public_access_block_configuration().unwrap();
+        assert_eq!(pab.block_public_policy(), Some(true));
+        assert_eq!(pab.restrict_public_buckets(), Some(true));
+        let loc = dr_s3
+            .get_bucket_location()
+            .bucket(&replica)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(loc.location_constraint().map(|c| c.as_str()), Some(DR));
+
+        // The assets bucket replicates everything (KMS-encrypted objects and delete markers
+        // included) to the replica, re-encrypted with the DR key, as the replication role.
+        let s3 = s3_client(&sdk);
+        let assets = stack.output_str("assets_bucket");
+        let repl = s3
+            .get_bucket_replication()
+            .bucket(&assets)
+            .send()
+            .await
+            .unwrap();
+        let conf = repl.replication_configuration().unwrap();
+        assert_eq!(conf.role(), stack.output_str("replication_role_arn"));
+        let [rule] = conf.rules() else {
+            panic!("one rule: {conf:?}")
+        };
+        assert_eq!(rule.status().as_str(), "Enabled");
+        let dest = rule.destination().unwrap();
+        assert_eq!(dest.bucket(), format!("arn:aws:s3:::{replica}"));
+        assert_eq!(
+            dest.encryption_configuration()
+                .and_then(|e| e.replica_kms_key_id()),
+            Some(dr_key.as_str())
+        );
+
+        // The role's only policy is customer-managed and names the two buckets.
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let role = format!("role-s3-replication-{s}");
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(&role)
+            .send()
+            .await
+            .unwrap();
+        let [policy] = attached.attached_policies() else {
+            panic!("one policy: {attached:?}")
+        };
+        let p = iam
+            .get_policy()
+            .policy_arn(policy.policy_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let version = iam
+            .get_policy_version()
+            .policy_arn(policy.policy_arn().unwrap())
+            .version_id(p.policy().unwrap().default_version_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let doc = percent_encoding::percent_decode_str(
+            version.policy_version().unwrap().document().unwrap(),
+        )
+        .decode_utf8()
+        .unwrap()
+        .to_string();
+        assert!(doc.contains(&format!("arn:aws:s3:::{assets}/*")), "{doc}");
+        assert!(doc.contains(&format!("arn:aws:s3:::{replica}/*")), "{doc}");
+        assert!(!doc.contains("\"s3:*\""), "{doc}");
+    });
+
+    // A second `up` changes nothing, in either region.
+    let again = stack.up(&["--preset", "multiregion"]);
+    again.assert_ok();
+    let sum = again.summary();
+    assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
+
+    // `down` needs neither the preset nor the region: the state knows both.
+    stack.down(&[]).assert_ok();
+    assert!(!stack.state_path().exists(), "state file removed");
+    block_on(async {
+        for region in [PRIMARY, DR] {
+            let sdk = sdk_config_in(&stack.endpoint, region).await;
+            let tagged = remaining_tagged(&sdk, &s).await;
+            assert!(tagged.is_empty(), "left in {region}: {tagged:?}");
+            let ec2 = remaining_ec2(&sdk, &s).await;
+            assert!(ec2.is_empty(), "left in {region} (EC2): {ec2:?}");
+        }
+        let dr_s3 = s3_client(&sdk_config_in(&stack.endpoint, DR).await);
+        let replica = format!("fintech-assets-dr-123456789012-{s}");
+        assert!(
+            dr_s3.head_bucket().bucket(&replica).send().await.is_err(),
+            "replica bucket left"
+        );
+    });
+}
+
+#[test]
+fn a_dr_region_equal_to_the_stack_region_is_refused_before_any_aws_call() {
+    let stack = Stack::new("drbad");
+    let run = stack.run(&[
+        "--preset",
+        "multiregion",
+        "--region",
+        "us-west-2",
+        "up",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    assert_eq!(run.code, 2, "usage error: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("dr.region us-west-2 is the stack's own region"),
+        "{}",
+        run.stderr
+    );
+    assert!(!stack.state_path().exists() || stack.state()["resources"] == serde_json::json!([]));
+    let calls: Vec<_> = request_log(&stack.endpoint)
+        .into_iter()
+        .filter(|r| r.is_from_stack(&stack.suffix))
+        .collect();
+    assert!(calls.is_empty(), "AWS calls made: {}", calls.len());
+}
