@@ -62,6 +62,24 @@ const NAT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 pub struct Network;
 
+/// What a route leads through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Igw,
+    Nat,
+    Peering,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Igw => "igw",
+            Via::Nat => "nat",
+            Via::Peering => "pcx",
+        }
+    }
+}
+
 /// Subnet tiers: where each kind of workload runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
@@ -251,7 +269,19 @@ impl Network {
 
     /// The zones to use: from config, or the region's first `az_count` available zones.
     async fn zones(&self, ctx: &StepCtx) -> Result<Vec<String>> {
-        let want = usize::from(ctx.cfg().network.az_count.0);
+        let net = &ctx.cfg().network;
+        let listed = net.availability_zones.as_deref();
+        Self::zones_in(ctx, usize::from(net.az_count.0), listed, "network").await
+    }
+
+    /// `listed` (each checked to be an available zone of the context's region), else the
+    /// region's first `want` available zones. `section` names the config section in errors.
+    pub(crate) async fn zones_in(
+        ctx: &StepCtx,
+        want: usize,
+        listed: Option<&[String]>,
+        section: &str,
+    ) -> Result<Vec<String>> {
         let out = ctx
             .aws()
             .ec2()
@@ -267,20 +297,20 @@ impl Network {
             .filter_map(|z| z.zone_name().map(str::to_string))
             .collect();
         available.sort();
-        if let Some(listed) = &ctx.cfg().network.availability_zones {
+        if let Some(listed) = listed {
             if let Some(bad) = listed.iter().find(|z| !available.contains(z)) {
                 bail!(
-                    "network.availability_zones: `{bad}` is not an available zone of {}; \
+                    "{section}.availability_zones: `{bad}` is not an available zone of {}; \
                      available: {}",
                     ctx.region(),
                     available.join(", ")
                 );
             }
-            return Ok(listed.clone());
+            return Ok(listed.to_vec());
         }
         if available.len() < want {
             bail!(
-                "region {} has {} available zones, network.az_count asks for {want}",
+                "region {} has {} available zones, {section}.az_count asks for {want}",
                 ctx.region(),
                 available.len()
             );
@@ -290,9 +320,21 @@ impl Network {
     }
 
     async fn ensure_vpc(&self, ctx: &StepCtx) -> Result<Found> {
-        let ec2 = ctx.aws().ec2();
         let name = ctx.names().of("vpc");
         let cidr = ctx.cfg().network.cidr.0.to_string();
+        Self::ensure_vpc_named(ctx, &name, &cidr, "network.cidr").await
+    }
+
+    /// The VPC `name` with block `cidr` (`field`: the config field it comes from, for the
+    /// error when an existing VPC has another block), DNS support and hostnames on.
+    pub(crate) async fn ensure_vpc_named(
+        ctx: &StepCtx,
+        name: &str,
+        cidr: &str,
+        field: &str,
+    ) -> Result<Found> {
+        let ec2 = ctx.aws().ec2();
+        let name = name.to_string();
         ctx.ensure(
             VPC,
             &name,
@@ -311,9 +353,11 @@ impl Network {
                 if let (Some(v), Some(got)) = (&found, vpc.and_then(|v| v.cidr_block())) {
                     if got != cidr {
                         bail!(
-                            "VPC {name} ({}) exists with CIDR {got}, but network.cidr is {cidr}; \
-                             a VPC's CIDR cannot change: run `down` first or keep the old CIDR",
-                            v.id
+                            "VPC {name} ({}) in {} exists with CIDR {got}, but {field} is \
+                             {cidr}; a VPC's CIDR cannot change: run `down` first or keep the \
+                             old CIDR",
+                            v.id,
+                            ctx.region()
                         );
                     }
                 }
@@ -322,7 +366,7 @@ impl Network {
             || async {
                 let out = ec2
                     .create_vpc()
-                    .cidr_block(&cidr)
+                    .cidr_block(cidr)
                     .tag_specifications(Self::tag_spec(ctx, ResourceType::Vpc, &name))
                     .send()
                     .await
@@ -360,7 +404,6 @@ impl Network {
         index: u8,
         zone: &str,
     ) -> Result<Found> {
-        let ec2 = ctx.aws().ec2();
         let letter = zone.chars().last().unwrap_or('x');
         let name = ctx
             .names()
@@ -371,45 +414,58 @@ impl Network {
             .cidr
             .slice(tier.first_slot() + index)
             .to_string();
+        Self::ensure_subnet_named(ctx, vpc, &name, &cidr, zone, tier.as_str()).await
+    }
+
+    /// The subnet `name` (block `cidr`, in `zone`) of `vpc`, recorded with its tier and zone.
+    pub(crate) async fn ensure_subnet_named(
+        ctx: &StepCtx,
+        vpc: &Found,
+        name: &str,
+        cidr: &str,
+        zone: &str,
+        tier: &str,
+    ) -> Result<Found> {
+        let ec2 = ctx.aws().ec2();
         ctx.ensure(
             SUBNET,
-            &name,
+            name,
             || async {
                 if vpc.is_pending() {
                     return Ok(None);
                 }
-                let mut filters = Self::named(ctx, &name);
+                let mut filters = Self::named(ctx, name);
                 filters.push(filter("vpc-id", &vpc.id));
                 let out = ec2
                     .describe_subnets()
                     .set_filters(Some(filters))
                     .send()
                     .await
-                    .aws("ec2:DescribeSubnets", &name)?;
+                    .aws("ec2:DescribeSubnets", name)?;
                 Ok(out
                     .subnets()
                     .iter()
                     .find(|s| {
-                        Self::is_ours(ctx, s.tags(), &name) && s.vpc_id() == Some(vpc.id.as_str())
+                        Self::is_ours(ctx, s.tags(), name) && s.vpc_id() == Some(vpc.id.as_str())
                     })
                     .and_then(|s| s.subnet_id())
-                    .map(|id| Found::new(id).attr("tier", tier.as_str()).attr("az", zone)))
+                    .map(|id| Found::new(id).attr("tier", tier).attr("az", zone)))
             },
             || async {
                 let out = ec2
                     .create_subnet()
                     .vpc_id(&vpc.id)
-                    .cidr_block(&cidr)
+                    .cidr_block(cidr)
                     .availability_zone(zone)
-                    .tag_specifications(Self::tag_spec(ctx, ResourceType::Subnet, &name))
+                    .tag_specifications(Self::tag_spec(ctx, ResourceType::Subnet, name))
                     .send()
                     .await
-                    .aws("ec2:CreateSubnet", &name)?;
+                    .aws("ec2:CreateSubnet", name)?;
                 let id = out
                     .subnet()
                     .and_then(|s| s.subnet_id())
                     .context("CreateSubnet returned no ID")?;
-                Ok(Found::new(id).attr("tier", tier.as_str()).attr("az", zone))
+                Ok(Found::new(id).attr("tier", tier).attr("az", zone))
             },
         )
         .await
@@ -716,8 +772,75 @@ impl Network {
         .await
     }
 
-    async fn ensure_route_table(
-        &self,
+    /// Deletes the recorded routes (in the context's region).
+    pub(crate) async fn delete_routes(ctx: &StepCtx) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        let attr = |rec: &ResourceRecord, k: &str| rec.attrs.get(k).cloned().unwrap_or_default();
+        ctx.delete_recorded(ROUTE, |rec| async move {
+            ec2.delete_route()
+                .route_table_id(attr(&rec, "route_table_id"))
+                .destination_cidr_block(attr(&rec, "destination"))
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteRoute", &rec.id)
+        })
+        .await
+    }
+
+    /// Removes the recorded subnet associations of route tables.
+    pub(crate) async fn delete_associations(ctx: &StepCtx) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        ctx.delete_recorded(ASSOCIATION, |rec| async move {
+            ec2.disassociate_route_table()
+                .association_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DisassociateRouteTable", &rec.id)
+        })
+        .await
+    }
+
+    /// Deletes the recorded subnets, then the route tables (a table with associations left
+    /// cannot be deleted).
+    pub(crate) async fn delete_subnets_and_route_tables(ctx: &StepCtx) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        ctx.delete_recorded(SUBNET, |rec| async move {
+            ec2.delete_subnet()
+                .subnet_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteSubnet", &rec.id)
+        })
+        .await?;
+        ctx.delete_recorded(ROUTE_TABLE, |rec| async move {
+            ec2.delete_route_table()
+                .route_table_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteRouteTable", &rec.id)
+        })
+        .await
+    }
+
+    /// Deletes the recorded VPCs, retrying while something still holds them.
+    pub(crate) async fn delete_vpcs(ctx: &StepCtx) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        ctx.delete_recorded(VPC, |rec| async move {
+            ec2.delete_vpc()
+                .vpc_id(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:DeleteVpc", &rec.id)
+        })
+        .await
+    }
+
+    pub(crate) async fn ensure_route_table(
         ctx: &StepCtx,
         vpc: &Found,
         purpose: &str,
@@ -775,13 +898,12 @@ impl Network {
     }
 
     /// Associates subnets with a route table and adds its default route, if any.
-    async fn wire_route_table(
-        &self,
+    pub(crate) async fn wire_route_table(
         ctx: &StepCtx,
         rt: &Found,
         current: &[aws_sdk_ec2::types::RouteTable],
         subnets: &[&Found],
-        default_route: Option<(&str, &Found)>,
+        default_route: Option<(Via, &Found)>,
     ) -> Result<()> {
         let ec2 = ctx.aws().ec2();
         let table = current.first();
@@ -820,66 +942,78 @@ impl Network {
             )
             .await?;
         }
-        if let Some((kind, target)) = default_route {
-            let dest = "0.0.0.0/0";
-            let route_id = format!("{}|{dest}", rt.id);
-            let route_name = format!("{dest} via {kind} in {}", rt.id);
-            let current = table.and_then(|t| {
-                t.routes()
-                    .iter()
-                    .find(|r| r.destination_cidr_block() == Some(dest))
-            });
-            let points_at_target = current.is_some_and(|r| {
-                r.gateway_id() == Some(target.id.as_str())
-                    || r.nat_gateway_id() == Some(target.id.as_str())
-            });
-            let found = || {
-                Found::new(&route_id)
-                    .attr("route_table_id", &rt.id)
-                    .attr("destination", dest)
-            };
-            ctx.ensure(
+        if let Some((via, target)) = default_route {
+            let routes = table.map(|t| t.routes()).unwrap_or_default();
+            Self::ensure_route(ctx, &rt.id, routes, "0.0.0.0/0", via, target).await?;
+        }
+        Ok(())
+    }
+
+    /// A route to `dest` in the route table `rt_id` (whose current routes are `routes`)
+    /// through `target`; one to `dest` that leads elsewhere (e.g. `nat_gateways` went from
+    /// single to per-az, or a NAT gateway or peering was replaced) is pointed at `target`.
+    pub(crate) async fn ensure_route(
+        ctx: &StepCtx,
+        rt_id: &str,
+        routes: &[aws_sdk_ec2::types::Route],
+        dest: &str,
+        via: Via,
+        target: &Found,
+    ) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        let route_id = format!("{rt_id}|{dest}");
+        let route_name = format!("{dest} via {} in {rt_id}", via.as_str());
+        let current = routes
+            .iter()
+            .find(|r| r.destination_cidr_block() == Some(dest));
+        let points_at_target = current.is_some_and(|r| {
+            let t = Some(target.id.as_str());
+            r.gateway_id() == t || r.nat_gateway_id() == t || r.vpc_peering_connection_id() == t
+        });
+        let found = || {
+            Found::new(&route_id)
+                .attr("route_table_id", rt_id)
+                .attr("destination", dest)
+        };
+        ctx.ensure(
+            ROUTE,
+            &route_name,
+            || async { Ok(current.is_some().then(found)) },
+            || async {
+                let req = ec2
+                    .create_route()
+                    .route_table_id(rt_id)
+                    .destination_cidr_block(dest);
+                let req = match via {
+                    Via::Nat => req.nat_gateway_id(&target.id),
+                    Via::Igw => req.gateway_id(&target.id),
+                    Via::Peering => req.vpc_peering_connection_id(&target.id),
+                };
+                req.send().await.aws("ec2:CreateRoute", &route_id)?;
+                Ok(found())
+            },
+        )
+        .await?;
+        if current.is_some() && !points_at_target && !target.is_pending() {
+            ctx.change(
                 ROUTE,
                 &route_name,
-                || async { Ok(current.is_some().then(found)) },
+                &format!("route through {}", target.id),
                 || async {
-                    let mut req = ec2
-                        .create_route()
-                        .route_table_id(&rt.id)
+                    let req = ec2
+                        .replace_route()
+                        .route_table_id(rt_id)
                         .destination_cidr_block(dest);
-                    req = if kind == "nat" {
-                        req.nat_gateway_id(&target.id)
-                    } else {
-                        req.gateway_id(&target.id)
+                    let req = match via {
+                        Via::Nat => req.nat_gateway_id(&target.id),
+                        Via::Igw => req.gateway_id(&target.id),
+                        Via::Peering => req.vpc_peering_connection_id(&target.id),
                     };
-                    req.send().await.aws("ec2:CreateRoute", &route_id)?;
-                    Ok(found())
+                    req.send().await.aws("ec2:ReplaceRoute", &route_id)?;
+                    Ok(())
                 },
             )
             .await?;
-            // The route exists but leads elsewhere (e.g. `nat_gateways` went from single to
-            // per-az, or the old NAT gateway was replaced): point it at the right target.
-            if current.is_some() && !points_at_target && !target.is_pending() {
-                ctx.change(
-                    ROUTE,
-                    &route_name,
-                    &format!("route through {}", target.id),
-                    || async {
-                        let mut req = ec2
-                            .replace_route()
-                            .route_table_id(&rt.id)
-                            .destination_cidr_block(dest);
-                        req = if kind == "nat" {
-                            req.nat_gateway_id(&target.id)
-                        } else {
-                            req.gateway_id(&target.id)
-                        };
-                        req.send().await.aws("ec2:ReplaceRoute", &route_id)?;
-                        Ok(())
-                    },
-                )
-                .await?;
-            }
         }
         Ok(())
     }
@@ -1242,13 +1376,13 @@ impl Step for Network {
         )
         .await?;
 
-        let (public_rt, public_tables) = self.ensure_route_table(ctx, &vpc, "public").await?;
-        self.wire_route_table(
+        let (public_rt, public_tables) = Self::ensure_route_table(ctx, &vpc, "public").await?;
+        Self::wire_route_table(
             ctx,
             &public_rt,
             &public_tables,
             &public,
-            Some(("igw", &igw)),
+            Some((Via::Igw, &igw)),
         )
         .await?;
 
@@ -1256,17 +1390,16 @@ impl Step for Network {
         let mut private_rts = Vec::new();
         for (i, zone) in zones.iter().enumerate() {
             let letter = zone.chars().last().unwrap_or('x');
-            let (rt, tables) = self
-                .ensure_route_table(ctx, &vpc, &format!("private-{letter}"))
-                .await?;
+            let (rt, tables) =
+                Self::ensure_route_table(ctx, &vpc, &format!("private-{letter}")).await?;
             let nat = &nats[if nats.len() == 1 { 0 } else { i }];
-            self.wire_route_table(ctx, &rt, &tables, &[private[i]], Some(("nat", nat)))
-                .await?;
+            Self::wire_route_table(ctx, &rt, &tables, &[private[i]], Some((Via::Nat, nat))).await?;
             private_rts.push(rt);
         }
 
-        let (isolated_rt, isolated_tables) = self.ensure_route_table(ctx, &vpc, "isolated").await?;
-        self.wire_route_table(
+        let (isolated_rt, isolated_tables) =
+            Self::ensure_route_table(ctx, &vpc, "isolated").await?;
+        Self::wire_route_table(
             ctx,
             &isolated_rt,
             &isolated_tables,
@@ -1318,16 +1451,7 @@ impl Step for Network {
         let attr = |rec: &ResourceRecord, k: &str| rec.attrs.get(k).cloned().unwrap_or_default();
 
         // Routes through the NAT gateways and the IGW first: they would only black-hole.
-        ctx.delete_recorded(ROUTE, |rec| async move {
-            ec2.delete_route()
-                .route_table_id(attr(&rec, "route_table_id"))
-                .destination_cidr_block(attr(&rec, "destination"))
-                .send()
-                .await
-                .map(|_| ())
-                .aws("ec2:DeleteRoute", &rec.id)
-        })
-        .await?;
+        Self::delete_routes(ctx).await?;
 
         // NAT gateways: delete all, then wait for each to be gone; their ENIs hold the
         // subnets and their EIPs cannot be released before.
@@ -1408,15 +1532,7 @@ impl Step for Network {
         })
         .await?;
 
-        ctx.delete_recorded(ASSOCIATION, |rec| async move {
-            ec2.disassociate_route_table()
-                .association_id(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("ec2:DisassociateRouteTable", &rec.id)
-        })
-        .await?;
+        Self::delete_associations(ctx).await?;
 
         // Lambda functions' ENIs linger after the functions are deleted and hold the subnets
         // and security groups.
@@ -1424,25 +1540,7 @@ impl Step for Network {
             Self::remove_lambda_enis(ctx, &rec.id).await?;
         }
 
-        ctx.delete_recorded(SUBNET, |rec| async move {
-            ec2.delete_subnet()
-                .subnet_id(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("ec2:DeleteSubnet", &rec.id)
-        })
-        .await?;
-
-        ctx.delete_recorded(ROUTE_TABLE, |rec| async move {
-            ec2.delete_route_table()
-                .route_table_id(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("ec2:DeleteRouteTable", &rec.id)
-        })
-        .await?;
+        Self::delete_subnets_and_route_tables(ctx).await?;
 
         // Rules first: a group referenced by another group's rule cannot be deleted.
         ctx.delete_recorded(SG_RULE, |rec| async move {
@@ -1477,15 +1575,7 @@ impl Step for Network {
         })
         .await?;
 
-        ctx.delete_recorded(VPC, |rec| async move {
-            ec2.delete_vpc()
-                .vpc_id(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("ec2:DeleteVpc", &rec.id)
-        })
-        .await?;
+        Self::delete_vpcs(ctx).await?;
 
         for key in [
             OUT_VPC_ID,

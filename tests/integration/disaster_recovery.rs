@@ -56,6 +56,42 @@ async fn peering_routes(
 fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     let stack = Stack::new("dr");
     let s = stack.suffix.clone();
+    // `plan` on a new stack names what the DR steps would create, in the DR region too.
+    let plan = stack.run(&[
+        "--output",
+        "json",
+        "--preset",
+        "multiregion",
+        "plan",
+        "--env-suffix",
+        &s,
+    ]);
+    plan.assert_ok();
+    let planned: Vec<(String, String)> = plan.summary()["plan"]
+        .as_array()
+        .expect("plan items")
+        .iter()
+        .filter(|l| l["action"] == "create")
+        .map(|l| {
+            (
+                l["step"].as_str().unwrap_or_default().to_string(),
+                l["kind"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for (step, kind) in [
+        ("dr_network", "ec2:vpc"),
+        ("dr_network", "ec2:vpc-peering-connection"),
+        ("dr_storage", "kms:key"),
+        ("dr_storage", "s3:bucket"),
+        ("dr_storage", "s3:replication"),
+        ("waf", "wafv2:web-acl"),
+    ] {
+        assert!(
+            planned.contains(&(step.to_string(), kind.to_string())),
+            "plan lacks {step} {kind}: {planned:?}"
+        );
+    }
     let up = stack.up(&["--preset", "multiregion"]);
     up.assert_ok();
     let state = stack.state();
