@@ -571,10 +571,14 @@ impl Alb {
         subnets: &[String],
         sg: &str,
         bucket: &str,
-    ) -> Result<Found> {
+    ) -> Result<(Found, bool)> {
         let elb = ctx.aws().elb();
         let name = ctx.names().of("alb");
         let existing = self.find_lb(ctx, &name).await?;
+        // Found active: no need to describe it again to wait for it.
+        let active = existing.as_ref().is_some_and(|l| {
+            l.state().and_then(|s| s.code()) == Some(&LoadBalancerStateEnum::Active)
+        });
         if let (Some(lb), false) = (&existing, is_pending(vpc_id)) {
             if lb.vpc_id() != Some(vpc_id) {
                 bail!(
@@ -629,7 +633,7 @@ impl Alb {
             )
             .await?;
         let Some(l) = existing else {
-            return Ok(lb);
+            return Ok((lb, active));
         };
         // Drift: attributes, subnets, security groups.
         let current = elb
@@ -706,7 +710,7 @@ impl Alb {
             )
             .await?;
         }
-        Ok(lb)
+        Ok((lb, active))
     }
 
     async fn wait_active(&self, ctx: &StepCtx, arn: &str) -> Result<()> {
@@ -1081,11 +1085,13 @@ impl Step for Alb {
             tgs.insert(spec.key.clone(), found.id);
         }
 
-        let lb = self.ensure_lb(ctx, &vpc_id, &subnets, &sg, &bucket).await?;
+        let (lb, active) = self.ensure_lb(ctx, &vpc_id, &subnets, &sg, &bucket).await?;
         if lb.is_pending() {
             return Ok(());
         }
-        self.wait_active(ctx, &lb.id).await?;
+        if !active {
+            self.wait_active(ctx, &lb.id).await?;
+        }
 
         let listeners = ctx
             .aws()

@@ -769,25 +769,16 @@ impl Step for Validator {
             ctx.check_cancelled()?;
             let uuid = rec.id.clone();
             // Refused (ResourceInUseException) while the mapping is still being created or
-            // updated: retried until it settles.
-            ctx.wait_for(
-                &format!("event source mapping {uuid} to accept deletion"),
-                MAPPING_GONE_TIMEOUT,
-                || async {
-                    match lambda
-                        .delete_event_source_mapping()
-                        .uuid(&uuid)
-                        .send()
-                        .await
-                        .aws("lambda:DeleteEventSourceMapping", &uuid)
-                    {
-                        Ok(_) => Ok(Some(())),
-                        Err(e) if e.is_not_found() => Ok(Some(())),
-                        Err(e) if e.code.as_deref() == Some("ResourceInUseException") => Ok(None),
-                        Err(e) => Err(e.into()),
-                    }
-                },
-            )
+            // updated: retried until it settles; "not found" counts as deleted.
+            ctx.retry_dependency(&format!("event source mapping {uuid}"), || async {
+                lambda
+                    .delete_event_source_mapping()
+                    .uuid(&uuid)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("lambda:DeleteEventSourceMapping", &uuid)
+            })
             .await?;
             // Deleting takes a while; the function must not go before its mapping.
             ctx.wait_for(
