@@ -91,6 +91,7 @@ clients! {
     cloudfront => aws_sdk_cloudfront,
     cloudwatch => aws_sdk_cloudwatch,
     sns => aws_sdk_sns,
+    backup => aws_sdk_backup,
 }
 
 impl Aws {

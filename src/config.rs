@@ -269,13 +269,17 @@ impl std::fmt::Display for RegionName {
 #[serde(deny_unknown_fields, default)]
 pub struct DrConfig {
     /// The disaster-recovery region. With it, `up` also builds there a VPC peered with the
-    /// stack's VPC, a KMS key, and a replica of the assets bucket that S3 replicates every
-    /// object to. Without it (the default), nothing is built outside the stack's region.
+    /// stack's VPC, a KMS key, a replica of the assets bucket that S3 replicates every object
+    /// to, and a backup vault that AWS Backup copies the daily Aurora snapshots into. Without
+    /// it (the default), nothing is built outside the stack's region.
     pub region: Option<RegionName>,
     /// The DR VPC's block: must not overlap `network.cidr`, as peered VPCs cannot.
     pub cidr: VpcCidr,
     /// Zones of the DR VPC's private subnets: 2 or 3.
     pub az_count: AzCount,
+    /// Days AWS Backup keeps the daily Aurora snapshots, in the stack's vault and their
+    /// copies in the DR vault.
+    pub snapshot_retention_days: SnapshotRetentionDays,
 }
 
 impl Default for DrConfig {
@@ -284,6 +288,7 @@ impl Default for DrConfig {
             region: None,
             cidr: VpcCidr("10.1.0.0/16".parse().expect("valid default")),
             az_count: AzCount(2),
+            snapshot_retention_days: SnapshotRetentionDays(7),
         }
     }
 }
@@ -715,6 +720,12 @@ macro_rules! bounded {
         }
     };
 }
+
+bounded!(
+    /// Days a backup recovery point is kept: 1 to 36500.
+    SnapshotRetentionDays(i32), "snapshot_retention_days", 1..=36500,
+    "1 to 36500 days"
+);
 
 bounded!(
     /// An Object Lock default retention in days: 1 to 36500 (S3 allows up to 100 years).
@@ -1903,6 +1914,11 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
         assert!(e.contains("overlaps network.cidr 10.0.0.0/16"), "{e}");
         let e = err("[dr]\naz_count = 4\n");
         assert!(e.contains("az_count"), "{e}");
+        let e = err("[dr]\nsnapshot_retention_days = 0\n");
+        assert!(
+            e.contains("snapshot_retention_days 0") && e.contains("1 to 36500"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub const NAME_TEMPLATES: &[(&str, usize)] = &[
     ("fintech-alblogs-123456789012-{suffix}", 63),
     ("fintech-assets-dr-123456789012-{suffix}", 63),
     ("role-s3-replication-{suffix}", 64),
+    ("role-backup-{suffix}", 64),
+    // Backup vault names: 50 characters.
+    ("vault-dr-{suffix}", 50),
     // KMS alias, EC2 Name tags, dashboards: 256 or more.
     ("alias/fintech-{suffix}", 256),
     ("fintech-{suffix}", 255),

@@ -11,6 +11,7 @@ pub mod cdn;
 pub mod certificate;
 pub mod cluster;
 pub mod database;
+pub mod dr_backup;
 pub mod dr_network;
 pub mod dr_storage;
 pub mod iam;
@@ -51,5 +52,6 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         // earlier run built.
         Arc::new(dr_network::DrNetwork),
         Arc::new(dr_storage::DrStorage),
+        Arc::new(dr_backup::DrBackup),
     ]
 }

@@ -19,6 +19,7 @@ def install(time_scale: float = 0.0, lambda_eni_linger: float = 0.0) -> None:
         return
     # Importing a module registers its rules; install_all() applies them.
     from . import (  # noqa: F401
+        backup,
         cloudfront,
         cloudmap_autoscaling,
         codedeploy,

@@ -1,6 +1,7 @@
 //! The `multiregion` preset (seed 004) against the emulator: the stack in us-east-2 with WAF
 //! on by default, and in us-west-2 a VPC peered with the stack's (routes both ways), a KMS
-//! key and a replica bucket the assets bucket replicates to; a second `up` changes nothing;
+//! key, a replica bucket the assets bucket replicates to, and the backup vault AWS Backup
+//! copies the daily Aurora snapshots into; a second `up` changes nothing;
 //! `down` leaves nothing in either region. Also: a DR region equal to the stack's is refused
 //! before any AWS call.
 
@@ -85,6 +86,9 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         ("dr_storage", "kms:key"),
         ("dr_storage", "s3:bucket"),
         ("dr_storage", "s3:replication"),
+        ("dr_backup", "backup:vault"),
+        ("dr_backup", "backup:plan"),
+        ("dr_backup", "backup:selection"),
         ("waf", "wafv2:web-acl"),
     ] {
         assert!(
@@ -293,6 +297,76 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         assert!(doc.contains(&format!("arn:aws:s3:::{assets}/*")), "{doc}");
         assert!(doc.contains(&format!("arn:aws:s3:::{replica}/*")), "{doc}");
         assert!(!doc.contains("\"s3:*\""), "{doc}");
+
+        // Aurora snapshots: AWS Backup snapshots the cluster daily into the stack's vault
+        // and copies each to the DR vault (each encrypted with its region's key).
+        let backup = aws_sdk_backup::Client::new(&sdk);
+        let dr_backup = aws_sdk_backup::Client::new(&dr_sdk);
+        let vault = backup
+            .describe_backup_vault()
+            .backup_vault_name(format!("vault-{s}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            vault.encryption_key_arn(),
+            Some(stack.output_str("kms_key_arn").as_str())
+        );
+        let dr_vault = dr_backup
+            .describe_backup_vault()
+            .backup_vault_name(format!("vault-dr-{s}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(dr_vault.encryption_key_arn(), Some(dr_key.as_str()));
+        let dr_vault_arn = stack.output_str("dr_backup_vault_arn");
+        assert_eq!(dr_vault.backup_vault_arn(), Some(dr_vault_arn.as_str()));
+        assert!(dr_vault_arn.contains(&format!(":backup:{DR}:")));
+        let plan_id = stack.output_str("backup_plan_id");
+        let plan = backup
+            .get_backup_plan()
+            .backup_plan_id(&plan_id)
+            .send()
+            .await
+            .unwrap();
+        let [rule] = plan.backup_plan().unwrap().rules() else {
+            panic!("one rule: {plan:?}")
+        };
+        assert_eq!(rule.target_backup_vault_name(), format!("vault-{s}"));
+        assert_eq!(rule.schedule_expression(), Some("cron(0 5 ? * * *)"));
+        assert_eq!(
+            rule.lifecycle().and_then(|l| l.delete_after_days()),
+            Some(7)
+        );
+        let [copy] = rule.copy_actions() else {
+            panic!("one copy action: {rule:?}")
+        };
+        assert_eq!(copy.destination_backup_vault_arn(), dr_vault_arn);
+        assert_eq!(
+            copy.lifecycle().and_then(|l| l.delete_after_days()),
+            Some(7)
+        );
+        let selections = backup
+            .list_backup_selections()
+            .backup_plan_id(&plan_id)
+            .send()
+            .await
+            .unwrap();
+        let [sel] = selections.backup_selections_list() else {
+            panic!("one selection: {selections:?}")
+        };
+        let sel = backup
+            .get_backup_selection()
+            .backup_plan_id(&plan_id)
+            .selection_id(sel.selection_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let sel = sel.backup_selection().unwrap();
+        assert_eq!(sel.resources(), [stack.output_str("db_cluster_arn")]);
+        assert!(sel
+            .iam_role_arn()
+            .ends_with(&format!("role/role-backup-{s}")));
     });
 
     // A second `up` changes nothing, in either region.
@@ -312,6 +386,18 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
             let ec2 = remaining_ec2(&sdk, &s).await;
             assert!(ec2.is_empty(), "left in {region} (EC2): {ec2:?}");
         }
+        let vaults = aws_sdk_backup::Client::new(&sdk_config_in(&stack.endpoint, DR).await)
+            .list_backup_vaults()
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !vaults
+                .backup_vault_list()
+                .iter()
+                .any(|v| v.backup_vault_name().is_some_and(|n| n.ends_with(&s))),
+            "DR vault left"
+        );
         let dr_s3 = s3_client(&sdk_config_in(&stack.endpoint, DR).await);
         let replica = format!("fintech-assets-dr-123456789012-{s}");
         assert!(
