@@ -119,6 +119,16 @@ impl Config {
                 )));
             }
         }
+        for (i, svc) in self.services.0.iter().enumerate() {
+            if svc.request_count_target.is_some() && i > 0 && svc.path.is_none() {
+                return Err(UsageError::new(format!(
+                    "services: `{}` has a request_count_target but no ALB target group (only \
+                     the first service and services with a `path` are behind the ALB); give it \
+                     a `path` or drop request_count_target",
+                    svc.name.0
+                )));
+            }
+        }
         let mut paths = std::collections::BTreeSet::new();
         for svc in &self.services.0 {
             if let Some(p) = &svc.path {
@@ -1447,6 +1457,11 @@ pub struct ServiceConfig {
     pub max_count: u32,
     pub cpu_target: f64,
     pub memory_target: f64,
+    /// Target of a third policy: ALB requests per task per minute (`ALBRequestCountPerTarget`
+    /// on the service's target group); only for services behind the ALB.
+    pub request_count_target: Option<u32>,
+    /// Target of a fourth policy: the Aurora cluster's average `DatabaseConnections`.
+    pub db_connections_target: Option<u32>,
     pub health_check_grace_secs: u32,
     pub capacity: CapacityConfig,
     pub permissions: Vec<Permission>,
@@ -1485,6 +1500,8 @@ struct RawServiceConfig {
     max_count: u32,
     cpu_target: f64,
     memory_target: f64,
+    request_count_target: Option<u32>,
+    db_connections_target: Option<u32>,
     health_check_grace_secs: u32,
     capacity: CapacityConfig,
     permissions: Vec<Permission>,
@@ -1505,6 +1522,8 @@ impl Default for RawServiceConfig {
             max_count: 10,
             cpu_target: 70.0,
             memory_target: 75.0,
+            request_count_target: None,
+            db_connections_target: None,
             health_check_grace_secs: 60,
             capacity: CapacityConfig::default(),
             permissions: vec![Permission::Sessions, Permission::Database],
@@ -1578,6 +1597,17 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
                 ));
             }
         }
+        for (field, v, max) in [
+            ("request_count_target", r.request_count_target, 1_000_000),
+            ("db_connections_target", r.db_connections_target, 100_000),
+        ] {
+            if v.is_some_and(|v| v == 0 || v > max) {
+                return Err(format!(
+                    "service `{n}`: {field} {} must be from 1 to {max}",
+                    v.unwrap_or_default()
+                ));
+            }
+        }
         let c = r.capacity;
         if c.fargate_base < 0
             || c.fargate_weight < 0
@@ -1628,6 +1658,8 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
             max_count: r.max_count,
             cpu_target: r.cpu_target,
             memory_target: r.memory_target,
+            request_count_target: r.request_count_target,
+            db_connections_target: r.db_connections_target,
             health_check_grace_secs: r.health_check_grace_secs,
             capacity: c,
             permissions,
@@ -1914,6 +1946,23 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
         assert!(e.contains("overlaps network.cidr 10.0.0.0/16"), "{e}");
         let e = err("[dr]\naz_count = 4\n");
         assert!(e.contains("az_count"), "{e}");
+        let e = err(
+            "[[services]]\nname = \"web\"\n[[services]]\nname = \"worker\"\nrequest_count_target = 500\n",
+        );
+        assert!(
+            e.contains("`worker` has a request_count_target but no ALB target group"),
+            "{e}"
+        );
+        let e = err("[[services]]\nname = \"web\"\ndb_connections_target = 0\n");
+        assert!(
+            e.contains("db_connections_target 0 must be from 1 to 100000"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "[[services]]\nname = \"web\"\n[[services]]\nname = \"api\"\npath = \"/api/*\"\nrequest_count_target = 500\n",
+        )
+        .unwrap();
+        assert_eq!(c.services.0[1].request_count_target, Some(500));
         let e = err("[dr]\nsnapshot_retention_days = 0\n");
         assert!(
             e.contains("snapshot_retention_days 0") && e.contains("1 to 36500"),

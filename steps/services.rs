@@ -24,8 +24,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_applicationautoscaling::types::{
-    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalingPolicy,
-    ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
+    CustomizedMetricSpecification, MetricDimension, MetricStatistic, MetricType, PolicyType,
+    PredefinedMetricSpecification, ScalableDimension, ScalingPolicy, ServiceNamespace,
+    TargetTrackingScalingPolicyConfiguration,
 };
 use aws_sdk_ecs::types::{
     AssignPublicIp, AvailabilityZoneRebalancing, AwsVpcConfiguration, Compatibility,
@@ -82,6 +83,8 @@ pub struct ServiceNames {
     pub ecs_service: String,
     pub cpu_policy: String,
     pub memory_policy: String,
+    pub requests_policy: String,
+    pub db_connections_policy: String,
 }
 
 impl ServiceNames {
@@ -94,6 +97,8 @@ impl ServiceNames {
             ecs_service: format!("svc-{svc}-{s}"),
             cpu_policy: format!("scale-cpu-{svc}-{s}"),
             memory_policy: format!("scale-memory-{svc}-{s}"),
+            requests_policy: format!("scale-requests-{svc}-{s}"),
+            db_connections_policy: format!("scale-dbconn-{svc}-{s}"),
         }
     }
 
@@ -420,28 +425,64 @@ impl ServiceSpec {
     }
 }
 
+/// What a target-tracking policy follows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metric {
+    /// One of Application Auto Scaling's predefined ECS metrics; `ALBRequestCountPerTarget`
+    /// needs the label `app/<lb>/<id>/targetgroup/<tg>/<id>`.
+    Predefined(MetricType, Option<String>),
+    /// The Aurora cluster's `DatabaseConnections` (average), by cluster identifier.
+    DbConnections(String),
+}
+
+impl Metric {
+    fn describe(&self) -> &str {
+        match self {
+            Metric::Predefined(m, _) => m.as_str(),
+            Metric::DbConnections(_) => "AWS/RDS DatabaseConnections",
+        }
+    }
+}
+
 /// One target-tracking policy of a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicySpec {
     pub name: String,
-    pub metric: MetricType,
+    pub metric: Metric,
     pub target: f64,
 }
 
 impl PolicySpec {
     pub fn configuration(&self) -> Result<TargetTrackingScalingPolicyConfiguration> {
-        TargetTrackingScalingPolicyConfiguration::builder()
+        let b = TargetTrackingScalingPolicyConfiguration::builder()
             .target_value(self.target)
-            .predefined_metric_specification(
-                PredefinedMetricSpecification::builder()
-                    .predefined_metric_type(self.metric.clone())
-                    .build()
-                    .context("building the predefined metric")?,
-            )
             .scale_in_cooldown(SCALE_IN_COOLDOWN)
             .scale_out_cooldown(SCALE_OUT_COOLDOWN)
-            .disable_scale_in(false)
-            .build()
+            .disable_scale_in(false);
+        let b = match &self.metric {
+            Metric::Predefined(m, label) => b.predefined_metric_specification(
+                PredefinedMetricSpecification::builder()
+                    .predefined_metric_type(m.clone())
+                    .set_resource_label(label.clone())
+                    .build()
+                    .context("building the predefined metric")?,
+            ),
+            Metric::DbConnections(cluster) => b.customized_metric_specification(
+                CustomizedMetricSpecification::builder()
+                    .namespace("AWS/RDS")
+                    .metric_name("DatabaseConnections")
+                    .dimensions(
+                        MetricDimension::builder()
+                            .name("DBClusterIdentifier")
+                            .value(cluster)
+                            .build()
+                            .context("building the metric dimension")?,
+                    )
+                    .statistic(MetricStatistic::Average)
+                    .build(),
+            ),
+        };
+        b.build()
             .context("building the target tracking configuration")
     }
 
@@ -450,31 +491,73 @@ impl PolicySpec {
         let Some(c) = p.target_tracking_scaling_policy_configuration() else {
             return false;
         };
+        let metric = match &self.metric {
+            Metric::Predefined(m, label) => c.predefined_metric_specification().is_some_and(|s| {
+                s.predefined_metric_type() == m && s.resource_label() == label.as_deref()
+            }),
+            Metric::DbConnections(cluster) => {
+                c.customized_metric_specification().is_some_and(|s| {
+                    s.namespace() == Some("AWS/RDS")
+                        && s.metric_name() == Some("DatabaseConnections")
+                        && s.statistic() == Some(&MetricStatistic::Average)
+                        && s.dimensions().len() == 1
+                        && s.dimensions()[0].name() == "DBClusterIdentifier"
+                        && s.dimensions()[0].value() == cluster
+                })
+            }
+        };
         p.policy_type() == &PolicyType::TargetTrackingScaling
             && (c.target_value() - self.target).abs() < 1e-9
-            && c.predefined_metric_specification()
-                .map(|m| m.predefined_metric_type())
-                == Some(&self.metric)
+            && metric
             && c.scale_in_cooldown() == Some(SCALE_IN_COOLDOWN)
             && c.scale_out_cooldown() == Some(SCALE_OUT_COOLDOWN)
             && c.disable_scale_in() != Some(true)
     }
 }
 
-/// The two policies of a service: CPU and memory.
-pub fn policy_specs(names: &ServiceNames, svc: &ServiceConfig) -> [PolicySpec; 2] {
-    [
+/// The `ALBRequestCountPerTarget` label of a target group behind a load balancer:
+/// `app/<lb>/<id>/targetgroup/<tg>/<id>`, from the two ARNs.
+pub fn request_count_label(lb_arn: &str, tg_arn: &str) -> Option<String> {
+    let lb = lb_arn.split_once(":loadbalancer/")?.1;
+    let tg = tg_arn.split_once(":targetgroup/")?.1;
+    Some(format!("{lb}/targetgroup/{tg}"))
+}
+
+/// A service's policies: CPU and memory, and, when configured, ALB requests per target
+/// (`label`: see [`request_count_label`]) and the database's connections (`db_cluster`).
+pub fn policy_specs(
+    names: &ServiceNames,
+    svc: &ServiceConfig,
+    label: Option<String>,
+    db_cluster: Option<String>,
+) -> Vec<PolicySpec> {
+    let mut v = vec![
         PolicySpec {
             name: names.cpu_policy.clone(),
-            metric: MetricType::EcsServiceAverageCpuUtilization,
+            metric: Metric::Predefined(MetricType::EcsServiceAverageCpuUtilization, None),
             target: svc.cpu_target,
         },
         PolicySpec {
             name: names.memory_policy.clone(),
-            metric: MetricType::EcsServiceAverageMemoryUtilization,
+            metric: Metric::Predefined(MetricType::EcsServiceAverageMemoryUtilization, None),
             target: svc.memory_target,
         },
-    ]
+    ];
+    if let (Some(target), Some(label)) = (svc.request_count_target, label) {
+        v.push(PolicySpec {
+            name: names.requests_policy.clone(),
+            metric: Metric::Predefined(MetricType::AlbRequestCountPerTarget, Some(label)),
+            target: f64::from(target),
+        });
+    }
+    if let (Some(target), Some(cluster)) = (svc.db_connections_target, db_cluster) {
+        v.push(PolicySpec {
+            name: names.db_connections_policy.clone(),
+            metric: Metric::DbConnections(cluster),
+            target: f64::from(target),
+        });
+    }
+    v
 }
 
 /// An output value as text (endpoints are strings, ports may be numbers).
@@ -1029,6 +1112,7 @@ impl Services {
         ctx: &StepCtx,
         names: &ServiceNames,
         svc: &ServiceConfig,
+        specs: &[PolicySpec],
         cluster: &str,
         service_pending: bool,
     ) -> Result<()> {
@@ -1103,7 +1187,6 @@ impl Services {
             }
         }
 
-        let specs = policy_specs(names, svc);
         let described: Vec<ScalingPolicy> = if service_pending {
             Vec::new()
         } else {
@@ -1121,7 +1204,7 @@ impl Services {
                 .scaling_policies()
                 .to_vec()
         };
-        for spec in &specs {
+        for spec in specs {
             let put = || async {
                 let out = aas
                     .put_scaling_policy()
@@ -1157,7 +1240,7 @@ impl Services {
                     ctx.change(
                         SCALING_POLICY,
                         &spec.name,
-                        &format!("target {} on {}", spec.target, spec.metric.as_str()),
+                        &format!("target {} on {}", spec.target, spec.metric.describe()),
                         || async {
                             put().await?;
                             Ok(())
@@ -1166,6 +1249,31 @@ impl Services {
                     .await?;
                 }
             }
+        }
+        // A policy the config no longer asks for (e.g. request_count_target removed).
+        for rec in ctx.records(Some(SCALING_POLICY)) {
+            let this_service = rec.attrs.get("service") == Some(&names.service);
+            if !this_service || specs.iter().any(|s| s.name == rec.id) {
+                continue;
+            }
+            ctx.change(
+                SCALING_POLICY,
+                &rec.id,
+                "remove: no longer configured",
+                || async {
+                    aas.delete_scaling_policy()
+                        .policy_name(&rec.id)
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .resource_id(&resource_id)
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .send()
+                        .await
+                        .aws("application-autoscaling:DeleteScalingPolicy", &rec.id)
+                        .not_found_ok()?;
+                    ctx.deleted(SCALING_POLICY, &rec.id)
+                },
+            )
+            .await?;
         }
         Ok(())
     }
@@ -1222,10 +1330,25 @@ impl Services {
         let service = self
             .ensure_service(ctx, &names, &service_spec, service_pending)
             .await?;
+        // Requests per target on the service's target group, and the database's connections,
+        // when the config asks for them.
+        let label = match (
+            ctx.output(crate::steps::alb::OUT_ARN),
+            inputs.target_groups.get(&svc.name.0),
+        ) {
+            (Some(serde_json::Value::String(lb)), Some(tg)) => request_count_label(&lb, tg),
+            _ => None,
+        };
+        let db_cluster = ctx
+            .output(crate::steps::database::OUT_CLUSTER_ID)
+            .as_ref()
+            .and_then(output_text);
+        let specs = policy_specs(&names, svc, label, db_cluster);
         self.ensure_scaling(
             ctx,
             &names,
             svc,
+            &specs,
             &inputs.cluster,
             service_pending || service.is_pending(),
         )
@@ -1755,28 +1878,63 @@ mod tests {
 
     #[test]
     fn policies_compare_target_and_metric() {
+        let described = |p: &PolicySpec| {
+            ScalingPolicy::builder()
+                .policy_arn("arn:p")
+                .policy_name(&p.name)
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id("service/c/s")
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .policy_type(PolicyType::TargetTrackingScaling)
+                .target_tracking_scaling_policy_configuration(p.configuration().unwrap())
+                .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                .build()
+                .unwrap()
+        };
         let p = PolicySpec {
             name: "scale-cpu-web-demo".into(),
-            metric: MetricType::EcsServiceAverageCpuUtilization,
+            metric: Metric::Predefined(MetricType::EcsServiceAverageCpuUtilization, None),
             target: 70.0,
         };
-        let described = ScalingPolicy::builder()
-            .policy_arn("arn:p")
-            .policy_name(&p.name)
-            .service_namespace(ServiceNamespace::Ecs)
-            .resource_id("service/c/s")
-            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-            .policy_type(PolicyType::TargetTrackingScaling)
-            .target_tracking_scaling_policy_configuration(p.configuration().unwrap())
-            .creation_time(aws_smithy_types::DateTime::from_secs(0))
-            .build()
-            .unwrap();
-        assert!(p.matches(&described));
+        assert!(p.matches(&described(&p)));
         let other = PolicySpec {
             target: 60.0,
             ..p.clone()
         };
-        assert!(!other.matches(&described));
+        assert!(!other.matches(&described(&p)));
+
+        let label = request_count_label(
+            "arn:aws:elasticloadbalancing:us-east-2:1:loadbalancer/app/alb-demo/50dc6c495c0c9188",
+            "arn:aws:elasticloadbalancing:us-east-2:1:targetgroup/tg-blue-demo/73e2d6bc24d8a067",
+        )
+        .unwrap();
+        assert_eq!(
+            label,
+            "app/alb-demo/50dc6c495c0c9188/targetgroup/tg-blue-demo/73e2d6bc24d8a067"
+        );
+        let requests = PolicySpec {
+            name: "scale-requests-web-demo".into(),
+            metric: Metric::Predefined(MetricType::AlbRequestCountPerTarget, Some(label)),
+            target: 1000.0,
+        };
+        assert!(requests.matches(&described(&requests)));
+        let relabelled = PolicySpec {
+            metric: Metric::Predefined(MetricType::AlbRequestCountPerTarget, Some("x".into())),
+            ..requests.clone()
+        };
+        assert!(!relabelled.matches(&described(&requests)));
+        let db = PolicySpec {
+            name: "scale-dbconn-web-demo".into(),
+            metric: Metric::DbConnections("aurora-demo".into()),
+            target: 400.0,
+        };
+        assert!(db.matches(&described(&db)));
+        assert!(!PolicySpec {
+            metric: Metric::DbConnections("aurora-other".into()),
+            ..db.clone()
+        }
+        .matches(&described(&db)));
+        assert!(!db.matches(&described(&p)));
     }
 
     #[test]

@@ -367,6 +367,57 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         assert!(sel
             .iam_role_arn()
             .ends_with(&format!("role/role-backup-{s}")));
+
+        // The web service also scales on ALB requests per task (its blue target group) and
+        // on the Aurora cluster's connections.
+        let aas = aws_sdk_applicationautoscaling::Client::new(&sdk);
+        let resource_id = format!(
+            "service/{}/svc-web-{s}",
+            stack.output_str("ecs_cluster_name")
+        );
+        let policies = aas
+            .describe_scaling_policies()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+            .resource_id(&resource_id)
+            .send()
+            .await
+            .unwrap();
+        let config = |name: &str| {
+            policies
+                .scaling_policies()
+                .iter()
+                .find(|p| p.policy_name() == format!("{name}-web-{s}"))
+                .unwrap_or_else(|| panic!("policy {name}: {policies:?}"))
+                .target_tracking_scaling_policy_configuration()
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(policies.scaling_policies().len(), 4);
+        let requests = config("scale-requests");
+        assert_eq!(requests.target_value(), 1000.0);
+        let m = requests.predefined_metric_specification().unwrap();
+        assert_eq!(
+            m.predefined_metric_type().as_str(),
+            "ALBRequestCountPerTarget"
+        );
+        let alb = stack.output_str("alb_arn");
+        let blue = stack.output("alb_target_groups")["blue"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let label = m.resource_label().unwrap();
+        let (lb_part, tg_part) = label.split_once("/targetgroup/").unwrap();
+        assert!(
+            alb.ends_with(&format!("loadbalancer/{lb_part}"))
+                && blue.ends_with(&format!("targetgroup/{tg_part}")),
+            "{label} names {alb} and {blue}"
+        );
+        let conns = config("scale-dbconn");
+        assert_eq!(conns.target_value(), 400.0);
+        let c = conns.customized_metric_specification().unwrap();
+        assert_eq!(c.metric_name(), Some("DatabaseConnections"));
+        assert_eq!(c.namespace(), Some("AWS/RDS"));
+        assert_eq!(c.dimensions()[0].value(), stack.output_str("db_cluster_id"));
     });
 
     // A second `up` changes nothing, in either region.
