@@ -354,6 +354,33 @@ pub struct NetworkConfig {
     pub availability_zones: Option<Vec<String>>,
     /// `single` (one NAT gateway, cheaper) or `per-az` (one per zone, survives a zone loss).
     pub nat_gateways: NatMode,
+    /// AWS services reached through interface endpoints in the private subnets instead of
+    /// the NAT gateway (S3 and DynamoDB always have gateway endpoints).
+    pub interface_endpoints: Vec<InterfaceService>,
+}
+
+/// Services that can get interface VPC endpoints.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterfaceService {
+    /// ECR: `ecr.api` (registry API) and `ecr.dkr` (image pulls; layers come through the
+    /// S3 gateway endpoint).
+    Ecr,
+    /// CloudWatch Logs (the awslogs driver, Lambda logs).
+    Logs,
+    /// Secrets Manager (the database secret injected into tasks).
+    Secretsmanager,
+}
+
+impl InterfaceService {
+    /// The endpoint service names (`com.amazonaws.<region>.<name>`) it needs.
+    pub fn endpoint_names(self) -> &'static [&'static str] {
+        match self {
+            InterfaceService::Ecr => &["ecr.api", "ecr.dkr"],
+            InterfaceService::Logs => &["logs"],
+            InterfaceService::Secretsmanager => &["secretsmanager"],
+        }
+    }
 }
 
 impl Default for NetworkConfig {
@@ -363,6 +390,7 @@ impl Default for NetworkConfig {
             az_count: AzCount(3),
             availability_zones: None,
             nat_gateways: NatMode::Single,
+            interface_endpoints: Vec::new(),
         }
     }
 }

@@ -117,10 +117,22 @@ pub enum Role {
     App,
     Db,
     Lambda,
+    /// Interface VPC endpoints (only with `network.interface_endpoints`).
+    Endpoint,
 }
 
 impl Role {
+    /// The groups every stack has.
     pub const ALL: [Role; 4] = [Role::Alb, Role::App, Role::Db, Role::Lambda];
+
+    /// The groups of the stack `cfg` describes.
+    pub fn of(cfg: &crate::config::Config) -> Vec<Role> {
+        let mut v = Role::ALL.to_vec();
+        if !cfg.network.interface_endpoints.is_empty() {
+            v.push(Role::Endpoint);
+        }
+        v
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -128,6 +140,7 @@ impl Role {
             Role::App => "app",
             Role::Db => "db",
             Role::Lambda => "lambda",
+            Role::Endpoint => "endpoints",
         }
     }
 
@@ -208,6 +221,21 @@ pub fn rule_specs(app_ports: &[i32]) -> Vec<RuleSpec> {
         r(Db, true, DB_PORT, Vpc, "replication inside the VPC only"),
         r(Lambda, true, 443, Cidr("0.0.0.0/0"), "HTTPS to AWS APIs"),
         r(Lambda, true, DB_PORT, Group(Db), "to the database"),
+        // Interface endpoints only answer: no egress rule at all.
+        r(
+            Endpoint,
+            false,
+            443,
+            Group(App),
+            "AWS APIs from the app tasks",
+        ),
+        r(
+            Endpoint,
+            false,
+            443,
+            Group(Lambda),
+            "AWS APIs from the Lambda functions",
+        ),
     ];
     for &port in app_ports {
         rules.push(r(Alb, true, port, Group(App), "to the app tasks"));
@@ -1025,7 +1053,7 @@ impl Network {
     ) -> Result<BTreeMap<Role, Found>> {
         let ec2 = ctx.aws().ec2();
         let mut groups = BTreeMap::new();
-        for role in Role::ALL {
+        for role in Role::of(ctx.cfg()) {
             let name = ctx.names().with_purpose("secgroup", role.as_str());
             let sg = ctx
                 .ensure(
@@ -1106,7 +1134,7 @@ impl Network {
     ) -> Result<()> {
         let ec2 = ctx.aws().ec2();
         let all_rules = rule_specs(&app_ports(ctx.cfg()));
-        for role in Role::ALL {
+        for role in Role::of(ctx.cfg()) {
             let sg = &groups[&role];
             let existing: Vec<SecurityGroupRule> = if sg.is_pending() {
                 Vec::new()
@@ -1246,6 +1274,84 @@ impl Network {
         Ok(())
     }
 
+    /// The live endpoint of `service_name` in `vpc`, if any.
+    async fn find_endpoint(
+        ctx: &StepCtx,
+        vpc: &Found,
+        service_name: &str,
+    ) -> Result<Option<aws_sdk_ec2::types::VpcEndpoint>> {
+        if vpc.is_pending() {
+            return Ok(None);
+        }
+        let out = ctx
+            .aws()
+            .ec2()
+            .describe_vpc_endpoints()
+            .filters(filter("vpc-id", &vpc.id))
+            .filters(filter("service-name", service_name))
+            .send()
+            .await
+            .aws("ec2:DescribeVpcEndpoints", service_name)?;
+        Ok(out
+            .vpc_endpoints()
+            .iter()
+            .find(|e| {
+                e.vpc_id() == Some(vpc.id.as_str())
+                    && e.service_name() == Some(service_name)
+                    && !matches!(
+                        e.state().map(|s| s.as_str()),
+                        Some("deleted" | "deleting" | "Deleted" | "Deleting")
+                    )
+            })
+            .cloned())
+    }
+
+    /// An interface endpoint of `service` (e.g. `ecr.api`) in the private subnets, behind the
+    /// endpoints' security group, with private DNS so that the SDKs' default hostnames
+    /// resolve to it.
+    async fn ensure_interface_endpoint(
+        &self,
+        ctx: &StepCtx,
+        vpc: &Found,
+        service: &str,
+        subnets: &[&Found],
+        sg: &Found,
+    ) -> Result<Found> {
+        let ec2 = ctx.aws().ec2();
+        let name = ctx.names().with_purpose("vpce", service);
+        let service_name = format!("com.amazonaws.{}.{service}", ctx.region());
+        ctx.ensure(
+            ENDPOINT,
+            &name,
+            || async {
+                let live = Self::find_endpoint(ctx, vpc, &service_name).await?;
+                Ok(live.map(|e| {
+                    Found::new(e.vpc_endpoint_id().unwrap_or_default()).attr("type", "interface")
+                }))
+            },
+            || async {
+                let out = ec2
+                    .create_vpc_endpoint()
+                    .vpc_id(&vpc.id)
+                    .service_name(&service_name)
+                    .vpc_endpoint_type(VpcEndpointType::Interface)
+                    .set_subnet_ids(Some(subnets.iter().map(|s| s.id.clone()).collect()))
+                    .security_group_ids(&sg.id)
+                    .private_dns_enabled(true)
+                    .tag_specifications(Self::tag_spec(ctx, ResourceType::VpcEndpoint, &name))
+                    .send()
+                    .await
+                    .aws("ec2:CreateVpcEndpoint", &name)?;
+                let id = out
+                    .vpc_endpoint()
+                    .and_then(|e| e.vpc_endpoint_id())
+                    .context("CreateVpcEndpoint returned no ID")?;
+                Ok(Found::new(id).attr("type", "interface"))
+            },
+        )
+        .await
+    }
+
     async fn ensure_endpoint(
         &self,
         ctx: &StepCtx,
@@ -1263,24 +1369,7 @@ impl Network {
                 ENDPOINT,
                 &name,
                 || async {
-                    if vpc.is_pending() {
-                        return Ok(None);
-                    }
-                    let out = ec2
-                        .describe_vpc_endpoints()
-                        .filters(filter("vpc-id", &vpc.id))
-                        .filters(filter("service-name", &service_name))
-                        .send()
-                        .await
-                        .aws("ec2:DescribeVpcEndpoints", &name)?;
-                    let live = out.vpc_endpoints().iter().find(|e| {
-                        e.vpc_id() == Some(vpc.id.as_str())
-                            && e.service_name() == Some(service_name.as_str())
-                            && !matches!(
-                                e.state().map(|s| s.as_str()),
-                                Some("deleted" | "deleting" | "Deleted" | "Deleting")
-                            )
-                    });
+                    let live = Self::find_endpoint(ctx, vpc, &service_name).await?;
                     Ok(live.map(|e| {
                         *attached.lock().expect("not poisoned") = e.route_table_ids().to_vec();
                         Found::new(e.vpc_endpoint_id().unwrap_or_default())
@@ -1419,6 +1508,15 @@ impl Step for Network {
         self.ensure_endpoint(ctx, &vpc, "s3", &endpoint_rts).await?;
         self.ensure_endpoint(ctx, &vpc, "dynamodb", &endpoint_rts)
             .await?;
+        if let Some(sg) = groups.get(&Role::Endpoint) {
+            let private = tier_subnets(Tier::Private);
+            for svc in &net.interface_endpoints {
+                for service in svc.endpoint_names() {
+                    self.ensure_interface_endpoint(ctx, &vpc, service, &private, sg)
+                        .await?;
+                }
+            }
+        }
 
         if vpc.is_pending() {
             return Ok(());
@@ -1589,7 +1687,7 @@ impl Step for Network {
         ] {
             ctx.remove_output(key)?;
         }
-        for role in Role::ALL {
+        for role in Role::ALL.iter().chain(&[Role::Endpoint]) {
             ctx.remove_output(&role.output_key())?;
         }
         Ok(())
@@ -1756,6 +1854,15 @@ mod tests {
                 "{role:?} has no explicit egress"
             );
         }
+    }
+
+    #[test]
+    fn endpoints_answer_the_app_and_lambda_on_https_only() {
+        let specs = rule_specs(&[80]);
+        let rules: Vec<_> = specs.iter().filter(|r| r.group == Role::Endpoint).collect();
+        assert!(rules.iter().all(|r| !r.egress && r.port == 443));
+        assert!(rules.iter().any(|r| r.peer == Peer::Group(Role::App)));
+        assert!(rules.iter().any(|r| r.peer == Peer::Group(Role::Lambda)));
     }
 
     #[test]

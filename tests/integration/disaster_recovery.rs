@@ -1,5 +1,5 @@
 //! The `multiregion` preset (seed 004) against the emulator: the stack in us-east-2 with WAF
-//! on by default, and in us-west-2 a VPC peered with the stack's (routes both ways), a KMS
+//! on by default, ECR interface endpoints, scaling on requests and database connections, and in us-west-2 a VPC peered with the stack's (routes both ways), a KMS
 //! key, a replica bucket the assets bucket replicates to, and the backup vault AWS Backup
 //! copies the daily Aurora snapshots into; a second `up` changes nothing;
 //! `down` leaves nothing in either region. Also: a DR region equal to the stack's is refused
@@ -418,6 +418,77 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         assert_eq!(c.metric_name(), Some("DatabaseConnections"));
         assert_eq!(c.namespace(), Some("AWS/RDS"));
         assert_eq!(c.dimensions()[0].value(), stack.output_str("db_cluster_id"));
+
+        // ECR through interface endpoints in the private subnets (private DNS on), behind
+        // their own group that only the app tasks and Lambda functions reach, on 443.
+        let endpoints = ec2
+            .describe_vpc_endpoints()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(stack.output_str("vpc_id"))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let sg_endpoints = stack.output_str("sg_endpoints_id");
+        let mut private = strings(&stack.output("private_subnet_ids"));
+        private.sort();
+        for service in ["ecr.api", "ecr.dkr"] {
+            let name = format!("com.amazonaws.{PRIMARY}.{service}");
+            let ep = endpoints
+                .vpc_endpoints()
+                .iter()
+                .find(|e| e.service_name() == Some(name.as_str()))
+                .unwrap_or_else(|| panic!("no {service} endpoint"));
+            assert_eq!(
+                ep.vpc_endpoint_type().map(|t| t.as_str()),
+                Some("Interface")
+            );
+            assert_eq!(ep.private_dns_enabled(), Some(true));
+            let mut subnets = ep.subnet_ids().to_vec();
+            subnets.sort();
+            assert_eq!(subnets, private, "{service}");
+            let groups: Vec<&str> = ep.groups().iter().filter_map(|g| g.group_id()).collect();
+            assert_eq!(groups, [sg_endpoints.as_str()]);
+            assert_standard_ec2_tags(ep.tags(), &s, service);
+        }
+        let rules = ec2
+            .describe_security_group_rules()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-id")
+                    .values(&sg_endpoints)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut peers: Vec<(bool, i32, String)> = rules
+            .security_group_rules()
+            .iter()
+            .map(|r| {
+                (
+                    r.is_egress().unwrap_or_default(),
+                    r.from_port().unwrap_or_default(),
+                    r.referenced_group_info()
+                        .and_then(|g| g.group_id())
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        peers.sort();
+        let mut want = vec![
+            (false, 443, stack.output_str("sg_app_id")),
+            (false, 443, stack.output_str("sg_lambda_id")),
+        ];
+        want.sort();
+        assert_eq!(
+            peers, want,
+            "ingress 443 from the app and Lambda only, no egress"
+        );
     });
 
     // A second `up` changes nothing, in either region.
