@@ -397,13 +397,18 @@ fn cf_tags(pairs: Vec<(String, String)>) -> Result<Tags> {
     Ok(Tags::builder().set_items(Some(items)).build())
 }
 
+/// A distribution's configuration and the ETag an update must quote.
+type ConfigAndEtag = (aws_sdk_cloudfront::types::DistributionConfig, String);
+
 impl Cdn {
     /// The stack's distribution: the recorded one, else the one with this stack's comment and
-    /// stack tag. Returns it with its config and ETag.
+    /// stack tag. Returns its ID, ARN and domain name, and for the recorded one also its
+    /// configuration and ETag (GetDistribution carries both, which saves the drift check a
+    /// GetDistributionConfig).
     async fn find_distribution(
         ctx: &StepCtx,
         comment: &str,
-    ) -> Result<Option<(String, String, String)>> {
+    ) -> Result<Option<(String, String, String, Option<ConfigAndEtag>)>> {
         let cf = ctx.aws().cloudfront();
         for rec in ctx.records(Some(DISTRIBUTION)) {
             let out = cf
@@ -413,8 +418,12 @@ impl Cdn {
                 .await
                 .aws("cloudfront:GetDistribution", &rec.id)
                 .not_found_ok()?;
-            if let Some(d) = out.and_then(|o| o.distribution) {
-                return Ok(Some((d.id, d.arn, d.domain_name)));
+            if let Some(o) = out {
+                let etag = o.e_tag;
+                if let Some(d) = o.distribution {
+                    let config = d.distribution_config.zip(etag);
+                    return Ok(Some((d.id, d.arn, d.domain_name, config)));
+                }
             }
         }
         let mut marker: Option<String> = None;
@@ -449,6 +458,7 @@ impl Cdn {
                         d.id().to_string(),
                         d.arn().to_string(),
                         d.domain_name().to_string(),
+                        None,
                     )));
                 }
             }
@@ -814,12 +824,13 @@ impl Step for Cdn {
 
         let existing = Self::find_distribution(ctx, &comment).await?;
         let existed = existing.is_some();
+        let read_config = existing.as_ref().and_then(|e| e.3.clone());
         let dist = ctx
             .ensure(
                 DISTRIBUTION,
                 &comment,
                 || async {
-                    Ok(existing.map(|(id, arn, domain)| {
+                    Ok(existing.map(|(id, arn, domain, _)| {
                         Found::new(id).arn(arn).attr("domain_name", domain)
                     }))
                 },
@@ -880,18 +891,23 @@ impl Step for Cdn {
             }
             // Configuration drift.
             if inputs_known {
-                let out = cf
-                    .get_distribution_config()
-                    .id(&dist.id)
-                    .send()
-                    .await
-                    .aws("cloudfront:GetDistributionConfig", &dist.id)?;
-                let current = out
-                    .distribution_config
-                    .context("GetDistributionConfig returned no config")?;
+                let (current, etag) = match read_config {
+                    Some((config, etag)) => (config, Some(etag)),
+                    None => {
+                        let out = cf
+                            .get_distribution_config()
+                            .id(&dist.id)
+                            .send()
+                            .await
+                            .aws("cloudfront:GetDistributionConfig", &dist.id)?;
+                        let config = out
+                            .distribution_config
+                            .context("GetDistributionConfig returned no config")?;
+                        (config, out.e_tag)
+                    }
+                };
                 let desired = merged(&current, want.config()?);
                 if drifted(&current, &desired) {
-                    let etag = out.e_tag;
                     ctx.change(
                         DISTRIBUTION,
                         &comment,

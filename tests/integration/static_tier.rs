@@ -540,20 +540,41 @@ fn static_tier_with_origin_access_control() {
     assert_eq!(row["presence"], "exists");
     assert!(row["status"].as_str().unwrap().contains("enabled"), "{row}");
 
-    // A second up changes nothing.
+    // A second up changes nothing. It reads the recorded distribution's configuration with
+    // GetDistribution (which carries it), not again with GetDistributionConfig.
+    let calls = |op: &str| {
+        request_log(&stack.endpoint)
+            .iter()
+            .filter(|r| r.is_from_stack(&stack.suffix) && r.operation == op)
+            .count()
+    };
+    let config_reads = calls("GetDistributionConfig");
     let again = up_ok(&stack, &["--config", cfg]);
+    if is_faithful(&stack.endpoint) {
+        assert_eq!(calls("GetDistributionConfig"), config_reads);
+        assert!(calls("GetDistribution") > 0, "the log names CloudFront operations");
+    }
     assert_eq!(
         again["aws_calls"]["mutating"], 0,
         "second up mutated: {}",
         again["aws_calls"]["mutating_ops"]
     );
+    // Drift: another price class in the config is applied to the existing distribution.
+    let cfg_all =
+        stack.config("[storage]\nobject_lock_days = 7\n[cdn]\nprice_class = \"PriceClass_All\"\n");
+    let changed = up_ok(&stack, &["--config", cfg_all.to_str().unwrap()]);
+    let ops = changed["aws_calls"]["mutating_ops"].to_string();
+    assert!(ops.contains("UpdateDistribution"), "{ops}");
+    block_on(check_distribution(&stack, None, "PriceClass_All"));
 
     block_on(upload_objects(&stack));
     let buckets = [
         stack.output_str("assets_bucket"),
         stack.output_str("txlog_bucket"),
     ];
-    stack.down(&["--config", cfg]).assert_ok();
+    stack
+        .down(&["--config", cfg_all.to_str().unwrap()])
+        .assert_ok();
     block_on(check_gone(&stack, &buckets, &dist_id));
 }
 
