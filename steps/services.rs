@@ -1260,22 +1260,28 @@ impl Services {
                 SCALING_POLICY,
                 &rec.id,
                 "remove: no longer configured",
-                || async {
-                    aas.delete_scaling_policy()
-                        .policy_name(&rec.id)
-                        .service_namespace(ServiceNamespace::Ecs)
-                        .resource_id(&resource_id)
-                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                        .send()
-                        .await
-                        .aws("application-autoscaling:DeleteScalingPolicy", &rec.id)
-                        .not_found_ok()?;
-                    ctx.deleted(SCALING_POLICY, &rec.id)
-                },
+                || Self::delete_policy(ctx, &rec),
             )
             .await?;
         }
         Ok(())
+    }
+
+    /// Deletes a recorded scaling policy ("not found" counts as deleted).
+    async fn delete_policy(ctx: &StepCtx, rec: &ResourceRecord) -> Result<()> {
+        let resource_id = rec.attrs.get("resource_id").cloned().unwrap_or_default();
+        ctx.aws()
+            .autoscaling()
+            .delete_scaling_policy()
+            .policy_name(&rec.id)
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(&resource_id)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .send()
+            .await
+            .aws("application-autoscaling:DeleteScalingPolicy", &rec.id)
+            .not_found_ok()?;
+        ctx.deleted(SCALING_POLICY, &rec.id)
     }
 
     async fn up_one(&self, ctx: &StepCtx, inputs: &Inputs, svc: &ServiceConfig) -> Result<Built> {
@@ -1584,17 +1590,7 @@ impl Step for Services {
         // Scaling first: a policy must not scale a service back up while it is deleted.
         for rec in ctx.records(Some(SCALING_POLICY)) {
             ctx.check_cancelled()?;
-            let resource_id = rec.attrs.get("resource_id").cloned().unwrap_or_default();
-            aas.delete_scaling_policy()
-                .policy_name(&rec.id)
-                .service_namespace(ServiceNamespace::Ecs)
-                .resource_id(&resource_id)
-                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                .send()
-                .await
-                .aws("application-autoscaling:DeleteScalingPolicy", &rec.id)
-                .not_found_ok()?;
-            ctx.deleted(SCALING_POLICY, &rec.id)?;
+            Self::delete_policy(ctx, &rec).await?;
         }
         for rec in ctx.records(Some(SCALABLE_TARGET)) {
             ctx.check_cancelled()?;

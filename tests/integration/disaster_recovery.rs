@@ -497,6 +497,23 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     let sum = again.summary();
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
 
+    // Dropping the request and connection targets removes those two policies, nothing else.
+    let plain = stack.config("preset = \"multiregion\"\n[[services]]\nname = \"web\"\n");
+    let fewer = stack.up(&["--config", plain.to_str().unwrap()]);
+    fewer.assert_ok();
+    let ops: Vec<String> = fewer.summary()["aws_calls"]["mutating_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        ops,
+        ["DeleteScalingPolicy", "DeleteScalingPolicy"]
+            .map(|op| format!("Application Auto Scaling:{op}")),
+        "{ops:?}"
+    );
+
     // `down` needs neither the preset nor the region: the state knows both.
     stack.down(&[]).assert_ok();
     assert!(!stack.state_path().exists(), "state file removed");

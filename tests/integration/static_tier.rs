@@ -552,7 +552,10 @@ fn static_tier_with_origin_access_control() {
     let again = up_ok(&stack, &["--config", cfg]);
     if is_faithful(&stack.endpoint) {
         assert_eq!(calls("GetDistributionConfig"), config_reads);
-        assert!(calls("GetDistribution") > 0, "the log names CloudFront operations");
+        assert!(
+            calls("GetDistribution") > 0,
+            "the log names CloudFront operations"
+        );
     }
     assert_eq!(
         again["aws_calls"]["mutating"], 0,
