@@ -358,7 +358,9 @@ fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, re
 /// The outputs a platform engineer reaches for first, in this order, with their labels; the
 /// rest of the state's outputs follow.
 const HEADLINE_OUTPUTS: &[(&str, &str)] = {
-    use crate::steps::{alarms, alb, cdn, certificate, database, queue, sessions};
+    use crate::steps::{
+        alarms, alb, cdn, certificate, database, dr_backup, dr_network, dr_storage, queue, sessions,
+    };
     &[
         (alb::OUT_DNS_NAME, "load balancer"),
         (cdn::OUT_DOMAIN_NAME, "CloudFront domain"),
@@ -370,6 +372,9 @@ const HEADLINE_OUTPUTS: &[(&str, &str)] = {
         (alarms::OUT_TOPIC_ARN, "alert topic"),
         (alarms::OUT_DASHBOARD_URL, "dashboard"),
         (certificate::OUT_RECORDS, "certificate DNS records"),
+        (dr_network::OUT_DR_REGION, "DR region"),
+        (dr_storage::OUT_DR_BUCKET, "DR assets replica"),
+        (dr_backup::OUT_DR_VAULT_ARN, "DR backup vault"),
     ]
 };
 

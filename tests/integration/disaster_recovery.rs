@@ -100,6 +100,13 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     up.assert_ok();
     let state = stack.state();
     assert_eq!(state["region"], PRIMARY, "the preset's region");
+    // `outputs` names the DR side in its headline.
+    let out = stack.run(&["outputs", "--env-suffix", &s]);
+    out.assert_ok();
+    for label in ["DR region", "DR assets replica", "DR backup vault"] {
+        assert!(out.stdout.contains(label), "{label}: {}", out.stdout);
+    }
+    assert!(out.stdout.contains(DR), "{}", out.stdout);
 
     block_on(async {
         let sdk = sdk_config_in(&stack.endpoint, PRIMARY).await;
