@@ -372,6 +372,11 @@ impl StepCtx {
         recs
     }
 
+    /// Whether this step has recorded anything, in any region.
+    pub fn has_records(&self) -> bool {
+        !self.sh.state.resources(Some(self.step), None).is_empty()
+    }
+
     /// The regions this step has recorded resources in, the context's own first.
     pub fn record_regions(&self) -> Vec<String> {
         let mut regions = vec![self.region().to_string()];

@@ -28,7 +28,7 @@ use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::iam::{Iam, RoleSpec};
+use crate::steps::iam::{self, Iam, RoleSpec};
 use crate::steps::{database, dr_storage, kms};
 
 pub const VAULT: &str = "backup:vault";
@@ -208,6 +208,37 @@ impl DrBackup {
         .await
     }
 
+    /// A plan's document, unless it is gone or deleted (AWS keeps deleted plans readable).
+    async fn live_plan(
+        ctx: &StepCtx,
+        id: &str,
+    ) -> Result<Option<aws_sdk_backup::types::BackupPlan>> {
+        let out = ctx
+            .aws()
+            .backup()
+            .get_backup_plan()
+            .backup_plan_id(id)
+            .send()
+            .await
+            .aws("backup:GetBackupPlan", id)
+            .not_found_ok()?;
+        Ok(out
+            .filter(|o| o.deletion_date.is_none())
+            .and_then(|o| o.backup_plan))
+    }
+
+    /// The recorded plan, if it is still live: one read instead of a list and a read.
+    async fn recorded_plan(
+        ctx: &StepCtx,
+    ) -> Result<Option<(String, aws_sdk_backup::types::BackupPlan)>> {
+        for rec in ctx.records(Some(PLAN)) {
+            if let Some(plan) = Self::live_plan(ctx, &rec.id).await? {
+                return Ok(Some((rec.id, plan)));
+            }
+        }
+        Ok(None)
+    }
+
     async fn ensure_plan(
         ctx: &StepCtx,
         wanted: BackupPlanInput,
@@ -217,28 +248,28 @@ impl DrBackup {
     ) -> Result<Found> {
         let backup = ctx.aws().backup();
         let name = wanted.backup_plan_name().to_string();
-        // A plan is found by name among the live ones (deleted plans stay listed on request).
-        let listed = backup
-            .list_backup_plans()
-            .send()
-            .await
-            .aws("backup:ListBackupPlans", &name)?;
-        let id = listed
-            .backup_plans_list()
-            .iter()
-            .find(|p| p.backup_plan_name() == Some(name.as_str()) && p.deletion_date().is_none())
-            .and_then(|p| p.backup_plan_id().map(str::to_string));
-        let current = match &id {
-            Some(id) => {
-                backup
-                    .get_backup_plan()
-                    .backup_plan_id(id)
+        let (id, current) = match Self::recorded_plan(ctx).await? {
+            Some((id, plan)) => (Some(id), Some(plan)),
+            None => {
+                // Not recorded (e.g. the state was lost): found by name among the live plans.
+                let listed = backup
+                    .list_backup_plans()
                     .send()
                     .await
-                    .aws("backup:GetBackupPlan", &name)?
-                    .backup_plan
+                    .aws("backup:ListBackupPlans", &name)?;
+                let id = listed
+                    .backup_plans_list()
+                    .iter()
+                    .find(|p| {
+                        p.backup_plan_name() == Some(name.as_str()) && p.deletion_date().is_none()
+                    })
+                    .and_then(|p| p.backup_plan_id().map(str::to_string));
+                let current = match &id {
+                    Some(id) => Self::live_plan(ctx, id).await?,
+                    None => None,
+                };
+                (id, current)
             }
-            None => None,
         };
         let wanted_for_create = wanted.clone();
         let plan = ctx
@@ -497,7 +528,7 @@ impl Step for DrBackup {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let Some(region) = ctx.cfg().dr.region.clone() else {
-            if ctx.sh.state.resources(Some(ctx.step), None).is_empty() {
+            if !ctx.has_records() {
                 return Ok(());
             }
             let name = format!("plan-backup-{}", ctx.suffix());
@@ -540,7 +571,7 @@ impl Step for DrBackup {
                     "Action": "sts:AssumeRole"
                 }]
             }),
-            document: Some(doc.clone()),
+            document: Some(doc),
             description: format!("fintech-infra {s}: AWS Backup of the Aurora cluster"),
             policy_description: format!(
                 "fintech-infra {s}: Aurora snapshots copied to the DR region"
@@ -550,9 +581,12 @@ impl Step for DrBackup {
         let pending = [&key, &dr_key, &cluster_arn, &dr_vault_arn]
             .iter()
             .any(|v| is_pending(v));
-        let role = Iam::ensure_role(ctx, &spec).await?;
-        let policy = Iam::ensure_policy(ctx, "aws", &account, pending, &spec, &doc).await?;
-        Iam::ensure_attachment(ctx, &spec.role, &policy.id, &spec.policy, true).await?;
+        let partition = if pending {
+            "aws"
+        } else {
+            iam::partition_of(&key)
+        };
+        let role = Iam::ensure_role_with_policy(ctx, &spec, partition, &account, pending).await?;
 
         let wanted = wanted_plan(
             &format!("plan-backup-{s}"),
@@ -588,14 +622,8 @@ impl Step for DrBackup {
                 .aws("backup:DescribeBackupVault", &rec.id)
                 .not_found_ok()?
                 .map(|v| format!("{} recovery points", v.number_of_recovery_points))),
-            PLAN => Ok(backup
-                .get_backup_plan()
-                .backup_plan_id(&rec.id)
-                .send()
-                .await
-                .aws("backup:GetBackupPlan", &rec.id)
-                .not_found_ok()?
-                .filter(|p| p.deletion_date.is_none())
+            PLAN => Ok(Self::live_plan(ctx, &rec.id)
+                .await?
                 .map(|_| "exists".to_string())),
             SELECTION => Ok(backup
                 .get_backup_selection()

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{ResourceType, Route, Tag, VpcPeeringConnection};
+use aws_sdk_ec2::types::{ResourceType, Route, VpcPeeringConnection};
 use serde_json::json;
 
 use crate::aws::{AwsResultExt, NotFoundOk};
@@ -164,14 +164,9 @@ impl DrNetwork {
                         .await
                         .aws("ec2:AcceptVpcPeeringConnection", &pcx.id)?;
                     // Tags are per side: the accepter's view gets the stack's tags too.
-                    let tags: Vec<Tag> = dr
-                        .tags(Some(&name))
-                        .into_iter()
-                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                        .collect();
                     ec2.create_tags()
                         .resources(&pcx.id)
-                        .set_tags(Some(tags))
+                        .set_tags(Some(Network::ec2_tags(dr, &name)))
                         .send()
                         .await
                         .aws("ec2:CreateTags", &pcx.id)?;
@@ -286,7 +281,7 @@ impl Step for DrNetwork {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let Some(region) = ctx.cfg().dr.region.clone() else {
-            if ctx.sh.state.resources(Some(ctx.step), None).is_empty() {
+            if !ctx.has_records() {
                 return Ok(());
             }
             let name = ctx.names().with_purpose("vpc", "dr");

@@ -23,10 +23,10 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{json, Value};
 
-use crate::aws::{AwsError, AwsResultExt};
+use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::iam::{Iam, RoleSpec};
+use crate::steps::iam::{self, Iam, RoleSpec};
 use crate::steps::kms::{self, Kms};
 use crate::steps::storage::{self, BucketSpec, Storage};
 
@@ -43,9 +43,19 @@ const OUTPUTS: [&str; 3] = [OUT_DR_BUCKET, OUT_DR_KEY_ARN, OUT_REPLICATION_ROLE_
 
 pub struct DrStorage;
 
-/// S3's answer for a bucket without a replication configuration (the bucket exists).
-fn is_no_replication(e: &AwsError) -> bool {
-    e.code.as_deref() == Some("ReplicationConfigurationNotFoundError")
+/// The bucket's replication configuration; `None` without one or without the bucket.
+async fn replication_of(ctx: &StepCtx, bucket: &str) -> Result<Option<ReplicationConfiguration>> {
+    let out = storage::no_config(
+        ctx.aws()
+            .s3()
+            .get_bucket_replication()
+            .bucket(bucket)
+            .send()
+            .await
+            .aws("s3:GetBucketReplication", bucket),
+    )
+    .not_found_ok()?;
+    Ok(out.flatten().and_then(|o| o.replication_configuration))
 }
 
 pub fn replica_bucket_name(account: &str, suffix: &str) -> String {
@@ -177,7 +187,13 @@ fn matches(current: &ReplicationConfiguration, role_arn: &str, replica: &str, ke
 }
 
 impl DrStorage {
-    async fn ensure_role(ctx: &StepCtx, account: &str, doc: Value, pending: bool) -> Result<Found> {
+    async fn ensure_role(
+        ctx: &StepCtx,
+        partition: &str,
+        account: &str,
+        doc: Value,
+        pending: bool,
+    ) -> Result<Found> {
         let s = ctx.suffix();
         let spec = RoleSpec {
             service: None,
@@ -192,16 +208,12 @@ impl DrStorage {
                     "Condition": {"StringEquals": {"aws:SourceAccount": account}}
                 }]
             }),
-            document: Some(doc.clone()),
+            document: Some(doc),
             description: format!("fintech-infra {s}: S3 replication of the assets bucket"),
             policy_description: format!("fintech-infra {s}: S3 replication to the DR region"),
             resource_star_actions: &[],
         };
-        let role = Iam::ensure_role(ctx, &spec).await?;
-        let partition = "aws";
-        let policy = Iam::ensure_policy(ctx, partition, account, pending, &spec, &doc).await?;
-        Iam::ensure_attachment(ctx, &spec.role, &policy.id, &spec.policy, true).await?;
-        Ok(role)
+        Iam::ensure_role_with_policy(ctx, &spec, partition, account, pending).await
     }
 
     async fn ensure_replication(
@@ -215,20 +227,7 @@ impl DrStorage {
         let current = if is_pending(source) {
             None
         } else {
-            s3.get_bucket_replication()
-                .bucket(source)
-                .send()
-                .await
-                .aws("s3:GetBucketReplication", source)
-                .map(Some)
-                .or_else(|e| {
-                    if is_no_replication(&e) {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    }
-                })?
-                .and_then(|o| o.replication_configuration)
+            replication_of(ctx, source).await?
         };
         let put = || async {
             s3.put_bucket_replication()
@@ -307,7 +306,7 @@ impl Step for DrStorage {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let Some(region) = ctx.cfg().dr.region.clone() else {
-            if ctx.sh.state.resources(Some(ctx.step), None).is_empty() {
+            if !ctx.has_records() {
                 return Ok(());
             }
             return ctx
@@ -343,7 +342,12 @@ impl Step for DrStorage {
             dr.region(),
         );
         let pending = is_pending(&source) || is_pending(&source_key) || key.is_pending();
-        let role = Self::ensure_role(ctx, &account, doc, pending).await?;
+        let partition = if pending {
+            "aws"
+        } else {
+            iam::partition_of(&source_key)
+        };
+        let role = Self::ensure_role(ctx, partition, &account, doc, pending).await?;
         let role_arn = role.arn.clone().unwrap_or_default();
         Self::ensure_replication(ctx, &source, &role_arn, &replica.name, &key_arn).await?;
 
@@ -364,21 +368,9 @@ impl Step for DrStorage {
         match rec.kind.as_str() {
             storage::BUCKET => Storage.probe(ctx, rec).await,
             kms::KEY | kms::ALIAS => Kms.probe(ctx, rec).await,
-            REPLICATION => {
-                let r = ctx
-                    .aws()
-                    .s3()
-                    .get_bucket_replication()
-                    .bucket(&rec.id)
-                    .send()
-                    .await
-                    .aws("s3:GetBucketReplication", &rec.id);
-                match r {
-                    Ok(_) => Ok(Some("enabled".to_string())),
-                    Err(e) if e.is_not_found() || is_no_replication(&e) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            }
+            REPLICATION => Ok(replication_of(ctx, &rec.id)
+                .await?
+                .map(|_| "enabled".to_string())),
             _ => Iam.probe(ctx, rec).await,
         }
     }

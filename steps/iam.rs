@@ -530,6 +530,26 @@ impl Iam {
         })
     }
 
+    /// The role of a step that has one (the validator's, the DR replication and backup
+    /// roles): the role, its customer-managed policy from `spec.document`, and the
+    /// attachment. `pending`: some inputs of the document are plan-mode placeholders.
+    pub(crate) async fn ensure_role_with_policy(
+        ctx: &StepCtx,
+        spec: &RoleSpec,
+        partition: &str,
+        account: &str,
+        pending: bool,
+    ) -> Result<Found> {
+        let doc = spec
+            .document
+            .as_ref()
+            .context("a role with a policy needs a policy document")?;
+        let role = Self::ensure_role(ctx, spec).await?;
+        let policy = Self::ensure_policy(ctx, partition, account, pending, spec, doc).await?;
+        Self::ensure_attachment(ctx, &spec.role, &policy.id, &spec.policy, true).await?;
+        Ok(role)
+    }
+
     pub(crate) async fn ensure_role(ctx: &StepCtx, spec: &RoleSpec) -> Result<Found> {
         let iam = ctx.aws().iam();
         let name = &spec.role;

@@ -262,15 +262,18 @@ pub fn is_lambda_eni(eni: &aws_sdk_ec2::types::NetworkInterface) -> bool {
 }
 
 impl Network {
-    pub(crate) fn tag_spec(ctx: &StepCtx, rt: ResourceType, name: &str) -> TagSpecification {
-        let tags = ctx
-            .tags(Some(name))
+    /// The stack's tags (and `Name`) as EC2 tags.
+    pub(crate) fn ec2_tags(ctx: &StepCtx, name: &str) -> Vec<Tag> {
+        ctx.tags(Some(name))
             .into_iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
+            .collect()
+    }
+
+    pub(crate) fn tag_spec(ctx: &StepCtx, rt: ResourceType, name: &str) -> TagSpecification {
         TagSpecification::builder()
             .resource_type(rt)
-            .set_tags(Some(tags))
+            .set_tags(Some(Self::ec2_tags(ctx, name)))
             .build()
     }
 

@@ -1338,13 +1338,11 @@ impl Services {
             .await?;
         // Requests per target on the service's target group, and the database's connections,
         // when the config asks for them.
-        let label = match (
-            ctx.output(crate::steps::alb::OUT_ARN),
-            inputs.target_groups.get(&svc.name.0),
-        ) {
-            (Some(serde_json::Value::String(lb)), Some(tg)) => request_count_label(&lb, tg),
-            _ => None,
-        };
+        let label = ctx
+            .output_str(crate::steps::alb::OUT_ARN)
+            .ok()
+            .zip(inputs.target_groups.get(&svc.name.0))
+            .and_then(|(lb, tg)| request_count_label(&lb, tg));
         let db_cluster = ctx
             .output(crate::steps::database::OUT_CLUSTER_ID)
             .as_ref()

@@ -69,6 +69,7 @@ const NO_CONFIG: &[&str] = &[
     "NoSuchPublicAccessBlockConfiguration",
     "ServerSideEncryptionConfigurationNotFoundError",
     "ObjectLockConfigurationNotFoundError",
+    "ReplicationConfigurationNotFoundError",
 ];
 
 pub struct Storage;
@@ -171,7 +172,7 @@ pub fn remove_statements(policy: Option<&str>, sids: &[&str]) -> Result<Option<O
 }
 
 /// Treats "no such configuration" as `None`.
-fn no_config<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+pub(crate) fn no_config<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if NO_CONFIG.contains(&e.code.as_deref().unwrap_or("")) => Ok(None),

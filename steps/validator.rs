@@ -430,22 +430,19 @@ impl Validator {
             role: format!("role-validator-{s}"),
             policy: format!("policy-validator-{s}"),
             trust: trust_policy(),
-            document: Some(doc.clone()),
+            document: Some(doc),
             description: format!("fintech-infra {s}: transaction validator Lambda function"),
             policy_description: format!("fintech-infra {s}: transaction validator"),
             resource_star_actions: RESOURCE_STAR_ACTIONS,
         };
-        let role = Iam::ensure_role(ctx, &spec).await?;
-        let policy = Iam::ensure_policy(
+        let role = Iam::ensure_role_with_policy(
             ctx,
+            &spec,
             &inp.partition,
             &inp.account,
             inp.is_pending(),
-            &spec,
-            &doc,
         )
         .await?;
-        Iam::ensure_attachment(ctx, &spec.role, &policy.id, &spec.policy, true).await?;
         Ok((role, spec))
     }
 
