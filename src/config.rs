@@ -1991,6 +1991,11 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
         )
         .unwrap();
         assert_eq!(c.services.0[1].request_count_target, Some(500));
+        let e = err("[network]\ninterface_endpoints = [\"ecr\", \"ec2\"]\n");
+        assert!(
+            e.contains("unknown variant `ec2`") && e.contains("`ecr`, `logs`, `secretsmanager`"),
+            "{e}"
+        );
         let e = err("[dr]\nsnapshot_retention_days = 0\n");
         assert!(
             e.contains("snapshot_retention_days 0") && e.contains("1 to 36500"),

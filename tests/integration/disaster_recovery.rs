@@ -544,6 +544,28 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
                 .any(|v| v.backup_vault_name().is_some_and(|n| n.ends_with(&s))),
             "DR vault left"
         );
+        // The replication and backup roles, and their policies, are gone too (IAM is global).
+        let iam = aws_sdk_iam::Client::new(&sdk_config_in(&stack.endpoint, PRIMARY).await);
+        for role in ["role-s3-replication", "role-backup"] {
+            let name = format!("{role}-{s}");
+            assert!(
+                iam.get_role().role_name(&name).send().await.is_err(),
+                "{name} left"
+            );
+        }
+        let policies = iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .send()
+            .await
+            .unwrap();
+        let left: Vec<&str> = policies
+            .policies()
+            .iter()
+            .filter_map(|p| p.policy_name())
+            .filter(|n| n.ends_with(&format!("-{s}")))
+            .collect();
+        assert!(left.is_empty(), "policies left: {left:?}");
         let dr_s3 = s3_client(&sdk_config_in(&stack.endpoint, DR).await);
         let replica = format!("fintech-assets-dr-123456789012-{s}");
         assert!(
