@@ -80,22 +80,28 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up(a) => {
             let r = resolve(g, Some(&a.env_suffix), "up")?;
             let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "up")?;
-            apply(g, r, store, Mode::Up, a.wait.clone()).await
+            let verify = !a.no_verify;
+            apply(g, r, store, Mode::Up, a.wait.clone(), verify).await
         }
         Command::Down(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "down")?;
             let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "down")?;
-            apply(g, r, store, Mode::Down, Vec::new()).await
+            apply(g, r, store, Mode::Down, Vec::new(), false).await
         }
         Command::Plan(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "plan")?;
             let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
-            apply(g, r, store, Mode::Plan, Vec::new()).await
+            apply(g, r, store, Mode::Plan, Vec::new(), false).await
         }
         Command::Status(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "status")?;
             let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
             status(g, r, store).await
+        }
+        Command::Verify(a) => {
+            let r = resolve(g, a.env_suffix.as_deref(), "verify")?;
+            let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
+            verify(g, r, store).await
         }
         Command::Outputs { stack, json, all } => {
             let r = resolve(g, stack.env_suffix.as_deref(), "outputs")?;
@@ -188,6 +194,7 @@ async fn apply(
     store: StateStore,
     mode: Mode,
     wait: Vec<String>,
+    verify_after: bool,
 ) -> Result<()> {
     let json_out = g.output == OutputFormat::Json;
     if mode == Mode::Down && store.snapshot().resources.is_empty() && !store.exists_on_disk() {
@@ -254,7 +261,70 @@ async fn apply(
             .context("removing the state file")?;
     }
     summarize(&shared, &report, mode, json_out, remaining);
+    if mode == Mode::Up && report.ok() && verify_after {
+        verify_warnings(&shared, json_out).await;
+    }
     finish(&report)
+}
+
+/// The end of `up`: the read-only path checks, a failing path reported as a warning with its
+/// fix (the stack was built; what it cannot do yet is for the engineer to see).
+async fn verify_warnings(shared: &Shared, json_out: bool) {
+    let stack = crate::verify::Stack::from_state(&shared.state.snapshot());
+    match crate::verify::run(shared.aws.clone(), &stack, &shared.cfg).await {
+        Ok(report) if json_out => {
+            let mut v = report.to_json(shared.names.suffix());
+            v["event"] = json!("verify");
+            println!("{v}");
+        }
+        Ok(report) if report.ok() => {
+            if !shared.reporter.is_quiet() {
+                println!(
+                    "verify: all {} paths of the stack work (`fintech-infra verify` for details).",
+                    report.findings.len()
+                );
+            }
+        }
+        Ok(report) => {
+            for f in report.failed() {
+                eprintln!("warning: path {} fails: {}", f.path, f.reason);
+                if let Some(fix) = &f.fix {
+                    eprintln!("         fix: {fix}");
+                }
+            }
+        }
+        Err(e) => eprintln!("warning: verify could not read the stack: {e:#}"),
+    }
+}
+
+/// `verify`: the path checks alone, exit 1 if any fails.
+async fn verify(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
+    if !store.exists_on_disk() {
+        return Err(UsageError::new(format!(
+            "no state for stack `{}` at {}: run `fintech-infra up --env-suffix {}` first",
+            r.suffix,
+            r.state_path.display(),
+            r.suffix
+        ))
+        .into());
+    }
+    let aws = connect(g, &store, &r.cfg).await?;
+    let stack = crate::verify::Stack::from_state(&store.snapshot());
+    let report = crate::verify::run(aws, &stack, &r.cfg).await?;
+    if g.output == OutputFormat::Json {
+        println!("{}", report.to_json(&r.suffix));
+    } else {
+        print!("{}", report.to_text(&r.suffix));
+    }
+    let failed = report.failed().count();
+    if failed > 0 {
+        return Err(crate::error::VerifyFailed {
+            failed,
+            total: report.findings.len(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn finish(report: &RunReport) -> Result<()> {

@@ -75,6 +75,9 @@ pub struct UpArgs {
     /// comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = ["cdn", "all"])]
     pub wait: Vec<String>,
+    /// Skip the read-only path checks `up` runs at its end (`fintech-infra verify`).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +90,9 @@ pub enum Command {
     Plan(StackArg),
     /// Show what the state records and whether each resource still exists.
     Status(StackArg),
+    /// Read the live stack back and check that every path of the architecture works (IAM,
+    /// resource and key policies, security groups, routes); exit 1 if any fails.
+    Verify(StackArg),
     /// Show the stack's endpoints and IDs.
     Outputs {
         #[command(flatten)]
@@ -107,6 +113,7 @@ impl Command {
             Command::Down(_) => "down",
             Command::Plan(_) => "plan",
             Command::Status(_) => "status",
+            Command::Verify(_) => "verify",
             Command::Outputs { .. } => "outputs",
         }
     }

@@ -119,13 +119,49 @@ impl Config {
                 )));
             }
         }
-        for (i, svc) in self.services.0.iter().enumerate() {
-            if svc.request_count_target.is_some() && i > 0 && svc.path.is_none() {
+        for svc in &self.services.0 {
+            if svc.request_count_target.is_some() && !self.services.is_behind_alb(&svc.name.0) {
                 return Err(UsageError::new(format!(
                     "services: `{}` has a request_count_target but no ALB target group (only \
                      the first service and services with a `path` are behind the ALB); give it \
                      a `path` or drop request_count_target",
                     svc.name.0
+                )));
+            }
+        }
+        // services[].calls: each name another configured service, and a Cloud Map namespace
+        // to find it by (`<callee>.<namespace>`: the callee's tasks come and go, their IPs
+        // with them, so DNS is the only stable address a caller has).
+        let names: Vec<&str> = self.services.0.iter().map(|s| s.name.0.as_str()).collect();
+        for svc in &self.services.0 {
+            let me = svc.name.0.as_str();
+            for callee in &svc.calls {
+                if callee.0 == me {
+                    return Err(UsageError::new(format!(
+                        "services: `{me}` lists itself in services[].calls; calls name other \
+                         services (a service's own tasks need no rule to reach each other \
+                         through it)"
+                    )));
+                }
+                if !names.contains(&callee.0.as_str()) {
+                    let others: Vec<&str> = names.iter().copied().filter(|n| *n != me).collect();
+                    return Err(UsageError::new(format!(
+                        "services: `{me}` calls `{}` in services[].calls, which is not a \
+                         configured service; allowed: {}",
+                        callee.0,
+                        if others.is_empty() {
+                            "none (no other service is configured)".to_string()
+                        } else {
+                            others.join(", ")
+                        }
+                    )));
+                }
+            }
+            if !svc.calls.is_empty() && self.cluster.namespace.is_none() {
+                return Err(UsageError::new(format!(
+                    "services: `{me}` has services[].calls but cluster.namespace is not set: a \
+                     service finds another by its Cloud Map name `<service>.<namespace>`; set \
+                     cluster.namespace (e.g. \"payments.internal\") or drop calls"
                 )));
             }
         }
@@ -167,6 +203,7 @@ impl Config {
                 )));
             }
         }
+        self.check_edge()?;
         if let Some(azs) = &self.network.availability_zones {
             if azs.len() != usize::from(self.network.az_count.0) {
                 return Err(UsageError::new(format!(
@@ -176,6 +213,77 @@ impl Config {
                     self.network.az_count.0
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The cross-field rules of the edge (certificate, ALB, CDN), part of [`Config::check`]:
+    /// refused here, before any AWS call, rather than failing (or silently not working) at
+    /// run time.
+    fn check_edge(&self) -> Result<(), UsageError> {
+        if self.cdn.origin_access == OriginAccess::Oai {
+            return Err(UsageError::new(
+                "cdn.origin_access = \"oai\" cannot work with this stack: the assets bucket is \
+                 encrypted with the stack's KMS key (SSE-KMS), and a CloudFront origin access \
+                 identity cannot read SSE-KMS objects at all (every object answers 403); use \
+                 \"oac\" (the default, AWS's recommendation), for which the cdn step lets the \
+                 distribution decrypt with the key. A stack built with \"oai\" switches over on \
+                 the next `up`: the identity and its bucket grant are removed",
+            ));
+        }
+        match (&self.certificate.source, &self.alb.origin_domain) {
+            (None, Some(d)) => {
+                return Err(UsageError::new(format!(
+                    "alb.origin_domain `{d}` needs a [certificate] (domain or arn) covering it: \
+                     it is the name CloudFront reaches the ALB by over HTTPS. Without a \
+                     certificate the ALB serves HTTP only and CloudFront reaches it at its AWS \
+                     DNS name; drop alb.origin_domain or configure a certificate"
+                )))
+            }
+            (Some(CertificateSource::Existing { arn }), None) => {
+                return Err(UsageError::new(format!(
+                    "certificate.arn {arn} needs alb.origin_domain: a host name the certificate \
+                     covers (e.g. origin.example.com under *.example.com) by which CloudFront \
+                     reaches the ALB over HTTPS. CloudFront checks the origin's certificate \
+                     against the name it connects to, and the ALB's own *.elb.amazonaws.com \
+                     name is not on your certificate (HTTP 502 on /api/*); `outputs` lists the \
+                     CNAME record to create for it (alb_origin_dns_record)"
+                )))
+            }
+            (
+                Some(CertificateSource::Request {
+                    domain,
+                    subject_alternative_names,
+                }),
+                _,
+            ) => {
+                let origin = self
+                    .alb
+                    .api_origin_domain(&self.certificate)
+                    .unwrap_or_default();
+                let covered = std::iter::once(domain)
+                    .chain(subject_alternative_names)
+                    .any(|n| certificate_name_covers(n, &origin));
+                if !covered {
+                    if !is_certificate_domain(&origin) {
+                        return Err(UsageError::new(format!(
+                            "the default alb.origin_domain `{origin}` (origin.<certificate.domain>) \
+                             is not a valid DNS name (253 characters at most); set \
+                             alb.origin_domain to a shorter name under your domain"
+                        )));
+                    }
+                    if subject_alternative_names.len() + 2 > 100 {
+                        return Err(UsageError::new(format!(
+                            "certificate: the ALB origin name `{origin}` would be a 101st name on \
+                             the certificate (ACM allows 100); set alb.origin_domain to one of \
+                             the certificate's names or drop a subject alternative name"
+                        )));
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -522,8 +630,10 @@ impl Default for StorageConfig {
 pub struct CdnConfig {
     /// Which edge locations serve the distribution.
     pub price_class: PriceClass,
-    /// How CloudFront reads the bucket: origin access control (`oac`, AWS's recommendation)
-    /// or the legacy origin access identity (`oai`).
+    /// How CloudFront reads the bucket: origin access control (`oac`, AWS's recommendation).
+    /// The legacy origin access identity (`oai`) is refused by [`Config::check`]: the assets
+    /// bucket is SSE-KMS with the stack key, and an OAI cannot read SSE-KMS objects at all
+    /// (it cannot sign KMS requests; only OAC can, with a key policy grant).
     pub origin_access: OriginAccess,
     /// ACM certificate (in us-east-1) for the viewer side; with it the distribution requires
     /// TLS 1.2 (`TLSv1.2_2021`). Without it CloudFront's default certificate is used, for which
@@ -996,6 +1106,28 @@ fn is_certificate_domain(s: &str) -> bool {
         })
 }
 
+/// Whether a certificate name (`DomainName` or a subject alternative name) covers the host
+/// `host`: the same name, or a wildcard `*.<rest>` and `host` is one label more than `rest`
+/// (TLS wildcards cover exactly one label: `*.example.com` covers `origin.example.com`, not
+/// `example.com` nor `a.origin.example.com`). DNS names compare case-insensitively.
+pub fn certificate_name_covers(name: &str, host: &str) -> bool {
+    let (name, host) = (name.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match name.strip_prefix("*.") {
+        None => name == host,
+        Some(rest) => host
+            .split_once('.')
+            .is_some_and(|(label, tail)| !label.is_empty() && label != "*" && tail == rest),
+    }
+}
+
+/// The default `alb.origin_domain` for a requested certificate's domain: `origin.<domain>`,
+/// with a wildcard's `*.` dropped (`*.example.com` -> `origin.example.com`, which the
+/// wildcard already covers; `app.example.com` -> `origin.app.example.com`, which the
+/// certificate step adds as a subject alternative name).
+pub fn default_origin_domain(domain: &str) -> String {
+    format!("origin.{}", domain.strip_prefix("*.").unwrap_or(domain))
+}
+
 /// Whether `s` looks like an ACM certificate ARN.
 fn is_acm_arn(s: &str) -> bool {
     let p: Vec<&str> = s.splitn(6, ':').collect();
@@ -1079,6 +1211,14 @@ pub struct AlbConfig {
     pub blue_weight: i32,
     /// Share sent to the green target group (0 to 999).
     pub green_weight: i32,
+    /// The host name CloudFront reaches the ALB by over HTTPS (its `/api/*` origin), which
+    /// the ALB's certificate must cover: CloudFront checks the origin's certificate against
+    /// the name it connects to, and the ALB's own `*.elb.amazonaws.com` name is never on the
+    /// user's certificate (HTTP 502). A CNAME from it to the ALB is an output
+    /// (`alb_origin_dns_record`). Default with `certificate.domain`: `origin.<domain>` (see
+    /// [`default_origin_domain`]); required with `certificate.arn`; refused without a
+    /// certificate. Read it through [`AlbConfig::api_origin_domain`].
+    pub origin_domain: Option<String>,
 }
 
 impl Default for AlbConfig {
@@ -1086,6 +1226,23 @@ impl Default for AlbConfig {
         AlbConfig {
             blue_weight: 100,
             green_weight: 0,
+            origin_domain: None,
+        }
+    }
+}
+
+impl AlbConfig {
+    /// The host name CloudFront's `/api/*` origin connects to when the ALB has a certificate:
+    /// `alb.origin_domain`, else `origin.<certificate.domain>`; `None` without a certificate
+    /// (CloudFront then reaches the ALB over HTTP at its AWS DNS name).
+    pub fn api_origin_domain(&self, certificate: &CertificateConfig) -> Option<String> {
+        match (&self.origin_domain, &certificate.source) {
+            (_, None) => None,
+            (Some(d), Some(_)) => Some(d.clone()),
+            (None, Some(CertificateSource::Request { domain, .. })) => {
+                Some(default_origin_domain(domain))
+            }
+            (None, Some(CertificateSource::Existing { .. })) => None,
         }
     }
 }
@@ -1095,6 +1252,7 @@ impl Default for AlbConfig {
 struct RawAlbConfig {
     blue_weight: i32,
     green_weight: i32,
+    origin_domain: Option<String>,
 }
 
 impl Default for RawAlbConfig {
@@ -1103,6 +1261,7 @@ impl Default for RawAlbConfig {
         RawAlbConfig {
             blue_weight: d.blue_weight,
             green_weight: d.green_weight,
+            origin_domain: d.origin_domain,
         }
     }
 }
@@ -1127,9 +1286,24 @@ impl TryFrom<RawAlbConfig> for AlbConfig {
                     .into(),
             );
         }
+        let origin_domain = match r.origin_domain {
+            None => None,
+            Some(d) => {
+                let d = d.to_ascii_lowercase();
+                if d.starts_with("*.") || !is_certificate_domain(&d) {
+                    return Err(format!(
+                        "invalid origin_domain `{d}`: one fully qualified host name such as \
+                         origin.example.com (no wildcard: CloudFront connects to this very name), \
+                         covered by the ALB's certificate"
+                    ));
+                }
+                Some(d)
+            }
+        };
         Ok(AlbConfig {
             blue_weight: r.blue_weight,
             green_weight: r.green_weight,
+            origin_domain,
         })
     }
 }
@@ -1392,6 +1566,36 @@ impl Default for Services {
     }
 }
 
+impl Services {
+    /// The services the ALB sends traffic to: the first one (the default, blue/green target)
+    /// and every one with a `path` (its own target group and listener rule). The one place
+    /// this rule lives: the config checks, the security groups and the ALB follow it.
+    pub fn behind_alb(&self) -> impl Iterator<Item = &ServiceConfig> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i == 0 || s.path.is_some())
+            .map(|(_, s)| s)
+    }
+
+    /// Whether the ALB sends traffic to the service `name` (see [`Services::behind_alb`]).
+    pub fn is_behind_alb(&self, name: &str) -> bool {
+        self.behind_alb().any(|s| s.name.0 == name)
+    }
+
+    /// The service called `name`.
+    pub fn get(&self, name: &str) -> Option<&ServiceConfig> {
+        self.0.iter().find(|s| s.name.0 == name)
+    }
+
+    /// The services that list `name` in their `calls`, in config order.
+    pub fn callers_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ServiceConfig> {
+        self.0
+            .iter()
+            .filter(move |s| s.calls.iter().any(|c| c.0 == name))
+    }
+}
+
 impl TryFrom<Vec<ServiceConfig>> for Services {
     type Error = String;
     fn try_from(v: Vec<ServiceConfig>) -> Result<Self, String> {
@@ -1399,6 +1603,87 @@ impl TryFrom<Vec<ServiceConfig>> for Services {
             return Err("services: at least one [[services]] entry is needed".into());
         }
         Ok(Services(v))
+    }
+}
+
+#[cfg(test)]
+mod services_calls_tests {
+    use super::*;
+
+    const TWO: &str = r#"
+[cluster]
+namespace = "payments.internal"
+[[services]]
+name = "api"
+calls = ["worker", "worker"]
+[[services]]
+name = "worker"
+port = 8080
+"#;
+
+    #[test]
+    fn calls_parse_sorted_without_repeats_and_callers_are_found() {
+        let c = Config::parse(TWO).unwrap();
+        let api = c.services.get("api").unwrap();
+        assert_eq!(api.calls, [ServiceName("worker".into())]);
+        let callers: Vec<&str> = c
+            .services
+            .callers_of("worker")
+            .map(|s| s.name.0.as_str())
+            .collect();
+        assert_eq!(callers, ["api"]);
+        assert!(c.services.get("worker").unwrap().calls.is_empty());
+        // Only the first service has no path here: it alone is behind the ALB.
+        assert!(c.services.is_behind_alb("api"));
+        assert!(!c.services.is_behind_alb("worker"));
+    }
+
+    #[test]
+    fn a_path_puts_a_service_behind_the_alb() {
+        let c = Config::parse(&format!("{TWO}path = \"/jobs/*\"\n")).unwrap();
+        let behind: Vec<&str> = c.services.behind_alb().map(|s| s.name.0.as_str()).collect();
+        assert_eq!(behind, ["api", "worker"]);
+    }
+
+    #[test]
+    fn calls_name_another_configured_service() {
+        let e = Config::parse(&TWO.replace("[\"worker\", \"worker\"]", "[\"api\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`api` lists itself") && e.contains("services[].calls"), "{e}");
+        let e = Config::parse(&TWO.replace("[\"worker\", \"worker\"]", "[\"ledger\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`ledger`") && e.contains("not a configured service") && e.contains("allowed: worker"),
+            "{e}"
+        );
+        let e = Config::parse(&TWO.replace("[\"worker\", \"worker\"]", "[\"Bad_Name\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid service name"), "{e}");
+    }
+
+    #[test]
+    fn calls_need_a_namespace() {
+        let e = Config::parse(&TWO.replace("namespace = \"payments.internal\"", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cluster.namespace") && e.contains("services[].calls") && e.contains("`api`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_microservices_preset_declares_the_api_calls() {
+        let c = Config::preset(Preset::Microservices);
+        let calls = |n: &str| -> Vec<String> {
+            c.services.get(n).unwrap().calls.iter().map(|s| s.0.clone()).collect()
+        };
+        assert_eq!(calls("payment-api"), ["notification-service", "transaction-processor"]);
+        assert!(calls("transaction-processor").is_empty());
+        assert!(calls("notification-service").is_empty());
     }
 }
 
@@ -1498,6 +1783,11 @@ pub struct ServiceConfig {
     /// Path pattern routed to this service by an ALB listener rule (e.g. `/api/*`); the first
     /// service without a path is the default (blue/green) target.
     pub path: Option<String>,
+    /// Other services this one calls (by name, sorted, without repeats), at
+    /// `<callee>.<cluster.namespace>` on the callee's port: each call gets the caller's egress
+    /// rule and the callee's ingress rule (AWS needs both), and nothing else is allowed
+    /// between services.
+    pub calls: Vec<ServiceName>,
 }
 
 /// The placeholder image services run until the user names their own: public, so a fresh
@@ -1505,10 +1795,13 @@ pub struct ServiceConfig {
 pub const PLACEHOLDER_IMAGE: &str = "public.ecr.aws/nginx/nginx:stable";
 
 impl ServiceConfig {
-    /// The default web app: 2 vCPU / 4 GB, at least half on Spot above one FARGATE task.
+    /// The default web app: 2 vCPU / 4 GB, at least half on Spot above one FARGATE task. As
+    /// the customer-facing service it also produces to the transaction queue, or the async
+    /// tier would never get work.
     pub fn default_web() -> ServiceConfig {
         let raw = RawServiceConfig {
             name: Some("web".into()),
+            permissions: vec![Permission::Sessions, Permission::Database, Permission::Queue],
             ..RawServiceConfig::default()
         };
         ServiceConfig::try_from(raw).expect("default service is valid")
@@ -1535,6 +1828,7 @@ struct RawServiceConfig {
     permissions: Vec<Permission>,
     health_check_path: String,
     path: Option<String>,
+    calls: Vec<ServiceName>,
 }
 
 impl Default for RawServiceConfig {
@@ -1557,6 +1851,7 @@ impl Default for RawServiceConfig {
             permissions: vec![Permission::Sessions, Permission::Database],
             health_check_path: "/".into(),
             path: None,
+            calls: Vec::new(),
         }
     }
 }
@@ -1675,6 +1970,9 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
         let mut permissions = r.permissions;
         permissions.sort();
         permissions.dedup();
+        let mut calls = r.calls;
+        calls.sort();
+        calls.dedup();
         Ok(ServiceConfig {
             name,
             cpu: r.cpu,
@@ -1693,6 +1991,7 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
             permissions,
             health_check_path: r.health_check_path,
             path: r.path,
+            calls,
         })
     }
 }
@@ -2054,11 +2353,84 @@ path = "/api/*"
         assert_eq!(c.services.0[1].path.as_deref(), Some("/api/*"));
         let arn =
             "arn:aws:acm:us-east-1:123456789012:certificate/0b6a4f5c-1d2e-4f3a-9b8c-7d6e5f4a3b2c";
-        let c = Config::parse(&format!("[certificate]\narn = \"{arn}\"\n")).unwrap();
+        let c = Config::parse(&format!(
+            "[certificate]\narn = \"{arn}\"\n[alb]\norigin_domain = \"Origin.Example.com\"\n"
+        ))
+        .unwrap();
         assert_eq!(
             c.certificate.source,
             Some(CertificateSource::Existing { arn: arn.into() })
         );
+        assert_eq!(
+            c.alb.api_origin_domain(&c.certificate).as_deref(),
+            Some("origin.example.com")
+        );
+    }
+
+    #[test]
+    fn alb_origin_domain_defaults_and_cross_field_rules() {
+        let origin = |text: &str| {
+            let c = Config::parse(text).unwrap();
+            c.alb.api_origin_domain(&c.certificate)
+        };
+        assert_eq!(origin(""), None);
+        assert_eq!(
+            origin("[certificate]\ndomain = \"app.example.com\"\n").as_deref(),
+            Some("origin.app.example.com")
+        );
+        assert_eq!(
+            origin("[certificate]\ndomain = \"*.example.com\"\n").as_deref(),
+            Some("origin.example.com")
+        );
+        assert_eq!(
+            origin(
+                "[certificate]\ndomain = \"app.example.com\"\n[alb]\norigin_domain = \"api.example.com\"\n"
+            )
+            .as_deref(),
+            Some("api.example.com")
+        );
+        // Required with an existing certificate, refused without any.
+        let arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
+        let e = err(&format!("[certificate]\narn = \"{arn}\"\n"));
+        assert!(
+            e.contains("needs alb.origin_domain") && e.contains("502"),
+            "{e}"
+        );
+        let e = err("[alb]\norigin_domain = \"origin.example.com\"\n");
+        assert!(e.contains("needs a [certificate]"), "{e}");
+        let e = err("[certificate]\ndomain = \"a.example.com\"\n[alb]\norigin_domain = \"*.example.com\"\n");
+        assert!(
+            e.contains("invalid origin_domain") && e.contains("line 4"),
+            "{e}"
+        );
+        let e = err("[certificate]\ndomain = \"a.example.com\"\n[alb]\norigin_domain = \"localhost\"\n");
+        assert!(e.contains("invalid origin_domain"), "{e}");
+        // The extra name must fit ACM's 100 names.
+        let sans: Vec<String> = (0..99).map(|i| format!("\"n{i}.example.com\"")).collect();
+        let e = err(&format!(
+            "[certificate]\ndomain = \"app.example.com\"\nsubject_alternative_names = [{}]\n",
+            sans.join(", ")
+        ));
+        assert!(e.contains("101st name"), "{e}");
+        Config::parse(&format!(
+            "[certificate]\ndomain = \"app.example.com\"\nsubject_alternative_names = [{}]\n\
+             [alb]\norigin_domain = \"n1.example.com\"\n",
+            sans.join(", ")
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn certificate_names_cover_hosts() {
+        assert!(certificate_name_covers("origin.example.com", "origin.example.com"));
+        assert!(certificate_name_covers("Origin.Example.com", "origin.example.COM"));
+        assert!(certificate_name_covers("*.example.com", "origin.example.com"));
+        assert!(!certificate_name_covers("*.example.com", "example.com"));
+        assert!(!certificate_name_covers("*.example.com", "a.origin.example.com"));
+        assert!(!certificate_name_covers("*.example.com", ".example.com"));
+        assert!(!certificate_name_covers("app.example.com", "origin.app.example.com"));
+        assert_eq!(default_origin_domain("*.example.com"), "origin.example.com");
+        assert_eq!(default_origin_domain("example.com"), "origin.example.com");
     }
 
     #[test]
@@ -2228,14 +2600,23 @@ mod static_tier_tests {
     fn storage_and_cdn_parse() {
         let c = Config::parse(
             "[storage]\nobject_lock_days = 365\n[cdn]\nprice_class = \"PriceClass_All\"\n\
-             origin_access = \"oai\"\n\
+             origin_access = \"oac\"\n\
              certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc-123\"\n",
         )
         .unwrap();
         assert_eq!(c.storage.object_lock_days.0, 365);
         assert_eq!(c.cdn.price_class.as_str(), "PriceClass_All");
-        assert_eq!(c.cdn.origin_access, OriginAccess::Oai);
+        assert_eq!(c.cdn.origin_access, OriginAccess::Oac);
         assert!(c.cdn.certificate_arn.is_some());
+    }
+
+    #[test]
+    fn origin_access_identity_is_refused_with_the_sse_kms_assets_bucket() {
+        let e = err("[cdn]\norigin_access = \"oai\"\n");
+        assert!(
+            e.contains("SSE-KMS") && e.contains("\"oac\"") && e.contains("403"),
+            "{e}"
+        );
     }
 
     #[test]

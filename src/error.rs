@@ -74,6 +74,14 @@ pub struct StepsFailed {
     pub skipped: usize,
 }
 
+/// `verify` found paths of the architecture that do not work; the report named them.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} verify check(s) failed")]
+pub struct VerifyFailed {
+    pub failed: usize,
+    pub total: usize,
+}
+
 /// The run was interrupted (Ctrl-C) before it finished.
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted: {0}")]

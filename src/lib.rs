@@ -13,9 +13,12 @@ pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod naming;
+pub mod policy;
+pub mod reach;
 pub mod report;
 pub mod state;
 pub mod step;
+pub mod verify;
 
 #[path = "../steps/mod.rs"]
 pub mod steps;

@@ -97,6 +97,11 @@ impl Reporter {
         }
     }
 
+    /// Whether `-q` asked for errors and results only.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     pub fn is_json(&self) -> bool {
         matches!(*self.lock(), Style::Json)
     }

@@ -2,13 +2,37 @@
 //! has a load balancer, its API).
 //!
 //! CloudFront reads the private bucket through an origin access control (`oac-assets-<s>`,
-//! SigV4 on every request; the default) or, with `cdn.origin_access = "oai"`, a legacy origin
-//! access identity; the bucket policy gets one statement granting that principal
-//! `s3:GetObject` (for OAC only on behalf of this distribution: `AWS:SourceArn`). Viewers are
-//! redirected to HTTPS. `/static/*` and the default behaviour go to S3 with the managed
-//! CachingOptimized policy; when the alb step has published `alb_dns_name`, `/api/*` goes to
-//! the load balancer uncached (CachingDisabled) with every viewer header but Host forwarded
-//! (AllViewerExceptHostHeader), over HTTPS if the ALB has a certificate (`alb_https`).
+//! SigV4 on every request); the bucket policy gets one statement granting it `s3:GetObject`
+//! on behalf of this distribution only (`AWS:SourceArn`). The assets are SSE-KMS with the
+//! stack key, and S3 decrypts them only if the requester may `kms:Decrypt`: the step also keeps
+//! the statement `CloudFrontDecryptsAssets` in the key's policy (service principal
+//! `cloudfront.amazonaws.com`, `kms:Decrypt`, `AWS:SourceArn` = the distribution's ARN: AWS's
+//! documented OAC + SSE-KMS statement), read with GetKeyPolicy and written back, every other
+//! statement kept, only when it is missing or differs. Without it every object answers 403.
+//!
+//! A legacy origin access identity (`cdn.origin_access = "oai"`) cannot read SSE-KMS objects
+//! at all (AWS: OAI does not support SSE-KMS; only OAC, with the key policy statement above,
+//! does): the config check refuses `oai` before any AWS call rather than build assets nobody
+//! can read. SSE-S3 for the assets in that mode was the alternative, rejected: objects keep
+//! the encryption they were written with, so a stack switching modes would keep unreadable
+//! objects, and the assets would leave the stack key's control (rotation, audit, revocation). A stack built in oai mode by an earlier version switches to OAC on its
+//! next `up`: the distribution's origin is updated, the OAI's bucket grant replaced and the
+//! recorded OAI deleted.
+//!
+//! Viewers are redirected to HTTPS. `/static/*` and the default behaviour go to S3 with the
+//! managed CachingOptimized policy; when the alb step has published `alb_dns_name`, `/api/*`
+//! goes to the load balancer uncached (CachingDisabled) with every viewer header but Host
+//! forwarded (AllViewerExceptHostHeader). How CloudFront reaches the ALB:
+//! - With an issued certificate on the ALB (`alb_https`) that covers the origin name
+//!   (`certificate_origin_domain`: `alb.origin_domain`, default `origin.<certificate.domain>`):
+//!   HTTPS only, TLS 1.2, to that name. CloudFront checks an HTTPS origin's certificate
+//!   against the origin domain name it connects to, so the ALB's own `*.elb.amazonaws.com`
+//!   name, never on the user's certificate, would fail every request with 502. That name must
+//!   resolve to the ALB: the CNAME to create is output as `alb_origin_dns_record`
+//!   (`{name, type, value}`), next to the certificate's validation records.
+//! - Without a certificate (or while it awaits validation and the ALB only listens on HTTP):
+//!   plain HTTP to the ALB's DNS name. That hop is unencrypted (the network step admits only
+//!   CloudFront's origin-facing addresses to the ALB); production needs a certificate.
 //!
 //! CloudFront deploys a new or changed distribution to every edge location in 5-15 minutes;
 //! `up` does not wait for that unless `up --wait cdn` (or `--wait all`) asks: the distribution
@@ -35,12 +59,12 @@ use aws_sdk_cloudfront::types::{
 };
 use serde_json::{json, Value};
 
-use crate::aws::{AwsResultExt, NotFoundOk};
+use crate::aws::{AwsErrorKind, AwsResultExt, NotFoundOk};
 use crate::config::OriginAccess;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::storage;
+use crate::steps::{certificate, iam, kms, storage};
 
 pub const DISTRIBUTION: &str = "cloudfront:distribution";
 pub const OAC: &str = "cloudfront:origin-access-control";
@@ -50,11 +74,25 @@ pub const OAI: &str = "cloudfront:origin-access-identity";
 pub const OUT_DISTRIBUTION_ID: &str = "cdn_distribution_id";
 pub const OUT_DOMAIN_NAME: &str = "cdn_domain_name";
 pub const OUT_OAI_ID: &str = "cdn_oai_id";
-const OUTPUTS: [&str; 3] = [OUT_DISTRIBUTION_ID, OUT_DOMAIN_NAME, OUT_OAI_ID];
+/// The DNS record the origin name needs (`{"name", "type": "CNAME", "value": <ALB DNS name>}`),
+/// published whenever a certificate is configured.
+pub const OUT_ALB_ORIGIN_DNS_RECORD: &str = "alb_origin_dns_record";
+const OUTPUTS: [&str; 4] = [
+    OUT_DISTRIBUTION_ID,
+    OUT_DOMAIN_NAME,
+    OUT_OAI_ID,
+    OUT_ALB_ORIGIN_DNS_RECORD,
+];
 
 /// Outputs of the alb step this step uses when present.
 pub const IN_ALB_DNS_NAME: &str = "alb_dns_name";
 pub const IN_ALB_HTTPS: &str = "alb_https";
+/// The origin name the ALB's certificate covers (certificate step).
+pub const IN_ORIGIN_DOMAIN: &str = certificate::OUT_ORIGIN_DOMAIN;
+
+/// `Sid` of this step's statement in the stack key's policy. The kms step sets the key policy
+/// only when it creates the key; anything that ever rewrites that policy must keep this one.
+pub const KEY_SID: &str = "CloudFrontDecryptsAssets";
 
 /// Origin IDs inside the distribution.
 pub const S3_ORIGIN_ID: &str = "assets-s3";
@@ -111,7 +149,107 @@ pub fn grant_statement(bucket: &str, access: &Access) -> Value {
     }
 }
 
-/// Who reads the bucket.
+/// A distribution's ARN: `arn:<partition>:cloudfront::<account>:distribution/<id>` (CloudFront
+/// is global: no region).
+pub fn distribution_arn(partition: &str, account: &str, id: &str) -> String {
+    format!("arn:{partition}:cloudfront::{account}:distribution/{id}")
+}
+
+/// The key policy statement that lets this distribution's OAC have S3 decrypt the SSE-KMS
+/// assets (AWS's documented statement for OAC with SSE-KMS; reads need only `kms:Decrypt`).
+pub fn key_statement(distribution_arn: &str) -> Value {
+    json!({
+        "Sid": KEY_SID,
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}
+    })
+}
+
+/// A policy document's statements as a list (IAM also allows a single object).
+fn policy_statements(doc: &Value) -> Vec<Value> {
+    match doc.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The key policy with `stmt` in place of the statement(s) with its `Sid` (or appended);
+/// every other statement and top-level field is kept as it is. `None` when the policy already
+/// holds exactly that statement once: nothing to write.
+pub fn merge_key_policy(current: &str, stmt: &Value) -> Result<Option<String>> {
+    let mut doc: Value = serde_json::from_str(current).context("the key policy is not JSON")?;
+    let sid = &stmt["Sid"];
+    let mut statements = policy_statements(&doc);
+    let same: Vec<&Value> = statements.iter().filter(|s| &s["Sid"] == sid).collect();
+    if same.len() == 1 && same[0] == stmt {
+        return Ok(None);
+    }
+    match statements.iter().position(|s| &s["Sid"] == sid) {
+        Some(i) => {
+            statements[i] = stmt.clone();
+            let mut first = true;
+            statements.retain(|s| {
+                if &s["Sid"] != sid {
+                    return true;
+                }
+                std::mem::replace(&mut first, false)
+            });
+        }
+        None => statements.push(stmt.clone()),
+    }
+    let obj = doc
+        .as_object_mut()
+        .context("the key policy is not a JSON object")?;
+    obj.entry("Version").or_insert_with(|| json!("2012-10-17"));
+    obj.insert("Statement".into(), Value::Array(statements));
+    Ok(Some(doc.to_string()))
+}
+
+/// The key policy without the statements with `sid`; `None` if it has none (nothing to do).
+/// Never empty: the key's administration statements stay.
+pub fn key_policy_without(current: &str, sid: &str) -> Result<Option<String>> {
+    let mut doc: Value = serde_json::from_str(current).context("the key policy is not JSON")?;
+    let statements = policy_statements(&doc);
+    let kept: Vec<Value> = statements
+        .iter()
+        .filter(|s| s["Sid"] != sid)
+        .cloned()
+        .collect();
+    if kept.len() == statements.len() {
+        return Ok(None);
+    }
+    let obj = doc
+        .as_object_mut()
+        .context("the key policy is not a JSON object")?;
+    obj.insert("Statement".into(), Value::Array(kept));
+    Ok(Some(doc.to_string()))
+}
+
+/// Where CloudFront's `/api/*` origin connects: `(domain name, https)`. HTTPS only when the
+/// ALB serves an issued certificate (`alb_https`); then by the origin name that certificate
+/// covers (`covered_origin`), as CloudFront checks the origin's certificate against the name
+/// it connects to. Without that name (a new certificate naming it still awaits validation),
+/// the ALB's own name over HTTPS, which CloudFront cannot verify: the caller warns. Without a
+/// certificate, plain HTTP to the ALB's name (the only listener it has).
+pub fn api_origin(alb_dns: &str, alb_https: bool, covered_origin: Option<&str>) -> (String, bool) {
+    match (alb_https, covered_origin) {
+        (true, Some(origin)) => (origin.to_string(), true),
+        (true, None) => (alb_dns.to_string(), true),
+        (false, _) => (alb_dns.to_string(), false),
+    }
+}
+
+/// The DNS record that makes the origin name reach the ALB.
+pub fn origin_dns_record(origin: &str, alb_dns: &str) -> Value {
+    json!({"name": origin, "type": "CNAME", "value": alb_dns})
+}
+
+/// Who reads the bucket. `up` only grants OAC (oai mode is refused); `Oai` describes the
+/// grant a stack built in oai mode by an earlier version has, which `up` replaces.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Access {
     Oac { distribution_arn: String },
@@ -300,8 +438,21 @@ pub fn signature(c: &DistributionConfig) -> String {
                     .map(|s| s.origin_access_identity())
                     .unwrap_or(""),
                 o.custom_origin_config()
-                    .map(|x| x.origin_protocol_policy().as_str())
-                    .unwrap_or("")
+                    .map(|x| {
+                        let mut tls: Vec<&str> = x
+                            .origin_ssl_protocols()
+                            .map(|p| p.items().iter().map(|i| i.as_str()).collect())
+                            .unwrap_or_default();
+                        tls.sort();
+                        format!(
+                            "{} {}/{} {}",
+                            x.origin_protocol_policy().as_str(),
+                            x.http_port(),
+                            x.https_port(),
+                            tls.join(",")
+                        )
+                    })
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -559,58 +710,6 @@ impl Cdn {
         Ok(found)
     }
 
-    /// The origin access identity of oai mode, found by its comment.
-    async fn ensure_oai(ctx: &StepCtx) -> Result<Found> {
-        let cf = ctx.aws().cloudfront();
-        let comment = oai_comment(ctx.suffix());
-        let mut existing = None;
-        let mut marker: Option<String> = None;
-        loop {
-            let out = cf
-                .list_cloud_front_origin_access_identities()
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .aws("cloudfront:ListCloudFrontOriginAccessIdentities", &comment)?;
-            let Some(list) = out.cloud_front_origin_access_identity_list else {
-                break;
-            };
-            if let Some(o) = list.items().iter().find(|o| o.comment() == comment) {
-                existing =
-                    Some(Found::new(o.id()).attr("s3_canonical_user_id", o.s3_canonical_user_id()));
-                break;
-            }
-            match list.next_marker {
-                Some(m) if list.is_truncated && !m.is_empty() => marker = Some(m),
-                _ => break,
-            }
-        }
-        ctx.ensure(
-            OAI,
-            &comment,
-            || async { Ok(existing) },
-            || async {
-                let out = cf
-                    .create_cloud_front_origin_access_identity()
-                    .cloud_front_origin_access_identity_config(
-                        CloudFrontOriginAccessIdentityConfig::builder()
-                            .caller_reference(format!("fintech-infra-{comment}"))
-                            .comment(&comment)
-                            .build()
-                            .context("building the origin access identity config")?,
-                    )
-                    .send()
-                    .await
-                    .aws("cloudfront:CreateCloudFrontOriginAccessIdentity", &comment)?;
-                let oai = out
-                    .cloud_front_origin_access_identity
-                    .context("CreateCloudFrontOriginAccessIdentity returned nothing")?;
-                Ok(Found::new(oai.id).attr("s3_canonical_user_id", oai.s3_canonical_user_id))
-            },
-        )
-        .await
-    }
-
     /// Deletes an OAC or OAI (needs its current ETag). Not found counts as deleted.
     async fn delete_access(ctx: &StepCtx, kind: &str, id: &str) -> Result<()> {
         let cf = ctx.aws().cloudfront();
@@ -768,17 +867,124 @@ impl Cdn {
         Ok(())
     }
 
-    /// The ALB origin, when the alb step published its DNS name.
-    fn alb_origin(ctx: &StepCtx) -> Option<(String, bool)> {
+    /// The ALB's DNS name, when the alb step published it.
+    fn alb_dns(ctx: &StepCtx) -> Option<String> {
         let dns = ctx.output(IN_ALB_DNS_NAME)?.as_str()?.to_string();
-        if dns.is_empty() || is_pending(&dns) {
-            return None;
-        }
+        (!dns.is_empty() && !is_pending(&dns)).then_some(dns)
+    }
+
+    /// The ALB origin (see [`api_origin`]), when the alb step published its DNS name.
+    fn alb_origin(ctx: &StepCtx) -> Option<(String, bool)> {
+        let dns = Self::alb_dns(ctx)?;
         let https = ctx
             .output(IN_ALB_HTTPS)
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        Some((dns, https))
+        let covered = ctx
+            .output(IN_ORIGIN_DOMAIN)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .filter(|d| !d.is_empty());
+        if https && covered.is_none() {
+            ctx.sh.reporter.message(
+                ctx.step,
+                "the ALB's certificate does not cover the origin name CloudFront should reach it \
+                 by (see the certificate step's messages): /api/* goes to the ALB's own DNS name \
+                 over HTTPS, which CloudFront cannot verify (502), until a certificate covering \
+                 it is issued and `up` runs again",
+            );
+        }
+        Some(api_origin(&dns, https, covered.as_deref()))
+    }
+
+    /// Makes sure the stack key's policy has [`key_statement`] for this distribution (every
+    /// other statement kept): without it S3 cannot decrypt the SSE-KMS assets for CloudFront
+    /// and every object answers 403. Written only when missing or different; `up` restores
+    /// it if someone removed it. `as_change`: report it as a change (an existing distribution)
+    /// rather than as part of creating one.
+    async fn ensure_key_grant(
+        ctx: &StepCtx,
+        key_arn: &str,
+        distribution_id: &str,
+        as_change: bool,
+    ) -> Result<()> {
+        let account = ctx.account_id().await?;
+        let arn = distribution_arn(iam::partition_of(key_arn), &account, distribution_id);
+        let kms = ctx.aws().kms();
+        let current = kms
+            .get_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .send()
+            .await
+            .aws("kms:GetKeyPolicy", key_arn)?
+            .policy
+            .unwrap_or_default();
+        let Some(policy) = merge_key_policy(&current, &key_statement(&arn))? else {
+            return Ok(());
+        };
+        let apply = || async {
+            kms.put_key_policy()
+                .key_id(key_arn)
+                .policy_name("default")
+                .policy(policy)
+                .send()
+                .await
+                .aws("kms:PutKeyPolicy", key_arn)?;
+            Ok(())
+        };
+        let key_name = format!("fintech-{}", ctx.suffix());
+        if as_change {
+            ctx.change(
+                kms::KEY,
+                &key_name,
+                &format!("key policy: let CloudFront decrypt the assets for {arn} ({KEY_SID})"),
+                apply,
+            )
+            .await
+        } else {
+            ctx.check_cancelled()?;
+            apply().await
+        }
+    }
+
+    /// Removes this step's statement from the key policy, if the key is still there and
+    /// usable (the kms step schedules its deletion after this step's `down`).
+    async fn remove_key_grant(ctx: &StepCtx, key_arn: &str) -> Result<()> {
+        let kms = ctx.aws().kms();
+        let got = kms
+            .get_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .send()
+            .await
+            .aws("kms:GetKeyPolicy", key_arn);
+        let current = match got {
+            Ok(o) => o.policy.unwrap_or_default(),
+            Err(e) if matches!(e.kind(), AwsErrorKind::NotFound | AwsErrorKind::InvalidState) => {
+                return Ok(())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(policy) = key_policy_without(&current, KEY_SID)? else {
+            return Ok(());
+        };
+        ctx.check_cancelled()?;
+        match kms
+            .put_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .policy(policy)
+            .send()
+            .await
+            .aws("kms:PutKeyPolicy", key_arn)
+        {
+            Ok(_) => Ok(()),
+            // Gone or pending deletion already: nothing is granted any more.
+            Err(e) if matches!(e.kind(), AwsErrorKind::NotFound | AwsErrorKind::InvalidState) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -791,7 +997,8 @@ impl Step for Cdn {
     fn deps(&self) -> Vec<&'static str> {
         // The ALB's DNS name is the `/api/*` origin; without the dependency a first `up` could
         // create the distribution S3-only and need a second run to add the API behaviour.
-        vec!["storage", "alb"]
+        // kms: this step adds the distribution's statement to the key's policy.
+        vec!["kms", "storage", "alb"]
     }
 
     fn estimate_secs(&self) -> u64 {
@@ -802,25 +1009,27 @@ impl Step for Cdn {
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let cf = ctx.aws().cloudfront();
         let bucket = ctx.input_str(storage::OUT_ASSETS_BUCKET)?;
-        let mode = ctx.cfg().cdn.origin_access;
-        let (oac, oai) = match mode {
-            OriginAccess::Oac => (Some(Self::ensure_oac(ctx).await?), None),
-            OriginAccess::Oai => (None, Some(Self::ensure_oai(ctx).await?)),
-        };
+        let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
+        if ctx.cfg().cdn.origin_access == OriginAccess::Oai {
+            // The config check refuses this before any AWS call; never build it anyway.
+            bail!(
+                "cdn.origin_access = \"oai\": an origin access identity cannot read the SSE-KMS \
+                 assets bucket; use \"oac\""
+            );
+        }
+        let oac = Self::ensure_oac(ctx).await?;
         let comment = distribution_comment(ctx.suffix());
         let want = DesiredDistribution {
             caller_reference: format!("fintech-infra-cdn-{}", ctx.suffix()),
             comment: comment.clone(),
             bucket_domain: format!("{bucket}.s3.{}.amazonaws.com", ctx.region()),
-            oac_id: oac.as_ref().map(|f| f.id.clone()),
-            oai_id: oai.as_ref().map(|f| f.id.clone()),
+            oac_id: Some(oac.id.clone()),
+            oai_id: None,
             price_class: ctx.cfg().cdn.price_class.as_str(),
             alb: Self::alb_origin(ctx),
             certificate_arn: ctx.cfg().cdn.certificate_arn.as_ref().map(|c| c.0.clone()),
         };
-        let inputs_known = !is_pending(&bucket)
-            && !oac.as_ref().is_some_and(|f| f.is_pending())
-            && !oai.as_ref().is_some_and(|f| f.is_pending());
+        let inputs_known = !is_pending(&bucket) && !oac.is_pending();
 
         let existing = Self::find_distribution(ctx, &comment).await?;
         let existed = existing.is_some();
@@ -860,6 +1069,11 @@ impl Step for Cdn {
             return Ok(());
         }
         let arn = dist.arn.clone().unwrap_or_default();
+
+        // The key policy grant: S3 decrypts the SSE-KMS assets for CloudFront only with it.
+        if !is_pending(&key_arn) {
+            Self::ensure_key_grant(ctx, &key_arn, &dist.id, existed).await?;
+        }
 
         if existed {
             // Tags (CreateDistributionWithTags set them on a new one).
@@ -928,24 +1142,15 @@ impl Step for Cdn {
             }
         }
 
-        // The bucket policy grant for this distribution's reader.
+        // The bucket policy grant for this distribution's OAC (replacing the grant of an OAI
+        // an earlier version made).
         if !is_pending(&bucket) {
-            let access = match (&oac, &oai) {
-                (_, Some(o)) => Access::Oai {
-                    oai_id: o.id.clone(),
-                },
-                _ => Access::Oac {
-                    distribution_arn: arn.clone(),
-                },
+            let access = Access::Oac {
+                distribution_arn: arn.clone(),
             };
             let grant = grant_statement(&bucket, &access);
             let current = storage::get_policy(ctx, &bucket).await?;
-            let stale_sid = if matches!(access, Access::Oac { .. }) {
-                OAI_SID
-            } else {
-                OAC_SID
-            };
-            let without_stale = match storage::remove_statements(current.as_deref(), &[stale_sid])?
+            let without_stale = match storage::remove_statements(current.as_deref(), &[OAI_SID])?
             {
                 Some(p) => p,
                 None => current.clone(),
@@ -964,12 +1169,9 @@ impl Step for Cdn {
             }
         }
 
-        // A switch between OAC and OAI leaves the other kind unused: remove it now that
-        // neither the distribution nor the policy refers to it.
-        let unused = match mode {
-            OriginAccess::Oac => OAI,
-            OriginAccess::Oai => OAC,
-        };
+        // A stack built in oai mode by an earlier version leaves its OAI unused: remove it now
+        // that neither the distribution nor the policy refers to it.
+        let unused = OAI;
         for rec in ctx.records(Some(unused)) {
             ctx.change(unused, &rec.name, "delete (no longer used)", || async {
                 Self::delete_access(ctx, unused, &rec.id).await
@@ -989,9 +1191,16 @@ impl Step for Cdn {
             OUT_DOMAIN_NAME,
             dist.attrs.get("domain_name").cloned().unwrap_or_default(),
         )?;
-        match &oai {
-            Some(o) => ctx.set_output(OUT_OAI_ID, o.id.clone())?,
-            None => ctx.remove_output(OUT_OAI_ID)?,
+        ctx.remove_output(OUT_OAI_ID)?;
+        // The record the origin name needs, published as soon as a certificate is configured
+        // so that it can be created together with the certificate's validation records.
+        let cfg = ctx.cfg();
+        match (cfg.alb.api_origin_domain(&cfg.certificate), Self::alb_dns(ctx)) {
+            (Some(origin), Some(dns)) => ctx.set_output(
+                OUT_ALB_ORIGIN_DNS_RECORD,
+                origin_dns_record(&origin, &dns),
+            )?,
+            _ => ctx.remove_output(OUT_ALB_ORIGIN_DNS_RECORD)?,
         }
         Ok(())
     }
@@ -1010,6 +1219,13 @@ impl Step for Cdn {
             .and_then(|v| v.as_str().map(str::to_string))
         {
             Self::remove_grant(ctx, &bucket).await?;
+        }
+        // Likewise the key (the kms step schedules its deletion next, but it may survive).
+        if let Some(key_arn) = ctx
+            .output(kms::OUT_KEY_ARN)
+            .and_then(|v| v.as_str().map(str::to_string))
+        {
+            Self::remove_key_grant(ctx, &key_arn).await?;
         }
         for kind in [OAC, OAI] {
             for rec in ctx.records(Some(kind)) {

@@ -9,6 +9,23 @@
 //! certificate (issued or imported, managed by the user) is used and never deleted. With
 //! neither, the ALB serves HTTP only, and `plan`/`up` say so.
 //!
+//! The certificate also has to cover the name CloudFront reaches the ALB by (`alb.origin_domain`,
+//! default `origin.<domain>`; see the cdn step): CloudFront checks an HTTPS origin's
+//! certificate against the origin's domain name, and the ALB's `*.elb.amazonaws.com` name is
+//! never on the user's certificate (HTTP 502). A requested certificate gets that name as an
+//! extra subject alternative name unless one of its names already covers it (a wildcard
+//! covers one label); a configured `arn` is checked and refused with an error naming its names
+//! if it does not cover it. Output `certificate_origin_domain` is that name while the
+//! certificate the ALB serves covers it.
+//!
+//! ACM certificates' names are immutable, so a stack whose certificate lacks a name it now
+//! needs (an older stack without the origin name, or a new subject alternative name) gets a
+//! new certificate. While that one awaits validation, the stack's earlier certificate stays
+//! the one the ALB serves if it is issued and still names the domain and every configured
+//! alternative name, so HTTPS never drops back to HTTP; the new one is output as
+//! `certificate_pending_arn` with its validation records, and the `up` after ACM issues it
+//! switches the ALB over. Superseded certificates stay recorded until `down` deletes them.
+//!
 //! Teardown deletes only certificates this step requested, after the ALB is gone (ACM refuses
 //! to delete a certificate a listener still serves: `ResourceInUseException`, retried).
 
@@ -20,7 +37,7 @@ use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, Tag, ValidationMe
 use serde_json::{json, Value};
 
 use crate::aws::{AwsResultExt, NotFoundOk};
-use crate::config::CertificateSource;
+use crate::config::{certificate_name_covers, CertificateSource};
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{Found, Step, StepCtx};
@@ -32,7 +49,18 @@ pub const OUT_ARN: &str = "certificate_arn";
 /// `ISSUED`, `PENDING_VALIDATION`, ...: the ALB attaches only an issued certificate.
 pub const OUT_STATUS: &str = "certificate_status";
 pub const OUT_RECORDS: &str = "certificate_validation_records";
-const OUTPUTS: [&str; 3] = [OUT_ARN, OUT_STATUS, OUT_RECORDS];
+/// The host name CloudFront's `/api/*` origin connects to, published while the certificate in
+/// `certificate_arn` covers it (the cdn step connects over HTTPS by this name only then).
+pub const OUT_ORIGIN_DOMAIN: &str = "certificate_origin_domain";
+/// A newly requested certificate awaiting validation while the ALB keeps the earlier one.
+pub const OUT_PENDING_ARN: &str = "certificate_pending_arn";
+const OUTPUTS: [&str; 5] = [
+    OUT_ARN,
+    OUT_STATUS,
+    OUT_RECORDS,
+    OUT_ORIGIN_DOMAIN,
+    OUT_PENDING_ARN,
+];
 
 /// ACM adds the DNS validation records to a new certificate a few seconds after the request.
 const RECORDS_TIMEOUT: Duration = Duration::from_secs(120);
@@ -51,6 +79,44 @@ pub fn idempotency_token(suffix: &str, domain: &str, sans: &[String]) -> String 
     let mut t = format!("fi{}_{:06x}", suffix.replace('-', "_"), h & 0xff_ffff);
     t.truncate(32);
     t
+}
+
+/// The subject alternative names to request: the configured ones, plus the ALB origin name
+/// (`origin`) unless the domain or one of them already covers it.
+pub fn requested_sans(domain: &str, sans: &[String], origin: Option<&str>) -> Vec<String> {
+    let mut out = sans.to_vec();
+    if let Some(o) = origin {
+        let covered = std::iter::once(domain)
+            .chain(sans.iter().map(String::as_str))
+            .any(|n| certificate_name_covers(n, o));
+        if !covered {
+            out.push(o.to_string());
+        }
+    }
+    out
+}
+
+/// Every name of a certificate: its `DomainName` and subject alternative names.
+pub fn names_of(cert: &CertificateDetail) -> Vec<&str> {
+    // ACM lists the DomainName again among the subject alternative names.
+    let mut names: Vec<&str> = Vec::new();
+    for n in cert
+        .domain_name()
+        .into_iter()
+        .chain(cert.subject_alternative_names().iter().map(String::as_str))
+    {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+/// Whether one of the certificate's names covers `host`.
+pub fn cert_covers(cert: &CertificateDetail, host: &str) -> bool {
+    names_of(cert)
+        .iter()
+        .any(|n| certificate_name_covers(n, host))
 }
 
 /// The DNS validation records of a certificate (`{name, type, value}`), and whether every
@@ -171,8 +237,46 @@ impl Certificate {
         }
     }
 
-    async fn up_requested(&self, ctx: &StepCtx, domain: &str, sans: &[String]) -> Result<()> {
+    /// An earlier certificate of this stack the ALB can keep serving while a new one awaits
+    /// validation: recorded, issued, and naming the domain and every configured alternative
+    /// name (`user_sans`; it may lack the origin name, which is why a new one was requested).
+    async fn issued_predecessor(
+        &self,
+        ctx: &StepCtx,
+        current: &str,
+        domain: &str,
+        user_sans: &[String],
+    ) -> Result<Option<CertificateDetail>> {
+        for rec in ctx.records(Some(CERTIFICATE)) {
+            if rec.id == current {
+                continue;
+            }
+            let Some(c) = self.describe(ctx, &rec.id).await? else {
+                continue;
+            };
+            let names = names_of(&c);
+            let names_all = std::iter::once(domain)
+                .chain(user_sans.iter().map(String::as_str))
+                .all(|n| names.contains(&n));
+            if c.status() == Some(&CertificateStatus::Issued)
+                && c.domain_name() == Some(domain)
+                && names_all
+            {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn up_requested(
+        &self,
+        ctx: &StepCtx,
+        domain: &str,
+        user_sans: &[String],
+        origin: &str,
+    ) -> Result<()> {
         let acm = ctx.aws().acm();
+        let sans = &requested_sans(domain, user_sans, Some(origin))[..];
         let existing = self.find(ctx, domain, sans).await?;
         let cert = ctx
             .ensure(
@@ -259,6 +363,51 @@ impl Certificate {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
+            // ACM certificates' names cannot change: a stack whose certificate lacks a name
+            // it now needs got a new one above. Keep serving the old one meanwhile, so that
+            // the ALB does not fall back to HTTP (AWS refuses an unissued certificate on a
+            // listener).
+            if let Some(old) = self
+                .issued_predecessor(ctx, &cert.id, domain, user_sans)
+                .await?
+            {
+                let old_arn = old.certificate_arn().unwrap_or_default().to_string();
+                let missing: Vec<&str> = sans
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|n| !names_of(&old).contains(n))
+                    .collect();
+                ctx.sh.reporter.message(
+                    ctx.step,
+                    &format!(
+                        "the certificate for {domain} must also name {} (ACM certificates' \
+                         names cannot change), so a new one was requested: {} is {status}. \
+                         Create these DNS records to validate it: {list}. Until ACM issues it \
+                         the ALB keeps serving {old_arn}{}; run `up` again once it is issued \
+                         to switch over",
+                        missing.join(", "),
+                        cert.id,
+                        if cert_covers(&old, origin) {
+                            String::new()
+                        } else {
+                            format!(
+                                ", which does not cover {origin}: CloudFront's /api/* route \
+                                 cannot verify the ALB's certificate until the switch"
+                            )
+                        }
+                    ),
+                );
+                ctx.set_output(OUT_ARN, old_arn)?;
+                ctx.set_output(OUT_STATUS, CertificateStatus::Issued.as_str())?;
+                ctx.set_output(OUT_RECORDS, Value::Array(records))?;
+                ctx.set_output(OUT_PENDING_ARN, cert.id.clone())?;
+                if cert_covers(&old, origin) {
+                    ctx.set_output(OUT_ORIGIN_DOMAIN, origin)?;
+                } else {
+                    ctx.remove_output(OUT_ORIGIN_DOMAIN)?;
+                }
+                return Ok(());
+            }
             ctx.sh.reporter.message(
                 ctx.step,
                 &format!(
@@ -272,10 +421,13 @@ impl Certificate {
         ctx.set_output(OUT_ARN, cert.id.clone())?;
         ctx.set_output(OUT_STATUS, status)?;
         ctx.set_output(OUT_RECORDS, Value::Array(records))?;
+        // Requested with the origin name (or a name covering it): covered by construction.
+        ctx.set_output(OUT_ORIGIN_DOMAIN, origin)?;
+        ctx.remove_output(OUT_PENDING_ARN)?;
         Ok(())
     }
 
-    async fn up_existing(&self, ctx: &StepCtx, arn: &str) -> Result<()> {
+    async fn up_existing(&self, ctx: &StepCtx, arn: &str, origin: Option<&str>) -> Result<()> {
         let region = arn.split(':').nth(3).unwrap_or_default();
         if region != ctx.region() {
             bail!(
@@ -288,6 +440,20 @@ impl Certificate {
             .describe(ctx, arn)
             .await?
             .with_context(|| format!("certificate.arn {arn} does not exist"))?;
+        // CloudFront connects to the ALB by the origin name and checks the certificate
+        // against it (a mismatch is HTTP 502 on every /api/* request): refuse it here.
+        if let Some(o) = origin {
+            if !cert_covers(&cert, o) {
+                bail!(
+                    "certificate.arn {arn} names {}, none of which covers alb.origin_domain \
+                     {o}: CloudFront reaches the ALB over HTTPS by that name and refuses a \
+                     certificate that does not cover it (HTTP 502). Set alb.origin_domain to a \
+                     name the certificate covers (a wildcard covers one label: *.example.com \
+                     covers origin.example.com) or use a certificate that names it",
+                    names_of(&cert).join(", ")
+                );
+            }
+        }
         let status = cert
             .status()
             .map(|s| s.as_str().to_string())
@@ -305,6 +471,11 @@ impl Certificate {
         ctx.set_output(OUT_ARN, arn.to_string())?;
         ctx.set_output(OUT_STATUS, status)?;
         ctx.set_output(OUT_RECORDS, Value::Array(records))?;
+        match origin {
+            Some(o) => ctx.set_output(OUT_ORIGIN_DOMAIN, o)?,
+            None => ctx.remove_output(OUT_ORIGIN_DOMAIN)?,
+        }
+        ctx.remove_output(OUT_PENDING_ARN)?;
         Ok(())
     }
 }
@@ -324,15 +495,21 @@ impl Step for Certificate {
     }
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
-        match &ctx.cfg().certificate.source {
+        let cfg = ctx.cfg();
+        let origin = cfg.alb.api_origin_domain(&cfg.certificate);
+        match &cfg.certificate.source {
             Some(CertificateSource::Request {
                 domain,
                 subject_alternative_names,
             }) => {
-                self.up_requested(ctx, domain, subject_alternative_names)
+                // Always set with a requested certificate (origin.<domain> by default).
+                let origin = origin.unwrap_or_else(|| crate::config::default_origin_domain(domain));
+                self.up_requested(ctx, domain, subject_alternative_names, &origin)
                     .await
             }
-            Some(CertificateSource::Existing { arn }) => self.up_existing(ctx, arn).await,
+            Some(CertificateSource::Existing { arn }) => {
+                self.up_existing(ctx, arn, origin.as_deref()).await
+            }
             None => {
                 ctx.sh.reporter.message(
                     ctx.step,
@@ -394,5 +571,38 @@ mod tests {
             idempotency_token(s, "app.example.com", &["www.example.com".into()])
         );
         assert_eq!(t, idempotency_token(s, "app.example.com", &[]));
+    }
+
+    #[test]
+    fn the_origin_name_is_requested_unless_covered() {
+        let www = vec!["www.example.com".to_string()];
+        assert_eq!(
+            requested_sans("app.example.com", &www, Some("origin.app.example.com")),
+            vec!["www.example.com", "origin.app.example.com"]
+        );
+        // A wildcard covers one label; the domain itself or a configured name need nothing.
+        assert!(requested_sans("*.example.com", &[], Some("origin.example.com")).is_empty());
+        assert_eq!(
+            requested_sans("app.example.com", &www, Some("www.example.com")),
+            www
+        );
+        assert_eq!(
+            requested_sans("*.example.com", &[], Some("a.origin.example.com")),
+            vec!["a.origin.example.com"]
+        );
+        assert_eq!(requested_sans("app.example.com", &www, None), www);
+    }
+
+    #[test]
+    fn certificate_names_cover_the_origin() {
+        let c = CertificateDetail::builder()
+            .domain_name("*.example.com")
+            .subject_alternative_names("*.example.com")
+            .subject_alternative_names("example.com")
+            .build();
+        assert_eq!(names_of(&c), vec!["*.example.com", "example.com"]);
+        assert!(cert_covers(&c, "origin.example.com"));
+        assert!(cert_covers(&c, "example.com"));
+        assert!(!cert_covers(&c, "origin.app.example.com"));
     }
 }

@@ -2,8 +2,18 @@
 //!
 //! Per availability zone a public subnet (ALB, NAT), a private subnet (ECS tasks, Lambda) and an
 //! isolated subnet (Aurora, no route out); an internet gateway; one NAT gateway (or one per
-//! zone); route tables; the security groups of the ALB, the app, the database and Lambda with
-//! explicit ingress and egress; gateway endpoints for S3 and DynamoDB.
+//! zone); route tables; security groups with explicit ingress and egress; gateway endpoints
+//! for S3 and DynamoDB.
+//!
+//! Security groups: the ALB's, one per ECS service (`secgroup-svc-<service>-<suffix>`), the
+//! database's, Lambda's and (with interface endpoints) the endpoints'. AWS checks a path on
+//! both ends (the sender's egress and the receiver's ingress), so every allowed path is a pair
+//! of rules and nothing else is allowed (see [`rule_specs`]): CloudFront's origin-facing
+//! prefix list to the ALB, the ALB to the services behind it, each declared call
+//! (`services[].calls`) on the callee's port, the services with the `database` permission to
+//! the database, HTTPS out to AWS APIs. `up` converges: it revokes rules the config no longer
+//! asks for and deletes groups it no longer asks for once no network interface uses them
+//! (one still in use stays recorded, with a note, for the next `up` or `down`).
 //!
 //! Teardown follows the order AWS enforces: routes, NAT gateways (waited until deleted, as
 //! their ENIs hold the subnets and their EIPs), EIPs, the IGW (it cannot be detached while a
@@ -11,15 +21,15 @@
 //! behind (see [`Network::remove_lambda_enis`]), subnets, route tables, security group rules
 //! that reference other groups, the groups, and last the VPC.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGatewayState,
-    NetworkInterfaceStatus, NetworkInterfaceType, ResourceType, SecurityGroupRule, Tag,
-    TagSpecification, UserIdGroupPair, VpcEndpointType,
+    NetworkInterfaceStatus, NetworkInterfaceType, PrefixListId, ResourceType, SecurityGroup,
+    SecurityGroupRule, Tag, TagSpecification, UserIdGroupPair, VpcEndpointType,
 };
 use serde_json::json;
 
@@ -49,13 +59,20 @@ pub const OUT_INTERNAL_ROUTE_TABLE_IDS: &str = "internal_route_table_ids";
 
 /// Port the database listens on (Aurora PostgreSQL).
 pub const DB_PORT: i32 = 5432;
-/// The ports the app containers listen on behind the ALB: every configured service's port,
-/// sorted and without repeats (the ALB must reach each, and nothing else).
-pub fn app_ports(cfg: &crate::config::Config) -> Vec<i32> {
-    let ports: std::collections::BTreeSet<i32> =
-        cfg.services.0.iter().map(|s| i32::from(s.port)).collect();
-    ports.into_iter().collect()
-}
+/// HTTPS: AWS APIs, image registries, interface endpoints.
+pub const HTTPS_PORT: i32 = 443;
+
+/// CloudFront's AWS-managed prefix list of the addresses its edge servers connect to origins
+/// from. The ALB is reached only through CloudFront, so this list is the ALB's only source.
+pub const CLOUDFRONT_PREFIX_LIST: &str = "com.amazonaws.global.cloudfront.origin-facing";
+
+/// `{service name: security group ID}`: the group of each service's tasks.
+pub const OUT_SERVICE_SG_IDS: &str = "sg_service_ids";
+/// The ID of [`CLOUDFRONT_PREFIX_LIST`] in the stack's region.
+pub const OUT_CLOUDFRONT_PREFIX_LIST_ID: &str = "cloudfront_prefix_list_id";
+/// The shared group of every service's tasks of earlier versions: removed by `up` once no
+/// task uses it any more.
+const LEGACY_OUT_APP_SG: &str = "sg_app_id";
 
 /// How long to wait for a NAT gateway (AWS: 1-2 minutes to create, about 1 to delete).
 const NAT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -111,10 +128,12 @@ impl Tier {
 }
 
 /// The security groups, by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Alb,
-    App,
+    /// The tasks of one ECS service (by service name): a group per service, so that each
+    /// admits exactly its callers.
+    Service(String),
     Db,
     Lambda,
     /// Interface VPC endpoints (only with `network.interface_endpoints`).
@@ -122,126 +141,360 @@ pub enum Role {
 }
 
 impl Role {
-    /// The groups every stack has.
-    pub const ALL: [Role; 4] = [Role::Alb, Role::App, Role::Db, Role::Lambda];
+    /// The groups that are not per service (each published as `sg_<role>_id`).
+    pub const FIXED: [Role; 4] = [Role::Alb, Role::Db, Role::Lambda, Role::Endpoint];
 
     /// The groups of the stack `cfg` describes.
     pub fn of(cfg: &crate::config::Config) -> Vec<Role> {
-        let mut v = Role::ALL.to_vec();
+        let mut v = vec![Role::Alb];
+        v.extend(
+            cfg.services
+                .0
+                .iter()
+                .map(|s| Role::Service(s.name.0.clone())),
+        );
+        v.push(Role::Db);
+        v.push(Role::Lambda);
         if !cfg.network.interface_endpoints.is_empty() {
             v.push(Role::Endpoint);
         }
         v
     }
 
-    pub fn as_str(self) -> &'static str {
+    /// The part of the group name between `secgroup-` and the suffix. `svc-` keeps service
+    /// groups apart from the fixed ones whatever the service is called.
+    pub fn purpose(&self) -> String {
         match self {
-            Role::Alb => "alb",
-            Role::App => "app",
-            Role::Db => "db",
-            Role::Lambda => "lambda",
-            Role::Endpoint => "endpoints",
+            Role::Alb => "alb".into(),
+            Role::Service(s) => format!("svc-{s}"),
+            Role::Db => "db".into(),
+            Role::Lambda => "lambda".into(),
+            Role::Endpoint => "endpoints".into(),
         }
     }
 
-    /// Output key holding the group ID.
-    pub fn output_key(self) -> String {
-        format!("sg_{}_id", self.as_str())
+    /// The group's name: `secgroup-<purpose>-<suffix>` (group names may not start with
+    /// `sg-`).
+    pub fn group_name(&self, names: &crate::naming::Names) -> String {
+        names.with_purpose("secgroup", &self.purpose())
+    }
+
+    /// Output key holding the group ID; service groups are in [`OUT_SERVICE_SG_IDS`].
+    pub fn output_key(&self) -> Option<String> {
+        match self {
+            Role::Service(_) => None,
+            r => Some(format!("sg_{}_id", r.purpose())),
+        }
     }
 }
 
 /// Where a rule lets traffic come from or go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     Cidr(&'static str),
     /// The VPC's own block.
     Vpc,
     Group(Role),
+    /// An AWS-managed prefix list, by name (its ID is looked up in the region).
+    PrefixList(&'static str),
 }
 
 /// One security group rule the stack needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSpec {
     pub group: Role,
     pub egress: bool,
     pub port: i32,
     pub peer: Peer,
-    pub description: &'static str,
+    pub description: String,
 }
 
-/// Every rule of every group, with the ALB-to-app rules for each of `app_ports`. Egress is
-/// explicit everywhere: the allow-all egress rule AWS adds to each new group is removed.
-pub fn rule_specs(app_ports: &[i32]) -> Vec<RuleSpec> {
+/// The port CloudFront connects to the ALB on: HTTPS (443) once the stack has a certificate,
+/// else plain HTTP (80).
+pub fn alb_origin_port(cfg: &crate::config::Config) -> i32 {
+    if cfg.certificate.source.is_some() {
+        HTTPS_PORT
+    } else {
+        80
+    }
+}
+
+/// Every rule of every group of the stack `cfg` describes. Traffic needs both the sender's
+/// egress rule and the receiver's ingress rule (security groups are checked on both ends), so
+/// every path comes as a pair; nothing else is allowed. Egress is explicit everywhere: the
+/// allow-all egress rule AWS adds to each new group is removed.
+pub fn rule_specs(cfg: &crate::config::Config) -> Vec<RuleSpec> {
+    use crate::config::Permission;
     use Peer::*;
-    use Role::*;
-    let r = |group, egress, port, peer, description| RuleSpec {
-        group,
-        egress,
-        port,
-        peer,
-        description,
+    let groups = Role::of(cfg);
+    let mut rules: Vec<RuleSpec> = Vec::new();
+    let mut r = |group: Role, egress: bool, port: i32, peer: Peer, description: String| {
+        let spec = RuleSpec {
+            group,
+            egress,
+            port,
+            peer,
+            description,
+        };
+        if !rules.iter().any(|x| {
+            (&x.group, x.egress, x.port, &x.peer) == (&spec.group, spec.egress, spec.port, &spec.peer)
+        }) {
+            rules.push(spec);
+        }
     };
-    let mut rules = vec![
+    let svc = |name: &str| Role::Service(name.to_string());
+
+    // The ALB is reached only through CloudFront, on the port CloudFront's origin uses. ONE
+    // rule: AWS counts a rule that references a prefix list as the list's max entries (55
+    // for this one) against the group's quota of 60 inbound rules, so a second one (80 and
+    // 443) would exceed it and be refused (RulesPerSecurityGroupLimitExceeded).
+    r(
+        Role::Alb,
+        false,
+        alb_origin_port(cfg),
+        PrefixList(CLOUDFRONT_PREFIX_LIST),
+        "from CloudFront origin-facing servers only".into(),
+    );
+    for s in cfg.services.behind_alb() {
+        let port = i32::from(s.port);
         r(
-            Alb,
-            false,
-            80,
-            Cidr("0.0.0.0/0"),
-            "HTTP from the internet (redirected to HTTPS)",
-        ),
-        r(
-            Alb,
-            false,
-            443,
-            Cidr("0.0.0.0/0"),
-            "HTTPS from the internet",
-        ),
-        r(
-            App,
+            Role::Alb,
             true,
-            443,
+            port,
+            Group(svc(&s.name.0)),
+            format!("to the {} tasks", s.name.0),
+        );
+        r(
+            svc(&s.name.0),
+            false,
+            port,
+            Group(Role::Alb),
+            "from the ALB".into(),
+        );
+    }
+    for s in &cfg.services.0 {
+        let me = &s.name.0;
+        r(
+            svc(me),
+            true,
+            HTTPS_PORT,
             Cidr("0.0.0.0/0"),
-            "HTTPS to AWS APIs and image registries",
-        ),
-        r(App, true, DB_PORT, Group(Db), "to the database"),
-        r(
-            Db,
-            false,
-            DB_PORT,
-            Group(App),
-            "PostgreSQL from the app tasks",
-        ),
-        r(
-            Db,
-            false,
-            DB_PORT,
-            Group(Lambda),
-            "PostgreSQL from the Lambda functions",
-        ),
-        r(Db, true, DB_PORT, Vpc, "replication inside the VPC only"),
-        r(Lambda, true, 443, Cidr("0.0.0.0/0"), "HTTPS to AWS APIs"),
-        r(Lambda, true, DB_PORT, Group(Db), "to the database"),
+            "HTTPS to AWS APIs and image registries".into(),
+        );
+        for callee in &s.calls {
+            let Some(c) = cfg.services.get(&callee.0) else {
+                continue; // Config::check refuses unknown callees
+            };
+            let port = i32::from(c.port);
+            r(
+                svc(me),
+                true,
+                port,
+                Group(svc(&c.name.0)),
+                format!("calls {}", c.name.0),
+            );
+            r(
+                svc(&c.name.0),
+                false,
+                port,
+                Group(svc(me)),
+                format!("called by {me}"),
+            );
+        }
+        if s.permissions.contains(&Permission::Database) {
+            r(
+                svc(me),
+                true,
+                DB_PORT,
+                Group(Role::Db),
+                "to the database".into(),
+            );
+            r(
+                Role::Db,
+                false,
+                DB_PORT,
+                Group(svc(me)),
+                format!("PostgreSQL from {me}"),
+            );
+        }
+    }
+    r(
+        Role::Db,
+        true,
+        DB_PORT,
+        Vpc,
+        "replication inside the VPC only".into(),
+    );
+    // The validator only reads the queue and the session table: no database rules.
+    r(
+        Role::Lambda,
+        true,
+        HTTPS_PORT,
+        Cidr("0.0.0.0/0"),
+        "HTTPS to AWS APIs".into(),
+    );
+    if groups.contains(&Role::Endpoint) {
         // Interface endpoints only answer: no egress rule at all.
+        for s in &cfg.services.0 {
+            r(
+                Role::Endpoint,
+                false,
+                HTTPS_PORT,
+                Group(svc(&s.name.0)),
+                format!("AWS APIs from {}", s.name.0),
+            );
+        }
         r(
-            Endpoint,
+            Role::Endpoint,
             false,
-            443,
-            Group(App),
-            "AWS APIs from the app tasks",
-        ),
-        r(
-            Endpoint,
-            false,
-            443,
-            Group(Lambda),
-            "AWS APIs from the Lambda functions",
-        ),
-    ];
-    for &port in app_ports {
-        rules.push(r(Alb, true, port, Group(App), "to the app tasks"));
-        rules.push(r(App, false, port, Group(Alb), "from the ALB only"));
+            HTTPS_PORT,
+            Group(Role::Lambda),
+            "AWS APIs from the Lambda functions".into(),
+        );
     }
     rules
+}
+
+/// Where a rule found in AWS points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Cidr(String),
+    Group(String),
+    PrefixList(String),
+}
+
+impl Target {
+    /// The peer of a described rule (`None` for peers the stack never uses, e.g. IPv6).
+    pub fn of(r: &SecurityGroupRule) -> Option<Target> {
+        if let Some(g) = r.referenced_group_info().and_then(|g| g.group_id()) {
+            return Some(Target::Group(g.to_string()));
+        }
+        if let Some(p) = r.prefix_list_id() {
+            return Some(Target::PrefixList(p.to_string()));
+        }
+        r.cidr_ipv4().map(|c| Target::Cidr(c.to_string()))
+    }
+}
+
+/// A [`RuleSpec`] with the IDs of this stack filled in.
+struct Resolved<'a> {
+    spec: &'a RuleSpec,
+    /// The rule's name (and `Name` tag): `<group name> <direction> tcp/<port> <peer>`.
+    name: String,
+    group_id: String,
+    target: Target,
+}
+
+impl Resolved<'_> {
+    fn matches(&self, r: &SecurityGroupRule) -> bool {
+        r.group_id() == Some(self.group_id.as_str())
+            && r.is_egress() == Some(self.spec.egress)
+            && r.ip_protocol() == Some("tcp")
+            && r.from_port() == Some(self.spec.port)
+            && r.to_port() == Some(self.spec.port)
+            && Target::of(r).as_ref() == Some(&self.target)
+    }
+}
+
+/// A group of this stack the config no longer asks for.
+#[derive(Debug, Clone)]
+struct StaleGroup {
+    id: String,
+    name: String,
+    /// Network interfaces still using it (ECS tasks, Lambda or endpoint ENIs).
+    enis: Vec<String>,
+}
+
+/// What `up` does with a rule of the stack's groups that no [`RuleSpec`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unwanted {
+    Revoke,
+    Keep,
+    /// Keep, and record it so that `down` revokes it.
+    KeepAndRecord,
+}
+
+/// The allow-all egress rule AWS gives every new group.
+fn is_allow_all_egress(r: &SecurityGroupRule) -> bool {
+    r.is_egress() == Some(true) && r.ip_protocol() == Some("-1") && r.cidr_ipv4() == Some("0.0.0.0/0")
+}
+
+/// Whether a rule carries this stack's tag (every rule the stack creates does).
+fn rule_is_ours(ctx: &StepCtx, r: &SecurityGroupRule) -> bool {
+    r.tags()
+        .iter()
+        .any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(ctx.suffix()))
+}
+
+/// A described rule's `Name` tag, else a description of it.
+fn existing_rule_label(r: &SecurityGroupRule) -> String {
+    if let Some(n) = r
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| t.value())
+    {
+        return n.to_string();
+    }
+    let peer = match Target::of(r) {
+        Some(Target::Cidr(c)) => c,
+        Some(Target::Group(g)) => g,
+        Some(Target::PrefixList(p)) => p,
+        None => "?".into(),
+    };
+    format!(
+        "{} {} {}/{} {peer} ({})",
+        r.group_id().unwrap_or_default(),
+        if r.is_egress() == Some(true) { "egress" } else { "ingress" },
+        r.ip_protocol().unwrap_or_default(),
+        r.from_port().unwrap_or_default(),
+        r.security_group_rule_id().unwrap_or_default()
+    )
+}
+
+/// The fate of an unwanted rule `r`: in a group the config asks for (`wanted`) it is revoked
+/// when it is ours (or the allow-all egress rule), unless it references a group that ENIs
+/// still use (`in_use`: its tasks need the path until they move); in a group about to be
+/// deleted (`doomed`) only a reference to another doomed group is revoked (it would block
+/// that group's deletion; the rest goes with the group); in a group still in use everything
+/// stays.
+fn unwanted_action(
+    r: &SecurityGroupRule,
+    wanted: &BTreeSet<&str>,
+    in_use: &BTreeSet<&str>,
+    doomed: &BTreeSet<&str>,
+    ours: bool,
+) -> Unwanted {
+    let group = r.group_id().unwrap_or_default();
+    let peer = match Target::of(r) {
+        Some(Target::Group(g)) => Some(g),
+        _ => None,
+    };
+    let refs = |set: &BTreeSet<&str>| peer.as_deref().is_some_and(|p| set.contains(p));
+    let keep = if ours {
+        Unwanted::KeepAndRecord
+    } else {
+        Unwanted::Keep
+    };
+    if wanted.contains(group) {
+        if is_allow_all_egress(r) {
+            Unwanted::Revoke
+        } else if refs(in_use) {
+            keep
+        } else if ours {
+            Unwanted::Revoke
+        } else {
+            Unwanted::Keep
+        }
+    } else if doomed.contains(group) {
+        if refs(doomed) && peer.as_deref() != Some(group) {
+            Unwanted::Revoke
+        } else {
+            Unwanted::Keep
+        }
+    } else {
+        keep
+    }
 }
 
 pub(crate) fn filter(name: &str, value: impl Into<String>) -> Filter {
@@ -1049,50 +1302,70 @@ impl Network {
         Ok(())
     }
 
+    /// Every security group in `vpc` (none while the VPC is a plan-mode placeholder).
+    async fn vpc_groups(ctx: &StepCtx, vpc: &Found) -> Result<Vec<SecurityGroup>> {
+        if vpc.is_pending() {
+            return Ok(Vec::new());
+        }
+        let mut pages = ctx
+            .aws()
+            .ec2()
+            .describe_security_groups()
+            .filters(filter("vpc-id", &vpc.id))
+            .into_paginator()
+            .send();
+        let mut groups = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("ec2:DescribeSecurityGroups", &vpc.id)?;
+            groups.extend(
+                page.security_groups()
+                    .iter()
+                    .filter(|g| g.vpc_id() == Some(vpc.id.as_str()))
+                    .cloned(),
+            );
+        }
+        Ok(groups)
+    }
+
+    /// The groups the config asks for (see [`Role::of`]), found by name among `listed` (the
+    /// VPC's groups) or created.
     async fn ensure_security_groups(
         &self,
         ctx: &StepCtx,
         vpc: &Found,
+        listed: &[SecurityGroup],
     ) -> Result<BTreeMap<Role, Found>> {
         let ec2 = ctx.aws().ec2();
         let mut groups = BTreeMap::new();
         for role in Role::of(ctx.cfg()) {
-            let name = ctx.names().with_purpose("secgroup", role.as_str());
+            let name = role.group_name(ctx.names());
+            let found_of = |id: &str| {
+                let f = Found::new(id).attr("vpc_id", &vpc.id);
+                match &role {
+                    Role::Service(s) => f.attr("service", s),
+                    _ => f,
+                }
+            };
             let sg = ctx
                 .ensure(
                     SG,
                     &name,
                     || async {
-                        if vpc.is_pending() {
-                            return Ok(None);
-                        }
-                        let out = ec2
-                            .describe_security_groups()
-                            .filters(filter("vpc-id", &vpc.id))
-                            .filters(filter("group-name", &name))
-                            .send()
-                            .await
-                            .aws("ec2:DescribeSecurityGroups", &name)?;
-                        Ok(out
-                            .security_groups()
+                        Ok(listed
                             .iter()
-                            .find(|g| {
-                                g.group_name() == Some(name.as_str())
-                                    && g.vpc_id() == Some(vpc.id.as_str())
-                            })
+                            .find(|g| g.group_name() == Some(name.as_str()))
                             .and_then(|g| g.group_id())
-                            .map(|id| Found::new(id).attr("vpc_id", &vpc.id)))
+                            .map(found_of))
                     },
                     || async {
-                        // Group names may not start with `sg-`, hence `secgroup-`.
+                        let what = match &role {
+                            Role::Service(s) => format!("service {s}"),
+                            r => r.purpose(),
+                        };
                         let out = ec2
                             .create_security_group()
                             .group_name(&name)
-                            .description(format!(
-                                "fintech-infra {} ({})",
-                                role.as_str(),
-                                ctx.suffix()
-                            ))
+                            .description(format!("fintech-infra {what} ({})", ctx.suffix()))
                             .vpc_id(&vpc.id)
                             .tag_specifications(Self::tag_spec(
                                 ctx,
@@ -1105,7 +1378,7 @@ impl Network {
                         let id = out
                             .group_id()
                             .context("CreateSecurityGroup returned no ID")?;
-                        let found = Found::new(id).attr("vpc_id", &vpc.id);
+                        let found = found_of(id);
                         ctx.record(SG, &name, &found)?;
                         // AWS gives every new group an allow-all egress rule; the stack's
                         // egress is explicit, so remove it as part of creating the group.
@@ -1129,150 +1402,413 @@ impl Network {
         Ok(groups)
     }
 
+    /// The groups of this stack in the VPC that the config no longer asks for: recorded ones
+    /// (a removed service's, the shared `secgroup-app-<suffix>` of earlier versions) and ones
+    /// only tagged as this stack's (a state that lost them). Each with the network interfaces
+    /// still using it. Records of groups that are gone are dropped.
+    async fn stale_groups(
+        ctx: &StepCtx,
+        vpc: &Found,
+        listed: &[SecurityGroup],
+        wanted: &BTreeMap<Role, Found>,
+    ) -> Result<Vec<StaleGroup>> {
+        if vpc.is_pending() {
+            return Ok(Vec::new());
+        }
+        let wanted_ids: BTreeSet<&str> = wanted.values().map(|f| f.id.as_str()).collect();
+        let recorded = ctx.records(Some(SG));
+        let mut stale = Vec::new();
+        for g in listed {
+            let (Some(id), Some(name)) = (g.group_id(), g.group_name()) else {
+                continue;
+            };
+            if wanted_ids.contains(id) {
+                continue;
+            }
+            let is_recorded = recorded.iter().any(|r| r.id == id);
+            let tagged = Self::is_ours(ctx, g.tags(), name) && name.starts_with("secgroup-");
+            if !(is_recorded || tagged) {
+                // The VPC's default group, or one made by hand: not the stack's to delete.
+                continue;
+            }
+            let enis: Vec<String> = ctx
+                .aws()
+                .ec2()
+                .describe_network_interfaces()
+                .filters(filter("group-id", id))
+                .send()
+                .await
+                .aws("ec2:DescribeNetworkInterfaces", id)?
+                .network_interfaces()
+                .iter()
+                .filter_map(|e| e.network_interface_id().map(str::to_string))
+                .collect();
+            stale.push(StaleGroup {
+                id: id.to_string(),
+                name: name.to_string(),
+                enis,
+            });
+        }
+        let live: BTreeSet<&str> = listed.iter().filter_map(|g| g.group_id()).collect();
+        for rec in recorded {
+            let in_this_vpc = rec.attrs.get("vpc_id").is_none_or(|v| *v == vpc.id);
+            if in_this_vpc && !live.contains(rec.id.as_str()) {
+                // Deleted outside the stack: nothing to reconcile, nothing for `down`.
+                ctx.forget(SG, &rec.id)?;
+            }
+        }
+        Ok(stale)
+    }
+
+    /// The ID of CloudFront's origin-facing prefix list in the region; an error naming the
+    /// list when the region (or the emulator) does not have it.
+    async fn cloudfront_prefix_list(ctx: &StepCtx) -> Result<String> {
+        let out = ctx
+            .aws()
+            .ec2()
+            .describe_managed_prefix_lists()
+            .filters(filter("prefix-list-name", CLOUDFRONT_PREFIX_LIST))
+            .send()
+            .await
+            .aws("ec2:DescribeManagedPrefixLists", CLOUDFRONT_PREFIX_LIST)?;
+        let lists: Vec<_> = out
+            .prefix_lists()
+            .iter()
+            .filter(|p| p.prefix_list_name() == Some(CLOUDFRONT_PREFIX_LIST))
+            .collect();
+        // AWS-managed lists are owned by `AWS`; a customer list of the same name would let
+        // whoever edits it reach the ALB.
+        let list = lists
+            .iter()
+            .find(|p| p.owner_id() == Some("AWS"))
+            .or(lists.first());
+        match list.and_then(|p| p.prefix_list_id()) {
+            Some(id) => Ok(id.to_string()),
+            None => bail!(
+                "the AWS-managed prefix list {CLOUDFRONT_PREFIX_LIST} does not exist in {} \
+                 (ec2:DescribeManagedPrefixLists filtered by prefix-list-name found none): the \
+                 ALB admits only CloudFront's origin-facing servers, through that list, and \
+                 cannot be set up without it",
+                ctx.region()
+            ),
+        }
+    }
+
+    /// The rules of `group_ids`, in one paginated call.
+    async fn group_rules(ctx: &StepCtx, group_ids: &[String]) -> Result<Vec<SecurityGroupRule>> {
+        if group_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pages = ctx
+            .aws()
+            .ec2()
+            .describe_security_group_rules()
+            .filters(
+                Filter::builder()
+                    .name("group-id")
+                    .set_values(Some(group_ids.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        let mut rules = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("ec2:DescribeSecurityGroupRules", group_ids.join(","))?;
+            rules.extend(page.security_group_rules().iter().cloned());
+        }
+        Ok(rules)
+    }
+
+    /// Revokes one rule by its ID ("not found" counts as revoked).
+    async fn revoke_rule(ctx: &StepCtx, group_id: &str, rule_id: &str, egress: bool) -> Result<()> {
+        let ec2 = ctx.aws().ec2();
+        let r = if egress {
+            ec2.revoke_security_group_egress()
+                .group_id(group_id)
+                .security_group_rule_ids(rule_id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:RevokeSecurityGroupEgress", rule_id)
+        } else {
+            ec2.revoke_security_group_ingress()
+                .group_id(group_id)
+                .security_group_rule_ids(rule_id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("ec2:RevokeSecurityGroupIngress", rule_id)
+        };
+        r.not_found_ok()?;
+        Ok(())
+    }
+
+    /// Makes the rules of the stack's groups exactly [`rule_specs`]: creates the missing ones,
+    /// revokes the ones the config no longer asks for (recorded or tagged as this stack's; a
+    /// rule added by hand is left alone, except an allow-all egress rule), then deletes the
+    /// `stale` groups nothing uses any more.
     async fn ensure_rules(
         &self,
         ctx: &StepCtx,
         vpc_cidr: &str,
         groups: &BTreeMap<Role, Found>,
+        stale: &[StaleGroup],
+        prefix_lists: &BTreeMap<&str, String>,
     ) -> Result<()> {
         let ec2 = ctx.aws().ec2();
-        let all_rules = rule_specs(&app_ports(ctx.cfg()));
-        for role in Role::of(ctx.cfg()) {
-            let sg = &groups[&role];
-            let existing: Vec<SecurityGroupRule> = if sg.is_pending() {
-                Vec::new()
-            } else {
-                ec2.describe_security_group_rules()
-                    .filters(filter("group-id", &sg.id))
-                    .send()
-                    .await
-                    .aws("ec2:DescribeSecurityGroupRules", &sg.id)?
-                    .security_group_rules()
-                    .to_vec()
-            };
-            let specs: Vec<&RuleSpec> = all_rules.iter().filter(|r| r.group == role).collect();
-            for spec in &specs {
-                let peer_id = match spec.peer {
-                    Peer::Group(r) => Some(groups[&r].id.clone()),
-                    _ => None,
-                };
-                let cidr = match spec.peer {
-                    Peer::Cidr(c) => Some(c.to_string()),
-                    Peer::Vpc => Some(vpc_cidr.to_string()),
-                    Peer::Group(_) => None,
-                };
-                let rule_name = format!(
-                    "{} {} tcp/{} {}",
-                    ctx.names().with_purpose("secgroup", role.as_str()),
-                    if spec.egress { "egress" } else { "ingress" },
-                    spec.port,
-                    match spec.peer {
-                        Peer::Group(r) => format!("secgroup-{}", r.as_str()),
-                        _ => cidr.clone().unwrap_or_default(),
-                    }
-                );
-                let found = existing.iter().find(|r| {
-                    r.is_egress() == Some(spec.egress)
-                        && r.ip_protocol() == Some("tcp")
-                        && r.from_port() == Some(spec.port)
-                        && r.to_port() == Some(spec.port)
-                        && r.cidr_ipv4().map(str::to_string) == cidr
-                        && r.referenced_group_info()
-                            .and_then(|g| g.group_id())
-                            .map(str::to_string)
-                            == peer_id
-                });
-                let existing_found = found.and_then(|r| r.security_group_rule_id()).map(|id| {
-                    Found::new(id)
-                        .attr("group_id", &sg.id)
-                        .attr("egress", spec.egress.to_string())
-                });
-                ctx.ensure(
-                    SG_RULE,
-                    &rule_name,
-                    || async { Ok(existing_found) },
-                    || async {
-                        let mut perm = IpPermission::builder()
-                            .ip_protocol("tcp")
-                            .from_port(spec.port)
-                            .to_port(spec.port);
-                        perm = match (&cidr, &peer_id) {
-                            (Some(c), _) => perm.ip_ranges(
-                                IpRange::builder()
-                                    .cidr_ip(c)
-                                    .description(spec.description)
-                                    .build(),
-                            ),
-                            (None, Some(g)) => perm.user_id_group_pairs(
-                                UserIdGroupPair::builder()
-                                    .group_id(g)
-                                    .description(spec.description)
-                                    .build(),
-                            ),
-                            (None, None) => unreachable!("a rule has a CIDR or a group"),
-                        };
-                        let tags = Self::tag_spec(ctx, ResourceType::SecurityGroupRule, &rule_name);
-                        let ids: Vec<String> = if spec.egress {
-                            ec2.authorize_security_group_egress()
-                                .group_id(&sg.id)
-                                .ip_permissions(perm.build())
-                                .tag_specifications(tags)
-                                .send()
-                                .await
-                                .aws("ec2:AuthorizeSecurityGroupEgress", &rule_name)?
-                                .security_group_rules()
-                                .iter()
-                                .filter_map(|r| r.security_group_rule_id().map(str::to_string))
-                                .collect()
-                        } else {
-                            ec2.authorize_security_group_ingress()
-                                .group_id(&sg.id)
-                                .ip_permissions(perm.build())
-                                .tag_specifications(tags)
-                                .send()
-                                .await
-                                .aws("ec2:AuthorizeSecurityGroupIngress", &rule_name)?
-                                .security_group_rules()
-                                .iter()
-                                .filter_map(|r| r.security_group_rule_id().map(str::to_string))
-                                .collect()
-                        };
-                        let id = ids.into_iter().next().unwrap_or_else(|| rule_name.clone());
-                        Ok(Found::new(id)
-                            .attr("group_id", &sg.id)
-                            .attr("egress", spec.egress.to_string()))
-                    },
-                )
-                .await?;
+        let specs = rule_specs(ctx.cfg());
+        let mut listed_ids: Vec<String> = groups
+            .values()
+            .filter(|g| !g.is_pending())
+            .map(|g| g.id.clone())
+            .collect();
+        listed_ids.extend(stale.iter().map(|g| g.id.clone()));
+        let existing = Self::group_rules(ctx, &listed_ids).await?;
+
+        // Records of rules that no longer exist (revoked by hand, or gone with their group).
+        let existing_ids: BTreeSet<&str> = existing
+            .iter()
+            .filter_map(|r| r.security_group_rule_id())
+            .collect();
+        for rec in ctx.records(Some(SG_RULE)) {
+            let group = rec.attrs.get("group_id").map(String::as_str).unwrap_or("");
+            let group_known = listed_ids.iter().any(|g| g == group)
+                || !ctx.records(Some(SG)).iter().any(|g| g.id == group);
+            if group_known && !existing_ids.contains(rec.id.as_str()) {
+                ctx.forget(SG_RULE, &rec.id)?;
             }
-            // An allow-all egress rule on an existing group (re-added by hand, or left by a
-            // run that died right after creating the group) is drift: remove it.
-            if let Some(default) = existing.iter().find(|r| {
-                r.is_egress() == Some(true)
-                    && r.ip_protocol() == Some("-1")
-                    && r.cidr_ipv4() == Some("0.0.0.0/0")
-            }) {
-                let rule_id = default
-                    .security_group_rule_id()
-                    .unwrap_or_default()
-                    .to_string();
-                let group_name = ctx.names().with_purpose("secgroup", role.as_str());
-                ctx.change(
-                    SG,
-                    &group_name,
-                    "remove the allow-all egress rule",
-                    || async {
-                        ec2.revoke_security_group_egress()
-                            .group_id(&sg.id)
-                            .security_group_rule_ids(&rule_id)
+        }
+        let recorded: BTreeSet<String> =
+            ctx.records(Some(SG_RULE)).into_iter().map(|r| r.id).collect();
+
+        let resolved: Vec<Resolved> = specs
+            .iter()
+            .map(|spec| {
+                let target = match &spec.peer {
+                    Peer::Cidr(c) => Target::Cidr(c.to_string()),
+                    Peer::Vpc => Target::Cidr(vpc_cidr.to_string()),
+                    Peer::Group(r) => Target::Group(groups[r].id.clone()),
+                    Peer::PrefixList(name) => Target::PrefixList(
+                        prefix_lists.get(name).cloned().unwrap_or_default(),
+                    ),
+                };
+                let peer_label = match &spec.peer {
+                    Peer::Group(r) => format!("secgroup-{}", r.purpose()),
+                    Peer::PrefixList(name) => name.to_string(),
+                    _ => match &target {
+                        Target::Cidr(c) => c.clone(),
+                        _ => String::new(),
+                    },
+                };
+                Resolved {
+                    name: format!(
+                        "{} {} tcp/{} {peer_label}",
+                        spec.group.group_name(ctx.names()),
+                        if spec.egress { "egress" } else { "ingress" },
+                        spec.port,
+                    ),
+                    group_id: groups[&spec.group].id.clone(),
+                    spec,
+                    target,
+                }
+            })
+            .collect();
+
+        let wanted_groups: BTreeSet<&str> = groups.values().map(|g| g.id.as_str()).collect();
+        let in_use: BTreeSet<&str> = stale
+            .iter()
+            .filter(|g| !g.enis.is_empty())
+            .map(|g| g.id.as_str())
+            .collect();
+        let doomed: BTreeSet<&str> = stale
+            .iter()
+            .filter(|g| g.enis.is_empty())
+            .map(|g| g.id.as_str())
+            .collect();
+        let mut revoke: Vec<&SecurityGroupRule> = Vec::new();
+        for r in &existing {
+            if resolved.iter().any(|w| w.matches(r)) {
+                continue;
+            }
+            let id = r.security_group_rule_id().unwrap_or_default();
+            let ours = recorded.contains(id) || rule_is_ours(ctx, r);
+            match unwanted_action(r, &wanted_groups, &in_use, &doomed, ours) {
+                Unwanted::Revoke => revoke.push(r),
+                Unwanted::Keep => {}
+                Unwanted::KeepAndRecord => {
+                    // Kept while a group it references (or its own) is still in use; recorded
+                    // so that `down` revokes it before deleting that group.
+                    let found = Found::new(id)
+                        .attr("group_id", r.group_id().unwrap_or_default())
+                        .attr("egress", r.is_egress().unwrap_or_default().to_string());
+                    ctx.record(SG_RULE, &existing_rule_label(r), &found)?;
+                }
+            }
+        }
+        // Rules that reference a prefix list first: AWS counts each as the list's max entries
+        // (55 for CloudFront's) against the 60-rule quota, so a new one fits only once the old
+        // one is gone (the ALB's port moving from 80 to 443). Other rules are revoked after
+        // the new ones exist, so that no path is cut in between.
+        let (heavy, light): (Vec<&SecurityGroupRule>, Vec<&SecurityGroupRule>) =
+            revoke.into_iter().partition(|r| r.prefix_list_id().is_some());
+        self.revoke_unwanted(ctx, &heavy).await?;
+
+        for w in &resolved {
+            let found = existing.iter().find(|r| w.matches(r));
+            let existing_found = found.and_then(|r| r.security_group_rule_id()).map(|id| {
+                Found::new(id)
+                    .attr("group_id", &w.group_id)
+                    .attr("egress", w.spec.egress.to_string())
+            });
+            let spec = w.spec;
+            ctx.ensure(
+                SG_RULE,
+                &w.name,
+                || async { Ok(existing_found) },
+                || async {
+                    let description = spec.description.as_str();
+                    let perm = IpPermission::builder()
+                        .ip_protocol("tcp")
+                        .from_port(spec.port)
+                        .to_port(spec.port);
+                    let perm = match &w.target {
+                        Target::Cidr(c) => perm.ip_ranges(
+                            IpRange::builder()
+                                .cidr_ip(c)
+                                .description(description)
+                                .build(),
+                        ),
+                        Target::Group(g) => perm.user_id_group_pairs(
+                            UserIdGroupPair::builder()
+                                .group_id(g)
+                                .description(description)
+                                .build(),
+                        ),
+                        Target::PrefixList(p) => perm.prefix_list_ids(
+                            PrefixListId::builder()
+                                .prefix_list_id(p)
+                                .description(description)
+                                .build(),
+                        ),
+                    };
+                    let tags = Self::tag_spec(ctx, ResourceType::SecurityGroupRule, &w.name);
+                    let ids: Vec<String> = if spec.egress {
+                        ec2.authorize_security_group_egress()
+                            .group_id(&w.group_id)
+                            .ip_permissions(perm.build())
+                            .tag_specifications(tags)
                             .send()
                             .await
-                            .aws("ec2:RevokeSecurityGroupEgress", &rule_id)?;
-                        Ok(())
-                    },
-                )
-                .await?;
+                            .aws("ec2:AuthorizeSecurityGroupEgress", &w.name)?
+                            .security_group_rules()
+                            .iter()
+                            .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+                            .collect()
+                    } else {
+                        ec2.authorize_security_group_ingress()
+                            .group_id(&w.group_id)
+                            .ip_permissions(perm.build())
+                            .tag_specifications(tags)
+                            .send()
+                            .await
+                            .aws("ec2:AuthorizeSecurityGroupIngress", &w.name)?
+                            .security_group_rules()
+                            .iter()
+                            .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+                            .collect()
+                    };
+                    let id = ids.into_iter().next().unwrap_or_else(|| w.name.clone());
+                    Ok(Found::new(id)
+                        .attr("group_id", &w.group_id)
+                        .attr("egress", spec.egress.to_string()))
+                },
+            )
+            .await?;
+        }
+
+        self.revoke_unwanted(ctx, &light).await?;
+
+        for g in stale {
+            if !g.enis.is_empty() {
+                // ECS tasks (or Lambda or endpoint ENIs) still run in it: deleting would be
+                // refused (DependencyViolation), and revoking the rules that let them work
+                // would cut them off before ECS has moved them to their new group.
+                Self::keep_stale(
+                    ctx,
+                    g,
+                    &format!("still used by {}", g.enis.join(", ")),
+                )?;
+                continue;
             }
+            ctx.change(SG, &g.name, "delete: no longer configured", || async {
+                let deleted = ec2
+                    .delete_security_group()
+                    .group_id(&g.id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("ec2:DeleteSecurityGroup", &g.id);
+                match deleted {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    // Something took it meanwhile (a task starting, a rule added by hand).
+                    Err(e) if e.kind() == AwsErrorKind::DependencyViolation => {
+                        return Self::keep_stale(ctx, g, &format!("AWS refused: {e}"));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                ctx.deleted(SG, &g.id)?;
+                // Its own rules went with it.
+                for rec in ctx.records(Some(SG_RULE)) {
+                    if rec.attrs.get("group_id") == Some(&g.id) {
+                        ctx.forget(SG_RULE, &rec.id)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Leaves a group the config no longer asks for in place, recorded with why, and says so.
+    fn keep_stale(ctx: &StepCtx, g: &StaleGroup, why: &str) -> Result<()> {
+        let note = format!(
+            "no longer configured, not deleted yet ({why}); the next `up` or `down` removes it"
+        );
+        let vpc = ctx
+            .records(Some(SG))
+            .into_iter()
+            .find(|r| r.id == g.id)
+            .and_then(|r| r.attrs.get("vpc_id").cloned())
+            .unwrap_or_default();
+        ctx.record(
+            SG,
+            &g.name,
+            &Found::new(&g.id).attr("vpc_id", vpc).attr("note", &note),
+        )?;
+        ctx.sh
+            .reporter
+            .message(ctx.step, &format!("security group {} ({}): {note}", g.name, g.id));
+        Ok(())
+    }
+
+    /// Revokes rules the config no longer asks for, forgetting each.
+    async fn revoke_unwanted(&self, ctx: &StepCtx, rules: &[&SecurityGroupRule]) -> Result<()> {
+        for r in rules {
+            let id = r.security_group_rule_id().unwrap_or_default().to_string();
+            let group = r.group_id().unwrap_or_default().to_string();
+            let egress = r.is_egress() == Some(true);
+            let what = if is_allow_all_egress(r) {
+                "revoke: the allow-all egress rule (egress is explicit)"
+            } else {
+                "revoke: no longer configured"
+            };
+            ctx.change(SG_RULE, &existing_rule_label(r), what, || async {
+                Self::revoke_rule(ctx, &group, &id, egress).await?;
+                ctx.deleted(SG_RULE, &id)
+            })
+            .await?;
         }
         Ok(())
     }
@@ -1500,9 +2036,19 @@ impl Step for Network {
         )
         .await?;
 
-        let groups = self.ensure_security_groups(ctx, &vpc).await?;
-        self.ensure_rules(ctx, &net.cidr.0.to_string(), &groups)
-            .await?;
+        let listed = Self::vpc_groups(ctx, &vpc).await?;
+        let groups = self.ensure_security_groups(ctx, &vpc, &listed).await?;
+        let stale = Self::stale_groups(ctx, &vpc, &listed, &groups).await?;
+        let cloudfront = Self::cloudfront_prefix_list(ctx).await?;
+        let prefix_lists = BTreeMap::from([(CLOUDFRONT_PREFIX_LIST, cloudfront.clone())]);
+        self.ensure_rules(
+            ctx,
+            &net.cidr.0.to_string(),
+            &groups,
+            &stale,
+            &prefix_lists,
+        )
+        .await?;
 
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (and reachable
         // from the isolated subnets, which have no route out).
@@ -1541,9 +2087,26 @@ impl Step for Network {
             "nat_gateway_ids",
             json!(nats.iter().map(|n| n.id.clone()).collect::<Vec<_>>()),
         )?;
+        let mut service_groups = serde_json::Map::new();
         for (role, sg) in &groups {
-            ctx.set_output(&role.output_key(), sg.id.clone())?;
+            match (role, role.output_key()) {
+                (Role::Service(name), _) => {
+                    service_groups.insert(name.clone(), json!(sg.id));
+                }
+                (_, Some(key)) => ctx.set_output(&key, sg.id.clone())?,
+                (_, None) => {}
+            }
         }
+        ctx.set_output(OUT_SERVICE_SG_IDS, serde_json::Value::Object(service_groups))?;
+        ctx.set_output(OUT_CLOUDFRONT_PREFIX_LIST_ID, cloudfront)?;
+        // Outputs of groups the config no longer asks for (no interface endpoints; the
+        // shared app group of earlier versions).
+        for role in Role::FIXED.iter().filter(|r| !groups.contains_key(r)) {
+            if let Some(key) = role.output_key() {
+                ctx.remove_output(&key)?;
+            }
+        }
+        ctx.remove_output(LEGACY_OUT_APP_SG)?;
         Ok(())
     }
 
@@ -1687,11 +2250,14 @@ impl Step for Network {
             "isolated_subnet_ids",
             "nat_gateway_ids",
             OUT_INTERNAL_ROUTE_TABLE_IDS,
+            OUT_SERVICE_SG_IDS,
+            OUT_CLOUDFRONT_PREFIX_LIST_ID,
+            LEGACY_OUT_APP_SG,
         ] {
             ctx.remove_output(key)?;
         }
-        for role in Role::ALL.iter().chain(&[Role::Endpoint]) {
-            ctx.remove_output(&role.output_key())?;
+        for key in Role::FIXED.iter().filter_map(Role::output_key) {
+            ctx.remove_output(&key)?;
         }
         Ok(())
     }
@@ -1805,14 +2371,28 @@ impl Step for Network {
                         .then(|| "associated".to_string()),
                 }
             }
-            SG => ec2
-                .describe_security_groups()
-                .group_ids(id)
-                .send()
-                .await
-                .aws("ec2:DescribeSecurityGroups", id)
-                .not_found_ok()?
-                .and_then(|o| o.security_groups().first().map(|_| "exists".to_string())),
+            SG => {
+                // A group the config no longer asks for (a removed service's, the shared app
+                // group of earlier versions) says so: `up` deletes it once nothing uses it.
+                let wanted = Role::of(ctx.cfg())
+                    .iter()
+                    .any(|r| r.group_name(ctx.names()) == rec.name);
+                ec2.describe_security_groups()
+                    .group_ids(id)
+                    .send()
+                    .await
+                    .aws("ec2:DescribeSecurityGroups", id)
+                    .not_found_ok()?
+                    .and_then(|o| {
+                        o.security_groups().first().map(|_| match rec.attrs.get("note") {
+                            Some(note) if !wanted => format!("exists; {note}"),
+                            _ if !wanted => "exists; no longer configured: the next `up` \
+                                             deletes it once nothing uses it"
+                                .to_string(),
+                            _ => "exists".to_string(),
+                        })
+                    })
+            }
             SG_RULE => ec2
                 .describe_security_group_rules()
                 .security_group_rule_ids(id)
@@ -1821,9 +2401,20 @@ impl Step for Network {
                 .aws("ec2:DescribeSecurityGroupRules", id)
                 .not_found_ok()?
                 .and_then(|o| {
-                    o.security_group_rules()
-                        .first()
-                        .map(|_| "exists".to_string())
+                    o.security_group_rules().first().map(|r| {
+                        let peer = match Target::of(r) {
+                            Some(Target::Cidr(c)) => c,
+                            Some(Target::Group(g)) => g,
+                            Some(Target::PrefixList(p)) => p,
+                            None => "?".into(),
+                        };
+                        format!(
+                            "{} tcp/{} {} {peer}",
+                            if r.is_egress() == Some(true) { "egress" } else { "ingress" },
+                            r.from_port().unwrap_or_default(),
+                            if r.is_egress() == Some(true) { "to" } else { "from" },
+                        )
+                    })
                 }),
             ENDPOINT => ec2
                 .describe_vpc_endpoints()
@@ -1847,49 +2438,321 @@ impl Step for Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Preset};
+
+    fn svc(n: &str) -> Role {
+        Role::Service(n.to_string())
+    }
+
+    fn microservices() -> Vec<RuleSpec> {
+        rule_specs(&Config::preset(Preset::Microservices))
+    }
+
+    /// Ingress rules of `group` as (port, peer).
+    fn ingress(specs: &[RuleSpec], group: &Role) -> Vec<(i32, Peer)> {
+        specs
+            .iter()
+            .filter(|r| &r.group == group && !r.egress)
+            .map(|r| (r.port, r.peer.clone()))
+            .collect()
+    }
+
+    fn egress(specs: &[RuleSpec], group: &Role) -> Vec<(i32, Peer)> {
+        specs
+            .iter()
+            .filter(|r| &r.group == group && r.egress)
+            .map(|r| (r.port, r.peer.clone()))
+            .collect()
+    }
 
     #[test]
-    fn every_group_has_explicit_egress_or_none_needed() {
-        let specs = rule_specs(&[80]);
-        for role in Role::ALL {
+    fn every_group_but_the_endpoints_has_explicit_egress() {
+        let cfg = Config::parse("[network]\ninterface_endpoints = [\"ecr\"]\n").unwrap();
+        let specs = rule_specs(&cfg);
+        for role in Role::of(&cfg) {
+            let has = specs.iter().any(|r| r.group == role && r.egress);
+            assert_eq!(has, role != Role::Endpoint, "{role:?}");
+        }
+    }
+
+    #[test]
+    fn each_service_has_its_own_group_and_the_old_shared_one_is_gone() {
+        let cfg = Config::preset(Preset::Microservices);
+        let roles = Role::of(&cfg);
+        let names: Vec<String> = roles
+            .iter()
+            .map(|r| r.group_name(&crate::naming::Names::new("t")))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "secgroup-alb-t",
+                "secgroup-svc-payment-api-t",
+                "secgroup-svc-transaction-processor-t",
+                "secgroup-svc-notification-service-t",
+                "secgroup-db-t",
+                "secgroup-lambda-t",
+            ]
+        );
+        assert_eq!(svc("x").output_key(), None);
+        assert_eq!(Role::Alb.output_key().as_deref(), Some("sg_alb_id"));
+        assert_eq!(
+            Role::Endpoint.output_key().as_deref(),
+            Some("sg_endpoints_id")
+        );
+    }
+
+    #[test]
+    fn endpoints_answer_every_service_and_lambda_on_https_only() {
+        let cfg = Config::parse(
+            "[network]\ninterface_endpoints = [\"ecr\"]\n[[services]]\nname = \"a\"\n\
+             [[services]]\nname = \"b\"\n",
+        )
+        .unwrap();
+        let specs = rule_specs(&cfg);
+        assert!(egress(&specs, &Role::Endpoint).is_empty());
+        let mut got = ingress(&specs, &Role::Endpoint);
+        got.sort_by_key(|(p, peer)| (*p, format!("{peer:?}")));
+        assert_eq!(
+            got,
+            [
+                (443, Peer::Group(Role::Lambda)),
+                (443, Peer::Group(svc("a"))),
+                (443, Peer::Group(svc("b"))),
+            ]
+        );
+        // Without interface endpoints there is no such group, hence no rules for it.
+        assert!(!microservices().iter().any(|r| r.group == Role::Endpoint
+            || r.peer == Peer::Group(Role::Endpoint)));
+    }
+
+    #[test]
+    fn the_database_admits_exactly_the_services_with_the_database_permission() {
+        let specs = microservices();
+        let got = ingress(&specs, &Role::Db);
+        assert_eq!(
+            got,
+            [
+                (DB_PORT, Peer::Group(svc("payment-api"))),
+                (DB_PORT, Peer::Group(svc("transaction-processor"))),
+            ]
+        );
+        // Their egress matches; notification-service and the validator have none.
+        for (s, to_db) in [
+            ("payment-api", true),
+            ("transaction-processor", true),
+            ("notification-service", false),
+        ] {
+            assert_eq!(
+                egress(&specs, &svc(s)).contains(&(DB_PORT, Peer::Group(Role::Db))),
+                to_db,
+                "{s}"
+            );
+        }
+        assert_eq!(
+            egress(&specs, &Role::Lambda),
+            [(443, Peer::Cidr("0.0.0.0/0"))]
+        );
+    }
+
+    #[test]
+    fn the_alb_admits_only_cloudfront_in_one_rule_on_the_origin_port() {
+        let plain = rule_specs(&Config::default());
+        assert_eq!(
+            ingress(&plain, &Role::Alb),
+            [(80, Peer::PrefixList(CLOUDFRONT_PREFIX_LIST))]
+        );
+        let tls =
+            rule_specs(&Config::parse("[certificate]\ndomain = \"*.example.com\"\n").unwrap());
+        assert_eq!(
+            ingress(&tls, &Role::Alb),
+            [(443, Peer::PrefixList(CLOUDFRONT_PREFIX_LIST))]
+        );
+        // Nothing anywhere admits the internet.
+        for specs in [&plain, &tls, &microservices()] {
             assert!(
-                specs.iter().any(|r| r.group == role && r.egress),
-                "{role:?} has no explicit egress"
+                !specs
+                    .iter()
+                    .any(|r| !r.egress && matches!(r.peer, Peer::Cidr(_) | Peer::Vpc)),
+                "{specs:?}"
             );
         }
     }
 
     #[test]
-    fn endpoints_answer_the_app_and_lambda_on_https_only() {
-        let specs = rule_specs(&[80]);
-        let rules: Vec<_> = specs.iter().filter(|r| r.group == Role::Endpoint).collect();
-        assert!(rules.iter().all(|r| !r.egress && r.port == 443));
-        assert!(rules.iter().any(|r| r.peer == Peer::Group(Role::App)));
-        assert!(rules.iter().any(|r| r.peer == Peer::Group(Role::Lambda)));
+    fn only_services_behind_the_alb_admit_it() {
+        let cfg = Config::parse(
+            "[[services]]\nname = \"web\"\n[[services]]\nname = \"api\"\nport = 8080\n\
+             path = \"/api/*\"\n[[services]]\nname = \"worker\"\nport = 9000\n",
+        )
+        .unwrap();
+        let specs = rule_specs(&cfg);
+        assert_eq!(
+            egress(&specs, &Role::Alb),
+            [(80, Peer::Group(svc("web"))), (8080, Peer::Group(svc("api")))]
+        );
+        assert_eq!(ingress(&specs, &svc("web")), [(80, Peer::Group(Role::Alb))]);
+        assert_eq!(
+            ingress(&specs, &svc("api")),
+            [(8080, Peer::Group(Role::Alb))]
+        );
+        assert!(ingress(&specs, &svc("worker")).is_empty());
     }
 
     #[test]
-    fn database_is_reachable_only_from_app_and_lambda() {
-        let ingress: Vec<_> = rule_specs(&[80])
-            .into_iter()
-            .filter(|r| r.group == Role::Db && !r.egress)
-            .collect();
-        assert_eq!(ingress.len(), 2);
-        for r in ingress {
-            assert_eq!(r.port, DB_PORT);
-            assert!(matches!(r.peer, Peer::Group(Role::App | Role::Lambda)));
+    fn a_call_is_a_pair_of_rules_on_the_callee_port_and_nothing_more() {
+        let specs = microservices();
+        let api = svc("payment-api");
+        let tp = svc("transaction-processor");
+        let ns = svc("notification-service");
+        for callee in [&tp, &ns] {
+            assert!(egress(&specs, &api).contains(&(80, Peer::Group(callee.clone()))));
+            assert_eq!(ingress(&specs, callee), [(80, Peer::Group(api.clone()))]);
+        }
+        // The workers call nobody: their egress is HTTPS out and (transaction-processor) the
+        // database only, so notification-service admits nothing from transaction-processor.
+        assert_eq!(
+            egress(&specs, &tp),
+            [
+                (443, Peer::Cidr("0.0.0.0/0")),
+                (DB_PORT, Peer::Group(Role::Db))
+            ]
+        );
+        assert_eq!(egress(&specs, &ns), [(443, Peer::Cidr("0.0.0.0/0"))]);
+
+        // The callee's port, not the caller's.
+        let cfg = Config::parse(
+            "[cluster]\nnamespace = \"x.internal\"\n[[services]]\nname = \"api\"\n\
+             calls = [\"ledger\"]\n[[services]]\nname = \"ledger\"\nport = 8443\n",
+        )
+        .unwrap();
+        let specs = rule_specs(&cfg);
+        assert!(egress(&specs, &svc("api")).contains(&(8443, Peer::Group(svc("ledger")))));
+        assert_eq!(
+            ingress(&specs, &svc("ledger")),
+            [(8443, Peer::Group(svc("api")))]
+        );
+        assert!(!ingress(&specs, &svc("api")).contains(&(80, Peer::Group(svc("ledger")))));
+    }
+
+    /// AWS checks both ends (B6): every ingress from a group has that group's egress (to this
+    /// group, or HTTPS to anywhere), and every egress to a group has its ingress.
+    #[test]
+    fn every_path_has_both_ends() {
+        let cfgs = [
+            Config::preset(Preset::Microservices),
+            Config::parse("[network]\ninterface_endpoints = [\"ecr\", \"logs\"]\n").unwrap(),
+        ];
+        for cfg in &cfgs {
+            let specs = rule_specs(cfg);
+            for r in &specs {
+                let Peer::Group(other) = &r.peer else { continue };
+                let mirror = specs.iter().any(|m| {
+                    &m.group == other
+                        && m.egress != r.egress
+                        && m.port == r.port
+                        && (m.peer == Peer::Group(r.group.clone())
+                            || (m.egress && m.peer == Peer::Cidr("0.0.0.0/0")))
+                });
+                assert!(mirror, "{r:?} has no other end");
+            }
+        }
+    }
+
+    fn rule(group: &str, egress: bool, peer: Option<&str>) -> SecurityGroupRule {
+        let b = SecurityGroupRule::builder()
+            .security_group_rule_id(format!("sgr-{group}-{egress}"))
+            .group_id(group)
+            .is_egress(egress)
+            .ip_protocol("tcp")
+            .from_port(80)
+            .to_port(80);
+        match peer {
+            Some(p) => b
+                .referenced_group_info(
+                    aws_sdk_ec2::types::ReferencedSecurityGroup::builder()
+                        .group_id(p)
+                        .build(),
+                )
+                .build(),
+            None => b.cidr_ipv4("0.0.0.0/0").build(),
         }
     }
 
     #[test]
-    fn app_accepts_only_the_alb_on_the_service_ports() {
-        let ingress: Vec<_> = rule_specs(&[80, 8080])
-            .into_iter()
-            .filter(|r| r.group == Role::App && !r.egress)
-            .collect();
-        assert_eq!(ingress.len(), 2);
-        assert!(ingress.iter().all(|r| r.peer == Peer::Group(Role::Alb)));
-        let ports: Vec<i32> = ingress.iter().map(|r| r.port).collect();
-        assert_eq!(ports, [80, 8080]);
+    fn unwanted_rules_go_unless_a_group_still_in_use_needs_them() {
+        let set = |v: &[&'static str]| v.iter().copied().collect::<BTreeSet<&str>>();
+        let wanted = set(&["sg-alb", "sg-db"]);
+        let in_use = set(&["sg-app"]);
+        let doomed = set(&["sg-old", "sg-older"]);
+        let act = |r: &SecurityGroupRule, ours| unwanted_action(r, &wanted, &in_use, &doomed, ours);
+        // Ours and no longer configured (the ALB's old internet ingress): revoked.
+        assert_eq!(act(&rule("sg-alb", false, None), true), Unwanted::Revoke);
+        // Added by hand: left alone.
+        assert_eq!(act(&rule("sg-alb", false, None), false), Unwanted::Keep);
+        // The allow-all egress is drift whoever added it.
+        let all = SecurityGroupRule::builder()
+            .group_id("sg-db")
+            .is_egress(true)
+            .ip_protocol("-1")
+            .cidr_ipv4("0.0.0.0/0")
+            .build();
+        assert_eq!(act(&all, false), Unwanted::Revoke);
+        // The database's ingress from the old shared group, while tasks still use it: kept
+        // (and recorded, for `down`), so that they keep working until they move.
+        assert_eq!(
+            act(&rule("sg-db", false, Some("sg-app")), true),
+            Unwanted::KeepAndRecord
+        );
+        assert_eq!(
+            act(&rule("sg-db", false, Some("sg-old")), true),
+            Unwanted::Revoke
+        );
+        // In a group about to go: only a reference to another doomed group is revoked.
+        assert_eq!(
+            act(&rule("sg-old", true, Some("sg-older")), true),
+            Unwanted::Revoke
+        );
+        assert_eq!(
+            act(&rule("sg-old", true, Some("sg-db")), true),
+            Unwanted::Keep
+        );
+        assert_eq!(act(&rule("sg-old", true, Some("sg-old")), true), Unwanted::Keep);
+        // In a group still in use everything stays.
+        assert_eq!(
+            act(&rule("sg-app", true, Some("sg-db")), true),
+            Unwanted::KeepAndRecord
+        );
+    }
+
+    #[test]
+    fn a_prefix_list_rule_is_matched_by_its_list() {
+        let spec = RuleSpec {
+            group: Role::Alb,
+            egress: false,
+            port: 443,
+            peer: Peer::PrefixList(CLOUDFRONT_PREFIX_LIST),
+            description: String::new(),
+        };
+        let w = Resolved {
+            spec: &spec,
+            name: String::new(),
+            group_id: "sg-alb".into(),
+            target: Target::PrefixList("pl-cf".into()),
+        };
+        let described = |pl: &str, port: i32| {
+            SecurityGroupRule::builder()
+                .group_id("sg-alb")
+                .is_egress(false)
+                .ip_protocol("tcp")
+                .from_port(port)
+                .to_port(port)
+                .prefix_list_id(pl)
+                .build()
+        };
+        assert!(w.matches(&described("pl-cf", 443)));
+        assert!(!w.matches(&described("pl-cf", 80)));
+        assert!(!w.matches(&described("pl-other", 443)));
+        assert!(!w.matches(&rule("sg-alb", false, None)));
     }
 }

@@ -575,7 +575,9 @@ struct Inputs {
     namespace_id: Option<String>,
     namespace_name: Option<String>,
     subnets: Vec<String>,
-    sg_app: String,
+    /// `{service: security group ID}`: each service's tasks run in their own group (network
+    /// output `sg_service_ids`), which admits exactly its callers.
+    security_groups: BTreeMap<String, String>,
     kms_key_arn: String,
     execution_role: String,
     task_roles: BTreeMap<String, String>,
@@ -628,7 +630,7 @@ impl Inputs {
             namespace_id,
             namespace_name,
             subnets: ctx.input_list("private_subnet_ids")?,
-            sg_app: ctx.input_str("sg_app_id")?,
+            security_groups: ctx.input_map(crate::steps::network::OUT_SERVICE_SG_IDS)?,
             kms_key_arn: ctx.input_str(crate::steps::kms::OUT_KEY_ARN)?,
             execution_role: ctx.input_str("iam_task_execution_role_arn")?,
             task_roles: ctx.input_map("iam_task_role_arns")?,
@@ -644,9 +646,27 @@ impl Inputs {
     fn pending(&self) -> bool {
         is_pending(&self.cluster)
             || self.subnets.iter().any(|s| is_pending(s))
-            || is_pending(&self.sg_app)
             || is_pending(&self.execution_role)
             || self.namespace_id.as_deref().is_some_and(is_pending)
+    }
+
+    /// The security group of `service`'s tasks. In plan mode a group the network step has
+    /// not made yet is a placeholder: an existing service then shows as changing its network
+    /// configuration, which is what `up` will do.
+    fn security_group(&self, ctx: &StepCtx, service: &str) -> Result<String> {
+        match self.security_groups.get(service) {
+            Some(id) => Ok(id.clone()),
+            None if ctx.is_plan() => Ok(format!(
+                "{} output {}.{service})",
+                crate::step::PENDING_PREFIX,
+                crate::steps::network::OUT_SERVICE_SG_IDS
+            )),
+            None => bail!(
+                "output {} has no security group for service `{service}`: has the network \
+                 step run with this config?",
+                crate::steps::network::OUT_SERVICE_SG_IDS
+            ),
+        }
     }
 
     fn task_spec(&self, ctx: &StepCtx, names: &ServiceNames, svc: &ServiceConfig) -> TaskSpec {
@@ -1083,6 +1103,9 @@ impl Services {
                             .task_definition(&spec.task_definition_arn)
                             .set_desired_count(out_of_range.then_some(spec.desired_count))
                             .set_capacity_provider_strategy(Some(cluster::to_sdk(&spec.strategy)?))
+                            // A new security group (the service's own, replacing the shared
+                            // group of earlier versions) takes effect this way: ECS starts new
+                            // tasks with the new network configuration and stops the old ones.
                             .network_configuration(spec.network()?)
                             .deployment_configuration(ServiceSpec::deployment())
                             .availability_zone_rebalancing(AvailabilityZoneRebalancing::Enabled)
@@ -1318,7 +1341,7 @@ impl Services {
             max_count: svc.max_count as i32,
             strategy: cluster::strategy(&svc.capacity),
             subnets: inputs.subnets.clone(),
-            security_group: inputs.sg_app.clone(),
+            security_group: inputs.security_group(ctx, &svc.name.0)?,
             registry_arn: registry.as_ref().and_then(|r| r.arn.clone()),
             load_balancer: inputs
                 .target_groups
@@ -1868,6 +1891,18 @@ mod tests {
         // Without a load balancer no grace period is sent at all (ECS would refuse it).
         assert_eq!(service_spec().grace(), None);
         assert_eq!(s.grace(), Some(60));
+    }
+
+    #[test]
+    fn a_service_still_in_the_old_shared_group_moves_to_its_own() {
+        let old = described_service(&service_spec(), 2);
+        let mut s = service_spec();
+        s.security_group = "sg-payment-api".into();
+        assert_eq!(s.differences(&old), vec!["network configuration"]);
+        assert!(s.differences(&described_service(&s, 2)).is_empty());
+        let net = s.network().unwrap();
+        let groups = net.awsvpc_configuration().unwrap().security_groups();
+        assert_eq!(groups, ["sg-payment-api"]);
     }
 
     #[test]

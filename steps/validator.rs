@@ -7,9 +7,12 @@
 //! - It answers with a partial batch response (`batchItemFailures`): the event source mapping
 //!   has `ReportBatchItemFailures`, so only the failing messages become visible again (after
 //!   the queue's visibility timeout: that is the retry backoff) and, after the queue's
-//!   `maxReceiveCount`, land in the DLQ through the queue's redrive policy. The function's own
-//!   `DeadLetterConfig` (the DLQ too) only applies to asynchronous invocations; SQS-triggered
-//!   ones are synchronous and rely on the queue's redrive.
+//!   `maxReceiveCount`, land in the DLQ through the queue's redrive policy. The function has
+//!   no `DeadLetterConfig` of its own: it only applies to asynchronous invocations, and
+//!   SQS-triggered ones are synchronous, so the queue's redrive is what moves failures. (A
+//!   function-level DLQ would also need `sqs:SendMessage` on the DLQ in the role, or Lambda
+//!   refuses the create with `InvalidParameterValueException`; an existing one left by an
+//!   earlier version is removed.)
 //! - Role `role-validator-<suffix>` (trusted by lambda.amazonaws.com) with the customer-managed
 //!   policy `policy-validator-<suffix>`: receive/delete/change visibility on the transaction
 //!   queue, GetItem on the session table, write its own log group, manage its VPC ENIs,
@@ -255,12 +258,10 @@ pub struct WantedFunction {
     pub security_group_id: String,
     pub environment: BTreeMap<String, String>,
     pub kms_key_arn: String,
-    pub dlq_arn: String,
 }
 
 /// What differs between the function's configuration and the wanted one (empty: nothing).
-/// A missing `DeadLetterConfig` in the read-back is not counted: some Lambda implementations
-/// (moto) do not return it; a different target is.
+/// Any `DeadLetterConfig` target is drift: the function has none (see the module doc).
 pub fn config_drift(c: &FunctionConfiguration, w: &WantedFunction) -> Vec<&'static str> {
     let mut d = Vec::new();
     if c.runtime() != Some(&RUNTIME) {
@@ -306,7 +307,7 @@ pub fn config_drift(c: &FunctionConfiguration, w: &WantedFunction) -> Vec<&'stat
     }
     if c.dead_letter_config()
         .and_then(|x| x.target_arn())
-        .is_some_and(|t| t != w.dlq_arn)
+        .is_some_and(|t| !t.is_empty())
     {
         d.push("dead-letter target");
     }
@@ -459,8 +460,9 @@ impl Validator {
             .build()
     }
 
-    fn dead_letter(w: &WantedFunction) -> DeadLetterConfig {
-        DeadLetterConfig::builder().target_arn(&w.dlq_arn).build()
+    /// An empty target: how UpdateFunctionConfiguration removes a dead-letter queue.
+    fn no_dead_letter() -> DeadLetterConfig {
+        DeadLetterConfig::builder().target_arn("").build()
     }
 
     /// Creates or updates the function; returns its ARN (a placeholder in plan mode).
@@ -501,7 +503,6 @@ impl Validator {
                                 .vpc_config(Self::vpc_config(w))
                                 .environment(Self::environment(w))
                                 .kms_key_arn(&w.kms_key_arn)
-                                .dead_letter_config(Self::dead_letter(w))
                                 .set_tags(Some(ctx.tags(Some(name)).into_iter().collect()))
                                 .send()
                                 .map(|r| r.aws("lambda:CreateFunction", name))
@@ -576,7 +577,7 @@ impl Validator {
                         .vpc_config(Self::vpc_config(w))
                         .environment(Self::environment(w))
                         .kms_key_arn(&w.kms_key_arn)
-                        .dead_letter_config(Self::dead_letter(w))
+                        .dead_letter_config(Self::no_dead_letter())
                         .send()
                         .map(|r| r.aws("lambda:UpdateFunctionConfiguration", name))
                 })
@@ -731,7 +732,6 @@ impl Step for Validator {
                 ),
             ]),
             kms_key_arn,
-            dlq_arn: ctx.input_str(queue::OUT_DLQ_ARN)?,
         };
         let function = if role.is_pending() || inp.is_pending() {
             // Plan mode: nothing to compare with yet.
@@ -951,7 +951,6 @@ mod tests {
             security_group_id: "sg-l".into(),
             environment: BTreeMap::from([("SESSIONS_TABLE".into(), "sessions-prod".into())]),
             kms_key_arn: "arn:aws:kms:us-east-1:123456789012:key/k".into(),
-            dlq_arn: "arn:aws:sqs:us-east-1:123456789012:queue-transactions-dlq-prod".into(),
         }
     }
 
@@ -991,10 +990,16 @@ mod tests {
             .vpc_config(VpcConfigResponse::builder().subnet_ids("subnet-a").build())
             .build();
         assert_eq!(config_drift(&c, &w), ["VPC subnets/security groups"]);
+        // A dead-letter target left by an earlier version is drift (it is removed); the
+        // empty target Lambda may report after such a removal is not.
         let c = config_of(&w)
             .dead_letter_config(DeadLetterConfig::builder().target_arn("arn:other").build())
             .build();
         assert_eq!(config_drift(&c, &w), ["dead-letter target"]);
+        let c = config_of(&w)
+            .dead_letter_config(DeadLetterConfig::builder().target_arn("").build())
+            .build();
+        assert!(config_drift(&c, &w).is_empty());
         let c = config_of(&w).runtime(Runtime::Python39).build();
         assert_eq!(config_drift(&c, &w), ["runtime"]);
     }

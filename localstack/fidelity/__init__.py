@@ -27,11 +27,15 @@ def install(time_scale: float = 0.0, lambda_eni_linger: float = 0.0) -> None:
         ec2,
         ecs,
         elbv2,
+        flow_logs,
         iam,
         kms,
         lambda_eni,
+        lambda_permissions,
+        logs,
         rds,
         s3,
+        wafv2,
     )
     from .patching import install_all
 

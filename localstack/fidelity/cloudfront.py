@@ -43,6 +43,187 @@ def _check_if_match(if_match: Any, etag: str) -> None:
         raise PreconditionFailed()
 
 
+# --- Distribution configuration checks ---------------------------------------
+# Registered before the ETag rule so that they run after it (later wrappers are
+# outer): AWS checks If-Match before it validates the new configuration.
+
+CNAME_HELP = "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/CNAMEs.html#alternate-domain-names-requirements"
+
+
+def _items(container: Any, member: str) -> list[Any]:
+    """The Items of a CloudFront list ({"Quantity": n, "Items": [...]}) as parsed."""
+    items = (container or {}).get("Items") if isinstance(container, dict) else None
+    if isinstance(items, dict):  # <Items><CNAME>a</CNAME></Items> parsed by name
+        items = items.get(member)
+    if items is None:
+        return []
+    return items if isinstance(items, list) else [items]
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _covers(names: list[str], alias: str) -> bool:
+    """Does a certificate for `names` cover the CNAME `alias` (one-level wildcards)?"""
+    alias = alias.lower().rstrip(".")
+    for name in (n.lower().rstrip(".") for n in names):
+        if name == alias:
+            return True
+        if name.startswith("*.") and "." in alias and alias.split(".", 1)[1] == name[2:]:
+            return True
+    return False
+
+
+def _check_viewer_certificate(backend: Any, config: dict[str, Any]) -> None:
+    from moto.acm.models import acm_backends
+
+    aliases = _items(config.get("Aliases"), "CNAME")
+    viewer = config.get("ViewerCertificate") or {}
+    if not isinstance(viewer, dict):
+        return
+    arn = viewer.get("ACMCertificateArn") or ""
+    if not arn:
+        if aliases and not viewer.get("IAMCertificateId"):
+            raise CloudFrontException(
+                "InvalidViewerCertificate",
+                "To add an alternate domain name (CNAME) to a CloudFront distribution, you must attach a "
+                f"trusted certificate that validates your authorization to use the domain name. For more details, see: {CNAME_HELP}",
+            )
+        return
+    invalid = CloudFrontException(
+        "InvalidViewerCertificate",
+        "The specified SSL certificate doesn't exist, isn't in us-east-1 region, isn't valid, or doesn't "
+        "include a valid certificate chain.",
+    )
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[2] != "acm" or parts[3] != "us-east-1":
+        raise invalid
+    try:
+        cert = acm_backends[parts[4]]["us-east-1"].get_certificate(arn)
+    except Exception:
+        raise invalid
+    if cert.status != "ISSUED":
+        raise invalid
+    names = list(cert.sans) + ([cert.common_name] if cert.common_name else [])
+    if any(not _covers(names, alias) for alias in aliases):
+        raise CloudFrontException(
+            "InvalidViewerCertificate",
+            "The certificate that is attached to your distribution doesn't cover the alternate domain name "
+            f"(CNAME) that you're trying to add. For more details, see: {CNAME_HELP}",
+        )
+
+
+@rule("cloudfront", "refusal")
+def viewer_certificate_must_be_issued_in_us_east_1_and_cover_the_aliases() -> None:
+    """CreateDistribution / UpdateDistribution fail with InvalidViewerCertificate
+    (400) when ViewerCertificate.ACMCertificateArn is not an ACM certificate in
+    us-east-1 that exists and is ISSUED ("The specified SSL certificate doesn't
+    exist, isn't in us-east-1 region, isn't valid, or doesn't include a valid
+    certificate chain."), when it does not cover every alias ("The certificate
+    that is attached to your distribution doesn't cover the alternate domain name
+    (CNAME) ..."), and when aliases come with the default CloudFront certificate
+    ("To add an alternate domain name (CNAME) to a CloudFront distribution, you
+    must attach a trusted certificate ...")
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html).
+    """
+
+    @wrap(CloudFrontBackend, "create_distribution_with_tags")
+    def create_distribution_with_tags(original: Any, self: Any, distribution_config: Any, tags: Any) -> Any:
+        _check_viewer_certificate(self, distribution_config)
+        return original(self, distribution_config, tags)
+
+    @wrap(CloudFrontBackend, "update_distribution")
+    def update_distribution(original: Any, self: Any, dist_config: Any, _id: str, if_match: Any) -> Any:
+        if dist_config:
+            _check_viewer_certificate(self, dist_config)
+        return original(self, dist_config=dist_config, _id=_id, if_match=if_match)
+
+
+def _check_web_acl(backend: Any, config: dict[str, Any]) -> None:
+    from moto.wafv2.models import wafv2_backends
+
+    acl = config.get("WebACLId") or ""
+    if not acl.startswith("arn:"):
+        return  # empty, or a WAF Classic id
+    parts = acl.split(":")
+    usable = (
+        len(parts) >= 6
+        and parts[2] == "wafv2"
+        and parts[3] == "us-east-1"
+        and parts[5].startswith("global/webacl/")
+        and acl in wafv2_backends[parts[4]]["global"].wacls
+    )
+    if not usable:
+        raise CloudFrontException("InvalidWebACLId", "Web ACL is not accessible by the requester.")
+
+
+@rule("cloudfront", "refusal")
+def distribution_web_acl_must_be_a_cloudfront_scope_acl() -> None:
+    """CreateDistribution / UpdateDistribution with a WAFv2 WebACLId fail with
+    InvalidWebACLId (400) "Web ACL is not accessible by the requester." unless it
+    is the ARN of an existing web ACL of Scope CLOUDFRONT (created in us-east-1,
+    arn:aws:wafv2:us-east-1:<account>:global/webacl/...); a REGIONAL ACL only
+    protects regional resources (ALB, API Gateway, ...)
+    (https://docs.aws.amazon.com/waf/latest/developerguide/cloudfront-features.html).
+    """
+
+    @wrap(CloudFrontBackend, "create_distribution_with_tags")
+    def create_distribution_with_tags(original: Any, self: Any, distribution_config: Any, tags: Any) -> Any:
+        _check_web_acl(self, distribution_config)
+        return original(self, distribution_config, tags)
+
+    @wrap(CloudFrontBackend, "update_distribution")
+    def update_distribution(original: Any, self: Any, dist_config: Any, _id: str, if_match: Any) -> Any:
+        if dist_config:
+            _check_web_acl(self, dist_config)
+        return original(self, dist_config=dist_config, _id=_id, if_match=if_match)
+
+
+def _check_logging_bucket(backend: Any, config: dict[str, Any]) -> None:
+    from moto.s3.models import s3_backends
+
+    logging = config.get("Logging") or {}
+    if not isinstance(logging, dict) or not _true(logging.get("Enabled")) or not logging.get("Bucket"):
+        return
+    domain = logging["Bucket"]
+    name = domain.split(".s3.")[0] if ".s3." in domain else domain.split(".s3-")[0]
+    bucket = s3_backends[backend.account_id]["aws"].buckets.get(name)
+    if bucket is None:
+        raise CloudFrontException(
+            "InvalidArgument", f"The S3 bucket that you specified for CloudFront logs doesn't exist: {domain}"
+        )
+    # New buckets have ACLs disabled (BucketOwnerEnforced) unless ownership controls say otherwise.
+    if (bucket.ownership_rule or "BucketOwnerEnforced") == "BucketOwnerEnforced":
+        raise CloudFrontException(
+            "InvalidArgument",
+            f"The S3 bucket that you specified for CloudFront logs does not enable ACL access: {domain}",
+        )
+
+
+@rule("cloudfront", "refusal")
+def standard_logging_bucket_must_enable_acls() -> None:
+    """CreateDistribution / UpdateDistribution with legacy standard logging
+    (Logging.Enabled, Logging.Bucket = <bucket>.s3.amazonaws.com) fail with
+    InvalidArgument (400) "The S3 bucket that you specified for CloudFront logs
+    does not enable ACL access: <bucket domain>" when the bucket's object
+    ownership is BucketOwnerEnforced (the default for buckets created since April
+    2023): CloudFront writes the logs with an ACL
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging-legacy-s3.html#AccessLogsBucketAndFileOwnership).
+    """
+
+    @wrap(CloudFrontBackend, "create_distribution_with_tags")
+    def create_distribution_with_tags(original: Any, self: Any, distribution_config: Any, tags: Any) -> Any:
+        _check_logging_bucket(self, distribution_config)
+        return original(self, distribution_config, tags)
+
+    @wrap(CloudFrontBackend, "update_distribution")
+    def update_distribution(original: Any, self: Any, dist_config: Any, _id: str, if_match: Any) -> Any:
+        if dist_config:
+            _check_logging_bucket(self, dist_config)
+        return original(self, dist_config=dist_config, _id=_id, if_match=if_match)
+
+
 @rule("cloudfront", "refusal")
 def distribution_update_and_delete_need_the_current_etag() -> None:
     """UpdateDistribution and DeleteDistribution need If-Match equal to the

@@ -108,3 +108,157 @@ def load_balancer_is_provisioning_then_active() -> None:
             scaled("load-balancer.create"), become_active,
         )
         return balancer
+
+
+# --- HTTPS listener certificates -------------------------------------------
+
+
+def _check_listener_certificate(backend: Any, balancer_region: str, arn: str | None) -> None:
+    """AWS: an ACM certificate of the load balancer's region that is ISSUED."""
+    if not arn or ":acm:" not in arn:
+        return  # none given (moto's own checks), or an IAM server certificate
+    from moto.acm.models import acm_backends
+
+    parts = arn.split(":")
+    not_found = ELBClientError("CertificateNotFound", f"Certificate '{arn}' not found")
+    if len(parts) < 6 or parts[3] != balancer_region:
+        raise not_found
+    try:
+        cert = acm_backends[parts[4]][parts[3]].get_certificate(arn)
+    except Exception:
+        raise not_found
+    if cert.status != "ISSUED":
+        raise ELBClientError(
+            "UnsupportedCertificate",
+            f"The certificate '{arn}' must have a fully-qualified domain name, a supported signature, "
+            "and a supported key size.",
+        )
+
+
+@rule("elbv2", "refusal")
+def https_listener_needs_an_issued_certificate_of_its_region() -> None:
+    """CreateListener / ModifyListener / AddListenerCertificates with an ACM
+    certificate fail with CertificateNotFound "Certificate '<arn>' not found" when
+    it does not exist in the load balancer's region, and with
+    UnsupportedCertificate "The certificate '<arn>' must have a fully-qualified
+    domain name, a supported signature, and a supported key size." while it is
+    not ISSUED (e.g. PENDING_VALIDATION)
+    (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/https-listener-certificates.html).
+    """
+
+    @wrap(ELBv2Backend, "create_listener")
+    def create_listener(original: Any, self: Any, load_balancer_arn: str, protocol: str, port: Any, ssl_policy: Any, certificate: Any, *args: Any, **kwargs: Any) -> Any:
+        if load_balancer_arn in self.load_balancers:
+            _check_listener_certificate(self, self.region_name, certificate)
+        return original(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs)
+
+    @wrap(ELBv2Backend, "modify_listener")
+    def modify_listener(original: Any, self: Any, arn: str, *args: Any, **kwargs: Any) -> Any:
+        certificates = kwargs.get("certificates") if "certificates" in kwargs else (args[3] if len(args) > 3 else None)
+        for cert in certificates or []:
+            _check_listener_certificate(self, self.region_name, cert.get("CertificateArn"))
+        return original(self, arn, *args, **kwargs)
+
+    @wrap(ELBv2Backend, "add_listener_certificates")
+    def add_listener_certificates(original: Any, self: Any, arn: str, certificates: list[dict[str, Any]]) -> Any:
+        for cert in certificates or []:
+            _check_listener_certificate(self, self.region_name, cert.get("CertificateArn"))
+        return original(self, arn, certificates)
+
+
+# --- Access logs ---------------------------------------------------------------
+
+# The Elastic Load Balancing account of each Region available before August 2022
+# (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html);
+# newer Regions only know the service principal.
+ELB_ACCOUNTS = {
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "af-south-1": "098369216593",
+    "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580",
+    "ap-south-1": "718504428378",
+    "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+    "ca-central-1": "985666609251",
+    "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667",
+    "eu-north-1": "897822967062",
+    "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+    "us-gov-west-1": "048591011584",
+    "us-gov-east-1": "190560391635",
+}
+LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+
+
+def _default_encryption(bucket: Any) -> str:
+    """The bucket's default SSEAlgorithm (SSE-S3 when none is configured, as on AWS since 2023)."""
+    rules = (bucket.encryption or {}).get("Rule") or []
+    for r in rules if isinstance(rules, list) else [rules]:
+        algorithm = (r.get("ApplyServerSideEncryptionByDefault") or {}).get("SSEAlgorithm")
+        if algorithm:
+            return algorithm
+    return "AES256"
+
+
+def _log_delivery_allowed(backend: Any, balancer: Any, bucket_name: str, prefix: str) -> bool:
+    from moto.s3.models import s3_backends
+
+    from .policy_eval import resource_policy_allows
+
+    bucket = s3_backends[backend.account_id]["aws"].buckets.get(bucket_name)
+    if bucket is None or bucket.region_name != backend.region_name:
+        return False
+    if _default_encryption(bucket) != "AES256":
+        return False  # ALB access logs support SSE-S3 only
+    key = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    resource = f"arn:aws:s3:::{bucket_name}/{key}AWSLogs/{backend.account_id}/ELBAccessLogTestFile"
+    context = {
+        "aws:SourceAccount": backend.account_id,
+        "aws:SourceArn": balancer.arn,
+        "aws:SecureTransport": "true",
+        "s3:x-amz-acl": "bucket-owner-full-control",
+    }
+    principals = [{"Service": LOG_DELIVERY_SERVICE}]
+    if backend.region_name in ELB_ACCOUNTS:
+        principals.append({"AWS": f"arn:aws:iam::{ELB_ACCOUNTS[backend.region_name]}:root"})
+    return any(
+        resource_policy_allows(bucket.policy, p, "s3:PutObject", resource, context) for p in principals
+    )
+
+
+@rule("elbv2", "refusal")
+def access_logs_bucket_must_accept_elb_log_delivery() -> None:
+    """ModifyLoadBalancerAttributes with access_logs.s3.enabled=true fails with
+    InvalidConfigurationRequest "Access Denied for bucket: <bucket>. Please check
+    S3bucket permission" unless the bucket exists in the load balancer's region,
+    its default encryption is SSE-S3 (not SSE-KMS), and its bucket policy lets the
+    log delivery (Service logdelivery.elasticloadbalancing.amazonaws.com, or the
+    Region's Elastic Load Balancing account root, e.g. 127311923021 in us-east-1)
+    s3:PutObject under <prefix>/AWSLogs/<account>/: ELB writes a test object
+    (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html).
+    """
+
+    @wrap(ELBv2Backend, "modify_load_balancer_attributes")
+    def modify_load_balancer_attributes(original: Any, self: Any, arn: str, attrs: dict[str, Any]) -> Any:
+        balancer = self.load_balancers.get(arn)
+        if balancer is not None:
+            merged = {**balancer.attrs, **attrs}
+            if str(merged.get("access_logs.s3.enabled")).lower() == "true":
+                bucket = str(merged.get("access_logs.s3.bucket") or "")
+                prefix = str(merged.get("access_logs.s3.prefix") or "")
+                if not _log_delivery_allowed(self, balancer, bucket, prefix):
+                    raise ELBClientError(
+                        "InvalidConfigurationRequest",
+                        f"Access Denied for bucket: {bucket}. Please check S3bucket permission",
+                    )
+        return original(self, arn, attrs)

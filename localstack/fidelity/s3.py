@@ -100,3 +100,49 @@ def replication_destination_must_exist_and_be_versioned() -> None:
                     "Destination bucket must have versioning enabled."
                 )
         return original(self, bucket_name, replication)
+
+
+@rule("s3", "refusal")
+def replication_source_must_be_versioned() -> None:
+    """PutBucketReplication on a bucket whose versioning is not Enabled fails with
+    InvalidRequest "Versioning must be 'Enabled' on the bucket to apply a
+    replication configuration"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-requirements.html).
+    """
+
+    @wrap(S3Backend, "put_bucket_replication")
+    def put_bucket_replication(original: Any, self: Any, bucket_name: str, replication: dict[str, Any]) -> Any:
+        if self.get_bucket(bucket_name).versioning_status != "Enabled":
+            raise ReplicationDestinationError(
+                "Versioning must be 'Enabled' on the bucket to apply a replication configuration"
+            )
+        return original(self, bucket_name, replication)
+
+
+@rule("s3", "refusal")
+def kms_object_replication_needs_a_replica_key() -> None:
+    """PutBucketReplication fails with InvalidRequest "ReplicaKmsKeyID must be
+    specified if SseKmsEncryptedObjects tag is present." for a rule that selects
+    SSE-KMS objects (SourceSelectionCriteria.SseKmsEncryptedObjects Enabled)
+    without Destination.EncryptionConfiguration.ReplicaKmsKeyID, and "SseKmsEncryptedObjects
+    must be specified if EncryptionConfiguration is present." the other way round;
+    without both, SSE-KMS objects are not replicated at all
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html).
+    """
+
+    @wrap(S3Backend, "put_bucket_replication")
+    def put_bucket_replication(original: Any, self: Any, bucket_name: str, replication: dict[str, Any]) -> Any:
+        for r in _rules(replication):
+            criteria = ((r.get("SourceSelectionCriteria") or {}).get("SseKmsEncryptedObjects") or {})
+            selects_kms = criteria.get("Status") == "Enabled"
+            encryption = (r.get("Destination") or {}).get("EncryptionConfiguration")
+            replica_key = (encryption or {}).get("ReplicaKmsKeyID")
+            if selects_kms and not replica_key:
+                raise ReplicationDestinationError(
+                    "ReplicaKmsKeyID must be specified if SseKmsEncryptedObjects tag is present."
+                )
+            if encryption is not None and not criteria:
+                raise ReplicationDestinationError(
+                    "SseKmsEncryptedObjects must be specified if EncryptionConfiguration is present."
+                )
+        return original(self, bucket_name, replication)

@@ -65,6 +65,20 @@ class Emulator:
             )
         return self._clients[service]
 
+    def regional(self, service: str, region: str) -> Any:
+        """A client for another region than us-east-1."""
+        key = f"{service}@{region}"
+        if key not in self._clients:
+            self._clients[key] = boto3.client(
+                service,
+                endpoint_url=self.url,
+                region_name=region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                config=Config(retries={"max_attempts": 1}),
+            )
+        return self._clients[key]
+
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
@@ -137,3 +151,39 @@ def vpc(emu: Emulator) -> dict[str, Any]:
         for _ in range(2)
     ]
     return {"vpc": vpc_id, "subnets": subnets, "igw": igw, "groups": groups}
+
+
+def trust(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+
+
+def make_role(emu: Emulator, service: str, statements: list[dict[str, Any]] | None = None,
+              managed: list[str] | None = None, customer_managed: bool = False) -> str:
+    """A role trusted by `service` with an inline (or a customer managed) policy of
+    `statements` and the AWS managed policies named in `managed`; returns its ARN."""
+    iam = emu.client("iam")
+    role_name = name("role")
+    arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust(service))["Role"]["Arn"]
+    if statements:
+        document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+        if customer_managed:
+            policy = iam.create_policy(PolicyName=name("policy"), PolicyDocument=document)["Policy"]["Arn"]
+            iam.attach_role_policy(RoleName=role_name, PolicyArn=policy)
+        else:
+            iam.put_role_policy(RoleName=role_name, PolicyName="inline", PolicyDocument=document)
+    for policy_name in managed or []:
+        path = "/service-role/" if policy_name.startswith("AWSLambda") else "/"
+        iam.attach_role_policy(RoleName=role_name, PolicyArn=f"arn:aws:iam::aws:policy{path}{policy_name}")
+    return arn
+
+
+def issued_certificate(emu: Emulator, domain: str, sans: list[str] | None = None, region: str = "us-east-1") -> str:
+    """An ACM certificate that is ISSUED at once (moto issues private-CA certificates
+    immediately; DNS-validated ones stay PENDING_VALIDATION for a minute)."""
+    acm = emu.client("acm") if region == "us-east-1" else emu.regional("acm", region)
+    kwargs: dict[str, Any] = {"DomainName": domain,
+                              "CertificateAuthorityArn": f"arn:aws:acm-pca:{region}:123456789012:certificate-authority/test"}
+    if sans:
+        kwargs["SubjectAlternativeNames"] = sans
+    return acm.request_certificate(**kwargs)["CertificateArn"]

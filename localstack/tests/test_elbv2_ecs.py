@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import error_code, name
+from conftest import error_code, issued_certificate, name
 
 
 def _alb(emu, vpc):
@@ -30,7 +30,7 @@ def test_alb_with_deletion_protection_cannot_be_deleted(emu, vpc):
 def test_certificate_and_target_group_in_use_by_listener(emu, vpc):
     elb, lb = _alb(emu, vpc)
     acm = emu.client("acm")
-    cert = acm.request_certificate(DomainName="pay.example.com")["CertificateArn"]
+    cert = issued_certificate(emu, "pay.example.com")  # a listener needs an ISSUED certificate
     tg = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=vpc["vpc"], TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
     listener = elb.create_listener(
         LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTPS", Port=443, Certificates=[{"CertificateArn": cert}],

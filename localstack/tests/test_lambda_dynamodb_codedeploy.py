@@ -6,7 +6,7 @@ import io
 import time
 import zipfile
 
-from conftest import error_code, name
+from conftest import error_code, make_role, name
 
 
 def _zip() -> bytes:
@@ -17,11 +17,8 @@ def _zip() -> bytes:
 
 
 def _function(emu, vpc, function_name):
-    role = emu.client("iam").create_role(
-        RoleName=name("lambda"),
-        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
-        '"Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}',
-    )["Role"]["Arn"]
+    # AWS refuses a VPC function whose role may not manage its ENIs.
+    role = make_role(emu, "lambda.amazonaws.com", managed=["AWSLambdaVPCAccessExecutionRole"])
     return emu.client("lambda").create_function(
         FunctionName=function_name, Runtime="python3.12", Handler="index.handler",
         Role=role, Code={"ZipFile": _zip()},
@@ -103,11 +100,12 @@ def test_dynamodb_table_waits_creating_active_deleting_gone(emu):
 
 def test_codedeploy_delete_apis_and_deployment_configs(emu):
     cd, app = emu.client("codedeploy"), name("app")
-    cd.create_application(applicationName=app, computePlatform="ECS")
+    # A Server application: ECS groups need a whole blue/green setup (test_codedeploy_ecs.py).
+    cd.create_application(applicationName=app, computePlatform="Server")
     for group in ("blue-green", "other"):
         cd.create_deployment_group(applicationName=app, deploymentGroupName=group,
                                    serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
-                                   deploymentConfigName="CodeDeployDefault.ECSLinear10PercentEvery1Minutes")
+                                   deploymentConfigName="CodeDeployDefault.OneAtATime")
     assert cd.delete_deployment_group(applicationName=app, deploymentGroupName="blue-green")["hooksNotCleanedUp"] == []
     assert error_code(lambda: cd.get_deployment_group(applicationName=app, deploymentGroupName="blue-green"))[0] == "DeploymentGroupDoesNotExistException"
     cd.delete_deployment_group(applicationName=app, deploymentGroupName="blue-green")  # idempotent

@@ -61,3 +61,30 @@ def test_replication_destination_must_exist_and_be_versioned(emu):
         lambda: s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=_configuration(replica))
     )
     assert (code, message) == ("InvalidRequest", "Destination bucket must have versioning enabled.")
+
+
+def test_replication_source_must_be_versioned_and_kms_rules_need_a_replica_key(emu):
+    s3 = emu.client("s3")
+    source, replica = name("src"), name("dst")
+    s3.create_bucket(Bucket=source)
+    _versioned_bucket(s3, replica)
+    code, message, _ = error_code(
+        lambda: s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=_configuration(replica))
+    )
+    assert (code, message) == ("InvalidRequest", "Versioning must be 'Enabled' on the bucket to apply a replication configuration")
+    s3.put_bucket_versioning(Bucket=source, VersioningConfiguration={"Status": "Enabled"})
+
+    no_key = _configuration(replica)
+    del no_key["Rules"][0]["Destination"]["EncryptionConfiguration"]
+    code, message, _ = error_code(lambda: s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=no_key))
+    assert (code, message) == ("InvalidRequest", "ReplicaKmsKeyID must be specified if SseKmsEncryptedObjects tag is present.")
+    no_criteria = _configuration(replica)
+    del no_criteria["Rules"][0]["SourceSelectionCriteria"]
+    code, message, _ = error_code(lambda: s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=no_criteria))
+    assert (code, message) == ("InvalidRequest", "SseKmsEncryptedObjects must be specified if EncryptionConfiguration is present.")
+
+    s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=_configuration(replica))
+    plain = _configuration(replica)  # neither: SSE-S3 objects only
+    del plain["Rules"][0]["SourceSelectionCriteria"]
+    del plain["Rules"][0]["Destination"]["EncryptionConfiguration"]
+    s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=plain)

@@ -283,15 +283,16 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
         assert_eq!(g.kms_key_id(), Some(key_arn.as_str()));
     });
 
-    // moto drops DeadLetterConfig on read-back: the request carried it.
+    // No function-level dead-letter queue: SQS invocations are synchronous and the queue's
+    // redrive moves failures (and AWS would refuse one the role may not send to). moto drops
+    // DeadLetterConfig on read-back, so look at the request.
     if is_faithful(&stack.endpoint) {
         let create = request_log(&stack.endpoint)
             .into_iter()
             .rfind(|r| r.is_from_stack(s) && r.operation == "CreateFunction")
             .expect("CreateFunction in the request log");
-        assert_eq!(
-            create.params["DeadLetterConfig"]["TargetArn"],
-            dlq_arn.as_str(),
+        assert!(
+            create.params.get("DeadLetterConfig").is_none(),
             "{}",
             create.params
         );

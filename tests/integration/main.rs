@@ -15,4 +15,5 @@ mod registry;
 mod sessions;
 mod static_tier;
 mod util;
+mod verify;
 mod waiting;

@@ -1,0 +1,78 @@
+"""WAFv2 rules: AssociateWebACL attaches a REGIONAL web ACL to a regional
+resource of its own region only.
+
+moto associates any ACL ARN it finds with any resource ARN. AWS refuses
+CloudFront distributions (their ACL is set in the distribution's WebACLId, see
+cloudfront.py), CLOUDFRONT-scope ACLs, resources of other regions and resource
+types WAF cannot protect (e.g. Network Load Balancers) with
+WAFInvalidParameterException.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from moto.wafv2.exceptions import WAFv2ClientError
+from moto.wafv2.models import WAFV2Backend
+
+from .patching import rule, wrap
+
+INVALID_ARN = (
+    "The ARN isn't valid. A valid ARN begins with arn: and includes other information separated by "
+    "colons or slashes."
+)
+
+# Regional resources AWS WAF protects (AssociateWebACL ResourceArn).
+_REGIONAL_RESOURCES = (
+    r"arn:aws:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/.+",
+    r"arn:aws:apigateway:[a-z0-9-]+::/restapis/[^/]+/stages/.+",
+    r"arn:aws:appsync:[a-z0-9-]+:\d{12}:apis/.+",
+    r"arn:aws:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+",
+    r"arn:aws:apprunner:[a-z0-9-]+:\d{12}:service/.+",
+    r"arn:aws:ec2:[a-z0-9-]+:\d{12}:verified-access-instance/.+",
+    r"arn:aws:amplify:[a-z0-9-]+:\d{12}:apps/.+",
+)
+
+
+class WAFInvalidParameterException(WAFv2ClientError):
+    """AWS's shape: message "Error reason: <reason>, field: <field>, parameter:
+    <value>" plus the Field, Parameter and Reason members."""
+
+    def __init__(self, field: str, parameter: str, reason: str):
+        super().__init__(
+            "WAFInvalidParameterException",
+            f"Error reason: {reason}, field: {field}, parameter: {parameter}",
+        )
+        self.description = json.dumps(
+            {
+                "__type": "WAFInvalidParameterException",
+                "message": self.message,
+                "Field": field,
+                "Parameter": parameter,
+                "Reason": reason,
+            }
+        )
+
+
+@rule("wafv2", "refusal")
+def regional_web_acl_attaches_only_to_regional_resources() -> None:
+    """AssociateWebACL fails with WAFInvalidParameterException (field
+    RESOURCE_ARN) for a CLOUDFRONT-scope (global) web ACL, for a CloudFront
+    distribution (use the distribution's WebACLId instead), for a resource in
+    another region than the call, and for resource types WAF does not protect
+    (only ALBs, API Gateway REST stages, AppSync, Cognito user pools, App Runner,
+    Verified Access, Amplify)
+    (https://docs.aws.amazon.com/waf/latest/APIReference/API_AssociateWebACL.html).
+    """
+
+    @wrap(WAFV2Backend, "associate_web_acl")
+    def associate_web_acl(original: Any, self: Any, web_acl_arn: str, resource_arn: str) -> Any:
+        if ":global/webacl/" in web_acl_arn:
+            raise WAFInvalidParameterException("RESOURCE_ARN", web_acl_arn, INVALID_ARN)
+        parts = resource_arn.split(":")
+        regional = any(re.fullmatch(p, resource_arn) for p in _REGIONAL_RESOURCES)
+        if not regional or len(parts) < 4 or parts[3] != self.region_name:
+            raise WAFInvalidParameterException("RESOURCE_ARN", resource_arn, INVALID_ARN)
+        return original(self, web_acl_arn, resource_arn)

@@ -1,0 +1,215 @@
+//! `fintech-infra verify` against the emulator: a built stack passes every path; wiring broken
+//! on purpose through the SDK (a key-policy statement, the producer's grant, the ALB's
+//! CloudFront ingress, the queue's event source mapping) makes exactly those paths fail with
+//! a reason, and `up` repairs them.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// The checks of a `verify --output json` run, by path.
+fn checks(run: &Run) -> Vec<Value> {
+    let v: Value = serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}):\n{}\n{}", run.stdout, run.stderr));
+    v["checks"].as_array().cloned().unwrap_or_default()
+}
+
+fn verify(stack: &Stack) -> Run {
+    stack.run(&["--output", "json", "verify", "--env-suffix", &stack.suffix])
+}
+
+fn failing(run: &Run) -> Vec<String> {
+    checks(run)
+        .into_iter()
+        .filter(|c| c["result"] == "FAIL")
+        .map(|c| format!("{}: {}", c["path"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
+        .collect()
+}
+
+/// Asserts that `verify` passes every path and covers the ones every preset has.
+#[track_caller]
+pub fn assert_verifies(stack: &Stack) {
+    let run = verify(stack);
+    assert_eq!(run.code, 0, "verify failed: {:#?}\n{}", failing(&run), run.stderr);
+    let paths: Vec<String> = checks(&run)
+        .iter()
+        .map(|c| c["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    for must in [
+        "viewer → CloudFront → assets bucket",
+        "CloudFront → ALB (/api/*)",
+        "transaction queue → validator",
+        "alarms → alert topic",
+        "log groups → their KMS key",
+    ] {
+        assert!(paths.iter().any(|p| p == must), "no `{must}` check in {paths:#?}");
+    }
+    assert!(
+        paths.iter().any(|p| p.ends_with("→ transaction queue")),
+        "no producer check in {paths:#?}"
+    );
+}
+
+#[test]
+fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
+    let stack = Stack::new("verify");
+    stack.up(&["--preset", "webapp"]).assert_ok();
+    assert_verifies(&stack);
+
+    let s = stack.suffix.clone();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        // 1. The key policy loses the statement that lets CloudFront decrypt the assets.
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        let key = stack.output_str("kms_key_id");
+        let policy = kms
+            .get_key_policy()
+            .key_id(&key)
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap();
+        let mut doc: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let before = doc["Statement"].as_array().unwrap().len();
+        doc["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|st| st["Principal"]["Service"] != "cloudfront.amazonaws.com");
+        assert_eq!(doc["Statement"].as_array().unwrap().len(), before - 1, "{doc}");
+        kms.put_key_policy()
+            .key_id(&key)
+            .policy_name("default")
+            .policy(doc.to_string())
+            .send()
+            .await
+            .unwrap();
+
+        // 2. The producer's task role loses its queue grant (a new default policy version).
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let policy_arn = format!("arn:aws:iam::123456789012:policy/policy-task-web-{s}");
+        let p = iam.get_policy().policy_arn(&policy_arn).send().await.unwrap();
+        let version = p.policy().unwrap().default_version_id().unwrap().to_string();
+        let v = iam
+            .get_policy_version()
+            .policy_arn(&policy_arn)
+            .version_id(&version)
+            .send()
+            .await
+            .unwrap();
+        let text = percent_encoding::percent_decode_str(v.policy_version().unwrap().document().unwrap())
+            .decode_utf8()
+            .unwrap()
+            .to_string();
+        let mut doc: Value = serde_json::from_str(&text).unwrap();
+        doc["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|st| st["Sid"] != "SendToTransactionQueue");
+        iam.create_policy_version()
+            .policy_arn(&policy_arn)
+            .policy_document(doc.to_string())
+            .set_as_default(true)
+            .send()
+            .await
+            .unwrap();
+
+        // 3. The ALB's security group stops admitting CloudFront.
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let sg = stack.output_str("sg_alb_id");
+        let rules = ec2
+            .describe_security_group_rules()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-id")
+                    .values(&sg)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let ingress: Vec<String> = rules
+            .security_group_rules()
+            .iter()
+            .filter(|r| r.is_egress() == Some(false))
+            .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+            .collect();
+        assert!(!ingress.is_empty());
+        ec2.revoke_security_group_ingress()
+            .group_id(&sg)
+            .set_security_group_rule_ids(Some(ingress))
+            .send()
+            .await
+            .unwrap();
+
+        // 4. The queue no longer feeds the validator.
+        let lambda = aws_sdk_lambda::Client::new(&sdk);
+        let maps = lambda
+            .list_event_source_mappings()
+            .function_name(format!("fn-validator-{s}"))
+            .send()
+            .await
+            .unwrap();
+        for m in maps.event_source_mappings() {
+            lambda
+                .delete_event_source_mapping()
+                .uuid(m.uuid().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+
+    let run = verify(&stack);
+    assert_eq!(run.code, 1, "verify must fail:\n{}\n{}", run.stdout, run.stderr);
+    let failed = failing(&run);
+    let has = |path: &str, why: &str| {
+        failed
+            .iter()
+            .any(|f| f.starts_with(&format!("{path}:")) && f.contains(why))
+    };
+    assert!(has("viewer → CloudFront → assets bucket", "key policy"), "{failed:#?}");
+    assert!(has("service web → transaction queue", "sqs:SendMessage"), "{failed:#?}");
+    assert!(has("CloudFront → ALB (/api/*)", "does not admit CloudFront"), "{failed:#?}");
+    assert!(has("transaction queue → validator", "no event source mapping"), "{failed:#?}");
+    assert_eq!(failed.len(), 4, "only the broken paths fail: {failed:#?}");
+
+    // The text form names the same paths with a fix under each.
+    let text = stack.run(&["verify", "--env-suffix", &stack.suffix]);
+    assert_eq!(text.code, 1);
+    assert!(text.stdout.contains("FAIL transaction queue → validator"), "{}", text.stdout);
+    assert!(text.stdout.contains("fix: run `fintech-infra up`"), "{}", text.stdout);
+
+    // `up` repairs every one of them, and says so by verifying at its end.
+    let up = stack.up(&[]);
+    up.assert_ok();
+    let report = up
+        .json_lines()
+        .into_iter()
+        .find(|v| v["event"] == "verify")
+        .expect("up verifies at its end");
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_verifies(&stack);
+
+    // `--no-verify` skips the checks.
+    let quiet = stack.up(&["--no-verify"]);
+    quiet.assert_ok();
+    assert!(!quiet.json_lines().iter().any(|v| v["event"] == "verify"));
+
+    stack.down(&[]).assert_ok();
+}
+
+#[test]
+fn resilient_preset_verifies() {
+    let stack = Stack::new("verres");
+    stack.up(&["--preset", "resilient"]).assert_ok();
+    assert_verifies(&stack);
+    stack.down(&[]).assert_ok();
+}
+
+#[test]
+fn verify_needs_a_stack() {
+    let stack = Stack::new("vernone");
+    let run = stack.run(&["verify", "--env-suffix", &stack.suffix]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no state for stack"), "{}", run.stderr);
+}
