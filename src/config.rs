@@ -896,8 +896,9 @@ bounded!(
 );
 bounded!(
     /// Concurrent executions reserved for (and capping) the validator function.
-    ReservedConcurrency(i32), "reserved_concurrency", 1..=1000,
-    "1 to 1000 (the default account limit; AWS keeps 100 unreserved)"
+    ReservedConcurrency(i32), "reserved_concurrency", 1..=900,
+    "1 to 900: Lambda refuses a reservation that leaves fewer than 100 of the account's \
+     (default 1000) concurrent executions unreserved"
 );
 bounded!(
     /// Memory of the validator function in MB.
@@ -2398,12 +2399,13 @@ path = "/api/*"
         );
         let e = err("[alb]\norigin_domain = \"origin.example.com\"\n");
         assert!(e.contains("needs a [certificate]"), "{e}");
-        let e = err("[certificate]\ndomain = \"a.example.com\"\n[alb]\norigin_domain = \"*.example.com\"\n");
+        let cfg = "[certificate]\ndomain = \"a.example.com\"\n[alb]\norigin_domain = ";
+        let e = err(&format!("{cfg}\"*.example.com\"\n"));
         assert!(
-            e.contains("invalid origin_domain") && e.contains("line 4"),
+            e.contains("invalid origin_domain") && e.contains("line 3"),
             "{e}"
         );
-        let e = err("[certificate]\ndomain = \"a.example.com\"\n[alb]\norigin_domain = \"localhost\"\n");
+        let e = err(&format!("{cfg}\"localhost\"\n"));
         assert!(e.contains("invalid origin_domain"), "{e}");
         // The extra name must fit ACM's 100 names.
         let sans: Vec<String> = (0..99).map(|i| format!("\"n{i}.example.com\"")).collect();
@@ -2422,13 +2424,17 @@ path = "/api/*"
 
     #[test]
     fn certificate_names_cover_hosts() {
-        assert!(certificate_name_covers("origin.example.com", "origin.example.com"));
-        assert!(certificate_name_covers("Origin.Example.com", "origin.example.COM"));
-        assert!(certificate_name_covers("*.example.com", "origin.example.com"));
-        assert!(!certificate_name_covers("*.example.com", "example.com"));
-        assert!(!certificate_name_covers("*.example.com", "a.origin.example.com"));
-        assert!(!certificate_name_covers("*.example.com", ".example.com"));
-        assert!(!certificate_name_covers("app.example.com", "origin.app.example.com"));
+        for (name, host, covers) in [
+            ("origin.example.com", "origin.example.com", true),
+            ("Origin.Example.com", "origin.example.COM", true),
+            ("*.example.com", "origin.example.com", true),
+            ("*.example.com", "example.com", false),
+            ("*.example.com", "a.origin.example.com", false),
+            ("*.example.com", ".example.com", false),
+            ("app.example.com", "origin.app.example.com", false),
+        ] {
+            assert_eq!(certificate_name_covers(name, host), covers, "{name} {host}");
+        }
         assert_eq!(default_origin_domain("*.example.com"), "origin.example.com");
         assert_eq!(default_origin_domain("example.com"), "origin.example.com");
     }
@@ -2552,7 +2558,7 @@ mod async_tier_tests {
             ("[queue]\nvisibility_timeout_secs = 43201\n", "0 to 43200"),
             ("[queue]\nmessage_retention_days = 15\n", "1 to 14"),
             ("[queue]\nmessage_retention_days = 0\n", "1 to 14"),
-            ("[validator]\nreserved_concurrency = 0\n", "1 to 1000"),
+            ("[validator]\nreserved_concurrency = 0\n", "1 to 900"),
             ("[validator]\nmemory_mb = 64\n", "128 to 10240"),
             ("[validator]\ntimeout_secs = 901\n", "1 to 900"),
             ("[validator]\nbatch_size = 10001\n", "1 to 10000"),

@@ -54,7 +54,10 @@ pub enum PolicyError {
 }
 
 fn malformed(at: impl Into<String>, reason: impl Into<String>) -> PolicyError {
-    PolicyError::Malformed { at: at.into(), reason: reason.into() }
+    PolicyError::Malformed {
+        at: at.into(),
+        reason: reason.into(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,7 +240,12 @@ impl Operator {
         if base == Null && (if_exists || set != SetQualifier::None) {
             return None;
         }
-        Some(Operator { base, negated, if_exists, set })
+        Some(Operator {
+            base,
+            negated,
+            if_exists,
+            set,
+        })
     }
 }
 
@@ -275,7 +283,9 @@ impl Policy {
 
     /// Builds a policy from an already parsed JSON value.
     pub fn from_value(v: &Value) -> Result<Policy, PolicyError> {
-        let obj = v.as_object().ok_or_else(|| malformed("document", "must be a JSON object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| malformed("document", "must be a JSON object"))?;
         let mut version = None;
         let mut id = None;
         let mut statements = None;
@@ -294,13 +304,22 @@ impl Policy {
                     version = Some(s.to_string());
                 }
                 "Id" => {
-                    id = Some(val.as_str().ok_or_else(|| malformed("Id", "must be a string"))?.to_string())
+                    id = Some(
+                        val.as_str()
+                            .ok_or_else(|| malformed("Id", "must be a string"))?
+                            .to_string(),
+                    )
                 }
                 "Statement" => {
                     let list: Vec<&Value> = match val {
                         Value::Array(a) => a.iter().collect(),
                         Value::Object(_) => vec![val],
-                        _ => return Err(malformed("Statement", "must be an object or a list of objects")),
+                        _ => {
+                            return Err(malformed(
+                                "Statement",
+                                "must be an object or a list of objects",
+                            ))
+                        }
                     };
                     let mut out = Vec::with_capacity(list.len());
                     for (i, s) in list.into_iter().enumerate() {
@@ -312,7 +331,12 @@ impl Policy {
             }
         }
         let statements = statements.ok_or_else(|| malformed("document", "has no Statement"))?;
-        Ok(Policy { version, id, statements, label: None })
+        Ok(Policy {
+            version,
+            id,
+            statements,
+            label: None,
+        })
     }
 
     /// Names the policy in explanations (see [`StatementRef`]).
@@ -338,7 +362,11 @@ impl Policy {
             if !s.applies(req, principal, kind, self.variables()) {
                 continue;
             }
-            let r = StatementRef { policy: self.label.clone(), index: i, sid: s.sid.clone() };
+            let r = StatementRef {
+                policy: self.label.clone(),
+                index: i,
+                sid: s.sid.clone(),
+            };
             match s.effect {
                 Effect::Deny => return Decision::ExplicitDeny(r),
                 Effect::Allow => {
@@ -365,7 +393,12 @@ impl Statement {
         let sid = match obj.get("Sid") {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(malformed(format!("Statement[{index}].Sid"), "must be a string")),
+            Some(_) => {
+                return Err(malformed(
+                    format!("Statement[{index}].Sid"),
+                    "must be a string",
+                ))
+            }
         };
         let at = match &sid {
             Some(s) => format!("Statement[{index}] (Sid {s:?})"),
@@ -374,8 +407,15 @@ impl Statement {
         for k in obj.keys() {
             if !matches!(
                 k.as_str(),
-                "Sid" | "Effect" | "Action" | "NotAction" | "Resource" | "NotResource" | "Principal"
-                    | "NotPrincipal" | "Condition"
+                "Sid"
+                    | "Effect"
+                    | "Action"
+                    | "NotAction"
+                    | "Resource"
+                    | "NotResource"
+                    | "Principal"
+                    | "NotPrincipal"
+                    | "Condition"
             ) {
                 return Err(malformed(&at, format!("unknown element {k:?}")));
             }
@@ -384,7 +424,10 @@ impl Statement {
             Some(Value::String(s)) if s == "Allow" => Effect::Allow,
             Some(Value::String(s)) if s == "Deny" => Effect::Deny,
             Some(other) => {
-                return Err(malformed(format!("{at}.Effect"), format!("must be \"Allow\" or \"Deny\", not {other}")))
+                return Err(malformed(
+                    format!("{at}.Effect"),
+                    format!("must be \"Allow\" or \"Deny\", not {other}"),
+                ))
             }
             None => return Err(malformed(&at, "has no Effect")),
         };
@@ -392,9 +435,17 @@ impl Statement {
             .ok_or_else(|| malformed(&at, "has neither Action nor NotAction"))?;
         let resource = pair(obj, "Resource", "NotResource", &at)?;
         let principal = match (obj.get("Principal"), obj.get("NotPrincipal")) {
-            (Some(_), Some(_)) => return Err(malformed(&at, "has both Principal and NotPrincipal")),
-            (Some(p), None) => Some(PrincipalMatch::Only(Principal::from_value(p, &format!("{at}.Principal"))?)),
-            (None, Some(p)) => Some(PrincipalMatch::Not(Principal::from_value(p, &format!("{at}.NotPrincipal"))?)),
+            (Some(_), Some(_)) => {
+                return Err(malformed(&at, "has both Principal and NotPrincipal"))
+            }
+            (Some(p), None) => Some(PrincipalMatch::Only(Principal::from_value(
+                p,
+                &format!("{at}.Principal"),
+            )?)),
+            (None, Some(p)) => Some(PrincipalMatch::Not(Principal::from_value(
+                p,
+                &format!("{at}.NotPrincipal"),
+            )?)),
             (None, None) => None,
         };
         let mut conditions = Vec::new();
@@ -414,15 +465,30 @@ impl Statement {
                     if op.base == Base::Null {
                         for v in &values {
                             if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
-                                return Err(malformed(format!("{here}.{key}"), "Null takes true or false"));
+                                return Err(malformed(
+                                    format!("{here}.{key}"),
+                                    "Null takes true or false",
+                                ));
                             }
                         }
                     }
-                    conditions.push(Condition { operator: op_name.clone(), key: key.clone(), values, op });
+                    conditions.push(Condition {
+                        operator: op_name.clone(),
+                        key: key.clone(),
+                        values,
+                        op,
+                    });
                 }
             }
         }
-        Ok(Statement { sid, effect, action, resource, principal, conditions })
+        Ok(Statement {
+            sid,
+            effect,
+            action,
+            resource,
+            principal,
+            conditions,
+        })
     }
 }
 
@@ -435,7 +501,10 @@ fn pair(
 ) -> Result<Option<Patterns>, PolicyError> {
     match (obj.get(pos), obj.get(neg)) {
         (Some(_), Some(_)) => Err(malformed(at, format!("has both {pos} and {neg}"))),
-        (Some(v), None) => Ok(Some(Patterns::Only(string_list(v, &format!("{at}.{pos}"))?))),
+        (Some(v), None) => Ok(Some(Patterns::Only(string_list(
+            v,
+            &format!("{at}.{pos}"),
+        )?))),
         (None, Some(v)) => Ok(Some(Patterns::Not(string_list(v, &format!("{at}.{neg}"))?))),
         (None, None) => Ok(None),
     }
@@ -452,7 +521,10 @@ fn string_list(v: &Value, at: &str) -> Result<Vec<String>, PolicyError> {
                     .ok_or_else(|| malformed(at, format!("list item {x} is not a string")))
             })
             .collect(),
-        other => Err(malformed(at, format!("must be a string or a list of strings, not {other}"))),
+        other => Err(malformed(
+            at,
+            format!("must be a string or a list of strings, not {other}"),
+        )),
     }
 }
 
@@ -463,7 +535,10 @@ fn scalar_list(v: &Value, at: &str) -> Result<Vec<String>, PolicyError> {
             Value::String(s) => Ok(s.clone()),
             Value::Bool(b) => Ok(b.to_string()),
             Value::Number(n) => Ok(n.to_string()),
-            other => Err(malformed(at, format!("{other} is not a string, boolean or number"))),
+            other => Err(malformed(
+                at,
+                format!("{other} is not a string, boolean or number"),
+            )),
         }
     }
     match v {
@@ -475,7 +550,10 @@ fn scalar_list(v: &Value, at: &str) -> Result<Vec<String>, PolicyError> {
 impl Principal {
     fn from_value(v: &Value, at: &str) -> Result<Principal, PolicyError> {
         match v {
-            Value::String(s) if s == "*" => Ok(Principal { everyone: true, ..Principal::default() }),
+            Value::String(s) if s == "*" => Ok(Principal {
+                everyone: true,
+                ..Principal::default()
+            }),
             Value::Object(o) => {
                 let mut p = Principal::default();
                 for (k, vals) in o {
@@ -485,12 +563,17 @@ impl Principal {
                         "Service" => p.service = list,
                         "Federated" => p.federated = list,
                         "CanonicalUser" => p.canonical_user = list,
-                        other => return Err(malformed(at, format!("unknown principal type {other:?}"))),
+                        other => {
+                            return Err(malformed(at, format!("unknown principal type {other:?}")))
+                        }
                     }
                 }
                 Ok(p)
             }
-            other => Err(malformed(at, format!("must be \"*\" or an object, not {other}"))),
+            other => Err(malformed(
+                at,
+                format!("must be \"*\" or an object, not {other}"),
+            )),
         }
     }
 }
@@ -523,12 +606,18 @@ impl PrincipalRef {
         if !ok {
             return Err(PolicyError::BadArn(arn.to_string()));
         }
-        Ok(PrincipalRef::Aws { arn: arn.to_string(), account: parts[4].to_string() })
+        Ok(PrincipalRef::Aws {
+            arn: arn.to_string(),
+            account: parts[4].to_string(),
+        })
     }
 
     /// The root principal of an account in the `aws` partition.
     pub fn root(account: &str) -> PrincipalRef {
-        PrincipalRef::Aws { arn: format!("arn:aws:iam::{account}:root"), account: account.to_string() }
+        PrincipalRef::Aws {
+            arn: format!("arn:aws:iam::{account}:root"),
+            account: account.to_string(),
+        }
     }
 
     /// A service principal such as `cloudfront.amazonaws.com`.
@@ -588,13 +677,25 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(principal: PrincipalRef, action: impl Into<String>, resource: impl Into<String>) -> Request {
-        Request { principal, action: action.into(), resource: resource.into(), context: BTreeMap::new() }
+    pub fn new(
+        principal: PrincipalRef,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> Request {
+        Request {
+            principal,
+            action: action.into(),
+            resource: resource.into(),
+            context: BTreeMap::new(),
+        }
     }
 
     /// Adds one value to a context key (making it multi-valued if called again for the same key).
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Request {
-        self.context.entry(key.into()).or_default().push(value.into());
+        self.context
+            .entry(key.into())
+            .or_default()
+            .push(value.into());
         self
     }
 
@@ -604,14 +705,19 @@ impl Request {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.context.insert(key.into(), values.into_iter().map(Into::into).collect());
+        self.context
+            .insert(key.into(), values.into_iter().map(Into::into).collect());
         self
     }
 
     /// The values of a condition key; `None` when absent or empty. Condition key names are
     /// case-insensitive (IAM User Guide, "IAM JSON policy elements: Condition").
     fn lookup(&self, key: &str) -> Option<Vec<String>> {
-        if let Some((_, v)) = self.context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        if let Some((_, v)) = self
+            .context
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        {
             return if v.is_empty() { None } else { Some(v.clone()) };
         }
         let key = key.to_ascii_lowercase();
@@ -743,7 +849,11 @@ pub struct Evaluation {
 ///
 /// For a service principal, `identity_policies` are ignored. Only the resource policy can let
 /// a service in.
-pub fn evaluate(identity_policies: &[Policy], resource_policy: Option<&Policy>, req: &Request) -> Decision {
+pub fn evaluate(
+    identity_policies: &[Policy],
+    resource_policy: Option<&Policy>,
+    req: &Request,
+) -> Decision {
     evaluate_detailed(identity_policies, resource_policy, req).decision
 }
 
@@ -762,15 +872,21 @@ pub fn evaluate_detailed(
         (_, Some(d @ Decision::Allow(_))) => d.clone(),
         _ => Decision::ImplicitDeny,
     };
-    Evaluation { decision, identity, resource }
+    Evaluation {
+        decision,
+        identity,
+        resource,
+    }
 }
 
 fn identity_decision(identity_policies: &[Policy], req: &Request) -> Decision {
     match req.principal {
         PrincipalRef::Service(_) => Decision::ImplicitDeny,
-        PrincipalRef::Aws { .. } => {
-            combine(identity_policies.iter().map(|p| p.decide(req, PolicyKind::Identity)))
-        }
+        PrincipalRef::Aws { .. } => combine(
+            identity_policies
+                .iter()
+                .map(|p| p.decide(req, PolicyKind::Identity)),
+        ),
     }
 }
 
@@ -803,7 +919,11 @@ pub fn evaluate_kms(key_policy: &Policy, identity_policies: &[Policy], req: &Req
 }
 
 /// [`evaluate_kms`], also returning what each part said.
-pub fn evaluate_kms_detailed(key_policy: &Policy, identity_policies: &[Policy], req: &Request) -> KmsEvaluation {
+pub fn evaluate_kms_detailed(
+    key_policy: &Policy,
+    identity_policies: &[Policy],
+    req: &Request,
+) -> KmsEvaluation {
     let key = key_policy.decide(req, PolicyKind::Resource);
     let identity = identity_decision(identity_policies, req);
     // The delegation check runs the key policy with the account root as the principal. The
@@ -824,7 +944,12 @@ pub fn evaluate_kms_detailed(key_policy: &Policy, identity_policies: &[Policy], 
     } else {
         Decision::ImplicitDeny
     };
-    KmsEvaluation { decision, key_policy: key, delegation, identity }
+    KmsEvaluation {
+        decision,
+        key_policy: key,
+        delegation,
+        identity,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,7 +958,13 @@ pub fn evaluate_kms_detailed(key_policy: &Policy, identity_policies: &[Policy], 
 
 impl Statement {
     /// Whether this statement covers the request (its effect is not considered here).
-    fn applies(&self, req: &Request, principal: &PrincipalRef, kind: PolicyKind, vars: bool) -> bool {
+    fn applies(
+        &self,
+        req: &Request,
+        principal: &PrincipalRef,
+        kind: PolicyKind,
+        vars: bool,
+    ) -> bool {
         if kind == PolicyKind::Resource {
             let ok = match &self.principal {
                 None => false,
@@ -853,8 +984,12 @@ impl Statement {
         }
         let resource_ok = match &self.resource {
             None => true,
-            Some(Patterns::Only(list)) => list.iter().any(|p| resource_matches(p, &req.resource, req, vars)),
-            Some(Patterns::Not(list)) => !list.iter().any(|p| resource_matches(p, &req.resource, req, vars)),
+            Some(Patterns::Only(list)) => list
+                .iter()
+                .any(|p| resource_matches(p, &req.resource, req, vars)),
+            Some(Patterns::Not(list)) => !list
+                .iter()
+                .any(|p| resource_matches(p, &req.resource, req, vars)),
         };
         resource_ok && self.conditions.iter().all(|c| c.holds(req, vars))
     }
@@ -901,7 +1036,8 @@ fn aws_entry_matches(entry: &str, entity: &Entity<'_>) -> bool {
     }
     let is_account_id = entry.len() == 12 && entry.bytes().all(|b| b.is_ascii_digit());
     let parts: Vec<&str> = entry.splitn(6, ':').collect();
-    let arn_fields = (parts.len() == 6 && parts[0] == "arn").then(|| (parts[2], parts[4], parts[5]));
+    let arn_fields =
+        (parts.len() == 6 && parts[0] == "arn").then(|| (parts[2], parts[4], parts[5]));
     match entity {
         Entity::Root(account) => {
             (is_account_id && entry == *account)
@@ -926,7 +1062,9 @@ fn principal_matches(p: &Principal, caller: &PrincipalRef) -> bool {
         PrincipalRef::Service(s) => p.service.iter().any(|e| e.eq_ignore_ascii_case(s)),
         PrincipalRef::Aws { .. } => {
             let ents = direct_entities(caller);
-            p.aws.iter().any(|e| ents.iter().any(|ent| aws_entry_matches(e, ent)))
+            p.aws
+                .iter()
+                .any(|e| ents.iter().any(|ent| aws_entry_matches(e, ent)))
         }
     }
 }
@@ -968,7 +1106,9 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 /// `arn:aws:logs:r:a:log-group:*` covers `...:log-group:x:log-stream:y`, while `a*b` inside a
 /// segment never crosses a `:`.
 fn resource_matches(pattern: &str, resource: &str, req: &Request, vars: bool) -> bool {
-    let Some(pat) = tokens(pattern, req, vars) else { return false };
+    let Some(pat) = tokens(pattern, req, vars) else {
+        return false;
+    };
     let text: Vec<char> = resource.chars().collect();
     glob(&pat, &text, true)
 }
@@ -1015,7 +1155,10 @@ fn tokens(s: &str, req: &Request, vars: bool) -> Option<Vec<Tok>> {
                 let (key, default) = match inner.split_once(',') {
                     Some((k, d)) => {
                         let d = d.trim();
-                        let d = d.strip_prefix('\'').and_then(|d| d.strip_suffix('\'')).unwrap_or(d);
+                        let d = d
+                            .strip_prefix('\'')
+                            .and_then(|d| d.strip_suffix('\''))
+                            .unwrap_or(d);
                         (k.trim(), Some(d))
                     }
                     None => (inner, None),
@@ -1084,7 +1227,10 @@ impl Condition {
         let present = req.lookup(&self.key);
         if op.base == Base::Null {
             let is_null = present.is_none();
-            return self.values.iter().any(|v| v.eq_ignore_ascii_case("true") == is_null);
+            return self
+                .values
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case("true") == is_null);
         }
         let Some(request_values) = present else {
             return match op.set {
@@ -1098,7 +1244,13 @@ impl Condition {
         let policy_values: Vec<Option<Vec<Tok>>> = self
             .values
             .iter()
-            .map(|v| if vars { tokens(v, req, true) } else { Some(literal_tokens(v)) })
+            .map(|v| {
+                if vars {
+                    tokens(v, req, true)
+                } else {
+                    Some(literal_tokens(v))
+                }
+            })
             .collect();
         let matches_any = |rv: &str| {
             policy_values
@@ -1108,8 +1260,12 @@ impl Condition {
         };
         match op.set {
             SetQualifier::None => request_values.iter().any(|rv| matches_any(rv)) != op.negated,
-            SetQualifier::ForAnyValue => request_values.iter().any(|rv| matches_any(rv) != op.negated),
-            SetQualifier::ForAllValues => request_values.iter().all(|rv| matches_any(rv) != op.negated),
+            SetQualifier::ForAnyValue => request_values
+                .iter()
+                .any(|rv| matches_any(rv) != op.negated),
+            SetQualifier::ForAllValues => request_values
+                .iter()
+                .all(|rv| matches_any(rv) != op.negated),
         }
     }
 }
@@ -1158,10 +1314,12 @@ fn compare(base: Base, policy: &str, policy_tokens: &[Tok], request: &str) -> bo
         }
         Base::Bool => policy.eq_ignore_ascii_case(request),
         Base::Ip => {
-            let net = policy
-                .parse::<ipnet::IpNet>()
-                .ok()
-                .or_else(|| policy.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from));
+            let net = policy.parse::<ipnet::IpNet>().ok().or_else(|| {
+                policy
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+                    .map(ipnet::IpNet::from)
+            });
             let addr = request
                 .parse::<std::net::IpAddr>()
                 .ok()
@@ -1176,10 +1334,13 @@ fn compare(base: Base, policy: &str, policy_tokens: &[Tok], request: &str) -> bo
 
 /// `ArnEquals`/`ArnLike`: each of the six colon-separated ARN parts is matched on its own, and
 /// each may hold `*`/`?` (the doc gives both operators the same behaviour). A request value that
-/// is not an ARN does not match. A policy value that is not an ARN (e.g. `*`) is matched against
-/// the whole string.
+/// is not an ARN does not match. A policy value with no colon (e.g. `*`) is matched against the
+/// whole string. One with some colons but fewer than six parts matches nothing.
 fn arn_like(policy: &[Tok], request: &str) -> bool {
-    let req_parts: Vec<Vec<char>> = request.splitn(6, ':').map(|p| p.chars().collect()).collect();
+    let req_parts: Vec<Vec<char>> = request
+        .splitn(6, ':')
+        .map(|p| p.chars().collect())
+        .collect();
     let mut pol_parts: Vec<Vec<Tok>> = vec![Vec::new()];
     for t in policy {
         if *t == Tok::Lit(':') && pol_parts.len() < 6 {
@@ -1188,10 +1349,19 @@ fn arn_like(policy: &[Tok], request: &str) -> bool {
             last.push(*t);
         }
     }
-    if pol_parts.len() < 6 {
+    if pol_parts.len() == 1 {
+        // No colon at all, e.g. `*`: match the whole value.
         return glob(policy, &request.chars().collect::<Vec<_>>(), false);
     }
-    req_parts.len() == 6 && pol_parts.iter().zip(&req_parts).all(|(p, r)| glob(p, r, false))
+    if pol_parts.len() < 6 {
+        // Not an ARN pattern: AWS compares six parts, so this matches nothing.
+        return false;
+    }
+    req_parts.len() == 6
+        && pol_parts
+            .iter()
+            .zip(&req_parts)
+            .all(|(p, r)| glob(p, r, false))
 }
 
 /// Dates as AWS accepts them in conditions: ISO 8601 date-times (`2026-01-01T00:00:00Z`), plain
@@ -1205,7 +1375,9 @@ fn parse_date(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return d.and_hms_opt(0, 0, 0).map(|n| Utc.from_utc_datetime(&n));
     }
-    s.parse::<i64>().ok().and_then(|secs| Utc.timestamp_opt(secs, 0).single())
+    s.parse::<i64>()
+        .ok()
+        .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1240,12 +1412,21 @@ mod tests {
 
     #[test]
     fn parses_string_and_list_forms_and_single_statement_object() {
-        let a = p(json!({"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}));
-        let b = p(json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["*"]}]}));
+        let a = p(
+            json!({"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}),
+        );
+        let b = p(
+            json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["*"]}]}),
+        );
         assert_eq!(a.statements, b.statements);
-        assert_eq!(a.statements[0].action, Patterns::Only(vec!["s3:GetObject".into()]));
-        let c = p(json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333","Service":["a.amazonaws.com","b.amazonaws.com"]},
-            "Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":true},"NumericLessThan":{"s3:max-keys":[10, "20"]}}}]}));
+        assert_eq!(
+            a.statements[0].action,
+            Patterns::Only(vec!["s3:GetObject".into()])
+        );
+        let c = p(
+            json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333","Service":["a.amazonaws.com","b.amazonaws.com"]},
+            "Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":true},"NumericLessThan":{"s3:max-keys":[10, "20"]}}}]}),
+        );
         let st = &c.statements[0];
         match &st.principal {
             Some(PrincipalMatch::Only(pr)) => {
@@ -1255,7 +1436,11 @@ mod tests {
             other => panic!("unexpected principal {other:?}"),
         }
         assert_eq!(st.conditions.len(), 2);
-        let nums = st.conditions.iter().find(|c| c.key == "s3:max-keys").unwrap();
+        let nums = st
+            .conditions
+            .iter()
+            .find(|c| c.key == "s3:max-keys")
+            .unwrap();
         assert_eq!(nums.values, vec!["10".to_string(), "20".to_string()]);
     }
 
@@ -1268,7 +1453,10 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         let pol = Policy::parse_url_encoded(encoded).unwrap();
         assert_eq!(pol.statements[0].sid.as_deref(), Some("Send"));
         assert!(id_allows(&pol, &req("sqs:SendMessage", QUEUE)));
-        assert_eq!(Policy::parse_url_encoded("%FF%FE"), Err(PolicyError::NotUtf8));
+        assert_eq!(
+            Policy::parse_url_encoded("%FF%FE"),
+            Err(PolicyError::NotUtf8)
+        );
     }
 
     #[test]
@@ -1277,29 +1465,54 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         assert!(err("{").contains("not valid JSON"));
         assert!(err(r#"{"Version":"2012-10-17"}"#).contains("has no Statement"));
         assert!(err(r#"{"Version":"2011-01-01","Statement":[]}"#).contains("Version"));
-        let e = err(r#"{"Statement":[{"Sid":"S1","Effect":"allow","Action":"s3:*","Resource":"*"}]}"#);
+        let e =
+            err(r#"{"Statement":[{"Sid":"S1","Effect":"allow","Action":"s3:*","Resource":"*"}]}"#);
         assert!(e.contains(r#"Statement[0] (Sid "S1").Effect"#), "{e}");
         let e = err(r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#);
         assert!(e.contains("neither Action nor NotAction"), "{e}");
-        let e = err(r#"{"Statement":[{"Effect":"Allow","Action":"a:b","NotAction":"c:d","Resource":"*"}]}"#);
+        let e = err(
+            r#"{"Statement":[{"Effect":"Allow","Action":"a:b","NotAction":"c:d","Resource":"*"}]}"#,
+        );
         assert!(e.contains("both Action and NotAction"), "{e}");
-        let e = err(r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"StringEqualz":{"k":"v"}}}]}"#);
-        assert!(e.contains("Condition.StringEqualz") && e.contains("unknown condition operator"), "{e}");
-        let e = err(r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"NullIfExists":{"k":"true"}}}]}"#);
+        let e = err(
+            r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"StringEqualz":{"k":"v"}}}]}"#,
+        );
+        assert!(
+            e.contains("Condition.StringEqualz") && e.contains("unknown condition operator"),
+            "{e}"
+        );
+        let e = err(
+            r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"NullIfExists":{"k":"true"}}}]}"#,
+        );
         assert!(e.contains("unknown condition operator"), "{e}");
-        let e = err(r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"Null":{"k":"maybe"}}}]}"#);
+        let e = err(
+            r#"{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"Null":{"k":"maybe"}}}]}"#,
+        );
         assert!(e.contains("Null takes true or false"), "{e}");
         let e = err(r#"{"Statement":[{"Effect":"Allow","Action":["a:b", 3],"Resource":"*"}]}"#);
         assert!(e.contains("Statement[0].Action"), "{e}");
-        let e = err(r#"{"Statement":[{"Effect":"Allow","Principal":"me","Action":"a:b","Resource":"*"}]}"#);
+        let e = err(
+            r#"{"Statement":[{"Effect":"Allow","Principal":"me","Action":"a:b","Resource":"*"}]}"#,
+        );
         assert!(e.contains("Statement[0].Principal"), "{e}");
-        let e = err(r#"{"Statement":[{"Effect":"Allow","Principal":{"Robot":"x"},"Action":"a:b","Resource":"*"}]}"#);
+        let e = err(
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"Robot":"x"},"Action":"a:b","Resource":"*"}]}"#,
+        );
         assert!(e.contains("unknown principal type"), "{e}");
         let e = err(r#"{"Statement":[{"Effect":"Allow","Actions":"a:b","Resource":"*"}]}"#);
         assert!(e.contains("unknown element \"Actions\""), "{e}");
-        assert!(matches!(Policy::parse("[1]"), Err(PolicyError::Malformed { .. })));
-        assert!(matches!(PrincipalRef::aws("role/x"), Err(PolicyError::BadArn(_))));
-        assert!(matches!(PrincipalRef::aws("arn:aws:s3:::bucket"), Err(PolicyError::BadArn(_))));
+        assert!(matches!(
+            Policy::parse("[1]"),
+            Err(PolicyError::Malformed { .. })
+        ));
+        assert!(matches!(
+            PrincipalRef::aws("role/x"),
+            Err(PolicyError::BadArn(_))
+        ));
+        assert!(matches!(
+            PrincipalRef::aws("arn:aws:s3:::bucket"),
+            Err(PolicyError::BadArn(_))
+        ));
     }
 
     // ---- IAM User Guide: evaluation logic ---------------------------------------------------
@@ -1317,9 +1530,19 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         let d = evaluate(&[allow_all.clone(), deny_delete.clone()], None, &r);
         assert_eq!(d.sid(), Some("NoDelete"));
         assert!(matches!(d, Decision::ExplicitDeny(_)));
-        assert_eq!(d.to_string(), r#"denied by statement "NoDelete" of role policy guard"#);
-        let ok = evaluate(&[allow_all, deny_delete], None, &req("s3:GetObject", "arn:aws:s3:::ledger/k"));
-        assert_eq!(ok.to_string(), r#"allowed by statement "AllowS3" of role policy s3-all"#);
+        assert_eq!(
+            d.to_string(),
+            r#"denied by statement "NoDelete" of role policy guard"#
+        );
+        let ok = evaluate(
+            &[allow_all, deny_delete],
+            None,
+            &req("s3:GetObject", "arn:aws:s3:::ledger/k"),
+        );
+        assert_eq!(
+            ok.to_string(),
+            r#"allowed by statement "AllowS3" of role policy s3-all"#
+        );
         // Deny in the resource policy beats the identity allow, too.
         let bucket = p(json!({"Version":"2012-10-17","Statement":[
             {"Sid":"DenyAll","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*"}]}));
@@ -1331,11 +1554,16 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
 
     #[test]
     fn implicit_deny_when_nothing_applies() {
-        let pol = p(json!({"Statement":[{"Effect":"Allow","Action":"sqs:ReceiveMessage","Resource":QUEUE}]}));
+        let pol = p(
+            json!({"Statement":[{"Effect":"Allow","Action":"sqs:ReceiveMessage","Resource":QUEUE}]}),
+        );
         let d = evaluate(&[pol], None, &req("sqs:SendMessage", QUEUE));
         assert_eq!(d, Decision::ImplicitDeny);
         assert_eq!(d.to_string(), "no statement allows");
-        assert_eq!(evaluate(&[], None, &req("sqs:SendMessage", QUEUE)), Decision::ImplicitDeny);
+        assert_eq!(
+            evaluate(&[], None, &req("sqs:SendMessage", QUEUE)),
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
@@ -1350,11 +1578,16 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
 
     #[test]
     fn wildcard_actions_are_case_insensitive() {
-        let pol = p(json!({"Statement":[{"Effect":"Allow","Action":["sqs:Send*","S3:Get?bject"],"Resource":"*"}]}));
+        let pol = p(
+            json!({"Statement":[{"Effect":"Allow","Action":["sqs:Send*","S3:Get?bject"],"Resource":"*"}]}),
+        );
         assert!(id_allows(&pol, &req("sqs:SendMessage", QUEUE)));
         assert!(id_allows(&pol, &req("SQS:sendmessagebatch", QUEUE)));
         assert!(id_allows(&pol, &req("s3:GetObject", "arn:aws:s3:::b/k")));
-        assert!(!id_allows(&pol, &req("s3:GetObjectAcl", "arn:aws:s3:::b/k")));
+        assert!(!id_allows(
+            &pol,
+            &req("s3:GetObjectAcl", "arn:aws:s3:::b/k")
+        ));
         assert!(!id_allows(&pol, &req("sqs:ReceiveMessage", QUEUE)));
         let all = p(json!({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}));
         assert!(id_allows(&all, &req("kms:Decrypt", KEY)));
@@ -1372,15 +1605,28 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
             {"Sid":"DenyAllButIamWithoutMfa","Effect":"Deny","NotAction":"iam:*","Resource":"*",
              "Condition":{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}]}));
         let allow = p(json!({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}));
-        let no_mfa = req("s3:GetObject", "arn:aws:s3:::b/k").with("aws:MultiFactorAuthPresent", "false");
-        assert_eq!(evaluate(&[allow.clone(), mfa.clone()], None, &no_mfa).sid(), Some("DenyAllButIamWithoutMfa"));
+        let no_mfa =
+            req("s3:GetObject", "arn:aws:s3:::b/k").with("aws:MultiFactorAuthPresent", "false");
+        assert_eq!(
+            evaluate(&[allow.clone(), mfa.clone()], None, &no_mfa).sid(),
+            Some("DenyAllButIamWithoutMfa")
+        );
         // A missing key with IfExists is true, so the deny applies to long-term creds too.
         let missing = req("s3:GetObject", "arn:aws:s3:::b/k");
-        assert!(matches!(evaluate(&[allow.clone(), mfa.clone()], None, &missing), Decision::ExplicitDeny(_)));
-        let with_mfa = req("s3:GetObject", "arn:aws:s3:::b/k").with("aws:MultiFactorAuthPresent", "true");
+        assert!(matches!(
+            evaluate(&[allow.clone(), mfa.clone()], None, &missing),
+            Decision::ExplicitDeny(_)
+        ));
+        let with_mfa =
+            req("s3:GetObject", "arn:aws:s3:::b/k").with("aws:MultiFactorAuthPresent", "true");
         assert!(evaluate(&[allow.clone(), mfa.clone()], None, &with_mfa).is_allowed());
         // iam:* is outside the deny.
-        assert!(evaluate(&[allow, mfa], None, &req("iam:ListRoles", "*").with("aws:MultiFactorAuthPresent", "false")).is_allowed());
+        assert!(evaluate(
+            &[allow, mfa],
+            None,
+            &req("iam:ListRoles", "*").with("aws:MultiFactorAuthPresent", "false")
+        )
+        .is_allowed());
     }
 
     #[test]
@@ -1390,14 +1636,29 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
             {"Effect":"Allow","Action":"s3:*","Resource":"*"},
             {"Sid":"OnlyLedger","Effect":"Deny","Action":"s3:*",
              "NotResource":["arn:aws:s3:::ledger","arn:aws:s3:::ledger/*"]}]}));
-        assert!(id_allows(&pol, &req("s3:GetObject", "arn:aws:s3:::ledger/2026/01/x.json")));
-        assert!(id_allows(&pol, &req("s3:ListBucket", "arn:aws:s3:::ledger")));
-        let d = pol.decide(&req("s3:GetObject", "arn:aws:s3:::other/x"), PolicyKind::Identity);
+        assert!(id_allows(
+            &pol,
+            &req("s3:GetObject", "arn:aws:s3:::ledger/2026/01/x.json")
+        ));
+        assert!(id_allows(
+            &pol,
+            &req("s3:ListBucket", "arn:aws:s3:::ledger")
+        ));
+        let d = pol.decide(
+            &req("s3:GetObject", "arn:aws:s3:::other/x"),
+            PolicyKind::Identity,
+        );
         assert_eq!(d.sid(), Some("OnlyLedger"));
         // Allow with NotResource.
         let nr = p(json!({"Statement":[{"Effect":"Allow","Action":"sqs:*","NotResource":QUEUE}]}));
         assert!(!id_allows(&nr, &req("sqs:SendMessage", QUEUE)));
-        assert!(id_allows(&nr, &req("sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:other")));
+        assert!(id_allows(
+            &nr,
+            &req(
+                "sqs:SendMessage",
+                "arn:aws:sqs:us-east-1:111122223333:other"
+            )
+        ));
     }
 
     #[test]
@@ -1407,16 +1668,22 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         assert!(m("arn:aws:s3:::ledger/*", "arn:aws:s3:::ledger/a/b/c"));
         assert!(!m("arn:aws:s3:::ledger/*", "arn:aws:s3:::ledger"));
         assert!(!m("arn:aws:s3:::Ledger/*", "arn:aws:s3:::ledger/x")); // case-sensitive
-        // A `*` ending a segment crosses colons: log group ARN covers its streams.
-        assert!(m("arn:aws:logs:us-east-1:111122223333:log-group:/ecs/api:*",
-            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/api:log-stream:x"));
+                                                                       // A `*` ending a segment crosses colons: log group ARN covers its streams.
+        assert!(m(
+            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/api:*",
+            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/api:log-stream:x"
+        ));
         assert!(m("arn:aws:sqs:*:111122223333:payments", QUEUE));
         assert!(m("arn:aws:sqs:us-east-?:111122223333:pay*", QUEUE));
         // A `*` in the middle of a segment does not cross a colon.
-        assert!(!m("arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a*x",
-            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a:log-stream:x"));
-        assert!(m("arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a*x",
-            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a-x"));
+        assert!(!m(
+            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a*x",
+            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a:log-stream:x"
+        ));
+        assert!(m(
+            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a*x",
+            "arn:aws:logs:us-east-1:111122223333:log-group:/ecs/a-x"
+        ));
         // `?` is one character, not a colon.
         assert!(!m("arn:aws:s3:::a?b", "arn:aws:s3:::a:b"));
         assert!(m("arn:aws:s3:::a?b", "arn:aws:s3:::a-b"));
@@ -1424,19 +1691,31 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
 
     #[test]
     fn missing_resource_element_covers_the_attached_resource() {
-        let trust = p(json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
-            "Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}));
-        let r = Request::new(PrincipalRef::service("ecs-tasks.amazonaws.com"), "sts:AssumeRole", ROLE);
+        let trust = p(
+            json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+            "Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}),
+        );
+        let r = Request::new(
+            PrincipalRef::service("ecs-tasks.amazonaws.com"),
+            "sts:AssumeRole",
+            ROLE,
+        );
         assert!(trust.decide(&r, PolicyKind::Resource).is_allowed());
-        let other = Request::new(PrincipalRef::service("lambda.amazonaws.com"), "sts:AssumeRole", ROLE);
+        let other = Request::new(
+            PrincipalRef::service("lambda.amazonaws.com"),
+            "sts:AssumeRole",
+            ROLE,
+        );
         assert!(!trust.decide(&other, PolicyKind::Resource).is_allowed());
     }
 
     // ---- conditions -------------------------------------------------------------------------
 
     fn cond(op: &str, key: &str, vals: Value) -> Policy {
-        p(json!({"Version":"2012-10-17","Statement":[{"Sid":"C","Effect":"Allow","Action":"*","Resource":"*",
-            "Condition":{op:{key:vals}}}]}))
+        p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"C","Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{op:{key:vals}}}]}),
+        )
     }
     fn holds(pol: &Policy, r: &Request) -> bool {
         id_allows(pol, r)
@@ -1445,87 +1724,206 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
     #[test]
     fn missing_keys_make_positive_false_and_negated_true() {
         let base = req("s3:GetObject", "*");
-        assert!(!holds(&cond("StringEquals", "aws:SourceVpce", json!("vpce-1")), &base));
-        assert!(!holds(&cond("StringLike", "aws:SourceVpce", json!("vpce-*")), &base));
-        assert!(!holds(&cond("ArnLike", "aws:SourceArn", json!("arn:*")), &base));
-        assert!(!holds(&cond("Bool", "aws:SecureTransport", json!("true")), &base));
-        assert!(!holds(&cond("NumericLessThan", "s3:max-keys", json!("10")), &base));
-        assert!(holds(&cond("StringNotEquals", "aws:SourceVpce", json!("vpce-1")), &base));
-        assert!(holds(&cond("StringNotLike", "aws:SourceVpce", json!("vpce-*")), &base));
-        assert!(holds(&cond("ArnNotLike", "aws:SourceArn", json!("arn:*")), &base));
-        assert!(holds(&cond("NotIpAddress", "aws:SourceIp", json!("10.0.0.0/8")), &base));
+        assert!(!holds(
+            &cond("StringEquals", "aws:SourceVpce", json!("vpce-1")),
+            &base
+        ));
+        assert!(!holds(
+            &cond("StringLike", "aws:SourceVpce", json!("vpce-*")),
+            &base
+        ));
+        assert!(!holds(
+            &cond("ArnLike", "aws:SourceArn", json!("arn:*")),
+            &base
+        ));
+        assert!(!holds(
+            &cond("Bool", "aws:SecureTransport", json!("true")),
+            &base
+        ));
+        assert!(!holds(
+            &cond("NumericLessThan", "s3:max-keys", json!("10")),
+            &base
+        ));
+        assert!(holds(
+            &cond("StringNotEquals", "aws:SourceVpce", json!("vpce-1")),
+            &base
+        ));
+        assert!(holds(
+            &cond("StringNotLike", "aws:SourceVpce", json!("vpce-*")),
+            &base
+        ));
+        assert!(holds(
+            &cond("ArnNotLike", "aws:SourceArn", json!("arn:*")),
+            &base
+        ));
+        assert!(holds(
+            &cond("NotIpAddress", "aws:SourceIp", json!("10.0.0.0/8")),
+            &base
+        ));
         // An empty list counts as missing.
-        let empty = base.clone().with_values("aws:SourceVpce", Vec::<String>::new());
-        assert!(!holds(&cond("StringEquals", "aws:SourceVpce", json!("vpce-1")), &empty));
+        let empty = base
+            .clone()
+            .with_values("aws:SourceVpce", Vec::<String>::new());
+        assert!(!holds(
+            &cond("StringEquals", "aws:SourceVpce", json!("vpce-1")),
+            &empty
+        ));
     }
 
     #[test]
     fn if_exists_is_true_when_missing_and_normal_when_present() {
-        let pol = cond("StringEqualsIfExists", "ec2:InstanceType", json!(["t3.micro", "t3.small"]));
+        let pol = cond(
+            "StringEqualsIfExists",
+            "ec2:InstanceType",
+            json!(["t3.micro", "t3.small"]),
+        );
         assert!(holds(&pol, &req("ec2:RunInstances", "*")));
-        assert!(holds(&pol, &req("ec2:RunInstances", "*").with("ec2:InstanceType", "t3.small")));
-        assert!(!holds(&pol, &req("ec2:RunInstances", "*").with("ec2:InstanceType", "m5.large")));
-        let neg = cond("StringNotEqualsIfExists", "ec2:InstanceType", json!("t3.micro"));
+        assert!(holds(
+            &pol,
+            &req("ec2:RunInstances", "*").with("ec2:InstanceType", "t3.small")
+        ));
+        assert!(!holds(
+            &pol,
+            &req("ec2:RunInstances", "*").with("ec2:InstanceType", "m5.large")
+        ));
+        let neg = cond(
+            "StringNotEqualsIfExists",
+            "ec2:InstanceType",
+            json!("t3.micro"),
+        );
         assert!(holds(&neg, &req("ec2:RunInstances", "*")));
-        assert!(!holds(&neg, &req("ec2:RunInstances", "*").with("ec2:InstanceType", "t3.micro")));
+        assert!(!holds(
+            &neg,
+            &req("ec2:RunInstances", "*").with("ec2:InstanceType", "t3.micro")
+        ));
     }
 
     #[test]
     fn multiple_values_or_and_multiple_keys_and() {
-        let or = cond("StringEquals", "aws:RequestedRegion", json!(["us-east-1", "us-west-2"]));
-        assert!(holds(&or, &req("ec2:X", "*").with("aws:RequestedRegion", "us-west-2")));
-        assert!(!holds(&or, &req("ec2:X", "*").with("aws:RequestedRegion", "eu-west-1")));
+        let or = cond(
+            "StringEquals",
+            "aws:RequestedRegion",
+            json!(["us-east-1", "us-west-2"]),
+        );
+        assert!(holds(
+            &or,
+            &req("ec2:X", "*").with("aws:RequestedRegion", "us-west-2")
+        ));
+        assert!(!holds(
+            &or,
+            &req("ec2:X", "*").with("aws:RequestedRegion", "eu-west-1")
+        ));
         // Negated with several values: must equal none of them.
-        let nor = cond("StringNotEquals", "aws:RequestedRegion", json!(["us-east-1", "us-west-2"]));
-        assert!(!holds(&nor, &req("ec2:X", "*").with("aws:RequestedRegion", "us-west-2")));
-        assert!(holds(&nor, &req("ec2:X", "*").with("aws:RequestedRegion", "eu-west-1")));
+        let nor = cond(
+            "StringNotEquals",
+            "aws:RequestedRegion",
+            json!(["us-east-1", "us-west-2"]),
+        );
+        assert!(!holds(
+            &nor,
+            &req("ec2:X", "*").with("aws:RequestedRegion", "us-west-2")
+        ));
+        assert!(holds(
+            &nor,
+            &req("ec2:X", "*").with("aws:RequestedRegion", "eu-west-1")
+        ));
         // Two keys (and two operators) must all hold.
-        let and = p(json!({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{
+        let and = p(
+            json!({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{
             "StringEquals":{"aws:SourceAccount":ACCT,"aws:RequestedRegion":"us-east-1"},
-            "Bool":{"aws:SecureTransport":"true"}}}]}));
-        let full = req("x:y", "*").with("aws:SourceAccount", ACCT).with("aws:RequestedRegion", "us-east-1")
+            "Bool":{"aws:SecureTransport":"true"}}}]}),
+        );
+        let full = req("x:y", "*")
+            .with("aws:SourceAccount", ACCT)
+            .with("aws:RequestedRegion", "us-east-1")
             .with("aws:SecureTransport", "true");
         assert!(holds(&and, &full));
         let mut partial = full.clone();
         partial.context.remove("aws:SecureTransport");
         assert!(!holds(&and, &partial));
         let wrong = full.with("aws:RequestedRegion", "ignored-second-value");
-        assert!(holds(&and, &wrong), "single-valued operators act as ForAnyValue on multi-valued keys");
+        assert!(
+            holds(&and, &wrong),
+            "single-valued operators act as ForAnyValue on multi-valued keys"
+        );
     }
 
     #[test]
     fn condition_keys_are_case_insensitive_values_are_not() {
         let pol = cond("StringEquals", "AWS:SourceArn", json!(DIST));
-        assert!(holds(&pol, &req("s3:GetObject", "*").with("aws:sourcearn", DIST)));
-        assert!(holds(&pol, &req("s3:GetObject", "*").with("aws:SourceArn", DIST)));
-        assert!(!holds(&pol, &req("s3:GetObject", "*").with("aws:SourceArn", DIST.to_lowercase())));
+        assert!(holds(
+            &pol,
+            &req("s3:GetObject", "*").with("aws:sourcearn", DIST)
+        ));
+        assert!(holds(
+            &pol,
+            &req("s3:GetObject", "*").with("aws:SourceArn", DIST)
+        ));
+        assert!(!holds(
+            &pol,
+            &req("s3:GetObject", "*").with("aws:SourceArn", DIST.to_lowercase())
+        ));
         let ci = cond("StringEqualsIgnoreCase", "aws:SourceArn", json!(DIST));
-        assert!(holds(&ci, &req("s3:GetObject", "*").with("aws:SourceArn", DIST.to_lowercase())));
+        assert!(holds(
+            &ci,
+            &req("s3:GetObject", "*").with("aws:SourceArn", DIST.to_lowercase())
+        ));
         let neg_ci = cond("StringNotEqualsIgnoreCase", "aws:SourceArn", json!(DIST));
-        assert!(!holds(&neg_ci, &req("s3:GetObject", "*").with("aws:SourceArn", DIST.to_uppercase())));
+        assert!(!holds(
+            &neg_ci,
+            &req("s3:GetObject", "*").with("aws:SourceArn", DIST.to_uppercase())
+        ));
     }
 
     #[test]
     fn for_any_value_and_for_all_values() {
         // IAM User Guide, "Multivalued context keys", aws:TagKeys examples.
-        let any = cond("ForAnyValue:StringEquals", "aws:TagKeys", json!(["environment", "cost-center"]));
-        let all = cond("ForAllValues:StringEquals", "aws:TagKeys", json!(["environment", "cost-center"]));
+        let any = cond(
+            "ForAnyValue:StringEquals",
+            "aws:TagKeys",
+            json!(["environment", "cost-center"]),
+        );
+        let all = cond(
+            "ForAllValues:StringEquals",
+            "aws:TagKeys",
+            json!(["environment", "cost-center"]),
+        );
         let some = req("ec2:CreateTags", "*").with_values("aws:TagKeys", ["environment", "owner"]);
         let subset = req("ec2:CreateTags", "*").with_values("aws:TagKeys", ["environment"]);
         let none = req("ec2:CreateTags", "*");
         assert!(holds(&any, &some));
         assert!(!holds(&all, &some));
         assert!(holds(&all, &subset));
-        assert!(holds(&all, &none), "ForAllValues is true when the key is missing");
-        assert!(!holds(&any, &none), "ForAnyValue is false when the key is missing");
-        assert!(holds(&cond("ForAnyValue:StringEqualsIfExists", "aws:TagKeys", json!("x")), &none));
+        assert!(
+            holds(&all, &none),
+            "ForAllValues is true when the key is missing"
+        );
+        assert!(
+            !holds(&any, &none),
+            "ForAnyValue is false when the key is missing"
+        );
+        assert!(holds(
+            &cond(
+                "ForAnyValue:StringEqualsIfExists",
+                "aws:TagKeys",
+                json!("x")
+            ),
+            &none
+        ));
         // Negated set operators: per request value.
-        let any_not = cond("ForAnyValue:StringNotEquals", "aws:TagKeys", json!(["environment"]));
+        let any_not = cond(
+            "ForAnyValue:StringNotEquals",
+            "aws:TagKeys",
+            json!(["environment"]),
+        );
         assert!(holds(&any_not, &some));
         assert!(!holds(&any_not, &subset));
         let all_not = cond("ForAllValues:StringNotLike", "aws:TagKeys", json!(["env*"]));
         assert!(!holds(&all_not, &some));
-        assert!(holds(&all_not, &req("x:y", "*").with_values("aws:TagKeys", ["owner", "team"])));
+        assert!(holds(
+            &all_not,
+            &req("x:y", "*").with_values("aws:TagKeys", ["owner", "team"])
+        ));
     }
 
     #[test]
@@ -1542,21 +1940,65 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
     #[test]
     fn string_like_arn_like_and_arn_equals() {
         let like = cond("StringLike", "s3:prefix", json!(["home/*", "shared/??/x"]));
-        assert!(holds(&like, &req("s3:ListBucket", "*").with("s3:prefix", "home/a/b:c")));
-        assert!(holds(&like, &req("s3:ListBucket", "*").with("s3:prefix", "shared/ab/x")));
-        assert!(!holds(&like, &req("s3:ListBucket", "*").with("s3:prefix", "shared/abc/x")));
-        let arn = cond("ArnLike", "aws:SourceArn", json!("arn:aws:sns:*:111122223333:alerts-*"));
-        assert!(holds(&arn, &req("sqs:SendMessage", "*").with("aws:SourceArn", "arn:aws:sns:us-east-1:111122223333:alerts-high")));
-        assert!(!holds(&arn, &req("sqs:SendMessage", "*").with("aws:SourceArn", "arn:aws:sns:us-east-1:999988887777:alerts-high")));
-        assert!(!holds(&arn, &req("sqs:SendMessage", "*").with("aws:SourceArn", "not-an-arn")));
+        assert!(holds(
+            &like,
+            &req("s3:ListBucket", "*").with("s3:prefix", "home/a/b:c")
+        ));
+        assert!(holds(
+            &like,
+            &req("s3:ListBucket", "*").with("s3:prefix", "shared/ab/x")
+        ));
+        assert!(!holds(
+            &like,
+            &req("s3:ListBucket", "*").with("s3:prefix", "shared/abc/x")
+        ));
+        let arn = cond(
+            "ArnLike",
+            "aws:SourceArn",
+            json!("arn:aws:sns:*:111122223333:alerts-*"),
+        );
+        assert!(holds(
+            &arn,
+            &req("sqs:SendMessage", "*").with(
+                "aws:SourceArn",
+                "arn:aws:sns:us-east-1:111122223333:alerts-high"
+            )
+        ));
+        assert!(!holds(
+            &arn,
+            &req("sqs:SendMessage", "*").with(
+                "aws:SourceArn",
+                "arn:aws:sns:us-east-1:999988887777:alerts-high"
+            )
+        ));
+        assert!(!holds(
+            &arn,
+            &req("sqs:SendMessage", "*").with("aws:SourceArn", "not-an-arn")
+        ));
         // ArnEquals also takes wildcards per segment; a `*` never spans segments.
-        let eq = cond("ArnEquals", "aws:SourceArn", json!("arn:aws:sns:us-east-1:*:alerts"));
-        assert!(holds(&eq, &req("x:y", "*").with("aws:SourceArn", "arn:aws:sns:us-east-1:111122223333:alerts")));
+        let eq = cond(
+            "ArnEquals",
+            "aws:SourceArn",
+            json!("arn:aws:sns:us-east-1:*:alerts"),
+        );
+        assert!(holds(
+            &eq,
+            &req("x:y", "*").with("aws:SourceArn", "arn:aws:sns:us-east-1:111122223333:alerts")
+        ));
         let seg = cond("ArnLike", "aws:SourceArn", json!("arn:aws:sns:us-*:alerts"));
-        assert!(!holds(&seg, &req("x:y", "*").with("aws:SourceArn", "arn:aws:sns:us-east-1:111122223333:alerts")));
+        assert!(!holds(
+            &seg,
+            &req("x:y", "*").with("aws:SourceArn", "arn:aws:sns:us-east-1:111122223333:alerts")
+        ));
         let neg = cond("ArnNotEquals", "aws:SourceArn", json!(DIST));
         assert!(!holds(&neg, &req("x:y", "*").with("aws:SourceArn", DIST)));
-        assert!(holds(&neg, &req("x:y", "*").with("aws:SourceArn", "arn:aws:cloudfront::111122223333:distribution/OTHER")));
+        assert!(holds(
+            &neg,
+            &req("x:y", "*").with(
+                "aws:SourceArn",
+                "arn:aws:cloudfront::111122223333:distribution/OTHER"
+            )
+        ));
     }
 
     #[test]
@@ -1565,33 +2007,89 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         assert!(holds(&n, &req("x:y", "*").with("s3:max-keys", "10")));
         assert!(!holds(&n, &req("x:y", "*").with("s3:max-keys", "11")));
         assert!(!holds(&n, &req("x:y", "*").with("s3:max-keys", "ten")));
-        assert!(holds(&cond("NumericNotEquals", "k", json!("3")), &req("x:y", "*").with("k", "4")));
-        assert!(holds(&cond("NumericGreaterThan", "k", json!("3")), &req("x:y", "*").with("k", "3.5")));
-        let d = cond("DateLessThan", "aws:CurrentTime", json!("2026-06-01T00:00:00Z"));
-        assert!(holds(&d, &req("x:y", "*").with("aws:CurrentTime", "2026-05-31T23:59:59Z")));
-        assert!(!holds(&d, &req("x:y", "*").with("aws:CurrentTime", "2026-06-01")));
-        assert!(holds(&cond("DateGreaterThanEquals", "aws:EpochTime", json!("2026-01-01")), &req("x:y", "*").with("aws:EpochTime", "1767225600")));
-        let ip = cond("IpAddress", "aws:SourceIp", json!(["203.0.113.0/24", "2001:db8::/32"]));
-        assert!(holds(&ip, &req("x:y", "*").with("aws:SourceIp", "203.0.113.7")));
-        assert!(holds(&ip, &req("x:y", "*").with("aws:SourceIp", "2001:db8::1")));
-        assert!(!holds(&ip, &req("x:y", "*").with("aws:SourceIp", "198.51.100.1")));
-        assert!(!holds(&cond("NotIpAddress", "aws:SourceIp", json!("203.0.113.0/24")), &req("x:y", "*").with("aws:SourceIp", "203.0.113.9")));
+        assert!(holds(
+            &cond("NumericNotEquals", "k", json!("3")),
+            &req("x:y", "*").with("k", "4")
+        ));
+        assert!(holds(
+            &cond("NumericGreaterThan", "k", json!("3")),
+            &req("x:y", "*").with("k", "3.5")
+        ));
+        let d = cond(
+            "DateLessThan",
+            "aws:CurrentTime",
+            json!("2026-06-01T00:00:00Z"),
+        );
+        assert!(holds(
+            &d,
+            &req("x:y", "*").with("aws:CurrentTime", "2026-05-31T23:59:59Z")
+        ));
+        assert!(!holds(
+            &d,
+            &req("x:y", "*").with("aws:CurrentTime", "2026-06-01")
+        ));
+        assert!(holds(
+            &cond(
+                "DateGreaterThanEquals",
+                "aws:EpochTime",
+                json!("2026-01-01")
+            ),
+            &req("x:y", "*").with("aws:EpochTime", "1767225600")
+        ));
+        let ip = cond(
+            "IpAddress",
+            "aws:SourceIp",
+            json!(["203.0.113.0/24", "2001:db8::/32"]),
+        );
+        assert!(holds(
+            &ip,
+            &req("x:y", "*").with("aws:SourceIp", "203.0.113.7")
+        ));
+        assert!(holds(
+            &ip,
+            &req("x:y", "*").with("aws:SourceIp", "2001:db8::1")
+        ));
+        assert!(!holds(
+            &ip,
+            &req("x:y", "*").with("aws:SourceIp", "198.51.100.1")
+        ));
+        assert!(!holds(
+            &cond("NotIpAddress", "aws:SourceIp", json!("203.0.113.0/24")),
+            &req("x:y", "*").with("aws:SourceIp", "203.0.113.9")
+        ));
         let b = cond("Bool", "aws:SecureTransport", json!(true));
-        assert!(holds(&b, &req("x:y", "*").with("aws:SecureTransport", "true")));
-        assert!(holds(&b, &req("x:y", "*").with("aws:SecureTransport", "TRUE")));
-        assert!(!holds(&b, &req("x:y", "*").with("aws:SecureTransport", "false")));
+        assert!(holds(
+            &b,
+            &req("x:y", "*").with("aws:SecureTransport", "true")
+        ));
+        assert!(holds(
+            &b,
+            &req("x:y", "*").with("aws:SecureTransport", "TRUE")
+        ));
+        assert!(!holds(
+            &b,
+            &req("x:y", "*").with("aws:SecureTransport", "false")
+        ));
     }
 
     #[test]
     fn deny_insecure_transport_bucket_policy() {
         // The S3 User Guide's "require TLS" bucket policy.
-        let bucket = p(json!({"Version":"2012-10-17","Statement":[{"Sid":"AllowSSLRequestsOnly","Effect":"Deny",
+        let bucket = p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"AllowSSLRequestsOnly","Effect":"Deny",
             "Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::ledger","arn:aws:s3:::ledger/*"],
-            "Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}));
-        let allow = p(json!({"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::ledger/*"}]}));
-        let plain = req("s3:GetObject", "arn:aws:s3:::ledger/k").with("aws:SecureTransport", "false");
+            "Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}),
+        );
+        let allow = p(
+            json!({"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::ledger/*"}]}),
+        );
+        let plain =
+            req("s3:GetObject", "arn:aws:s3:::ledger/k").with("aws:SecureTransport", "false");
         let tls = req("s3:GetObject", "arn:aws:s3:::ledger/k").with("aws:SecureTransport", "true");
-        assert_eq!(evaluate(&[allow.clone()], Some(&bucket), &plain).sid(), Some("AllowSSLRequestsOnly"));
+        assert_eq!(
+            evaluate(std::slice::from_ref(&allow), Some(&bucket), &plain).sid(),
+            Some("AllowSSLRequestsOnly")
+        );
         assert!(evaluate(&[allow], Some(&bucket), &tls).is_allowed());
     }
 
@@ -1607,25 +2105,57 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         };
         let r = req("s3:GetObject", "arn:aws:s3:::home/alice/notes").with("aws:username", "alice");
         assert!(id_allows(&doc(Some("2012-10-17")), &r));
-        assert!(!id_allows(&doc(Some("2012-10-17")), &req("s3:GetObject", "arn:aws:s3:::home/alice/notes").with("aws:username", "bob")));
+        assert!(!id_allows(
+            &doc(Some("2012-10-17")),
+            &req("s3:GetObject", "arn:aws:s3:::home/alice/notes").with("aws:username", "bob")
+        ));
         // Missing key, no default: matches nothing (not even a literal "${aws:username}").
-        assert!(!id_allows(&doc(Some("2012-10-17")), &req("s3:GetObject", "arn:aws:s3:::home/${aws:username}/x")));
+        assert!(!id_allows(
+            &doc(Some("2012-10-17")),
+            &req("s3:GetObject", "arn:aws:s3:::home/${aws:username}/x")
+        ));
         // 2008-10-17 (or no Version): literal text.
         assert!(!id_allows(&doc(None), &r));
-        assert!(id_allows(&doc(None), &req("s3:GetObject", "arn:aws:s3:::home/${aws:username}/x")));
+        assert!(id_allows(
+            &doc(None),
+            &req("s3:GetObject", "arn:aws:s3:::home/${aws:username}/x")
+        ));
         // Defaults, escapes, and a substituted `*` being literal.
-        let dflt = p(json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject",
-            "Resource":"arn:aws:s3:::home/${aws:PrincipalTag/team, 'shared'}/${*}"}]}));
-        assert!(id_allows(&dflt, &req("s3:GetObject", "arn:aws:s3:::home/shared/*")));
-        assert!(!id_allows(&dflt, &req("s3:GetObject", "arn:aws:s3:::home/shared/x")));
-        assert!(id_allows(&dflt, &req("s3:GetObject", "arn:aws:s3:::home/pay/*").with("aws:PrincipalTag/team", "pay")));
+        let dflt = p(
+            json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject",
+            "Resource":"arn:aws:s3:::home/${aws:PrincipalTag/team, 'shared'}/${*}"}]}),
+        );
+        assert!(id_allows(
+            &dflt,
+            &req("s3:GetObject", "arn:aws:s3:::home/shared/*")
+        ));
+        assert!(!id_allows(
+            &dflt,
+            &req("s3:GetObject", "arn:aws:s3:::home/shared/x")
+        ));
+        assert!(id_allows(
+            &dflt,
+            &req("s3:GetObject", "arn:aws:s3:::home/pay/*").with("aws:PrincipalTag/team", "pay")
+        ));
         let star = req("s3:GetObject", "arn:aws:s3:::home/alice/notes").with("aws:username", "*");
         assert!(!id_allows(&doc(Some("2012-10-17")), &star));
         // In condition values.
-        let c = p(json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*",
-            "Condition":{"StringLike":{"s3:prefix":"home/${aws:username}/*"}}}]}));
-        assert!(id_allows(&c, &req("s3:ListBucket", "*").with("aws:username", "alice").with("s3:prefix", "home/alice/x")));
-        assert!(!id_allows(&c, &req("s3:ListBucket", "*").with("aws:username", "alice").with("s3:prefix", "home/bob/x")));
+        let c = p(
+            json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*",
+            "Condition":{"StringLike":{"s3:prefix":"home/${aws:username}/*"}}}]}),
+        );
+        assert!(id_allows(
+            &c,
+            &req("s3:ListBucket", "*")
+                .with("aws:username", "alice")
+                .with("s3:prefix", "home/alice/x")
+        ));
+        assert!(!id_allows(
+            &c,
+            &req("s3:ListBucket", "*")
+                .with("aws:username", "alice")
+                .with("s3:prefix", "home/bob/x")
+        ));
     }
 
     // ---- principals and resource policies ---------------------------------------------------
@@ -1633,111 +2163,232 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
     #[test]
     fn resource_policy_alone_allows_the_named_role_in_same_account() {
         // IAM User Guide, "same account": either side's allow is enough.
-        let queue = p(json!({"Version":"2012-10-17","Statement":[{"Sid":"ApiSends","Effect":"Allow",
-            "Principal":{"AWS":ROLE},"Action":"sqs:SendMessage","Resource":QUEUE}]}));
+        let queue = p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"ApiSends","Effect":"Allow",
+            "Principal":{"AWS":ROLE},"Action":"sqs:SendMessage","Resource":QUEUE}]}),
+        );
         let ev = evaluate_detailed(&[], Some(&queue), &req("sqs:SendMessage", QUEUE));
         assert_eq!(ev.identity, Decision::ImplicitDeny);
         assert_eq!(ev.decision.sid(), Some("ApiSends"));
-        let other = Request::new(PrincipalRef::aws("arn:aws:iam::111122223333:role/other").unwrap(), "sqs:SendMessage", QUEUE);
+        let other = Request::new(
+            PrincipalRef::aws("arn:aws:iam::111122223333:role/other").unwrap(),
+            "sqs:SendMessage",
+            QUEUE,
+        );
         assert_eq!(evaluate(&[], Some(&queue), &other), Decision::ImplicitDeny);
     }
 
     #[test]
     fn account_principal_delegates_and_does_not_grant_by_itself() {
         for entry in [ACCT, "arn:aws:iam::111122223333:root"] {
-            let queue = p(json!({"Statement":[{"Sid":"Acct","Effect":"Allow","Principal":{"AWS":entry},
-                "Action":"sqs:*","Resource":QUEUE}]}));
-            assert_eq!(evaluate(&[], Some(&queue), &req("sqs:SendMessage", QUEUE)), Decision::ImplicitDeny);
+            let queue = p(
+                json!({"Statement":[{"Sid":"Acct","Effect":"Allow","Principal":{"AWS":entry},
+                "Action":"sqs:*","Resource":QUEUE}]}),
+            );
+            assert_eq!(
+                evaluate(&[], Some(&queue), &req("sqs:SendMessage", QUEUE)),
+                Decision::ImplicitDeny
+            );
             // ... but the root itself is named.
             let r = Request::new(PrincipalRef::root(ACCT), "sqs:SendMessage", QUEUE);
             assert!(evaluate(&[], Some(&queue), &r).is_allowed());
-            let id = p(json!({"Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":QUEUE}]}));
+            let id = p(
+                json!({"Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":QUEUE}]}),
+            );
             assert!(evaluate(&[id], Some(&queue), &req("sqs:SendMessage", QUEUE)).is_allowed());
         }
     }
 
     #[test]
     fn role_arn_principal_covers_its_sessions() {
-        let queue = p(json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ROLE},"Action":"sqs:SendMessage","Resource":QUEUE}]}));
-        let session = PrincipalRef::aws("arn:aws:sts::111122223333:assumed-role/api-task/4f2a").unwrap();
-        assert!(evaluate(&[], Some(&queue), &Request::new(session, "sqs:SendMessage", QUEUE)).is_allowed());
-        let other = PrincipalRef::aws("arn:aws:sts::111122223333:assumed-role/worker/4f2a").unwrap();
-        assert!(!evaluate(&[], Some(&queue), &Request::new(other, "sqs:SendMessage", QUEUE)).is_allowed());
+        let queue = p(
+            json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ROLE},"Action":"sqs:SendMessage","Resource":QUEUE}]}),
+        );
+        let session =
+            PrincipalRef::aws("arn:aws:sts::111122223333:assumed-role/api-task/4f2a").unwrap();
+        assert!(evaluate(
+            &[],
+            Some(&queue),
+            &Request::new(session, "sqs:SendMessage", QUEUE)
+        )
+        .is_allowed());
+        let other =
+            PrincipalRef::aws("arn:aws:sts::111122223333:assumed-role/worker/4f2a").unwrap();
+        assert!(!evaluate(
+            &[],
+            Some(&queue),
+            &Request::new(other, "sqs:SendMessage", QUEUE)
+        )
+        .is_allowed());
     }
 
     #[test]
     fn resource_statement_without_principal_never_applies() {
         let bad = p(json!({"Statement":[{"Effect":"Allow","Action":"sqs:*","Resource":"*"}]}));
-        assert_eq!(bad.decide(&req("sqs:SendMessage", QUEUE), PolicyKind::Resource), Decision::ImplicitDeny);
+        assert_eq!(
+            bad.decide(&req("sqs:SendMessage", QUEUE), PolicyKind::Resource),
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
     fn s3_bucket_policy_for_cloudfront_oac() {
         // CloudFront Developer Guide, "Restrict access to an Amazon S3 origin" (OAC).
-        let bucket = p(json!({"Version":"2012-10-17","Statement":{"Sid":"AllowCloudFrontServicePrincipalReadOnly",
+        let bucket = p(
+            json!({"Version":"2012-10-17","Statement":{"Sid":"AllowCloudFrontServicePrincipalReadOnly",
             "Effect":"Allow","Principal":{"Service":"cloudfront.amazonaws.com"},"Action":"s3:GetObject",
-            "Resource":"arn:aws:s3:::static-site/*","Condition":{"StringEquals":{"AWS:SourceArn":DIST}}}}));
+            "Resource":"arn:aws:s3:::static-site/*","Condition":{"StringEquals":{"AWS:SourceArn":DIST}}}}),
+        );
         let cf = PrincipalRef::service("cloudfront.amazonaws.com");
-        let ok = Request::new(cf.clone(), "s3:GetObject", "arn:aws:s3:::static-site/index.html").with("aws:SourceArn", DIST);
-        assert_eq!(evaluate(&[], Some(&bucket), &ok).sid(), Some("AllowCloudFrontServicePrincipalReadOnly"));
+        let ok = Request::new(
+            cf.clone(),
+            "s3:GetObject",
+            "arn:aws:s3:::static-site/index.html",
+        )
+        .with("aws:SourceArn", DIST);
+        assert_eq!(
+            evaluate(&[], Some(&bucket), &ok).sid(),
+            Some("AllowCloudFrontServicePrincipalReadOnly")
+        );
         // Another distribution (the confused-deputy case the condition exists for).
-        let other = Request::new(cf.clone(), "s3:GetObject", "arn:aws:s3:::static-site/index.html")
-            .with("aws:SourceArn", "arn:aws:cloudfront::444455556666:distribution/EOTHER");
+        let other = Request::new(
+            cf.clone(),
+            "s3:GetObject",
+            "arn:aws:s3:::static-site/index.html",
+        )
+        .with(
+            "aws:SourceArn",
+            "arn:aws:cloudfront::444455556666:distribution/EOTHER",
+        );
         assert_eq!(evaluate(&[], Some(&bucket), &other), Decision::ImplicitDeny);
         // No SourceArn at all.
-        let bare = Request::new(cf.clone(), "s3:GetObject", "arn:aws:s3:::static-site/index.html");
+        let bare = Request::new(
+            cf.clone(),
+            "s3:GetObject",
+            "arn:aws:s3:::static-site/index.html",
+        );
         assert_eq!(evaluate(&[], Some(&bucket), &bare), Decision::ImplicitDeny);
         // Identity policies never speak for a service principal.
         let all = p(json!({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}));
-        let put = Request::new(cf, "s3:PutObject", "arn:aws:s3:::static-site/x").with("aws:SourceArn", DIST);
-        assert_eq!(evaluate(&[all], Some(&bucket), &put), Decision::ImplicitDeny);
+        let put = Request::new(cf, "s3:PutObject", "arn:aws:s3:::static-site/x")
+            .with("aws:SourceArn", DIST);
+        assert_eq!(
+            evaluate(&[all], Some(&bucket), &put),
+            Decision::ImplicitDeny
+        );
         // And a role is not the service.
-        assert!(!evaluate(&[], Some(&bucket), &req("s3:GetObject", "arn:aws:s3:::static-site/x").with("aws:SourceArn", DIST)).is_allowed());
+        assert!(!evaluate(
+            &[],
+            Some(&bucket),
+            &req("s3:GetObject", "arn:aws:s3:::static-site/x").with("aws:SourceArn", DIST)
+        )
+        .is_allowed());
     }
 
     #[test]
     fn everyone_principal_constrained_by_conditions() {
         // SQS Developer Guide: a queue policy letting an SNS topic send, with "AWS": "*".
         let topic = "arn:aws:sns:us-east-1:111122223333:payment-events";
-        let queue = p(json!({"Version":"2012-10-17","Statement":[{"Sid":"TopicToQueue","Effect":"Allow",
+        let queue = p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"TopicToQueue","Effect":"Allow",
             "Principal":{"AWS":"*"},"Action":"sqs:SendMessage","Resource":QUEUE,
-            "Condition":{"ArnEquals":{"aws:SourceArn":topic}}}]}));
+            "Condition":{"ArnEquals":{"aws:SourceArn":topic}}}]}),
+        );
         let sns = PrincipalRef::service("sns.amazonaws.com");
-        assert!(evaluate(&[], Some(&queue), &Request::new(sns.clone(), "sqs:SendMessage", QUEUE).with("aws:SourceArn", topic)).is_allowed());
-        assert!(!evaluate(&[], Some(&queue), &Request::new(sns, "sqs:SendMessage", QUEUE)).is_allowed());
+        assert!(evaluate(
+            &[],
+            Some(&queue),
+            &Request::new(sns.clone(), "sqs:SendMessage", QUEUE).with("aws:SourceArn", topic)
+        )
+        .is_allowed());
+        assert!(!evaluate(
+            &[],
+            Some(&queue),
+            &Request::new(sns, "sqs:SendMessage", QUEUE)
+        )
+        .is_allowed());
         assert!(!evaluate(&[], Some(&queue), &req("sqs:SendMessage", QUEUE)).is_allowed());
         // "*" and an automatically filled aws:PrincipalAccount.
-        let org = p(json!({"Statement":[{"Sid":"Acct","Effect":"Allow","Principal":"*","Action":"sqs:SendMessage",
-            "Resource":QUEUE,"Condition":{"StringEquals":{"aws:PrincipalAccount":ACCT}}}]}));
+        let org = p(
+            json!({"Statement":[{"Sid":"Acct","Effect":"Allow","Principal":"*","Action":"sqs:SendMessage",
+            "Resource":QUEUE,"Condition":{"StringEquals":{"aws:PrincipalAccount":ACCT}}}]}),
+        );
         assert!(evaluate(&[], Some(&org), &req("sqs:SendMessage", QUEUE)).is_allowed());
         let outsider = PrincipalRef::aws("arn:aws:iam::444455556666:role/x").unwrap();
-        assert!(!evaluate(&[], Some(&org), &Request::new(outsider, "sqs:SendMessage", QUEUE)).is_allowed());
+        assert!(!evaluate(
+            &[],
+            Some(&org),
+            &Request::new(outsider, "sqs:SendMessage", QUEUE)
+        )
+        .is_allowed());
     }
 
     #[test]
     fn not_principal_with_deny_spares_only_fully_listed_principals() {
         // IAM User Guide, "NotPrincipal with Deny": list the role and its account.
-        let doc = |entries: Value| p(json!({"Version":"2012-10-17","Statement":[
+        let doc = |entries: Value| {
+            p(json!({"Version":"2012-10-17","Statement":[
             {"Sid":"Allow","Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"},
-            {"Sid":"OnlyApi","Effect":"Deny","NotPrincipal":{"AWS":entries},"Action":"s3:*","Resource":"*"}]}));
+            {"Sid":"OnlyApi","Effect":"Deny","NotPrincipal":{"AWS":entries},"Action":"s3:*","Resource":"*"}]}))
+        };
         let both = doc(json!([ROLE, "arn:aws:iam::111122223333:root"]));
-        assert!(both.decide(&req("s3:GetObject", "arn:aws:s3:::b/k"), PolicyKind::Resource).is_allowed());
-        let other = Request::new(PrincipalRef::aws("arn:aws:iam::111122223333:role/other").unwrap(), "s3:GetObject", "arn:aws:s3:::b/k");
-        assert_eq!(both.decide(&other, PolicyKind::Resource).sid(), Some("OnlyApi"));
+        assert!(both
+            .decide(
+                &req("s3:GetObject", "arn:aws:s3:::b/k"),
+                PolicyKind::Resource
+            )
+            .is_allowed());
+        let other = Request::new(
+            PrincipalRef::aws("arn:aws:iam::111122223333:role/other").unwrap(),
+            "s3:GetObject",
+            "arn:aws:s3:::b/k",
+        );
+        assert_eq!(
+            both.decide(&other, PolicyKind::Resource).sid(),
+            Some("OnlyApi")
+        );
         // Role listed without its account: AWS may deny the account first, so we say denied.
         let role_only = doc(json!([ROLE]));
-        assert_eq!(role_only.decide(&req("s3:GetObject", "arn:aws:s3:::b/k"), PolicyKind::Resource).sid(), Some("OnlyApi"));
+        assert_eq!(
+            role_only
+                .decide(
+                    &req("s3:GetObject", "arn:aws:s3:::b/k"),
+                    PolicyKind::Resource
+                )
+                .sid(),
+            Some("OnlyApi")
+        );
         // A session needs the session ARN listed too.
-        let session = PrincipalRef::aws("arn:aws:sts::111122223333:assumed-role/api-task/s1").unwrap();
+        let session =
+            PrincipalRef::aws("arn:aws:sts::111122223333:assumed-role/api-task/s1").unwrap();
         let sr = Request::new(session, "s3:GetObject", "arn:aws:s3:::b/k");
-        assert!(matches!(both.decide(&sr, PolicyKind::Resource), Decision::ExplicitDeny(_)));
-        let full = doc(json!([ROLE, ACCT, "arn:aws:sts::111122223333:assumed-role/api-task/s1"]));
+        assert!(matches!(
+            both.decide(&sr, PolicyKind::Resource),
+            Decision::ExplicitDeny(_)
+        ));
+        let full = doc(json!([
+            ROLE,
+            ACCT,
+            "arn:aws:sts::111122223333:assumed-role/api-task/s1"
+        ]));
         assert!(full.decide(&sr, PolicyKind::Resource).is_allowed());
         // Services are excluded by name.
-        let svc = p(json!({"Statement":[{"Effect":"Deny","NotPrincipal":{"Service":"cloudfront.amazonaws.com"},"Action":"s3:*","Resource":"*"}]}));
-        let cf = Request::new(PrincipalRef::service("cloudfront.amazonaws.com"), "s3:GetObject", "*");
-        assert_eq!(svc.decide(&cf, PolicyKind::Resource), Decision::ImplicitDeny);
-        assert!(matches!(svc.decide(&req("s3:GetObject", "*"), PolicyKind::Resource), Decision::ExplicitDeny(_)));
+        let svc = p(
+            json!({"Statement":[{"Effect":"Deny","NotPrincipal":{"Service":"cloudfront.amazonaws.com"},"Action":"s3:*","Resource":"*"}]}),
+        );
+        let cf = Request::new(
+            PrincipalRef::service("cloudfront.amazonaws.com"),
+            "s3:GetObject",
+            "*",
+        );
+        assert_eq!(
+            svc.decide(&cf, PolicyKind::Resource),
+            Decision::ImplicitDeny
+        );
+        assert!(matches!(
+            svc.decide(&req("s3:GetObject", "*"), PolicyKind::Resource),
+            Decision::ExplicitDeny(_)
+        ));
     }
 
     // ---- KMS --------------------------------------------------------------------------------
@@ -1749,7 +2400,8 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         if let Value::Array(a) = extra {
             statements.extend(a);
         }
-        p(json!({"Version":"2012-10-17","Id":"key-default-1","Statement":statements})).with_label("key policy")
+        p(json!({"Version":"2012-10-17","Id":"key-default-1","Statement":statements}))
+            .with_label("key policy")
     }
 
     #[test]
@@ -1763,44 +2415,90 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
         let id = p(json!({"Statement":[{"Sid":"UseKey","Effect":"Allow","Action":["kms:Decrypt","kms:GenerateDataKey*"],"Resource":KEY}]}))
             .with_label("role policy kms");
         let d = evaluate_kms(&key, std::slice::from_ref(&id), &r);
-        assert_eq!(d.to_string(), r#"allowed by statement "UseKey" of role policy kms"#);
-        assert!(evaluate_kms(&key, std::slice::from_ref(&id), &req("kms:GenerateDataKeyWithoutPlaintext", KEY)).is_allowed());
-        assert!(!evaluate_kms(&key, std::slice::from_ref(&id), &req("kms:ScheduleKeyDeletion", KEY)).is_allowed());
+        assert_eq!(
+            d.to_string(),
+            r#"allowed by statement "UseKey" of role policy kms"#
+        );
+        assert!(evaluate_kms(
+            &key,
+            std::slice::from_ref(&id),
+            &req("kms:GenerateDataKeyWithoutPlaintext", KEY)
+        )
+        .is_allowed());
+        assert!(!evaluate_kms(
+            &key,
+            std::slice::from_ref(&id),
+            &req("kms:ScheduleKeyDeletion", KEY)
+        )
+        .is_allowed());
         // The bare account id delegates the same way.
-        let bare = p(json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ACCT},"Action":"kms:*","Resource":"*"}]}));
+        let bare = p(
+            json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ACCT},"Action":"kms:*","Resource":"*"}]}),
+        );
         assert!(evaluate_kms(&bare, std::slice::from_ref(&id), &r).is_allowed());
     }
 
     #[test]
     fn kms_identity_policy_is_useless_without_delegation() {
         // A key policy without the root statement: IAM policies cannot grant access.
-        let key = p(json!({"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow",
-            "Principal":{"AWS":"arn:aws:iam::111122223333:role/admin"},"Action":"kms:*","Resource":"*"}]}));
+        let key = p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow",
+            "Principal":{"AWS":"arn:aws:iam::111122223333:role/admin"},"Action":"kms:*","Resource":"*"}]}),
+        );
         let id = p(json!({"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}));
         let ev = evaluate_kms_detailed(&key, &[id], &req("kms:Decrypt", KEY));
         assert!(ev.identity.is_allowed());
         assert_eq!(ev.delegation, Decision::ImplicitDeny);
         assert_eq!(ev.decision, Decision::ImplicitDeny);
         // Whereas the generic evaluation (not KMS) would have allowed.
-        assert!(evaluate(&[p(json!({"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}))], Some(&key), &req("kms:Decrypt", KEY)).is_allowed());
+        assert!(evaluate(
+            &[p(
+                json!({"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]})
+            )],
+            Some(&key),
+            &req("kms:Decrypt", KEY)
+        )
+        .is_allowed());
     }
 
     #[test]
     fn kms_direct_grant_in_key_policy() {
-        let key = p(json!({"Version":"2012-10-17","Statement":[{"Sid":"TaskDecrypt","Effect":"Allow",
-            "Principal":{"AWS":ROLE},"Action":"kms:Decrypt","Resource":"*"}]}));
-        assert_eq!(evaluate_kms(&key, &[], &req("kms:Decrypt", KEY)).sid(), Some("TaskDecrypt"));
+        let key = p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"TaskDecrypt","Effect":"Allow",
+            "Principal":{"AWS":ROLE},"Action":"kms:Decrypt","Resource":"*"}]}),
+        );
+        assert_eq!(
+            evaluate_kms(&key, &[], &req("kms:Decrypt", KEY)).sid(),
+            Some("TaskDecrypt")
+        );
         assert!(!evaluate_kms(&key, &[], &req("kms:Encrypt", KEY)).is_allowed());
     }
 
     #[test]
     fn kms_explicit_deny_anywhere_wins() {
-        let key = key_policy(json!([{"Sid":"NoDeleteEver","Effect":"Deny","Principal":"*","Action":"kms:ScheduleKeyDeletion","Resource":"*"}]));
+        let key = key_policy(
+            json!([{"Sid":"NoDeleteEver","Effect":"Deny","Principal":"*","Action":"kms:ScheduleKeyDeletion","Resource":"*"}]),
+        );
         let admin = p(json!({"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}));
-        assert_eq!(evaluate_kms(&key, std::slice::from_ref(&admin), &req("kms:ScheduleKeyDeletion", KEY)).sid(), Some("NoDeleteEver"));
-        let guard = p(json!({"Statement":[{"Sid":"IdDeny","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}));
-        let direct = p(json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ROLE},"Action":"kms:*","Resource":"*"}]}));
-        assert_eq!(evaluate_kms(&direct, &[admin, guard], &req("kms:Decrypt", KEY)).sid(), Some("IdDeny"));
+        assert_eq!(
+            evaluate_kms(
+                &key,
+                std::slice::from_ref(&admin),
+                &req("kms:ScheduleKeyDeletion", KEY)
+            )
+            .sid(),
+            Some("NoDeleteEver")
+        );
+        let guard = p(
+            json!({"Statement":[{"Sid":"IdDeny","Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}),
+        );
+        let direct = p(
+            json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ROLE},"Action":"kms:*","Resource":"*"}]}),
+        );
+        assert_eq!(
+            evaluate_kms(&direct, &[admin, guard], &req("kms:Decrypt", KEY)).sid(),
+            Some("IdDeny")
+        );
     }
 
     #[test]
@@ -1818,18 +2516,39 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
              "Action":["kms:Decrypt","kms:GenerateDataKey*"],"Resource":"*"}
         ]));
         let logs = PrincipalRef::service("logs.us-east-1.amazonaws.com");
-        let ok = Request::new(logs.clone(), "kms:GenerateDataKey", KEY).with("kms:EncryptionContext:aws:logs:arn", lg);
+        let ok = Request::new(logs.clone(), "kms:GenerateDataKey", KEY)
+            .with("kms:EncryptionContext:aws:logs:arn", lg);
         assert_eq!(evaluate_kms(&key, &[], &ok).sid(), Some("Logs"));
-        assert!(!evaluate_kms(&key, &[], &Request::new(logs.clone(), "kms:GenerateDataKey", KEY)).is_allowed());
-        let foreign = Request::new(logs, "kms:GenerateDataKey", KEY)
-            .with("kms:encryptioncontext:aws:logs:arn", "arn:aws:logs:us-east-1:444455556666:log-group:x");
+        assert!(!evaluate_kms(
+            &key,
+            &[],
+            &Request::new(logs.clone(), "kms:GenerateDataKey", KEY)
+        )
+        .is_allowed());
+        let foreign = Request::new(logs, "kms:GenerateDataKey", KEY).with(
+            "kms:encryptioncontext:aws:logs:arn",
+            "arn:aws:logs:us-east-1:444455556666:log-group:x",
+        );
         assert!(!evaluate_kms(&key, &[], &foreign).is_allowed());
-        let cf = Request::new(PrincipalRef::service("cloudfront.amazonaws.com"), "kms:Decrypt", KEY).with("aws:sourcearn", DIST);
+        let cf = Request::new(
+            PrincipalRef::service("cloudfront.amazonaws.com"),
+            "kms:Decrypt",
+            KEY,
+        )
+        .with("aws:sourcearn", DIST);
         assert_eq!(evaluate_kms(&key, &[], &cf).sid(), Some("CloudFrontOAC"));
-        let cw = Request::new(PrincipalRef::service("cloudwatch.amazonaws.com"), "kms:Decrypt", KEY);
+        let cw = Request::new(
+            PrincipalRef::service("cloudwatch.amazonaws.com"),
+            "kms:Decrypt",
+            KEY,
+        );
         assert_eq!(evaluate_kms(&key, &[], &cw).sid(), Some("Alarms"));
         // Root delegation does not extend to services, whatever identity policies say.
-        let sns = Request::new(PrincipalRef::service("sns.amazonaws.com"), "kms:Decrypt", KEY);
+        let sns = Request::new(
+            PrincipalRef::service("sns.amazonaws.com"),
+            "kms:Decrypt",
+            KEY,
+        );
         let all = p(json!({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}));
         let ev = evaluate_kms_detailed(&key, &[all], &sns);
         assert_eq!(ev.delegation, Decision::ImplicitDeny);
@@ -1839,29 +2558,49 @@ us-east-1%3A111122223333%3Apayments%22%7D%5D%7D";
     #[test]
     fn kms_via_service_for_sqs_encrypted_queue() {
         // KMS Developer Guide, "kms:ViaService": the producer may use the key only through SQS.
-        let key = p(json!({"Version":"2012-10-17","Statement":[{"Sid":"ProducerViaSqs","Effect":"Allow",
+        let key = p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"ProducerViaSqs","Effect":"Allow",
             "Principal":{"AWS":ROLE},"Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
-            "Condition":{"StringEquals":{"kms:ViaService":"sqs.us-east-1.amazonaws.com","kms:CallerAccount":ACCT}}}]}));
-        let via = req("kms:GenerateDataKey", KEY).with("kms:ViaService", "sqs.us-east-1.amazonaws.com");
+            "Condition":{"StringEquals":{"kms:ViaService":"sqs.us-east-1.amazonaws.com","kms:CallerAccount":ACCT}}}]}),
+        );
+        let via =
+            req("kms:GenerateDataKey", KEY).with("kms:ViaService", "sqs.us-east-1.amazonaws.com");
         assert_eq!(evaluate_kms(&key, &[], &via).sid(), Some("ProducerViaSqs"));
         // Direct call (no ViaService): implicitly denied.
-        assert_eq!(evaluate_kms(&key, &[], &req("kms:GenerateDataKey", KEY)), Decision::ImplicitDeny);
-        let other = req("kms:GenerateDataKey", KEY).with("kms:ViaService", "s3.us-east-1.amazonaws.com");
+        assert_eq!(
+            evaluate_kms(&key, &[], &req("kms:GenerateDataKey", KEY)),
+            Decision::ImplicitDeny
+        );
+        let other =
+            req("kms:GenerateDataKey", KEY).with("kms:ViaService", "s3.us-east-1.amazonaws.com");
         assert_eq!(evaluate_kms(&key, &[], &other), Decision::ImplicitDeny);
         // The AWS-managed-key pattern: "AWS": "*" with CallerAccount + ViaService.
-        let managed = p(json!({"Version":"2012-10-17","Statement":[{"Sid":"Managed","Effect":"Allow","Principal":{"AWS":"*"},
+        let managed = p(
+            json!({"Version":"2012-10-17","Statement":[{"Sid":"Managed","Effect":"Allow","Principal":{"AWS":"*"},
             "Action":["kms:Decrypt","kms:GenerateDataKey*"],"Resource":"*",
-            "Condition":{"StringEquals":{"kms:CallerAccount":ACCT,"kms:ViaService":"sqs.us-east-1.amazonaws.com"}}}]}));
+            "Condition":{"StringEquals":{"kms:CallerAccount":ACCT,"kms:ViaService":"sqs.us-east-1.amazonaws.com"}}}]}),
+        );
         assert!(evaluate_kms(&managed, &[], &via).is_allowed());
-        let outsider = Request::new(PrincipalRef::aws("arn:aws:iam::444455556666:role/x").unwrap(), "kms:Decrypt", KEY)
-            .with("kms:ViaService", "sqs.us-east-1.amazonaws.com");
+        let outsider = Request::new(
+            PrincipalRef::aws("arn:aws:iam::444455556666:role/x").unwrap(),
+            "kms:Decrypt",
+            KEY,
+        )
+        .with("kms:ViaService", "sqs.us-east-1.amazonaws.com");
         assert!(!evaluate_kms(&managed, &[], &outsider).is_allowed());
         // The delegating statement's conditions apply to the real request.
-        let cond_root = p(json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ACCT},"Action":"kms:*","Resource":"*",
-            "Condition":{"StringEquals":{"kms:ViaService":"sqs.us-east-1.amazonaws.com"}}}]}));
+        let cond_root = p(
+            json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":ACCT},"Action":"kms:*","Resource":"*",
+            "Condition":{"StringEquals":{"kms:ViaService":"sqs.us-east-1.amazonaws.com"}}}]}),
+        );
         let id = p(json!({"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}));
         assert!(evaluate_kms(&cond_root, std::slice::from_ref(&id), &via).is_allowed());
-        assert!(!evaluate_kms(&cond_root, std::slice::from_ref(&id), &req("kms:Decrypt", KEY)).is_allowed());
+        assert!(!evaluate_kms(
+            &cond_root,
+            std::slice::from_ref(&id),
+            &req("kms:Decrypt", KEY)
+        )
+        .is_allowed());
     }
 
     #[test]

@@ -68,12 +68,22 @@ pub struct Rule {
 impl Rule {
     /// A TCP rule for the port range `from..=to`.
     pub fn tcp(from: u16, to: u16, peer: Peer) -> Rule {
-        Rule { protocol: "tcp".into(), from_port: i32::from(from), to_port: i32::from(to), peer }
+        Rule {
+            protocol: "tcp".into(),
+            from_port: i32::from(from),
+            to_port: i32::from(to),
+            peer,
+        }
     }
 
     /// An all-traffic rule (`IpProtocol` `-1`), like the default egress rule to `0.0.0.0/0`.
     pub fn all_traffic(peer: Peer) -> Rule {
-        Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer }
+        Rule {
+            protocol: "-1".into(),
+            from_port: -1,
+            to_port: -1,
+            peer,
+        }
     }
 
     /// Whether this rule covers TCP traffic to `port`. `-1` (all protocols) covers every port.
@@ -108,7 +118,11 @@ impl fmt::Display for Rule {
         } else if self.from_port == self.to_port {
             write!(f, "{proto}/{} {}", self.from_port, self.peer)
         } else {
-            write!(f, "{proto}/{}-{} {}", self.from_port, self.to_port, self.peer)
+            write!(
+                f,
+                "{proto}/{}-{} {}",
+                self.from_port, self.to_port, self.peer
+            )
         }
     }
 }
@@ -135,9 +149,17 @@ pub struct Admit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Missing {
     /// No egress rule on any of the sender's `groups` admits the receiver (`to`) on the port.
-    Egress { groups: Vec<String>, to: String, port: u16 },
+    Egress {
+        groups: Vec<String>,
+        to: String,
+        port: u16,
+    },
     /// No ingress rule on any of the receiver's `groups` admits the sender (`from`) on the port.
-    Ingress { groups: Vec<String>, from: String, port: u16 },
+    Ingress {
+        groups: Vec<String>,
+        from: String,
+        port: u16,
+    },
 }
 
 fn group_list(groups: &[String]) -> String {
@@ -155,7 +177,11 @@ impl fmt::Display for Missing {
                 write!(f, "no egress on {} to {to} tcp/{port}", group_list(groups))
             }
             Missing::Ingress { groups, from, port } => {
-                write!(f, "no ingress on {} from {from} tcp/{port}", group_list(groups))
+                write!(
+                    f,
+                    "no ingress on {} from {from} tcp/{port}",
+                    group_list(groups)
+                )
             }
         }
     }
@@ -195,8 +221,16 @@ impl fmt::Display for Verdict {
 /// Names a side for messages: its groups and, in parentheses, its address (without `/32`).
 fn describe(groups: &[&SecurityGroup], addr: &IpNet) -> String {
     let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
-    let addr = if addr.prefix_len() == addr.max_prefix_len() { addr.addr().to_string() } else { addr.to_string() };
-    if ids.is_empty() { addr } else { format!("{} ({addr})", ids.join(",")) }
+    let addr = if addr.prefix_len() == addr.max_prefix_len() {
+        addr.addr().to_string()
+    } else {
+        addr.to_string()
+    };
+    if ids.is_empty() {
+        addr
+    } else {
+        format!("{} ({addr})", ids.join(","))
+    }
 }
 
 fn find_admit(
@@ -208,8 +242,11 @@ fn find_admit(
 ) -> Option<Admit> {
     groups.iter().find_map(|g| {
         rules(g).iter().enumerate().find_map(|(i, r)| {
-            (r.covers_tcp(port) && r.admits(other_groups, other_addr))
-                .then(|| Admit { group: g.id.clone(), index: i, rule: r.clone() })
+            (r.covers_tcp(port) && r.admits(other_groups, other_addr)).then(|| Admit {
+                group: g.id.clone(),
+                index: i,
+                rule: r.clone(),
+            })
         })
     })
 }
@@ -235,10 +272,18 @@ pub fn can_connect(
             let ids = |gs: &[&SecurityGroup]| gs.iter().map(|g| g.id.clone()).collect::<Vec<_>>();
             let mut missing = Vec::new();
             if e.is_none() {
-                missing.push(Missing::Egress { groups: ids(src_groups), to: describe(dst_groups, &dst), port });
+                missing.push(Missing::Egress {
+                    groups: ids(src_groups),
+                    to: describe(dst_groups, &dst),
+                    port,
+                });
             }
             if i.is_none() {
-                missing.push(Missing::Ingress { groups: ids(dst_groups), from: describe(src_groups, &src), port });
+                missing.push(Missing::Ingress {
+                    groups: ids(dst_groups),
+                    from: describe(src_groups, &src),
+                    port,
+                });
             }
             Verdict::Blocked(missing)
         }
@@ -324,9 +369,11 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Local => f.write_str("local"),
-            Target::Igw(id) | Target::Nat(id) | Target::VpcEndpoint(id) | Target::Peering(id) | Target::Other(id) => {
-                f.write_str(id)
-            }
+            Target::Igw(id)
+            | Target::Nat(id)
+            | Target::VpcEndpoint(id)
+            | Target::Peering(id)
+            | Target::Other(id) => f.write_str(id),
         }
     }
 }
@@ -343,7 +390,11 @@ pub struct Route {
 impl Route {
     /// An active route.
     pub fn new(destination: Destination, target: Target) -> Route {
-        Route { destination, target, blackhole: false }
+        Route {
+            destination,
+            target,
+            blackhole: false,
+        }
     }
 }
 
@@ -425,16 +476,34 @@ pub fn table_for_subnet<'a>(tables: &'a [RouteTable], subnet_id: &str) -> Option
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach<'a> {
     /// Reached, through this route.
-    Yes { subnet: String, table: &'a RouteTable, route: &'a Route },
+    Yes {
+        subnet: String,
+        table: &'a RouteTable,
+        route: &'a Route,
+    },
     /// The subnet has no explicit association and the VPC has no main table among those given.
     NoTable { subnet: String },
     /// The table has no route for the destination. `fallback` is the route the traffic would
     /// take instead, if any (for a prefix list: the `0.0.0.0/0` route).
-    NoRoute { subnet: String, table: &'a RouteTable, wanted: String, fallback: Option<&'a Route> },
+    NoRoute {
+        subnet: String,
+        table: &'a RouteTable,
+        wanted: String,
+        fallback: Option<&'a Route>,
+    },
     /// The route exists but is a blackhole.
-    Blackhole { subnet: String, table: &'a RouteTable, route: &'a Route },
+    Blackhole {
+        subnet: String,
+        table: &'a RouteTable,
+        route: &'a Route,
+    },
     /// The route goes somewhere other than what was expected.
-    WrongTarget { subnet: String, table: &'a RouteTable, route: &'a Route, expected: &'static str },
+    WrongTarget {
+        subnet: String,
+        table: &'a RouteTable,
+        route: &'a Route,
+        expected: &'static str,
+    },
 }
 
 impl Reach<'_> {
@@ -446,18 +515,47 @@ impl Reach<'_> {
 impl fmt::Display for Reach<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reach::Yes { subnet, table, route } => write!(f, "{subnet} reaches {} via {} ({route})", route.destination, table.id),
-            Reach::NoTable { subnet } => write!(f, "{subnet} has no route table (no association and no main table)"),
-            Reach::NoRoute { subnet, table, wanted, fallback } => {
+            Reach::Yes {
+                subnet,
+                table,
+                route,
+            } => write!(
+                f,
+                "{subnet} reaches {} via {} ({route})",
+                route.destination, table.id
+            ),
+            Reach::NoTable { subnet } => write!(
+                f,
+                "{subnet} has no route table (no association and no main table)"
+            ),
+            Reach::NoRoute {
+                subnet,
+                table,
+                wanted,
+                fallback,
+            } => {
                 write!(f, "{subnet}: no route to {wanted} in {}", table.id)?;
                 if let Some(r) = fallback {
                     write!(f, "; traffic would take {r}")?;
                 }
                 Ok(())
             }
-            Reach::Blackhole { subnet, table, route } => write!(f, "{subnet}: route {route} in {} is a blackhole", table.id),
-            Reach::WrongTarget { subnet, table, route, expected } => {
-                write!(f, "{subnet}: route {route} in {} is not via {expected}", table.id)
+            Reach::Blackhole {
+                subnet,
+                table,
+                route,
+            } => write!(f, "{subnet}: route {route} in {} is a blackhole", table.id),
+            Reach::WrongTarget {
+                subnet,
+                table,
+                route,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "{subnet}: route {route} in {} is not via {expected}",
+                    table.id
+                )
             }
         }
     }
@@ -473,14 +571,37 @@ fn default_v4() -> IpNet {
 /// internet gateway also needs a public IP on the interface, which is not checked here.
 pub fn reaches_internet<'a>(tables: &'a [RouteTable], subnet_id: &str) -> Reach<'a> {
     let subnet = subnet_id.to_string();
-    let Some(table) = table_for_subnet(tables, subnet_id) else { return Reach::NoTable { subnet } };
-    let default = table.routes.iter().find(|r| r.destination == Destination::Cidr(default_v4()));
+    let Some(table) = table_for_subnet(tables, subnet_id) else {
+        return Reach::NoTable { subnet };
+    };
+    let default = table
+        .routes
+        .iter()
+        .find(|r| r.destination == Destination::Cidr(default_v4()));
     match default {
-        None => Reach::NoRoute { subnet, table, wanted: "0.0.0.0/0".into(), fallback: None },
-        Some(route) if route.blackhole => Reach::Blackhole { subnet, table, route },
+        None => Reach::NoRoute {
+            subnet,
+            table,
+            wanted: "0.0.0.0/0".into(),
+            fallback: None,
+        },
+        Some(route) if route.blackhole => Reach::Blackhole {
+            subnet,
+            table,
+            route,
+        },
         Some(route) => match route.target {
-            Target::Igw(_) | Target::Nat(_) => Reach::Yes { subnet, table, route },
-            _ => Reach::WrongTarget { subnet, table, route, expected: "an internet or NAT gateway" },
+            Target::Igw(_) | Target::Nat(_) => Reach::Yes {
+                subnet,
+                table,
+                route,
+            },
+            _ => Reach::WrongTarget {
+                subnet,
+                table,
+                route,
+                expected: "an internet or NAT gateway",
+            },
         },
     }
 }
@@ -488,20 +609,42 @@ pub fn reaches_internet<'a>(tables: &'a [RouteTable], subnet_id: &str) -> Reach<
 /// Whether a subnet reaches a prefix-listed service (S3, DynamoDB) through a gateway endpoint:
 /// its table needs a route whose destination is `pl_id` and whose target is a VPC endpoint.
 /// AWS adds that route to each table associated with the endpoint.
-pub fn reaches_prefix_list<'a>(tables: &'a [RouteTable], subnet_id: &str, pl_id: &str) -> Reach<'a> {
+pub fn reaches_prefix_list<'a>(
+    tables: &'a [RouteTable],
+    subnet_id: &str,
+    pl_id: &str,
+) -> Reach<'a> {
     let subnet = subnet_id.to_string();
-    let Some(table) = table_for_subnet(tables, subnet_id) else { return Reach::NoTable { subnet } };
+    let Some(table) = table_for_subnet(tables, subnet_id) else {
+        return Reach::NoTable { subnet };
+    };
     match route_for(table, Lookup::PrefixList(pl_id.to_string())) {
         None => Reach::NoRoute {
             subnet,
             table,
             wanted: pl_id.to_string(),
-            fallback: table.routes.iter().find(|r| r.destination == Destination::Cidr(default_v4())),
+            fallback: table
+                .routes
+                .iter()
+                .find(|r| r.destination == Destination::Cidr(default_v4())),
         },
-        Some(route) if route.blackhole => Reach::Blackhole { subnet, table, route },
+        Some(route) if route.blackhole => Reach::Blackhole {
+            subnet,
+            table,
+            route,
+        },
         Some(route) => match route.target {
-            Target::VpcEndpoint(_) => Reach::Yes { subnet, table, route },
-            _ => Reach::WrongTarget { subnet, table, route, expected: "a VPC endpoint" },
+            Target::VpcEndpoint(_) => Reach::Yes {
+                subnet,
+                table,
+                route,
+            },
+            _ => Reach::WrongTarget {
+                subnet,
+                table,
+                route,
+                expected: "a VPC endpoint",
+            },
         },
     }
 }
@@ -524,7 +667,11 @@ mod tests {
         IpNet::from(s.parse::<IpAddr>().unwrap())
     }
     fn sg(id: &str, ingress: Vec<Rule>, egress: Vec<Rule>) -> SecurityGroup {
-        SecurityGroup { id: id.into(), ingress, egress }
+        SecurityGroup {
+            id: id.into(),
+            ingress,
+            egress,
+        }
     }
     fn group(id: &str) -> Peer {
         Peer::Group(id.into())
@@ -539,7 +686,11 @@ mod tests {
     #[test]
     fn app_to_database_by_group_reference() {
         let app = sg("sg-app", vec![], default_egress());
-        let db = sg("sg-db", vec![Rule::tcp(5432, 5432, group("sg-app"))], vec![]);
+        let db = sg(
+            "sg-db",
+            vec![Rule::tcp(5432, 5432, group("sg-app"))],
+            vec![],
+        );
         let v = can_connect(&[&app], &[&db], 5432, net("10.0.1.0/24"), host("10.0.20.5"));
         match &v {
             Verdict::Open { egress, ingress } => {
@@ -549,22 +700,40 @@ mod tests {
             other => panic!("expected open, got {other}"),
         }
         assert!(v.is_open());
-        assert_eq!(v.to_string(), "open: egress all traffic 0.0.0.0/0 on sg-app, ingress tcp/5432 sg-app on sg-db");
+        assert_eq!(
+            v.to_string(),
+            "open: egress all traffic 0.0.0.0/0 on sg-app, ingress tcp/5432 sg-app on sg-db"
+        );
         // Another port is not admitted.
         let v = can_connect(&[&app], &[&db], 3306, net("10.0.1.0/24"), host("10.0.20.5"));
-        assert_eq!(v.to_string(), "no ingress on sg-db from sg-app (10.0.1.0/24) tcp/3306");
+        assert_eq!(
+            v.to_string(),
+            "no ingress on sg-db from sg-app (10.0.1.0/24) tcp/3306"
+        );
     }
 
     #[test]
     fn missing_egress_and_missing_ingress_are_named() {
-        let app = sg("sg-1", vec![], vec![Rule::tcp(443, 443, Peer::Cidr(v4("0.0.0.0/0")))]);
+        let app = sg(
+            "sg-1",
+            vec![],
+            vec![Rule::tcp(443, 443, Peer::Cidr(v4("0.0.0.0/0")))],
+        );
         let db = sg("sg-2", vec![], vec![]);
         let v = can_connect(&[&app], &[&db], 5432, host("10.0.1.7"), host("10.0.2.9"));
         assert_eq!(
             v,
             Verdict::Blocked(vec![
-                Missing::Egress { groups: vec!["sg-1".into()], to: "sg-2 (10.0.2.9)".into(), port: 5432 },
-                Missing::Ingress { groups: vec!["sg-2".into()], from: "sg-1 (10.0.1.7)".into(), port: 5432 },
+                Missing::Egress {
+                    groups: vec!["sg-1".into()],
+                    to: "sg-2 (10.0.2.9)".into(),
+                    port: 5432
+                },
+                Missing::Ingress {
+                    groups: vec!["sg-2".into()],
+                    from: "sg-1 (10.0.1.7)".into(),
+                    port: 5432
+                },
             ])
         );
         assert_eq!(
@@ -572,21 +741,40 @@ mod tests {
             "no egress on sg-1 to sg-2 (10.0.2.9) tcp/5432; no ingress on sg-2 from sg-1 (10.0.1.7) tcp/5432"
         );
         // Only the egress side missing: egress to a group the receiver does not carry.
-        let app = sg("sg-1", vec![], vec![Rule::tcp(5432, 5432, group("sg-other"))]);
+        let app = sg(
+            "sg-1",
+            vec![],
+            vec![Rule::tcp(5432, 5432, group("sg-other"))],
+        );
         let db = sg("sg-2", vec![Rule::tcp(5432, 5432, group("sg-1"))], vec![]);
         let v = can_connect(&[&app], &[&db], 5432, host("10.0.1.7"), host("10.0.2.9"));
-        assert_eq!(v.to_string(), "no egress on sg-1 to sg-2 (10.0.2.9) tcp/5432");
+        assert_eq!(
+            v.to_string(),
+            "no egress on sg-1 to sg-2 (10.0.2.9) tcp/5432"
+        );
         // A sender without groups.
         let v = can_connect(&[], &[&db], 5432, host("10.0.1.7"), host("10.0.2.9"));
-        assert!(v.to_string().starts_with("no egress on (no security groups) to sg-2"), "{v}");
+        assert!(
+            v.to_string()
+                .starts_with("no egress on (no security groups) to sg-2"),
+            "{v}"
+        );
     }
 
     #[test]
     fn egress_by_group_reference_and_self_reference() {
         // Tasks and their peers in one group that references itself.
-        let mesh = sg("sg-mesh", vec![Rule::tcp(8080, 8080, group("sg-mesh"))], vec![Rule::tcp(8080, 8080, group("sg-mesh"))]);
-        assert!(can_connect(&[&mesh], &[&mesh], 8080, host("10.0.1.1"), host("10.0.1.2")).is_open());
-        assert!(!can_connect(&[&mesh], &[&mesh], 8081, host("10.0.1.1"), host("10.0.1.2")).is_open());
+        let mesh = sg(
+            "sg-mesh",
+            vec![Rule::tcp(8080, 8080, group("sg-mesh"))],
+            vec![Rule::tcp(8080, 8080, group("sg-mesh"))],
+        );
+        assert!(
+            can_connect(&[&mesh], &[&mesh], 8080, host("10.0.1.1"), host("10.0.1.2")).is_open()
+        );
+        assert!(
+            !can_connect(&[&mesh], &[&mesh], 8081, host("10.0.1.1"), host("10.0.1.2")).is_open()
+        );
     }
 
     #[test]
@@ -594,8 +782,18 @@ mod tests {
         let base = sg("sg-base", vec![], vec![]);
         let out = sg("sg-out", vec![], default_egress());
         let db_a = sg("sg-db-a", vec![], vec![]);
-        let db_b = sg("sg-db-b", vec![Rule::tcp(5432, 5432, group("sg-base"))], vec![]);
-        let v = can_connect(&[&base, &out], &[&db_a, &db_b], 5432, host("10.0.1.1"), host("10.0.2.2"));
+        let db_b = sg(
+            "sg-db-b",
+            vec![Rule::tcp(5432, 5432, group("sg-base"))],
+            vec![],
+        );
+        let v = can_connect(
+            &[&base, &out],
+            &[&db_a, &db_b],
+            5432,
+            host("10.0.1.1"),
+            host("10.0.2.2"),
+        );
         match v {
             Verdict::Open { egress, ingress } => {
                 assert_eq!(egress.group, "sg-out");
@@ -603,24 +801,60 @@ mod tests {
             }
             other => panic!("{other}"),
         }
-        let v = can_connect(&[&base], &[&db_a, &db_b], 5432, host("10.0.1.1"), host("10.0.2.2"));
-        assert_eq!(v.to_string(), "no egress on sg-base to sg-db-a,sg-db-b (10.0.2.2) tcp/5432");
+        let v = can_connect(
+            &[&base],
+            &[&db_a, &db_b],
+            5432,
+            host("10.0.1.1"),
+            host("10.0.2.2"),
+        );
+        assert_eq!(
+            v.to_string(),
+            "no egress on sg-base to sg-db-a,sg-db-b (10.0.2.2) tcp/5432"
+        );
     }
 
     #[test]
     fn cidr_rules_must_contain_the_whole_side() {
         let src = sg("sg-s", vec![], default_egress());
-        let dst = sg("sg-d", vec![Rule::tcp(5432, 5432, Peer::Cidr(v4("10.0.0.0/16")))], vec![]);
-        assert!(can_connect(&[&src], &[&dst], 5432, net("10.0.1.0/24"), host("10.0.9.9")).is_open());
-        assert!(can_connect(&[&src], &[&dst], 5432, host("10.0.255.1"), host("10.0.9.9")).is_open());
-        assert!(!can_connect(&[&src], &[&dst], 5432, net("10.1.0.0/24"), host("10.0.9.9")).is_open());
+        let dst = sg(
+            "sg-d",
+            vec![Rule::tcp(5432, 5432, Peer::Cidr(v4("10.0.0.0/16")))],
+            vec![],
+        );
+        assert!(
+            can_connect(&[&src], &[&dst], 5432, net("10.0.1.0/24"), host("10.0.9.9")).is_open()
+        );
+        assert!(
+            can_connect(&[&src], &[&dst], 5432, host("10.0.255.1"), host("10.0.9.9")).is_open()
+        );
+        assert!(
+            !can_connect(&[&src], &[&dst], 5432, net("10.1.0.0/24"), host("10.0.9.9")).is_open()
+        );
         // A range only partly inside the rule is not proven.
-        assert!(!can_connect(&[&src], &[&dst], 5432, net("10.0.0.0/15"), host("10.0.9.9")).is_open());
+        assert!(
+            !can_connect(&[&src], &[&dst], 5432, net("10.0.0.0/15"), host("10.0.9.9")).is_open()
+        );
         // IPv6 rule does not admit an IPv4 side, and vice versa.
-        let dst6 = sg("sg-d6", vec![Rule::tcp(443, 443, Peer::Cidr6("::/0".parse().unwrap()))], vec![]);
+        let dst6 = sg(
+            "sg-d6",
+            vec![Rule::tcp(443, 443, Peer::Cidr6("::/0".parse().unwrap()))],
+            vec![],
+        );
         assert!(!can_connect(&[&src], &[&dst6], 443, host("10.0.1.1"), host("10.0.9.9")).is_open());
-        let src6 = sg("sg-s6", vec![], vec![Rule::all_traffic(Peer::Cidr6("::/0".parse().unwrap()))]);
-        assert!(can_connect(&[&src6], &[&dst6], 443, host("2001:db8::1"), host("2001:db8::2")).is_open());
+        let src6 = sg(
+            "sg-s6",
+            vec![],
+            vec![Rule::all_traffic(Peer::Cidr6("::/0".parse().unwrap()))],
+        );
+        assert!(can_connect(
+            &[&src6],
+            &[&dst6],
+            443,
+            host("2001:db8::1"),
+            host("2001:db8::2")
+        )
+        .is_open());
     }
 
     #[test]
@@ -630,23 +864,55 @@ mod tests {
         assert!(!Rule::tcp(1024, 65535, any.clone()).covers_tcp(443));
         assert!(Rule::tcp(0, 65535, any.clone()).covers_tcp(0));
         assert!(Rule::all_traffic(any.clone()).covers_tcp(22));
-        let numbered = Rule { protocol: "6".into(), from_port: 443, to_port: 443, peer: any.clone() };
+        let numbered = Rule {
+            protocol: "6".into(),
+            from_port: 443,
+            to_port: 443,
+            peer: any.clone(),
+        };
         assert!(numbered.covers_tcp(443));
-        let upper = Rule { protocol: "TCP".into(), from_port: 443, to_port: 443, peer: any.clone() };
+        let upper = Rule {
+            protocol: "TCP".into(),
+            from_port: 443,
+            to_port: 443,
+            peer: any.clone(),
+        };
         assert!(upper.covers_tcp(443));
-        let udp = Rule { protocol: "udp".into(), from_port: 0, to_port: 65535, peer: any.clone() };
+        let udp = Rule {
+            protocol: "udp".into(),
+            from_port: 0,
+            to_port: 65535,
+            peer: any.clone(),
+        };
         assert!(!udp.covers_tcp(53));
-        let icmp = Rule { protocol: "icmp".into(), from_port: -1, to_port: -1, peer: any.clone() };
+        let icmp = Rule {
+            protocol: "icmp".into(),
+            from_port: -1,
+            to_port: -1,
+            peer: any.clone(),
+        };
         assert!(!icmp.covers_tcp(0));
-        let inverted = Rule { protocol: "tcp".into(), from_port: 500, to_port: 400, peer: any };
+        let inverted = Rule {
+            protocol: "tcp".into(),
+            from_port: 500,
+            to_port: 400,
+            peer: any,
+        };
         assert!(!inverted.covers_tcp(450));
-        assert_eq!(Rule::tcp(1024, 65535, group("sg-x")).to_string(), "tcp/1024-65535 sg-x");
+        assert_eq!(
+            Rule::tcp(1024, 65535, group("sg-x")).to_string(),
+            "tcp/1024-65535 sg-x"
+        );
     }
 
     #[test]
     fn prefix_list_rules() {
         const CF: &str = "pl-3b927c52"; // CloudFront origin-facing list (us-east-1)
-        let alb = sg("sg-alb", vec![Rule::tcp(443, 443, Peer::PrefixList(CF.into()))], default_egress());
+        let alb = sg(
+            "sg-alb",
+            vec![Rule::tcp(443, 443, Peer::PrefixList(CF.into()))],
+            default_egress(),
+        );
         assert!(admits_prefix_list(&alb, CF, 443));
         assert!(!admits_prefix_list(&alb, CF, 80));
         assert!(!admits_prefix_list(&alb, "pl-other", 443));
@@ -654,18 +920,41 @@ mod tests {
         // can_connect does not know the list's addresses, so a CloudFront edge address is not
         // proven to be admitted through it.
         let edge = sg("sg-edge", vec![], default_egress());
-        assert!(!can_connect(&[&edge], &[&alb], 443, host("130.176.0.1"), host("10.0.0.10")).is_open());
+        assert!(!can_connect(
+            &[&edge],
+            &[&alb],
+            443,
+            host("130.176.0.1"),
+            host("10.0.0.10")
+        )
+        .is_open());
         // An open 0.0.0.0/0 rule admits the list's addresses too, and is reported as open.
-        let open = sg("sg-open", vec![Rule::tcp(443, 443, Peer::Cidr(v4("0.0.0.0/0")))], vec![]);
+        let open = sg(
+            "sg-open",
+            vec![Rule::tcp(443, 443, Peer::Cidr(v4("0.0.0.0/0")))],
+            vec![],
+        );
         assert!(admits_prefix_list(&open, CF, 443));
         assert!(open_to_world(&open, 443).is_some());
-        let open6 = sg("sg-open6", vec![Rule::all_traffic(Peer::Cidr6("::/0".parse().unwrap()))], vec![]);
+        let open6 = sg(
+            "sg-open6",
+            vec![Rule::all_traffic(Peer::Cidr6("::/0".parse().unwrap()))],
+            vec![],
+        );
         assert!(open_to_world(&open6, 8080).is_some());
         // Egress to a gateway endpoint's list.
-        let task = sg("sg-task", vec![], vec![Rule::tcp(443, 443, Peer::PrefixList("pl-63a5400a".into()))]);
+        let task = sg(
+            "sg-task",
+            vec![],
+            vec![Rule::tcp(443, 443, Peer::PrefixList("pl-63a5400a".into()))],
+        );
         assert!(egress_admits_prefix_list(&task, "pl-63a5400a", 443));
         assert!(!egress_admits_prefix_list(&task, "pl-63a5400a", 80));
-        assert!(egress_admits_prefix_list(&sg("sg-d", vec![], default_egress()), "pl-63a5400a", 443));
+        assert!(egress_admits_prefix_list(
+            &sg("sg-d", vec![], default_egress()),
+            "pl-63a5400a",
+            443
+        ));
     }
 
     // ---- route tables ------------------------------------------------------------------------
@@ -677,9 +966,18 @@ mod tests {
             is_main: false,
             routes: vec![
                 Route::new(Destination::Cidr(net("10.0.0.0/16")), Target::Local),
-                Route::new(Destination::Cidr(net("0.0.0.0/0")), Target::Nat("nat-1".into())),
-                Route::new(Destination::Cidr(net("10.0.5.0/24")), Target::Peering("pcx-1".into())),
-                Route::new(Destination::PrefixList("pl-63a5400a".into()), Target::VpcEndpoint("vpce-s3".into())),
+                Route::new(
+                    Destination::Cidr(net("0.0.0.0/0")),
+                    Target::Nat("nat-1".into()),
+                ),
+                Route::new(
+                    Destination::Cidr(net("10.0.5.0/24")),
+                    Target::Peering("pcx-1".into()),
+                ),
+                Route::new(
+                    Destination::PrefixList("pl-63a5400a".into()),
+                    Target::VpcEndpoint("vpce-s3".into()),
+                ),
             ],
         }
     }
@@ -690,7 +988,10 @@ mod tests {
             is_main: false,
             routes: vec![
                 Route::new(Destination::Cidr(net("10.0.0.0/16")), Target::Local),
-                Route::new(Destination::Cidr(net("0.0.0.0/0")), Target::Igw("igw-1".into())),
+                Route::new(
+                    Destination::Cidr(net("0.0.0.0/0")),
+                    Target::Igw("igw-1".into()),
+                ),
             ],
         }
     }
@@ -699,7 +1000,10 @@ mod tests {
             id: "rtb-main".into(),
             subnet_ids: vec![],
             is_main: true,
-            routes: vec![Route::new(Destination::Cidr(net("10.0.0.0/16")), Target::Local)],
+            routes: vec![Route::new(
+                Destination::Cidr(net("10.0.0.0/16")),
+                Target::Local,
+            )],
         }
     }
 
@@ -707,16 +1011,30 @@ mod tests {
     fn route_for_uses_longest_prefix() {
         let t = private_table();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(route_for(&t, ip("10.0.5.4")).unwrap().target, Target::Peering("pcx-1".into()));
+        assert_eq!(
+            route_for(&t, ip("10.0.5.4")).unwrap().target,
+            Target::Peering("pcx-1".into())
+        );
         assert_eq!(route_for(&t, ip("10.0.1.1")).unwrap().target, Target::Local);
-        assert_eq!(route_for(&t, ip("8.8.8.8")).unwrap().target, Target::Nat("nat-1".into()));
-        assert_eq!(route_for(&t, "52.216.0.1".parse::<Ipv4Addr>().unwrap()).unwrap().target, Target::Nat("nat-1".into()));
+        assert_eq!(
+            route_for(&t, ip("8.8.8.8")).unwrap().target,
+            Target::Nat("nat-1".into())
+        );
+        assert_eq!(
+            route_for(&t, "52.216.0.1".parse::<Ipv4Addr>().unwrap())
+                .unwrap()
+                .target,
+            Target::Nat("nat-1".into())
+        );
         assert_eq!(route_for(&t, ip("2001:db8::1")), None);
         assert_eq!(route_for(&main_table(), ip("8.8.8.8")), None);
         // Order of routes does not matter.
         let mut rev = private_table();
         rev.routes.reverse();
-        assert_eq!(route_for(&rev, ip("10.0.5.4")).unwrap().target, Target::Peering("pcx-1".into()));
+        assert_eq!(
+            route_for(&rev, ip("10.0.5.4")).unwrap().target,
+            Target::Peering("pcx-1".into())
+        );
     }
 
     #[test]
@@ -725,15 +1043,27 @@ mod tests {
         let r = route_for(&t, Lookup::PrefixList("pl-63a5400a".into())).unwrap();
         assert_eq!(r.target, Target::VpcEndpoint("vpce-s3".into()));
         assert_eq!(r.to_string(), "pl-63a5400a -> vpce-s3");
-        assert_eq!(route_for(&t, Lookup::PrefixList("pl-02cd2c6b".into())), None);
+        assert_eq!(
+            route_for(&t, Lookup::PrefixList("pl-02cd2c6b".into())),
+            None
+        );
     }
 
     #[test]
     fn subnets_use_their_table_or_the_main_one() {
         let tables = vec![main_table(), private_table(), public_table()];
-        assert_eq!(table_for_subnet(&tables, "subnet-priv-b").unwrap().id, "rtb-private");
-        assert_eq!(table_for_subnet(&tables, "subnet-pub-a").unwrap().id, "rtb-public");
-        assert_eq!(table_for_subnet(&tables, "subnet-unassociated").unwrap().id, "rtb-main");
+        assert_eq!(
+            table_for_subnet(&tables, "subnet-priv-b").unwrap().id,
+            "rtb-private"
+        );
+        assert_eq!(
+            table_for_subnet(&tables, "subnet-pub-a").unwrap().id,
+            "rtb-public"
+        );
+        assert_eq!(
+            table_for_subnet(&tables, "subnet-unassociated").unwrap().id,
+            "rtb-main"
+        );
         assert_eq!(table_for_subnet(&tables[1..], "subnet-unassociated"), None);
     }
 
@@ -742,19 +1072,34 @@ mod tests {
         let mut tables = vec![main_table(), private_table(), public_table()];
         let r = reaches_internet(&tables, "subnet-priv-a");
         assert!(r.is_reached());
-        assert_eq!(r.to_string(), "subnet-priv-a reaches 0.0.0.0/0 via rtb-private (0.0.0.0/0 -> nat-1)");
+        assert_eq!(
+            r.to_string(),
+            "subnet-priv-a reaches 0.0.0.0/0 via rtb-private (0.0.0.0/0 -> nat-1)"
+        );
         assert!(reaches_internet(&tables, "subnet-pub-a").is_reached());
         let iso = reaches_internet(&tables, "subnet-isolated");
         assert!(matches!(iso, Reach::NoRoute { .. }));
-        assert_eq!(iso.to_string(), "subnet-isolated: no route to 0.0.0.0/0 in rtb-main");
-        assert!(matches!(reaches_internet(&tables[1..], "subnet-x"), Reach::NoTable { .. }));
+        assert_eq!(
+            iso.to_string(),
+            "subnet-isolated: no route to 0.0.0.0/0 in rtb-main"
+        );
+        assert!(matches!(
+            reaches_internet(&tables[1..], "subnet-x"),
+            Reach::NoTable { .. }
+        ));
         // A deleted NAT gateway leaves a blackhole.
         tables[1].routes[1].blackhole = true;
         let bh = reaches_internet(&tables, "subnet-priv-a");
         assert!(matches!(bh, Reach::Blackhole { .. }));
-        assert_eq!(bh.to_string(), "subnet-priv-a: route 0.0.0.0/0 -> nat-1 (blackhole) in rtb-private is a blackhole");
+        assert_eq!(
+            bh.to_string(),
+            "subnet-priv-a: route 0.0.0.0/0 -> nat-1 (blackhole) in rtb-private is a blackhole"
+        );
         // A default route to somewhere else (transit gateway) is not proven.
-        tables[1].routes[1] = Route::new(Destination::Cidr(net("0.0.0.0/0")), Target::Other("tgw-1".into()));
+        tables[1].routes[1] = Route::new(
+            Destination::Cidr(net("0.0.0.0/0")),
+            Target::Other("tgw-1".into()),
+        );
         let wt = reaches_internet(&tables, "subnet-priv-a");
         assert!(matches!(wt, Reach::WrongTarget { .. }));
         assert_eq!(wt.to_string(), "subnet-priv-a: route 0.0.0.0/0 -> tgw-1 in rtb-private is not via an internet or NAT gateway");
@@ -770,15 +1115,27 @@ mod tests {
         assert!(!pubr.is_reached());
         assert_eq!(pubr.to_string(), "subnet-pub-a: no route to pl-63a5400a in rtb-public; traffic would take 0.0.0.0/0 -> igw-1");
         // DynamoDB's list is not routed anywhere.
-        assert!(matches!(reaches_prefix_list(&tables, "subnet-priv-a", "pl-02cd2c6b"), Reach::NoRoute { .. }));
+        assert!(matches!(
+            reaches_prefix_list(&tables, "subnet-priv-a", "pl-02cd2c6b"),
+            Reach::NoRoute { .. }
+        ));
         // A prefix-list route to a NAT instead of an endpoint.
         let mut odd = private_table();
         odd.routes[3].target = Target::Nat("nat-1".into());
         let odd = [odd];
-        assert!(matches!(reaches_prefix_list(&odd, "subnet-priv-a", "pl-63a5400a"), Reach::WrongTarget { expected: "a VPC endpoint", .. }));
+        assert!(matches!(
+            reaches_prefix_list(&odd, "subnet-priv-a", "pl-63a5400a"),
+            Reach::WrongTarget {
+                expected: "a VPC endpoint",
+                ..
+            }
+        ));
         let mut bh = private_table();
         bh.routes[3].blackhole = true;
         let bh = [bh];
-        assert!(matches!(reaches_prefix_list(&bh, "subnet-priv-a", "pl-63a5400a"), Reach::Blackhole { .. }));
+        assert!(matches!(
+            reaches_prefix_list(&bh, "subnet-priv-a", "pl-63a5400a"),
+            Reach::Blackhole { .. }
+        ));
     }
 }

@@ -49,13 +49,12 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_cloudfront::types::{
-    AllowedMethods, CacheBehavior, CacheBehaviors, CachedMethods,
-    CloudFrontOriginAccessIdentityConfig, CustomOriginConfig, DefaultCacheBehavior,
-    DistributionConfig, DistributionConfigWithTags, HttpVersion, Method, MinimumProtocolVersion,
-    OriginAccessControlConfig, OriginAccessControlOriginTypes, OriginAccessControlSigningBehaviors,
-    OriginAccessControlSigningProtocols, OriginProtocolPolicy, OriginSslProtocols, Origins,
-    PriceClass, S3OriginConfig, SslProtocol, SslSupportMethod, Tag, Tags, ViewerCertificate,
-    ViewerProtocolPolicy,
+    AllowedMethods, CacheBehavior, CacheBehaviors, CachedMethods, CustomOriginConfig,
+    DefaultCacheBehavior, DistributionConfig, DistributionConfigWithTags, HttpVersion, Method,
+    MinimumProtocolVersion, OriginAccessControlConfig, OriginAccessControlOriginTypes,
+    OriginAccessControlSigningBehaviors, OriginAccessControlSigningProtocols, OriginProtocolPolicy,
+    OriginSslProtocols, Origins, PriceClass, S3OriginConfig, SslProtocol, SslSupportMethod, Tag,
+    Tags, ViewerCertificate, ViewerProtocolPolicy,
 };
 use serde_json::{json, Value};
 
@@ -232,14 +231,56 @@ pub fn key_policy_without(current: &str, sid: &str) -> Result<Option<String>> {
 /// Where CloudFront's `/api/*` origin connects: `(domain name, https)`. HTTPS only when the
 /// ALB serves an issued certificate (`alb_https`); then by the origin name that certificate
 /// covers (`covered_origin`), as CloudFront checks the origin's certificate against the name
-/// it connects to. Without that name (a new certificate naming it still awaits validation),
-/// the ALB's own name over HTTPS, which CloudFront cannot verify: the caller warns. Without a
-/// certificate, plain HTTP to the ALB's name (the only listener it has).
-pub fn api_origin(alb_dns: &str, alb_https: bool, covered_origin: Option<&str>) -> (String, bool) {
-    match (alb_https, covered_origin) {
-        (true, Some(origin)) => (origin.to_string(), true),
-        (true, None) => (alb_dns.to_string(), true),
-        (false, _) => (alb_dns.to_string(), false),
+/// it connects to. Without that name (the certificate naming it is a replacement still
+/// awaiting validation), the distribution's current HTTPS origin (`current`) is kept as it
+/// is, else the ALB's own name over HTTPS, which CloudFront cannot verify: the caller warns.
+/// Without a certificate, plain HTTP to the ALB's name (the only listener it has).
+pub fn api_origin(
+    alb_dns: &str,
+    alb_https: bool,
+    covered_origin: Option<&str>,
+    current: Option<(&str, bool)>,
+) -> (String, bool) {
+    match (alb_https, covered_origin, current) {
+        (true, Some(origin), _) => (origin.to_string(), true),
+        (true, None, Some((domain, true))) => (domain.to_string(), true),
+        (true, None, _) => (alb_dns.to_string(), true),
+        (false, _, _) => (alb_dns.to_string(), false),
+    }
+}
+
+/// The distribution's `/api/*` origin as it is: `(domain name, https-only)`.
+pub fn current_api_origin(c: &DistributionConfig) -> Option<(String, bool)> {
+    let o = c
+        .origins()?
+        .items()
+        .iter()
+        .find(|o| o.id() == ALB_ORIGIN_ID)?;
+    let custom = o.custom_origin_config()?;
+    Some((
+        o.domain_name().to_string(),
+        custom.origin_protocol_policy() == &OriginProtocolPolicy::HttpsOnly,
+    ))
+}
+
+/// What the `/api/*` origin depends on: the ALB's DNS name, whether it serves HTTPS, and the
+/// origin name its certificate covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlbInputs {
+    pub dns: String,
+    pub https: bool,
+    pub covered_origin: Option<String>,
+}
+
+impl AlbInputs {
+    /// The origin, given the distribution's current one (see [`api_origin`]).
+    pub fn origin(&self, current: Option<(&str, bool)>) -> (String, bool) {
+        api_origin(
+            &self.dns,
+            self.https,
+            self.covered_origin.as_deref(),
+            current,
+        )
     }
 }
 
@@ -873,27 +914,32 @@ impl Cdn {
         (!dns.is_empty() && !is_pending(&dns)).then_some(dns)
     }
 
-    /// The ALB origin (see [`api_origin`]), when the alb step published its DNS name.
-    fn alb_origin(ctx: &StepCtx) -> Option<(String, bool)> {
+    /// What the ALB origin depends on, when the alb step published its DNS name.
+    fn alb_inputs(ctx: &StepCtx) -> Option<AlbInputs> {
         let dns = Self::alb_dns(ctx)?;
         let https = ctx
             .output(IN_ALB_HTTPS)
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        let covered = ctx
+        let covered_origin = ctx
             .output(IN_ORIGIN_DOMAIN)
             .and_then(|v| v.as_str().map(str::to_string))
-            .filter(|d| !d.is_empty());
-        if https && covered.is_none() {
+            .filter(|d| !d.is_empty() && !is_pending(d));
+        if https && covered_origin.is_none() {
             ctx.sh.reporter.message(
                 ctx.step,
-                "the ALB's certificate does not cover the origin name CloudFront should reach it \
-                 by (see the certificate step's messages): /api/* goes to the ALB's own DNS name \
-                 over HTTPS, which CloudFront cannot verify (502), until a certificate covering \
-                 it is issued and `up` runs again",
+                "the certificate the ALB serves does not cover the origin name CloudFront should \
+                 reach it by (see the certificate step's messages): /api/* keeps its current \
+                 HTTPS origin (a new distribution gets the ALB's own DNS name, which CloudFront \
+                 cannot verify: 502) until a certificate covering it is issued and `up` runs \
+                 again",
             );
         }
-        Some(api_origin(&dns, https, covered.as_deref()))
+        Some(AlbInputs {
+            dns,
+            https,
+            covered_origin,
+        })
     }
 
     /// Makes sure the stack key's policy has [`key_statement`] for this distribution (every
@@ -960,7 +1006,12 @@ impl Cdn {
             .aws("kms:GetKeyPolicy", key_arn);
         let current = match got {
             Ok(o) => o.policy.unwrap_or_default(),
-            Err(e) if matches!(e.kind(), AwsErrorKind::NotFound | AwsErrorKind::InvalidState) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    AwsErrorKind::NotFound | AwsErrorKind::InvalidState
+                ) =>
+            {
                 return Ok(())
             }
             Err(e) => return Err(e.into()),
@@ -980,7 +1031,12 @@ impl Cdn {
         {
             Ok(_) => Ok(()),
             // Gone or pending deletion already: nothing is granted any more.
-            Err(e) if matches!(e.kind(), AwsErrorKind::NotFound | AwsErrorKind::InvalidState) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    AwsErrorKind::NotFound | AwsErrorKind::InvalidState
+                ) =>
+            {
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -1018,6 +1074,7 @@ impl Step for Cdn {
             );
         }
         let oac = Self::ensure_oac(ctx).await?;
+        let alb_inputs = Self::alb_inputs(ctx);
         let comment = distribution_comment(ctx.suffix());
         let want = DesiredDistribution {
             caller_reference: format!("fintech-infra-cdn-{}", ctx.suffix()),
@@ -1026,7 +1083,7 @@ impl Step for Cdn {
             oac_id: Some(oac.id.clone()),
             oai_id: None,
             price_class: ctx.cfg().cdn.price_class.as_str(),
-            alb: Self::alb_origin(ctx),
+            alb: alb_inputs.as_ref().map(|a| a.origin(None)),
             certificate_arn: ctx.cfg().cdn.certificate_arn.as_ref().map(|c| c.0.clone()),
         };
         let inputs_known = !is_pending(&bucket) && !oac.is_pending();
@@ -1120,6 +1177,11 @@ impl Step for Cdn {
                         (config, out.e_tag)
                     }
                 };
+                let mut want = want.clone();
+                if let Some(a) = &alb_inputs {
+                    let now = current_api_origin(&current);
+                    want.alb = Some(a.origin(now.as_ref().map(|(d, h)| (d.as_str(), *h))));
+                }
                 let desired = merged(&current, want.config()?);
                 if drifted(&current, &desired) {
                     ctx.change(
@@ -1150,8 +1212,7 @@ impl Step for Cdn {
             };
             let grant = grant_statement(&bucket, &access);
             let current = storage::get_policy(ctx, &bucket).await?;
-            let without_stale = match storage::remove_statements(current.as_deref(), &[OAI_SID])?
-            {
+            let without_stale = match storage::remove_statements(current.as_deref(), &[OAI_SID])? {
                 Some(p) => p,
                 None => current.clone(),
             };
@@ -1195,11 +1256,13 @@ impl Step for Cdn {
         // The record the origin name needs, published as soon as a certificate is configured
         // so that it can be created together with the certificate's validation records.
         let cfg = ctx.cfg();
-        match (cfg.alb.api_origin_domain(&cfg.certificate), Self::alb_dns(ctx)) {
-            (Some(origin), Some(dns)) => ctx.set_output(
-                OUT_ALB_ORIGIN_DNS_RECORD,
-                origin_dns_record(&origin, &dns),
-            )?,
+        match (
+            cfg.alb.api_origin_domain(&cfg.certificate),
+            Self::alb_dns(ctx),
+        ) {
+            (Some(origin), Some(dns)) => {
+                ctx.set_output(OUT_ALB_ORIGIN_DNS_RECORD, origin_dns_record(&origin, &dns))?
+            }
             _ => ctx.remove_output(OUT_ALB_ORIGIN_DNS_RECORD)?,
         }
         Ok(())
@@ -1394,6 +1457,162 @@ mod tests {
         read_back.origins.as_mut().unwrap().items[0].s3_origin_config = None;
         assert!(!drifted(&read_back, &want));
         assert!(drifted(&a, &want));
+    }
+
+    #[test]
+    fn key_policy_gets_the_distribution_statement_and_keeps_the_others() {
+        let arn = distribution_arn("aws", "123456789012", "E2ABC");
+        assert_eq!(arn, "arn:aws:cloudfront::123456789012:distribution/E2ABC");
+        assert_eq!(
+            distribution_arn("aws-cn", "1", "D"),
+            "arn:aws-cn:cloudfront::1:distribution/D"
+        );
+        let stmt = key_statement(&arn);
+        assert_eq!(stmt["Sid"], KEY_SID);
+        assert_eq!(stmt["Principal"]["Service"], "cloudfront.amazonaws.com");
+        assert_eq!(stmt["Action"], "kms:Decrypt");
+        assert_eq!(stmt["Resource"], "*");
+        assert_eq!(stmt["Condition"]["StringEquals"]["AWS:SourceArn"], arn);
+
+        // The kms step's policy: every statement kept, ours appended.
+        let base = kms::key_policy("123456789012", "us-east-1");
+        let merged: Value =
+            serde_json::from_str(&merge_key_policy(&base.to_string(), &stmt).unwrap().unwrap())
+                .unwrap();
+        let st = merged["Statement"].as_array().unwrap();
+        let before = base["Statement"].as_array().unwrap();
+        assert_eq!(st.len(), before.len() + 1);
+        assert_eq!(&st[..before.len()], &before[..]);
+        assert_eq!(st.last().unwrap(), &stmt);
+        assert_eq!(merged["Version"], "2012-10-17");
+        // Already there: nothing to write, whatever the whitespace KMS hands back.
+        let pretty = serde_json::to_string_pretty(&merged).unwrap();
+        assert_eq!(merge_key_policy(&pretty, &stmt).unwrap(), None);
+
+        // Another distribution's (or a hand-edited) statement with our Sid is replaced in
+        // place; duplicates of the Sid collapse; other fields (an Id) stay.
+        let other = key_statement(&distribution_arn("aws", "123456789012", "EOLD"));
+        let doc = json!({
+            "Version": "2012-10-17",
+            "Id": "key-policy",
+            "Statement": [other.clone(), before[0].clone(), other]
+        });
+        let fixed: Value =
+            serde_json::from_str(&merge_key_policy(&doc.to_string(), &stmt).unwrap().unwrap())
+                .unwrap();
+        assert_eq!(fixed["Id"], "key-policy");
+        assert_eq!(fixed["Statement"], json!([stmt.clone(), before[0].clone()]));
+        // A single statement object (allowed by the policy grammar) becomes a list.
+        let single = json!({"Version": "2012-10-17", "Statement": before[0].clone()});
+        let fixed: Value = serde_json::from_str(
+            &merge_key_policy(&single.to_string(), &stmt)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(fixed["Statement"], json!([before[0].clone(), stmt.clone()]));
+        assert!(merge_key_policy("not json", &stmt).is_err());
+
+        // Removal takes ours only.
+        let left: Value = serde_json::from_str(
+            &key_policy_without(&merged.to_string(), KEY_SID)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(left["Statement"], base["Statement"]);
+        assert_eq!(
+            key_policy_without(&base.to_string(), KEY_SID).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn api_origin_is_the_certificate_name_over_https() {
+        let alb = "fintech-alb-s-1.us-east-1.elb.amazonaws.com";
+        let old = Some(("origin.example.com", true));
+        // Certificate issued and covering the origin name: HTTPS to that name.
+        assert_eq!(
+            api_origin(alb, true, Some("origin.example.com"), None),
+            ("origin.example.com".to_string(), true)
+        );
+        assert_eq!(
+            api_origin(alb, true, Some("api.example.com"), old),
+            ("api.example.com".to_string(), true)
+        );
+        // No certificate (or not issued yet): plain HTTP to the ALB's name.
+        assert_eq!(api_origin(alb, false, None, None), (alb.to_string(), false));
+        assert_eq!(
+            api_origin(alb, false, Some("origin.example.com"), old),
+            (alb.to_string(), false)
+        );
+        // HTTPS on a certificate not covering the origin name (its replacement pending):
+        // the current HTTPS origin stays; never an HTTP one (the ALB redirects HTTP then).
+        assert_eq!(
+            api_origin(alb, true, None, old),
+            ("origin.example.com".to_string(), true)
+        );
+        assert_eq!(
+            api_origin(alb, true, None, Some((alb, false))),
+            (alb.to_string(), true)
+        );
+        assert_eq!(api_origin(alb, true, None, None), (alb.to_string(), true));
+
+        let c = desired(
+            Some(api_origin(alb, true, Some("origin.example.com"), None)),
+            None,
+        )
+        .config()
+        .unwrap();
+        let o = c
+            .origins()
+            .unwrap()
+            .items()
+            .iter()
+            .find(|o| o.id() == ALB_ORIGIN_ID)
+            .unwrap();
+        assert_eq!(o.domain_name(), "origin.example.com");
+        let custom = o.custom_origin_config().unwrap();
+        assert_eq!(
+            custom.origin_protocol_policy(),
+            &OriginProtocolPolicy::HttpsOnly
+        );
+        assert_eq!(custom.https_port(), 443);
+        assert_eq!(
+            custom.origin_ssl_protocols().unwrap().items(),
+            &[SslProtocol::TlSv12]
+        );
+        assert_eq!(
+            current_api_origin(&c),
+            Some(("origin.example.com".to_string(), true))
+        );
+        assert_eq!(
+            current_api_origin(&desired(None, None).config().unwrap()),
+            None
+        );
+        // Moving the origin is drift the next `up` repairs.
+        let before = desired(Some((alb.to_string(), true)), None)
+            .config()
+            .unwrap();
+        assert!(drifted(&before, &c));
+        let mut tls10 = c.clone();
+        tls10.origins.as_mut().unwrap().items[1]
+            .custom_origin_config
+            .as_mut()
+            .unwrap()
+            .origin_ssl_protocols = Some(
+            OriginSslProtocols::builder()
+                .quantity(1)
+                .items(SslProtocol::TlSv1)
+                .build()
+                .unwrap(),
+        );
+        assert!(drifted(&tls10, &c));
+
+        assert_eq!(
+            origin_dns_record("origin.example.com", alb),
+            json!({"name": "origin.example.com", "type": "CNAME", "value": alb})
+        );
     }
 
     #[test]

@@ -391,8 +391,8 @@ impl Certificate {
                             String::new()
                         } else {
                             format!(
-                                ", which does not cover {origin}: CloudFront's /api/* route \
-                                 cannot verify the ALB's certificate until the switch"
+                                ", which does not cover {origin}: CloudFront's /api/* origin \
+                                 stays as it is until the switch"
                             )
                         }
                     ),

@@ -27,6 +27,12 @@ pub struct Kms;
 /// encrypt the stack's data may use it on the account's behalf (`kms:ViaService`); CloudWatch
 /// Logs and CloudWatch alarms (publishing to the encrypted SNS topic) need their service
 /// principals named, as they call KMS directly.
+///
+/// Set only when the key is created, never reconciled here: the cdn step adds the statement
+/// `CloudFrontDecryptsAssets` (`crate::steps::cdn::KEY_SID`, scoped to the distribution, whose
+/// ID exists only after the key) with GetKeyPolicy/PutKeyPolicy. Any future reconciliation of
+/// this policy must merge by `Sid` and keep that statement, or CloudFront's reads of the
+/// SSE-KMS assets fail with 403.
 pub fn key_policy(account: &str, region: &str) -> serde_json::Value {
     let via: Vec<String> = [
         "rds",

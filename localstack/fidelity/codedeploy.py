@@ -4,6 +4,10 @@ GetDeploymentConfig (built-in CodeDeployDefault.* configs), ListDeploymentConfig
 moto answers these with HTTP 500 (NotImplemented). As in AWS, the deletes are
 idempotent (deleting something already gone succeeds) and deleting an
 application deletes its deployment groups.
+
+Also a refusal moto lacks: an ECS deployment group needs a service role CodeDeploy
+may assume with the ECS permissions, blue/green with traffic control, a service with
+the CODE_DEPLOY controller and a target group pair behind the production listener.
 """
 
 from __future__ import annotations

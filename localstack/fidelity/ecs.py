@@ -223,9 +223,9 @@ def code_deploy_service_changes_revision_only_through_codedeploy() -> None:
     """UpdateService on a service whose deploymentController is CODE_DEPLOY fails
     with InvalidParameterException "Unable to update task definition on services
     with a CODE_DEPLOY deployment controller. Use AWS CodeDeploy to trigger a new
-    deployment." when it names another task definition (and "Unable to update
-    load balancers ..." for other loadBalancers): new revisions go out through a
-    CodeDeploy deployment
+    deployment." when it names another task definition, and "Unable to update
+    load balancers ..." when it passes loadBalancers at all (even unchanged): new
+    revisions and traffic changes go out through a CodeDeploy deployment
     (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html).
     """
 
@@ -236,6 +236,6 @@ def code_deploy_service_changes_revision_only_through_codedeploy() -> None:
             wanted = props.get("task_definition")
             if wanted and self.describe_task_definition(wanted).arn != service.task_definition:
                 raise _code_deploy_refusal("task definition")
-            if props.get("load_balancers") is not None and props["load_balancers"] != service.load_balancers:
+            if props.get("load_balancers") is not None:  # even unchanged ones
                 raise _code_deploy_refusal("load balancers")
         return original(self, props)

@@ -18,7 +18,7 @@ from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 
 from .patching import rule, wrap
-from .policy_eval import first_denied
+from .policy_eval import first_denied, role_trusts
 
 ACCOUNT_CONCURRENCY_LIMIT = 1000  # AWS default quota; MOTO_LAMBDA_CONCURRENCY_QUOTA overrides
 MINIMUM_UNRESERVED = 100
@@ -62,6 +62,14 @@ def _vpc_actions(backend: Any, vpc_config: dict[str, Any] | None) -> list[tuple[
         ("ec2:AssignPrivateIpAddresses", eni),
         ("ec2:UnassignPrivateIpAddresses", eni),
     ]
+
+
+LAMBDA_SERVICE = "lambda.amazonaws.com"
+
+
+def _check_assumable(role: str) -> None:
+    if not role_trusts(role, LAMBDA_SERVICE):
+        raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
 
 
 @rule("lambda", "refusal")
@@ -194,3 +202,27 @@ def reserved_concurrency_keeps_100_unreserved() -> None:
                 f"UnreservedConcurrentExecution below its minimum value of [{MINIMUM_UNRESERVED}]."
             )
         return original(self, function_name, reserved_concurrency)
+
+
+@rule("lambda", "refusal")
+def function_role_must_be_assumable_by_lambda() -> None:
+    """CreateFunction / UpdateFunctionConfiguration with a Role fail with
+    InvalidParameterValueException "The role defined for the function cannot be
+    assumed by Lambda." when the role does not exist, its trust policy does not let
+    lambda.amazonaws.com sts:AssumeRole, or it was created less than
+    iam-role.propagate x time_scale seconds ago (IAM is eventually consistent: a
+    new role is not usable at once, clients retry)
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+    Registered last so that it is checked first.
+    """
+
+    @wrap(LambdaBackend, "create_function")
+    def create_function(original: Any, self: Any, spec: dict[str, Any]) -> Any:
+        _check_assumable(spec.get("Role", ""))
+        return original(self, spec)
+
+    @wrap(LambdaBackend, "update_function_configuration")
+    def update_function_configuration(original: Any, self: Any, function_name: str, qualifier: Any, body: dict[str, Any]) -> Any:
+        if body.get("Role"):
+            _check_assumable(body["Role"])
+        return original(self, function_name, qualifier, body)

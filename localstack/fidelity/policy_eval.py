@@ -21,14 +21,15 @@ decision with AWS's documented semantics
   fails a positive operator and satisfies a negated one. An unknown operator
   makes the statement not apply.
 - Resource-based policies (key and bucket policies) match Principal /
-  NotPrincipal: `*`, `{"AWS": ...}` (an ARN, or an account id meaning its root),
-  `{"Service": ...}`.
+  NotPrincipal: `*` (or `{"AWS": "*"}`), `{"AWS": ...}` (an ARN, or an account id
+  meaning its root), `{"Service": ...}`.
 - An explicit Deny wins; otherwise some Allow is needed. A role's permissions
   boundary must also allow.
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 import re
@@ -156,6 +157,8 @@ def _principal_matches(element: Any, principal: Mapping[str, str]) -> bool:
         return True
     if not isinstance(element, dict):
         return False
+    if "*" in _as_list(element.get("AWS")):
+        return True  # {"AWS": "*"} is the same as "*": everyone
     for kind, who in principal.items():
         for value in _as_list(element.get(kind)):
             value = str(value)
@@ -309,10 +312,26 @@ def first_denied(
     return None
 
 
+def role_propagated(role: Any) -> bool:
+    """Has IAM's eventual consistency caught up with the role? A new role becomes
+    assumable by services only after iam-role.propagate x time_scale seconds."""
+    from .timeline import scaled
+
+    wait = scaled("iam-role.propagate")
+    if wait <= 0:
+        return True
+    created = role.create_date
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.timezone.utc)
+    return (now - created).total_seconds() >= wait
+
+
 def role_trusts(role_arn: str | None, service: str, context: Context | None = None) -> bool:
-    """May the AWS service principal `service` assume the role (sts:AssumeRole)?"""
+    """May the AWS service principal `service` assume the role (sts:AssumeRole)?
+    False for a role too new to have propagated (see role_propagated)."""
     role = find_role(role_arn)
-    if role is None:
+    if role is None or not role_propagated(role):
         return False
     result = evaluate(
         [role.assume_role_policy_document], "sts:AssumeRole", role_arn or "*", {"Service": service}, context

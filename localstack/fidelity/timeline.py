@@ -44,6 +44,7 @@ DURATIONS: dict[str, float] = {
     "ecs-service.drain": 60,  # ECS service DRAINING -> INACTIVE
     "dynamodb-table.create": 20,  # DynamoDB CREATING -> ACTIVE
     "dynamodb-table.delete": 20,  # DynamoDB DELETING -> gone
+    "iam-role.propagate": 10,  # IAM: a new role is assumable by services after a few seconds
 }
 
 

@@ -139,3 +139,27 @@ def test_reserved_concurrency_keeps_100_unreserved(emu):
     lam.put_function_concurrency(FunctionName=first, ReservedConcurrentExecutions=850)
     lam.delete_function(FunctionName=first)
     lam.delete_function(FunctionName=second)
+
+
+def test_function_role_must_be_assumable_by_lambda_once_propagated(emu):
+    lam, iam = emu.client("lambda"), emu.client("iam")
+    cannot = ("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.", 400)
+    assert error_code(lambda: _create(emu, "arn:aws:iam::123456789012:role/does-not-exist")) == cannot
+    assert error_code(lambda: _create(emu, make_role(emu, "ecs-tasks.amazonaws.com"))) == cannot
+    fn = _create(emu, make_role(emu, LAMBDA))
+    assert error_code(lambda: lam.update_function_configuration(FunctionName=fn, Role=make_role(emu, "ec2.amazonaws.com"))) == cannot
+
+    # IAM is eventually consistent: a new role becomes assumable after the propagation time.
+    emu.scale_for("iam-role.propagate", 0.5)
+    fresh = make_role(emu, LAMBDA)
+    assert error_code(lambda: _create(emu, fresh)) == cannot
+    emu.wait_for(lambda: _try_create(emu, fresh), True, timeout=5)
+    assert iam.get_role(RoleName=fresh.split("/")[-1])["Role"]["Arn"] == fresh
+
+
+def _try_create(emu, role):
+    try:
+        _create(emu, role)
+        return True
+    except emu.client("lambda").exceptions.InvalidParameterValueException:
+        return False

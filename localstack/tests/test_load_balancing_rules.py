@@ -147,6 +147,11 @@ def test_code_deploy_service_takes_new_revisions_only_through_codedeploy(emu, vp
         "InvalidParameterException",
         "Unable to update task definition on services with a CODE_DEPLOY deployment controller. "
         "Use AWS CodeDeploy to trigger a new deployment.", 400)
+    # loadBalancers are refused even when unchanged.
+    code, message, _ = error_code(lambda: ecs.update_service(cluster=cluster, service="web", loadBalancers=[
+        {"targetGroupArn": tg, "containerName": "web", "containerPort": 80}]))
+    assert (code, message) == ("InvalidParameterException", "Unable to update load balancers on services with a "
+                               "CODE_DEPLOY deployment controller. Use AWS CodeDeploy to trigger a new deployment.")
     # The same revision, or only the desired count, is fine.
     ecs.update_service(cluster=cluster, service="web", taskDefinition=f"{family}:1", desiredCount=2)
     assert ecs.describe_services(cluster=cluster, services=["web"])["services"][0]["desiredCount"] == 2

@@ -34,6 +34,11 @@ def test_principals():
     # An account root statement does not cover service principals.
     root = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "kms:*", "Resource": "*"}
     assert not resource_policy_allows(_policy(root), {"Service": "logs.us-east-1.amazonaws.com"}, "kms:Encrypt", "k")
+    everyone = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": "sqs.us-east-1.amazonaws.com"}}}
+    assert not resource_policy_allows(_policy(everyone), {"Service": "logs.us-east-1.amazonaws.com"}, "kms:Encrypt", "k")
+    assert resource_policy_allows(_policy(everyone), {"Service": "logs.us-east-1.amazonaws.com"}, "kms:Encrypt", "k",
+                                  {"kms:ViaService": "sqs.us-east-1.amazonaws.com"})
 
 
 def test_conditions():

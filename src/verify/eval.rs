@@ -149,15 +149,16 @@ pub fn kms_service(
     )
 }
 
-/// The role's trust policy lets `service` assume it.
-pub fn trusts(role: &RolePolicies, service: &str) -> Verdict {
+/// The role's trust policy lets `service` assume it; `ctx` is what the service sends along
+/// (`aws:SourceAccount`, `aws:SourceArn`), which confused-deputy conditions check.
+pub fn trusts(role: &RolePolicies, service: &str, ctx: &Ctx) -> Verdict {
     let trust = Policy::from_value(&role.trust)
         .map_err(|e| format!("trust policy of {} is malformed: {e}", short(&role.role_arn)))?;
     let req = request(
         PrincipalRef::service(service),
         "sts:AssumeRole",
         &role.role_arn,
-        &Ctx::new(),
+        ctx,
     );
     match policy::evaluate(&[], Some(&trust), &req) {
         Decision::Allow(_) => Ok(String::new()),
@@ -170,12 +171,6 @@ fn short(arn: &str) -> &str {
     arn.rsplit(['/', ':']).next().filter(|s| !s.is_empty()).unwrap_or(arn)
 }
 
-/// Group-to-group checks pass the VPC-wide block as each side's address: CIDR rules must cover
-/// every task address, group references match by membership.
-fn any_vpc() -> ipnet::IpNet {
-    "10.0.0.0/8".parse().expect("valid CIDR")
-}
-
 fn any_v4() -> ipnet::Ipv4Net {
     ipnet::Ipv4Net::default()
 }
@@ -184,12 +179,14 @@ fn port16(port: i32) -> u16 {
     u16::try_from(port).unwrap_or(0)
 }
 
-/// TCP from members of `src` to members of `dst` on `port`: egress on one side, ingress on the
-/// other (AWS-CONTRACTS B6: both are needed).
-pub fn connects(src: &[SecurityGroup], dst: &[SecurityGroup], port: i32) -> Verdict {
+/// TCP from members of `src` to members of `dst` on `port` inside the VPC whose block is
+/// `vpc`: egress on one side, ingress on the other (AWS-CONTRACTS B6: both are needed). Each
+/// side's address is the VPC's block, so a CIDR rule counts only if it covers the whole VPC;
+/// group references match by membership.
+pub fn connects(src: &[SecurityGroup], dst: &[SecurityGroup], port: i32, vpc: ipnet::IpNet) -> Verdict {
     let (s, d): (Vec<&SecurityGroup>, Vec<&SecurityGroup>) =
         (src.iter().collect(), dst.iter().collect());
-    match reach::can_connect(&s, &d, port16(port), any_vpc(), any_vpc()) {
+    match reach::can_connect(&s, &d, port16(port), vpc, vpc) {
         reach::Verdict::Open { .. } => Ok(String::new()),
         blocked => Err(blocked.to_string()),
     }
@@ -281,7 +278,7 @@ pub fn service_route(
                 .iter()
                 .any(|g| reach::egress_admits_prefix_list(g, pl, port16(port)))
             {
-                return Ok("gateway endpoint".into());
+                return Ok("routed through the gateway endpoint".into());
             }
             return Err(format!(
                 "no egress on tcp/{port} to the endpoint's prefix list {pl} (or 0.0.0.0/0)"
@@ -303,6 +300,7 @@ pub fn ecr_route(
     endpoint_groups: &[SecurityGroup],
     region: &str,
     s3_pl: Option<&str>,
+    vpc: ipnet::IpNet,
 ) -> Verdict {
     let interface = |svc: &str| {
         let name = format!("com.amazonaws.{region}.{svc}");
@@ -325,7 +323,7 @@ pub fn ecr_route(
                 .filter(|g| ids.contains(&g.id.as_str()))
                 .cloned()
                 .collect();
-            connects(task_groups, &groups, 443)?;
+            connects(task_groups, &groups, 443, vpc)?;
         }
         return service_route(tables, subnet, s3_pl, task_groups, 443)
             .map(|_| "ECR interface endpoints".into());

@@ -40,7 +40,7 @@ impl Check {
     /// Records a hop's verdict: `Ok(what allowed it)` or `Err(what is missing)`.
     fn need(&mut self, verdict: Result<String, String>, fix: &str) {
         match verdict {
-            Ok(note) if !note.is_empty() => self.notes.push(note),
+            Ok(note) if !note.is_empty() && !self.notes.contains(&note) => self.notes.push(note),
             Ok(_) => {}
             Err(problem) => self.fail(problem, fix),
         }
@@ -183,6 +183,7 @@ struct Function {
 /// What several paths share, read once.
 struct Facts {
     vpc_id: String,
+    vpc_cidr: ipnet::IpNet,
     services: Vec<Service>,
     validator: Option<Function>,
     alb_groups: Vec<String>,
@@ -320,8 +321,13 @@ impl Facts {
         };
         let route_tables = live.route_tables(&vpc_id).await?;
         let prefix_lists = live.prefix_lists().await?;
+        let vpc_cidr = st
+            .out(network::OUT_VPC_CIDR)
+            .and_then(|c| c.parse().ok())
+            .context("the state has no valid VPC CIDR")?;
         Ok(Facts {
             vpc_id,
+            vpc_cidr,
             services,
             validator,
             alb_groups,
@@ -409,7 +415,7 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
     let account = live.account.clone();
     match (&oac, &oai) {
         (Some(oac), _) => {
-            c.notes.push(format!("OAC {oac}"));
+            c.notes.push(format!("the bucket policy grants OAC {oac} of this distribution"));
             c.need(
                 eval::service_resource(
                     "cloudfront.amazonaws.com",
@@ -464,7 +470,7 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
                     &key_arn,
                     &ctx(&[("aws:SourceArn", &dist_arn), ("aws:SourceAccount", &account)]),
                 )
-                .map(|n| format!("key policy: {n}"))
+                .map(|_| "the key policy lets CloudFront decrypt for this distribution".to_string())
                 .map_err(|e| format!("key policy of {key_arn} does not let CloudFront decrypt: {e}")),
                 FIX_UP,
             );
@@ -695,7 +701,7 @@ async fn alb_to_service(live: &Live, f: &Facts, svc: &Service) -> Finding {
             if t.load_balancer_arns().is_empty() {
                 c.fail(format!("no listener forwards to {}", t.target_group_name().unwrap_or(tg)), FIX_UP);
             }
-            c.need(eval::connects(&alb, &own, *port), FIX_UP);
+            c.need(eval::connects(&alb, &own, *port, f.vpc_cidr), FIX_UP);
         }
         if c.problems.is_empty() {
             c.notes.push(format!(
@@ -728,7 +734,7 @@ async fn service_to_service(live: &Live, f: &Facts, from: &Service, to: &str) ->
     let r: Result<()> = async {
         let src = live.groups(&from.groups).await?;
         let dst = live.groups(&callee.groups).await?;
-        c.need(eval::connects(&src, &dst, port), FIX_UP);
+        c.need(eval::connects(&src, &dst, port, f.vpc_cidr), FIX_UP);
         if !callee.discoverable {
             c.fail(format!("service {to} is not registered in Cloud Map"), FIX_UP);
         }
@@ -748,7 +754,7 @@ async fn service_to_database(live: &Live, st: &Stack, f: &Facts, svc: &Service) 
     let r: Result<()> = async {
         let src = live.groups(&svc.groups).await?;
         let dst = live.groups(&f.db_groups).await?;
-        c.need(eval::connects(&src, &dst, network::DB_PORT), FIX_UP);
+        c.need(eval::connects(&src, &dst, network::DB_PORT, f.vpc_cidr), FIX_UP);
         let Some(role) = &svc.task_role else {
             c.fail("the task definition has no task role", FIX_UP);
             return Ok(());
@@ -759,6 +765,9 @@ async fn service_to_database(live: &Live, st: &Stack, f: &Facts, svc: &Service) 
                 eval::identity(&role, "secretsmanager:GetSecretValue", secret, &Ctx::new()),
                 FIX_UP,
             );
+        }
+        if c.problems.is_empty() {
+            c.notes.push("security groups admit it both ways; the task role may read the master secret".into());
         }
         Ok(())
     }
@@ -808,6 +817,9 @@ async fn execution_role_reads_secrets(live: &Live, svc: &Service) -> Finding {
                 );
             }
         }
+        if c.problems.is_empty() {
+            c.notes.push(format!("{} secret(s), each readable and decryptable through Secrets Manager", svc.secrets.len()));
+        }
         Ok(())
     }
     .await;
@@ -842,6 +854,9 @@ async fn producer_to_queue(live: &Live, st: &Stack, svc: &Service) -> Finding {
                 eval::kms_role(&policy, &role, "kms:GenerateDataKey", &key_arn, &kctx),
                 FIX_UP,
             );
+        }
+        if c.problems.is_empty() {
+            c.notes.push("the task role and the queue policy allow SendMessage; the key allows GenerateDataKey through SQS".into());
         }
         Ok(())
     }
@@ -892,7 +907,11 @@ async fn queue_to_validator(live: &Live, st: &Stack) -> Finding {
             .await
             .aws("lambda:GetFunctionConfiguration", name)?;
         let role = live.role(f.role().unwrap_or_default()).await?;
-        c.need(eval::trusts(&role, "lambda.amazonaws.com"), FIX_UP);
+        let fn_arn = f.function_arn().unwrap_or_default().to_string();
+        c.need(
+            eval::trusts(&role, "lambda.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", &fn_arn)])),
+            FIX_UP,
+        );
         let sec = ctx(&[("aws:SecureTransport", "true")]);
         for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"] {
             c.need(eval::role_resource(&role, q.policy.as_ref(), action, &q.arn, &sec), FIX_UP);
@@ -986,6 +1005,9 @@ async fn role_to_sessions(
             let kctx = ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)]);
             c.need(eval::kms_role(&policy, &role, "kms:Decrypt", &key_arn, &kctx), FIX_UP);
         }
+        if c.problems.is_empty() {
+            c.notes.push("the role may read items and decrypt through DynamoDB".into());
+        }
         let pl_name = format!("com.amazonaws.{}.dynamodb", live.region());
         let sgs = live.groups(groups).await?;
         for s in subnets {
@@ -1015,7 +1037,11 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
             return Ok(());
         };
         let role = live.role(exec).await?;
-        c.need(eval::trusts(&role, "ecs-tasks.amazonaws.com"), FIX_UP);
+        let task_arn = format!("arn:aws:ecs:{}:{}:task/{}/0", live.region(), live.account, svc.name);
+        c.need(
+            eval::trusts(&role, "ecs-tasks.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", &task_arn)])),
+            FIX_UP,
+        );
         let repos = st.out_map(crate::steps::registry::OUT_ARNS);
         let uris = st.out_map(crate::steps::registry::OUT_URIS);
         let sgs = live.groups(&svc.groups).await?;
@@ -1031,7 +1057,7 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
                 }
                 for s in &svc.subnets {
                     c.need(
-                        eval::ecr_route(&f.route_tables, s, &endpoints, &sgs, &live.groups(&endpoint_groups(&endpoints)).await?, &region, f.prefix_list(&format!("com.amazonaws.{region}.s3")))
+                        eval::ecr_route(&f.route_tables, s, &endpoints, &sgs, &live.groups(&endpoint_groups(&endpoints)).await?, &region, f.prefix_list(&format!("com.amazonaws.{region}.s3")), f.vpc_cidr)
                             .map_err(|e| format!("subnet {s} to ECR: {e}")),
                         FIX_UP,
                     );
@@ -1046,7 +1072,11 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
                     );
                 }
                 c.need(eval::egress_anywhere(&sgs, 443).map_err(|e| format!("{image}: {e}")), FIX_UP);
+                c.notes.push(format!("{image} is public: pulled through NAT"));
             }
+        }
+        if c.problems.is_empty() && private_images(&svc.images, &uris) > 0 {
+            c.notes.push("the execution role may pull from the stack's repositories".into());
         }
         Ok(())
     }
@@ -1055,6 +1085,13 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
         c.unreadable(e);
     }
     c.finish()
+}
+
+fn private_images(images: &[String], uris: &BTreeMap<String, String>) -> usize {
+    images
+        .iter()
+        .filter(|i| uris.values().any(|u| i.starts_with(u.as_str())))
+        .count()
 }
 
 fn endpoint_groups(endpoints: &[aws_sdk_ec2::types::VpcEndpoint]) -> Vec<String> {
@@ -1216,7 +1253,11 @@ async fn replication(live: &Live, st: &Stack) -> Finding {
         let dst = st.out(dr_storage::OUT_DR_BUCKET).context("no replica bucket")?;
         let dr_region = st.out(dr_network::OUT_DR_REGION).context("no DR region")?;
         let role = live.role(role_arn).await?;
-        c.need(eval::trusts(&role, "s3.amazonaws.com"), FIX_UP);
+        let src_bucket = format!("arn:aws:s3:::{src}");
+        c.need(
+            eval::trusts(&role, "s3.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", &src_bucket)])),
+            FIX_UP,
+        );
         let src_facts = live.bucket(src, live.region()).await?;
         let dst_facts = live.bucket(dst, dr_region).await?;
         let sec = ctx(&[("aws:SecureTransport", "true")]);
@@ -1273,7 +1314,11 @@ async fn backup(live: &Live, st: &Stack) -> Finding {
             return Ok(());
         };
         let role = live.role(sel.iam_role_arn().unwrap_or_default()).await?;
-        c.need(eval::trusts(&role, "backup.amazonaws.com"), FIX_UP);
+        let vault = st.out(dr_backup::OUT_VAULT_ARN).unwrap_or_default();
+        c.need(
+            eval::trusts(&role, "backup.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", vault)])),
+            FIX_UP,
+        );
         c.need(eval::identity(&role, "rds:CreateDBClusterSnapshot", cluster, &Ctx::new()), FIX_UP);
         c.need(eval::identity(&role, "backup:CopyIntoBackupVault", dr_vault, &Ctx::new()), FIX_UP);
         for (key_out, region) in [(kms::OUT_KEY_ARN, live.region().to_string()), (dr_storage::OUT_DR_KEY_ARN, dr_region.to_string())] {

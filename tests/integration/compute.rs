@@ -271,7 +271,12 @@ async fn check_service(sdk: &SdkConfig, stack: &Stack, e: &Expect) -> Vec<String
         subnets, private,
         "{svc_name}: the private subnets of every zone"
     );
-    assert_eq!(net.security_groups(), [out_str(&o, "sg_app_id")]);
+    // The service's own group, not one shared with the other services.
+    assert_eq!(
+        net.security_groups(),
+        [out_str(&o["sg_service_ids"], e.name)],
+        "{svc_name} security group"
+    );
     assert_eq!(net.assign_public_ip().map(|a| a.as_str()), Some("DISABLED"));
     assert!(!svc.enable_execute_command());
     assert!(svc

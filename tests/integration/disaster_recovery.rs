@@ -427,7 +427,7 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         assert_eq!(c.dimensions()[0].value(), stack.output_str("db_cluster_id"));
 
         // ECR through interface endpoints in the private subnets (private DNS on), behind
-        // their own group that only the app tasks and Lambda functions reach, on 443.
+        // their own group that only the service's tasks and Lambda functions reach, on 443.
         let endpoints = ec2
             .describe_vpc_endpoints()
             .filters(
@@ -488,13 +488,20 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
             .collect();
         peers.sort();
         let mut want = vec![
-            (false, 443, stack.output_str("sg_app_id")),
+            (
+                false,
+                443,
+                stack.output("sg_service_ids")["web"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
             (false, 443, stack.output_str("sg_lambda_id")),
         ];
         want.sort();
         assert_eq!(
             peers, want,
-            "ingress 443 from the app and Lambda only, no egress"
+            "ingress 443 from the web tasks and Lambda only, no egress"
         );
     });
 

@@ -315,14 +315,19 @@ async fn check_network(stack: &Stack, vpc_id: &str) {
         assert_standard_ec2_tags(t.tags(), suffix, "route table");
     }
 
-    // Security groups and their rules.
+    // Security groups and their rules: the web service has its own group; no shared one.
     let sg = |key: &str| stack.output(key).as_str().unwrap().to_string();
     let (alb, app, db, lambda) = (
         sg("sg_alb_id"),
-        sg("sg_app_id"),
+        stack.output("sg_service_ids")["web"]
+            .as_str()
+            .unwrap()
+            .to_string(),
         sg("sg_db_id"),
         sg("sg_lambda_id"),
     );
+    assert!(stack.output("sg_app_id").is_null(), "no shared app group");
+    let cloudfront = sg("cloudfront_prefix_list_id");
     let rules = ec2
         .describe_security_group_rules()
         .filters(
@@ -345,17 +350,21 @@ async fn check_network(stack: &Stack, vpc_id: &str) {
                 && r.from_port() == Some(port)
                 && r.to_port() == Some(port)
                 && (r.cidr_ipv4() == Some(peer)
+                    || r.prefix_list_id() == Some(peer)
                     || r.referenced_group_info().and_then(|g| g.group_id()) == Some(peer))
         })
     };
-    assert!(has(&alb, false, 80, "0.0.0.0/0"));
-    assert!(has(&alb, false, 443, "0.0.0.0/0"));
+    // The ALB admits CloudFront's origin-facing servers only (HTTP: no certificate here).
+    assert!(has(&alb, false, 80, &cloudfront));
+    assert!(has(&alb, true, 80, &app));
     assert!(has(&app, false, 80, &alb));
     assert!(has(&db, false, 5432, &app));
-    assert!(has(&db, false, 5432, &lambda));
     assert!(has(&app, true, 5432, &db));
-    assert!(has(&lambda, true, 5432, &db));
-    // App ingress comes only from the ALB; database ingress only from app and Lambda.
+    // The validator does not use the database: no rule either way.
+    assert!(!has(&db, false, 5432, &lambda));
+    assert!(!has(&lambda, true, 5432, &db));
+    // The web tasks admit only the ALB; the database only the web tasks; the ALB only
+    // CloudFront.
     let ingress_peers = |group: &str| -> BTreeSet<String> {
         rules
             .iter()
@@ -363,6 +372,7 @@ async fn check_network(stack: &Stack, vpc_id: &str) {
             .map(|r| {
                 r.referenced_group_info()
                     .and_then(|g| g.group_id())
+                    .or(r.prefix_list_id())
                     .or(r.cidr_ipv4())
                     .unwrap_or_default()
                     .to_string()
@@ -370,10 +380,9 @@ async fn check_network(stack: &Stack, vpc_id: &str) {
             .collect()
     };
     assert_eq!(ingress_peers(&app), BTreeSet::from([alb.clone()]));
-    assert_eq!(
-        ingress_peers(&db),
-        BTreeSet::from([app.clone(), lambda.clone()])
-    );
+    assert_eq!(ingress_peers(&db), BTreeSet::from([app.clone()]));
+    assert_eq!(ingress_peers(&alb), BTreeSet::from([cloudfront.clone()]));
+    assert!(ingress_peers(&lambda).is_empty());
     // Explicit egress: no group keeps the allow-all rule.
     for g in [&alb, &app, &db, &lambda] {
         assert!(

@@ -1,9 +1,12 @@
 //! The storage and cdn steps against the emulator: both buckets with every property the issue
 //! names (versioning, lifecycle, encryption, public access block, TLS-only policy, Object
-//! Lock, tags), the CloudFront distribution with its OAC (or OAI) and the bucket policy grant,
-//! a second `up` that changes nothing, and a `down` that empties versioned and
-//! governance-locked buckets and goes through CloudFront's disable / deploy / delete dance,
-//! also when a previous `down` was interrupted while the disabled distribution deployed.
+//! Lock, tags), the CloudFront distribution with its OAC and the bucket policy grant, the
+//! key policy statement that lets the distribution decrypt the SSE-KMS assets (restored by
+//! `up` when removed), a second `up` that changes nothing, and a `down` that empties versioned
+//! and governance-locked buckets and goes through CloudFront's disable / deploy / delete
+//! dance, also when a previous `down` was interrupted while the disabled distribution
+//! deployed. `cdn.origin_access = "oai"` is refused before any AWS call (an OAI cannot read
+//! SSE-KMS objects), and a stack an earlier version built with an OAI moves to OAC.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,51 @@ fn up_ok(stack: &Stack, args: &[&str]) -> Value {
 fn statements(policy: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(policy).expect("policy JSON");
     v["Statement"].as_array().cloned().unwrap_or_default()
+}
+
+/// The stack key's policy document.
+async fn key_policy(stack: &Stack) -> Value {
+    let sdk = sdk_config(&stack.endpoint).await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let p = kms
+        .get_key_policy()
+        .key_id(stack.output_str("kms_key_arn"))
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    serde_json::from_str(&p).expect("key policy JSON")
+}
+
+/// The key policy lets this distribution, and only it, decrypt (OAC + SSE-KMS), and still
+/// has the kms step's own statements.
+async fn check_key_grant(stack: &Stack, dist_arn: &str) {
+    let doc = key_policy(stack).await;
+    let st = doc["Statement"].as_array().cloned().unwrap_or_default();
+    let ours: Vec<&Value> = st
+        .iter()
+        .filter(|x| x["Sid"] == "CloudFrontDecryptsAssets")
+        .collect();
+    assert_eq!(ours.len(), 1, "{st:?}");
+    let g = ours[0];
+    assert_eq!(g["Effect"], "Allow");
+    assert_eq!(g["Principal"]["Service"], "cloudfront.amazonaws.com");
+    assert_eq!(g["Action"], "kms:Decrypt");
+    assert_eq!(g["Resource"], "*");
+    assert_eq!(g["Condition"]["StringEquals"]["AWS:SourceArn"], dist_arn);
+    assert!(
+        dist_arn.starts_with("arn:aws:cloudfront::123456789012:distribution/"),
+        "{dist_arn}"
+    );
+    for sid in [
+        "AccountAdministersKeyThroughIam",
+        "AwsServicesUseKeyForAccount",
+        "CloudWatchLogsEncryptsLogGroups",
+    ] {
+        assert!(st.iter().any(|x| x["Sid"] == sid), "{sid} lost: {st:?}");
+    }
 }
 
 async fn policy(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<Value> {
@@ -514,6 +562,8 @@ fn static_tier_with_origin_access_control() {
             dist_arn
         );
         assert_eq!(st.len(), 2, "TLS-only + grant: {st:?}");
+        // The assets are SSE-KMS: the key policy lets the distribution decrypt them.
+        check_key_grant(&stack, &dist_arn).await;
     });
 
     // The create request carried the OAC ID (moto's read-back is patched; check the source).
@@ -562,6 +612,62 @@ fn static_tier_with_origin_access_control() {
         "second up mutated: {}",
         again["aws_calls"]["mutating_ops"]
     );
+    // Someone removes the CloudFront statement from the key policy: `plan` reports it, `up`
+    // puts it back (and nothing else), and the `up` after that changes nothing.
+    block_on(async {
+        let mut doc = key_policy(&stack).await;
+        let st = doc["Statement"].as_array_mut().unwrap();
+        let n = st.len();
+        st.retain(|x| x["Sid"] != "CloudFrontDecryptsAssets");
+        assert_eq!(st.len(), n - 1);
+        let sdk = sdk_config(&stack.endpoint).await;
+        aws_sdk_kms::Client::new(&sdk)
+            .put_key_policy()
+            .key_id(stack.output_str("kms_key_arn"))
+            .policy_name("default")
+            .policy(doc.to_string())
+            .send()
+            .await
+            .unwrap();
+    });
+    let plan = stack.run(&[
+        "--config",
+        cfg,
+        "--output",
+        "json",
+        "plan",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
+    plan.assert_ok();
+    let planned = plan.summary()["plan"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        planned.iter().any(|l| l["step"] == "cdn"
+            && l["action"] == "change"
+            && l["kind"] == "kms:key"
+            && l["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("CloudFrontDecryptsAssets")),
+        "plan does not report the key policy repair: {planned:?}"
+    );
+    assert_eq!(plan.summary()["aws_calls"]["mutating"], 0);
+    let repaired = up_ok(&stack, &["--config", cfg]);
+    assert_eq!(
+        repaired["aws_calls"]["mutating_ops"],
+        serde_json::json!(["KMS:PutKeyPolicy"]),
+        "{repaired}"
+    );
+    block_on(check_key_grant(&stack, &dist_arn));
+    let again = up_ok(&stack, &["--config", cfg]);
+    assert_eq!(
+        again["aws_calls"]["mutating"], 0,
+        "up after the repair mutated: {}",
+        again["aws_calls"]["mutating_ops"]
+    );
     // Drift: another price class in the config is applied to the existing distribution.
     let cfg_all =
         stack.config("[storage]\nobject_lock_days = 7\n[cdn]\nprice_class = \"PriceClass_All\"\n");
@@ -581,70 +687,162 @@ fn static_tier_with_origin_access_control() {
     block_on(check_gone(&stack, &buckets, &dist_id));
 }
 
+/// `cdn.origin_access = "oai"` is refused before any AWS call: the assets bucket is SSE-KMS
+/// with the stack key, and an origin access identity cannot read SSE-KMS objects (B1). A stack
+/// an earlier version built in oai mode (an OAI recorded in the state, used by the
+/// distribution's S3 origin and granted in the bucket policy) moves to OAC on its next `up`:
+/// the origin uses the OAC, the bucket grant names the distribution, the key policy lets it
+/// decrypt, and the OAI is deleted; the `up` after that changes nothing and `down` leaves
+/// nothing behind.
 #[test]
-fn static_tier_with_origin_access_identity() {
+fn origin_access_identity_is_refused_and_an_oai_stack_moves_to_oac() {
     let stack = Stack::new("stoai");
-    let cfg = stack.config("[cdn]\norigin_access = \"oai\"\n");
+    let oai_cfg = stack.config("[cdn]\norigin_access = \"oai\"\n");
+    let run = stack.up(&["--config", oai_cfg.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("SSE-KMS") && run.stderr.contains("\"oac\""),
+        "{}",
+        run.stderr
+    );
+    assert!(!stack.state_path().exists(), "refused before any state");
+    if is_faithful(&stack.endpoint) {
+        let sent = request_log(&stack.endpoint)
+            .iter()
+            .filter(|r| r.is_from_stack(&stack.suffix))
+            .count();
+        assert_eq!(sent, 0, "refused before any AWS call");
+    }
+
+    // A stack as an earlier version built it in oai mode.
+    let cfg = stack.config("");
     let cfg = cfg.to_str().unwrap();
     up_ok(&stack, &["--config", cfg]);
-    let oai = stack.output_str("cdn_oai_id");
-    let (dist_id, _) = block_on(async {
-        check_buckets(&stack, 30).await;
-        check_distribution(&stack, Some(&oai), "PriceClass_100").await
-    });
-    block_on(async {
+    let dist_id = stack.output_str("cdn_distribution_id");
+    let bucket = stack.output_str("assets_bucket");
+    let s = stack.suffix.clone();
+    let oai = block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let cf = aws_sdk_cloudfront::Client::new(&sdk);
+        let comment = format!("oai-assets-{s}");
+        let oai = cf
+            .create_cloud_front_origin_access_identity()
+            .cloud_front_origin_access_identity_config(
+                aws_sdk_cloudfront::types::CloudFrontOriginAccessIdentityConfig::builder()
+                    .caller_reference(format!("fintech-infra-{comment}"))
+                    .comment(&comment)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .cloud_front_origin_access_identity
+            .unwrap()
+            .id;
         let got = cf
-            .get_cloud_front_origin_access_identity()
-            .id(&oai)
+            .get_distribution_config()
+            .id(&dist_id)
             .send()
             .await
             .unwrap();
-        let ident = got.cloud_front_origin_access_identity().unwrap();
-        // The distribution's S3 origin uses the identity: CloudFront refuses to delete it.
-        let refused = cf
-            .delete_cloud_front_origin_access_identity()
-            .id(&oai)
-            .set_if_match(got.e_tag().map(str::to_string))
+        let mut c = got.distribution_config.unwrap();
+        for o in c.origins.as_mut().unwrap().items.iter_mut() {
+            if o.id == "assets-s3" {
+                o.origin_access_control_id = Some(String::new());
+                o.s3_origin_config = Some(
+                    aws_sdk_cloudfront::types::S3OriginConfig::builder()
+                        .origin_access_identity(format!("origin-access-identity/cloudfront/{oai}"))
+                        .build(),
+                );
+            }
+        }
+        cf.update_distribution()
+            .id(&dist_id)
+            .set_if_match(got.e_tag)
+            .distribution_config(c)
             .send()
             .await
-            .expect_err("an OAI in use cannot be deleted");
-        assert_eq!(
-            aws_sdk_cloudfront::error::ProvideErrorMetadata::code(&refused),
-            Some("CloudFrontOriginAccessIdentityInUse")
+            .unwrap();
+        let s3 = s3_client(&sdk);
+        let mut st = policy(&s3, &bucket).await;
+        st.retain(|x| x["Sid"] != "AllowCloudFrontOacRead");
+        st.push(serde_json::json!({
+            "Sid": "AllowCloudFrontOaiRead",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!(
+                "arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity {oai}")},
+            "Action": "s3:GetObject",
+            "Resource": format!("arn:aws:s3:::{bucket}/*")
+        }));
+        s3.put_bucket_policy()
+            .bucket(&bucket)
+            .policy(serde_json::json!({"Version": "2012-10-17", "Statement": st}).to_string())
+            .send()
+            .await
+            .unwrap();
+        oai
+    });
+    let mut state = stack.state();
+    state["resources"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "step": "cdn",
+            "kind": "cloudfront:origin-access-identity",
+            "id": oai,
+            "name": format!("oai-assets-{s}"),
+            "region": "us-east-1",
+            "created_at": "2024-01-01T00:00:00Z"
+        }));
+    state["outputs"]["cdn_oai_id"] = Value::String(oai.clone());
+    std::fs::write(stack.state_path(), state.to_string()).unwrap();
+
+    // The next `up` moves it to OAC.
+    let moved = up_ok(&stack, &["--config", cfg]);
+    let ops = moved["aws_calls"]["mutating_ops"].to_string();
+    for op in [
+        "UpdateDistribution",
+        "PutBucketPolicy",
+        "DeleteCloudFrontOriginAccessIdentity",
+    ] {
+        assert!(ops.contains(op), "{op} not in {ops}");
+    }
+    assert!(stack.output("cdn_oai_id").is_null());
+    assert!(
+        !stack.state()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "cloudfront:origin-access-identity"),
+        "the OAI is no longer recorded"
+    );
+    let (_, dist_arn) = block_on(check_distribution(&stack, None, "PriceClass_100"));
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let cf = aws_sdk_cloudfront::Client::new(&sdk);
+        assert!(
+            cf.get_cloud_front_origin_access_identity()
+                .id(&oai)
+                .send()
+                .await
+                .is_err(),
+            "the OAI was deleted"
         );
-        assert_eq!(
-            ident
-                .cloud_front_origin_access_identity_config()
-                .unwrap()
-                .comment(),
-            format!("oai-assets-{}", stack.suffix)
+        let st = policy(&s3_client(&sdk), &bucket).await;
+        assert!(
+            !st.iter().any(|x| x["Sid"] == "AllowCloudFrontOaiRead"),
+            "{st:?}"
         );
-        let st = policy(&s3_client(&sdk), &stack.output_str("assets_bucket")).await;
         let grant = st
             .iter()
-            .find(|x| x["Sid"] == "AllowCloudFrontOaiRead")
-            .unwrap_or_else(|| panic!("no OAI grant in {st:?}"));
+            .find(|x| x["Sid"] == "AllowCloudFrontOacRead")
+            .unwrap_or_else(|| panic!("no OAC grant in {st:?}"));
         assert_eq!(
-            grant["Principal"]["AWS"],
-            format!("arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity {oai}")
+            grant["Condition"]["StringEquals"]["AWS:SourceArn"],
+            dist_arn
         );
-        assert_eq!(grant["Action"], "s3:GetObject");
-        assert!(
-            !st.iter()
-                .any(|x| x["Principal"]["Service"] == "cloudfront.amazonaws.com"),
-            "no OAC grant in oai mode"
-        );
-        // No OAC was made in oai mode.
-        let oacs = cf.list_origin_access_controls().send().await.unwrap();
-        let name = format!("oac-assets-{}", stack.suffix);
-        assert!(!oacs
-            .origin_access_control_list()
-            .map(|l| l.items())
-            .unwrap_or_default()
-            .iter()
-            .any(|o| o.name() == name));
+        check_key_grant(&stack, &dist_arn).await;
     });
     let again = up_ok(&stack, &["--config", cfg]);
     assert_eq!(
@@ -652,11 +850,7 @@ fn static_tier_with_origin_access_identity() {
         "second up mutated: {}",
         again["aws_calls"]["mutating_ops"]
     );
-    block_on(upload_objects(&stack));
-    let buckets = [
-        stack.output_str("assets_bucket"),
-        stack.output_str("txlog_bucket"),
-    ];
+    let buckets = [bucket, stack.output_str("txlog_bucket")];
     stack.down(&["--config", cfg]).assert_ok();
     block_on(check_gone(&stack, &buckets, &dist_id));
 }
