@@ -72,9 +72,91 @@ fn infer_suffix(state: Option<&Path>, command: &str) -> Result<String> {
     }
 }
 
+/// Checks the global options that name places (the endpoint, the state file) before anything
+/// is opened or called: a bad one is a usage error (exit 2) that leaves the state untouched.
+fn check_global(g: &GlobalOpts) -> Result<(), UsageError> {
+    if let Some(url) = &g.endpoint_url {
+        check_endpoint_url(url)?;
+    }
+    if let Some(path) = &g.state {
+        check_state_path(path)?;
+    }
+    Ok(())
+}
+
+/// `--endpoint-url` (or `AWS_ENDPOINT_URL`): an http(s) URL with a host, as the SDK needs.
+pub fn check_endpoint_url(url: &str) -> Result<(), UsageError> {
+    let bad = |why: &str| {
+        UsageError::new(format!(
+            "invalid --endpoint-url `{url}` (or AWS_ENDPOINT_URL): {why}; expected an http(s) \
+             URL such as http://127.0.0.1:4566 or https://ec2.us-east-1.amazonaws.com"
+        ))
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| bad("the scheme must be http or https"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err(bad("it names no host"));
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err(bad("it contains whitespace"));
+    }
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']')) {
+        if port.parse::<u16>().is_err() {
+            return Err(bad("the port is not a number from 0 to 65535"));
+        }
+    }
+    Ok(())
+}
+
+/// `--state`: a file path (existing or not) in a directory that is one, or can be created.
+pub fn check_state_path(path: &Path) -> Result<(), UsageError> {
+    if path.is_dir() {
+        return Err(UsageError::new(format!(
+            "--state {} is a directory; give the path of a state file, e.g. {}/prod.json",
+            path.display(),
+            path.display()
+        )));
+    }
+    if path.file_name().is_none() {
+        return Err(UsageError::new(format!(
+            "--state {} names no file; give the path of a state file such as .fintech-infra/prod.json",
+            path.display()
+        )));
+    }
+    let mut parent = path.parent();
+    while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+        if p.exists() {
+            if !p.is_dir() {
+                return Err(UsageError::new(format!(
+                    "--state {}: {} is not a directory",
+                    path.display(),
+                    p.display()
+                )));
+            }
+            let readonly = std::fs::metadata(p)
+                .map(|m| m.permissions().readonly())
+                .unwrap_or(false);
+            if readonly {
+                return Err(UsageError::new(format!(
+                    "--state {}: the directory {} is not writable",
+                    path.display(),
+                    p.display()
+                )));
+            }
+            break;
+        }
+        parent = p.parent();
+    }
+    Ok(())
+}
+
 /// Runs one command. Errors carry their kind for the exit code (see `error::exit_code`).
 pub async fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
+    check_global(g)?;
     let json_out = g.output == OutputFormat::Json;
     match &cli.command {
         Command::Up(a) => {
@@ -150,6 +232,7 @@ async fn connect(g: &GlobalOpts, store: &StateStore, cfg: &Config) -> Result<Arc
         endpoint_url: g.endpoint_url.clone(),
         parallelism: usize::from(g.parallelism),
         app_name: Some(app_name(&snapshot.suffix)),
+        max_attempts: g.max_attempts,
     })
     .await;
     // Only now is the stack's region known (it may come from the profile); still no AWS call.
@@ -390,16 +473,28 @@ fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, re
             shared.names.suffix()
         );
     }
-    for s in report.steps.iter().filter(|s| s.root_cause.is_some()) {
-        let rc = s.root_cause.as_ref().expect("filtered");
-        eprintln!(
-            "error: step {} failed: {} on {}: {}: {}",
-            s.step,
-            rc.operation,
-            rc.resource,
-            rc.code.as_deref().unwrap_or("(no code)"),
-            rc.message.as_deref().unwrap_or("(no message)")
-        );
+    for s in report
+        .steps
+        .iter()
+        .filter(|s| s.status == crate::engine::StepStatus::Failed)
+    {
+        match &s.root_cause {
+            Some(rc) => eprintln!(
+                "error: step {} failed: {} on {}: {}: {}",
+                s.step,
+                rc.operation,
+                rc.resource,
+                rc.code.as_deref().unwrap_or("(no code)"),
+                rc.message.as_deref().unwrap_or("(no message)")
+            ),
+            // Not an AWS error (a timeout, a refusal of the tool's own): its text is the
+            // reason, or the summary would only say how many steps failed.
+            None => eprintln!(
+                "error: step {} failed: {}",
+                s.step,
+                s.error.as_deref().unwrap_or("(no reason recorded)")
+            ),
+        }
     }
     match mode {
         Mode::Up => {

@@ -34,6 +34,39 @@ pub struct AwsOptions {
     /// Sent in the User-Agent of every request (`app/<name>`): names the tool and the stack
     /// in CloudTrail, and lets tests pick one run's requests out of an emulator's log.
     pub app_name: Option<String>,
+    /// Attempts per AWS operation (1 = no retry); 0 means [`DEFAULT_MAX_ATTEMPTS`].
+    pub max_attempts: u32,
+}
+
+/// Attempts per operation by default. A stack is hundreds of calls, and EC2 throttles in
+/// bursts: with the SDK's default of 3, one call in a burst of three throttles fails the
+/// run. Terraform's AWS provider allows 25; 12 attempts with jittered exponential backoff
+/// capped at 20 s ride out about three minutes of throttling per call.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
+
+/// The retry policy of every client, in every region: the SDK's standard mode (jittered
+/// exponential backoff; retries the throttling codes of every service, `RequestLimitExceeded`,
+/// `Throttling`, `ThrottlingException`, `SlowDown`, `TooManyRequestsException`, ..., 5xx
+/// answers, connection resets and timeouts) with more attempts than its default.
+pub fn retry_config(max_attempts: u32) -> aws_config::retry::RetryConfig {
+    let attempts = if max_attempts == 0 {
+        DEFAULT_MAX_ATTEMPTS
+    } else {
+        max_attempts
+    };
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(attempts)
+        .with_initial_backoff(std::time::Duration::from_millis(200))
+        .with_max_backoff(std::time::Duration::from_secs(20))
+}
+
+/// Timeouts of one attempt: a connection that never opens, or an answer that never comes
+/// (a reset half-open connection), becomes a retryable timeout instead of a hang.
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .operation_attempt_timeout(std::time::Duration::from_secs(120))
+        .build()
 }
 
 /// Region used when neither `--region`, the profile nor the environment names one: the seeds
@@ -98,7 +131,9 @@ impl Aws {
     /// Loads credentials and region from the standard chain (environment, profiles, SSO),
     /// applying the command-line overrides.
     pub async fn connect(opts: &AwsOptions) -> Aws {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry_config(opts.max_attempts))
+            .timeout_config(timeout_config());
         if let Some(profile) = &opts.profile {
             loader = loader.profile_name(profile);
         }

@@ -40,6 +40,11 @@ pub struct GlobalOpts {
     #[arg(long, global = true, default_value_t = 10,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+    /// Attempts per AWS operation before it fails (throttling, 5xx, resets, timeouts are
+    /// retried with jittered exponential backoff).
+    #[arg(long, global = true, default_value_t = crate::aws::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub max_attempts: u32,
     /// TOML configuration file.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,

@@ -64,7 +64,7 @@ impl Config {
     /// lists such as `[[services]]` replace the preset's whole list).
     pub fn parse_with(text: &str, flag: Option<Preset>) -> Result<Config, UsageError> {
         // The file alone first: its own mistakes are reported with their line numbers.
-        let own: Config = toml::from_str(text).map_err(|e| UsageError::new(e.to_string()))?;
+        let own: Config = toml::from_str(text).map_err(|e| UsageError::new(toml_error(text, &e)))?;
         let preset = match (own.preset, flag) {
             (Some(a), Some(b)) if a != b => {
                 return Err(UsageError::new(format!(
@@ -81,7 +81,7 @@ impl Config {
                 let mut merged: toml::Table = toml::from_str(preset.toml())
                     .unwrap_or_else(|e| panic!("preset {} is invalid TOML: {e}", preset.name()));
                 let overrides: toml::Table =
-                    toml::from_str(text).map_err(|e| UsageError::new(e.to_string()))?;
+                    toml::from_str(text).map_err(|e| UsageError::new(toml_error(text, &e)))?;
                 merge(&mut merged, overrides);
                 merged.insert("preset".into(), toml::Value::String(preset.name().into()));
                 Config::deserialize(merged).map_err(|e| {
@@ -287,6 +287,40 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A TOML error as a person reads it: the line and the key first, then the rule that was
+/// broken, then the line itself. (The parser's own text starts with "TOML parse error at
+/// line N" even when the TOML parsed and a value broke a rule, and puts the reason last.)
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let section = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    let field = match (section, key) {
+        (Some(s), Some(k)) => format!("`{s}.{k}`"),
+        (None, Some(k)) => format!("`{k}`"),
+        (Some(s), None) => format!("[{s}]"),
+        (None, None) => String::new(),
+    };
+    let at = if field.is_empty() {
+        format!("line {line_no}")
+    } else {
+        format!("{field} at line {line_no}")
+    };
+    format!("{at}: {} (line {line_no}: `{line}`)", e.message().trim())
 }
 
 /// Deep-merges `over` into `base`: tables key by key, anything else replaced.
@@ -2000,6 +2034,22 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_errors_lead_with_the_field_the_line_and_the_rule() {
+        let e = Config::parse("[network]\naz_count = 3\n[validator]\nreserved_concurrency = 0\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("`validator.reserved_concurrency` at line 4: "),
+            "{e}"
+        );
+        assert!(e.contains("1 to 900"), "{e}");
+        assert!(!e.starts_with("TOML parse error"), "{e}");
+        // A syntax error still names its line.
+        let e = Config::parse("[network\n").unwrap_err().0;
+        assert!(e.contains("line 1"), "{e}");
+    }
 
     #[test]
     fn empty_config_gives_defaults() {

@@ -43,6 +43,15 @@ pub enum StateError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "state file {path} has schema version {found}, which no fintech-infra ever wrote \
+         (known: 1 to {supported}); the file was left untouched: fix or move it"
+    )]
+    UnknownSchema {
+        path: String,
+        found: u64,
+        supported: u32,
+    },
     #[error("state file {path} cannot be read as fintech-infra state: {reason}. The file was left untouched; fix or move it")]
     Unreadable { path: String, reason: String },
     #[error("state file {path} belongs to env suffix `{found}`, not `{expected}`")]

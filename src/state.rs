@@ -94,6 +94,14 @@ impl StateFile {
                 path: p.clone(),
                 reason: "no schema_version field".into(),
             })?;
+        // Versions start at 1: a 0 (or a hand-edited file) is not ours to reinterpret.
+        if version == 0 {
+            return Err(StateError::UnknownSchema {
+                path: p,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
         if version > u64::from(SCHEMA_VERSION) {
             return Err(StateError::NewerSchema {
                 path: p,
@@ -143,7 +151,7 @@ pub fn stacks_in(dir: &Path) -> Vec<String> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".state-")
+        .prefix(&tmp_prefix(path))
         .suffix(".tmp")
         .tempfile_in(dir)?;
     set_mode(tmp.as_file(), 0o600)?;
@@ -155,6 +163,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The prefix of a state file's temp files (`.<file name>.`): each stack's own, so that the
+/// run holding its lock may remove the ones a killed run left behind.
+fn tmp_prefix(path: &Path) -> String {
+    format!(
+        ".{}.",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state".into())
+    )
+}
+
+/// Removes the temp files a killed run left beside the state: this stack's own (only its
+/// lock holder writes them), and those of older versions (`.state-*.tmp`, shared by every
+/// stack of the directory) once they are an hour old, long past any write.
+fn remove_stale_temp_files(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let own = tmp_prefix(path);
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".tmp") {
+            continue;
+        }
+        let legacy_old = name.starts_with(".state-")
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+        if name.starts_with(&own) || legacy_old {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -311,6 +359,7 @@ impl StateStore {
         command: &str,
     ) -> Result<StateStore, StateError> {
         let lock = StateLock::acquire(path, command)?;
+        remove_stale_temp_files(path);
         let data = Self::load_for(path, suffix, region)?;
         Ok(StateStore {
             path: path.to_path_buf(),

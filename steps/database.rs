@@ -73,9 +73,6 @@ const OUTPUTS: [&str; 8] = [
 /// Aurora creates a cluster or instance in 5-10 minutes and deletes an instance in up to ~12;
 /// generous, so a slow day does not fail a run that would have finished.
 const AURORA_TIMEOUT: Duration = Duration::from_secs(40 * 60);
-/// How long a subnet or parameter group delete may be refused as in use (by a cluster that is
-/// going away) before giving up.
-const IN_USE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Cluster states from which Aurora does not recover by itself: waiting is pointless.
 const CLUSTER_FAILED: &[&str] = &[
@@ -1068,9 +1065,12 @@ impl Database {
     async fn delete_group(&self, ctx: &StepCtx, kind: &str, name: &str) -> Result<()> {
         let rds = ctx.aws().rds();
         ctx.check_cancelled()?;
+        // How long a subnet or parameter group may be refused as in use (by a cluster that is
+        // going away): the configured dependency timeout, like every other delete.
+        let in_use = Duration::from_secs(ctx.cfg().timeouts.dependency_violation_secs.0);
         ctx.wait_for(
             &format!("{kind} {name} to be free"),
-            IN_USE_TIMEOUT,
+            in_use,
             || async {
                 let r = if kind == SUBNET_GROUP {
                     rds.delete_db_subnet_group()

@@ -1,7 +1,7 @@
 //! `fintech-infra verify` against the emulator: a built stack passes every path; wiring broken
 //! on purpose through the SDK (a key-policy statement, the producer's grant, the ALB's
-//! CloudFront ingress, the queue's event source mapping) makes exactly those paths fail with
-//! a reason, and `up` repairs them.
+//! CloudFront ingress, the queue's redrive and event source mapping, a service-to-service
+//! rule) makes exactly those paths fail with a reason, and `up` repairs them.
 
 use serde_json::Value;
 
@@ -141,7 +141,17 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
             .await
             .unwrap();
 
-        // 4. The queue no longer feeds the validator.
+        // 4. The queue loses its redrive policy: the validator's failures would be retried
+        //    forever instead of landing in the dead-letter queue.
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        sqs.set_queue_attributes()
+            .queue_url(stack.output_str("queue_url"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, "")
+            .send()
+            .await
+            .unwrap();
+
+        // 5. The queue no longer feeds the validator.
         let lambda = aws_sdk_lambda::Client::new(&sdk);
         let maps = lambda
             .list_event_source_mappings()
@@ -171,7 +181,8 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
     assert!(has("service web → transaction queue", "sqs:SendMessage"), "{failed:#?}");
     assert!(has("CloudFront → ALB (/api/*)", "does not admit CloudFront"), "{failed:#?}");
     assert!(has("transaction queue → validator", "no event source mapping"), "{failed:#?}");
-    assert_eq!(failed.len(), 4, "only the broken paths fail: {failed:#?}");
+    assert!(has("validator failures → dead-letter queue", "no redrive policy"), "{failed:#?}");
+    assert_eq!(failed.len(), 5, "only the broken paths fail: {failed:#?}");
 
     // The text form names the same paths with a fix under each.
     let text = stack.run(&["verify", "--env-suffix", &stack.suffix]);
