@@ -25,9 +25,13 @@ struct Resolved {
     cfg: Arc<Config>,
 }
 
-/// Picks the env suffix and state path: the flag, or the only stack in the state directory.
+/// Picks the env suffix and state path (the flag, or the only stack in the state directory)
+/// and the config: the one given, else, for the commands that act on a built stack (`down`,
+/// `verify`, `status`), the one its last `up` recorded in the state, so that they see the
+/// same services, regions and names without being told again.
 fn resolve(global: &GlobalOpts, suffix: Option<&str>, command: &str) -> Result<Resolved> {
-    let cfg = Config::load(global.config.as_deref(), global.preset)?;
+    let given = global.config.is_some() || global.preset.is_some();
+    let mut cfg = Config::load(global.config.as_deref(), global.preset)?;
     let suffix = match suffix {
         Some(s) => s.to_string(),
         None => infer_suffix(global.state.as_deref(), command)?,
@@ -37,10 +41,29 @@ fn resolve(global: &GlobalOpts, suffix: Option<&str>, command: &str) -> Result<R
         .state
         .clone()
         .unwrap_or_else(|| state::path_for(Path::new(state::DEFAULT_DIR), &suffix));
+    if !given && matches!(command, "down" | "verify" | "status") {
+        if let Some(source) = StateFile::load(&state_path)?.and_then(|f| f.config) {
+            cfg = Config::from_source(&source)?;
+        }
+    }
     Ok(Resolved {
         suffix,
         state_path,
         cfg: Arc::new(cfg),
+    })
+}
+
+/// How `up` was given its config, for the state (see [`state::ConfigSource`]).
+fn config_source(g: &GlobalOpts) -> Result<state::ConfigSource> {
+    let text = match &g.config {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            UsageError::new(format!("cannot read config file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    Ok(state::ConfigSource {
+        preset: g.preset.map(|p| p.name().to_string()),
+        text,
     })
 }
 
@@ -316,19 +339,23 @@ async fn apply(
         Direction::Forward
     };
     if mode == Mode::Up {
-        // Stamp the region before the first resource is recorded.
+        // Stamp the region (and the config) before the first resource is recorded.
         shared
             .state
             .set_region(aws.region())
             .context("writing the state")?;
+        shared
+            .state
+            .set_config(config_source(g)?)
+            .context("writing the state")?;
     }
-    let report = engine::run(
-        &steps,
-        direction,
-        shared.clone(),
-        usize::from(g.parallelism),
-    )
-    .await?;
+    let parallelism = usize::from(g.parallelism);
+    let (report, leftovers) = if mode == Mode::Down {
+        down_completely(&steps, &shared, parallelism).await?
+    } else {
+        let report = engine::run(&steps, direction, shared.clone(), parallelism).await?;
+        (report, Vec::new())
+    };
     let calls = aws.calls();
     if mode == Mode::Plan && calls.mutating > 0 {
         anyhow::bail!(
@@ -337,13 +364,22 @@ async fn apply(
         );
     }
     let remaining = shared.state.snapshot().resources.len();
-    if mode == Mode::Down && report.ok() && remaining == 0 {
+    if mode == Mode::Down && report.ok() && remaining == 0 && leftovers.is_empty() {
         shared
             .state
             .remove_file()
             .context("removing the state file")?;
     }
-    summarize(&shared, &report, mode, json_out, remaining);
+    summarize(&shared, &report, mode, json_out, remaining + leftovers.len());
+    if !leftovers.is_empty() {
+        for l in &leftovers {
+            eprintln!("error: still there although the state does not record it: {l}");
+        }
+        return Err(crate::error::Leftovers {
+            count: leftovers.len(),
+        }
+        .into());
+    }
     if mode == Mode::Up && report.ok() && verify_after {
         verify_warnings(&shared, json_out).await;
     }
@@ -406,6 +442,86 @@ async fn verify(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
             total: report.findings.len(),
         }
         .into());
+    }
+    Ok(())
+}
+
+/// `down` made sure: resolve write-ahead records by name first (a run that died mid-create
+/// left them), tear down, then sweep the stack's tag and names; if the sweep finds orphans,
+/// adopt what the steps can find by name and tag and tear down once more. Returns the
+/// teardown's report and what is still left.
+async fn down_completely(
+    steps: &[Arc<dyn Step>],
+    shared: &Arc<Shared>,
+    parallelism: usize,
+) -> Result<(RunReport, Vec<String>)> {
+    let snapshot = shared.state.snapshot();
+    let mut regions = vec![shared.aws.region().to_string()];
+    for r in snapshot.resources.iter().map(|r| r.region.clone()) {
+        if !r.is_empty() && !regions.contains(&r) {
+            regions.push(r);
+        }
+    }
+    if let Some(dr) = snapshot
+        .outputs
+        .get(crate::steps::dr_network::OUT_DR_REGION)
+        .and_then(|v| v.as_str())
+        .filter(|dr| !regions.iter().any(|r| r == dr))
+    {
+        regions.push(dr.to_string());
+    }
+    let mut refreshed = false;
+    if !shared.state.pending().is_empty() {
+        refresh(steps, shared, parallelism).await?;
+        refreshed = true;
+    }
+    loop {
+        let report = engine::run(steps, Direction::Reverse, shared.clone(), parallelism).await?;
+        if !report.ok() || !shared.state.snapshot().resources.is_empty() {
+            return Ok((report, Vec::new()));
+        }
+        let left = crate::sweep::leftovers(&shared.aws, &regions, shared.names.suffix())
+            .await
+            .context("sweeping for resources of the stack the state does not record")?;
+        if left.is_empty() || refreshed {
+            return Ok((report, left));
+        }
+        shared.reporter.message(
+            "down",
+            &format!(
+                "{} resource(s) of the stack are not in the state (a run stopped between a \
+                 create and its record?): adopting them by name and tag, then deleting them",
+                left.len()
+            ),
+        );
+        refresh(steps, shared, parallelism).await?;
+        refreshed = true;
+    }
+}
+
+/// The adoption pass: every step looks its resources up by name and tag and records what it
+/// finds, changing nothing. Write-ahead records a step did not resolve, when that step's
+/// pass completed, name a create that never reached AWS: they are dropped.
+async fn refresh(steps: &[Arc<dyn Step>], shared: &Arc<Shared>, parallelism: usize) -> Result<()> {
+    shared.set_mode(Mode::Refresh);
+    let report = engine::run(steps, Direction::Forward, shared.clone(), parallelism).await;
+    shared.set_mode(Mode::Down);
+    let report = report?;
+    for p in shared.state.pending() {
+        let done = report
+            .steps
+            .iter()
+            .any(|s| s.step == p.step && s.status == crate::engine::StepStatus::Done);
+        if done {
+            shared.reporter.message(
+                &p.step,
+                &format!("{} {} was never created (not found by name): forgotten", p.kind, p.name),
+            );
+            shared
+                .state
+                .forget(&p.kind, &p.id, &p.region)
+                .context("writing the state")?;
+        }
     }
     Ok(())
 }
@@ -612,6 +728,13 @@ async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
             region => ctx.in_region(region),
         };
         async move {
+            if rec.pending {
+                return (
+                    "pending",
+                    "a create was in flight when a run stopped: `up` or `down` resolves it by name"
+                        .to_string(),
+                );
+            }
             match step {
                 Some(s) => match s.probe(&ctx, rec).await {
                     Ok(Some(st)) => ("exists", st),

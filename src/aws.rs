@@ -60,6 +60,51 @@ pub fn retry_config(max_attempts: u32) -> aws_config::retry::RetryConfig {
         .with_max_backoff(std::time::Duration::from_secs(20))
 }
 
+/// Service error codes of a server-side failure: the request may have been carried out.
+pub fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InternalError"
+            | "InternalFailure"
+            | "InternalServerError"
+            | "InternalServiceError"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "Unavailable"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+    )
+}
+
+/// Creates that AWS carries out again on every call: no name uniqueness, and no idempotency
+/// token in the way the steps call them. If such a call's answer is lost (a 5xx, a reset, a
+/// timeout after AWS acted), the SDK's retry would make a second one (a second VPC, internet
+/// gateway, KMS key, ...). They get one attempt: the step fails, records nothing twice, and
+/// runs again, and its lookup by name and tag finds what the first call made.
+const CREATE_ONCE: &[(&str, &str)] = &[
+    ("EC2", "CreateVpc"),
+    ("EC2", "CreateSubnet"),
+    ("EC2", "CreateInternetGateway"),
+    ("EC2", "CreateRouteTable"),
+    ("EC2", "AllocateAddress"),
+    ("EC2", "CreateNatGateway"),
+    ("EC2", "CreateVpcEndpoint"),
+    ("EC2", "CreateVpcPeeringConnection"),
+    ("EC2", "CreateFlowLogs"),
+    ("KMS", "CreateKey"),
+    ("ECS", "RegisterTaskDefinition"),
+    ("Lambda", "CreateEventSourceMapping"),
+    ("Backup", "CreateBackupPlan"),
+    ("Backup", "CreateBackupSelection"),
+];
+
+/// Whether `service`/`operation` is one of [`CREATE_ONCE`].
+pub fn is_create_once(service: &str, operation: &str) -> bool {
+    CREATE_ONCE
+        .iter()
+        .any(|(s, o)| s.eq_ignore_ascii_case(service) && *o == operation)
+}
+
 /// Timeouts of one attempt: a connection that never opens, or an answer that never comes
 /// (a reset half-open connection), becomes a retryable timeout instead of a hang.
 pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
@@ -293,6 +338,12 @@ impl Intercept for CountingInterceptor {
         if let Some(md) = cfg.load::<Metadata>() {
             tracing::debug!(service = md.service(), operation = md.name(), "aws call");
             self.0.record(md.service(), md.name());
+            if is_create_once(md.service(), md.name()) {
+                // The standard retry strategy reads its attempts from the config bag: this
+                // layer makes this one operation a single attempt (see CREATE_ONCE).
+                cfg.interceptor_state()
+                    .store_put(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
+            }
         }
         Ok(())
     }

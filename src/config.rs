@@ -53,6 +53,24 @@ impl Config {
             .map_err(|e| UsageError::new(format!("config file {}: {}", path.display(), e.0)))
     }
 
+    /// The config an earlier `up` recorded in the state (its file's text and `--preset`).
+    pub fn from_source(source: &crate::state::ConfigSource) -> Result<Config, UsageError> {
+        let preset = match &source.preset {
+            Some(name) => Some(Preset::from_name(name).ok_or_else(|| {
+                UsageError::new(format!(
+                    "the state records preset `{name}`, which this fintech-infra does not know"
+                ))
+            })?),
+            None => None,
+        };
+        match &source.text {
+            Some(text) => Self::parse_with(text, preset).map_err(|e| {
+                UsageError::new(format!("the config recorded in the state: {}", e.0))
+            }),
+            None => Ok(preset.map(Config::preset).unwrap_or_default()),
+        }
+    }
+
     /// Parses config text; errors name the field and the line. See [`Config::parse_with`].
     pub fn parse(text: &str) -> Result<Config, UsageError> {
         Self::parse_with(text, None)
@@ -359,6 +377,11 @@ impl Preset {
         Preset::Microservices,
         Preset::Multiregion,
     ];
+
+    /// The preset of a name as [`Preset::name`] gives it.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -1685,12 +1708,17 @@ port = 8080
         let e = Config::parse(&TWO.replace("[\"worker\", \"worker\"]", "[\"api\"]"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`api` lists itself") && e.contains("services[].calls"), "{e}");
+        assert!(
+            e.contains("`api` lists itself") && e.contains("services[].calls"),
+            "{e}"
+        );
         let e = Config::parse(&TWO.replace("[\"worker\", \"worker\"]", "[\"ledger\"]"))
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("`ledger`") && e.contains("not a configured service") && e.contains("allowed: worker"),
+            e.contains("`ledger`")
+                && e.contains("not a configured service")
+                && e.contains("allowed: worker"),
             "{e}"
         );
         let e = Config::parse(&TWO.replace("[\"worker\", \"worker\"]", "[\"Bad_Name\"]"))
@@ -1705,7 +1733,9 @@ port = 8080
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("cluster.namespace") && e.contains("services[].calls") && e.contains("`api`"),
+            e.contains("cluster.namespace")
+                && e.contains("services[].calls")
+                && e.contains("`api`"),
             "{e}"
         );
     }
@@ -1714,9 +1744,18 @@ port = 8080
     fn the_microservices_preset_declares_the_api_calls() {
         let c = Config::preset(Preset::Microservices);
         let calls = |n: &str| -> Vec<String> {
-            c.services.get(n).unwrap().calls.iter().map(|s| s.0.clone()).collect()
+            c.services
+                .get(n)
+                .unwrap()
+                .calls
+                .iter()
+                .map(|s| s.0.clone())
+                .collect()
         };
-        assert_eq!(calls("payment-api"), ["notification-service", "transaction-processor"]);
+        assert_eq!(
+            calls("payment-api"),
+            ["notification-service", "transaction-processor"]
+        );
         assert!(calls("transaction-processor").is_empty());
         assert!(calls("notification-service").is_empty());
     }

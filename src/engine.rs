@@ -97,6 +97,35 @@ pub fn graph_of(steps: &[Arc<dyn Step>]) -> Result<Graph, GraphError> {
     Graph::new(&items)
 }
 
+/// How often a step runs before a transient failure fails it.
+const STEP_ATTEMPTS: u32 = 3;
+
+/// Whether a step's failure may pass if the step runs again: AWS throttled past the SDK's
+/// retries, answered 5xx, the connection failed or timed out (the call may or may not have
+/// been carried out: the next run's lookups tell), or a create met "already exists" (its
+/// own earlier attempt, whose answer was lost). Refusals, usage errors and interrupts are
+/// final.
+pub fn worth_another_run(err: &anyhow::Error) -> bool {
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<crate::error::Interrupted>().is_some())
+    {
+        return false;
+    }
+    let Some(e) = find_aws_error(err) else {
+        return false;
+    };
+    use crate::aws::AwsErrorKind as K;
+    match e.kind() {
+        K::Throttled | K::AlreadyExists => true,
+        _ => match e.code.as_deref() {
+            // No service answer at all: dispatch failure, timeout, reset.
+            None => true,
+            Some(code) => crate::aws::is_transient_code(code),
+        },
+    }
+}
+
 /// Runs every step in dependency order (or reverse order), at most `parallelism` at once.
 pub async fn run(
     steps: &[Arc<dyn Step>],
@@ -123,9 +152,27 @@ pub async fn run(
             reporter.step_started(step.name());
             let handle = running.spawn(async move {
                 let start = Instant::now();
-                let result = match direction {
-                    Direction::Forward => step.up(&ctx).await,
-                    Direction::Reverse => step.down(&ctx).await,
+                let mut attempt = 1;
+                let result = loop {
+                    let result = match direction {
+                        Direction::Forward => step.up(&ctx).await,
+                        Direction::Reverse => step.down(&ctx).await,
+                    };
+                    match result {
+                        Err(e) if attempt < STEP_ATTEMPTS && worth_another_run(&e) => {
+                            // Steps are idempotent: run again, and the lookups find (and
+                            // adopt) whatever the failed call may have created.
+                            ctx.note(&format!("retrying after: {}", crate::report::render(&e)));
+                            tracing::info!(step = step.name(), attempt, error = %format!("{e:#}"), "step failed transiently; running it again");
+                            let pause = Duration::from_secs(2u64.pow(attempt));
+                            tokio::select! {
+                                _ = tokio::time::sleep(pause) => {}
+                                _ = ctx.sh.cancel.cancelled() => break Err(e),
+                            }
+                            attempt += 1;
+                        }
+                        other => break other,
+                    }
                 };
                 (result, start.elapsed())
             });

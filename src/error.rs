@@ -91,6 +91,13 @@ pub struct VerifyFailed {
     pub total: usize,
 }
 
+/// `down` finished but resources of the stack remain that the state does not record.
+#[derive(Debug, thiserror::Error)]
+#[error("{count} resource(s) of the stack remain; the state file was kept")]
+pub struct Leftovers {
+    pub count: usize,
+}
+
 /// The run was interrupted (Ctrl-C) before it finished.
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted: {0}")]

@@ -18,6 +18,7 @@ pub mod reach;
 pub mod report;
 pub mod state;
 pub mod step;
+pub mod sweep;
 pub mod verify;
 
 #[path = "../steps/mod.rs"]

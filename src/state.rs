@@ -42,6 +42,28 @@ pub struct ResourceRecord {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attrs: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
+    /// A write-ahead record: written just before the create call, replaced by the real record
+    /// when it returns. One left over means the run stopped while AWS may have created the
+    /// resource: `up` and `down` resolve it by its deterministic name first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+}
+
+/// The ID of the write-ahead record of the `kind` resource named `name`.
+pub fn pending_id(name: &str) -> String {
+    format!("(pending) {name}")
+}
+
+/// How the stack's config was given to the `up` that last changed it: `down`, `verify` and
+/// `status` reuse it when given none, so that they see the same services, regions and names.
+/// (No secrets: the config holds none.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// The config file's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// The whole state file.
@@ -57,6 +79,8 @@ pub struct StateFile {
     /// Values later steps and the `outputs` command read (IDs, endpoints). Never secrets.
     #[serde(default)]
     pub outputs: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigSource>,
 }
 
 impl StateFile {
@@ -71,6 +95,7 @@ impl StateFile {
             updated_at: now,
             resources: Vec::new(),
             outputs: BTreeMap::new(),
+            config: None,
         }
     }
 
@@ -435,7 +460,15 @@ impl StateStore {
     /// alias or a VPC name can repeat in the disaster-recovery region).
     pub fn record(&self, rec: ResourceRecord) -> Result<(), StateError> {
         self.update(|d| {
-            match d
+            // The real record resolves the write-ahead one of the same resource.
+            let before = d.resources.len();
+            if !rec.pending {
+                d.resources.retain(|r| {
+                    !(r.pending && r.kind == rec.kind && r.name == rec.name && r.region == rec.region)
+                });
+            }
+            let resolved = d.resources.len() != before;
+            resolved | match d
                 .resources
                 .iter_mut()
                 .find(|r| r.kind == rec.kind && r.id == rec.id && r.region == rec.region)
@@ -490,6 +523,27 @@ impl StateStore {
         })
     }
 
+    /// Remembers how the config was given (see [`ConfigSource`]).
+    pub fn set_config(&self, source: ConfigSource) -> Result<(), StateError> {
+        self.update(|d| {
+            if d.config.as_ref() == Some(&source) {
+                return false;
+            }
+            d.config = Some(source);
+            true
+        })
+    }
+
+    /// The write-ahead records no create call has resolved yet.
+    pub fn pending(&self) -> Vec<ResourceRecord> {
+        self.lock_data()
+            .resources
+            .iter()
+            .filter(|r| r.pending)
+            .cloned()
+            .collect()
+    }
+
     /// Sets the stack's region if the state has none yet.
     pub fn set_region(&self, region: &str) -> Result<(), StateError> {
         self.update(|d| {
@@ -536,7 +590,35 @@ mod tests {
             region: "us-east-1".into(),
             attrs: BTreeMap::new(),
             created_at: Utc::now(),
+            pending: false,
         }
+    }
+
+    #[test]
+    fn a_real_record_resolves_the_write_ahead_one_of_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let store = StateStore::open_locked(&path, "t", "us-east-1", "up").unwrap();
+        let mut ahead = rec("ec2:vpc", &pending_id("n-vpc-1"));
+        ahead.name = "n-vpc-1".into();
+        ahead.pending = true;
+        store.record(ahead).unwrap();
+        assert_eq!(store.pending().len(), 1);
+        // Written through to disk at once: a kill now leaves the pending record behind.
+        let on_disk = StateFile::load(&path).unwrap().unwrap();
+        assert!(on_disk.resources[0].pending, "{:?}", on_disk.resources);
+        store.record(rec("ec2:vpc", "vpc-1")).unwrap();
+        assert!(store.pending().is_empty());
+        let all = store.resources(None, None);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, "vpc-1");
+        // Another name of the same kind does not resolve it.
+        let mut other = rec("ec2:vpc", &pending_id("n-vpc-2"));
+        other.name = "n-vpc-2".into();
+        other.pending = true;
+        store.record(other).unwrap();
+        store.record(rec("ec2:vpc", "vpc-3")).unwrap();
+        assert_eq!(store.pending().len(), 1);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub enum Mode {
     Plan,
     Down,
     Status,
+    /// `down`'s adoption pass: every step looks its resources up by name and tag, as in
+    /// `plan`, and records what it finds (resolving write-ahead records), changing nothing.
+    Refresh,
 }
 
 /// What `plan` says `up` would do to one resource.
@@ -130,9 +133,33 @@ pub fn is_iam_propagation(e: &crate::aws::AwsError) -> bool {
     ) && (msg.contains("assume") || msg.contains("role") || msg.contains("not authorized"))
 }
 
+/// Whether a failed create certainly created nothing: AWS answered with an error of its own
+/// that is not a transient one (throttling, a 5xx, a timeout or a lost connection may follow a
+/// create AWS carried out). Its write-ahead record can then go.
+fn refused_outright(err: &anyhow::Error) -> bool {
+    let Some(e) = crate::aws::find_aws_error(err) else {
+        return false;
+    };
+    let Some(code) = e.code.as_deref() else {
+        return false;
+    };
+    !(e.kind() == crate::aws::AwsErrorKind::Throttled
+        || e.kind() == crate::aws::AwsErrorKind::AlreadyExists
+        || matches!(
+            code,
+            "InternalError"
+                | "InternalFailure"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "ServiceUnavailableException"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+        ))
+}
+
 /// What every step of one run shares.
 pub struct Shared {
-    pub mode: Mode,
+    mode: Mutex<Mode>,
     pub names: Names,
     pub cfg: Arc<Config>,
     pub aws: Arc<Aws>,
@@ -158,7 +185,7 @@ impl Shared {
         cancel: CancellationToken,
     ) -> Shared {
         Shared {
-            mode,
+            mode: Mutex::new(mode),
             names,
             cfg,
             aws,
@@ -170,6 +197,17 @@ impl Shared {
             account: OnceCell::new(),
             regions: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    pub fn mode(&self) -> Mode {
+        *self.mode.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Switches the run's mode (`down` runs a [`Mode::Refresh`] pass first, with the same
+    /// state and lock) and forgets what the previous pass planned.
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+        self.plan.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Sets what `up --wait` asked for (`cdn`, `all`).
@@ -247,7 +285,7 @@ impl StepCtx {
     }
 
     pub fn is_plan(&self) -> bool {
-        self.sh.mode == Mode::Plan
+        matches!(self.sh.mode(), Mode::Plan | Mode::Refresh)
     }
 
     /// Whether `up --wait` asked to wait for `what` (e.g. `cdn`), directly or with `all`:
@@ -326,7 +364,7 @@ impl StepCtx {
             name: name.to_string(),
             detail: detail.to_string(),
         };
-        if action != Action::Unchanged {
+        if action != Action::Unchanged && self.sh.mode() != Mode::Refresh {
             self.sh.reporter.resource(&item);
         }
         self.sh
@@ -352,8 +390,34 @@ impl StepCtx {
                 region: self.region().to_string(),
                 attrs: found.attrs.clone(),
                 created_at: Utc::now(),
+                pending: false,
             })
             .with_context(|| format!("recording {kind} {} in the state", found.id))
+    }
+
+    /// Writes the write-ahead record of a resource about to be created: if the run dies
+    /// between AWS creating it and the real record, the state still says it may exist, under
+    /// its deterministic name.
+    pub fn record_pending(&self, kind: &str, name: &str) -> Result<()> {
+        self.sh
+            .state
+            .record(ResourceRecord {
+                step: self.step.to_string(),
+                kind: kind.to_string(),
+                id: crate::state::pending_id(name),
+                arn: None,
+                name: name.to_string(),
+                region: self.region().to_string(),
+                attrs: BTreeMap::new(),
+                created_at: Utc::now(),
+                pending: true,
+            })
+            .with_context(|| format!("recording the pending create of {kind} {name}"))
+    }
+
+    /// Drops the write-ahead record of a create that AWS refused (it created nothing).
+    fn forget_pending(&self, kind: &str, name: &str) -> Result<()> {
+        self.forget(kind, &crate::state::pending_id(name))
     }
 
     /// Removes a deleted resource from the state.
@@ -365,10 +429,11 @@ impl StepCtx {
     }
 
     /// This step's records in this context's region, optionally of one kind, in creation
-    /// order.
+    /// order. Write-ahead records are left out: they have no ID to act on (see
+    /// [`StepCtx::record_pending`]).
     pub fn records(&self, kind: Option<&str>) -> Vec<ResourceRecord> {
         let mut recs = self.sh.state.resources(Some(self.step), kind);
-        recs.retain(|r| r.region == self.region() || r.region.is_empty());
+        recs.retain(|r| !r.pending && (r.region == self.region() || r.region.is_empty()));
         recs
     }
 
@@ -489,7 +554,16 @@ impl StepCtx {
             return Ok(Found::pending(kind, name));
         }
         self.check_cancelled()?;
-        let found = create().await?;
+        self.record_pending(kind, name)?;
+        let found = match create().await {
+            Ok(found) => found,
+            Err(e) => {
+                if refused_outright(&e) {
+                    self.forget_pending(kind, name)?;
+                }
+                return Err(e);
+            }
+        };
         self.record(kind, name, &found)?;
         self.plan_item(Action::Create, kind, name, "");
         Ok(found)

@@ -15,9 +15,10 @@
 //! does): the config check refuses `oai` before any AWS call rather than build assets nobody
 //! can read. SSE-S3 for the assets in that mode was the alternative, rejected: objects keep
 //! the encryption they were written with, so a stack switching modes would keep unreadable
-//! objects, and the assets would leave the stack key's control (rotation, audit, revocation). A stack built in oai mode by an earlier version switches to OAC on its
-//! next `up`: the distribution's origin is updated, the OAI's bucket grant replaced and the
-//! recorded OAI deleted.
+//! objects, and the assets would leave the stack key's control (rotation, audit, revocation).
+//! A stack built in oai mode by an earlier version switches to OAC on its next `up`: the
+//! distribution's origin is updated, the OAI's bucket grant replaced and the recorded OAI
+//! deleted.
 //!
 //! Viewers are redirected to HTTPS. `/static/*` and the default behaviour go to S3 with the
 //! managed CachingOptimized policy; when the alb step has published `alb_dns_name`, `/api/*`

@@ -317,7 +317,9 @@ impl Certificate {
                 ctx.step,
                 &format!(
                     "ACM will issue a certificate for {domain} once its DNS validation records \
-                     exist (listed by `outputs` after `up`); until then the ALB serves HTTP only"
+                     exist (listed by `outputs` after `up`); until then the ALB serves HTTP only \
+                     (or keeps serving this stack's issued earlier certificate, if it still \
+                     names {domain} and every subject alternative name)"
                 ),
             );
             return Ok(());

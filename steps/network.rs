@@ -237,7 +237,8 @@ pub fn rule_specs(cfg: &crate::config::Config) -> Vec<RuleSpec> {
             description,
         };
         if !rules.iter().any(|x| {
-            (&x.group, x.egress, x.port, &x.peer) == (&spec.group, spec.egress, spec.port, &spec.peer)
+            (&x.group, x.egress, x.port, &x.peer)
+                == (&spec.group, spec.egress, spec.port, &spec.peer)
         }) {
             rules.push(spec);
         }
@@ -416,7 +417,9 @@ enum Unwanted {
 
 /// The allow-all egress rule AWS gives every new group.
 fn is_allow_all_egress(r: &SecurityGroupRule) -> bool {
-    r.is_egress() == Some(true) && r.ip_protocol() == Some("-1") && r.cidr_ipv4() == Some("0.0.0.0/0")
+    r.is_egress() == Some(true)
+        && r.ip_protocol() == Some("-1")
+        && r.cidr_ipv4() == Some("0.0.0.0/0")
 }
 
 /// Whether a rule carries this stack's tag (every rule the stack creates does).
@@ -445,7 +448,11 @@ fn existing_rule_label(r: &SecurityGroupRule) -> String {
     format!(
         "{} {} {}/{} {peer} ({})",
         r.group_id().unwrap_or_default(),
-        if r.is_egress() == Some(true) { "egress" } else { "ingress" },
+        if r.is_egress() == Some(true) {
+            "egress"
+        } else {
+            "ingress"
+        },
         r.ip_protocol().unwrap_or_default(),
         r.from_port().unwrap_or_default(),
         r.security_group_rule_id().unwrap_or_default()
@@ -1449,10 +1456,12 @@ impl Network {
                 enis,
             });
         }
+        // `listed` predates the groups this run created (they are in `wanted`).
         let live: BTreeSet<&str> = listed.iter().filter_map(|g| g.group_id()).collect();
         for rec in recorded {
             let in_this_vpc = rec.attrs.get("vpc_id").is_none_or(|v| *v == vpc.id);
-            if in_this_vpc && !live.contains(rec.id.as_str()) {
+            let gone = !live.contains(rec.id.as_str()) && !wanted_ids.contains(rec.id.as_str());
+            if in_this_vpc && gone {
                 // Deleted outside the stack: nothing to reconcile, nothing for `down`.
                 ctx.forget(SG, &rec.id)?;
             }
@@ -1570,16 +1579,22 @@ impl Network {
             .iter()
             .filter_map(|r| r.security_group_rule_id())
             .collect();
+        let recorded_groups: BTreeSet<String> =
+            ctx.records(Some(SG)).into_iter().map(|g| g.id).collect();
         for rec in ctx.records(Some(SG_RULE)) {
             let group = rec.attrs.get("group_id").map(String::as_str).unwrap_or("");
-            let group_known = listed_ids.iter().any(|g| g == group)
-                || !ctx.records(Some(SG)).iter().any(|g| g.id == group);
+            // Its group's rules were just listed, or its group is no longer the stack's.
+            let group_known =
+                listed_ids.iter().any(|g| g == group) || !recorded_groups.contains(group);
             if group_known && !existing_ids.contains(rec.id.as_str()) {
                 ctx.forget(SG_RULE, &rec.id)?;
             }
         }
-        let recorded: BTreeSet<String> =
-            ctx.records(Some(SG_RULE)).into_iter().map(|r| r.id).collect();
+        let recorded: BTreeSet<String> = ctx
+            .records(Some(SG_RULE))
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
 
         let resolved: Vec<Resolved> = specs
             .iter()
@@ -1588,9 +1603,9 @@ impl Network {
                     Peer::Cidr(c) => Target::Cidr(c.to_string()),
                     Peer::Vpc => Target::Cidr(vpc_cidr.to_string()),
                     Peer::Group(r) => Target::Group(groups[r].id.clone()),
-                    Peer::PrefixList(name) => Target::PrefixList(
-                        prefix_lists.get(name).cloned().unwrap_or_default(),
-                    ),
+                    Peer::PrefixList(name) => {
+                        Target::PrefixList(prefix_lists.get(name).cloned().unwrap_or_default())
+                    }
                 };
                 let peer_label = match &spec.peer {
                     Peer::Group(r) => format!("secgroup-{}", r.purpose()),
@@ -1649,8 +1664,9 @@ impl Network {
         // (55 for CloudFront's) against the 60-rule quota, so a new one fits only once the old
         // one is gone (the ALB's port moving from 80 to 443). Other rules are revoked after
         // the new ones exist, so that no path is cut in between.
-        let (heavy, light): (Vec<&SecurityGroupRule>, Vec<&SecurityGroupRule>) =
-            revoke.into_iter().partition(|r| r.prefix_list_id().is_some());
+        let (heavy, light): (Vec<&SecurityGroupRule>, Vec<&SecurityGroupRule>) = revoke
+            .into_iter()
+            .partition(|r| r.prefix_list_id().is_some());
         self.revoke_unwanted(ctx, &heavy).await?;
 
         for w in &resolved {
@@ -1733,11 +1749,7 @@ impl Network {
                 // ECS tasks (or Lambda or endpoint ENIs) still run in it: deleting would be
                 // refused (DependencyViolation), and revoking the rules that let them work
                 // would cut them off before ECS has moved them to their new group.
-                Self::keep_stale(
-                    ctx,
-                    g,
-                    &format!("still used by {}", g.enis.join(", ")),
-                )?;
+                Self::keep_stale(ctx, g, &format!("still used by {}", g.enis.join(", ")))?;
                 continue;
             }
             ctx.change(SG, &g.name, "delete: no longer configured", || async {
@@ -1787,9 +1799,10 @@ impl Network {
             &g.name,
             &Found::new(&g.id).attr("vpc_id", vpc).attr("note", &note),
         )?;
-        ctx.sh
-            .reporter
-            .message(ctx.step, &format!("security group {} ({}): {note}", g.name, g.id));
+        ctx.sh.reporter.message(
+            ctx.step,
+            &format!("security group {} ({}): {note}", g.name, g.id),
+        );
         Ok(())
     }
 
@@ -2041,14 +2054,8 @@ impl Step for Network {
         let stale = Self::stale_groups(ctx, &vpc, &listed, &groups).await?;
         let cloudfront = Self::cloudfront_prefix_list(ctx).await?;
         let prefix_lists = BTreeMap::from([(CLOUDFRONT_PREFIX_LIST, cloudfront.clone())]);
-        self.ensure_rules(
-            ctx,
-            &net.cidr.0.to_string(),
-            &groups,
-            &stale,
-            &prefix_lists,
-        )
-        .await?;
+        self.ensure_rules(ctx, &net.cidr.0.to_string(), &groups, &stale, &prefix_lists)
+            .await?;
 
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (and reachable
         // from the isolated subnets, which have no route out).
@@ -2097,7 +2104,10 @@ impl Step for Network {
                 (_, None) => {}
             }
         }
-        ctx.set_output(OUT_SERVICE_SG_IDS, serde_json::Value::Object(service_groups))?;
+        ctx.set_output(
+            OUT_SERVICE_SG_IDS,
+            serde_json::Value::Object(service_groups),
+        )?;
         ctx.set_output(OUT_CLOUDFRONT_PREFIX_LIST_ID, cloudfront)?;
         // Outputs of groups the config no longer asks for (no interface endpoints; the
         // shared app group of earlier versions).
@@ -2384,13 +2394,15 @@ impl Step for Network {
                     .aws("ec2:DescribeSecurityGroups", id)
                     .not_found_ok()?
                     .and_then(|o| {
-                        o.security_groups().first().map(|_| match rec.attrs.get("note") {
-                            Some(note) if !wanted => format!("exists; {note}"),
-                            _ if !wanted => "exists; no longer configured: the next `up` \
+                        o.security_groups()
+                            .first()
+                            .map(|_| match rec.attrs.get("note") {
+                                Some(note) if !wanted => format!("exists; {note}"),
+                                _ if !wanted => "exists; no longer configured: the next `up` \
                                              deletes it once nothing uses it"
-                                .to_string(),
-                            _ => "exists".to_string(),
-                        })
+                                    .to_string(),
+                                _ => "exists".to_string(),
+                            })
                     })
             }
             SG_RULE => ec2
@@ -2410,9 +2422,17 @@ impl Step for Network {
                         };
                         format!(
                             "{} tcp/{} {} {peer}",
-                            if r.is_egress() == Some(true) { "egress" } else { "ingress" },
+                            if r.is_egress() == Some(true) {
+                                "egress"
+                            } else {
+                                "ingress"
+                            },
                             r.from_port().unwrap_or_default(),
-                            if r.is_egress() == Some(true) { "to" } else { "from" },
+                            if r.is_egress() == Some(true) {
+                                "to"
+                            } else {
+                                "from"
+                            },
                         )
                     })
                 }),
@@ -2522,8 +2542,9 @@ mod tests {
             ]
         );
         // Without interface endpoints there is no such group, hence no rules for it.
-        assert!(!microservices().iter().any(|r| r.group == Role::Endpoint
-            || r.peer == Peer::Group(Role::Endpoint)));
+        assert!(!microservices()
+            .iter()
+            .any(|r| r.group == Role::Endpoint || r.peer == Peer::Group(Role::Endpoint)));
     }
 
     #[test]
@@ -2589,7 +2610,10 @@ mod tests {
         let specs = rule_specs(&cfg);
         assert_eq!(
             egress(&specs, &Role::Alb),
-            [(80, Peer::Group(svc("web"))), (8080, Peer::Group(svc("api")))]
+            [
+                (80, Peer::Group(svc("web"))),
+                (8080, Peer::Group(svc("api")))
+            ]
         );
         assert_eq!(ingress(&specs, &svc("web")), [(80, Peer::Group(Role::Alb))]);
         assert_eq!(
@@ -2646,7 +2670,9 @@ mod tests {
         for cfg in &cfgs {
             let specs = rule_specs(cfg);
             for r in &specs {
-                let Peer::Group(other) = &r.peer else { continue };
+                let Peer::Group(other) = &r.peer else {
+                    continue;
+                };
                 let mirror = specs.iter().any(|m| {
                     &m.group == other
                         && m.egress != r.egress
@@ -2717,7 +2743,10 @@ mod tests {
             act(&rule("sg-old", true, Some("sg-db")), true),
             Unwanted::Keep
         );
-        assert_eq!(act(&rule("sg-old", true, Some("sg-old")), true), Unwanted::Keep);
+        assert_eq!(
+            act(&rule("sg-old", true, Some("sg-old")), true),
+            Unwanted::Keep
+        );
         // In a group still in use everything stays.
         assert_eq!(
             act(&rule("sg-app", true, Some("sg-db")), true),

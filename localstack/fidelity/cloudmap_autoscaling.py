@@ -64,3 +64,49 @@ def unknown_scalable_target_or_policy_is_object_not_found() -> None:
 
     wrap(ApplicationAutoscalingBackend, "deregister_scalable_target")(translate)
     wrap(ApplicationAutoscalingBackend, "delete_scaling_policy")(translate)
+
+
+@rule("application-autoscaling", "fidelity")
+def repeated_put_scaling_policy_updates_in_place() -> None:
+    """PutScalingPolicy with the name of an existing policy (same namespace, resource
+    and dimension) updates that policy in place: same PolicyARN, and a target tracking
+    policy keeps one set of CloudWatch alarms (the same alarm names, with the new
+    configuration). AWS: "Creates or updates a scaling policy ... To update a policy,
+    specify its policy name and the parameters that you want to change"
+    (https://docs.aws.amazon.com/autoscaling/application/APIReference/API_PutScalingPolicy.html);
+    the alarms of a target tracking policy are Application Auto Scaling's own, one set
+    per policy.
+
+    moto made a new policy (new ARN) with a second pair of TargetTracking-* alarms and
+    left the first pair behind, alarms no delete ever removes.
+    """
+    from moto.applicationautoscaling.models import FakeApplicationAutoscalingPolicy
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.cloudwatch.utils import make_arn_for_alarm
+
+    @wrap(ApplicationAutoscalingBackend, "put_scaling_policy")
+    def put_scaling_policy(original: Any, self: Any, policy_name: str, service_namespace: str,
+                           resource_id: str, scalable_dimension: str, *args: Any, **kwargs: Any) -> Any:
+        key = FakeApplicationAutoscalingPolicy.formulate_key(
+            service_namespace, resource_id, scalable_dimension, policy_name
+        )
+        old = self.policies.get(key)
+        policy = original(self, policy_name, service_namespace, resource_id, scalable_dimension, *args, **kwargs)
+        if old is None or policy is old:
+            return policy
+        cloudwatch = cloudwatch_backends[self.account_id][self.region_name]
+        # The alarms moto just made point at a new ARN: make them again for the old one.
+        policy.delete_alarms(self.account_id, self.region_name)
+        policy._guid, policy.policy_arn, policy.creation_time = old._guid, old.policy_arn, old.creation_time
+        policy.alarms = []
+        policy.create_alarms()
+        old_names = [a.name for a in old.alarms]
+        for alarm, name in zip(policy.alarms, old_names):
+            cloudwatch.alarms.pop(alarm.name, None)
+            alarm.name = name
+            alarm.alarm_arn = make_arn_for_alarm(self.region_name, self.account_id, name)
+            cloudwatch.alarms[name] = alarm
+        stale = old_names[len(policy.alarms):]
+        if stale:
+            cloudwatch.delete_alarms(stale)
+        return policy

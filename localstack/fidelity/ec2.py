@@ -361,3 +361,23 @@ def network_interface_always_has_a_private_dns_name() -> None:
         self.__dict__["_fintech_private_dns_name"] = value
 
     NetworkInterface.private_dns_name = property(get, set_)
+
+
+@rule("ec2", "fidelity")
+def deleted_subnet_loses_its_route_table_association() -> None:
+    """Deleting a subnet removes its route table association: the route table no
+    longer lists it and can be deleted (AWS: a subnet's association ends with the
+    subnet; DeleteRouteTable then succeeds).
+
+    moto kept the association, so DescribeRouteTables still showed the dead subnet and
+    DeleteRouteTable failed with DependencyViolation "The routeTable '<id>' has
+    dependencies and cannot be deleted." forever.
+    """
+
+    @wrap(EC2Backend, "delete_subnet")
+    def delete_subnet(original: Any, self: Any, subnet_id: str) -> Any:
+        subnet = original(self, subnet_id)
+        for table in self.route_tables.values():
+            for association_id in [a for a, target in table._associations.items() if target == subnet_id]:
+                del table._associations[association_id]
+        return subnet

@@ -4,9 +4,12 @@
   after TIMELINE.pump() has applied the state transitions that are due.
 - Every AWS request is logged (GET /_fintech/requests; DELETE clears the log):
   {"ts", "method", "service", "region", "operation", "status", "latency_ms",
-   "params", "path", "error", "user_agent"}. The user agent carries the SDK's app
+   "params", "path", "error", "user_agent", "invocation_id", "attempt",
+   "moto_status", "fault", "killed"}. The user agent carries the SDK's app
   name, which fintech-infra sets per stack, so a test can pick one run's
   requests out of a log shared by concurrent tests.
+- Injected faults and the kill hook (fidelity/faults.py, set in /_fintech/config)
+  are applied here, around the call into moto.
 - /_fintech/events, /_fintech/config, /_fintech/health, /_fintech/patches.
 - POST /moto-api/reset (moto's own reset) also forgets the fidelity state.
 
@@ -24,6 +27,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 from . import cbor_bridge
+from .faults import FAULTS, KILL, Faults, KillHook, drop_connection, error_answer
 from .patching import describe_rules
 from .timeline import SETTINGS, TIMELINE
 
@@ -31,6 +35,24 @@ PREFIX = "/_fintech/"
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/([^/,]+)/([^/,]+)/aws4_request")
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+_ATTEMPT = re.compile(r"attempt=(\d+)")
+
+
+def config_dict() -> dict[str, Any]:
+    return {**SETTINGS.as_dict(), "faults": FAULTS.as_dict(), "kill_after_mutations": KILL.as_dict()}
+
+
+def update_config(payload: Any) -> None:
+    """Apply a POST /_fintech/config body; every value is checked before any is applied."""
+    if not isinstance(payload, dict):
+        raise ValueError("the config must be a JSON object")
+    faults = Faults.parse(payload["faults"]) if "faults" in payload else None
+    kill = KillHook.parse(payload["kill_after_mutations"]) if "kill_after_mutations" in payload else None
+    SETTINGS.update(payload)
+    if "faults" in payload:
+        FAULTS.apply(faults)
+    if "kill_after_mutations" in payload:
+        KILL.apply(kill)
 
 
 def _flat_form(body: bytes) -> dict[str, str]:
@@ -82,6 +104,9 @@ def _error_code(status: int, headers: list[tuple[str, str]], body: bytes) -> str
         return None
 
 
+_REASONS = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
 class FintechMiddleware:
     def __init__(self, app: Callable[..., Iterable[bytes]]):
         self.app = app
@@ -98,17 +123,19 @@ class FintechMiddleware:
             with self.lock:
                 if path.startswith("/moto-api/reset"):
                     TIMELINE.reset()
-                return self._call_app(environ, start_response)[3]
+                status_line, headers, body = self._call_app(environ)
+            start_response(status_line, headers)
+            return [body]
         return self._aws(environ, start_response)
 
     def _call_app(
         self,
         environ: dict[str, Any],
-        start_response: Callable[..., Any],
         cbor: tuple[str, str] | None = None,
-    ) -> tuple[int, list[tuple[str, str]], bytes, list[bytes]]:
-        """Calls moto and answers with its response, buffered; with `cbor` (target prefix,
-        operation), moto's JSON answer is re-encoded as the CBOR the client asked for."""
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Calls moto; its answer (status line, headers, body), buffered. With `cbor`
+        (target prefix, operation), moto's JSON answer is re-encoded as the CBOR the
+        client asked for."""
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -122,12 +149,11 @@ class FintechMiddleware:
             if hasattr(result, "close"):
                 result.close()
         status_line = str(captured.get("status", "500"))
-        status = int(status_line.split()[0])
         headers = captured.get("headers", [])
         if cbor is not None:
+            status = int(status_line.split()[0])
             headers, body = cbor_bridge.to_cbor_response(cbor[0], cbor[1], status, headers, body)
-        start_response(status_line, headers)
-        return status, headers, body, [body]
+        return status_line, headers, body
 
     def _aws(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.time()
@@ -148,10 +174,15 @@ class FintechMiddleware:
         content_type = environ.get("CONTENT_TYPE", "")
         query = _flat_form(environ.get("QUERY_STRING", "").encode())
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")  # before the CBOR bridge rewrites it
+        user_agent = environ.get("HTTP_X_AMZ_USER_AGENT") or environ.get("HTTP_USER_AGENT", "")
         params: Any = {}
         operation: str | None = None
+        protocol = "rest"
         cbor = cbor_bridge.match(environ)
         if cbor is not None:
+            protocol = "cbor"
             operation = cbor[1]
             try:
                 params = cbor_bridge.decode_request(body)
@@ -159,9 +190,11 @@ class FintechMiddleware:
                 return self._json(start_response, 400, {"__type": "SerializationException", "message": str(error)})
             cbor_bridge.to_json_request(environ, cbor[0], cbor[1], params)
         elif "x-www-form-urlencoded" in content_type or "Action" in query:
+            protocol = "ec2" if service == "ec2" else "query"
             params = {**query, **(_flat_form(body) if body else {})}
             operation = params.get("Action")
         elif target:
+            protocol = "json"
             operation = target.split(".", 1)[-1]
             try:
                 params = json.loads(body) if body else {}
@@ -175,14 +208,39 @@ class FintechMiddleware:
                 except (ValueError, TypeError):
                     pass
 
+        fault: tuple[str, str] | None = None
+        killed: tuple[int, int] | None = None
+        moto: tuple[str, list[tuple[str, str]], bytes] | None = None
         with self.lock:
             TIMELINE.pump()
             if operation is None:
                 operation = _rest_operation(service, environ)
-            status, headers, resp_body, result = self._call_app(environ, start_response, cbor)
+            fault = FAULTS.draw(service, operation, user_agent)
+            if fault is None or fault[1] == "after":
+                moto = self._call_app(environ, cbor)
+                killed = KILL.observe(operation, method, int(moto[0].split()[0]), user_agent)
+                if killed is not None:
+                    TIMELINE.record("kill", killed[0], killed[1], operation or "")
 
+        moto_status = int(moto[0].split()[0]) if moto is not None else None
+        answer: tuple[str, list[tuple[str, str]], bytes] | None = moto
+        if killed is None and fault is not None:
+            if fault[0] == "reset":
+                answer = None
+            else:
+                code, fault_headers, fault_body = error_answer(fault[0], service, protocol, content_type, method)
+                if cbor is not None:
+                    fault_headers, fault_body = cbor_bridge.to_cbor_response(
+                        cbor[0], cbor[1], code, fault_headers, fault_body
+                    )
+                answer = (f"{code} {_REASONS.get(code, 'Error')}", fault_headers, fault_body)
+        elif killed is not None:
+            answer = None
+
+        status = int(answer[0].split()[0]) if answer is not None else None
         params = _shorten(params)
-        http = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+        http = f"{method} {path}"
+        attempt = _ATTEMPT.search(environ.get("HTTP_AMZ_SDK_REQUEST", ""))
         entry = {
             "ts": started,
             "method": environ.get("REQUEST_METHOD"),
@@ -192,13 +250,21 @@ class FintechMiddleware:
             "status": status,
             "latency_ms": round((time.time() - started) * 1000, 3),
             "params": params,
-            "path": environ.get("PATH_INFO", ""),
-            "error": _error_code(status, headers, resp_body),
-            "user_agent": environ.get("HTTP_X_AMZ_USER_AGENT") or environ.get("HTTP_USER_AGENT", ""),
+            "path": path,
+            "error": _error_code(status, answer[1], answer[2]) if answer is not None else None,
+            "user_agent": user_agent,
+            "invocation_id": environ.get("HTTP_AMZ_SDK_INVOCATION_ID"),
+            "attempt": int(attempt.group(1)) if attempt else None,
+            "moto_status": moto_status,
+            "fault": f"{fault[0]}/{fault[1]}" if fault is not None else None,
+            "killed": killed is not None,
         }
         with self.log_lock:
             self.log.append(entry)
-        return result
+        if answer is None:
+            drop_connection(environ)
+        start_response(answer[0], answer[1])
+        return [answer[2]]
 
     # -- /_fintech/ ---------------------------------------------------------
     def _fintech(self, environ: dict[str, Any], start_response: Callable[..., Any], name: str) -> Iterable[bytes]:
@@ -219,13 +285,14 @@ class FintechMiddleware:
                 TIMELINE.clear_events()
                 return self._json(start_response, 200, [])
             if name == "config" and method == "GET":
-                return self._json(start_response, 200, SETTINGS.as_dict())
+                with self.lock:
+                    return self._json(start_response, 200, config_dict())
             if name == "config" and method in ("POST", "PUT"):
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 payload = json.loads(environ["wsgi.input"].read(length) or b"{}")
                 with self.lock:
-                    SETTINGS.update(payload)
-                return self._json(start_response, 200, SETTINGS.as_dict())
+                    update_config(payload)
+                    return self._json(start_response, 200, config_dict())
             if name == "patches" and method == "GET":
                 return self._json(start_response, 200, describe_rules())
         except (ValueError, TypeError) as error:

@@ -90,13 +90,21 @@ def log_group_key_must_allow_cloudwatch_logs() -> None:
         return original(self, log_group_name, tags, **kwargs)
 
 
+# An operation without output answers an empty JSON object, as AWS does.
+_EMPTY_JSON = (200, {"Content-Type": "application/x-amz-json-1.1"}, "{}")
+
+
 @rule("logs", "missing-api")
 def associate_and_disassociate_kms_key() -> None:
     """AssociateKmsKey sets a log group's kmsKeyId (after the key check above);
     DisassociateKmsKey clears it. Unknown group: ResourceNotFoundException. moto
-    answers both with HTTP 500."""
+    answers both with HTTP 500.
 
-    def associate_kms_key(self: Any) -> str:
+    Both answer `{}` with Content-Type application/x-amz-json-1.1 (their output has no
+    members; AWS's JSON protocol answers an empty object), not an empty text/html body.
+    """
+
+    def associate_kms_key(self: Any) -> Any:
         name = self._get_param("logGroupName")
         key_id = self._get_param("kmsKeyId")
         group = self.logs_backend.groups.get(name)
@@ -104,15 +112,15 @@ def associate_and_disassociate_kms_key() -> None:
             raise ResourceNotFoundException()
         _check_key(self.logs_backend, key_id, name)
         group.kms_key_id = key_id
-        return ""
+        return _EMPTY_JSON
 
-    def disassociate_kms_key(self: Any) -> str:
+    def disassociate_kms_key(self: Any) -> Any:
         name = self._get_param("logGroupName")
         group = self.logs_backend.groups.get(name)
         if group is None:
             raise ResourceNotFoundException()
         group.kms_key_id = None
-        return ""
+        return _EMPTY_JSON
 
     LogsResponse.associate_kms_key = associate_kms_key
     LogsResponse.disassociate_kms_key = disassociate_kms_key

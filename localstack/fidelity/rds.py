@@ -246,3 +246,69 @@ def db_cluster_is_deleting_then_gone() -> None:
             scaled("db-cluster.delete"), gone, not_before=members_gone,
         )
         return cluster
+
+
+@rule("rds", "refusal")
+def existing_db_cluster_identifier_is_already_exists_fault() -> None:
+    """CreateDBCluster with the identifier of an existing cluster (one still `creating`
+    or `deleting` included) fails with DBClusterAlreadyExistsFault "DB Cluster already
+    exists" (HTTP 400; the identifier is case-insensitive)
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html#API_CreateDBCluster_Errors).
+
+    moto replaced the existing cluster by a new one; in the same minute it failed with
+    DBClusterSnapshotAlreadyExistsFault instead and left the new cluster `creating`
+    forever.
+    """
+
+    @wrap(RDSBackend, "create_db_cluster")
+    def create_db_cluster(original: Any, self: Any, kwargs: dict[str, Any]) -> Any:
+        wanted = str(kwargs.get("db_cluster_identifier") or "").lower()
+        if any(str(key).lower() == wanted for key in self.clusters):
+            raise RDSClientError("DBClusterAlreadyExistsFault", "DB Cluster already exists")
+        return original(self, kwargs)
+
+
+def _truthy(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() != "false"
+    return bool(value)
+
+
+@rule("rds", "fidelity")
+def deleted_cluster_automated_backups_are_deleted() -> None:
+    """DeleteDBCluster removes the cluster's automated snapshots (`rds:<id>-<time>`)
+    unless DeleteAutomatedBackups is false (AWS: "The default is to remove automated
+    backups immediately after the DB cluster is deleted",
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBCluster.html);
+    and the automated snapshot a new cluster takes never fails its CreateDBCluster.
+
+    moto kept them, so re-creating a cluster of the same name within the same minute
+    failed with DBClusterSnapshotAlreadyExistsFault and left the cluster `creating`
+    forever. With DeleteAutomatedBackups=false the retained snapshot stays and the new
+    cluster simply does not take one of the same name.
+    """
+    from moto.rds.exceptions import DBClusterSnapshotAlreadyExistsError
+    from moto.rds.responses import RDSResponse
+
+    @wrap(RDSResponse, "delete_db_cluster")
+    def delete_db_cluster(original: Any, self: Any) -> Any:
+        cluster_id = str(self.params.get("DBClusterIdentifier") or "")
+        remove = _truthy(self.params.get("DeleteAutomatedBackups"), True)
+        result = original(self)
+        if remove:
+            snapshots = self.backend.cluster_snapshots
+            for key in [
+                k for k, s in snapshots.items()
+                if s.snapshot_type == "automated" and str(s.db_cluster_identifier).lower() == cluster_id.lower()
+            ]:
+                del snapshots[key]
+        return result
+
+    @wrap(DBCluster, "save_automated_backup")
+    def save_automated_backup(original: Any, self: Any) -> None:
+        try:
+            original(self)
+        except DBClusterSnapshotAlreadyExistsError:
+            pass  # a retained automated backup of an earlier cluster of this name

@@ -4,7 +4,7 @@ One emulator per test session, started with the real localstack/start script
 (--watch-pid: it dies with pytest) and stopped with localstack/stop. Tests use
 fresh resource names, so they do not depend on each other; a test that needs
 waits sets the time scale through POST /_fintech/config, and it is reset to 0
-after every test.
+after every test (injected faults and the kill hook are turned off too).
 """
 
 from __future__ import annotations
@@ -79,13 +79,46 @@ class Emulator:
             )
         return self._clients[key]
 
+    def single(self, service: str) -> Any:
+        """A client that makes exactly one attempt per call (`client` retries once:
+        botocore's `max_attempts` counts retries), for tests that count requests."""
+        key = f"{service}@single"
+        if key not in self._clients:
+            self._clients[key] = boto3.client(
+                service, endpoint_url=self.url, region_name="us-east-1",
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+                config=Config(retries={"total_max_attempts": 1}),
+            )
+        return self._clients[key]
+
+    def cbor_client(self, service: str) -> Any:
+        """A client speaking Smithy RPC v2 CBOR, as the AWS SDK for Rust does to CloudWatch
+        (botocore 1.44 picks JSON 1.0 when a service offers both)."""
+        import botocore.model
+
+        key = f"{service}@cbor"
+        if key not in self._clients:
+            saved = botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS
+            botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = ("smithy-rpc-v2-cbor", *saved)
+            try:
+                client = boto3.client(
+                    service, endpoint_url=self.url, region_name="us-east-1",
+                    aws_access_key_id="testing", aws_secret_access_key="testing",
+                    config=Config(retries={"total_max_attempts": 1}),
+                )
+            finally:
+                botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS = saved
+            assert client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
+            self._clients[key] = client
+        return self._clients[key]
+
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
-    def config(self, **values: float) -> dict[str, Any]:
+    def config(self, **values: Any) -> dict[str, Any]:
         if values:
             return self._call("POST", "/_fintech/config", values)
         return self._call("GET", "/_fintech/config")
@@ -118,9 +151,9 @@ class Emulator:
 @pytest.fixture
 def emu(endpoint: str) -> Any:
     emulator = Emulator(endpoint)
-    emulator.config(time_scale=0, lambda_eni_linger=0)
+    emulator.config(time_scale=0, lambda_eni_linger=0, faults=None, kill_after_mutations=None)
     yield emulator
-    emulator.config(time_scale=0, lambda_eni_linger=0)
+    emulator.config(time_scale=0, lambda_eni_linger=0, faults=None, kill_after_mutations=None)
 
 
 def error_code(call: Callable[[], Any]) -> tuple[str, str, int]:

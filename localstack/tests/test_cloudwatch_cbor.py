@@ -10,7 +10,7 @@ from conftest import error_code, name
 
 
 def test_alarms_round_trip_over_cbor_with_timestamps_and_expressions(emu):
-    cw = emu.client("cloudwatch")
+    cw = emu.cbor_client("cloudwatch")
     assert cw.meta.service_model.protocol == "smithy-rpc-v2-cbor"
     alarm = name("alarm")
     cw.put_metric_alarm(
@@ -48,7 +48,7 @@ def test_alarms_round_trip_over_cbor_with_timestamps_and_expressions(emu):
 
 
 def test_dashboard_round_trip_and_not_found_error_code(emu):
-    cw = emu.client("cloudwatch")
+    cw = emu.cbor_client("cloudwatch")
     dash = name("dash")
     code, _, status = error_code(lambda: cw.get_dashboard(DashboardName=dash))
     assert (code, status) == ("ResourceNotFound", 404)

@@ -139,3 +139,14 @@ def test_describe_unknown_nat_gateway_is_not_found(emu):
     ec2 = emu.client("ec2")
     code, _, _ = error_code(lambda: ec2.describe_nat_gateways(NatGatewayIds=["nat-0123456789abcdef0"]))
     assert code == "NatGatewayNotFound"
+
+
+def test_deleted_subnet_loses_its_route_table_association(emu, vpc):
+    ec2 = emu.client("ec2")
+    subnet = ec2.create_subnet(VpcId=vpc["vpc"], CidrBlock="10.20.9.0/24")["Subnet"]["SubnetId"]
+    table = ec2.create_route_table(VpcId=vpc["vpc"])["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    ec2.delete_subnet(SubnetId=subnet)
+    assert ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Associations"] == []
+    assert ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"] == []
+    ec2.delete_route_table(RouteTableId=table)

@@ -74,3 +74,24 @@ def test_associate_and_disassociate_kms_key(emu):
     assert "kmsKeyId" not in logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]
     code, _, _ = error_code(lambda: logs.associate_kms_key(logGroupName=name("/missing"), kmsKeyId=key))
     assert code == "ResourceNotFoundException"
+
+
+def test_associate_and_disassociate_kms_key_answer_empty_json(emu):
+    logs = emu.client("logs")
+    group = f"/aws/ecs/{name('svc')}"
+    logs.create_log_group(logGroupName=group)
+    key = _key(emu, _logs_statement())
+    answers = {}
+
+    def capture(http_response, model, **_):
+        answers[model.name] = (http_response.headers.get("Content-Type"), http_response.content)
+
+    logs.meta.events.register("after-call.cloudwatch-logs", capture)
+    try:
+        logs.associate_kms_key(logGroupName=group, kmsKeyId=key)
+        logs.disassociate_kms_key(logGroupName=group)
+    finally:
+        logs.meta.events.unregister("after-call.cloudwatch-logs", capture)
+    for operation in ("AssociateKmsKey", "DisassociateKmsKey"):
+        content_type, body = answers[operation]
+        assert content_type == "application/x-amz-json-1.1" and json.loads(body) == {}, operation

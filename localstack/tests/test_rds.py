@@ -124,3 +124,33 @@ def test_modify_does_not_end_the_creating_wait(emu, vpc):
     assert modified["DBCluster"]["Status"] == "creating"
     assert _cluster_status(rds, cluster_id) == "creating"
     emu.wait_for(lambda: _cluster_status(rds, cluster_id), "available")
+
+
+def _automated_snapshots(rds, cluster_id):
+    return [s["DBClusterSnapshotIdentifier"] for s in rds.describe_db_cluster_snapshots(SnapshotType="automated")["DBClusterSnapshots"]
+            if s["DBClusterIdentifier"] == cluster_id]
+
+
+def test_duplicate_cluster_is_already_exists_and_recreate_in_the_same_minute_works(emu, vpc):
+    rds, group, cluster_id, _ = _cluster(emu, vpc)
+    create = dict(DBClusterIdentifier=cluster_id, Engine="aurora-postgresql", MasterUsername="app",
+                  MasterUserPassword="password-123", DBSubnetGroupName=group)
+    assert error_code(lambda: rds.create_db_cluster(**create)) == ("DBClusterAlreadyExistsFault", "DB Cluster already exists", 400)
+    assert error_code(lambda: rds.create_db_cluster(**{**create, "DBClusterIdentifier": cluster_id.upper()}))[0] == "DBClusterAlreadyExistsFault"
+    emu.wait_for(lambda: _cluster_status(rds, cluster_id), "available")  # the first one, not replaced
+    assert len(_automated_snapshots(rds, cluster_id)) == 1
+
+    # DeleteAutomatedBackups defaults to true: the snapshot goes with the cluster.
+    rds.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)
+    emu.wait_for(lambda: _cluster_status(rds, cluster_id), "gone")
+    assert _automated_snapshots(rds, cluster_id) == []
+    assert rds.create_db_cluster(**create)["DBCluster"]["Status"] == "creating"
+    emu.wait_for(lambda: _cluster_status(rds, cluster_id), "available")
+
+    # Retained backups (DeleteAutomatedBackups=false) do not break the next create either.
+    rds.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True, DeleteAutomatedBackups=False)
+    emu.wait_for(lambda: _cluster_status(rds, cluster_id), "gone")
+    assert len(_automated_snapshots(rds, cluster_id)) == 1
+    rds.create_db_cluster(**create)
+    emu.wait_for(lambda: _cluster_status(rds, cluster_id), "available")
+    rds.delete_db_cluster(DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)

@@ -149,7 +149,7 @@ impl Stack {
     pub fn ids_of(&self, kind: &str) -> Vec<String> {
         self.resources
             .iter()
-            .filter(|r| r.kind == kind)
+            .filter(|r| r.kind == kind && !r.pending)
             .map(|r| r.id.clone())
             .collect()
     }

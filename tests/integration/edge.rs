@@ -65,6 +65,57 @@ async fn tg(elb: &aws_sdk_elasticloadbalancingv2::Client, name: &str) -> TargetG
         .clone()
 }
 
+/// CloudFront's `/api/*` origin: (domain name, protocol policy, HTTPS port, TLS protocols).
+async fn api_origin(stack: &Stack) -> (String, String, i32, Vec<String>) {
+    let sdk = sdk_config(&stack.endpoint).await;
+    let cf = aws_sdk_cloudfront::Client::new(&sdk);
+    let d = cf
+        .get_distribution()
+        .id(stack.output_str("cdn_distribution_id"))
+        .send()
+        .await
+        .unwrap();
+    let c = d.distribution().unwrap().distribution_config().unwrap();
+    let o = c
+        .origins()
+        .unwrap()
+        .items()
+        .iter()
+        .find(|o| o.id() == "api-alb")
+        .expect("the ALB origin")
+        .clone();
+    let custom = o.custom_origin_config().expect("a custom origin").clone();
+    (
+        o.domain_name().to_string(),
+        custom.origin_protocol_policy().as_str().to_string(),
+        custom.https_port(),
+        custom
+            .origin_ssl_protocols()
+            .map(|p| p.items().iter().map(|i| i.as_str().to_string()).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// Waits until ACM (moto, after `MOTO_ACM_VALIDATION_WAIT`) has issued the certificate.
+async fn wait_issued(endpoint: &str, arn: &str, within: Duration) {
+    let sdk = sdk_config(endpoint).await;
+    let acm = aws_sdk_acm::Client::new(&sdk);
+    let deadline = Instant::now() + within;
+    loop {
+        let c = acm
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        if c.certificate().and_then(|c| c.status()).map(|s| s.as_str()) == Some("ISSUED") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "certificate {arn} never issued");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn listeners(elb: &aws_sdk_elasticloadbalancingv2::Client, lb_arn: &str) -> Vec<Listener> {
     elb.describe_listeners()
         .load_balancer_arn(lb_arn)
@@ -633,8 +684,13 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
 /// With `[certificate] domain`: ACM's certificate is requested with DNS validation and its
 /// records published; while it awaits validation the ALB serves HTTP (AWS refuses an unissued
 /// certificate on a listener), and the `up` after it is issued switches to HTTPS with the TLS
-/// 1.3 policy, weighted 80/20 by the bluegreen preset, and a 301 redirect from HTTP. On an
-/// emulator of its own at a small time scale, which also shows `up` waiting for the ALB.
+/// 1.3 policy, weighted 80/20 by the bluegreen preset, and a 301 redirect from HTTP. The
+/// certificate also names `origin.<domain>`, the name CloudFront's `/api/*` origin connects to
+/// over HTTPS (TLS 1.2) once the ALB serves it (plain HTTP to the ALB's name before), and the
+/// CNAME it needs is an output. Changing `alb.origin_domain` needs a new certificate (ACM's
+/// names are immutable): the ALB keeps the issued one and CloudFront its origin until the
+/// new one is issued, then both switch. On an emulator of its own at a small time scale,
+/// which also shows `up` waiting for the ALB.
 #[test]
 fn domain_certificate_switches_the_alb_to_https_once_issued() {
     // moto issues a DNS-validated certificate this many seconds after the request.
@@ -664,7 +720,11 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         .expect("RequestCertificate sent");
     assert_eq!(req.params["DomainName"], "app.example.com");
     assert_eq!(req.params["ValidationMethod"], "DNS");
-    assert_eq!(req.params["SubjectAlternativeNames"][0], "www.example.com");
+    assert_eq!(
+        req.params["SubjectAlternativeNames"],
+        serde_json::json!(["www.example.com", "origin.app.example.com"]),
+        "the ALB origin name is on the certificate"
+    );
     assert!(req.params["IdempotencyToken"]
         .as_str()
         .is_some_and(|t| !t.is_empty()));
@@ -719,6 +779,24 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         first_listener.ts >= active_at,
         "listener created at {} before the ALB was active at {active_at}",
         first_listener.ts
+    );
+
+    // The origin name: covered by the certificate, its CNAME to the ALB an output at once (to
+    // create with the validation records); CloudFront uses plain HTTP to the ALB's own name
+    // while the ALB has no HTTPS listener.
+    let alb_dns = stack.output_str("alb_dns_name");
+    assert_eq!(
+        stack.output_str("certificate_origin_domain"),
+        "origin.app.example.com"
+    );
+    assert_eq!(
+        stack.output("alb_origin_dns_record"),
+        serde_json::json!({"name": "origin.app.example.com", "type": "CNAME", "value": alb_dns})
+    );
+    let (domain, policy, _, _) = block_on(api_origin(&stack));
+    assert_eq!(
+        (domain.as_str(), policy.as_str()),
+        (alb_dns.as_str(), "http-only")
     );
 
     // Pending validation: HTTP only, forwarding 80/20.
@@ -798,11 +876,102 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         assert_eq!(r.status_code().unwrap().as_str(), "HTTP_301");
     });
     block_on(check_alb_basics(&stack, "/"));
+    // CloudFront now reaches the ALB over HTTPS by the name its certificate covers.
+    assert_eq!(
+        block_on(api_origin(&stack)),
+        (
+            "origin.app.example.com".to_string(),
+            "https-only".to_string(),
+            443,
+            vec!["TLSv1.2".to_string()]
+        )
+    );
 
     let again = run_cfg(&stack, cfg, "up");
     again.assert_ok();
     let sum = again.summary();
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
+
+    // Another origin name, not on the certificate: a new certificate is requested; until it
+    // is issued the ALB keeps the old one (no fall back to HTTP) and CloudFront its origin.
+    let cfg2 = stack.config(
+        "preset = \"bluegreen\"\n[certificate]\ndomain = \"app.example.com\"\nsubject_alternative_names = [\"www.example.com\"]\n[alb]\norigin_domain = \"api.example.com\"\n",
+    );
+    let cfg2 = cfg2.to_str().unwrap();
+    let up3 = run_cfg(&stack, cfg2, "up");
+    up3.assert_ok();
+    let log = request_log(&emu.endpoint);
+    let reqs: Vec<_> = log
+        .iter()
+        .filter(|r| r.operation == "RequestCertificate" && r.is_from_stack(&s))
+        .collect();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(
+        reqs[1].params["SubjectAlternativeNames"],
+        serde_json::json!(["www.example.com", "api.example.com"])
+    );
+    let new_arn = stack.output_str("certificate_pending_arn");
+    assert_ne!(new_arn, cert_arn);
+    assert_eq!(stack.output_str("certificate_arn"), cert_arn);
+    assert_eq!(stack.output_str("certificate_status"), "ISSUED");
+    assert_eq!(stack.output("alb_https"), Value::Bool(true));
+    assert!(stack.output("certificate_origin_domain").is_null());
+    assert_eq!(
+        stack.output("alb_origin_dns_record")["name"],
+        "api.example.com"
+    );
+    let msgs = messages(&up3, "certificate");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("cannot change") && m.contains("api.example.com")),
+        "{msgs:?}"
+    );
+    let ops = up3.summary()["aws_calls"]["mutating_ops"].to_string();
+    assert!(ops.contains("RequestCertificate"), "{ops}");
+    assert!(!ops.contains("UpdateDistribution"), "{ops}");
+    assert!(!ops.contains("Listener"), "{ops}");
+    assert_eq!(
+        block_on(api_origin(&stack)).0,
+        "origin.app.example.com",
+        "CloudFront keeps its origin meanwhile"
+    );
+    // Issued: the ALB and CloudFront switch over.
+    block_on(wait_issued(
+        &emu.endpoint,
+        &new_arn,
+        Duration::from_secs(ISSUE_AFTER + 30),
+    ));
+    let up4 = run_cfg(&stack, cfg2, "up");
+    up4.assert_ok();
+    assert_eq!(stack.output_str("certificate_arn"), new_arn);
+    assert!(stack.output("certificate_pending_arn").is_null());
+    assert_eq!(
+        stack.output_str("certificate_origin_domain"),
+        "api.example.com"
+    );
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let ls = listeners(&elb, &lb_arn).await;
+        let https = ls.iter().find(|l| l.port() == Some(443)).expect("HTTPS");
+        assert_eq!(
+            https.certificates()[0].certificate_arn(),
+            Some(new_arn.as_str())
+        );
+    });
+    let (domain, policy, _, tls) = block_on(api_origin(&stack));
+    assert_eq!(
+        (domain.as_str(), policy.as_str(), tls),
+        ("api.example.com", "https-only", vec!["TLSv1.2".to_string()])
+    );
+    let again = run_cfg(&stack, cfg2, "up");
+    again.assert_ok();
+    let sum = again.summary();
+    assert_eq!(
+        sum["aws_calls"]["mutating"], 0,
+        "up after the switch mutated: {sum}"
+    );
+    let cfg = cfg2;
 
     run_cfg(&stack, cfg, "down").assert_ok();
     assert!(!stack.state_path().exists(), "state file left after down");
@@ -817,10 +986,14 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         .unwrap();
     assert!(del.ts >= log[lb_gone].ts);
     block_on(check_nothing_left(&stack, Some(&cert_arn)));
+    block_on(check_nothing_left(&stack, Some(&new_arn)));
 }
 
-/// With `[certificate] arn` (here a certificate imported into ACM): the HTTPS listener serves
-/// it at once, and `down` leaves it alone, as the user owns it.
+/// With `[certificate] arn` (here a certificate imported into ACM): `alb.origin_domain` is
+/// required (exit 2 before any AWS call without it) and must be covered by the certificate
+/// (a clear error naming its names otherwise); the HTTPS listener serves it at once,
+/// CloudFront reaches the ALB over HTTPS by the origin name, and `down` leaves the
+/// certificate alone, as the user owns it.
 #[test]
 fn configured_certificate_arn_is_served_and_never_deleted() {
     let dir = tempfile::tempdir().unwrap();
@@ -857,9 +1030,42 @@ fn configured_certificate_arn_is_served_and_never_deleted() {
             .to_string()
     });
     let cfg = stack.config(&format!("[certificate]\narn = \"{cert_arn}\"\n"));
+    let run = run_cfg(&stack, cfg.to_str().unwrap(), "up");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("alb.origin_domain"), "{}", run.stderr);
+    assert!(!stack.state_path().exists());
+    let cfg = stack.config(&format!(
+        "[certificate]\narn = \"{cert_arn}\"\n[alb]\norigin_domain = \"origin.example.com\"\n"
+    ));
+    let run = run_cfg(&stack, cfg.to_str().unwrap(), "up");
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stdout
+            .contains("none of which covers alb.origin_domain origin.example.com")
+            && run.stdout.contains("imported.example.com"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let cfg = stack.config(&format!(
+        "[certificate]\narn = \"{cert_arn}\"\n[alb]\norigin_domain = \"imported.example.com\"\n"
+    ));
     let cfg = cfg.to_str().unwrap();
     run_cfg(&stack, cfg, "up").assert_ok();
     assert_eq!(stack.output("alb_https"), Value::Bool(true));
+    let (domain, policy, _, _) = block_on(api_origin(&stack));
+    assert_eq!(
+        (domain.as_str(), policy.as_str()),
+        ("imported.example.com", "https-only")
+    );
+    assert_eq!(
+        stack.output("alb_origin_dns_record"),
+        serde_json::json!({
+            "name": "imported.example.com",
+            "type": "CNAME",
+            "value": stack.output_str("alb_dns_name")
+        })
+    );
     assert_eq!(stack.output_str("certificate_arn"), cert_arn);
     assert!(
         !stack.state()["resources"]

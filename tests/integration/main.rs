@@ -12,6 +12,7 @@ mod foundation;
 mod iam;
 mod observability;
 mod registry;
+mod resilience;
 mod security_groups;
 mod sessions;
 mod static_tier;

@@ -176,6 +176,18 @@ fn microservices_admit_exactly_the_declared_calls_and_up_converges() {
     assert_eq!(names, BTreeSet::from(SERVICES), "one group per service");
     let distinct: BTreeSet<&String> = g.services.values().collect();
     assert_eq!(distinct.len(), 3, "{:?}", g.services);
+    // Recorded by the run that made them (`down` deletes what the state holds).
+    let recorded_groups: BTreeSet<String> = stack.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "ec2:security-group")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        recorded_groups,
+        g.all().into_iter().collect::<BTreeSet<_>>()
+    );
     let (pa, tp, ns) = (
         g.svc("payment-api"),
         g.svc("transaction-processor"),
@@ -343,7 +355,10 @@ fn microservices_admit_exactly_the_declared_calls_and_up_converges() {
         .flatten()
         .filter_map(|r| r.security_group_rule_id().map(str::to_string))
         .collect();
-    assert!(recorded.is_subset(&live), "stale rule records: {recorded:?}");
+    assert!(
+        recorded.is_subset(&live),
+        "stale rule records: {recorded:?}"
+    );
     assert_nothing_mutated(&stack.up(&["--config", cfg]));
 
     // `status` knows every group and rule.
@@ -372,7 +387,12 @@ fn the_old_shared_group_goes_once_nothing_uses_it() {
     let tags = |n: &str| {
         aws_sdk_ec2::types::TagSpecification::builder()
             .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
-            .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(n).build())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Name")
+                    .value(n)
+                    .build(),
+            )
             .tags(
                 aws_sdk_ec2::types::Tag::builder()
                     .key("fintech-infra:stack")
@@ -478,7 +498,13 @@ fn the_old_shared_group_goes_once_nothing_uses_it() {
         "{}",
         run.stdout
     );
-    assert!(!mutating_ops(&run).iter().any(|o| o.contains("SecurityGroup")), "{:?}", mutating_ops(&run));
+    assert!(
+        !mutating_ops(&run)
+            .iter()
+            .any(|o| o.contains("SecurityGroup")),
+        "{:?}",
+        mutating_ops(&run)
+    );
     assert!(group_exists(&old) && rule_exists(&old_rule));
     let recorded = |id: &str| {
         stack.state()["resources"]
@@ -497,15 +523,17 @@ fn the_old_shared_group_goes_once_nothing_uses_it() {
     );
 
     // Nothing uses it any more: the rule is revoked, then the group deleted.
-    block_on(ec2.delete_network_interface().network_interface_id(&eni).send()).unwrap();
+    block_on(
+        ec2.delete_network_interface()
+            .network_interface_id(&eni)
+            .send(),
+    )
+    .unwrap();
     let run = stack.up(&[]);
     run.assert_ok();
     assert_eq!(
         mutating_ops(&run),
-        [
-            "EC2:RevokeSecurityGroupIngress",
-            "EC2:DeleteSecurityGroup"
-        ]
+        ["EC2:RevokeSecurityGroupIngress", "EC2:DeleteSecurityGroup"]
     );
     assert!(!group_exists(&old) && !rule_exists(&old_rule));
     assert!(!recorded(&old) && !recorded(&old_rule));
