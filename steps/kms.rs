@@ -139,6 +139,57 @@ impl Kms {
         Ok(None)
     }
 
+    /// An enabled key tagged with this stack: one whose CreateKey answer was lost (a crash or
+    /// a dropped connection right after KMS made it) has neither an alias nor a record, only
+    /// the tags it was created with. KMS cannot look keys up by tag; the tagging API can.
+    async fn find_tagged(ctx: &StepCtx) -> Result<Option<(String, String, KeyState)>> {
+        let out = ctx
+            .aws()
+            .tagging()
+            .get_resources()
+            .resource_type_filters("kms:key")
+            .tag_filters(
+                aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                    .key(crate::naming::STACK_TAG)
+                    .values(ctx.suffix())
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("tagging:GetResources", "the stack's KMS keys")?;
+        for m in out.resource_tag_mapping_list() {
+            let Some(arn) = m.resource_arn() else { continue };
+            let ours = m
+                .tags()
+                .iter()
+                .any(|t| t.key() == crate::naming::STACK_TAG && t.value() == ctx.suffix());
+            if !ours {
+                continue;
+            }
+            let meta = ctx
+                .aws()
+                .kms()
+                .describe_key()
+                .key_id(arn)
+                .send()
+                .await
+                .aws("kms:DescribeKey", arn)
+                .not_found_ok()?;
+            if let Some(m) = meta.and_then(|o| o.key_metadata) {
+                // A key `down` scheduled for deletion stays so (unless its alias still
+                // points at it, which `find_by_alias` handles).
+                if m.key_state == Some(KeyState::Enabled) {
+                    return Ok(Some((
+                        m.key_id.clone(),
+                        m.arn.clone().unwrap_or_default(),
+                        KeyState::Enabled,
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Creates (or finds, or restores from pending deletion) the stack's key in the context's
     /// region, with rotation on and the alias `alias/fintech-<suffix>`. The disaster-recovery
     /// step calls it with a context in the DR region.
@@ -149,7 +200,10 @@ impl Kms {
         let alias_exists = by_alias.is_some();
         let existing = match by_alias {
             Some(k) => Some(k),
-            None => Self::find_recorded(ctx).await?,
+            None => match Self::find_recorded(ctx).await? {
+                Some(k) => Some(k),
+                None => Self::find_tagged(ctx).await?,
+            },
         };
         let key_name = format!("fintech-{}", ctx.suffix());
         let existing_state = existing.as_ref().map(|(_, _, s)| s.clone());

@@ -459,3 +459,22 @@ def origin_access_identity_api() -> None:
         list_cloud_front_origin_access_identities,
     ):
         setattr(CloudFrontResponse, handler.__name__, handler)
+
+
+@rule("cloudfront", "refusal")
+def origin_access_control_names_are_unique() -> None:
+    """CreateOriginAccessControl with the name of an existing origin access control fails
+    with OriginAccessControlAlreadyExists (409): names are unique per account
+    (https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateOriginAccessControl.html).
+    moto creates a second one, so a create retried after its answer was lost made a duplicate.
+    """
+
+    @wrap(CloudFrontBackend, "create_origin_access_control")
+    def create_origin_access_control(original: Any, self: Any, config_dict: Any) -> Any:
+        name = (config_dict or {}).get("Name")
+        if any(c.name == name for c in self.origin_access_controls.values()):
+            raise CloudFrontException(
+                "OriginAccessControlAlreadyExists",
+                f"An origin access control with the same name {name} already exists.",
+            )
+        return original(self, config_dict)

@@ -119,3 +119,14 @@ def test_origin_access_control_id_is_returned(emu):
     dist = cf.create_distribution(DistributionConfig=_config(oac=oac_id))["Distribution"]
     origin = cf.get_distribution(Id=dist["Id"])["Distribution"]["DistributionConfig"]["Origins"]["Items"][0]
     assert origin["OriginAccessControlId"] == oac_id
+
+
+def test_origin_access_control_names_are_unique(emu):
+    cf = emu.client("cloudfront")
+    config = {"Name": name("oac"), "SigningProtocol": "sigv4", "SigningBehavior": "always",
+              "OriginAccessControlOriginType": "s3"}
+    cf.create_origin_access_control(OriginAccessControlConfig=config)
+    code, message, status = error_code(lambda: cf.create_origin_access_control(OriginAccessControlConfig=config))
+    assert (code, status) == ("OriginAccessControlAlreadyExists", 409), message
+    other = dict(config, Name=name("oac"))
+    assert cf.create_origin_access_control(OriginAccessControlConfig=other)["OriginAccessControl"]["Id"]
