@@ -371,6 +371,18 @@ async fn apply(
             .context("removing the state file")?;
     }
     summarize(&shared, &report, mode, json_out, remaining + leftovers.len());
+    if mode == Mode::Down && report.ok() && remaining > 0 {
+        // Only write-ahead records can remain after a clean teardown: creates the adoption
+        // pass could not resolve (its step failed, or the config no longer names them).
+        for p in shared.state.pending() {
+            eprintln!(
+                "error: {} {} may exist (a create was in flight when a run stopped) and was not \
+                 found by name; check for it and run `fintech-infra down` again",
+                p.kind, p.name
+            );
+        }
+        return Err(crate::error::Leftovers { count: remaining }.into());
+    }
     if !leftovers.is_empty() {
         for l in &leftovers {
             eprintln!("error: still there although the state does not record it: {l}");

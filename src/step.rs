@@ -331,6 +331,12 @@ impl StepCtx {
         if tag == Some(self.suffix()) {
             return Ok(());
         }
+        // Untagged, but this stack's write-ahead record says a run was creating exactly this
+        // name when it stopped: where the API cannot tag at create time (CreateBucket), the
+        // tags come in a second call that may never have been made.
+        if tag.is_none() && self.is_pending(name) {
+            return Ok(());
+        }
         anyhow::bail!(
             "{what} `{name}` exists but is not tagged {STACK_TAG}={} (it has {}); it is not this \
              stack's and will not be adopted: remove or rename it, or use another env suffix",
@@ -413,6 +419,16 @@ impl StepCtx {
                 pending: true,
             })
             .with_context(|| format!("recording the pending create of {kind} {name}"))
+    }
+
+    /// Whether this step has a write-ahead record for the resource named `name` (in this
+    /// context's region).
+    pub fn is_pending(&self, name: &str) -> bool {
+        self.sh
+            .state
+            .pending()
+            .iter()
+            .any(|r| r.step == self.step && r.name == name && r.region == self.region())
     }
 
     /// Drops the write-ahead record of a create that AWS refused (it created nothing).

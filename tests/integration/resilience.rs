@@ -97,7 +97,12 @@ fn a_kill_after_any_create_is_recovered_by_down_or_by_up_then_down() {
         );
         let left = leftovers(&stack);
         assert!(left.is_empty(), "k={k}: left behind: {left:#?}");
-        assert!(!stack.state_path().exists(), "k={k}: the state file remains");
+        assert!(
+            !stack.state_path().exists(),
+            "k={k}: the state file remains:\n{}\n{}",
+            std::fs::read_to_string(stack.state_path()).unwrap_or_default(),
+            down.stderr
+        );
     }
     assert!(killed >= 14, "the hook fired at only {killed} of the points");
 }
