@@ -665,6 +665,7 @@ const HEADLINE_OUTPUTS: &[(&str, &str)] = {
         (alarms::OUT_TOPIC_ARN, "alert topic"),
         (alarms::OUT_DASHBOARD_URL, "dashboard"),
         (certificate::OUT_RECORDS, "certificate DNS records"),
+        (cdn::OUT_ALB_ORIGIN_DNS_RECORD, "ALB origin DNS record"),
         (dr_network::OUT_DR_REGION, "DR region"),
         (dr_storage::OUT_DR_BUCKET, "DR assets replica"),
         (dr_backup::OUT_DR_VAULT_ARN, "DR backup vault"),

@@ -204,18 +204,24 @@ pub enum Peer {
 pub struct RuleSpec {
     pub group: Role,
     pub egress: bool,
+    /// The first port of the rule's range.
     pub port: i32,
+    /// The last port of the range (`port` for a single port).
+    pub to_port: i32,
     pub peer: Peer,
     pub description: String,
 }
 
-/// The port CloudFront connects to the ALB on: HTTPS (443) once the stack has a certificate,
-/// else plain HTTP (80).
-pub fn alb_origin_port(cfg: &crate::config::Config) -> i32 {
+/// The ports CloudFront may connect to the ALB on: plain HTTP (80) without a certificate;
+/// with one, 80 to 443, since CloudFront uses HTTP (80) until ACM has issued the certificate
+/// and the HTTPS listener exists, then HTTPS (443). One range, not two rules: see
+/// [`rule_specs`]. The ALB answers only on its listeners' ports, so the range opens nothing
+/// else.
+pub fn alb_origin_ports(cfg: &crate::config::Config) -> (i32, i32) {
     if cfg.certificate.source.is_some() {
-        HTTPS_PORT
+        (80, HTTPS_PORT)
     } else {
-        80
+        (80, 80)
     }
 }
 
@@ -228,11 +234,25 @@ pub fn rule_specs(cfg: &crate::config::Config) -> Vec<RuleSpec> {
     use Peer::*;
     let groups = Role::of(cfg);
     let mut rules: Vec<RuleSpec> = Vec::new();
+    // The ALB is reached only through CloudFront, on the ports CloudFront's origin uses. ONE
+    // rule: AWS counts a rule that references a prefix list as the list's max entries (55
+    // for this one) against the group's quota of 60 inbound rules, so a second one (80 and
+    // 443) would exceed it and be refused (RulesPerSecurityGroupLimitExceeded).
+    let (from, to) = alb_origin_ports(cfg);
+    rules.push(RuleSpec {
+        group: Role::Alb,
+        egress: false,
+        port: from,
+        to_port: to,
+        peer: Peer::PrefixList(CLOUDFRONT_PREFIX_LIST),
+        description: "from CloudFront origin-facing servers only".into(),
+    });
     let mut r = |group: Role, egress: bool, port: i32, peer: Peer, description: String| {
         let spec = RuleSpec {
             group,
             egress,
             port,
+            to_port: port,
             peer,
             description,
         };
@@ -245,17 +265,6 @@ pub fn rule_specs(cfg: &crate::config::Config) -> Vec<RuleSpec> {
     };
     let svc = |name: &str| Role::Service(name.to_string());
 
-    // The ALB is reached only through CloudFront, on the port CloudFront's origin uses. ONE
-    // rule: AWS counts a rule that references a prefix list as the list's max entries (55
-    // for this one) against the group's quota of 60 inbound rules, so a second one (80 and
-    // 443) would exceed it and be refused (RulesPerSecurityGroupLimitExceeded).
-    r(
-        Role::Alb,
-        false,
-        alb_origin_port(cfg),
-        PrefixList(CLOUDFRONT_PREFIX_LIST),
-        "from CloudFront origin-facing servers only".into(),
-    );
     for s in cfg.services.behind_alb() {
         let port = i32::from(s.port);
         r(
@@ -392,7 +401,7 @@ impl Resolved<'_> {
             && r.is_egress() == Some(self.spec.egress)
             && r.ip_protocol() == Some("tcp")
             && r.from_port() == Some(self.spec.port)
-            && r.to_port() == Some(self.spec.port)
+            && r.to_port() == Some(self.spec.to_port)
             && Target::of(r).as_ref() == Some(&self.target)
     }
 }
@@ -1620,7 +1629,11 @@ impl Network {
                         "{} {} tcp/{} {peer_label}",
                         spec.group.group_name(ctx.names()),
                         if spec.egress { "egress" } else { "ingress" },
-                        spec.port,
+                        if spec.to_port == spec.port {
+                            spec.port.to_string()
+                        } else {
+                            format!("{}-{}", spec.port, spec.to_port)
+                        },
                     ),
                     group_id: groups[&spec.group].id.clone(),
                     spec,
@@ -1686,7 +1699,7 @@ impl Network {
                     let perm = IpPermission::builder()
                         .ip_protocol("tcp")
                         .from_port(spec.port)
-                        .to_port(spec.port);
+                        .to_port(spec.to_port);
                     let perm = match &w.target {
                         Target::Cidr(c) => perm.ip_ranges(
                             IpRange::builder()
@@ -2585,10 +2598,11 @@ mod tests {
         );
         let tls =
             rule_specs(&Config::parse("[certificate]\ndomain = \"*.example.com\"\n").unwrap());
-        assert_eq!(
-            ingress(&tls, &Role::Alb),
-            [(443, Peer::PrefixList(CLOUDFRONT_PREFIX_LIST))]
-        );
+        // With a certificate: 80 to 443 in one rule (HTTP until the certificate is issued).
+        let alb_in: Vec<_> = tls.iter().filter(|r| r.group == Role::Alb && !r.egress).collect();
+        assert_eq!(alb_in.len(), 1, "{alb_in:?}");
+        assert_eq!((alb_in[0].port, alb_in[0].to_port), (80, 443));
+        assert_eq!(alb_in[0].peer, Peer::PrefixList(CLOUDFRONT_PREFIX_LIST));
         // Nothing anywhere admits the internet.
         for specs in [&plain, &tls, &microservices()] {
             assert!(
@@ -2760,6 +2774,7 @@ mod tests {
             group: Role::Alb,
             egress: false,
             port: 443,
+            to_port: 443,
             peer: Peer::PrefixList(CLOUDFRONT_PREFIX_LIST),
             description: String::new(),
         };

@@ -512,7 +512,11 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
 
     // Dropping the request and connection targets removes those two policies, nothing else.
-    let plain = stack.config("preset = \"multiregion\"\n[[services]]\nname = \"web\"\n");
+    // The same web service (the queue's producer) without the two targets.
+    let plain = stack.config(
+        "preset = \"multiregion\"\n[[services]]\nname = \"web\"\n\
+         permissions = [\"sessions\", \"database\", \"queue\"]\n",
+    );
     let fewer = stack.up(&["--config", plain.to_str().unwrap()]);
     fewer.assert_ok();
     let ops: Vec<String> = fewer.summary()["aws_calls"]["mutating_ops"]
