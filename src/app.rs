@@ -43,7 +43,17 @@ fn resolve(global: &GlobalOpts, suffix: Option<&str>, command: &str) -> Result<R
         .unwrap_or_else(|| state::path_for(Path::new(state::DEFAULT_DIR), &suffix));
     if !given && matches!(command, "down" | "verify" | "status") {
         if let Some(source) = StateFile::load(&state_path)?.and_then(|f| f.config) {
-            cfg = Config::from_source(&source)?;
+            match Config::from_source(&source) {
+                Ok(c) => cfg = c,
+                // Recorded by a build with other rules: `down` must still work, on the
+                // state's records, which do not depend on the config.
+                Err(e) if command == "down" => eprintln!(
+                    "warning: the config recorded in the state no longer parses ({}); \
+                     going on with the defaults",
+                    e.0
+                ),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(Resolved {

@@ -470,7 +470,21 @@ pub fn classify(code: &str) -> AwsErrorKind {
         AwsErrorKind::InvalidState
     } else if code.contains("Throttl") || code == "RequestLimitExceeded" {
         AwsErrorKind::Throttled
-    } else if code.contains("AlreadyExists") || code.ends_with(".Duplicate") {
+    } else if code.contains("AlreadyExists")
+        || code.contains("Duplicate")
+        // The "already there" answers of the services that do not say "AlreadyExists": EC2
+        // subnets (a CIDR taken) and associations, Lambda functions and mappings, S3 buckets
+        // outside us-east-1, Secrets Manager. A create retried after its answer was lost
+        // meets them: the resource is its own.
+        || matches!(
+            code,
+            "InvalidSubnet.Conflict"
+                | "Resource.AlreadyAssociated"
+                | "ResourceConflictException"
+                | "BucketAlreadyOwnedByYou"
+                | "ResourceExistsException"
+        )
+    {
         AwsErrorKind::AlreadyExists
     } else {
         AwsErrorKind::Other
@@ -526,6 +540,19 @@ mod tests {
     #[test]
     fn classifies_codes() {
         assert_eq!(classify("InvalidVpcID.NotFound"), AwsErrorKind::NotFound);
+        // The "already there" answers a create retried after a lost answer meets.
+        for code in [
+            "EntityAlreadyExists",
+            "RepositoryAlreadyExistsException",
+            "InvalidPermission.Duplicate",
+            "DuplicateTargetGroupName",
+            "InvalidSubnet.Conflict",
+            "Resource.AlreadyAssociated",
+            "ResourceConflictException",
+            "BucketAlreadyOwnedByYou",
+        ] {
+            assert_eq!(classify(code), AwsErrorKind::AlreadyExists, "{code}");
+        }
         assert_eq!(classify("NatGatewayNotFound"), AwsErrorKind::NotFound);
         assert_eq!(classify("NotFoundException"), AwsErrorKind::NotFound);
         assert_eq!(

@@ -97,8 +97,11 @@ pub fn graph_of(steps: &[Arc<dyn Step>]) -> Result<Graph, GraphError> {
     Graph::new(&items)
 }
 
-/// How often a step runs before a transient failure fails it.
-const STEP_ATTEMPTS: u32 = 3;
+/// How often a step runs before a transient failure fails it. Every run keeps what the
+/// earlier ones built (it is recorded, and the lookups adopt it), so each gets further: a
+/// step of many creates (the network: some 30, several of them single-attempt) needs a few
+/// runs when AWS is flaky.
+const STEP_ATTEMPTS: u32 = 8;
 
 /// Whether a step's failure may pass if the step runs again: AWS throttled past the SDK's
 /// retries, answered 5xx, the connection failed or timed out (the call may or may not have
@@ -164,7 +167,7 @@ pub async fn run(
                             // adopt) whatever the failed call may have created.
                             ctx.note(&format!("retrying after: {}", crate::report::render(&e)));
                             tracing::info!(step = step.name(), attempt, error = %format!("{e:#}"), "step failed transiently; running it again");
-                            let pause = Duration::from_secs(2u64.pow(attempt));
+                            let pause = Duration::from_secs(2u64.pow(attempt).min(10));
                             tokio::select! {
                                 _ = tokio::time::sleep(pause) => {}
                                 _ = ctx.sh.cancel.cancelled() => break Err(e),

@@ -38,6 +38,7 @@ use aws_sdk_s3::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{AwsResultExt, NotFoundOk};
+use crate::naming::STACK_TAG;
 use crate::config::ServiceConfig;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
@@ -428,15 +429,61 @@ impl Alb {
 
     async fn ensure_tg(&self, ctx: &StepCtx, vpc_id: &str, spec: &TgSpec) -> Result<Found> {
         let elb = ctx.aws().elb();
-        let existing = self.find_tg(ctx, &spec.name).await?;
-        if let (Some(tg), false) = (&existing, is_pending(vpc_id)) {
+        let mut existing = self.find_tg(ctx, &spec.name).await?;
+        if let (Some(tg), false) = (existing.clone(), is_pending(vpc_id)) {
             if tg.vpc_id() != Some(vpc_id) {
-                bail!(
-                    "target group {} exists in VPC {}, not in the stack's VPC {vpc_id}: it \
-                     belongs to something else; delete or rename it",
-                    spec.name,
-                    tg.vpc_id().unwrap_or("?")
-                );
+                let arn = tg.target_group_arn().unwrap_or_default().to_string();
+                let old_vpc = tg.vpc_id().unwrap_or("?").to_string();
+                // A target group of this stack left in its old VPC (a run that died after
+                // creating it, then a `down` that removed the VPC it did not know about the
+                // group): nothing can use it, and its name is this stack's. Anything else is
+                // someone else's.
+                let tags = elb
+                    .describe_tags()
+                    .resource_arns(&arn)
+                    .send()
+                    .await
+                    .aws("elasticloadbalancing:DescribeTags", &arn)?;
+                let ours = tags
+                    .tag_descriptions()
+                    .iter()
+                    .flat_map(|d| d.tags())
+                    .any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(ctx.suffix()));
+                let vpc_gone = ctx
+                    .aws()
+                    .ec2()
+                    .describe_vpcs()
+                    .vpc_ids(&old_vpc)
+                    .send()
+                    .await
+                    .aws("ec2:DescribeVpcs", &old_vpc)
+                    .not_found_ok()?
+                    .is_none_or(|o| o.vpcs().is_empty());
+                if !(ours && (vpc_gone || tg.load_balancer_arns().is_empty())) {
+                    bail!(
+                        "target group {} exists in VPC {old_vpc}, not in the stack's VPC \
+                         {vpc_id}: it belongs to something else; delete or rename it",
+                        spec.name
+                    );
+                }
+                ctx.change(
+                    TARGET_GROUP,
+                    &spec.name,
+                    &format!("delete: left by this stack in its old VPC {old_vpc}"),
+                    || async {
+                        elb.delete_target_group()
+                            .target_group_arn(&arn)
+                            .send()
+                            .await
+                            .aws("elasticloadbalancing:DeleteTargetGroup", &arn)?;
+                        Ok(())
+                    },
+                )
+                .await?;
+                if !ctx.is_plan() {
+                    ctx.forget(TARGET_GROUP, &arn)?;
+                }
+                existing = None;
             }
         }
         let found = ctx

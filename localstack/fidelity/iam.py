@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from moto.iam.exceptions import DeleteConflictException
-from moto.iam.models import IAMBackend
+from moto.iam.models import IAMBackend, ManagedPolicy
 
 from .patching import rule, wrap
 
@@ -46,3 +46,18 @@ def policy_with_extra_versions_cannot_be_deleted() -> None:
                 "delete the policy's versions. The default version is deleted with the policy."
             )
         return original(self, policy_arn)
+
+
+@rule("iam", "fidelity")
+def attaching_an_attached_policy_changes_nothing() -> None:
+    """AttachRolePolicy (and AttachUserPolicy/AttachGroupPolicy) of a policy the entity already
+    has succeeds and changes nothing: IAM keeps one attachment. moto counted a second one, so a
+    call retried after its answer was lost left the policy "attached" after its only
+    detach, and DeletePolicy then failed with DeleteConflict forever.
+    """
+
+    @wrap(ManagedPolicy, "attach_to")
+    def attach_to(original: Any, self: Any, obj: Any) -> Any:
+        if self.arn in obj.managed_policies:
+            return None
+        return original(self, obj)

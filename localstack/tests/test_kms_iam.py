@@ -59,6 +59,19 @@ def test_attached_policy_cannot_be_deleted(emu):
     iam.delete_role(RoleName=role)
 
 
+def test_attaching_an_attached_policy_changes_nothing(emu):
+    iam = emu.client("iam")
+    role = name("role")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    arn = iam.create_policy(PolicyName=name("policy"), PolicyDocument=POLICY)["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+    iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    iam.detach_role_policy(RoleName=role, PolicyArn=arn)
+    iam.delete_policy(PolicyArn=arn)
+    iam.delete_role(RoleName=role)
+
+
 def test_policy_with_versions_cannot_be_deleted(emu):
     iam = emu.client("iam")
     arn = iam.create_policy(PolicyName=name("policy"), PolicyDocument=POLICY)["Policy"]["Arn"]

@@ -98,6 +98,14 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     }
     let up = stack.up(&["--preset", "multiregion"]);
     up.assert_ok();
+    // Every path works, the DR ones included.
+    let checks = crate::verify::assert_verifies(&stack);
+    for dr in [
+        "assets bucket → DR replica (replication role)",
+        "Aurora → backup vaults (backup role)",
+    ] {
+        assert!(checks.iter().any(|c| c["path"] == dr), "no `{dr}` in {checks:#?}");
+    }
     let state = stack.state();
     assert_eq!(state["region"], PRIMARY, "the preset's region");
     // `outputs` names the DR side in its headline.

@@ -886,6 +886,18 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
             vec!["TLSv1.2".to_string()]
         )
     );
+    // And `verify` proves that hop: HTTPS, by a name the listener's certificate covers.
+    let v = crate::verify::assert_verifies(&stack);
+    let hop = v
+        .iter()
+        .find(|c| c["path"] == "CloudFront → ALB (/api/*)")
+        .expect("the CloudFront → ALB check");
+    assert!(
+        hop["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("HTTPS to origin.app.example.com")),
+        "{hop}"
+    );
 
     let again = run_cfg(&stack, cfg, "up");
     again.assert_ok();

@@ -136,10 +136,16 @@ fn a_flaky_aws_is_survived_without_creating_anything_twice() {
         let op = r["operation"].as_str().unwrap_or_default();
         let from_stack = r["user_agent"].as_str().is_some_and(|u| u.contains(&ua));
         // Creates AWS answers idempotently by name (the same resource again, no second one)
-        // are left out: S3 in us-east-1, SNS, SQS, ELBv2 load balancers and target groups.
+        // are left out: S3 in us-east-1, SNS, SQS, ELBv2 load balancers and target groups,
+        // ECS clusters.
         let idempotent = matches!(
             op,
-            "CreateBucket" | "CreateTopic" | "CreateQueue" | "CreateLoadBalancer" | "CreateTargetGroup"
+            "CreateBucket"
+                | "CreateTopic"
+                | "CreateQueue"
+                | "CreateLoadBalancer"
+                | "CreateTargetGroup"
+                | "CreateCluster"
         );
         let create = (op.starts_with("Create") && op != "CreateTags" && !idempotent)
             || op == "AllocateAddress";
@@ -179,6 +185,21 @@ fn a_flaky_aws_is_survived_without_creating_anything_twice() {
     });
 
     let down = stack.down(&[]);
+    if down.code != 0 {
+        // What the tool asked of IAM, with the faults it got: the first thing to read when
+        // this fails.
+        for r in raw_log(&emu.endpoint)
+            .iter()
+            .filter(|r| r["user_agent"].as_str().is_some_and(|u| u.contains(&ua)))
+            .filter(|r| r["service"] == "iam" && r["operation"] != "GetRole")
+        {
+            eprintln!(
+                "{} {} status={} moto={} fault={} {}",
+                r["operation"], r["params"]["RoleName"], r["status"], r["moto_status"], r["fault"],
+                r["params"]["PolicyArn"]
+            );
+        }
+    }
     down.assert_ok();
     configure(&emu.endpoint, json!({"faults": null}));
     let left = leftovers(&stack);
@@ -192,4 +213,51 @@ fn raw_log(endpoint: &str) -> Vec<Value> {
         .into_json()
         .expect("request log is JSON");
     body.as_array().cloned().unwrap_or_default()
+}
+
+/// An orphan a dead run left: a target group tagged with the stack in a VPC that no longer
+/// exists. `up` replaces it in the stack's VPC instead of refusing it as someone else's.
+#[test]
+fn a_target_group_left_in_the_stacks_old_vpc_is_replaced() {
+    let stack = Stack::new("oldtg");
+    let old_tg = block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let vpc = ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let tg = elb
+            .create_target_group()
+            .name(format!("tg-blue-{}", stack.suffix))
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&vpc_id)
+            .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+            .tags(
+                aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                    .key("fintech-infra:stack")
+                    .value(&stack.suffix)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        ec2.delete_vpc().vpc_id(&vpc_id).send().await.unwrap();
+        tg.target_groups()[0].target_group_arn().unwrap().to_string()
+    });
+    stack.up(&["--no-verify"]).assert_ok();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let out = elb
+            .describe_target_groups()
+            .names(format!("tg-blue-{}", stack.suffix))
+            .send()
+            .await
+            .unwrap();
+        let tg = &out.target_groups()[0];
+        assert_ne!(tg.target_group_arn(), Some(old_tg.as_str()), "the orphan was replaced");
+        assert_eq!(tg.vpc_id(), Some(stack.output_str("vpc_id").as_str()));
+    });
+    stack.down(&[]).assert_ok();
 }

@@ -26,9 +26,10 @@ fn failing(run: &Run) -> Vec<String> {
         .collect()
 }
 
-/// Asserts that `verify` passes every path and covers the ones every preset has.
+/// Asserts that `verify` passes every path and covers the ones every preset has; returns the
+/// checks.
 #[track_caller]
-pub fn assert_verifies(stack: &Stack) {
+pub fn assert_verifies(stack: &Stack) -> Vec<Value> {
     let run = verify(stack);
     assert_eq!(run.code, 0, "verify failed: {:#?}\n{}", failing(&run), run.stderr);
     let paths: Vec<String> = checks(&run)
@@ -48,6 +49,7 @@ pub fn assert_verifies(stack: &Stack) {
         paths.iter().any(|p| p.ends_with("→ transaction queue")),
         "no producer check in {paths:#?}"
     );
+    checks(&run)
 }
 
 #[test]
@@ -206,6 +208,71 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
     quiet.assert_ok();
     assert!(!quiet.json_lines().iter().any(|v| v["event"] == "verify"));
 
+    stack.down(&[]).assert_ok();
+}
+
+/// Defect 4 of the verify issue: services reach each other exactly as `calls` declares. A
+/// callee's ingress rule removed by hand fails that path, and `up` restores it.
+#[test]
+fn microservices_calls_verify_and_a_removed_rule_is_named_and_repaired() {
+    let stack = Stack::new("vermic");
+    stack.up(&["--preset", "microservices"]).assert_ok();
+    let checks = assert_verifies(&stack);
+    let path = "service payment-api → service transaction-processor";
+    assert!(checks.iter().any(|c| c["path"] == path), "{checks:#?}");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["path"] == "service payment-api → service notification-service"),
+        "{checks:#?}"
+    );
+    assert!(
+        !checks
+            .iter()
+            .any(|c| c["path"] == "service transaction-processor → service notification-service"),
+        "only declared calls are checked"
+    );
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let groups = stack.output("sg_service_ids");
+        let callee = groups["transaction-processor"].as_str().unwrap();
+        let caller = groups["payment-api"].as_str().unwrap();
+        let rules = ec2
+            .describe_security_group_rules()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-id")
+                    .values(callee)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let from_caller: Vec<String> = rules
+            .security_group_rules()
+            .iter()
+            .filter(|r| {
+                r.is_egress() == Some(false)
+                    && r.referenced_group_info().and_then(|g| g.group_id()) == Some(caller)
+            })
+            .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+            .collect();
+        assert_eq!(from_caller.len(), 1, "{rules:?}");
+        ec2.revoke_security_group_ingress()
+            .group_id(callee)
+            .set_security_group_rule_ids(Some(from_caller))
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = verify(&stack);
+    assert_eq!(run.code, 1);
+    let failed = failing(&run);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0].starts_with(&format!("{path}: no ingress on")), "{failed:#?}");
+    stack.up(&["--preset", "microservices"]).assert_ok();
+    assert_verifies(&stack);
     stack.down(&[]).assert_ok();
 }
 
