@@ -468,7 +468,17 @@ pub fn classify(code: &str) -> AwsErrorKind {
         || code == "KMSInvalidStateException"
     {
         AwsErrorKind::InvalidState
-    } else if code.contains("Throttl") || code == "RequestLimitExceeded" {
+    } else if code.contains("Throttl")
+        || matches!(
+            code,
+            "RequestLimitExceeded"
+                | "TooManyRequestsException"
+                | "SlowDown"
+                | "ProvisionedThroughputExceededException"
+                | "PriorRequestNotComplete"
+                | "BandwidthLimitExceeded"
+        )
+    {
         AwsErrorKind::Throttled
     } else if code.contains("AlreadyExists")
         || code.contains("Duplicate")
@@ -540,6 +550,9 @@ mod tests {
     #[test]
     fn classifies_codes() {
         assert_eq!(classify("InvalidVpcID.NotFound"), AwsErrorKind::NotFound);
+        for code in ["Throttling", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown"] {
+            assert_eq!(classify(code), AwsErrorKind::Throttled, "{code}");
+        }
         // The "already there" answers a create retried after a lost answer meets.
         for code in [
             "EntityAlreadyExists",

@@ -157,6 +157,24 @@ fn refused_outright(err: &anyhow::Error) -> bool {
         ))
 }
 
+/// An idempotency token for one create call and all its retries (ECS `clientToken`, ...):
+/// unique per call (the process, the time and what is created), at most 36 characters.
+pub fn idempotency_token(what: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let salt = format!("{what}|{}|{now}", std::process::id());
+    format!(
+        "fi-{:08x}{:08x}-{now:x}",
+        crate::naming::fnv1a32(what.bytes()),
+        crate::naming::fnv1a32(salt.bytes())
+    )
+    .chars()
+    .take(36)
+    .collect()
+}
+
 /// What every step of one run shares.
 pub struct Shared {
     mode: Mutex<Mode>,

@@ -1047,9 +1047,14 @@ impl Services {
                     let strategy = cluster::to_sdk(&spec.strategy)?;
                     let network = spec.network()?;
                     let tags = Self::ecs_tags(ctx, name);
+                    // One token for every attempt of this create: a retry after a lost
+                    // answer returns the service the first attempt made (without it ECS
+                    // answers "Creation of service was not idempotent").
+                    let token = crate::step::idempotency_token(&format!("ecs-service {name}"));
                     let out = ctx
                         .retry_iam(&format!("ECS service {name}"), || {
                             ecs.create_service()
+                                .client_token(&token)
                                 .cluster(&spec.cluster)
                                 .service_name(name)
                                 .task_definition(&spec.task_definition_arn)

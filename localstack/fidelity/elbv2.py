@@ -262,3 +262,27 @@ def access_logs_bucket_must_accept_elb_log_delivery() -> None:
                         f"Access Denied for bucket: {bucket}. Please check S3bucket permission",
                     )
         return original(self, arn, attrs)
+
+
+@rule("elbv2", "fidelity")
+def listener_ports_are_unique_and_a_repeated_create_is_idempotent() -> None:
+    """CreateListener on a port the load balancer already listens on returns that listener
+    when the settings are the same ("This operation is idempotent ... If you attempt to
+    create multiple listeners with the same settings, each call succeeds"), and fails with
+    DuplicateListener "A listener with the specified port already exists." when they differ
+    (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateListener.html).
+    moto's duplicate check compares the port with its listeners' ARNs, so it never fired:
+    a create retried after a lost answer made a second listener on the same port.
+    """
+    from moto.elbv2.exceptions import DuplicateListenerError
+
+    @wrap(ELBv2Backend, "create_listener")
+    def create_listener(original: Any, self: Any, load_balancer_arn: str, protocol: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        balancer = self.load_balancers.get(load_balancer_arn)
+        if balancer is not None:
+            for existing in balancer.listeners.values():
+                if str(existing.port) == str(port):
+                    if str(existing.protocol).upper() == str(protocol).upper():
+                        return existing
+                    raise DuplicateListenerError()
+        return original(self, load_balancer_arn, protocol, port, *args, **kwargs)

@@ -107,3 +107,19 @@ def test_cluster_with_running_task_cannot_be_deleted(emu, vpc):
     ecs.stop_task(cluster=cluster, task=task)
     ecs.delete_cluster(cluster=cluster)
     ec2.delete_subnet(SubnetId=vpc["subnets"][0])  # the task's ENI went with it
+
+
+def test_listener_ports_are_unique_and_a_repeated_create_is_idempotent(emu, vpc):
+    elb, lb = _alb(emu, vpc)
+    tg = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=vpc["vpc"], TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    create = lambda protocol="HTTP": elb.create_listener(  # noqa: E731
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol=protocol, Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+    )["Listeners"][0]["ListenerArn"]
+    first = create()
+    assert create() == first
+    assert len(elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]) == 1
+    code, _, status = error_code(lambda: create("TCP"))
+    assert (code, status) == ("DuplicateListener", 400)
+    elb.delete_listener(ListenerArn=first)
+    elb.delete_target_group(TargetGroupArn=tg)

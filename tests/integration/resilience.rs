@@ -136,8 +136,9 @@ fn a_flaky_aws_is_survived_without_creating_anything_twice() {
         let op = r["operation"].as_str().unwrap_or_default();
         let from_stack = r["user_agent"].as_str().is_some_and(|u| u.contains(&ua));
         // Creates AWS answers idempotently by name (the same resource again, no second one)
-        // are left out: S3 in us-east-1, SNS, SQS, ELBv2 load balancers and target groups,
-        // ECS clusters.
+        // are left out: S3 in us-east-1, SNS, SQS, ELBv2 load balancers, target groups and
+        // listeners, ECS clusters; and ECS services, unique by name in their cluster (the tool
+        // sends a client token, so a retry returns the first one).
         let idempotent = matches!(
             op,
             "CreateBucket"
@@ -146,7 +147,8 @@ fn a_flaky_aws_is_survived_without_creating_anything_twice() {
                 | "CreateLoadBalancer"
                 | "CreateTargetGroup"
                 | "CreateCluster"
-        );
+                | "CreateListener"
+        ) || (op == "CreateService" && r["service"] == "ecs");
         let create = (op.starts_with("Create") && op != "CreateTags" && !idempotent)
             || op == "AllocateAddress";
         let carried_out = r["moto_status"].as_u64().is_some_and(|s| (200..300).contains(&s));
