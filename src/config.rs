@@ -522,6 +522,11 @@ pub struct NetworkConfig {
     /// AWS services reached through interface endpoints in the private subnets instead of
     /// the NAT gateway (S3 and DynamoDB always have gateway endpoints).
     pub interface_endpoints: Vec<InterfaceService>,
+    /// VPC flow logs (all traffic) of the stack's VPC and the DR VPC to KMS-encrypted
+    /// CloudWatch Logs groups (Security Hub EC2.6). On by default; a switch because flow logs
+    /// are billed per GB ingested and stored in CloudWatch Logs, which a busy VPC makes
+    /// noticeable in throwaway environments.
+    pub flow_logs: bool,
 }
 
 /// Services that can get interface VPC endpoints.
@@ -556,6 +561,7 @@ impl Default for NetworkConfig {
             availability_zones: None,
             nat_gateways: NatMode::Single,
             interface_endpoints: Vec::new(),
+            flow_logs: true,
         }
     }
 }
@@ -696,6 +702,14 @@ pub struct CdnConfig {
     /// TLS 1.2 (`TLSv1.2_2021`). Without it CloudFront's default certificate is used, for which
     /// AWS forces the `TLSv1` policy.
     pub certificate_arn: Option<CertificateArn>,
+    /// The object CloudFront returns for a request to the root URL (`/`), without a leading
+    /// `/` (AWS Security Hub CloudFront.1; without one, `/` is forwarded to the S3 origin,
+    /// which answers with an error or, for a public bucket, its listing). Default `index.html`.
+    pub default_root_object: String,
+    /// CloudFront standard access logs to the log bucket `fintech-cdnlogs-<account>-<s>`
+    /// (Security Hub CloudFront.5). On by default; turning it off saves the S3 storage and
+    /// request costs of the logs (one object per edge location and hour with traffic).
+    pub access_logs: bool,
 }
 
 impl Default for CdnConfig {
@@ -704,6 +718,8 @@ impl Default for CdnConfig {
             price_class: PriceClass::PriceClass100,
             origin_access: OriginAccess::Oac,
             certificate_arn: None,
+            default_root_object: "index.html".to_string(),
+            access_logs: true,
         }
     }
 }
@@ -1056,6 +1072,8 @@ pub struct DatabaseConfig {
     pub subnets: SubnetTier,
     pub database_name: String,
     pub master_username: String,
+    /// Days between automatic rotations of the RDS-managed master secret (1 to 365).
+    pub secret_rotation_days: i64,
 }
 
 impl Default for DatabaseConfig {
@@ -1077,6 +1095,7 @@ struct RawDatabaseConfig {
     subnets: SubnetTier,
     database_name: String,
     master_username: String,
+    secret_rotation_days: i64,
 }
 
 impl Default for RawDatabaseConfig {
@@ -1092,6 +1111,8 @@ impl Default for RawDatabaseConfig {
             subnets: SubnetTier::Isolated,
             database_name: "fintech".into(),
             master_username: "fintech_admin".into(),
+            // RDS's own default schedule for the secrets it manages.
+            secret_rotation_days: 7,
         }
     }
 }
@@ -1473,6 +1494,14 @@ impl TryFrom<RawDatabaseConfig> for DatabaseConfig {
                 r.master_username
             ));
         }
+        // Managed rotation takes schedules in days up to a year (Secrets Manager rotation
+        // schedules: `rate(N days)` with N at most 365).
+        if !(1..=365).contains(&r.secret_rotation_days) {
+            return Err(format!(
+                "invalid secret_rotation_days {}: the master secret rotates every 1 to 365 days",
+                r.secret_rotation_days
+            ));
+        }
         Ok(DatabaseConfig {
             mode: r.mode,
             engine_version: r.engine_version,
@@ -1484,6 +1513,7 @@ impl TryFrom<RawDatabaseConfig> for DatabaseConfig {
             subnets: r.subnets,
             database_name: r.database_name,
             master_username: r.master_username,
+            secret_rotation_days: r.secret_rotation_days,
         })
     }
 }
@@ -1784,14 +1814,109 @@ pub struct CapacityConfig {
 }
 
 impl Default for CapacityConfig {
-    /// The web app's rule: a base on FARGATE, then at least half on Spot.
+    /// The web app's rule (seed 000: at least half of the capacity on Spot): no FARGATE base,
+    /// then FARGATE : FARGATE_SPOT = 1 : 2. ECS places the base first, then the rest in the
+    /// ratio of the weights; how it rounds a share that is not a whole number of tasks is not
+    /// documented, so [`CapacityConfig::min_spot_tasks`] assumes the worst (Spot gets the
+    /// share rounded down). Under that rule 1 : 2 keeps Spot at >= 50 % at every count from
+    /// 2 up: 1 of 2 at min_count, 6 of 10 at max_count, 2 of 3, 2 of 4, 3 of 5 and so on.
+    /// Why not the earlier `fargate_base = 1` with 1 : 1: the base task is on FARGATE, so at
+    /// 2 tasks Spot gets at most the second one, and rounded down 0 of 1 (0 %); even at best
+    /// 1 of 2 only when ECS rounds in Spot's favour. Why not 1 : 1 without a base: it meets
+    /// 50 % at 2 and 10 but not at odd counts in between (1 of 3). The price of 1 : 2 is that
+    /// no task is guaranteed to be on FARGATE (a base needs one); at 2 tasks ECS's split
+    /// normally puts one on each.
     fn default() -> Self {
         CapacityConfig {
-            fargate_base: 1,
+            fargate_base: 0,
             fargate_weight: 1,
-            spot_weight: 1,
+            spot_weight: 2,
         }
     }
+}
+
+impl CapacityConfig {
+    /// The fewest of `tasks` running tasks this split is sure to put on FARGATE_SPOT: the
+    /// base goes to FARGATE first (ECS fills the base before weighing), the rest is shared by
+    /// weight and Spot's share rounded down, since ECS does not document its rounding.
+    pub fn min_spot_tasks(&self, tasks: u32) -> u32 {
+        let base = u64::try_from(self.fargate_base.max(0)).unwrap_or(0);
+        let rest = u64::from(tasks).saturating_sub(base);
+        let spot = u64::try_from(self.spot_weight.max(0)).unwrap_or(0);
+        let total = spot + u64::try_from(self.fargate_weight.max(0)).unwrap_or(0);
+        if total == 0 {
+            return 0;
+        }
+        u32::try_from(rest * spot / total).unwrap_or(tasks)
+    }
+
+    /// Whether at least `percent` % of `tasks` tasks are sure to run on Spot (no tasks: yes).
+    pub fn meets_spot_percent(&self, tasks: u32, percent: u32) -> bool {
+        u64::from(self.min_spot_tasks(tasks)) * 100 >= u64::from(percent) * u64::from(tasks)
+    }
+}
+
+/// `[services.capacity]` as written: the split plus the optional Spot floor, which is checked
+/// against the service's counts and kept in [`ServiceConfig::min_spot_percent`].
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+struct RawCapacityConfig {
+    fargate_base: i32,
+    fargate_weight: i32,
+    spot_weight: i32,
+    min_spot_percent: Option<u32>,
+}
+
+impl Default for RawCapacityConfig {
+    /// The fields a written `capacity` table leaves out. No Spot floor: a service that names
+    /// its own split states its own floor (the built-in `web` service has 50, see
+    /// [`RawServiceConfig::default`]).
+    fn default() -> Self {
+        let c = CapacityConfig::default();
+        RawCapacityConfig {
+            fargate_base: c.fargate_base,
+            fargate_weight: c.fargate_weight,
+            spot_weight: c.spot_weight,
+            min_spot_percent: None,
+        }
+    }
+}
+
+impl RawCapacityConfig {
+    fn split(&self) -> CapacityConfig {
+        CapacityConfig {
+            fargate_base: self.fargate_base,
+            fargate_weight: self.fargate_weight,
+            spot_weight: self.spot_weight,
+        }
+    }
+}
+
+/// Seed 000's Spot floor for the web app: at least half of its tasks on FARGATE_SPOT.
+pub const WEB_MIN_SPOT_PERCENT: u32 = 50;
+
+/// What the nginx placeholder image writes at run time, so what needs a writable volume when
+/// its root file system is read-only: the proxy/cache temp directories, the pid file
+/// (`/var/run/nginx.pid`) and `/tmp`. (Its entrypoint also tries to edit
+/// `/etc/nginx/conf.d/default.conf` for IPv6, and skips that when the file is not writable.)
+pub const PLACEHOLDER_WRITABLE_PATHS: [&str; 3] = ["/var/cache/nginx", "/var/run", "/tmp"];
+
+/// At most this many writable paths per service: each is a task volume, and ECS also limits
+/// the volumes of a task definition; a handful is what images need.
+pub const MAX_WRITABLE_PATHS: usize = 20;
+
+/// The task volume name for a writable path: `rw` plus the path with `/` as `-` (ECS volume
+/// names take letters, digits, `-` and `_`, up to 255), e.g. `rw-var-cache-nginx`.
+pub fn writable_volume_name(path: &str) -> String {
+    let mut name = String::from("rw");
+    for c in path.trim_end_matches('/').chars() {
+        name.push(match c {
+            '/' => '-',
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c,
+            _ => '_',
+        });
+    }
+    name
 }
 
 /// A service name: 1 to 30 lowercase letters, digits and single hyphens, starting with a
@@ -1851,6 +1976,18 @@ pub struct ServiceConfig {
     pub db_connections_target: Option<u32>,
     pub health_check_grace_secs: u32,
     pub capacity: CapacityConfig,
+    /// `capacity.min_spot_percent`: the share of tasks (percent) that must be on Spot at
+    /// min_count and at max_count; `capacity` was checked to meet it (see
+    /// [`CapacityConfig::meets_spot_percent`]).
+    pub min_spot_percent: Option<u32>,
+    /// Whether the container's root file system is read-only (`readonlyRootFilesystem`,
+    /// Security Hub ECS.5). On by default; the switch exists for images that cannot run
+    /// read-only (they write outside any path a volume can cover).
+    pub read_only_root: bool,
+    /// Absolute paths the image writes to, each an ephemeral task volume (a Fargate bind
+    /// mount without a host path, gone with the task) mounted read-write: with a read-only
+    /// root the container exits at start if it writes anywhere else (AWS-CONTRACTS B7).
+    pub writable_paths: Vec<String>,
     pub permissions: Vec<Permission>,
     /// Path the ALB health check requests (`/` by default).
     pub health_check_path: String,
@@ -1869,7 +2006,8 @@ pub struct ServiceConfig {
 pub const PLACEHOLDER_IMAGE: &str = "public.ecr.aws/nginx/nginx:stable";
 
 impl ServiceConfig {
-    /// The default web app: 2 vCPU / 4 GB, at least half on Spot above one FARGATE task. As
+    /// The default web app: 2 vCPU / 4 GB, at least half on Spot (see
+    /// [`CapacityConfig::default`]). As
     /// the customer-facing service it also produces to the transaction queue, or the async
     /// tier would never get work.
     pub fn default_web() -> ServiceConfig {
@@ -1898,7 +2036,10 @@ struct RawServiceConfig {
     request_count_target: Option<u32>,
     db_connections_target: Option<u32>,
     health_check_grace_secs: u32,
-    capacity: CapacityConfig,
+    capacity: RawCapacityConfig,
+    read_only_root: bool,
+    /// None: the default for the image (the placeholder's paths, or none for other images).
+    writable_paths: Option<Vec<String>>,
     permissions: Vec<Permission>,
     health_check_path: String,
     path: Option<String>,
@@ -1921,7 +2062,13 @@ impl Default for RawServiceConfig {
             request_count_target: None,
             db_connections_target: None,
             health_check_grace_secs: 60,
-            capacity: CapacityConfig::default(),
+            // The omitted table: the web split with seed 000's floor.
+            capacity: RawCapacityConfig {
+                min_spot_percent: Some(WEB_MIN_SPOT_PERCENT),
+                ..RawCapacityConfig::default()
+            },
+            read_only_root: true,
+            writable_paths: None,
             permissions: vec![Permission::Sessions, Permission::Database],
             health_check_path: "/".into(),
             path: None,
@@ -2005,7 +2152,8 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
                 ));
             }
         }
-        let c = r.capacity;
+        let min_spot_percent = r.capacity.min_spot_percent;
+        let c = r.capacity.split();
         if c.fargate_base < 0
             || c.fargate_weight < 0
             || c.spot_weight < 0
@@ -2025,6 +2173,18 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
                 "service `{n}`: a fargate_base needs a non-zero fargate_weight (ECS rule)"
             ));
         }
+        if let Some(p) = min_spot_percent {
+            check_spot_share(n, &c, p, r.min_count, r.max_count)?;
+        }
+        let writable_paths = match r.writable_paths {
+            Some(paths) => paths,
+            None if r.image == PLACEHOLDER_IMAGE => {
+                PLACEHOLDER_WRITABLE_PATHS.iter().map(|p| p.to_string()).collect()
+            }
+            // An image of the user's: only they know where it writes.
+            None => Vec::new(),
+        };
+        check_writable_paths(n, &writable_paths)?;
         if !is_url_path(&r.health_check_path, 1024, false) {
             return Err(format!(
                 "service `{n}`: invalid health_check_path `{}`: a URL path starting with `/`, at \
@@ -2062,11 +2222,202 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
             db_connections_target: r.db_connections_target,
             health_check_grace_secs: r.health_check_grace_secs,
             capacity: c,
+            min_spot_percent,
+            read_only_root: r.read_only_root,
+            writable_paths,
             permissions,
             health_check_path: r.health_check_path,
             path: r.path,
             calls,
         })
+    }
+}
+
+/// Refuses a capacity split that cannot keep `percent` % of the tasks on Spot at min_count or
+/// at max_count (counted as in [`CapacityConfig::min_spot_tasks`]), naming the numbers.
+fn check_spot_share(
+    n: &str,
+    c: &CapacityConfig,
+    percent: u32,
+    min_count: u32,
+    max_count: u32,
+) -> Result<(), String> {
+    if percent > 100 {
+        return Err(format!(
+            "service `{n}`: capacity.min_spot_percent {percent} must be from 0 to 100"
+        ));
+    }
+    for (which, tasks) in [("min_count", min_count), ("max_count", max_count)] {
+        if !c.meets_spot_percent(tasks, percent) {
+            let spot = c.min_spot_tasks(tasks);
+            return Err(format!(
+                "service `{n}`: capacity {{ fargate_base = {}, fargate_weight = {}, spot_weight = {} }} \
+                 cannot keep min_spot_percent {percent} % on Spot at {which} {tasks}: ECS puts \
+                 the base on FARGATE first and splits the rest by weight, so only {spot} of \
+                 {tasks} tasks ({}%) are sure to run on FARGATE_SPOT; raise spot_weight or lower \
+                 fargate_base",
+                c.fargate_base,
+                c.fargate_weight,
+                c.spot_weight,
+                u64::from(spot) * 100 / u64::from(tasks),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `writable_paths`: absolute, no `.`/`..` parts, not `/` itself, no repeats, and
+/// distinct volume names (see [`writable_volume_name`]).
+fn check_writable_paths(n: &str, paths: &[String]) -> Result<(), String> {
+    if paths.len() > MAX_WRITABLE_PATHS {
+        return Err(format!(
+            "service `{n}`: {} writable_paths, at most {MAX_WRITABLE_PATHS}",
+            paths.len()
+        ));
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for p in paths {
+        let parts_ok = p
+            .trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+        let ok = p.starts_with('/')
+            && p.trim_end_matches('/').len() > 1
+            && p.len() <= 1024
+            && parts_ok
+            && !p.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(format!(
+                "service `{n}`: invalid writable path `{p}`: an absolute path such as `/tmp`, \
+                 not `/`, without spaces or `.`/`..` parts"
+            ));
+        }
+        let name = writable_volume_name(p);
+        if let Some(other) = names.insert(name.clone(), p.clone()) {
+            return Err(format!(
+                "service `{n}`: writable paths `{other}` and `{p}` are the same path or map to \
+                 the same volume name `{name}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod service_posture_tests {
+    //! The Spot share arithmetic and the services' read-only root settings.
+    use super::*;
+
+    fn split(fargate_base: i32, fargate_weight: i32, spot_weight: i32) -> CapacityConfig {
+        CapacityConfig {
+            fargate_base,
+            fargate_weight,
+            spot_weight,
+        }
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().0
+    }
+
+    #[test]
+    fn spot_tasks_count_the_base_first_then_round_spots_share_down() {
+        let old = split(1, 1, 1);
+        assert_eq!(old.min_spot_tasks(2), 0, "base 1, then 1 task at 1:1 rounds to 0");
+        assert_eq!(old.min_spot_tasks(10), 4, "base 1, then 9 at 1:1: 4.5 rounds to 4");
+        assert!(!old.meets_spot_percent(2, 50) && !old.meets_spot_percent(10, 50));
+        let even = split(0, 1, 1);
+        assert!(even.meets_spot_percent(2, 50) && even.meets_spot_percent(10, 50));
+        assert!(!even.meets_spot_percent(3, 50), "1 of 3 at 1:1");
+        assert_eq!(split(3, 1, 1).min_spot_tasks(2), 0, "all within the base");
+        assert_eq!(split(0, 0, 1).min_spot_tasks(7), 7);
+        assert_eq!(split(2, 1, 0).min_spot_tasks(7), 0);
+        assert!(split(2, 1, 0).meets_spot_percent(0, 100), "no tasks, nothing to miss");
+    }
+
+    #[test]
+    fn the_default_split_keeps_half_on_spot_at_every_count() {
+        let c = CapacityConfig::default();
+        for n in 2..=10 {
+            assert!(c.meets_spot_percent(n, 50), "{n} tasks: {}", c.min_spot_tasks(n));
+        }
+        assert_eq!(c.min_spot_tasks(2), 1);
+        assert_eq!(c.min_spot_tasks(10), 6);
+        let web = ServiceConfig::default_web();
+        assert_eq!(web.capacity, c);
+        assert_eq!(web.min_spot_percent, Some(WEB_MIN_SPOT_PERCENT));
+        assert_eq!(Config::preset(Preset::Webapp).services.0[0], web);
+    }
+
+    #[test]
+    fn a_split_that_cannot_meet_its_spot_floor_is_refused_with_the_numbers() {
+        let e = err(
+            "[[services]]\nname = \"web\"\ncapacity = { fargate_base = 1, fargate_weight = 1, \
+             spot_weight = 1, min_spot_percent = 50 }\n",
+        );
+        assert!(e.contains("min_count 2"), "{e}");
+        assert!(e.contains("0 of 2 tasks (0%)"), "{e}");
+        assert!(e.contains("min_spot_percent 50"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        // Fine at min_count (2 of 4), short at an odd max_count (1:1 rounds 4.5 down to 4).
+        let e = err(
+            "[[services]]\nname = \"web\"\nmin_count = 4\ndesired_count = 4\ncapacity = { \
+             fargate_base = 0, fargate_weight = 1, spot_weight = 1, min_spot_percent = 50 }\n\
+             max_count = 9\n",
+        );
+        assert!(e.contains("max_count 9") && e.contains("4 of 9 tasks (44%)"), "{e}");
+        let e = err("[[services]]\nname = \"web\"\ncapacity = { min_spot_percent = 101 }\n");
+        assert!(e.contains("0 to 100"), "{e}");
+        // The webapp preset with a split of the user's that breaks its floor.
+        let e = Config::parse(
+            "preset = \"webapp\"\n[[services]]\nname = \"web\"\ncapacity = { fargate_base = 2, \
+             min_spot_percent = 50 }\n",
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("min_count 2"), "{e}");
+        // A written split without a floor is accepted as before; one that meets it too.
+        let c = Config::parse(
+            "[[services]]\nname = \"web\"\ncapacity = { fargate_base = 1, fargate_weight = 1, \
+             spot_weight = 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.services.0[0].min_spot_percent, None);
+        let c = Config::parse(
+            "[[services]]\nname = \"web\"\ncapacity = { fargate_base = 0, fargate_weight = 1, \
+             spot_weight = 1, min_spot_percent = 50 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.services.0[0].min_spot_percent, Some(50));
+    }
+
+    #[test]
+    fn writable_paths_default_to_the_placeholders_and_are_checked() {
+        let web = ServiceConfig::default_web();
+        assert!(web.read_only_root);
+        assert_eq!(web.writable_paths, PLACEHOLDER_WRITABLE_PATHS);
+        // Another image: its writable paths are the user's to name.
+        let c = Config::parse("[[services]]\nname = \"api\"\nimage = \"repo/api:1\"\n").unwrap();
+        assert!(c.services.0[0].writable_paths.is_empty());
+        assert!(c.services.0[0].read_only_root);
+        let c = Config::parse(
+            "[[services]]\nname = \"api\"\nwritable_paths = []\nread_only_root = false\n",
+        )
+        .unwrap();
+        assert!(c.services.0[0].writable_paths.is_empty());
+        assert!(!c.services.0[0].read_only_root);
+        for bad in ["tmp", "/", "/a/../b", "/a b", "//x"] {
+            let e = err(&format!(
+                "[[services]]\nname = \"api\"\nwritable_paths = [\"{bad}\"]\n"
+            ));
+            assert!(e.contains("invalid writable path"), "{bad}: {e}");
+        }
+        let e = err("[[services]]\nname = \"api\"\nwritable_paths = [\"/tmp\", \"/tmp/\"]\n");
+        assert!(e.contains("same volume name `rw-tmp`"), "{e}");
+        assert_eq!(writable_volume_name("/var/cache/nginx"), "rw-var-cache-nginx");
+        assert_eq!(writable_volume_name("/var/run"), "rw-var-run");
+        assert_eq!(writable_volume_name("/app/.cache"), "rw-app-_cache");
     }
 }
 

@@ -3,8 +3,9 @@
 //! An IPv4 ALB `alb-<s>` in the public subnets of every zone (security group `sg_alb_id`,
 //! deletion protection off so `down` can remove it, access logs to its own log bucket
 //! `fintech-alblogs-<account>-<s>`: SSE-S3, as ALB log delivery supports no KMS key, public
-//! access blocked, a policy letting the region's ELB log delivery write under `alb/`, 90-day
-//! expiry). Blue and green target groups (`tg-blue-<s>`, `tg-green-<s>`, type ip, the first
+//! access blocked, versioned, a policy letting the region's ELB log delivery write under
+//! `alb/` and denying requests without TLS, 90-day expiry, non-current versions expiring after
+//! 30 days; every setting read back and repaired by `up`, see `steps/log_bucket.rs`). Blue and green target groups (`tg-blue-<s>`, `tg-green-<s>`, type ip, the first
 //! service's port and health check path) receive the default traffic with the configured
 //! weights; every service with a `path` gets its own target group `tg-<hash>-<s>` and a
 //! listener rule. With an issued certificate: an HTTPS listener (TLS 1.3/1.2 policy) forwards,
@@ -30,11 +31,6 @@ use aws_sdk_elasticloadbalancingv2::types::{
     RedirectActionStatusCodeEnum, Rule, RuleCondition, RulePriorityPair, Tag, TargetGroup,
     TargetGroupStickinessConfig, TargetGroupTuple, TargetTypeEnum,
 };
-use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-};
 use serde_json::{json, Value};
 
 use crate::aws::{AwsResultExt, NotFoundOk};
@@ -43,6 +39,7 @@ use crate::config::ServiceConfig;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::network;
+use crate::steps::log_bucket::{self, LogBucketSpec};
 use crate::steps::storage::{self, Storage, BUCKET};
 
 pub const LOAD_BALANCER: &str = "elasticloadbalancing:loadbalancer";
@@ -93,6 +90,9 @@ pub const MATCHER: &str = "200-399";
 /// Prefix of the access log objects in the log bucket.
 pub const LOG_PREFIX: &str = "alb";
 pub const LOG_EXPIRY_DAYS: i32 = 90;
+/// ID of the log bucket's lifecycle rule (logs expire after [`LOG_EXPIRY_DAYS`], non-current
+/// versions after [`log_bucket::NONCURRENT_LOG_DAYS`]).
+pub const LOG_RULE_ID: &str = "expire-access-logs";
 
 /// AWS: 1.5-3 minutes to provision an ALB; deletion takes a few more.
 const ALB_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -347,84 +347,21 @@ impl Alb {
         Ok(out.and_then(|o| o.target_groups().first().cloned()))
     }
 
+    /// The access-log bucket, created if missing and every setting read back and repaired
+    /// (see [`log_bucket`]): versioned, SSE-S3, private, TLS only, logs and their non-current
+    /// versions expiring. ACLs stay disabled (BucketOwnerEnforced): ELB log delivery writes
+    /// through the bucket policy, not ACLs.
     async fn ensure_log_bucket(&self, ctx: &StepCtx, bucket: &str) -> Result<Found> {
-        let s3 = ctx.aws().s3();
-        ctx.ensure(
-            BUCKET,
-            bucket,
-            || async {
-                let exists = Storage::exists(ctx, bucket).await?;
-                Ok(exists.then(|| Found::new(bucket).attr("purpose", "alb-logs")))
-            },
-            || async {
-                let account = ctx.account_id().await?;
-                storage::create_bucket_request(ctx, bucket)
-                    .send()
-                    .await
-                    .aws("s3:CreateBucket", bucket)?;
-                let found = Found::new(bucket).attr("purpose", "alb-logs");
-                ctx.record(BUCKET, bucket, &found)?;
-                storage::block_public_access(ctx, bucket).await?;
-                // ALB access logs support only SSE-S3, not a KMS key.
-                s3.put_bucket_encryption()
-                    .bucket(bucket)
-                    .server_side_encryption_configuration(
-                        ServerSideEncryptionConfiguration::builder()
-                            .rules(
-                                ServerSideEncryptionRule::builder()
-                                    .apply_server_side_encryption_by_default(
-                                        ServerSideEncryptionByDefault::builder()
-                                            .sse_algorithm(ServerSideEncryption::Aes256)
-                                            .build()
-                                            .context("building the bucket encryption")?,
-                                    )
-                                    .build(),
-                            )
-                            .build()
-                            .context("building the bucket encryption")?,
-                    )
-                    .send()
-                    .await
-                    .aws("s3:PutBucketEncryption", bucket)?;
-                s3.put_bucket_tagging()
-                    .bucket(bucket)
-                    .tagging(storage::s3_tags(&ctx.tags(Some(bucket)))?)
-                    .send()
-                    .await
-                    .aws("s3:PutBucketTagging", bucket)?;
-                s3.put_bucket_policy()
-                    .bucket(bucket)
-                    .policy(log_bucket_policy(bucket, &account, ctx.region()).to_string())
-                    .send()
-                    .await
-                    .aws("s3:PutBucketPolicy", bucket)?;
-                s3.put_bucket_lifecycle_configuration()
-                    .bucket(bucket)
-                    .lifecycle_configuration(
-                        BucketLifecycleConfiguration::builder()
-                            .rules(
-                                LifecycleRule::builder()
-                                    .id("expire-access-logs")
-                                    .status(ExpirationStatus::Enabled)
-                                    .filter(LifecycleRuleFilter::builder().prefix("").build())
-                                    .expiration(
-                                        LifecycleExpiration::builder()
-                                            .days(LOG_EXPIRY_DAYS)
-                                            .build(),
-                                    )
-                                    .build()
-                                    .context("building the lifecycle rule")?,
-                            )
-                            .build()
-                            .context("building the lifecycle rule")?,
-                    )
-                    .send()
-                    .await
-                    .aws("s3:PutBucketLifecycleConfiguration", bucket)?;
-                Ok(found)
-            },
-        )
-        .await
+        let account = ctx.account_id().await?;
+        let policy = log_bucket_policy(bucket, &account, ctx.region());
+        let spec = LogBucketSpec {
+            name: bucket.to_string(),
+            purpose: "alb-logs",
+            statements: policy["Statement"].as_array().cloned().unwrap_or_default(),
+            rules: vec![log_bucket::expiry_rule(LOG_RULE_ID, LOG_EXPIRY_DAYS)?],
+            ownership: None,
+        };
+        log_bucket::ensure(ctx, &spec).await
     }
 
     async fn ensure_tg(&self, ctx: &StepCtx, vpc_id: &str, spec: &TgSpec) -> Result<Found> {
@@ -1295,22 +1232,8 @@ impl Step for Alb {
             .await?;
             ctx.deleted(LOAD_BALANCER, &rec.id)?;
         }
-        let s3 = ctx.aws().s3();
-        for rec in ctx.records(Some(BUCKET)) {
-            // Every object version (versioning is off, but a user may have turned it on),
-            // so that the bucket itself can go.
-            Storage::empty(ctx, &rec.id).await?;
-            ctx.retry_dependency(&format!("{BUCKET} {}", rec.id), || async {
-                s3.delete_bucket()
-                    .bucket(&rec.id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .aws("s3:DeleteBucket", &rec.id)
-            })
-            .await?;
-            ctx.deleted(BUCKET, &rec.id)?;
-        }
+        // Every object version and delete marker (the bucket is versioned), then the bucket.
+        log_bucket::delete_recorded(ctx).await?;
         for key in OUTPUTS {
             ctx.remove_output(key)?;
         }

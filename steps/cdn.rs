@@ -20,7 +20,23 @@
 //! distribution's origin is updated, the OAI's bucket grant replaced and the recorded OAI
 //! deleted.
 //!
-//! Viewers are redirected to HTTPS. `/static/*` and the default behaviour go to S3 with the
+//! `/` serves `cdn.default_root_object` (default `index.html`; Security Hub CloudFront.1:
+//! without it a request for the root goes to the S3 origin as is, and answers with an error).
+//!
+//! Access logs (Security Hub CloudFront.5, `cdn.access_logs`, on by default): CloudFront
+//! standard (legacy) logging to the log bucket `fintech-cdnlogs-<account>-<s>`, under `cdn/`,
+//! cookies left out. The bucket is created by this step before the distribution (with the
+//! settings of `steps/log_bucket.rs`: ACLs enabled with `BucketOwnerPreferred`, as standard
+//! logging writes each file with an ACL for the `awslogsdelivery` account; private, versioned,
+//! SSE-S3, TLS only, logs expiring after 90 days) and deleted by `down` after the
+//! distribution. Logging v2 (vended-log deliveries to CloudWatch Logs, S3 or Firehose) was the
+//! alternative; standard logging was kept as it needs no us-east-1 delivery resources and
+//! the emulator refuses its one pitfall (a bucket without ACLs: `InvalidArgument`). CloudFront
+//! does not deliver standard logs to buckets in some opt-in regions
+//! ([`NO_LOG_DELIVERY_REGIONS`]): `up` refuses `cdn.access_logs` there. With the switch off,
+//! the distribution's logging is turned off; a log bucket made earlier stays until `down`.
+//!
+//! Viewers are redirected to HTTPS on every behaviour. `/static/*` and the default behaviour go to S3 with the
 //! managed CachingOptimized policy; when the alb step has published `alb_dns_name`, `/api/*`
 //! goes to the load balancer uncached (CachingDisabled) with every viewer header but Host
 //! forwarded (AllViewerExceptHostHeader). How CloudFront reaches the ALB:
@@ -51,7 +67,8 @@ use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_cloudfront::types::{
     AllowedMethods, CacheBehavior, CacheBehaviors, CachedMethods, CustomOriginConfig,
-    DefaultCacheBehavior, DistributionConfig, DistributionConfigWithTags, HttpVersion, Method,
+    DefaultCacheBehavior, DistributionConfig, DistributionConfigWithTags, HttpVersion,
+    LoggingConfig, Method,
     MinimumProtocolVersion, OriginAccessControlConfig, OriginAccessControlOriginTypes,
     OriginAccessControlSigningBehaviors, OriginAccessControlSigningProtocols, OriginProtocolPolicy,
     OriginSslProtocols, Origins, PriceClass, S3OriginConfig, SslProtocol, SslSupportMethod, Tag,
@@ -64,6 +81,8 @@ use crate::config::OriginAccess;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::steps::log_bucket::{self, LogBucketSpec};
+use crate::steps::storage::BUCKET;
 use crate::steps::{certificate, iam, kms, storage};
 
 pub const DISTRIBUTION: &str = "cloudfront:distribution";
@@ -77,12 +96,85 @@ pub const OUT_OAI_ID: &str = "cdn_oai_id";
 /// The DNS record the origin name needs (`{"name", "type": "CNAME", "value": <ALB DNS name>}`),
 /// published whenever a certificate is configured.
 pub const OUT_ALB_ORIGIN_DNS_RECORD: &str = "alb_origin_dns_record";
-const OUTPUTS: [&str; 4] = [
+/// The access-log bucket's name (with `cdn.access_logs`).
+pub const OUT_LOG_BUCKET: &str = "cdn_log_bucket";
+const OUTPUTS: [&str; 5] = [
     OUT_DISTRIBUTION_ID,
     OUT_DOMAIN_NAME,
     OUT_OAI_ID,
     OUT_ALB_ORIGIN_DNS_RECORD,
+    OUT_LOG_BUCKET,
 ];
+
+/// Key prefix of the access logs in the log bucket.
+pub const LOG_PREFIX: &str = "cdn/";
+/// Days the access logs are kept.
+pub const LOG_EXPIRY_DAYS: i32 = 90;
+/// ID of the log bucket's lifecycle rule.
+pub const LOG_RULE_ID: &str = "expire-access-logs";
+
+/// Regions whose S3 buckets CloudFront does not deliver standard logs to (AWS: "Don't choose
+/// an Amazon S3 bucket in any of the following Regions, because CloudFront doesn't deliver
+/// standard logs to buckets in these Regions",
+/// <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging-legacy-s3.html#access-logs-choosing-s3-bucket>).
+pub const NO_LOG_DELIVERY_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-south-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ca-west-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-central-2",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+];
+
+/// The access-log bucket: `fintech-cdnlogs-<account>-<suffix>` (global names: the account ID
+/// keeps them unique).
+pub fn log_bucket_name(account: &str, suffix: &str) -> String {
+    format!("fintech-cdnlogs-{account}-{suffix}")
+}
+
+/// The domain name CloudFront's `Logging.Bucket` takes: `<bucket>.s3.amazonaws.com`.
+pub fn log_bucket_domain(bucket: &str) -> String {
+    format!("{bucket}.s3.amazonaws.com")
+}
+
+/// What the log bucket must look like: ACLs enabled (`BucketOwnerPreferred`), as CloudFront
+/// standard logging writes every log file with an ACL granting its `awslogsdelivery` account
+/// (and fails `InvalidArgument` "... does not enable ACL access" on a bucket without ACLs);
+/// with `BucketOwnerPreferred` those objects still belong to the bucket owner. Private,
+/// versioned, SSE-S3, TLS only, logs expiring after [`LOG_EXPIRY_DAYS`] (see `log_bucket`).
+/// No delivery statement in the policy: legacy delivery works through the bucket ACL, which
+/// CloudFront itself adds when the distribution is created or updated.
+pub fn log_bucket_spec(bucket: &str) -> Result<LogBucketSpec> {
+    Ok(LogBucketSpec {
+        name: bucket.to_string(),
+        purpose: "cdn-logs",
+        statements: vec![storage::tls_only_statement(bucket)],
+        rules: vec![log_bucket::expiry_rule(LOG_RULE_ID, LOG_EXPIRY_DAYS)?],
+        ownership: Some(aws_sdk_s3::types::ObjectOwnership::BucketOwnerPreferred),
+    })
+}
+
+/// Refuses a default root object CloudFront would not take: empty (Security Hub
+/// CloudFront.1 wants one), with a leading `/` (AWS: "Don't add a / before the object name"),
+/// or longer than 255 characters.
+pub fn check_default_root_object(name: &str) -> Result<()> {
+    if name.is_empty() {
+        bail!("cdn.default_root_object is empty: set the object `/` serves, e.g. \"index.html\"");
+    }
+    if name.starts_with('/') {
+        bail!("cdn.default_root_object = {name:?}: give the object name without a leading `/`");
+    }
+    if name.len() > 255 {
+        bail!("cdn.default_root_object is longer than CloudFront's 255 characters");
+    }
+    Ok(())
+}
 
 /// Outputs of the alb step this step uses when present.
 pub const IN_ALB_DNS_NAME: &str = "alb_dns_name";
@@ -312,6 +404,10 @@ pub struct DesiredDistribution {
     /// The ALB origin: DNS name and whether it listens on HTTPS.
     pub alb: Option<(String, bool)>,
     pub certificate_arn: Option<String>,
+    /// What `/` serves (`cdn.default_root_object`).
+    pub default_root_object: String,
+    /// Standard access logging to this bucket (its name), under [`LOG_PREFIX`]; `None`: off.
+    pub log_bucket: Option<String>,
 }
 
 fn methods(m: &[Method]) -> Result<AllowedMethods> {
@@ -331,6 +427,22 @@ fn methods(m: &[Method]) -> Result<AllowedMethods> {
 }
 
 impl DesiredDistribution {
+    /// The `Logging` element: standard logging to the log bucket, or off (CloudFront wants
+    /// every field even then, with an empty bucket and prefix).
+    pub fn logging(&self) -> LoggingConfig {
+        let (enabled, bucket, prefix) = match &self.log_bucket {
+            Some(b) => (true, log_bucket_domain(b), LOG_PREFIX.to_string()),
+            None => (false, String::new(), String::new()),
+        };
+        LoggingConfig::builder()
+            .enabled(enabled)
+            // Cookies can carry session tokens: not in the logs.
+            .include_cookies(false)
+            .bucket(bucket)
+            .prefix(prefix)
+            .build()
+    }
+
     /// The full distribution config.
     pub fn config(&self) -> Result<DistributionConfig> {
         let read_only = [Method::Get, Method::Head];
@@ -432,7 +544,8 @@ impl DesiredDistribution {
             .price_class(PriceClass::from(self.price_class))
             .http_version(HttpVersion::Http2and3)
             .is_ipv6_enabled(true)
-            .default_root_object("index.html")
+            .default_root_object(&self.default_root_object)
+            .logging(self.logging())
             .origins(
                 Origins::builder()
                     .quantity(origins.len() as i32)
@@ -535,12 +648,22 @@ pub fn signature(c: &DistributionConfig) -> String {
                 .unwrap_or("")
         )
     });
+    let logging = c.logging().map(|l| {
+        format!(
+            "{} {} {} {}",
+            l.enabled(),
+            l.include_cookies(),
+            l.bucket(),
+            l.prefix()
+        )
+    });
     format!(
-        "enabled={} price={} comment={} origins={origins:?} default={default:?} \
-         behaviors={behaviors:?} cert={cert:?}",
+        "enabled={} price={} comment={} root={} origins={origins:?} default={default:?} \
+         behaviors={behaviors:?} cert={cert:?} logging={logging:?}",
         c.enabled(),
         c.price_class().map(|p| p.as_str()).unwrap_or(""),
         c.comment(),
+        c.default_root_object().unwrap_or(""),
     )
 }
 
@@ -564,8 +687,9 @@ pub fn drifted(current: &DistributionConfig, desired: &DistributionConfig) -> bo
     signature(&current) != signature(desired)
 }
 
-/// `current` with the managed parts replaced by `want`'s; everything else (a web ACL, aliases,
-/// logging someone added) is kept, and so is the caller reference, which cannot change.
+/// `current` with the managed parts replaced by `want`'s (the default root object and the
+/// standard logging included); everything else (a web ACL, aliases) is kept, and so is the
+/// caller reference, which cannot change.
 fn merged(current: &DistributionConfig, want: DistributionConfig) -> DistributionConfig {
     let mut c = current.clone();
     c.comment = want.comment;
@@ -575,9 +699,8 @@ fn merged(current: &DistributionConfig, want: DistributionConfig) -> Distributio
     c.default_cache_behavior = want.default_cache_behavior;
     c.cache_behaviors = want.cache_behaviors;
     c.viewer_certificate = want.viewer_certificate;
-    if c.default_root_object.as_deref().unwrap_or("").is_empty() {
-        c.default_root_object = want.default_root_object;
-    }
+    c.default_root_object = want.default_root_object;
+    c.logging = want.logging;
     c
 }
 
@@ -909,6 +1032,37 @@ impl Cdn {
         Ok(())
     }
 
+    /// With `cdn.access_logs`: the log bucket, created if missing and every setting kept in
+    /// line; returns its name. Without: `None` (the distribution's logging is turned off; a
+    /// log bucket an earlier run made is kept, its logs expiring, until `down`).
+    async fn ensure_log_bucket(ctx: &StepCtx) -> Result<Option<String>> {
+        if !ctx.cfg().cdn.access_logs {
+            if let Some(rec) = ctx.records(Some(BUCKET)).first() {
+                ctx.sh.reporter.message(
+                    ctx.step,
+                    &format!(
+                        "cdn.access_logs is off: the distribution no longer logs; the log \
+                         bucket {} is kept (its logs expire after {LOG_EXPIRY_DAYS} days) \
+                         until `down`",
+                        rec.id
+                    ),
+                );
+            }
+            return Ok(None);
+        }
+        if NO_LOG_DELIVERY_REGIONS.contains(&ctx.region()) {
+            bail!(
+                "cdn.access_logs: CloudFront does not deliver standard logs to S3 buckets in {}; \
+                 set cdn.access_logs = false or build the stack in another region",
+                ctx.region()
+            );
+        }
+        let account = ctx.account_id().await?;
+        let name = log_bucket_name(&account, ctx.suffix());
+        log_bucket::ensure(ctx, &log_bucket_spec(&name)?).await?;
+        Ok(Some(name))
+    }
+
     /// The ALB's DNS name, when the alb step published it.
     fn alb_dns(ctx: &StepCtx) -> Option<String> {
         let dns = ctx.output(IN_ALB_DNS_NAME)?.as_str()?.to_string();
@@ -1074,6 +1228,9 @@ impl Step for Cdn {
                  assets bucket; use \"oac\""
             );
         }
+        let root_object = ctx.cfg().cdn.default_root_object.clone();
+        check_default_root_object(&root_object)?;
+        let log_bucket = Self::ensure_log_bucket(ctx).await?;
         let oac = Self::ensure_oac(ctx).await?;
         let alb_inputs = Self::alb_inputs(ctx);
         let comment = distribution_comment(ctx.suffix());
@@ -1086,6 +1243,8 @@ impl Step for Cdn {
             price_class: ctx.cfg().cdn.price_class.as_str(),
             alb: alb_inputs.as_ref().map(|a| a.origin(None)),
             certificate_arn: ctx.cfg().cdn.certificate_arn.as_ref().map(|c| c.0.clone()),
+            default_root_object: root_object,
+            log_bucket: log_bucket.clone(),
         };
         let inputs_known = !is_pending(&bucket) && !oac.is_pending();
 
@@ -1188,7 +1347,8 @@ impl Step for Cdn {
                     ctx.change(
                         DISTRIBUTION,
                         &comment,
-                        "update origins, cache behaviours, price class or certificate",
+                        "update origins, cache behaviours, price class, certificate, default root object \
+                         or access logging",
                         || async {
                             cf.update_distribution()
                                 .id(&dist.id)
@@ -1254,6 +1414,10 @@ impl Step for Cdn {
             dist.attrs.get("domain_name").cloned().unwrap_or_default(),
         )?;
         ctx.remove_output(OUT_OAI_ID)?;
+        match &log_bucket {
+            Some(b) => ctx.set_output(OUT_LOG_BUCKET, b.clone())?,
+            None => ctx.remove_output(OUT_LOG_BUCKET)?,
+        }
         // The record the origin name needs, published as soon as a certificate is configured
         // so that it can be created together with the certificate's validation records.
         let cfg = ctx.cfg();
@@ -1298,6 +1462,9 @@ impl Step for Cdn {
                 ctx.deleted(kind, &rec.id)?;
             }
         }
+        // The access-log bucket, once no distribution delivers to it: every log version
+        // and delete marker, then the bucket.
+        log_bucket::delete_recorded(ctx).await?;
         for key in OUTPUTS {
             ctx.remove_output(key)?;
         }
@@ -1330,6 +1497,9 @@ impl Step for Cdn {
                 .aws("cloudfront:GetOriginAccessControl", &rec.id)
                 .not_found_ok()?
                 .map(|_| "exists".to_string()),
+            BUCKET => storage::Storage::exists(ctx, &rec.id)
+                .await?
+                .then(|| "exists".to_string()),
             _ => cf
                 .get_cloud_front_origin_access_identity()
                 .id(&rec.id)
@@ -1356,7 +1526,95 @@ mod tests {
             price_class: "PriceClass_100",
             alb,
             certificate_arn: cert.map(str::to_string),
+            default_root_object: "index.html".into(),
+            log_bucket: Some("fintech-cdnlogs-1-s".into()),
         }
+    }
+
+    #[test]
+    fn default_root_object_and_logging_are_wanted_and_checked() {
+        let c = desired(None, None).config().unwrap();
+        assert_eq!(c.default_root_object(), Some("index.html"));
+        let l = c.logging().unwrap();
+        assert!(l.enabled());
+        assert!(!l.include_cookies());
+        assert_eq!(l.bucket(), "fintech-cdnlogs-1-s.s3.amazonaws.com");
+        assert_eq!(l.prefix(), LOG_PREFIX);
+
+        // Off: the Logging element stays, disabled, with empty bucket and prefix.
+        let mut off = desired(None, None);
+        off.log_bucket = None;
+        let c_off = off.config().unwrap();
+        let l = c_off.logging().unwrap();
+        assert!(!l.enabled());
+        assert_eq!((l.bucket(), l.prefix()), ("", ""));
+
+        // Both are managed: a changed root object or logging is drift, and `merged` puts the
+        // wanted ones back (someone else's root object included).
+        assert!(drifted(&c_off, &c));
+        let mut other_root = c.clone();
+        other_root.default_root_object = Some("home.html".into());
+        assert!(drifted(&other_root, &c));
+        let fixed = merged(&other_root, desired(None, None).config().unwrap());
+        assert_eq!(fixed.default_root_object(), Some("index.html"));
+        assert!(!drifted(&fixed, &c));
+        let fixed = merged(&c_off, desired(None, None).config().unwrap());
+        assert!(fixed.logging().unwrap().enabled());
+        assert!(!drifted(&fixed, &c));
+
+        let mut custom = desired(None, None);
+        custom.default_root_object = "app/index.html".into();
+        assert_eq!(
+            custom.config().unwrap().default_root_object(),
+            Some("app/index.html")
+        );
+
+        assert!(check_default_root_object("index.html").is_ok());
+        assert!(check_default_root_object("").is_err());
+        assert!(check_default_root_object("/index.html").is_err());
+        assert!(check_default_root_object(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn every_behaviour_redirects_viewers_to_https() {
+        for (alb, cert) in [
+            (None, None),
+            (Some(("alb.example".to_string(), false)), None),
+            (
+                Some(("origin.example.com".to_string(), true)),
+                Some("arn:aws:acm:us-east-1:1:certificate/x"),
+            ),
+        ] {
+            let c = desired(alb, cert).config().unwrap();
+            assert_eq!(
+                c.default_cache_behavior().unwrap().viewer_protocol_policy(),
+                &ViewerProtocolPolicy::RedirectToHttps
+            );
+            for b in c.cache_behaviors().unwrap().items() {
+                assert_eq!(
+                    b.viewer_protocol_policy(),
+                    &ViewerProtocolPolicy::RedirectToHttps,
+                    "{}",
+                    b.path_pattern()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn log_bucket_is_private_versioned_acl_enabled_and_expiring() {
+        let name = log_bucket_name("123456789012", "abcdefghij-klmnopqrstuv");
+        assert!(name.len() <= 63, "{name}");
+        assert_eq!(log_bucket_name("1", "s"), "fintech-cdnlogs-1-s");
+        let spec = log_bucket_spec("b").unwrap();
+        assert_eq!(
+            spec.ownership,
+            Some(aws_sdk_s3::types::ObjectOwnership::BucketOwnerPreferred)
+        );
+        assert_eq!(spec.statements, vec![storage::tls_only_statement("b")]);
+        let r = &spec.rules[0];
+        assert_eq!(r.expiration().and_then(|e| e.days()), Some(LOG_EXPIRY_DAYS));
+        assert!(r.noncurrent_version_expiration().is_some());
     }
 
     #[test]

@@ -8,9 +8,16 @@
 //! CreatePrivateDnsNamespace is asynchronous, so the step polls the operation, recording the
 //! namespace as soon as the operation names it.
 //!
+//! With Container Insights on, ECS writes the cluster's performance events to
+//! `/aws/ecs/containerinsights/<cluster>/performance`, a log group it creates itself,
+//! unencrypted and never expiring, unless it exists (ECS Developer Guide, "Container Insights";
+//! AWS-CONTRACTS B10). The step creates it first, with the stack key (hence the dependency on
+//! `kms`), `logs.retention_days` and the stack's tags, and records it.
+//!
 //! Teardown runs after the services step's (it depends on this one): the namespace first
 //! (Cloud Map refuses while services remain in it; the services step deletes its Cloud Map
-//! services), then the cluster (ECS refuses while services are ACTIVE or DRAINING).
+//! services), then the cluster (ECS refuses while services are ACTIVE or DRAINING), then the
+//! Container Insights log group, which nothing writes to any more.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,7 +37,7 @@ use crate::config::CapacityConfig;
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::network;
+use crate::steps::{kms, log_group, network};
 
 pub const CLUSTER: &str = "ecs:cluster";
 pub const NAMESPACE: &str = "servicediscovery:namespace";
@@ -40,6 +47,11 @@ pub const OUT_CLUSTER_NAME: &str = "ecs_cluster_name";
 pub const OUT_CLUSTER_ARN: &str = "ecs_cluster_arn";
 pub const OUT_NAMESPACE_ID: &str = "cloudmap_namespace_id";
 pub const OUT_NAMESPACE_NAME: &str = "cloudmap_namespace_name";
+
+/// The log group Container Insights writes a cluster's performance events to.
+pub fn insights_log_group(cluster: &str) -> String {
+    format!("/aws/ecs/containerinsights/{cluster}/performance")
+}
 
 /// The capacity providers every cluster of the stack offers.
 pub const CAPACITY_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
@@ -544,7 +556,8 @@ impl Step for Cluster {
     }
 
     fn deps(&self) -> Vec<&'static str> {
-        vec!["network"]
+        // kms: the Container Insights log group is encrypted with the stack key.
+        vec!["network", "kms"]
     }
 
     fn estimate_secs(&self) -> u64 {
@@ -553,6 +566,12 @@ impl Step for Cluster {
     }
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
+        if ctx.cfg().cluster.container_insights {
+            // Before the cluster, so ECS finds it rather than creating its own.
+            let key = ctx.input_str(kms::OUT_KEY_ARN)?;
+            let group = insights_log_group(&ctx.names().of("cluster"));
+            log_group::ensure(ctx, &group, &key, &[("purpose", "container-insights")]).await?;
+        }
         let cluster = self.ensure_cluster(ctx).await?;
         let namespace = match &ctx.cfg().cluster.namespace {
             Some(ns) => Some(self.ensure_namespace(ctx, &ns.0).await?),
@@ -613,6 +632,7 @@ impl Step for Cluster {
             self.delete_cluster(ctx, &rec.id).await?;
             ctx.deleted(CLUSTER, &rec.id)?;
         }
+        log_group::delete_recorded(ctx).await?;
         for key in [
             OUT_CLUSTER_NAME,
             OUT_CLUSTER_ARN,
@@ -653,6 +673,7 @@ impl Step for Cluster {
                 .not_found_ok()?
                 .and_then(|o| o.namespace)
                 .map(|_| "exists".to_string())),
+            log_group::LOG_GROUP => log_group::probe(ctx, &rec.id).await,
             other => bail!("cluster step does not know resource type {other}"),
         }
     }
@@ -710,6 +731,14 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(from_sdk(&sdk), want);
+    }
+
+    #[test]
+    fn insights_log_group_is_the_one_ecs_writes_to() {
+        assert_eq!(
+            insights_log_group("cluster-dev"),
+            "/aws/ecs/containerinsights/cluster-dev/performance"
+        );
     }
 
     #[test]

@@ -11,10 +11,17 @@
 //! The cluster and both instances are created back to back and then waited for together: each
 //! takes 5-10 minutes on AWS, and RDS builds them in parallel.
 //!
+//! Posture the step also keeps: Performance Insights on for both instances, encrypted with the
+//! stack key, 7 days (the free tier), repaired with ModifyDBInstance; the log group of the
+//! PostgreSQL log export (`/aws/rds/cluster/<cluster>/postgresql`) created before the cluster
+//! with the stack key, retention and tags, since RDS would create it unencrypted and never
+//! expiring (AWS-CONTRACTS B10); and the RDS-managed master secret rotating every
+//! `database.secret_rotation_days` days and carrying the stack's tags (B11).
+//!
 //! Teardown follows what RDS enforces: the instances (waited until gone), then the cluster
 //! without a final snapshot (RDS deletes its managed secret and automated backups with it),
-//! then the subnet and parameter groups, which RDS refuses to delete while a cluster or
-//! instance, even a deleting one, still uses them.
+//! then the export's log group, then the subnet and parameter groups, which RDS refuses to
+//! delete while a cluster or instance, even a deleting one, still uses them.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +41,7 @@ use crate::config::{DbMode, SubnetTier};
 use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::steps::log_group;
 
 pub const SUBNET_GROUP: &str = "rds:db-subnet-group";
 pub const PARAMETER_GROUP: &str = "rds:db-cluster-parameter-group";
@@ -49,6 +57,21 @@ pub const LOG_EXPORT: &str = "postgresql";
 /// Cluster parameters the stack sets: TLS only, as a payments database must.
 /// (`rds.force_ssl` is dynamic in Aurora PostgreSQL, so it applies without a reboot.)
 pub const PARAMETERS: &[(&str, &str)] = &[("rds.force_ssl", "1")];
+/// Days Performance Insights keeps its data: 7 is the free tier (other values are billed:
+/// 31 * months up to 23 months, or 731; RDS API reference, CreateDBInstance
+/// `PerformanceInsightsRetentionPeriod`).
+pub const PI_RETENTION_DAYS: i32 = 7;
+/// The kind of the RDS-managed master secret in plan items. It is not recorded: RDS owns it
+/// and deletes it with the cluster.
+pub const SECRET: &str = "secretsmanager:secret";
+
+/// The log group Aurora exports the cluster's PostgreSQL log to. RDS creates it itself on the
+/// first export, unencrypted and never expiring (Aurora User Guide, "Publishing Aurora
+/// PostgreSQL logs to Amazon CloudWatch Logs"), so the step creates it first with the stack
+/// key and retention, and deletes it in `down` (AWS-CONTRACTS B10).
+pub fn log_export_group(cluster_id: &str) -> String {
+    format!("/aws/rds/cluster/{cluster_id}/{LOG_EXPORT}")
+}
 
 /// Output keys other steps read.
 pub const OUT_CLUSTER_ID: &str = "db_cluster_id";
@@ -221,6 +244,88 @@ impl ClusterDrift {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
+}
+
+/// The ModifyDBInstance that brings an instance's Performance Insights back to: on, encrypted
+/// with the stack key, [`PI_RETENTION_DAYS`] days.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PiDrift {
+    /// Turn Performance Insights on with the stack key and the retention.
+    pub enable: bool,
+    /// Set the retention only (PI is on with some retention already).
+    pub retention: Option<i32>,
+    /// PI is on with another key. RDS cannot change the key of enabled Performance Insights
+    /// (it is fixed once set; turning PI off and on again loses the collected data), so this
+    /// is reported, not repaired.
+    pub foreign_key: Option<String>,
+    /// What changes, for the report.
+    pub changes: Vec<String>,
+}
+
+impl PiDrift {
+    /// Compares a described instance with what the stack wants; `key` is the stack key's ARN
+    /// (a plan-mode placeholder when the key does not exist yet).
+    pub fn of(i: &DbInstance, key: &str) -> PiDrift {
+        let mut d = PiDrift::default();
+        if i.performance_insights_enabled() != Some(true) {
+            d.enable = true;
+            d.changes.push(format!(
+                "turn Performance Insights on ({PI_RETENTION_DAYS} days, the stack key)"
+            ));
+            return d;
+        }
+        let got = i.performance_insights_retention_period();
+        if got != Some(PI_RETENTION_DAYS) {
+            d.retention = Some(PI_RETENTION_DAYS);
+            d.changes.push(format!(
+                "Performance Insights retention {} -> {PI_RETENTION_DAYS} days",
+                got.map(|g| g.to_string()).unwrap_or_else(|| "unset".into())
+            ));
+        }
+        let got_key = i.performance_insights_kms_key_id().unwrap_or_default();
+        if !is_pending(key) && got_key != key {
+            d.foreign_key = Some(got_key.to_string());
+        }
+        d
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Whether a described secret rotates automatically every `days` days. Managed rotation may
+/// be described by `AutomaticallyAfterDays` or by the schedule expression `rate(N days)`
+/// (Secrets Manager API reference, RotationRulesType).
+pub fn rotation_ok(
+    enabled: Option<bool>,
+    rules: Option<&aws_sdk_secretsmanager::types::RotationRulesType>,
+    days: i64,
+) -> bool {
+    if enabled != Some(true) {
+        return false;
+    }
+    let Some(r) = rules else {
+        return false;
+    };
+    let expr = r.schedule_expression().map(|e| e.replace(' ', ""));
+    r.automatically_after_days() == Some(days)
+        || expr.as_deref() == Some(format!("rate({days}days)").as_str())
+        || (days == 1 && expr.as_deref() == Some("rate(1day)"))
+}
+
+/// The tags of `want` that `got` lacks or has with another value.
+pub fn missing_tags(
+    got: &[aws_sdk_secretsmanager::types::Tag],
+    want: &[(String, String)],
+) -> Vec<(String, String)> {
+    want.iter()
+        .filter(|(k, v)| {
+            !got.iter()
+                .any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str()))
+        })
+        .cloned()
+        .collect()
 }
 
 /// One of the cluster's two instances.
@@ -716,16 +821,19 @@ impl Database {
         Ok((cluster, described, created.load(Ordering::Relaxed)))
     }
 
-    /// Finds or creates one instance of the cluster; returns it as last described.
+    /// Finds or creates one instance of the cluster, with Performance Insights on and encrypted
+    /// with `key`; returns it as last described and whether this run created it.
     async fn ensure_instance(
         &self,
         ctx: &StepCtx,
         cluster: &Found,
         spec: &InstanceSpec,
-    ) -> Result<Option<DbInstance>> {
+        key: &str,
+    ) -> Result<(Option<DbInstance>, bool)> {
         let rds = ctx.aws().rds();
         let name = &spec.name;
         let described: Mutex<Option<DbInstance>> = Mutex::new(None);
+        let created = AtomicBool::new(false);
         let found_of = |i: &DbInstance| {
             Found::new(i.db_instance_identifier().unwrap_or(name))
                 .arn(i.db_instance_arn().unwrap_or_default())
@@ -773,6 +881,13 @@ impl Database {
                                 .publicly_accessible(false)
                                 .auto_minor_version_upgrade(true)
                                 .copy_tags_to_snapshot(true)
+                                // Performance Insights is set per instance in Aurora, encrypted
+                                // with the stack key rather than RDS's AWS managed key; 7 days
+                                // is the free tier (Aurora User Guide, "Turning Performance
+                                // Insights on and off for Aurora").
+                                .enable_performance_insights(true)
+                                .performance_insights_kms_key_id(key)
+                                .performance_insights_retention_period(PI_RETENTION_DAYS)
                                 .set_tags(Some(Self::tags(ctx, name)))
                                 .send()
                                 .await
@@ -795,6 +910,7 @@ impl Database {
                     .context("CreateDBInstance returned no instance")?;
                 let found = found_of(&i);
                 *lock(&described) = Some(i);
+                created.store(true, Ordering::Relaxed);
                 Ok(found)
             },
         )
@@ -814,7 +930,119 @@ impl Database {
                 );
             }
         }
-        Ok(described)
+        Ok((described, created.load(Ordering::Relaxed)))
+    }
+
+    /// Repairs an existing instance's Performance Insights (see [`PiDrift`]). ModifyDBInstance
+    /// turns PI on or changes its retention without a restart; applied immediately.
+    async fn repair_performance_insights(
+        &self,
+        ctx: &StepCtx,
+        i: &DbInstance,
+        key: &str,
+    ) -> Result<()> {
+        let id = i.db_instance_identifier().unwrap_or_default();
+        let d = PiDrift::of(i, key);
+        if let Some(other) = &d.foreign_key {
+            ctx.sh.reporter.message(
+                ctx.step,
+                &format!(
+                    "Performance Insights of Aurora instance {id} is encrypted with {other}, not \
+                     the stack key {key}: RDS does not change the key of enabled Performance \
+                     Insights (turn it off and on again with the stack key to move it)"
+                ),
+            );
+        }
+        if d.is_empty() {
+            return Ok(());
+        }
+        ctx.change(INSTANCE, id, &d.changes.join(", "), || async {
+            let mut req = ctx
+                .aws()
+                .rds()
+                .modify_db_instance()
+                .db_instance_identifier(id)
+                .apply_immediately(true)
+                .performance_insights_retention_period(PI_RETENTION_DAYS);
+            if d.enable {
+                req = req
+                    .enable_performance_insights(true)
+                    .performance_insights_kms_key_id(key);
+            }
+            req.send().await.aws("rds:ModifyDBInstance", id)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The RDS-managed master secret: rotated automatically every `database.secret_rotation_days`
+    /// days and tagged like the stack (AWS-CONTRACTS B11). RDS turns managed rotation on with a
+    /// 7-day schedule; RotateSecret with RotationRules changes the schedule of a managed secret
+    /// (Secrets Manager User Guide, "Managed rotation for AWS Secrets Manager secrets"), and
+    /// with RotateImmediately=false it does not rotate the password now, which would make
+    /// every running task reconnect for nothing. Called only when DescribeSecret shows a
+    /// different schedule or rotation off, so a second `up` changes nothing.
+    async fn ensure_secret_posture(&self, ctx: &StepCtx, arn: &str) -> Result<()> {
+        let sm = ctx.aws().secrets();
+        let days = ctx.cfg().database.secret_rotation_days;
+        let desc = sm
+            .describe_secret()
+            .secret_id(arn)
+            .send()
+            .await
+            .aws("secretsmanager:DescribeSecret", arn)?;
+        if !rotation_ok(desc.rotation_enabled(), desc.rotation_rules(), days) {
+            let was = match (desc.rotation_enabled(), desc.rotation_rules()) {
+                (Some(true), Some(r)) => r
+                    .schedule_expression()
+                    .map(str::to_string)
+                    .or(r.automatically_after_days().map(|d| format!("every {d} days")))
+                    .unwrap_or_else(|| "on".into()),
+                _ => "off".into(),
+            };
+            let what = format!("rotation {was} -> every {days} days");
+            ctx.change(SECRET, arn, &what, || async {
+                sm.rotate_secret()
+                    .secret_id(arn)
+                    .rotation_rules(
+                        aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                            .automatically_after_days(days)
+                            .build(),
+                    )
+                    .rotate_immediately(false)
+                    .send()
+                    .await
+                    .aws("secretsmanager:RotateSecret", arn)?;
+                Ok(())
+            })
+            .await?;
+        }
+        let name = desc.name().unwrap_or(arn);
+        let missing = missing_tags(desc.tags(), &ctx.tags(Some(name)));
+        if !missing.is_empty() {
+            let keys: Vec<&str> = missing.iter().map(|(k, _)| k.as_str()).collect();
+            let what = format!("tag {}", keys.join(", "));
+            ctx.change(SECRET, arn, &what, || async {
+                let tags = missing
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_secretsmanager::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect();
+                sm.tag_resource()
+                    .secret_id(arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .aws("secretsmanager:TagResource", arn)?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Polls until the cluster and the given instances are all `available`; returns the cluster.
@@ -1149,12 +1377,33 @@ impl Step for Database {
 
         let subnet_group = self.ensure_subnet_group(ctx, &subnets).await?;
         self.ensure_parameter_group(ctx).await?;
+        // Before the cluster: RDS would otherwise create the export's group on the first log
+        // line, unencrypted and never expiring.
+        let export_group = log_export_group(&ctx.names().of("aurora"));
+        log_group::ensure(
+            ctx,
+            &export_group,
+            &want.kms_key_arn,
+            &[("purpose", "aurora-log-export")],
+        )
+        .await?;
         let (cluster, described, created_now) =
             self.ensure_cluster(ctx, &subnet_group.id, &want).await?;
         let mut instance_states = Vec::new();
+        // Instances found (not created) by this run: their Performance Insights is checked
+        // once they are available.
+        let mut existing_instances = Vec::new();
         for spec in &specs {
-            let i = self.ensure_instance(ctx, &cluster, spec).await?;
-            instance_states.push(i.and_then(|i| i.db_instance_status().map(str::to_string)));
+            let (i, created) = self
+                .ensure_instance(ctx, &cluster, spec, &want.kms_key_arn)
+                .await?;
+            instance_states.push(
+                i.as_ref()
+                    .and_then(|i| i.db_instance_status().map(str::to_string)),
+            );
+            if let (Some(i), false) = (i, created) {
+                existing_instances.push(i);
+            }
         }
         let Some(mut current) = described else {
             // Plan mode, new cluster: nothing more to look at.
@@ -1206,6 +1455,14 @@ impl Step for Database {
                 }
             }
         }
+        // ModifyDBInstance needs the instance available, hence after the waits.
+        for i in &existing_instances {
+            self.repair_performance_insights(ctx, i, &want.kms_key_arn)
+                .await?;
+        }
+        if let Some(arn) = current.master_user_secret().and_then(|s| s.secret_arn()) {
+            self.ensure_secret_posture(ctx, arn).await?;
+        }
         if ctx.is_plan() {
             return Ok(());
         }
@@ -1250,6 +1507,10 @@ impl Step for Database {
             self.wait_gone(ctx, CLUSTER, &rec.id).await?;
             self.deleted(ctx, CLUSTER, &rec.id)?;
         }
+
+        // The export's log group once the cluster that writes to it is gone (a running cluster
+        // would recreate it, unencrypted, on its next log line).
+        log_group::delete_recorded(ctx).await?;
 
         for kind in [SUBNET_GROUP, PARAMETER_GROUP] {
             for rec in ctx.records(Some(kind)) {
@@ -1297,6 +1558,7 @@ impl Step for Database {
                         .first()
                         .map(|_| "exists".to_string())
                 }),
+            log_group::LOG_GROUP => log_group::probe(ctx, id).await?,
             other => bail!("database step does not know resource type {other}"),
         })
     }
@@ -1334,6 +1596,97 @@ mod tests {
             )
             .db_cluster_parameter_group("dbparams-dev")
             .master_user_secret(MasterUserSecret::builder().secret_arn("arn:s").build())
+    }
+
+    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/k";
+
+    fn pi(enabled: Option<bool>, retention: Option<i32>, key: Option<&str>) -> DbInstance {
+        DbInstance::builder()
+            .db_instance_identifier("aurora-writer-dev")
+            .set_performance_insights_enabled(enabled)
+            .set_performance_insights_retention_period(retention)
+            .set_performance_insights_kms_key_id(key.map(str::to_string))
+            .build()
+    }
+
+    #[test]
+    fn performance_insights_on_with_the_stack_key_is_no_drift() {
+        assert!(PiDrift::of(&pi(Some(true), Some(7), Some(KEY)), KEY).is_empty());
+    }
+
+    #[test]
+    fn performance_insights_off_is_turned_on_with_key_and_retention() {
+        for off in [None, Some(false)] {
+            let d = PiDrift::of(&pi(off, None, None), KEY);
+            assert!(d.enable, "{d:?}");
+            assert_eq!(d.changes.len(), 1);
+        }
+        let d = PiDrift::of(&pi(Some(true), Some(731), Some(KEY)), KEY);
+        assert!(!d.enable);
+        assert_eq!(d.retention, Some(PI_RETENTION_DAYS));
+    }
+
+    #[test]
+    fn a_foreign_performance_insights_key_is_reported_not_changed() {
+        let d = PiDrift::of(&pi(Some(true), Some(7), Some("arn:other")), KEY);
+        assert!(d.is_empty(), "RDS cannot change the key: {d:?}");
+        assert_eq!(d.foreign_key.as_deref(), Some("arn:other"));
+        // Plan mode before the key exists: nothing to compare with.
+        let pending = format!("{} output kms_key_arn)", crate::step::PENDING_PREFIX);
+        let d = PiDrift::of(&pi(Some(true), Some(7), Some("arn:other")), &pending);
+        assert_eq!(d.foreign_key, None);
+    }
+
+    #[test]
+    fn rotation_schedule_is_read_from_days_or_a_rate_expression() {
+        use aws_sdk_secretsmanager::types::RotationRulesType;
+        let days = |n| RotationRulesType::builder().automatically_after_days(n).build();
+        let rate = |e: &str| RotationRulesType::builder().schedule_expression(e).build();
+        assert!(rotation_ok(Some(true), Some(&days(7)), 7));
+        assert!(rotation_ok(Some(true), Some(&rate("rate(7 days)")), 7));
+        assert!(rotation_ok(Some(true), Some(&rate("rate(1 day)")), 1));
+        assert!(!rotation_ok(Some(true), Some(&days(30)), 7));
+        assert!(!rotation_ok(Some(false), Some(&days(7)), 7), "rotation off");
+        assert!(!rotation_ok(None, None, 7), "never configured (moto's fresh secret)");
+        assert!(!rotation_ok(Some(true), Some(&rate("cron(0 4 ? * SUN *)")), 7));
+    }
+
+    #[test]
+    fn only_missing_or_different_tags_are_added() {
+        use aws_sdk_secretsmanager::types::Tag as SmTag;
+        let got = vec![
+            SmTag::builder().key("Team").value("platform").build(),
+            SmTag::builder().key("Environment").value("old").build(),
+        ];
+        let want = vec![
+            ("Team".to_string(), "platform".to_string()),
+            ("Environment".to_string(), "dev".to_string()),
+            ("fintech-infra:stack".to_string(), "dev".to_string()),
+        ];
+        let m = missing_tags(&got, &want);
+        assert_eq!(m, want[1..].to_vec());
+        assert!(missing_tags(&got, &want[..1]).is_empty());
+    }
+
+    #[test]
+    fn secret_rotation_days_defaults_to_seven_and_is_bounded() {
+        use crate::config::DatabaseConfig;
+        assert_eq!(DatabaseConfig::default().secret_rotation_days, 7);
+        let parse = |t: &str| toml::from_str::<DatabaseConfig>(t);
+        assert_eq!(parse("secret_rotation_days = 30").unwrap().secret_rotation_days, 30);
+        assert_eq!(parse("secret_rotation_days = 365").unwrap().secret_rotation_days, 365);
+        for bad in ["secret_rotation_days = 0", "secret_rotation_days = 366"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("secret_rotation_days"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_log_export_group_is_the_one_rds_writes_to() {
+        assert_eq!(
+            log_export_group("aurora-dev"),
+            "/aws/rds/cluster/aurora-dev/postgresql"
+        );
     }
 
     #[test]

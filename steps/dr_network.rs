@@ -10,6 +10,9 @@
 //! Teardown: the routes on both sides (they would only black-hole), the peering connection,
 //! then the DR route table's associations, the subnets, the route table and the VPC.
 //!
+//! The DR VPC's default security group is stripped of its rules, as the stack's is (Security
+//! Hub EC2.2, see `Network::restrict_default_group`).
+//!
 //! Without `dr.region` the step does nothing, except that resources it recorded earlier (the
 //! config stopped asking for DR) are removed by `up` as well as by `down`.
 
@@ -297,6 +300,8 @@ impl Step for DrNetwork {
         let dr_cidr = cfg.cidr.0.to_string();
         let vpc_name = dr.names().with_purpose("vpc", "dr");
         let vpc = Network::ensure_vpc_named(&dr, &vpc_name, &dr_cidr, "dr.cidr").await?;
+        // Security Hub EC2.2 applies in every region: the DR VPC's default group allows nothing.
+        Network::restrict_default_group(&dr, &vpc).await?;
         let mut subnets = Vec::new();
         for (i, zone) in zones.iter().enumerate() {
             let letter = zone.chars().last().unwrap_or('x');

@@ -14,8 +14,10 @@ pub mod database;
 pub mod dr_backup;
 pub mod dr_network;
 pub mod dr_storage;
+pub mod flow_logs;
 pub mod iam;
 pub mod kms;
+pub mod log_bucket;
 pub mod log_group;
 pub mod network;
 pub mod queue;
@@ -53,5 +55,8 @@ pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
         Arc::new(dr_network::DrNetwork),
         Arc::new(dr_storage::DrStorage),
         Arc::new(dr_backup::DrBackup),
+        // Always in the graph: with `network.flow_logs = false` (or without `dr.region`, for
+        // the DR VPC's) it only removes what an earlier run built.
+        Arc::new(flow_logs::FlowLogs),
     ]
 }

@@ -14,6 +14,8 @@
 //! the database, HTTPS out to AWS APIs. `up` converges: it revokes rules the config no longer
 //! asks for and deletes groups it no longer asks for once no network interface uses them
 //! (one still in use stays recorded, with a note, for the next `up` or `down`).
+//! The VPC's default security group keeps no rules at all (Security Hub EC2.2, see
+//! [`Network::restrict_default_group`]).
 //!
 //! Teardown follows the order AWS enforces: routes, NAT gateways (waited until deleted, as
 //! their ENIs hold the subnets and their EIPs), EIPs, the IGW (it cannot be detached while a
@@ -1561,6 +1563,54 @@ impl Network {
         Ok(())
     }
 
+    /// Security Hub EC2.2: the VPC's default security group allows nothing. AWS gives every
+    /// VPC a default group that admits traffic from its own members and allows all egress
+    /// (<https://docs.aws.amazon.com/vpc/latest/userguide/default-security-group.html>); it
+    /// cannot be deleted, and anything launched without a group lands in it. Every rule it
+    /// has (the defaults, or one added by hand later) is revoked through [`StepCtx::change`],
+    /// so `plan` shows it and a second `up` finds nothing to do. Nothing is recorded: the
+    /// group goes with the VPC.
+    pub(crate) async fn restrict_default_group(ctx: &StepCtx, vpc: &Found) -> Result<()> {
+        if vpc.is_pending() {
+            return Ok(());
+        }
+        let out = ctx
+            .aws()
+            .ec2()
+            .describe_security_groups()
+            .filters(filter("vpc-id", &vpc.id))
+            .filters(filter("group-name", "default"))
+            .send()
+            .await
+            .aws("ec2:DescribeSecurityGroups", &vpc.id)?;
+        // Checked here too: emulators may ignore the filters.
+        let Some(group_id) = out
+            .security_groups()
+            .iter()
+            .find(|g| g.vpc_id() == Some(vpc.id.as_str()) && g.group_name() == Some("default"))
+            .and_then(|g| g.group_id())
+            .map(str::to_string)
+        else {
+            return Ok(());
+        };
+        let name = format!("default security group {group_id} of {}", vpc.id);
+        for r in Self::group_rules(ctx, std::slice::from_ref(&group_id)).await? {
+            let Some(rule_id) = r.security_group_rule_id().map(str::to_string) else {
+                continue;
+            };
+            let egress = r.is_egress() == Some(true);
+            let what = format!(
+                "revoke {} (the default group allows nothing: Security Hub EC2.2)",
+                existing_rule_label(&r)
+            );
+            ctx.change(SG, &name, &what, || {
+                Self::revoke_rule(ctx, &group_id, &rule_id, egress)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Makes the rules of the stack's groups exactly [`rule_specs`]: creates the missing ones,
     /// revokes the ones the config no longer asks for (recorded or tagged as this stack's; a
     /// rule added by hand is left alone, except an allow-all egress rule), then deletes the
@@ -2069,6 +2119,7 @@ impl Step for Network {
         let prefix_lists = BTreeMap::from([(CLOUDFRONT_PREFIX_LIST, cloudfront.clone())]);
         self.ensure_rules(ctx, &net.cidr.0.to_string(), &groups, &stale, &prefix_lists)
             .await?;
+        Self::restrict_default_group(ctx, &vpc).await?;
 
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (and reachable
         // from the isolated subnets, which have no route out).

@@ -5,7 +5,11 @@
 //! The task definition runs the configured image (default: a public placeholder) with the
 //! awslogs driver; the database credentials reach the container through `secrets` (ECS reads
 //! them from Secrets Manager with the execution role at task start), never through
-//! `environment`. The service runs on the capacity provider split of its `capacity` (FARGATE
+//! `environment`. The container's root file system is read-only (`services[].read_only_root`,
+//! Security Hub ECS.5) and every path the image writes to (`services[].writable_paths`) is an
+//! ephemeral task volume mounted read-write: AWS accepts a read-only container that writes
+//! elsewhere, and it then exits at start (AWS-CONTRACTS B7). The container is never privileged
+//! (ECS.4). The service runs on the capacity provider split of its `capacity` (FARGATE
 //! base, Spot share), without public IPs, spread over the private subnets of every zone, with
 //! the deployment circuit breaker rolling back failed deployments.
 //!
@@ -31,9 +35,9 @@ use aws_sdk_applicationautoscaling::types::{
 use aws_sdk_ecs::types::{
     AssignPublicIp, AvailabilityZoneRebalancing, AwsVpcConfiguration, Compatibility,
     ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, KeyValuePair,
-    LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, PortMapping,
-    PropagateTags, Secret, Service, ServiceField, ServiceRegistry, TaskDefinition,
-    TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+    LoadBalancer, LogConfiguration, LogDriver, MountPoint, NetworkConfiguration, NetworkMode,
+    PortMapping, PropagateTags, Secret, Service, ServiceField, ServiceRegistry, TaskDefinition,
+    TaskDefinitionField, TaskDefinitionStatus, TransportProtocol, Volume,
 };
 use aws_sdk_servicediscovery::types::{
     DnsConfig, DnsRecord, FilterCondition, HealthCheckCustomConfig, RecordType, RoutingPolicy,
@@ -125,6 +129,10 @@ pub struct TaskSpec {
     pub environment: BTreeMap<String, String>,
     /// Variable name -> `valueFrom` (a Secrets Manager ARN, optionally `:json-key::`).
     pub secrets: BTreeMap<String, String>,
+    /// `readonlyRootFilesystem`.
+    pub read_only_root: bool,
+    /// Paths mounted from ephemeral task volumes, read-write.
+    pub writable_paths: Vec<String>,
 }
 
 impl TaskSpec {
@@ -135,6 +143,27 @@ impl TaskSpec {
             ("awslogs-region".to_string(), self.region.clone()),
             ("awslogs-stream-prefix".to_string(), self.container.clone()),
         ])
+    }
+
+    /// (volume name, container path) per writable path, sorted by volume name.
+    fn writable_mounts(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .writable_paths
+            .iter()
+            .map(|p| (crate::config::writable_volume_name(p), p.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The task's volumes: one per writable path, with neither a host path nor a Docker,
+    /// EFS or FSx configuration. On Fargate such a bind mount lives in the task's ephemeral
+    /// storage and goes with the task, so nothing written there outlives it.
+    pub fn volumes(&self) -> Vec<Volume> {
+        self.writable_mounts()
+            .into_iter()
+            .map(|(name, _)| Volume::builder().name(name).build())
+            .collect()
     }
 
     pub fn container_definition(&self) -> Result<ContainerDefinition> {
@@ -154,10 +183,26 @@ impl TaskSpec {
             .iter()
             .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
             .collect();
+        let mounts = self
+            .writable_mounts()
+            .into_iter()
+            .map(|(volume, path)| {
+                MountPoint::builder()
+                    .source_volume(volume)
+                    .container_path(path)
+                    .read_only(false)
+                    .build()
+            })
+            .collect();
+        // `privileged` is never set (ECS.4): Fargate refuses privileged containers anyway, and
+        // leaving the field out keeps it false on every launch type; `differences` treats a
+        // revision that has it as drift.
         Ok(ContainerDefinition::builder()
             .name(&self.container)
             .image(&self.image)
             .essential(true)
+            .readonly_root_filesystem(self.read_only_root)
+            .set_mount_points(Some(mounts))
             .port_mappings(
                 PortMapping::builder()
                     .container_port(self.port)
@@ -206,6 +251,52 @@ impl TaskSpec {
         }
         if c.essential() == Some(false) {
             d.push("essential");
+        }
+        if c.readonly_root_filesystem().unwrap_or(false) != self.read_only_root {
+            d.push("readonlyRootFilesystem");
+        }
+        if c.privileged() == Some(true) {
+            d.push("privileged");
+        }
+        // Volumes: exactly ours, each without host path or driver configuration (an empty
+        // `host` is how some endpoints describe "no host path").
+        let mut volumes: Vec<(String, bool)> = td
+            .volumes()
+            .iter()
+            .map(|v| {
+                let plain = v.host().and_then(|h| h.source_path()).is_none()
+                    && v.docker_volume_configuration().is_none()
+                    && v.efs_volume_configuration().is_none()
+                    && v.fsx_windows_file_server_volume_configuration().is_none()
+                    && v.configured_at_launch() != Some(true);
+                (v.name().unwrap_or_default().to_string(), plain)
+            })
+            .collect();
+        volumes.sort();
+        let wanted = self.writable_mounts();
+        let want_volumes: Vec<(String, bool)> =
+            wanted.iter().map(|(n, _)| (n.clone(), true)).collect();
+        if volumes != want_volumes {
+            d.push("volumes");
+        }
+        let mut mounts: Vec<(String, String, bool)> = c
+            .mount_points()
+            .iter()
+            .map(|m| {
+                (
+                    m.source_volume().unwrap_or_default().to_string(),
+                    m.container_path().unwrap_or_default().to_string(),
+                    m.read_only().unwrap_or(false),
+                )
+            })
+            .collect();
+        mounts.sort();
+        let want_mounts: Vec<(String, String, bool)> = wanted
+            .into_iter()
+            .map(|(n, p)| (n, p, false))
+            .collect();
+        if mounts != want_mounts || !c.volumes_from().is_empty() {
+            d.push("mountPoints");
         }
         let ports: Vec<(Option<i32>, &str)> = c
             .port_mappings()
@@ -706,6 +797,8 @@ impl Inputs {
             region: ctx.region().to_string(),
             environment,
             secrets,
+            read_only_root: svc.read_only_root,
+            writable_paths: svc.writable_paths.clone(),
         }
     }
 }
@@ -785,6 +878,7 @@ impl Services {
     async fn register_task_definition(&self, ctx: &StepCtx, spec: &TaskSpec) -> Result<String> {
         let ecs = ctx.aws().ecs();
         let container = spec.container_definition()?;
+        let volumes = spec.volumes();
         let tags = Self::ecs_tags(ctx, &spec.family);
         let out = ctx
             .retry_iam(&format!("task definition {}", spec.family), || {
@@ -797,6 +891,7 @@ impl Services {
                     .execution_role_arn(&spec.execution_role_arn)
                     .task_role_arn(&spec.task_role_arn)
                     .container_definitions(container.clone())
+                    .set_volumes(Some(volumes.clone()))
                     .set_tags(Some(tags.clone()))
                     .send()
                     .map_aws("ecs:RegisterTaskDefinition", &spec.family)
@@ -1758,6 +1853,11 @@ mod tests {
             region: "us-east-1".into(),
             environment: BTreeMap::from([("DB_HOST".into(), "aurora.example".into())]),
             secrets: BTreeMap::from([("DB_PASSWORD".into(), format!("{arn}:password::"))]),
+            read_only_root: true,
+            writable_paths: crate::config::PLACEHOLDER_WRITABLE_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
         }
     }
 
@@ -1776,7 +1876,99 @@ mod tests {
             .execution_role_arn(&s.execution_role_arn)
             .task_role_arn(&s.task_role_arn)
             .container_definitions(s.container_definition().unwrap())
+            .set_volumes(Some(s.volumes()))
             .build()
+    }
+
+    #[test]
+    fn the_root_is_read_only_with_a_volume_per_writable_path_and_nothing_privileged() {
+        let s = spec();
+        let c = s.container_definition().unwrap();
+        assert_eq!(c.readonly_root_filesystem(), Some(true));
+        assert_eq!(c.privileged(), None, "privileged is never set");
+        let mut mounts: Vec<(&str, &str, Option<bool>)> = c
+            .mount_points()
+            .iter()
+            .map(|m| {
+                (
+                    m.source_volume().unwrap(),
+                    m.container_path().unwrap(),
+                    m.read_only(),
+                )
+            })
+            .collect();
+        mounts.sort();
+        assert_eq!(
+            mounts,
+            [
+                ("rw-tmp", "/tmp", Some(false)),
+                ("rw-var-cache-nginx", "/var/cache/nginx", Some(false)),
+                ("rw-var-run", "/var/run", Some(false)),
+            ]
+        );
+        let volumes = s.volumes();
+        let names: Vec<&str> = volumes.iter().map(|v| v.name().unwrap()).collect();
+        assert_eq!(names, ["rw-tmp", "rw-var-cache-nginx", "rw-var-run"]);
+        // Ephemeral: no host path, no driver, no EFS.
+        assert!(volumes.iter().all(|v| v.host().is_none()
+            && v.docker_volume_configuration().is_none()
+            && v.efs_volume_configuration().is_none()));
+        let mut none = s.clone();
+        none.writable_paths.clear();
+        assert!(none.volumes().is_empty());
+        assert!(none.container_definition().unwrap().mount_points().is_empty());
+    }
+
+    #[test]
+    fn a_revision_without_the_read_only_settings_is_replaced() {
+        let s = spec();
+        // A revision registered before this change: writable root, no volumes.
+        let mut old = s.clone();
+        old.read_only_root = false;
+        old.writable_paths.clear();
+        let td = described(&old);
+        assert_eq!(
+            s.differences(&td),
+            vec!["readonlyRootFilesystem", "volumes", "mountPoints"]
+        );
+        // Turning the switch off (an image that cannot run read-only) is a change too.
+        let mut off = s.clone();
+        off.read_only_root = false;
+        assert_eq!(off.differences(&described(&s)), vec!["readonlyRootFilesystem"]);
+        // One path more or less changes both the volumes and the mounts.
+        let mut more = s.clone();
+        more.writable_paths.push("/app/cache".into());
+        assert_eq!(more.differences(&described(&s)), vec!["volumes", "mountPoints"]);
+        // A privileged container (set by hand) or a volume with a host path is drift.
+        let mut c = s.container_definition().unwrap();
+        c.privileged = Some(true);
+        let td = TaskDefinition::builder()
+            .family(&s.family)
+            .cpu(&s.cpu)
+            .memory(&s.memory)
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .execution_role_arn(&s.execution_role_arn)
+            .task_role_arn(&s.task_role_arn)
+            .container_definitions(c)
+            .set_volumes(Some(
+                s.volumes()
+                    .into_iter()
+                    .map(|v| {
+                        let name = v.name().unwrap().to_string();
+                        Volume::builder()
+                            .name(name)
+                            .host(
+                                aws_sdk_ecs::types::HostVolumeProperties::builder()
+                                    .source_path("/host")
+                                    .build(),
+                            )
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        assert_eq!(s.differences(&td), vec!["privileged", "volumes"]);
     }
 
     #[test]

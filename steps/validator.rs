@@ -16,9 +16,14 @@
 //! - Role `role-validator-<suffix>` (trusted by lambda.amazonaws.com) with the customer-managed
 //!   policy `policy-validator-<suffix>`: receive/delete/change visibility on the transaction
 //!   queue, GetItem on the session table, write its own log group, manage its VPC ENIs,
-//!   decrypt with the stack key through SQS, Lambda and DynamoDB. `ec2:DescribeNetworkInterfaces`
-//!   and `ec2:DescribeSubnets` are the only grants on `Resource: "*"`: EC2 accepts no narrower
-//!   resource for Describe calls, and Lambda checks them when attaching the function to the VPC.
+//!   decrypt with the stack key through SQS, Lambda and DynamoDB, send X-Ray traces.
+//!   `ec2:DescribeNetworkInterfaces`, `ec2:DescribeSubnets`, `xray:PutTraceSegments` and
+//!   `xray:PutTelemetryRecords` are the only grants on `Resource: "*"`: EC2 accepts no narrower
+//!   resource for Describe calls (Lambda checks them when attaching the function to the VPC),
+//!   and X-Ray supports no resource-level permissions for sending traces.
+//! - Active X-Ray tracing (`TracingConfig.Mode = Active`, Security Hub Lambda.7): Lambda
+//!   samples invocations and sends their segments with the function's role, hence the X-Ray
+//!   grants; set at create and restored by the configuration drift check.
 //! - Log group `/aws/lambda/fn-validator-<suffix>` created beforehand with the stack key and
 //!   `logs.retention_days` (the role cannot create log groups, so Lambda never makes an
 //!   unencrypted, never-expiring one).
@@ -45,7 +50,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     DeadLetterConfig, Environment, EventSourceMappingConfiguration, FunctionCode,
     FunctionConfiguration, FunctionResponseType, LastUpdateStatus, Runtime, ScalingConfig, State,
-    VpcConfig,
+    TracingConfig, TracingMode, VpcConfig,
 };
 use futures::FutureExt as _;
 use serde_json::{json, Value};
@@ -78,9 +83,23 @@ pub const HANDLER_FILE: &str = "handler.py";
 pub const HANDLER: &str = "handler.handler";
 pub const RUNTIME: Runtime = Runtime::Python312;
 
-/// Actions the policy grants on `Resource: "*"` (EC2 Describe calls take no resource).
-pub const RESOURCE_STAR_ACTIONS: &[&str] =
-    &["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"];
+/// Actions the policy grants on `Resource: "*"`: EC2 Describe calls take no resource, and
+/// X-Ray has no resource-level permissions for sending traces (its IAM reference lists no
+/// resource type for `PutTraceSegments` / `PutTelemetryRecords`).
+pub const RESOURCE_STAR_ACTIONS: &[&str] = &[
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+];
+/// The EC2 actions of [`RESOURCE_STAR_ACTIONS`].
+const EC2_DESCRIBE_ACTIONS: &[&str] = &["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"];
+/// What Lambda needs to send the traces of an actively traced function (what the AWS managed
+/// `AWSXRayDaemonWriteAccess` policy grants, minus the sampling-rule reads Lambda does not
+/// make with the function's role).
+const XRAY_ACTIONS: &[&str] = &["xray:PutTelemetryRecords", "xray:PutTraceSegments"];
+/// The function's tracing mode: Active (Lambda.7).
+pub const TRACING_MODE: TracingMode = TracingMode::Active;
 
 /// A VPC function is `Pending` while Lambda sets up its ENIs (up to a few minutes on AWS).
 const READY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -241,7 +260,9 @@ pub fn validator_policy(inp: &PolicyInputs) -> Value {
                 vec![eni],
             ),
             // EC2 Describe calls accept no resource-level restriction.
-            statement("DescribeVpcEnis", RESOURCE_STAR_ACTIONS, vec!["*".into()]),
+            statement("DescribeVpcEnis", EC2_DESCRIBE_ACTIONS, vec!["*".into()]),
+            // Neither does X-Ray: `Resource: "*"` is the only form these actions take.
+            statement("SendTraces", XRAY_ACTIONS, vec!["*".into()]),
             key
         ]
     })
@@ -304,6 +325,9 @@ pub fn config_drift(c: &FunctionConfiguration, w: &WantedFunction) -> Vec<&'stat
     }
     if c.kms_key_arn() != Some(w.kms_key_arn.as_str()) {
         d.push("KMS key");
+    }
+    if c.tracing_config().and_then(|t| t.mode()) != Some(&TRACING_MODE) {
+        d.push("tracing");
     }
     if c.dead_letter_config()
         .and_then(|x| x.target_arn())
@@ -460,6 +484,10 @@ impl Validator {
             .build()
     }
 
+    fn tracing() -> TracingConfig {
+        TracingConfig::builder().mode(TRACING_MODE).build()
+    }
+
     /// An empty target: how UpdateFunctionConfiguration removes a dead-letter queue.
     fn no_dead_letter() -> DeadLetterConfig {
         DeadLetterConfig::builder().target_arn("").build()
@@ -503,6 +531,7 @@ impl Validator {
                                 .vpc_config(Self::vpc_config(w))
                                 .environment(Self::environment(w))
                                 .kms_key_arn(&w.kms_key_arn)
+                                .tracing_config(Self::tracing())
                                 .set_tags(Some(ctx.tags(Some(name)).into_iter().collect()))
                                 .send()
                                 .map(|r| r.aws("lambda:CreateFunction", name))
@@ -577,6 +606,7 @@ impl Validator {
                         .vpc_config(Self::vpc_config(w))
                         .environment(Self::environment(w))
                         .kms_key_arn(&w.kms_key_arn)
+                        .tracing_config(Self::tracing())
                         .dead_letter_config(Self::no_dead_letter())
                         .send()
                         .map(|r| r.aws("lambda:UpdateFunctionConfiguration", name))
@@ -896,10 +926,21 @@ mod tests {
     fn policy_is_least_privilege() {
         let doc = validator_policy(&inputs());
         iam::check_least_privilege_with(&doc, RESOURCE_STAR_ACTIONS).unwrap();
-        // The strict rule set (no Resource "*" at all besides ECR's token) rejects it only for
-        // the Describe statement.
+        // The strict rule set (no Resource "*" at all besides ECR's token) rejects it for the
+        // Describe statement (the first on "*").
         let e = iam::check_least_privilege(&doc).unwrap_err();
         assert!(e.contains("DescribeVpcEnis"), "{e}");
+        // Exactly these four actions on "*", and nothing else there.
+        let mut on_star: Vec<&str> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|st| st["Resource"].as_array().unwrap().iter().any(|r| r == "*"))
+            .flat_map(|st| st["Action"].as_array().unwrap().iter())
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        on_star.sort();
+        assert_eq!(on_star, RESOURCE_STAR_ACTIONS);
         let s = doc.to_string();
         for a in [
             "sqs:ReceiveMessage",
@@ -915,6 +956,8 @@ mod tests {
             "ec2:AssignPrivateIpAddresses",
             "ec2:UnassignPrivateIpAddresses",
             "kms:Decrypt",
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
         ] {
             assert!(s.contains(a), "{a} missing");
         }
@@ -924,7 +967,10 @@ mod tests {
         for st in doc["Statement"].as_array().unwrap() {
             let resources = st["Resource"].as_array().unwrap();
             if resources.iter().any(|r| r == "*") {
-                assert_eq!(st["Sid"], "DescribeVpcEnis");
+                assert!(
+                    st["Sid"] == "DescribeVpcEnis" || st["Sid"] == "SendTraces",
+                    "{st}"
+                );
             }
             for a in st["Action"].as_array().unwrap() {
                 assert!(!a.as_str().unwrap().contains('*'), "wildcard action {a}");
@@ -978,6 +1024,11 @@ mod tests {
                     .build(),
             )
             .kms_key_arn(&w.kms_key_arn)
+            .tracing_config(
+                aws_sdk_lambda::types::TracingConfigResponse::builder()
+                    .mode(TracingMode::Active)
+                    .build(),
+            )
     }
 
     #[test]
@@ -1002,6 +1053,17 @@ mod tests {
         assert!(config_drift(&c, &w).is_empty());
         let c = config_of(&w).runtime(Runtime::Python39).build();
         assert_eq!(config_drift(&c, &w), ["runtime"]);
+        // PassThrough (Lambda's default) or no tracing reported: not Active, drift.
+        let c = config_of(&w)
+            .tracing_config(
+                aws_sdk_lambda::types::TracingConfigResponse::builder()
+                    .mode(TracingMode::PassThrough)
+                    .build(),
+            )
+            .build();
+        assert_eq!(config_drift(&c, &w), ["tracing"]);
+        let c = config_of(&w).set_tracing_config(None).build();
+        assert_eq!(config_drift(&c, &w), ["tracing"]);
     }
 
     #[test]

@@ -146,3 +146,23 @@ def kms_object_replication_needs_a_replica_key() -> None:
                     "SseKmsEncryptedObjects must be specified if EncryptionConfiguration is present."
                 )
         return original(self, bucket_name, replication)
+
+
+@rule("s3", "fidelity")
+def unversioned_bucket_reads_back_an_empty_versioning_configuration() -> None:
+    """GetBucketVersioning of a bucket whose versioning was never set answers an empty
+    `<VersioningConfiguration/>` (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketVersioning.html:
+    "If the versioning state has never been set on a bucket, then no versioning state is
+    returned"). moto answered a `<GetBucketVersioningResponse>` root, which the AWS SDKs
+    cannot parse, so asking an unversioned bucket failed instead of saying "not versioned".
+    """
+
+    @wrap(S3Response, "get_bucket_versioning")
+    def get_bucket_versioning(original: Any, self: Any) -> Any:
+        if self.backend.get_bucket_versioning(self.bucket_name) is None:
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>'
+                '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+            )
+            return 200, {"Content-Type": "application/xml"}, body
+        return original(self)

@@ -88,3 +88,19 @@ def test_replication_source_must_be_versioned_and_kms_rules_need_a_replica_key(e
     del plain["Rules"][0]["SourceSelectionCriteria"]
     del plain["Rules"][0]["Destination"]["EncryptionConfiguration"]
     s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=plain)
+
+
+def test_unversioned_bucket_reads_back_an_empty_versioning_configuration(emu):
+    s3 = emu.client("s3")
+    bucket = name("plain")
+    s3.create_bucket(Bucket=bucket)
+    out = s3.get_bucket_versioning(Bucket=bucket)
+    assert "Status" not in out, out
+    # The AWS SDK for Rust reads the root element strictly: it must be VersioningConfiguration.
+    import urllib.request
+
+    with urllib.request.urlopen(f"{emu.url}/{bucket}?versioning") as r:
+        body = r.read().decode()
+    assert "<VersioningConfiguration" in body and "GetBucketVersioningResponse" not in body, body
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"

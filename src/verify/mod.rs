@@ -10,6 +10,7 @@
 mod eval;
 mod live;
 mod paths;
+mod posture;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ pub use live::Live;
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// `paths` (data paths of the architecture).
+    /// `paths` (data paths of the architecture) or `posture` (security controls).
     pub section: &'static str,
     /// What is checked, e.g. `producer web → transaction queue`.
     pub path: String,
@@ -81,7 +82,12 @@ impl Report {
             .map(|f| f.path.chars().count())
             .max()
             .unwrap_or(0);
+        let mut section = "";
         for f in &self.findings {
+            if f.section != section {
+                section = f.section;
+                out.push_str(&format!("{section}:\n"));
+            }
             let pad = width - f.path.chars().count();
             out.push_str(&format!(
                 "{} {}{}  {}\n",
@@ -159,7 +165,8 @@ impl Stack {
 pub async fn run(aws: Arc<Aws>, stack: &Stack, cfg: &Config) -> Result<Report> {
     let account = aws.account_id().await?;
     let live = Live::new(aws, account);
-    let findings = paths::all(&live, stack, cfg).await;
+    let mut findings = paths::all(&live, stack, cfg).await;
+    findings.extend(posture::all(&live, stack).await);
     Ok(Report { findings })
 }
 

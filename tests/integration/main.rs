@@ -11,6 +11,7 @@ mod edge;
 mod foundation;
 mod iam;
 mod observability;
+mod posture;
 mod registry;
 mod resilience;
 mod security_groups;

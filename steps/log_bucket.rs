@@ -1,0 +1,458 @@
+//! Log buckets: the S3 buckets AWS services deliver access logs to (the ALB's
+//! `fintech-alblogs-<account>-<s>`, CloudFront's `fintech-cdnlogs-<account>-<s>`), created and
+//! kept in line by the step that owns the logging resource.
+//!
+//! Every log bucket gets the same baseline (AWS Foundational Security Best Practices,
+//! S3.1/S3.2/S3.5/S3.8/S3.10/S3.14): every kind of public access blocked, versioning on,
+//! default encryption SSE-S3 (neither ALB nor CloudFront standard log delivery writes with a
+//! customer KMS key without extra key-policy grants; SSE-S3 is what their guides document),
+//! a bucket policy holding the delivery grants plus the storage step's TLS-only statement, and
+//! a lifecycle rule expiring the logs and their non-current versions (a versioned log bucket
+//! would otherwise keep every overwritten or deleted log version for ever). Object ownership
+//! is set only where the delivering service needs it: CloudFront standard (legacy) logging
+//! writes each log file with an ACL granting the `awslogsdelivery` account, so its bucket must
+//! have ACLs enabled (`BucketOwnerPreferred`; AWS: "the bucket must have ACLs enabled",
+//! <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/standard-logging-legacy-s3.html#AccessLogsBucketAndFileOwnership>).
+//!
+//! A second `up` reads every setting back (tags, public access block, ownership, versioning,
+//! encryption, lifecycle, policy) and changes only what drifted, so an unchanged stack makes
+//! no mutating call. The storage step's bucket routine (`Storage::ensure_bucket`) is not used
+//! because its lifecycle rule (Standard-IA transition) and missing ownership controls do not
+//! fit log buckets; its helpers (create request, public access block, tags, versioning read,
+//! policy statements, emptying) are.
+
+use anyhow::{Context as _, Result};
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus, LifecycleExpiration,
+    LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectOwnership,
+    OwnershipControls, OwnershipControlsRule, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    VersioningConfiguration,
+};
+use serde_json::Value;
+
+use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
+use crate::naming::STACK_TAG;
+use crate::step::{Found, StepCtx};
+use crate::steps::storage::{self, Storage, BUCKET};
+
+/// Days a non-current version of a log object is kept (a log is never rewritten: these are
+/// only deletes or accidental overwrites).
+pub const NONCURRENT_LOG_DAYS: i32 = 30;
+
+/// What a log bucket must look like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogBucketSpec {
+    pub name: String,
+    /// Kept in the record's attrs (`purpose`), e.g. `alb-logs`.
+    pub purpose: &'static str,
+    /// The policy statements this step owns (by `Sid`); others in the policy are kept.
+    pub statements: Vec<Value>,
+    /// The whole lifecycle configuration (this tool owns it).
+    pub rules: Vec<LifecycleRule>,
+    /// Object ownership to enforce; `None`: left as S3 made it (`BucketOwnerEnforced`).
+    pub ownership: Option<ObjectOwnership>,
+}
+
+/// One rule over the whole bucket: objects expire after `days`, non-current versions after
+/// [`NONCURRENT_LOG_DAYS`].
+pub fn expiry_rule(id: &str, days: i32) -> Result<LifecycleRule> {
+    LifecycleRule::builder()
+        .id(id)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .expiration(LifecycleExpiration::builder().days(days).build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(NONCURRENT_LOG_DAYS)
+                .build(),
+        )
+        .build()
+        .context("building a lifecycle rule")
+}
+
+/// A comparable summary of the fields of a lifecycle rule this module sets. (The rule-level
+/// `Prefix` is deprecated but still what some emulators return.)
+#[allow(deprecated)]
+fn rule_signature(r: &LifecycleRule) -> String {
+    let prefix = r
+        .filter()
+        .and_then(|f| f.prefix())
+        .or(r.prefix())
+        .unwrap_or("");
+    format!(
+        "{}|{}|{prefix}|{:?}|{:?}|{}",
+        r.id().unwrap_or(""),
+        r.status().as_str(),
+        r.expiration().and_then(|e| e.days()),
+        r.noncurrent_version_expiration()
+            .and_then(|n| n.noncurrent_days()),
+        r.transitions().len(),
+    )
+}
+
+/// Whether two rule sets are the same (order ignored).
+pub fn rules_match(got: &[LifecycleRule], want: &[LifecycleRule]) -> bool {
+    let mut a: Vec<String> = got.iter().map(rule_signature).collect();
+    let mut b: Vec<String> = want.iter().map(rule_signature).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// The policy with every statement of `statements` in place (by `Sid`), others kept; `None`
+/// when it already holds them all.
+pub fn wanted_policy(current: Option<&str>, statements: &[Value]) -> Result<Option<String>> {
+    let mut policy = current.map(str::to_string);
+    let mut changed = false;
+    for s in statements {
+        if let Some(p) = storage::upsert_statement(policy.as_deref(), s)? {
+            policy = Some(p);
+            changed = true;
+        }
+    }
+    Ok(changed.then(|| policy.unwrap_or_default()))
+}
+
+/// "No such configuration" (including S3's missing ownership controls) as `None`.
+fn absent<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match r {
+        Err(e) if e.code.as_deref() == Some("OwnershipControlsNotFoundError") => Ok(None),
+        r => storage::no_config(r),
+    }
+}
+
+/// Applies `apply` when `needed`: directly for a bucket created in this run (part of
+/// creating it), else as a reported change (plan mode only reports it).
+async fn fix<C, CF>(
+    ctx: &StepCtx,
+    name: &str,
+    created: bool,
+    needed: bool,
+    what: &str,
+    apply: C,
+) -> Result<()>
+where
+    C: FnOnce() -> CF,
+    CF: std::future::Future<Output = Result<()>>,
+{
+    if !needed {
+        return Ok(());
+    }
+    if created {
+        ctx.check_cancelled()?;
+        apply().await
+    } else {
+        ctx.change(BUCKET, name, what, apply).await
+    }
+}
+
+/// Creates the bucket if missing (recorded by the calling step) and brings every setting in
+/// line with `spec`.
+pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
+    let s3 = ctx.aws().s3();
+    let name = spec.name.as_str();
+    let exists = Storage::exists(ctx, name).await?;
+    let mut current_tags: Vec<(String, String)> = Vec::new();
+    if exists {
+        current_tags = absent(
+            s3.get_bucket_tagging()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:GetBucketTagging", name),
+        )?
+        .map(|o| {
+            o.tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+        // A bucket this step recorded is adopted even if its tags were lost (repaired below);
+        // any other must carry the stack tag: bucket names are global.
+        if !ctx.records(Some(BUCKET)).iter().any(|r| r.id == name) {
+            let tag = current_tags
+                .iter()
+                .find(|(k, _)| k == STACK_TAG)
+                .map(|(_, v)| v.as_str());
+            ctx.check_ours("S3 bucket", name, tag)?;
+        }
+    }
+    let found = ctx
+        .ensure(
+            BUCKET,
+            name,
+            || async {
+                Ok(exists.then(|| {
+                    Found::new(name)
+                        .arn(storage::bucket_arn(name))
+                        .attr("purpose", spec.purpose)
+                }))
+            },
+            || async {
+                let mut req = storage::create_bucket_request(ctx, name);
+                if let Some(o) = &spec.ownership {
+                    // Set at creation: S3 makes new buckets BucketOwnerEnforced (ACLs off).
+                    req = req.object_ownership(o.clone());
+                }
+                req.send().await.aws("s3:CreateBucket", name)?;
+                Ok(Found::new(name)
+                    .arn(storage::bucket_arn(name))
+                    .attr("purpose", spec.purpose))
+            },
+        )
+        .await?;
+    if found.is_pending() {
+        return Ok(found);
+    }
+    let created = !exists;
+
+    // Tags: ours set, anyone else's kept (PutBucketTagging replaces the whole set).
+    let want_tags = ctx.tags(Some(name));
+    let tags_ok = !created && want_tags.iter().all(|t| current_tags.contains(t));
+    fix(ctx, name, created, !tags_ok, "set tags", || async {
+        let mut all: Vec<(String, String)> = current_tags
+            .iter()
+            .filter(|(k, _)| !want_tags.iter().any(|(wk, _)| wk == k))
+            .cloned()
+            .collect();
+        all.extend(want_tags.iter().cloned());
+        s3.put_bucket_tagging()
+            .bucket(name)
+            .tagging(storage::s3_tags(&all)?)
+            .send()
+            .await
+            .aws("s3:PutBucketTagging", name)?;
+        Ok(())
+    })
+    .await?;
+
+    // Public access block first: the policy written below must pass it. Log delivery ACL
+    // grants (to the awslogsdelivery account) are not public, so blocking public ACLs keeps
+    // CloudFront's delivery working.
+    let pab_ok = !created
+        && absent(
+            s3.get_public_access_block()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:GetPublicAccessBlock", name),
+        )?
+        .and_then(|o| o.public_access_block_configuration)
+        .is_some_and(|c| {
+            c.block_public_acls() == Some(true)
+                && c.ignore_public_acls() == Some(true)
+                && c.block_public_policy() == Some(true)
+                && c.restrict_public_buckets() == Some(true)
+        });
+    fix(ctx, name, created, !pab_ok, "block all public access", || {
+        storage::block_public_access(ctx, name)
+    })
+    .await?;
+
+    // Object ownership (ACLs enabled for CloudFront standard logging). Set at creation, so
+    // only an existing bucket is read back.
+    if let Some(want) = &spec.ownership {
+        let ownership_ok = created
+            || absent(
+                s3.get_bucket_ownership_controls()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:GetBucketOwnershipControls", name),
+            )?
+            .and_then(|o| o.ownership_controls)
+            .is_some_and(|c| c.rules().iter().any(|r| r.object_ownership() == want));
+        let what = format!("object ownership {}", want.as_str());
+        fix(ctx, name, false, !ownership_ok, &what, || async {
+            s3.put_bucket_ownership_controls()
+                .bucket(name)
+                .ownership_controls(
+                    OwnershipControls::builder()
+                        .rules(
+                            OwnershipControlsRule::builder()
+                                .object_ownership(want.clone())
+                                .build()
+                                .context("building the ownership rule")?,
+                        )
+                        .build()
+                        .context("building the ownership controls")?,
+                )
+                .send()
+                .await
+                .aws("s3:PutBucketOwnershipControls", name)?;
+            Ok(())
+        })
+        .await?;
+    }
+
+    // Versioning.
+    let versioning_ok =
+        !created && storage::versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
+    fix(ctx, name, created, !versioning_ok, "enable versioning", || async {
+        s3.put_bucket_versioning()
+            .bucket(name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("s3:PutBucketVersioning", name)?;
+        Ok(())
+    })
+    .await?;
+
+    // Default encryption: SSE-S3.
+    let encryption_ok = !created
+        && absent(
+            s3.get_bucket_encryption()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:GetBucketEncryption", name),
+        )?
+        .as_ref()
+        .and_then(|o| o.server_side_encryption_configuration())
+        .and_then(|c| c.rules().first())
+        .and_then(|r| r.apply_server_side_encryption_by_default())
+        .is_some_and(|d| d.sse_algorithm() == &ServerSideEncryption::Aes256);
+    fix(
+        ctx,
+        name,
+        created,
+        !encryption_ok,
+        "encrypt with S3-managed keys (SSE-S3)",
+        || async {
+            s3.put_bucket_encryption()
+                .bucket(name)
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(
+                            ServerSideEncryptionRule::builder()
+                                .apply_server_side_encryption_by_default(
+                                    ServerSideEncryptionByDefault::builder()
+                                        .sse_algorithm(ServerSideEncryption::Aes256)
+                                        .build()
+                                        .context("building the bucket encryption")?,
+                                )
+                                .build(),
+                        )
+                        .build()
+                        .context("building the bucket encryption")?,
+                )
+                .send()
+                .await
+                .aws("s3:PutBucketEncryption", name)?;
+            Ok(())
+        },
+    )
+    .await?;
+
+    // Lifecycle (owned as a whole).
+    let lifecycle_ok = !created
+        && absent(
+            s3.get_bucket_lifecycle_configuration()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:GetBucketLifecycleConfiguration", name),
+        )?
+        .is_some_and(|o| rules_match(o.rules(), &spec.rules));
+    fix(
+        ctx,
+        name,
+        created,
+        !lifecycle_ok,
+        "lifecycle: expire logs and their non-current versions",
+        || async {
+            s3.put_bucket_lifecycle_configuration()
+                .bucket(name)
+                .lifecycle_configuration(
+                    BucketLifecycleConfiguration::builder()
+                        .set_rules(Some(spec.rules.clone()))
+                        .build()
+                        .context("building the lifecycle configuration")?,
+                )
+                .send()
+                .await
+                .aws("s3:PutBucketLifecycleConfiguration", name)?;
+            Ok(())
+        },
+    )
+    .await?;
+
+    // Policy: our statements by Sid (delivery grants, TLS only), others kept.
+    let current = if created {
+        None
+    } else {
+        storage::get_policy(ctx, name).await?
+    };
+    let policy = wanted_policy(current.as_deref(), &spec.statements)?;
+    fix(
+        ctx,
+        name,
+        created,
+        policy.is_some(),
+        "bucket policy: log delivery, deny requests without TLS",
+        || storage::set_policy(ctx, name, policy.clone()),
+    )
+    .await?;
+    Ok(found)
+}
+
+/// Empties (every version and delete marker) and deletes every bucket the calling step
+/// recorded, retrying while S3 reports it in use; not found counts as deleted.
+pub async fn delete_recorded(ctx: &StepCtx) -> Result<()> {
+    let s3 = ctx.aws().s3();
+    for rec in ctx.records(Some(BUCKET)) {
+        Storage::empty(ctx, &rec.id).await?;
+        ctx.retry_dependency(&format!("{BUCKET} {}", rec.id), || async {
+            s3.delete_bucket()
+                .bucket(&rec.id)
+                .send()
+                .await
+                .map(|_| ())
+                .aws("s3:DeleteBucket", &rec.id)
+                .not_found_ok()
+                .map(|_| ())
+        })
+        .await?;
+        ctx.deleted(BUCKET, &rec.id)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn expiry_rule_expires_current_and_noncurrent_versions() {
+        let r = expiry_rule("expire-access-logs", 90).unwrap();
+        assert_eq!(r.expiration().and_then(|e| e.days()), Some(90));
+        assert_eq!(
+            r.noncurrent_version_expiration()
+                .and_then(|n| n.noncurrent_days()),
+            Some(NONCURRENT_LOG_DAYS)
+        );
+        assert_eq!(r.status(), &ExpirationStatus::Enabled);
+        let other = expiry_rule("expire-access-logs", 30).unwrap();
+        assert!(rules_match(&[r.clone()], &[r.clone()]));
+        assert!(!rules_match(&[r.clone()], &[other]));
+        assert!(!rules_match(&[], &[r]));
+    }
+
+    #[test]
+    fn policy_gets_our_statements_once() {
+        let tls = storage::tls_only_statement("b");
+        let grant = json!({"Sid": "Delivery", "Effect": "Allow"});
+        let p = wanted_policy(None, &[grant.clone(), tls.clone()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(wanted_policy(Some(&p), &[grant, tls]).unwrap(), None);
+    }
+}
