@@ -2359,7 +2359,7 @@ mod service_posture_tests {
         assert!(e.contains("min_count 2"), "{e}");
         assert!(e.contains("0 of 2 tasks (0%)"), "{e}");
         assert!(e.contains("min_spot_percent 50"), "{e}");
-        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("line 1"), "{e}");
         // Fine at min_count (2 of 4), short at an odd max_count (1:1 rounds 4.5 down to 4).
         let e = err(
             "[[services]]\nname = \"web\"\nmin_count = 4\ndesired_count = 4\ncapacity = { \

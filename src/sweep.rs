@@ -42,7 +42,24 @@ pub async fn leftovers(aws: &Aws, regions: &[String], suffix: &str) -> Result<Ve
 /// listed for a while (on AWS as in moto): deleted NAT gateways and peering connections,
 /// INACTIVE ECS clusters and services, KMS keys pending deletion (KMS waits at least 7 days).
 async fn tagged(aws: &Aws, suffix: &str) -> Result<Vec<String>> {
-    let mut arns = Vec::new();
+    let arns: Vec<String> = tagged_resources(aws, suffix)
+        .await?
+        .into_iter()
+        .map(|(arn, _)| arn)
+        .collect();
+    let mut left = Vec::new();
+    for arn in arns {
+        if !gone(aws, &arn).await? {
+            left.push(arn);
+        }
+    }
+    Ok(left)
+}
+
+/// Every resource of the connection's region that the tagging API lists with the stack tag,
+/// with all its tags (paginated).
+pub async fn tagged_resources(aws: &Aws, suffix: &str) -> Result<Vec<(String, Vec<(String, String)>)>> {
+    let mut found = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let out = aws
@@ -59,26 +76,21 @@ async fn tagged(aws: &Aws, suffix: &str) -> Result<Vec<String>> {
             .await
             .aws("tagging:GetResources", format!("{STACK_TAG}={suffix}"))?;
         for m in out.resource_tag_mapping_list() {
-            let ours = m
+            let tags: Vec<(String, String)> = m
                 .tags()
                 .iter()
-                .any(|t| t.key() == STACK_TAG && t.value() == suffix);
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            let ours = tags.iter().any(|(k, v)| k == STACK_TAG && v == suffix);
             if let (true, Some(arn)) = (ours, m.resource_arn()) {
-                arns.push(arn.to_string());
+                found.push((arn.to_string(), tags));
             }
         }
         token = out.pagination_token().filter(|t| !t.is_empty()).map(str::to_string);
         if token.is_none() {
-            break;
+            return Ok(found);
         }
     }
-    let mut left = Vec::new();
-    for arn in arns {
-        if !gone(aws, &arn).await? {
-            left.push(arn);
-        }
-    }
-    Ok(left)
 }
 
 /// Whether a resource the tagging API still lists is in fact deleted (or, for a KMS key,

@@ -147,7 +147,8 @@ impl Wanted<'_> {
             && f.log_group_name() == Some(self.group)
             && f.deliver_logs_permission_arn() == Some(self.role_arn)
             && f.traffic_type() == Some(&TrafficType::All)
-            && f.log_destination_type().is_none_or(|t| t == &LogDestinationType::CloudWatchLogs)
+            && f.log_destination_type()
+                .is_none_or(|t| t == &LogDestinationType::CloudWatchLogs)
     }
 }
 
@@ -222,12 +223,7 @@ impl FlowLogs {
     }
 
     /// Log group, role and flow log of one VPC, in `c`'s region. Returns the flow log.
-    async fn ensure_side(
-        c: &StepCtx,
-        side: Side,
-        vpc_id: &str,
-        key_arn: &str,
-    ) -> Result<Found> {
+    async fn ensure_side(c: &StepCtx, side: Side, vpc_id: &str, key_arn: &str) -> Result<Found> {
         let account = c.account_id().await?;
         let group_name = log_group_name(c.suffix());
         let group = log_group::ensure(c, &group_name, key_arn, &[("vpc_id", vpc_id)]).await?;
@@ -265,10 +261,11 @@ impl FlowLogs {
             })
             .await?;
         }
-        let found = keep
-            .first()
-            .and_then(|f| f.flow_log_id())
-            .map(|id| Found::new(id).attr("vpc_id", vpc_id).attr("log_group", &group_name));
+        let found = keep.first().and_then(|f| f.flow_log_id()).map(|id| {
+            Found::new(id)
+                .attr("vpc_id", vpc_id)
+                .attr("log_group", &group_name)
+        });
         let ec2 = c.aws().ec2();
         let flow_log = c
             .ensure(
@@ -358,8 +355,7 @@ impl FlowLogs {
 fn is_unassumable_role(e: &AwsError) -> bool {
     crate::step::is_iam_propagation(e)
         || (e.code.as_deref() == Some("InvalidParameter")
-            && e
-                .message
+            && e.message
                 .as_deref()
                 .unwrap_or("")
                 .to_ascii_lowercase()
@@ -489,7 +485,10 @@ mod tests {
     fn trust_is_the_flow_logs_service_of_this_account_only() {
         let t = trust_policy("123456789012");
         let st = &t["Statement"][0];
-        assert_eq!(st["Principal"], json!({"Service": "vpc-flow-logs.amazonaws.com"}));
+        assert_eq!(
+            st["Principal"],
+            json!({"Service": "vpc-flow-logs.amazonaws.com"})
+        );
         assert_eq!(
             st["Condition"],
             json!({"StringEquals": {"aws:SourceAccount": "123456789012"}})
@@ -517,6 +516,9 @@ mod tests {
             "InvalidParameter",
             "Unable to assume given IAM role: 'arn'"
         )));
-        assert!(!is_unassumable_role(&e("InvalidParameter", "bad log group")));
+        assert!(!is_unassumable_role(&e(
+            "InvalidParameter",
+            "bad log group"
+        )));
     }
 }

@@ -328,12 +328,7 @@ impl Live {
             .aws
             .ec2()
             .describe_route_tables()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("vpc-id")
-                    .values(vpc_id)
-                    .build(),
-            )
+            .filters(vpc_filter(vpc_id))
             .send()
             .await
             .aws("ec2:DescribeRouteTables", vpc_id)?;
@@ -362,17 +357,19 @@ impl Live {
             .aws
             .ec2()
             .describe_vpc_endpoints()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("vpc-id")
-                    .values(vpc_id)
-                    .build(),
-            )
+            .filters(vpc_filter(vpc_id))
             .send()
             .await
             .aws("ec2:DescribeVpcEndpoints", vpc_id)?;
         Ok(out.vpc_endpoints().to_vec())
     }
+}
+
+fn vpc_filter(vpc_id: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("vpc-id")
+        .values(vpc_id)
+        .build()
 }
 
 fn to_rule(r: &aws_sdk_ec2::types::SecurityGroupRule) -> Option<reach::Rule> {

@@ -56,6 +56,14 @@ impl Check {
         self.fail(format!("could not read: {err:#}"), FIX_UP);
     }
 
+    /// Finishes a check whose reads may have failed: a failed read fails the path.
+    fn finish_with(mut self, read: Result<()>) -> Finding {
+        if let Err(e) = read {
+            self.unreadable(e);
+        }
+        self.finish()
+    }
+
     fn finish(self) -> Finding {
         let ok = self.problems.is_empty();
         Finding {
@@ -668,10 +676,7 @@ async fn internet_to_alb(live: &Live, st: &Stack, f: &Facts) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// ALB → a service's tasks: the target group is forwarded to, targets by IP on the service's
@@ -713,10 +718,7 @@ async fn alb_to_service(live: &Live, f: &Facts, svc: &Service) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// A declared call from one service to another: both security groups on the callee's port,
@@ -741,10 +743,7 @@ async fn service_to_service(live: &Live, f: &Facts, from: &Service, to: &str) ->
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// A service with the `database` permission → Aurora on 5432: security groups, and the task
@@ -772,10 +771,7 @@ async fn service_to_database(live: &Live, st: &Stack, f: &Facts, svc: &Service) 
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// The execution role reads every secret the task definition injects, and decrypts it.
@@ -823,10 +819,7 @@ async fn execution_role_reads_secrets(live: &Live, svc: &Service) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// A producer service → the transaction queue: the task role and the queue policy allow
@@ -861,10 +854,7 @@ async fn producer_to_queue(live: &Live, st: &Stack, svc: &Service) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// transaction queue → validator: an enabled mapping, and the function's role may receive,
@@ -928,10 +918,7 @@ async fn queue_to_validator(live: &Live, st: &Stack) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// validator → its dead-letter target: none by design (the queue's redrive moves failures);
@@ -963,10 +950,7 @@ async fn validator_dead_letter(live: &Live, st: &Stack) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// A role → the session table: the role reads items, the table's key lets it decrypt through
@@ -1020,10 +1004,7 @@ async fn role_to_sessions(
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// A service's tasks → their image registry: the execution role may pull from the stack's
@@ -1081,10 +1062,7 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 fn private_images(images: &[String], uris: &BTreeMap<String, String>) -> usize {
@@ -1175,10 +1153,7 @@ async fn alarms_to_topic(live: &Live, st: &Stack) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// Keeps the alarm loop's notes short: one topic-policy note is enough.
@@ -1238,10 +1213,7 @@ async fn log_groups_keys(live: &Live, st: &Stack) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// DR: the replication role may read the source, write the replica and use both keys.
@@ -1288,10 +1260,7 @@ async fn replication(live: &Live, st: &Stack) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }
 
 /// DR: the backup role may snapshot the cluster, copy into the DR vault and use both keys.
@@ -1339,8 +1308,5 @@ async fn backup(live: &Live, st: &Stack) -> Finding {
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        c.unreadable(e);
-    }
-    c.finish()
+    c.finish_with(r)
 }

@@ -11,7 +11,6 @@ use serde_json::Value;
 use super::live::Live;
 use super::{Finding, Stack};
 use crate::aws::AwsResultExt;
-use crate::naming::STACK_TAG;
 use crate::steps::storage;
 
 const FIX_UP: &str = "run `fintech-infra up`: it restores what the stack owns";
@@ -220,40 +219,15 @@ async fn tags(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     }
     for region in regions {
         let aws = live.in_region(&region);
-        let mut token: Option<String> = None;
-        loop {
-            let out = aws
-                .tagging()
-                .get_resources()
-                .tag_filters(
-                    aws_sdk_resourcegroupstagging::types::TagFilter::builder()
-                        .key(STACK_TAG)
-                        .values(&st.suffix)
-                        .build(),
-                )
-                .set_pagination_token(token.clone())
-                .send()
-                .await
-                .aws("tagging:GetResources", &st.suffix)?;
-            for m in out.resource_tag_mapping_list() {
-                let keys: BTreeSet<&str> = m.tags().iter().map(|t| t.key()).collect();
-                let missing: Vec<&str> = ["Environment", "Team", "CostCenter"]
-                    .into_iter()
-                    .filter(|k| !keys.contains(k))
-                    .collect();
-                if !missing.is_empty() {
-                    c.fail(format!(
-                        "{} lacks the tag(s) {}",
-                        m.resource_arn().unwrap_or("?"),
-                        missing.join(", ")
-                    ));
-                }
-                c.checked += 1;
+        for (arn, tags) in crate::sweep::tagged_resources(&aws, &st.suffix).await? {
+            let missing: Vec<&str> = ["Environment", "Team", "CostCenter"]
+                .into_iter()
+                .filter(|k| !tags.iter().any(|(t, _)| t == k))
+                .collect();
+            if !missing.is_empty() {
+                c.fail(format!("{arn} lacks the tag(s) {}", missing.join(", ")));
             }
-            token = out.pagination_token().filter(|t| !t.is_empty()).map(str::to_string);
-            if token.is_none() {
-                break;
-            }
+            c.checked += 1;
         }
     }
     Ok(())

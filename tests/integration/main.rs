@@ -12,6 +12,7 @@ mod foundation;
 mod iam;
 mod observability;
 mod posture;
+mod posture_edge;
 mod registry;
 mod resilience;
 mod security_groups;

@@ -37,7 +37,10 @@ fn decode(raw: &str) -> Value {
 fn sorted(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = match v {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     };
     out.sort();
@@ -80,8 +83,13 @@ async fn rules_of(sdk: &SdkConfig, group: &str) -> Vec<String> {
             format!(
                 "{} {} {:?}",
                 r.security_group_rule_id().unwrap_or_default(),
-                if r.is_egress() == Some(true) { "egress" } else { "ingress" },
-                r.cidr_ipv4().or(r.referenced_group_info().and_then(|g| g.group_id()))
+                if r.is_egress() == Some(true) {
+                    "egress"
+                } else {
+                    "ingress"
+                },
+                r.cidr_ipv4()
+                    .or(r.referenced_group_info().and_then(|g| g.group_id()))
             )
         })
         .collect()
@@ -89,7 +97,14 @@ async fn rules_of(sdk: &SdkConfig, group: &str) -> Vec<String> {
 
 /// Checks the flow log of `vpc` in `sdk`'s region and everything it depends on: the group
 /// (KMS key `key_arn`, 30 days, the config's default), the role's trust and its one policy.
-async fn assert_flow_log(sdk: &SdkConfig, region: &str, vpc: &str, key_arn: &str, suffix: &str, dr: bool) {
+async fn assert_flow_log(
+    sdk: &SdkConfig,
+    region: &str,
+    vpc: &str,
+    key_arn: &str,
+    suffix: &str,
+    dr: bool,
+) {
     let s_group = format!("/vpc/flow-logs-{suffix}");
     let role = &if dr {
         format!("role-flow-logs-dr-{suffix}")
@@ -108,10 +123,18 @@ async fn assert_flow_log(sdk: &SdkConfig, region: &str, vpc: &str, key_arn: &str
         .iter()
         .filter(|f| f.resource_id() == Some(vpc))
         .collect();
-    assert_eq!(logs.len(), 1, "one flow log on {vpc} in {region}: {logs:#?}");
+    assert_eq!(
+        logs.len(),
+        1,
+        "one flow log on {vpc} in {region}: {logs:#?}"
+    );
     let fl = logs[0];
     assert_eq!(fl.flow_log_status(), Some("ACTIVE"), "{fl:#?}");
-    assert_ne!(fl.deliver_logs_status(), Some("FAILED"), "delivery fails: {fl:#?}");
+    assert_ne!(
+        fl.deliver_logs_status(),
+        Some("FAILED"),
+        "delivery fails: {fl:#?}"
+    );
     assert_eq!(fl.traffic_type().map(|t| t.as_str()), Some("ALL"));
     assert_eq!(fl.log_group_name(), Some(s_group.as_str()));
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{role}");
@@ -133,7 +156,11 @@ async fn assert_flow_log(sdk: &SdkConfig, region: &str, vpc: &str, key_arn: &str
         .iter()
         .find(|g| g.log_group_name() == Some(s_group.as_str()))
         .unwrap_or_else(|| panic!("log group {s_group} in {region}"));
-    assert_eq!(g.kms_key_id(), Some(key_arn), "{s_group} encrypted with the stack key");
+    assert_eq!(
+        g.kms_key_id(),
+        Some(key_arn),
+        "{s_group} encrypted with the stack key"
+    );
     assert_eq!(g.retention_in_days(), Some(30), "{s_group} retention");
 
     let iam = aws_sdk_iam::Client::new(sdk);
@@ -142,14 +169,22 @@ async fn assert_flow_log(sdk: &SdkConfig, region: &str, vpc: &str, key_arn: &str
     let st = trust["Statement"].as_array().unwrap();
     assert_eq!(st.len(), 1, "{trust}");
     assert_eq!(st[0]["Effect"], "Allow");
-    assert_eq!(st[0]["Principal"], json!({"Service": "vpc-flow-logs.amazonaws.com"}));
+    assert_eq!(
+        st[0]["Principal"],
+        json!({"Service": "vpc-flow-logs.amazonaws.com"})
+    );
     assert_eq!(sorted(&st[0]["Action"]), ["sts:AssumeRole"]);
     assert_eq!(
         st[0]["Condition"],
         json!({"StringEquals": {"aws:SourceAccount": ACCOUNT}}),
         "{trust}"
     );
-    let inline = iam.list_role_policies().role_name(role).send().await.unwrap();
+    let inline = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
     assert!(inline.policy_names().is_empty(), "{role}: inline policies");
     let attached = iam
         .list_attached_role_policies()
@@ -165,8 +200,18 @@ async fn assert_flow_log(sdk: &SdkConfig, region: &str, vpc: &str, key_arn: &str
         .filter_map(|p| p.policy_arn())
         .collect();
     assert_eq!(arns, [policy_arn.as_str()], "{role}: exactly its policy");
-    let p = iam.get_policy().policy_arn(&policy_arn).send().await.unwrap();
-    let version = p.policy().unwrap().default_version_id().unwrap().to_string();
+    let p = iam
+        .get_policy()
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .unwrap();
+    let version = p
+        .policy()
+        .unwrap()
+        .default_version_id()
+        .unwrap()
+        .to_string();
     let v = iam
         .get_policy_version()
         .policy_arn(&policy_arn)
@@ -211,8 +256,14 @@ async fn assert_flow_logs_gone(sdk: &SdkConfig, suffix: &str) {
         .collect();
     assert!(ours.is_empty(), "flow logs left: {ours:?}");
     let iam = aws_sdk_iam::Client::new(sdk);
-    for role in [format!("role-flow-logs-{suffix}"), format!("role-flow-logs-dr-{suffix}")] {
-        assert!(iam.get_role().role_name(&role).send().await.is_err(), "{role} left");
+    for role in [
+        format!("role-flow-logs-{suffix}"),
+        format!("role-flow-logs-dr-{suffix}"),
+    ] {
+        assert!(
+            iam.get_role().role_name(&role).send().await.is_err(),
+            "{role} left"
+        );
     }
     let policies = iam
         .list_policies()
@@ -243,7 +294,10 @@ fn default_stack_has_flow_logs_and_a_closed_default_group_and_removes_them() {
         assert_flow_log(&sdk, REGION, &vpc, &key, &s, false).await;
         let sg = default_group(&sdk, &vpc).await;
         let rules = rules_of(&sdk, &sg).await;
-        assert!(rules.is_empty(), "default group {sg} still has rules: {rules:?}");
+        assert!(
+            rules.is_empty(),
+            "default group {sg} still has rules: {rules:?}"
+        );
     });
 
     // Converged: nothing to do, not a single mutating call.
@@ -281,7 +335,9 @@ fn default_stack_has_flow_logs_and_a_closed_default_group_and_removes_them() {
         .collect();
     assert!(
         changes.iter().any(|i| i["step"] == "network"
-            && i["name"].as_str().is_some_and(|n| n.contains("default security group"))),
+            && i["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("default security group"))),
         "plan shows the revoke: {changes:?}"
     );
     stack.up(&[]).assert_ok();
@@ -338,7 +394,10 @@ fn multiregion_preset_has_a_flow_log_on_the_dr_vpc_too() {
         assert_flow_log(&dr, DR, &dr_vpc, &dr_key, &s, true).await;
         let sg = default_group(&dr, &dr_vpc).await;
         let rules = rules_of(&dr, &sg).await;
-        assert!(rules.is_empty(), "DR default group {sg} still has rules: {rules:?}");
+        assert!(
+            rules.is_empty(),
+            "DR default group {sg} still has rules: {rules:?}"
+        );
     });
     let again = stack.up(&["--preset", "multiregion"]);
     again.assert_ok();
