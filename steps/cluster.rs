@@ -684,20 +684,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_split_is_a_fargate_base_then_half_on_spot() {
+    fn default_split_is_one_fargate_to_two_spot() {
+        // CapacityConfig's default: no FARGATE base, FARGATE : FARGATE_SPOT = 1 : 2.
         let s = strategy(&CapacityConfig::default());
         assert_eq!(
             s,
             vec![
                 StrategyItem {
                     provider: "FARGATE".into(),
-                    base: 1,
+                    base: 0,
                     weight: 1
                 },
                 StrategyItem {
                     provider: "FARGATE_SPOT".into(),
                     base: 0,
-                    weight: 1
+                    weight: 2
                 },
             ]
         );

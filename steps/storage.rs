@@ -333,38 +333,17 @@ pub(crate) fn s3_tags(pairs: &[(String, String)]) -> Result<Tagging> {
 }
 
 /// The bucket's versioning status (`Enabled`, `Suspended`), `None` if never enabled.
-///
-/// moto (the local emulator) answers GetBucketVersioning with the root element
-/// `GetBucketVersioningResponse` instead of S3's `VersioningConfiguration`, which the SDK
-/// refuses to decode; the status is then read from the raw 200 response. On AWS the normal
-/// path always applies.
 pub async fn versioning_status(ctx: &StepCtx, name: &str) -> Result<Option<String>> {
-    let r = ctx
+    Ok(ctx
         .aws()
         .s3()
         .get_bucket_versioning()
         .bucket(name)
         .send()
-        .await;
-    if let Err(e) = &r {
-        let raw = e
-            .raw_response()
-            .filter(|r| r.status().as_u16() == 200)
-            .and_then(|r| r.body().bytes());
-        if let Some(body) = raw {
-            return Ok(xml_element(&String::from_utf8_lossy(body), "Status"));
-        }
-    }
-    Ok(r.aws("s3:GetBucketVersioning", name)?
+        .await
+        .aws("s3:GetBucketVersioning", name)?
         .status()
         .map(|s| s.as_str().to_string()))
-}
-
-/// The text of the first `<tag>...</tag>` in an XML document.
-fn xml_element(xml: &str, tag: &str) -> Option<String> {
-    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = start + xml[start..].find(&format!("</{tag}>"))?;
-    Some(xml[start..end].to_string())
 }
 
 impl Storage {
@@ -916,13 +895,6 @@ impl Step for Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_xml_elements() {
-        let body = "<?xml version=\"1.0\"?><X xmlns=\"y\"><Status>Enabled</Status></X>";
-        assert_eq!(xml_element(body, "Status").as_deref(), Some("Enabled"));
-        assert_eq!(xml_element("<X/>", "Status"), None);
-    }
 
     #[test]
     fn names_fit_s3_limits() {

@@ -149,20 +149,22 @@ def kms_object_replication_needs_a_replica_key() -> None:
 
 
 @rule("s3", "fidelity")
-def unversioned_bucket_reads_back_an_empty_versioning_configuration() -> None:
-    """GetBucketVersioning of a bucket whose versioning was never set answers an empty
-    `<VersioningConfiguration/>` (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketVersioning.html:
-    "If the versioning state has never been set on a bucket, then no versioning state is
-    returned"). moto answered a `<GetBucketVersioningResponse>` root, which the AWS SDKs
-    cannot parse, so asking an unversioned bucket failed instead of saying "not versioned".
+def bucket_versioning_reads_back_as_a_versioning_configuration() -> None:
+    """GetBucketVersioning answers a `<VersioningConfiguration>` root with the `Status`
+    (`Enabled` or `Suspended`), and an empty one for a bucket whose versioning was never set
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketVersioning.html: "If the
+    versioning state has never been set on a bucket, then no versioning state is returned").
+    moto answered a `<GetBucketVersioningResponse>` root, which the AWS SDK for Rust cannot
+    parse, so reading any bucket's versioning failed.
     """
 
     @wrap(S3Response, "get_bucket_versioning")
     def get_bucket_versioning(original: Any, self: Any) -> Any:
-        if self.backend.get_bucket_versioning(self.bucket_name) is None:
-            body = (
-                '<?xml version="1.0" encoding="UTF-8"?>'
-                '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
-            )
-            return 200, {"Content-Type": "application/xml"}, body
-        return original(self)
+        status = self.backend.get_bucket_versioning(self.bucket_name)
+        inner = f"<Status>{status}</Status>" if status else ""
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"{inner}</VersioningConfiguration>"
+        )
+        return 200, {"Content-Type": "application/xml"}, body

@@ -90,7 +90,7 @@ def test_replication_source_must_be_versioned_and_kms_rules_need_a_replica_key(e
     s3.put_bucket_replication(Bucket=source, ReplicationConfiguration=plain)
 
 
-def test_unversioned_bucket_reads_back_an_empty_versioning_configuration(emu):
+def test_bucket_versioning_reads_back_as_a_versioning_configuration(emu):
     s3 = emu.client("s3")
     bucket = name("plain")
     s3.create_bucket(Bucket=bucket)
@@ -104,3 +104,6 @@ def test_unversioned_bucket_reads_back_an_empty_versioning_configuration(emu):
     assert "<VersioningConfiguration" in body and "GetBucketVersioningResponse" not in body, body
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    with urllib.request.urlopen(f"{emu.url}/{bucket}?versioning") as r:
+        body = r.read().decode()
+    assert "<VersioningConfiguration" in body and "<Status>Enabled</Status>" in body, body

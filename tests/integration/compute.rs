@@ -520,7 +520,8 @@ fn default_web_service_runs_on_the_cluster_then_down_removes_it() {
     let stack = Stack::new("cmp");
     stack.up(&[]).assert_ok();
     let sdk = block_on(sdk_config(&stack.endpoint));
-    let web_strategy = vec![("FARGATE", 1, 1), ("FARGATE_SPOT", 0, 1)];
+    // The default split: no FARGATE base, FARGATE : SPOT = 1 : 2 (at least half on Spot).
+    let web_strategy = vec![("FARGATE", 0, 1), ("FARGATE_SPOT", 0, 2)];
     block_on(check_cluster(&sdk, &stack, &web_strategy));
     let registries = block_on(check_service(
         &sdk,

@@ -12,6 +12,8 @@ mod foundation;
 mod iam;
 mod observability;
 mod posture;
+mod posture_data;
+mod posture_compute;
 mod posture_edge;
 mod registry;
 mod resilience;

