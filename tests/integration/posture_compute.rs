@@ -76,8 +76,9 @@ fn assert_read_only_with_volumes(td: &aws_sdk_ecs::types::TaskDefinition, read_o
 
 fn assert_no_mutation(run: &Run) {
     let s = run.summary();
-    let ops: Vec<&str> = s["aws_calls"]["mutating_ops"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).filter(|o| !o.starts_with("RDS:")).collect();
-    assert!(ops.is_empty(), "TEMP second up mutated: {ops:?}");
+    assert_eq!(s["aws_calls"]["mutating"], 0, "second up mutated: {s}");
+    assert_eq!(s["changes"]["created"], 0, "{s}");
+    assert_eq!(s["changes"]["changed"], 0, "{s}");
 }
 
 #[test]

@@ -263,7 +263,14 @@ fn cdn_root_object_access_logs_and_versioned_log_buckets() {
         let pos = |pred: &dyn Fn(&LoggedRequest) -> bool| {
             ours.iter()
                 .rposition(|r| pred(r))
-                .expect("operation in the request log")
+                .unwrap_or_else(|| {
+                    let seen: Vec<(&str, &str)> = ours
+                        .iter()
+                        .filter(|r| r.is_mutating())
+                        .map(|r| (r.operation.as_str(), r.path.as_str()))
+                        .collect();
+                    panic!("operation not in the request log: {seen:?}")
+                })
         };
         let dist_deleted = pos(&|r| r.operation == "DeleteDistribution");
         let bucket_deleted = pos(&|r| {

@@ -291,3 +291,44 @@ fn verify_needs_a_stack() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("no state for stack"), "{}", run.stderr);
 }
+
+/// The posture section: a control turned off through the SDK fails naming its control ID,
+/// and `up` turns it back on.
+#[test]
+fn a_control_turned_off_fails_posture_naming_it_and_up_restores_it() {
+    let stack = Stack::new("verpos");
+    stack.up(&["--no-verify"]).assert_ok();
+    let checks = assert_verifies(&stack);
+    assert!(
+        checks.iter().any(|c| c["section"] == "posture" && c["path"].as_str().is_some_and(|p| p.starts_with("S3."))),
+        "{checks:#?}"
+    );
+    let bucket = stack.output_str("assets_bucket");
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
+        );
+        s3.put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = verify(&stack);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let failed = failing(&run);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0].contains(&format!("{bucket}: versioning is not enabled (S3.14)")),
+        "{failed:#?}"
+    );
+    stack.up(&[]).assert_ok();
+    assert_verifies(&stack);
+    stack.down(&[]).assert_ok();
+}
