@@ -34,12 +34,12 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{AwsResultExt, NotFoundOk};
-use crate::naming::STACK_TAG;
 use crate::config::ServiceConfig;
+use crate::naming::STACK_TAG;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::network;
 use crate::steps::log_bucket::{self, LogBucketSpec};
+use crate::steps::network;
 use crate::steps::storage::{self, Storage, BUCKET};
 
 pub const LOAD_BALANCER: &str = "elasticloadbalancing:loadbalancer";

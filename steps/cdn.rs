@@ -68,11 +68,11 @@ use async_trait::async_trait;
 use aws_sdk_cloudfront::types::{
     AllowedMethods, CacheBehavior, CacheBehaviors, CachedMethods, CustomOriginConfig,
     DefaultCacheBehavior, DistributionConfig, DistributionConfigWithTags, HttpVersion,
-    LoggingConfig, Method,
-    MinimumProtocolVersion, OriginAccessControlConfig, OriginAccessControlOriginTypes,
-    OriginAccessControlSigningBehaviors, OriginAccessControlSigningProtocols, OriginProtocolPolicy,
-    OriginSslProtocols, Origins, PriceClass, S3OriginConfig, SslProtocol, SslSupportMethod, Tag,
-    Tags, ViewerCertificate, ViewerProtocolPolicy,
+    LoggingConfig, Method, MinimumProtocolVersion, OriginAccessControlConfig,
+    OriginAccessControlOriginTypes, OriginAccessControlSigningBehaviors,
+    OriginAccessControlSigningProtocols, OriginProtocolPolicy, OriginSslProtocols, Origins,
+    PriceClass, S3OriginConfig, SslProtocol, SslSupportMethod, Tag, Tags, ViewerCertificate,
+    ViewerProtocolPolicy,
 };
 use serde_json::{json, Value};
 

@@ -570,7 +570,9 @@ impl Step for Cluster {
             // Before the cluster, so ECS finds it rather than creating its own.
             let key = ctx.input_str(kms::OUT_KEY_ARN)?;
             let group = insights_log_group(&ctx.names().of("cluster"));
-            log_group::ensure(ctx, &group, &key, &[("purpose", "container-insights")]).await?;
+            let found =
+                log_group::ensure(ctx, &group, &key, &[("purpose", "container-insights")]).await?;
+            log_group::ensure_tags(ctx, &found).await?;
         }
         let cluster = self.ensure_cluster(ctx).await?;
         let namespace = match &ctx.cfg().cluster.namespace {

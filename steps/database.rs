@@ -267,7 +267,13 @@ impl PiDrift {
     /// (a plan-mode placeholder when the key does not exist yet).
     pub fn of(i: &DbInstance, key: &str) -> PiDrift {
         let mut d = PiDrift::default();
-        if i.performance_insights_enabled() != Some(true) {
+        // RDS always describes `PerformanceInsightsEnabled` (false when off). An answer without
+        // it says nothing about PI (moto 5.2.5 keeps no PI settings at all): changing what
+        // cannot be read back would repeat the change on every run, so nothing is changed.
+        let Some(enabled) = i.performance_insights_enabled() else {
+            return d;
+        };
+        if !enabled {
             d.enable = true;
             d.changes.push(format!(
                 "turn Performance Insights on ({PI_RETENTION_DAYS} days, the stack key)"
@@ -942,6 +948,12 @@ impl Database {
         key: &str,
     ) -> Result<()> {
         let id = i.db_instance_identifier().unwrap_or_default();
+        if i.performance_insights_enabled().is_none() {
+            tracing::warn!(
+                instance = id,
+                "DescribeDBInstances did not say whether Performance Insights is on; not changing it"
+            );
+        }
         let d = PiDrift::of(i, key);
         if let Some(other) = &d.foreign_key {
             ctx.sh.reporter.message(
@@ -996,7 +1008,9 @@ impl Database {
                 (Some(true), Some(r)) => r
                     .schedule_expression()
                     .map(str::to_string)
-                    .or(r.automatically_after_days().map(|d| format!("every {d} days")))
+                    .or(r
+                        .automatically_after_days()
+                        .map(|d| format!("every {d} days")))
                     .unwrap_or_else(|| "on".into()),
                 _ => "off".into(),
             };
@@ -1380,13 +1394,14 @@ impl Step for Database {
         // Before the cluster: RDS would otherwise create the export's group on the first log
         // line, unencrypted and never expiring.
         let export_group = log_export_group(&ctx.names().of("aurora"));
-        log_group::ensure(
+        let group = log_group::ensure(
             ctx,
             &export_group,
             &want.kms_key_arn,
             &[("purpose", "aurora-log-export")],
         )
         .await?;
+        log_group::ensure_tags(ctx, &group).await?;
         let (cluster, described, created_now) =
             self.ensure_cluster(ctx, &subnet_group.id, &want).await?;
         let mut instance_states = Vec::new();
@@ -1616,11 +1631,11 @@ mod tests {
 
     #[test]
     fn performance_insights_off_is_turned_on_with_key_and_retention() {
-        for off in [None, Some(false)] {
-            let d = PiDrift::of(&pi(off, None, None), KEY);
-            assert!(d.enable, "{d:?}");
-            assert_eq!(d.changes.len(), 1);
-        }
+        let d = PiDrift::of(&pi(Some(false), None, None), KEY);
+        assert!(d.enable, "{d:?}");
+        assert_eq!(d.changes.len(), 1);
+        // Not described at all: unknown, not "off" (see PiDrift::of).
+        assert!(PiDrift::of(&pi(None, None, None), KEY).is_empty());
         let d = PiDrift::of(&pi(Some(true), Some(731), Some(KEY)), KEY);
         assert!(!d.enable);
         assert_eq!(d.retention, Some(PI_RETENTION_DAYS));
@@ -1640,15 +1655,26 @@ mod tests {
     #[test]
     fn rotation_schedule_is_read_from_days_or_a_rate_expression() {
         use aws_sdk_secretsmanager::types::RotationRulesType;
-        let days = |n| RotationRulesType::builder().automatically_after_days(n).build();
+        let days = |n| {
+            RotationRulesType::builder()
+                .automatically_after_days(n)
+                .build()
+        };
         let rate = |e: &str| RotationRulesType::builder().schedule_expression(e).build();
         assert!(rotation_ok(Some(true), Some(&days(7)), 7));
         assert!(rotation_ok(Some(true), Some(&rate("rate(7 days)")), 7));
         assert!(rotation_ok(Some(true), Some(&rate("rate(1 day)")), 1));
         assert!(!rotation_ok(Some(true), Some(&days(30)), 7));
         assert!(!rotation_ok(Some(false), Some(&days(7)), 7), "rotation off");
-        assert!(!rotation_ok(None, None, 7), "never configured (moto's fresh secret)");
-        assert!(!rotation_ok(Some(true), Some(&rate("cron(0 4 ? * SUN *)")), 7));
+        assert!(
+            !rotation_ok(None, None, 7),
+            "never configured (moto's fresh secret)"
+        );
+        assert!(!rotation_ok(
+            Some(true),
+            Some(&rate("cron(0 4 ? * SUN *)")),
+            7
+        ));
     }
 
     #[test]
@@ -1673,8 +1699,18 @@ mod tests {
         use crate::config::DatabaseConfig;
         assert_eq!(DatabaseConfig::default().secret_rotation_days, 7);
         let parse = |t: &str| toml::from_str::<DatabaseConfig>(t);
-        assert_eq!(parse("secret_rotation_days = 30").unwrap().secret_rotation_days, 30);
-        assert_eq!(parse("secret_rotation_days = 365").unwrap().secret_rotation_days, 365);
+        assert_eq!(
+            parse("secret_rotation_days = 30")
+                .unwrap()
+                .secret_rotation_days,
+            30
+        );
+        assert_eq!(
+            parse("secret_rotation_days = 365")
+                .unwrap()
+                .secret_rotation_days,
+            365
+        );
         for bad in ["secret_rotation_days = 0", "secret_rotation_days = 366"] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains("secret_rotation_days"), "{e}");

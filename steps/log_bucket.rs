@@ -25,9 +25,8 @@ use anyhow::{Context as _, Result};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus, LifecycleExpiration,
     LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectOwnership,
-    OwnershipControls, OwnershipControlsRule, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    VersioningConfiguration,
+    OwnershipControls, OwnershipControlsRule, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 use serde_json::Value;
 
@@ -246,9 +245,14 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
                 && c.block_public_policy() == Some(true)
                 && c.restrict_public_buckets() == Some(true)
         });
-    fix(ctx, name, created, !pab_ok, "block all public access", || {
-        storage::block_public_access(ctx, name)
-    })
+    fix(
+        ctx,
+        name,
+        created,
+        !pab_ok,
+        "block all public access",
+        || storage::block_public_access(ctx, name),
+    )
     .await?;
 
     // Object ownership (ACLs enabled for CloudFront standard logging). Set at creation, so
@@ -290,19 +294,26 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     // Versioning.
     let versioning_ok =
         !created && storage::versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
-    fix(ctx, name, created, !versioning_ok, "enable versioning", || async {
-        s3.put_bucket_versioning()
-            .bucket(name)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .aws("s3:PutBucketVersioning", name)?;
-        Ok(())
-    })
+    fix(
+        ctx,
+        name,
+        created,
+        !versioning_ok,
+        "enable versioning",
+        || async {
+            s3.put_bucket_versioning()
+                .bucket(name)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .aws("s3:PutBucketVersioning", name)?;
+            Ok(())
+        },
+    )
     .await?;
 
     // Default encryption: SSE-S3.

@@ -3,7 +3,8 @@
 //!
 //! Found by exact name (DescribeLogGroups only filters by prefix), created with the stack key
 //! and tags, recorded at once, then given its retention; a second `up` repairs a changed
-//! retention or key and otherwise changes nothing.
+//! retention or key and otherwise changes nothing. [`ensure_tags`] adds the stack's tags to a
+//! group found untagged (one AWS created itself before the tool managed it).
 
 use anyhow::{bail, Result};
 
@@ -138,4 +139,50 @@ pub async fn ensure(
         .await?;
     }
     Ok(found)
+}
+
+/// Adds the stack's tags a found log group lacks: a group AWS created itself before the tool
+/// managed it (an RDS log export, Container Insights: AWS-CONTRACTS B10) has none, and
+/// adopting it sets its key and retention but not its tags. A group this run created (no ARN
+/// in its record yet) was tagged by CreateLogGroup.
+pub async fn ensure_tags(ctx: &StepCtx, found: &Found) -> Result<()> {
+    let Some(arn) = found.arn.as_deref().filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    if found.is_pending() {
+        return Ok(());
+    }
+    // DescribeLogGroups shows the ARN with a trailing `:*`; the tagging calls take it without
+    // (CloudWatch Logs API reference, TagResource).
+    let arn = arn.strip_suffix(":*").unwrap_or(arn);
+    let logs = ctx.aws().logs();
+    let got = logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .aws("logs:ListTagsForResource", arn)?
+        .tags
+        .unwrap_or_default();
+    let missing: std::collections::HashMap<String, String> = ctx
+        .tags(Some(&found.id))
+        .into_iter()
+        .filter(|(k, v)| got.get(k) != Some(v))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<&str> = missing.keys().map(String::as_str).collect();
+    keys.sort();
+    let what = format!("tag {}", keys.join(", "));
+    ctx.change(LOG_GROUP, &found.id, &what, || async {
+        logs.tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(missing.clone()))
+            .send()
+            .await
+            .aws("logs:TagResource", arn)?;
+        Ok(())
+    })
+    .await
 }

@@ -30,6 +30,7 @@ def install(time_scale: float = 0.0, lambda_eni_linger: float = 0.0) -> None:
         flow_logs,
         iam,
         kms,
+        lambda_config,
         lambda_eni,
         lambda_permissions,
         logs,

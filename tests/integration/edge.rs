@@ -294,7 +294,9 @@ async fn check_alb_basics(stack: &Stack, health_path: &str) {
         Some(30)
     );
     assert_eq!(
-        crate::static_tier::versioning(&s3, &bucket).await.as_deref(),
+        crate::static_tier::versioning(&s3, &bucket)
+            .await
+            .as_deref(),
         Some("Enabled"),
         "the ALB log bucket is versioned"
     );

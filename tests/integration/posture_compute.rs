@@ -2,9 +2,9 @@
 //! the default stack's container has a read-only root file system and one ephemeral task
 //! volume (no host path) mounted read-write per path the nginx placeholder writes
 //! (`/var/cache/nginx`, `/var/run`, `/tmp`); ECS.4, it is not privileged; Lambda.7, the
-//! validator has Active X-Ray tracing. A second `up` makes no mutating call; turning
-//! `read_only_root` off registers a new revision the service moves to, and `down` leaves
-//! nothing.
+//! validator has Active X-Ray tracing, and tracing turned off by hand is turned on again by
+//! the next `up`. A second `up` makes no mutating call; turning `read_only_root` off
+//! registers a new revision the service moves to, and `down` leaves nothing.
 
 use aws_config::SdkConfig;
 
@@ -110,6 +110,41 @@ fn default_stack_runs_read_only_unprivileged_and_traced() {
     again.assert_ok();
     assert_no_mutation(&again);
 
+    // Tracing turned off by hand is configuration drift: the next `up` turns it on again.
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    block_on(
+        lambda
+            .update_function_configuration()
+            .function_name(&function)
+            .tracing_config(
+                aws_sdk_lambda::types::TracingConfig::builder()
+                    .mode(aws_sdk_lambda::types::TracingMode::PassThrough)
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    let run = stack.up(&[]);
+    run.assert_ok();
+    let s = run.summary();
+    let ops: Vec<&str> = s["aws_calls"]["mutating_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        ops.iter().any(|o| o.ends_with(":UpdateFunctionConfiguration")),
+        "{ops:?}"
+    );
+    let cfg = block_on(lambda.get_function_configuration().function_name(&function).send())
+        .unwrap();
+    assert_eq!(
+        cfg.tracing_config().and_then(|t| t.mode()).map(|m| m.as_str()),
+        Some("Active"),
+        "tracing restored"
+    );
+
     // An image that cannot run read-only: the switch registers a new revision (volumes kept)
     // and moves the service to it, nothing created.
     let writable = stack.config("[[services]]\nname = \"web\"\nread_only_root = false\n");
@@ -142,4 +177,20 @@ fn default_stack_runs_read_only_unprivileged_and_traced() {
     stack.down(&[]).assert_ok();
     let left = block_on(remaining_tagged(&sdk, &stack.suffix));
     assert!(left.is_empty(), "left after down: {left:?}");
+}
+
+#[test]
+fn a_split_below_its_spot_floor_is_a_usage_error_before_any_call() {
+    let stack = Stack::new("pspt");
+    let bad = stack.config(
+        "[[services]]\nname = \"web\"\ncapacity = { fargate_base = 1, fargate_weight = 1, \
+         spot_weight = 1, min_spot_percent = 50 }\n",
+    );
+    let run = stack.up(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    for part in ["min_spot_percent 50", "min_count 2", "0 of 2 tasks (0%)"] {
+        assert!(run.stderr.contains(part), "{part}: {}", run.stderr);
+    }
+    // Refused while reading the config: no state written, nothing created.
+    assert!(!stack.state_path().exists(), "a state was written");
 }

@@ -221,7 +221,10 @@ fn cdn_root_object_access_logs_and_versioned_log_buckets() {
     let repaired = up_ok(&stack, cfg);
     assert_eq!(
         edge_mutations(&repaired),
-        ["S3:PutBucketLifecycleConfiguration", "S3:PutBucketVersioning"],
+        [
+            "S3:PutBucketLifecycleConfiguration",
+            "S3:PutBucketVersioning"
+        ],
         "{repaired}"
     );
     let again = up_ok(&stack, cfg);
@@ -261,21 +264,18 @@ fn cdn_root_object_access_logs_and_versioned_log_buckets() {
         let log = request_log(&stack.endpoint);
         let ours: Vec<&LoggedRequest> = log.iter().filter(|r| r.is_from_stack(&s)).collect();
         let pos = |pred: &dyn Fn(&LoggedRequest) -> bool| {
-            ours.iter()
-                .rposition(|r| pred(r))
-                .unwrap_or_else(|| {
-                    let seen: Vec<(&str, &str)> = ours
-                        .iter()
-                        .filter(|r| r.is_mutating())
-                        .map(|r| (r.operation.as_str(), r.path.as_str()))
-                        .collect();
-                    panic!("operation not in the request log: {seen:?}")
-                })
+            ours.iter().rposition(|r| pred(r)).unwrap_or_else(|| {
+                let seen: Vec<(&str, &str)> = ours
+                    .iter()
+                    .filter(|r| r.is_mutating())
+                    .map(|r| (r.operation.as_str(), r.path.as_str()))
+                    .collect();
+                panic!("operation not in the request log: {seen:?}")
+            })
         };
         let dist_deleted = pos(&|r| r.operation == "DeleteDistribution");
-        let bucket_deleted = pos(&|r| {
-            r.operation == "DeleteBucket" && r.path.trim_start_matches('/') == log_bucket
-        });
+        let bucket_deleted =
+            pos(&|r| r.operation == "DeleteBucket" && r.path.trim_matches('/') == log_bucket);
         assert!(dist_deleted < bucket_deleted, "log bucket deleted first");
     }
 }
