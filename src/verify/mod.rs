@@ -166,7 +166,7 @@ pub async fn run(aws: Arc<Aws>, stack: &Stack, cfg: &Config) -> Result<Report> {
     let account = aws.account_id().await?;
     let live = Live::new(aws, account);
     let mut findings = paths::all(&live, stack, cfg).await;
-    findings.extend(posture::all(&live, stack).await);
+    findings.extend(posture::all(&live, stack, cfg).await);
     Ok(Report { findings })
 }
 

@@ -60,9 +60,27 @@ impl Control {
     }
 }
 
-/// Every posture control the stack's resources can be checked against.
-pub async fn all(live: &Live, st: &Stack) -> Vec<Finding> {
+/// Every posture control the stack's resources can be checked against; those a config
+/// switch turns off (`network.flow_logs`, `cdn.access_logs`) are left out then.
+pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Finding> {
     let mut out = Vec::new();
+    if cfg.network.flow_logs {
+        let mut c = Control::new("EC2.6", "VPC flow logs", "VPCs");
+        let r = flow_logs(live, st, &mut c).await;
+        out.push(c.finish_or(r));
+    }
+    let mut c = Control::new("EC2.2", "the VPC's default security group allows nothing", "default groups");
+    let r = default_groups(live, st, &mut c).await;
+    out.push(c.finish_or(r));
+    let mut c = Control::new("Lambda.7", "the validator traces with X-Ray", "functions");
+    let r = tracing_on(live, st, &mut c).await;
+    out.push(c.finish_or(r));
+    let mut c = Control::new("CloudFront.1/5", "default root object and access logging", "distributions");
+    let r = distribution(live, st, cfg.cdn.access_logs, &mut c).await;
+    out.push(c.finish_or(r));
+    let mut c = Control::new("SecretsManager.1", "the master secret rotates automatically", "secrets");
+    let r = rotation(live, st, &mut c).await;
+    out.push(c.finish_or(r));
     let mut c = Control::new("S3.*", "buckets versioned, private, TLS-only, encrypted, lifecycle-managed", "buckets");
     let r = buckets(live, st, &mut c).await;
     out.push(c.finish_or(r));
@@ -76,6 +94,145 @@ pub async fn all(live: &Live, st: &Stack) -> Vec<Finding> {
     let r = tags(live, st, &mut c).await;
     out.push(c.finish_or(r));
     out
+}
+
+/// The stack's VPC (and the DR VPC) delivers flow logs.
+async fn flow_logs(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+    let mut vpcs = Vec::new();
+    if let Some(v) = st.out(crate::steps::network::OUT_VPC_ID) {
+        vpcs.push((v.to_string(), live.region().to_string()));
+    }
+    if let (Some(v), Some(r)) = (
+        st.out(crate::steps::dr_network::OUT_DR_VPC_ID),
+        st.out(crate::steps::dr_network::OUT_DR_REGION),
+    ) {
+        vpcs.push((v.to_string(), r.to_string()));
+    }
+    for (vpc, region) in vpcs {
+        let aws = live.in_region(&region);
+        let out = aws
+            .ec2()
+            .describe_flow_logs()
+            .filter(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("resource-id")
+                    .values(&vpc)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("ec2:DescribeFlowLogs", &vpc)?;
+        let active = out
+            .flow_logs()
+            .iter()
+            .any(|f| f.flow_log_status() == Some("ACTIVE") && f.deliver_logs_status() != Some("FAILED"));
+        if !active {
+            c.fail(format!("{vpc} ({region}) has no active flow log"));
+        }
+        c.checked += 1;
+    }
+    Ok(())
+}
+
+/// The default security group of the stack's VPC (and the DR VPC) has no rule.
+async fn default_groups(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+    let mut vpcs = Vec::new();
+    if let Some(v) = st.out(crate::steps::network::OUT_VPC_ID) {
+        vpcs.push((v.to_string(), live.region().to_string()));
+    }
+    if let (Some(v), Some(r)) = (
+        st.out(crate::steps::dr_network::OUT_DR_VPC_ID),
+        st.out(crate::steps::dr_network::OUT_DR_REGION),
+    ) {
+        vpcs.push((v.to_string(), r.to_string()));
+    }
+    for (vpc, region) in vpcs {
+        let aws = live.in_region(&region);
+        let out = aws
+            .ec2()
+            .describe_security_groups()
+            .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build())
+            .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("default").build())
+            .send()
+            .await
+            .aws("ec2:DescribeSecurityGroups", &vpc)?;
+        for g in out.security_groups() {
+            let rules = g.ip_permissions().len() + g.ip_permissions_egress().len();
+            if rules > 0 {
+                c.fail(format!(
+                    "{} (default group of {vpc}) has {rules} rule(s)",
+                    g.group_id().unwrap_or("?")
+                ));
+            }
+            c.checked += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The validator runs with active X-Ray tracing.
+async fn tracing_on(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+    let Some(name) = st.out(crate::steps::validator::OUT_FUNCTION_NAME) else {
+        return Ok(());
+    };
+    let f = live
+        .aws
+        .lambda()
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .aws("lambda:GetFunctionConfiguration", name)?;
+    let mode = f.tracing_config().and_then(|t| t.mode()).map(|m| m.as_str().to_string());
+    if mode.as_deref() != Some("Active") {
+        c.fail(format!("{name}: tracing is {}", mode.as_deref().unwrap_or("off")));
+    }
+    c.checked += 1;
+    Ok(())
+}
+
+/// The distribution has a default root object and, unless switched off, access logging.
+async fn distribution(live: &Live, st: &Stack, logs: bool, c: &mut Control) -> Result<()> {
+    let Some(id) = st.out(crate::steps::cdn::OUT_DISTRIBUTION_ID) else {
+        return Ok(());
+    };
+    let d = live
+        .aws
+        .cloudfront()
+        .get_distribution()
+        .id(id)
+        .send()
+        .await
+        .aws("cloudfront:GetDistribution", id)?;
+    let conf = d.distribution().and_then(|d| d.distribution_config());
+    if conf.and_then(|c| c.default_root_object()).is_none_or(str::is_empty) {
+        c.fail(format!("{id}: no default root object (CloudFront.1)"));
+    }
+    if logs && !conf.and_then(|c| c.logging()).is_some_and(|l| l.enabled()) {
+        c.fail(format!("{id}: access logging is off (CloudFront.5)"));
+    }
+    c.checked += 1;
+    Ok(())
+}
+
+/// The database's master secret has automatic rotation on.
+async fn rotation(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+    let Some(arn) = st.out(crate::steps::database::OUT_SECRET_ARN) else {
+        return Ok(());
+    };
+    let s = live
+        .aws
+        .secrets()
+        .describe_secret()
+        .secret_id(arn)
+        .send()
+        .await
+        .aws("secretsmanager:DescribeSecret", arn)?;
+    if s.rotation_enabled() != Some(true) {
+        c.fail(format!("{}: automatic rotation is off", s.name().unwrap_or(arn)));
+    }
+    c.checked += 1;
+    Ok(())
 }
 
 /// Every bucket the stack made: versioning on, public access blocked, a default encryption,

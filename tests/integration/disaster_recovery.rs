@@ -520,10 +520,12 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
 
     // Dropping the request and connection targets removes those two policies, nothing else.
-    // The same web service (the queue's producer) without the two targets.
+    // The same web service (the queue's producer, the preset's capacity split) without the two
+    // targets.
     let plain = stack.config(
         "preset = \"multiregion\"\n[[services]]\nname = \"web\"\n\
-         permissions = [\"sessions\", \"database\", \"queue\"]\n",
+         permissions = [\"sessions\", \"database\", \"queue\"]\n\
+         capacity = { fargate_base = 1, fargate_weight = 1, spot_weight = 1 }\n",
     );
     let fewer = stack.up(&["--config", plain.to_str().unwrap()]);
     fewer.assert_ok();
