@@ -380,7 +380,13 @@ async fn apply(
             .remove_file()
             .context("removing the state file")?;
     }
-    summarize(&shared, &report, mode, json_out, remaining + leftovers.len());
+    summarize(
+        &shared,
+        &report,
+        mode,
+        json_out,
+        remaining + leftovers.len(),
+    );
     if mode == Mode::Down && report.ok() && remaining > 0 {
         // Only write-ahead records can remain after a clean teardown: creates the adoption
         // pass could not resolve (its step failed, or the config no longer names them).
@@ -537,7 +543,10 @@ async fn refresh(steps: &[Arc<dyn Step>], shared: &Arc<Shared>, parallelism: usi
         if done {
             shared.reporter.message(
                 &p.step,
-                &format!("{} {} was never created (not found by name): forgotten", p.kind, p.name),
+                &format!(
+                    "{} {} was never created (not found by name): forgotten",
+                    p.kind, p.name
+                ),
             );
             shared
                 .state

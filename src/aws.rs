@@ -550,7 +550,12 @@ mod tests {
     #[test]
     fn classifies_codes() {
         assert_eq!(classify("InvalidVpcID.NotFound"), AwsErrorKind::NotFound);
-        for code in ["Throttling", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown"] {
+        for code in [
+            "Throttling",
+            "RequestLimitExceeded",
+            "TooManyRequestsException",
+            "SlowDown",
+        ] {
             assert_eq!(classify(code), AwsErrorKind::Throttled, "{code}");
         }
         // The "already there" answers a create retried after a lost answer meets.

@@ -64,9 +64,8 @@ impl Config {
             None => None,
         };
         match &source.text {
-            Some(text) => Self::parse_with(text, preset).map_err(|e| {
-                UsageError::new(format!("the config recorded in the state: {}", e.0))
-            }),
+            Some(text) => Self::parse_with(text, preset)
+                .map_err(|e| UsageError::new(format!("the config recorded in the state: {}", e.0))),
             None => Ok(preset.map(Config::preset).unwrap_or_default()),
         }
     }
@@ -82,7 +81,8 @@ impl Config {
     /// lists such as `[[services]]` replace the preset's whole list).
     pub fn parse_with(text: &str, flag: Option<Preset>) -> Result<Config, UsageError> {
         // The file alone first: its own mistakes are reported with their line numbers.
-        let own: Config = toml::from_str(text).map_err(|e| UsageError::new(toml_error(text, &e)))?;
+        let own: Config =
+            toml::from_str(text).map_err(|e| UsageError::new(toml_error(text, &e)))?;
         let preset = match (own.preset, flag) {
             (Some(a), Some(b)) if a != b => {
                 return Err(UsageError::new(format!(
@@ -2013,7 +2013,11 @@ impl ServiceConfig {
     pub fn default_web() -> ServiceConfig {
         let raw = RawServiceConfig {
             name: Some("web".into()),
-            permissions: vec![Permission::Sessions, Permission::Database, Permission::Queue],
+            permissions: vec![
+                Permission::Sessions,
+                Permission::Database,
+                Permission::Queue,
+            ],
             ..RawServiceConfig::default()
         };
         ServiceConfig::try_from(raw).expect("default service is valid")
@@ -2178,9 +2182,10 @@ impl TryFrom<RawServiceConfig> for ServiceConfig {
         }
         let writable_paths = match r.writable_paths {
             Some(paths) => paths,
-            None if r.image == PLACEHOLDER_IMAGE => {
-                PLACEHOLDER_WRITABLE_PATHS.iter().map(|p| p.to_string()).collect()
-            }
+            None if r.image == PLACEHOLDER_IMAGE => PLACEHOLDER_WRITABLE_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             // An image of the user's: only they know where it writes.
             None => Vec::new(),
         };
@@ -2324,8 +2329,16 @@ mod service_posture_tests {
     #[test]
     fn spot_tasks_count_the_base_first_then_round_spots_share_down() {
         let old = split(1, 1, 1);
-        assert_eq!(old.min_spot_tasks(2), 0, "base 1, then 1 task at 1:1 rounds to 0");
-        assert_eq!(old.min_spot_tasks(10), 4, "base 1, then 9 at 1:1: 4.5 rounds to 4");
+        assert_eq!(
+            old.min_spot_tasks(2),
+            0,
+            "base 1, then 1 task at 1:1 rounds to 0"
+        );
+        assert_eq!(
+            old.min_spot_tasks(10),
+            4,
+            "base 1, then 9 at 1:1: 4.5 rounds to 4"
+        );
         assert!(!old.meets_spot_percent(2, 50) && !old.meets_spot_percent(10, 50));
         let even = split(0, 1, 1);
         assert!(even.meets_spot_percent(2, 50) && even.meets_spot_percent(10, 50));
@@ -2333,14 +2346,21 @@ mod service_posture_tests {
         assert_eq!(split(3, 1, 1).min_spot_tasks(2), 0, "all within the base");
         assert_eq!(split(0, 0, 1).min_spot_tasks(7), 7);
         assert_eq!(split(2, 1, 0).min_spot_tasks(7), 0);
-        assert!(split(2, 1, 0).meets_spot_percent(0, 100), "no tasks, nothing to miss");
+        assert!(
+            split(2, 1, 0).meets_spot_percent(0, 100),
+            "no tasks, nothing to miss"
+        );
     }
 
     #[test]
     fn the_default_split_keeps_half_on_spot_at_every_count() {
         let c = CapacityConfig::default();
         for n in 2..=10 {
-            assert!(c.meets_spot_percent(n, 50), "{n} tasks: {}", c.min_spot_tasks(n));
+            assert!(
+                c.meets_spot_percent(n, 50),
+                "{n} tasks: {}",
+                c.min_spot_tasks(n)
+            );
         }
         assert_eq!(c.min_spot_tasks(2), 1);
         assert_eq!(c.min_spot_tasks(10), 6);
@@ -2366,7 +2386,10 @@ mod service_posture_tests {
              fargate_base = 0, fargate_weight = 1, spot_weight = 1, min_spot_percent = 50 }\n\
              max_count = 9\n",
         );
-        assert!(e.contains("max_count 9") && e.contains("4 of 9 tasks (44%)"), "{e}");
+        assert!(
+            e.contains("max_count 9") && e.contains("4 of 9 tasks (44%)"),
+            "{e}"
+        );
         let e = err("[[services]]\nname = \"web\"\ncapacity = { min_spot_percent = 101 }\n");
         assert!(e.contains("0 to 100"), "{e}");
         // The webapp preset with a split of the user's that breaks its floor.
@@ -2415,7 +2438,10 @@ mod service_posture_tests {
         }
         let e = err("[[services]]\nname = \"api\"\nwritable_paths = [\"/tmp\", \"/tmp/\"]\n");
         assert!(e.contains("same volume name `rw-tmp`"), "{e}");
-        assert_eq!(writable_volume_name("/var/cache/nginx"), "rw-var-cache-nginx");
+        assert_eq!(
+            writable_volume_name("/var/cache/nginx"),
+            "rw-var-cache-nginx"
+        );
         assert_eq!(writable_volume_name("/var/run"), "rw-var-run");
         assert_eq!(writable_volume_name("/app/.cache"), "rw-app-_cache");
     }

@@ -464,31 +464,35 @@ impl StateStore {
             let before = d.resources.len();
             if !rec.pending {
                 d.resources.retain(|r| {
-                    !(r.pending && r.kind == rec.kind && r.name == rec.name && r.region == rec.region)
+                    !(r.pending
+                        && r.kind == rec.kind
+                        && r.name == rec.name
+                        && r.region == rec.region)
                 });
             }
             let resolved = d.resources.len() != before;
-            resolved | match d
-                .resources
-                .iter_mut()
-                .find(|r| r.kind == rec.kind && r.id == rec.id && r.region == rec.region)
-            {
-                Some(existing) => {
-                    let changed = existing.step != rec.step
-                        || existing.arn != rec.arn
-                        || existing.name != rec.name
-                        || existing.attrs != rec.attrs;
-                    if changed {
-                        let created_at = existing.created_at;
-                        *existing = ResourceRecord { created_at, ..rec };
+            resolved
+                | match d
+                    .resources
+                    .iter_mut()
+                    .find(|r| r.kind == rec.kind && r.id == rec.id && r.region == rec.region)
+                {
+                    Some(existing) => {
+                        let changed = existing.step != rec.step
+                            || existing.arn != rec.arn
+                            || existing.name != rec.name
+                            || existing.attrs != rec.attrs;
+                        if changed {
+                            let created_at = existing.created_at;
+                            *existing = ResourceRecord { created_at, ..rec };
+                        }
+                        changed
                     }
-                    changed
+                    None => {
+                        d.resources.push(rec);
+                        true
+                    }
                 }
-                None => {
-                    d.resources.push(rec);
-                    true
-                }
-            }
         })
     }
 

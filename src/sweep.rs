@@ -58,7 +58,10 @@ async fn tagged(aws: &Aws, suffix: &str) -> Result<Vec<String>> {
 
 /// Every resource of the connection's region that the tagging API lists with the stack tag,
 /// with all its tags (paginated).
-pub async fn tagged_resources(aws: &Aws, suffix: &str) -> Result<Vec<(String, Vec<(String, String)>)>> {
+pub async fn tagged_resources(
+    aws: &Aws,
+    suffix: &str,
+) -> Result<Vec<(String, Vec<(String, String)>)>> {
     let mut found = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -86,7 +89,10 @@ pub async fn tagged_resources(aws: &Aws, suffix: &str) -> Result<Vec<(String, Ve
                 found.push((arn.to_string(), tags));
             }
         }
-        token = out.pagination_token().filter(|t| !t.is_empty()).map(str::to_string);
+        token = out
+            .pagination_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         if token.is_none() {
             return Ok(found);
         }
@@ -98,7 +104,12 @@ pub async fn tagged_resources(aws: &Aws, suffix: &str) -> Result<Vec<(String, Ve
 async fn gone(aws: &Aws, arn: &str) -> Result<bool> {
     let id = arn.rsplit('/').next().unwrap_or_default();
     if arn.contains(":natgateway/") {
-        let out = aws.ec2().describe_nat_gateways().nat_gateway_ids(id).send().await;
+        let out = aws
+            .ec2()
+            .describe_nat_gateways()
+            .nat_gateway_ids(id)
+            .send()
+            .await;
         return Ok(out.map_or(true, |o| {
             o.nat_gateways()
                 .iter()
@@ -145,7 +156,9 @@ async fn gone(aws: &Aws, arn: &str) -> Result<bool> {
     if arn.contains(":kms:") && arn.contains(":key/") {
         let out = aws.kms().describe_key().key_id(arn).send().await;
         return Ok(out.map_or(true, |o| {
-            o.key_metadata().and_then(|k| k.key_state()).map(|s| s.as_str())
+            o.key_metadata()
+                .and_then(|k| k.key_state())
+                .map(|s| s.as_str())
                 == Some("PendingDeletion")
         }));
     }

@@ -1310,36 +1310,32 @@ impl Database {
         // How long a subnet or parameter group may be refused as in use (by a cluster that is
         // going away): the configured dependency timeout, like every other delete.
         let in_use = Duration::from_secs(ctx.cfg().timeouts.dependency_violation_secs.0);
-        ctx.wait_for(
-            &format!("{kind} {name} to be free"),
-            in_use,
-            || async {
-                let r = if kind == SUBNET_GROUP {
-                    rds.delete_db_subnet_group()
-                        .db_subnet_group_name(name)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .aws("rds:DeleteDBSubnetGroup", name)
-                } else {
-                    rds.delete_db_cluster_parameter_group()
-                        .db_cluster_parameter_group_name(name)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .aws("rds:DeleteDBClusterParameterGroup", name)
-                };
-                match r {
-                    Ok(()) => Ok(Some(())),
-                    Err(e) if e.is_not_found() => Ok(Some(())),
-                    Err(e) if is_busy(&e) => {
-                        tracing::debug!(error = %e, "still in use; retrying");
-                        Ok(None)
-                    }
-                    Err(e) => Err(e.into()),
+        ctx.wait_for(&format!("{kind} {name} to be free"), in_use, || async {
+            let r = if kind == SUBNET_GROUP {
+                rds.delete_db_subnet_group()
+                    .db_subnet_group_name(name)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("rds:DeleteDBSubnetGroup", name)
+            } else {
+                rds.delete_db_cluster_parameter_group()
+                    .db_cluster_parameter_group_name(name)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("rds:DeleteDBClusterParameterGroup", name)
+            };
+            match r {
+                Ok(()) => Ok(Some(())),
+                Err(e) if e.is_not_found() => Ok(Some(())),
+                Err(e) if is_busy(&e) => {
+                    tracing::debug!(error = %e, "still in use; retrying");
+                    Ok(None)
                 }
-            },
-        )
+                Err(e) => Err(e.into()),
+            }
+        })
         .await
         .with_context(|| format!("deleting {kind} {name}"))
     }

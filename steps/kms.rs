@@ -158,7 +158,9 @@ impl Kms {
             .await
             .aws("tagging:GetResources", "the stack's KMS keys")?;
         for m in out.resource_tag_mapping_list() {
-            let Some(arn) = m.resource_arn() else { continue };
+            let Some(arn) = m.resource_arn() else {
+                continue;
+            };
             let ours = m
                 .tags()
                 .iter()

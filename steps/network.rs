@@ -2650,7 +2650,10 @@ mod tests {
         let tls =
             rule_specs(&Config::parse("[certificate]\ndomain = \"*.example.com\"\n").unwrap());
         // With a certificate: 80 to 443 in one rule (HTTP until the certificate is issued).
-        let alb_in: Vec<_> = tls.iter().filter(|r| r.group == Role::Alb && !r.egress).collect();
+        let alb_in: Vec<_> = tls
+            .iter()
+            .filter(|r| r.group == Role::Alb && !r.egress)
+            .collect();
         assert_eq!(alb_in.len(), 1, "{alb_in:?}");
         assert_eq!((alb_in[0].port, alb_in[0].to_port), (80, 443));
         assert_eq!(alb_in[0].peer, Peer::PrefixList(CLOUDFRONT_PREFIX_LIST));

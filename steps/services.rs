@@ -291,10 +291,8 @@ impl TaskSpec {
             })
             .collect();
         mounts.sort();
-        let want_mounts: Vec<(String, String, bool)> = wanted
-            .into_iter()
-            .map(|(n, p)| (n, p, false))
-            .collect();
+        let want_mounts: Vec<(String, String, bool)> =
+            wanted.into_iter().map(|(n, p)| (n, p, false)).collect();
         if mounts != want_mounts || !c.volumes_from().is_empty() {
             d.push("mountPoints");
         }
@@ -1916,7 +1914,11 @@ mod tests {
         let mut none = s.clone();
         none.writable_paths.clear();
         assert!(none.volumes().is_empty());
-        assert!(none.container_definition().unwrap().mount_points().is_empty());
+        assert!(none
+            .container_definition()
+            .unwrap()
+            .mount_points()
+            .is_empty());
     }
 
     #[test]
@@ -1934,11 +1936,17 @@ mod tests {
         // Turning the switch off (an image that cannot run read-only) is a change too.
         let mut off = s.clone();
         off.read_only_root = false;
-        assert_eq!(off.differences(&described(&s)), vec!["readonlyRootFilesystem"]);
+        assert_eq!(
+            off.differences(&described(&s)),
+            vec!["readonlyRootFilesystem"]
+        );
         // One path more or less changes both the volumes and the mounts.
         let mut more = s.clone();
         more.writable_paths.push("/app/cache".into());
-        assert_eq!(more.differences(&described(&s)), vec!["volumes", "mountPoints"]);
+        assert_eq!(
+            more.differences(&described(&s)),
+            vec!["volumes", "mountPoints"]
+        );
         // A privileged container (set by hand) or a volume with a host path is drift.
         let mut c = s.container_definition().unwrap();
         c.privileged = Some(true);

@@ -60,7 +60,11 @@ fn explain(d: Decision, what: &str) -> Verdict {
 pub fn identity(role: &RolePolicies, action: &str, resource: &str, ctx: &Ctx) -> Verdict {
     let ids = parse_all(&role.policies)?;
     let req = request(role_principal(role), action, resource, ctx);
-    let what = format!("{action} on {} for {}", short(resource), short(&role.role_arn));
+    let what = format!(
+        "{action} on {} for {}",
+        short(resource),
+        short(&role.role_arn)
+    );
     explain(policy::evaluate(&ids, None, &req), &what)
 }
 
@@ -75,7 +79,11 @@ pub fn role_resource(
     let ids = parse_all(&role.policies)?;
     let res = parse_opt(resource_policy, "the resource policy")?;
     let req = request(role_principal(role), action, resource, ctx);
-    let what = format!("{action} on {} for {}", short(resource), short(&role.role_arn));
+    let what = format!(
+        "{action} on {} for {}",
+        short(resource),
+        short(&role.role_arn)
+    );
     explain(policy::evaluate(&ids, res.as_ref(), &req), &what)
 }
 
@@ -89,10 +97,15 @@ pub fn service_resource(
 ) -> Verdict {
     let res = parse_opt(resource_policy, "the resource policy")?;
     let Some(res) = res else {
-        return Err(format!("there is no resource policy to let {service} {action}"));
+        return Err(format!(
+            "there is no resource policy to let {service} {action}"
+        ));
     };
     let req = request(PrincipalRef::service(service), action, resource, ctx);
-    explain(policy::evaluate(&[], Some(&res), &req), &format!("{action} for {service}"))
+    explain(
+        policy::evaluate(&[], Some(&res), &req),
+        &format!("{action} for {service}"),
+    )
 }
 
 /// Another principal by ARN (an OAI's IAM user) allowed by the resource policy alone.
@@ -114,7 +127,10 @@ pub fn principal_resource(
         account,
     };
     let req = request(principal, action, resource, ctx);
-    explain(policy::evaluate(&[], Some(&res), &req), &format!("{action} for {arn}"))
+    explain(
+        policy::evaluate(&[], Some(&res), &req),
+        &format!("{action} for {arn}"),
+    )
 }
 
 /// A role using a key: the key policy allows it directly, or delegates to IAM (the account
@@ -129,7 +145,11 @@ pub fn kms_role(
     let kp = Policy::from_value(key_policy).map_err(|e| format!("key policy is malformed: {e}"))?;
     let ids = parse_all(&role.policies)?;
     let req = request(role_principal(role), action, key_arn, ctx);
-    let what = format!("{action} on key {} for {}", short(key_arn), short(&role.role_arn));
+    let what = format!(
+        "{action} on key {} for {}",
+        short(key_arn),
+        short(&role.role_arn)
+    );
     explain(policy::evaluate_kms(&kp, &ids, &req), &what)
 }
 
@@ -152,8 +172,12 @@ pub fn kms_service(
 /// The role's trust policy lets `service` assume it; `ctx` is what the service sends along
 /// (`aws:SourceAccount`, `aws:SourceArn`), which confused-deputy conditions check.
 pub fn trusts(role: &RolePolicies, service: &str, ctx: &Ctx) -> Verdict {
-    let trust = Policy::from_value(&role.trust)
-        .map_err(|e| format!("trust policy of {} is malformed: {e}", short(&role.role_arn)))?;
+    let trust = Policy::from_value(&role.trust).map_err(|e| {
+        format!(
+            "trust policy of {} is malformed: {e}",
+            short(&role.role_arn)
+        )
+    })?;
     let req = request(
         PrincipalRef::service(service),
         "sts:AssumeRole",
@@ -162,13 +186,19 @@ pub fn trusts(role: &RolePolicies, service: &str, ctx: &Ctx) -> Verdict {
     );
     match policy::evaluate(&[], Some(&trust), &req) {
         Decision::Allow(_) => Ok(String::new()),
-        _ => Err(format!("{service} may not assume {}", short(&role.role_arn))),
+        _ => Err(format!(
+            "{service} may not assume {}",
+            short(&role.role_arn)
+        )),
     }
 }
 
 /// The last part of an ARN, enough to name it in a reason.
 fn short(arn: &str) -> &str {
-    arn.rsplit(['/', ':']).next().filter(|s| !s.is_empty()).unwrap_or(arn)
+    arn.rsplit(['/', ':'])
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(arn)
 }
 
 fn any_v4() -> ipnet::Ipv4Net {
@@ -183,7 +213,12 @@ fn port16(port: i32) -> u16 {
 /// `vpc`: egress on one side, ingress on the other (AWS-CONTRACTS B6: both are needed). Each
 /// side's address is the VPC's block, so a CIDR rule counts only if it covers the whole VPC;
 /// group references match by membership.
-pub fn connects(src: &[SecurityGroup], dst: &[SecurityGroup], port: i32, vpc: ipnet::IpNet) -> Verdict {
+pub fn connects(
+    src: &[SecurityGroup],
+    dst: &[SecurityGroup],
+    port: i32,
+    vpc: ipnet::IpNet,
+) -> Verdict {
     let (s, d): (Vec<&SecurityGroup>, Vec<&SecurityGroup>) =
         (src.iter().collect(), dst.iter().collect());
     match reach::can_connect(&s, &d, port16(port), vpc, vpc) {
@@ -198,9 +233,13 @@ pub fn admits_prefix_list(groups: &[SecurityGroup], pl: &str, port: i32) -> Verd
         .iter()
         .any(|g| reach::admits_prefix_list(g, pl, port16(port)))
     {
-        Ok(format!("ingress from CloudFront's origin-facing prefix list on {port}"))
+        Ok(format!(
+            "ingress from CloudFront's origin-facing prefix list on {port}"
+        ))
     } else {
-        Err(format!("no ingress rule from prefix list {pl} on tcp/{port}"))
+        Err(format!(
+            "no ingress rule from prefix list {pl} on tcp/{port}"
+        ))
     }
 }
 
@@ -246,7 +285,9 @@ pub fn egress_anywhere(groups: &[SecurityGroup], port: i32) -> Verdict {
     }) {
         Ok(String::new())
     } else {
-        Err(format!("no egress on tcp/{port} to the internet (0.0.0.0/0)"))
+        Err(format!(
+            "no egress on tcp/{port} to the internet (0.0.0.0/0)"
+        ))
     }
 }
 
@@ -353,7 +394,10 @@ mod tests {
         assert!(name_covers("*.example.com", "origin.example.com"));
         assert!(!name_covers("*.example.com", "a.origin.example.com"));
         assert!(!name_covers("*.example.com", "example.com"));
-        assert!(!name_covers("app.example.com", "alb-1.us-east-1.elb.amazonaws.com"));
+        assert!(!name_covers(
+            "app.example.com",
+            "alb-1.us-east-1.elb.amazonaws.com"
+        ));
     }
 
     #[test]

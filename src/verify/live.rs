@@ -94,7 +94,12 @@ impl Live {
 
     /// The trust policy and identity policies of a role.
     pub async fn role(&self, role_arn: &str) -> Result<RolePolicies> {
-        if let Some(r) = self.roles.lock().unwrap_or_else(|e| e.into_inner()).get(role_arn) {
+        if let Some(r) = self
+            .roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(role_arn)
+        {
             return Ok(r.clone());
         }
         let iam = self.aws.iam();
@@ -174,7 +179,12 @@ impl Live {
     /// A key's ARN and policy, from any form of its ID (ARN, ID, alias) in `region`.
     pub async fn key(&self, key: &str, region: &str) -> Result<(String, Value)> {
         let cache_key = format!("{region}|{key}");
-        if let Some(k) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
+        if let Some(k) = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cache_key)
+        {
             return Ok(k.clone());
         }
         let aws = self.in_region(region);
@@ -185,7 +195,9 @@ impl Live {
             .send()
             .await
             .aws("kms:DescribeKey", key)?;
-        let m = meta.key_metadata().context("DescribeKey returned no metadata")?;
+        let m = meta
+            .key_metadata()
+            .context("DescribeKey returned no metadata")?;
         let arn = m.arn().unwrap_or_default().to_string();
         let policy = kms
             .get_key_policy()
@@ -272,7 +284,10 @@ impl Live {
         Ok(QueueFacts {
             arn: attrs.get(&A::QueueArn).cloned().unwrap_or_default(),
             policy,
-            kms_key: attrs.get(&A::KmsMasterKeyId).filter(|k| !k.is_empty()).cloned(),
+            kms_key: attrs
+                .get(&A::KmsMasterKeyId)
+                .filter(|k| !k.is_empty())
+                .cloned(),
             redrive_target,
         })
     }
@@ -281,7 +296,10 @@ impl Live {
     pub async fn groups(&self, ids: &[String]) -> Result<Vec<reach::SecurityGroup>> {
         let missing: Vec<String> = {
             let g = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-            ids.iter().filter(|i| !g.contains_key(*i)).cloned().collect()
+            ids.iter()
+                .filter(|i| !g.contains_key(*i))
+                .cloned()
+                .collect()
         };
         if !missing.is_empty() {
             let ec2 = self.aws.ec2();
@@ -347,7 +365,12 @@ impl Live {
         Ok(out
             .prefix_lists()
             .iter()
-            .filter_map(|p| Some((p.prefix_list_name()?.to_string(), p.prefix_list_id()?.to_string())))
+            .filter_map(|p| {
+                Some((
+                    p.prefix_list_name()?.to_string(),
+                    p.prefix_list_id()?.to_string(),
+                ))
+            })
             .collect())
     }
 

@@ -147,7 +147,11 @@ impl Stack {
         self.outputs
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -179,7 +183,11 @@ mod tests {
             section: "paths",
             path: path.into(),
             ok,
-            reason: if ok { "allowed".into() } else { "no statement allows it".into() },
+            reason: if ok {
+                "allowed".into()
+            } else {
+                "no statement allows it".into()
+            },
             fix: (!ok).then(|| "run `fintech-infra up`".into()),
         }
     }
@@ -192,9 +200,15 @@ mod tests {
         assert!(!r.ok());
         let text = r.to_text("prod");
         assert!(text.contains("PASS a → b"), "{text}");
-        assert!(text.contains("FAIL queue → validator  no statement allows it"), "{text}");
+        assert!(
+            text.contains("FAIL queue → validator  no statement allows it"),
+            "{text}"
+        );
         assert!(text.contains("fix: run `fintech-infra up`"), "{text}");
-        assert!(text.ends_with("verify `prod`: 2 checks, 1 passed, 1 failed.\n"), "{text}");
+        assert!(
+            text.ends_with("verify `prod`: 2 checks, 1 passed, 1 failed.\n"),
+            "{text}"
+        );
         let j = r.to_json("prod");
         assert_eq!(j["ok"], false);
         assert_eq!(j["failed"], 1);

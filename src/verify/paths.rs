@@ -135,11 +135,33 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
     if st.out(sessions::OUT_TABLE_ARN).is_some() {
         for svc in &facts.services {
             if svc.permissions.contains(&Permission::Sessions) {
-                out.push(role_to_sessions(live, st, &facts, &svc.label(), &svc.task_role, &svc.groups, &svc.subnets).await);
+                out.push(
+                    role_to_sessions(
+                        live,
+                        st,
+                        &facts,
+                        &svc.label(),
+                        &svc.task_role,
+                        &svc.groups,
+                        &svc.subnets,
+                    )
+                    .await,
+                );
             }
         }
         if let Some(f) = &facts.validator {
-            out.push(role_to_sessions(live, st, &facts, "validator", &f.role, &f.groups, &f.subnets).await);
+            out.push(
+                role_to_sessions(
+                    live,
+                    st,
+                    &facts,
+                    "validator",
+                    &f.role,
+                    &f.groups,
+                    &f.subnets,
+                )
+                .await,
+            );
         }
     }
     for svc in &facts.services {
@@ -244,7 +266,9 @@ impl Facts {
                         .flat_map(|c| c.port_mappings())
                         .find_map(|p| p.container_port()),
                     permissions: permissions_of(cfg, svc_name),
-                    groups: vpc.map(|v| v.security_groups().to_vec()).unwrap_or_default(),
+                    groups: vpc
+                        .map(|v| v.security_groups().to_vec())
+                        .unwrap_or_default(),
                     subnets: vpc.map(|v| v.subnets().to_vec()).unwrap_or_default(),
                     task_role: td.and_then(|t| t.task_role_arn().map(str::to_string)),
                     execution_role: td.and_then(|t| t.execution_role_arn().map(str::to_string)),
@@ -394,7 +418,9 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
         .send()
         .await
         .aws("cloudfront:GetDistribution", dist_id)?;
-    let d = dist.distribution().context("GetDistribution returned nothing")?;
+    let d = dist
+        .distribution()
+        .context("GetDistribution returned nothing")?;
     let dist_arn = d.arn().to_string();
     let conf = d.distribution_config().context("no distribution config")?;
     let origin = conf
@@ -405,7 +431,10 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
         .find(|o| o.domain_name().starts_with(&format!("{bucket}.")))
         .cloned();
     let Some(origin) = origin else {
-        c.fail(format!("no origin of {dist_id} is the bucket {bucket}"), FIX_UP);
+        c.fail(
+            format!("no origin of {dist_id} is the bucket {bucket}"),
+            FIX_UP,
+        );
         return Ok(());
     };
     let facts = live.bucket(bucket, live.region()).await?;
@@ -423,7 +452,9 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
     let account = live.account.clone();
     match (&oac, &oai) {
         (Some(oac), _) => {
-            c.notes.push(format!("the bucket policy grants OAC {oac} of this distribution"));
+            c.notes.push(format!(
+                "the bucket policy grants OAC {oac} of this distribution"
+            ));
             c.need(
                 eval::service_resource(
                     "cloudfront.amazonaws.com",
@@ -457,7 +488,10 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
             );
         }
         (None, None) => c.fail(
-            format!("origin {} has neither an OAC nor an OAI: the private bucket refuses CloudFront", origin.id()),
+            format!(
+                "origin {} has neither an OAC nor an OAI: the private bucket refuses CloudFront",
+                origin.id()
+            ),
             FIX_UP,
         ),
     }
@@ -476,10 +510,15 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
                     "cloudfront.amazonaws.com",
                     "kms:Decrypt",
                     &key_arn,
-                    &ctx(&[("aws:SourceArn", &dist_arn), ("aws:SourceAccount", &account)]),
+                    &ctx(&[
+                        ("aws:SourceArn", &dist_arn),
+                        ("aws:SourceAccount", &account),
+                    ]),
                 )
                 .map(|_| "the key policy lets CloudFront decrypt for this distribution".to_string())
-                .map_err(|e| format!("key policy of {key_arn} does not let CloudFront decrypt: {e}")),
+                .map_err(|e| {
+                    format!("key policy of {key_arn} does not let CloudFront decrypt: {e}")
+                }),
                 FIX_UP,
             );
         }
@@ -535,7 +574,10 @@ async fn cdn_to_alb_inner(live: &Live, st: &Stack, f: &Facts, c: &mut Check) -> 
         .cloned()
         .context("the /api/* behaviour's origin is missing")?;
     let Some(custom) = origin.custom_origin_config() else {
-        c.fail("the /api/* origin is not a custom (load balancer) origin", FIX_UP);
+        c.fail(
+            "the /api/* origin is not a custom (load balancer) origin",
+            FIX_UP,
+        );
         return Ok(());
     };
     use aws_sdk_cloudfront::types::OriginProtocolPolicy as P;
@@ -544,7 +586,10 @@ async fn cdn_to_alb_inner(live: &Live, st: &Stack, f: &Facts, c: &mut Check) -> 
         P::HttpOnly => false,
         other => {
             c.fail(
-                format!("origin protocol policy {} depends on the viewer: pin https-only or http-only", other.as_str()),
+                format!(
+                    "origin protocol policy {} depends on the viewer: pin https-only or http-only",
+                    other.as_str()
+                ),
                 FIX_UP,
             );
             return Ok(());
@@ -559,9 +604,15 @@ async fn cdn_to_alb_inner(live: &Live, st: &Stack, f: &Facts, c: &mut Check) -> 
         .send()
         .await
         .aws("elasticloadbalancing:DescribeListeners", lb_arn)?;
-    let listener = listeners.listeners().iter().find(|l| l.port() == Some(port));
+    let listener = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(port));
     let Some(listener) = listener else {
-        c.fail(format!("the load balancer has no listener on {port}"), FIX_UP);
+        c.fail(
+            format!("the load balancer has no listener on {port}"),
+            FIX_UP,
+        );
         return Ok(());
     };
     use aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum;
@@ -611,22 +662,25 @@ async fn cdn_to_alb_inner(live: &Live, st: &Stack, f: &Facts, c: &mut Check) -> 
                 "request the origin name in the certificate (`certificate.subject_alternative_names`) or set `alb.origin_domain` to a covered name",
             );
         } else {
-            c.notes.push(format!("HTTPS to {domain}, covered by the listener's certificate"));
+            c.notes.push(format!(
+                "HTTPS to {domain}, covered by the listener's certificate"
+            ));
         }
     } else {
-        c.notes.push(format!("HTTP to {domain} (no certificate configured)"));
+        c.notes
+            .push(format!("HTTP to {domain} (no certificate configured)"));
     }
     let groups = live.groups(&f.alb_groups).await?;
     match f.prefix_list("com.amazonaws.global.cloudfront.origin-facing") {
         Some(pl) => c.need(
-            eval::admits_prefix_list(&groups, pl, port)
-                .map_err(|e| format!("the load balancer's security group does not admit CloudFront on {port}: {e}")),
+            eval::admits_prefix_list(&groups, pl, port).map_err(|e| {
+                format!(
+                    "the load balancer's security group does not admit CloudFront on {port}: {e}"
+                )
+            }),
             FIX_UP,
         ),
-        None => c.need(
-            eval::admits_anywhere(&groups, port),
-            FIX_UP,
-        ),
+        None => c.need(eval::admits_anywhere(&groups, port), FIX_UP),
     }
     Ok(())
 }
@@ -648,7 +702,10 @@ async fn internet_to_alb(live: &Live, st: &Stack, f: &Facts) -> Finding {
             .send()
             .await
             .aws("elasticloadbalancing:DescribeLoadBalancers", lb_arn)?;
-        let lb = lbs.load_balancers().first().context("load balancer not found")?;
+        let lb = lbs
+            .load_balancers()
+            .first()
+            .context("load balancer not found")?;
         use aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum;
         if lb.scheme() != Some(&LoadBalancerSchemeEnum::InternetFacing) {
             c.fail("the load balancer is not internet-facing", FIX_UP);
@@ -701,10 +758,22 @@ async fn alb_to_service(live: &Live, f: &Facts, svc: &Service) -> Finding {
             };
             use aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum;
             if t.target_type() != Some(&TargetTypeEnum::Ip) {
-                c.fail(format!("{} does not target IPs (Fargate tasks need `ip`)", t.target_group_name().unwrap_or(tg)), FIX_UP);
+                c.fail(
+                    format!(
+                        "{} does not target IPs (Fargate tasks need `ip`)",
+                        t.target_group_name().unwrap_or(tg)
+                    ),
+                    FIX_UP,
+                );
             }
             if t.load_balancer_arns().is_empty() {
-                c.fail(format!("no listener forwards to {}", t.target_group_name().unwrap_or(tg)), FIX_UP);
+                c.fail(
+                    format!(
+                        "no listener forwards to {}",
+                        t.target_group_name().unwrap_or(tg)
+                    ),
+                    FIX_UP,
+                );
             }
             c.need(eval::connects(&alb, &own, *port, f.vpc_cidr), FIX_UP);
         }
@@ -738,7 +807,10 @@ async fn service_to_service(live: &Live, f: &Facts, from: &Service, to: &str) ->
         let dst = live.groups(&callee.groups).await?;
         c.need(eval::connects(&src, &dst, port, f.vpc_cidr), FIX_UP);
         if !callee.discoverable {
-            c.fail(format!("service {to} is not registered in Cloud Map"), FIX_UP);
+            c.fail(
+                format!("service {to} is not registered in Cloud Map"),
+                FIX_UP,
+            );
         }
         Ok(())
     }
@@ -753,7 +825,10 @@ async fn service_to_database(live: &Live, st: &Stack, f: &Facts, svc: &Service) 
     let r: Result<()> = async {
         let src = live.groups(&svc.groups).await?;
         let dst = live.groups(&f.db_groups).await?;
-        c.need(eval::connects(&src, &dst, network::DB_PORT, f.vpc_cidr), FIX_UP);
+        c.need(
+            eval::connects(&src, &dst, network::DB_PORT, f.vpc_cidr),
+            FIX_UP,
+        );
         let Some(role) = &svc.task_role else {
             c.fail("the task definition has no task role", FIX_UP);
             return Ok(());
@@ -766,7 +841,10 @@ async fn service_to_database(live: &Live, st: &Stack, f: &Facts, svc: &Service) 
             );
         }
         if c.problems.is_empty() {
-            c.notes.push("security groups admit it both ways; the task role may read the master secret".into());
+            c.notes.push(
+                "security groups admit it both ways; the task role may read the master secret"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -785,7 +863,11 @@ async fn execution_role_reads_secrets(live: &Live, svc: &Service) -> Finding {
         let role = live.role(role).await?;
         for value_from in &svc.secrets {
             // `arn:aws:secretsmanager:region:acct:secret:name-AbCdEf[:json-key:stage:version]`
-            let arn: String = value_from.splitn(8, ':').take(7).collect::<Vec<_>>().join(":");
+            let arn: String = value_from
+                .splitn(8, ':')
+                .take(7)
+                .collect::<Vec<_>>()
+                .join(":");
             c.need(
                 eval::identity(&role, "secretsmanager:GetSecretValue", &arn, &Ctx::new()),
                 FIX_UP,
@@ -807,14 +889,20 @@ async fn execution_role_reads_secrets(live: &Live, svc: &Service) -> Finding {
                         &role,
                         "kms:Decrypt",
                         &key_arn,
-                        &ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)]),
+                        &ctx(&[
+                            ("kms:ViaService", &via),
+                            ("kms:CallerAccount", &live.account),
+                        ]),
                     ),
                     FIX_UP,
                 );
             }
         }
         if c.problems.is_empty() {
-            c.notes.push(format!("{} secret(s), each readable and decryptable through Secrets Manager", svc.secrets.len()));
+            c.notes.push(format!(
+                "{} secret(s), each readable and decryptable through Secrets Manager",
+                svc.secrets.len()
+            ));
         }
         Ok(())
     }
@@ -881,11 +969,25 @@ async fn queue_to_validator(live: &Live, st: &Stack) -> Finding {
             .iter()
             .find(|m| m.event_source_arn() == Some(q.arn.as_str()));
         match mapping {
-            None => c.fail(format!("no event source mapping feeds {name} from the queue"), FIX_UP),
-            Some(m) if !matches!(m.state(), Some("Enabled" | "Creating" | "Updating" | "Enabling")) => c.fail(
-                format!("the mapping {} is {}", m.uuid().unwrap_or_default(), m.state().unwrap_or("in no state")),
+            None => c.fail(
+                format!("no event source mapping feeds {name} from the queue"),
                 FIX_UP,
             ),
+            Some(m)
+                if !matches!(
+                    m.state(),
+                    Some("Enabled" | "Creating" | "Updating" | "Enabling")
+                ) =>
+            {
+                c.fail(
+                    format!(
+                        "the mapping {} is {}",
+                        m.uuid().unwrap_or_default(),
+                        m.state().unwrap_or("in no state")
+                    ),
+                    FIX_UP,
+                )
+            }
             Some(_) => {}
         }
         let f = live
@@ -899,21 +1001,42 @@ async fn queue_to_validator(live: &Live, st: &Stack) -> Finding {
         let role = live.role(f.role().unwrap_or_default()).await?;
         let fn_arn = f.function_arn().unwrap_or_default().to_string();
         c.need(
-            eval::trusts(&role, "lambda.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", &fn_arn)])),
+            eval::trusts(
+                &role,
+                "lambda.amazonaws.com",
+                &ctx(&[
+                    ("aws:SourceAccount", &live.account),
+                    ("aws:SourceArn", &fn_arn),
+                ]),
+            ),
             FIX_UP,
         );
         let sec = ctx(&[("aws:SecureTransport", "true")]);
-        for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"] {
-            c.need(eval::role_resource(&role, q.policy.as_ref(), action, &q.arn, &sec), FIX_UP);
+        for action in [
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        ] {
+            c.need(
+                eval::role_resource(&role, q.policy.as_ref(), action, &q.arn, &sec),
+                FIX_UP,
+            );
         }
         if let Some(key) = &q.kms_key {
             let (key_arn, policy) = live.key(key, live.region()).await?;
             let via = format!("sqs.{}.amazonaws.com", live.region());
-            let kctx = ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)]);
-            c.need(eval::kms_role(&policy, &role, "kms:Decrypt", &key_arn, &kctx), FIX_UP);
+            let kctx = ctx(&[
+                ("kms:ViaService", &via),
+                ("kms:CallerAccount", &live.account),
+            ]);
+            c.need(
+                eval::kms_role(&policy, &role, "kms:Decrypt", &key_arn, &kctx),
+                FIX_UP,
+            );
         }
         if c.problems.is_empty() {
-            c.notes.push("mapping enabled; the role may receive, delete and decrypt".into());
+            c.notes
+                .push("mapping enabled; the role may receive, delete and decrypt".into());
         }
         Ok(())
     }
@@ -929,8 +1052,14 @@ async fn validator_dead_letter(live: &Live, st: &Stack) -> Finding {
         let url = st.out(queue::OUT_QUEUE_URL).context("no queue URL")?;
         let q = live.queue(url).await?;
         match &q.redrive_target {
-            Some(t) => c.notes.push(format!("the queue redrives to {}", t.rsplit(':').next().unwrap_or(t))),
-            None => c.fail("the transaction queue has no redrive policy: failing messages are retried forever", FIX_UP),
+            Some(t) => c.notes.push(format!(
+                "the queue redrives to {}",
+                t.rsplit(':').next().unwrap_or(t)
+            )),
+            None => c.fail(
+                "the transaction queue has no redrive policy: failing messages are retried forever",
+                FIX_UP,
+            ),
         }
         if let Some(name) = st.out(validator::OUT_FUNCTION_NAME) {
             let f = live
@@ -941,9 +1070,17 @@ async fn validator_dead_letter(live: &Live, st: &Stack) -> Finding {
                 .send()
                 .await
                 .aws("lambda:GetFunctionConfiguration", name)?;
-            if let Some(target) = f.dead_letter_config().and_then(|d| d.target_arn()).filter(|t| !t.is_empty()) {
+            if let Some(target) = f
+                .dead_letter_config()
+                .and_then(|d| d.target_arn())
+                .filter(|t| !t.is_empty())
+            {
                 let role = live.role(f.role().unwrap_or_default()).await?;
-                let action = if target.contains(":sns:") { "sns:Publish" } else { "sqs:SendMessage" };
+                let action = if target.contains(":sns:") {
+                    "sns:Publish"
+                } else {
+                    "sqs:SendMessage"
+                };
                 c.need(eval::identity(&role, action, target, &Ctx::new()), FIX_UP);
             }
         }
@@ -973,7 +1110,10 @@ async fn role_to_sessions(
             return Ok(());
         };
         let role = live.role(role).await?;
-        c.need(eval::identity(&role, "dynamodb:GetItem", table_arn, &Ctx::new()), FIX_UP);
+        c.need(
+            eval::identity(&role, "dynamodb:GetItem", table_arn, &Ctx::new()),
+            FIX_UP,
+        );
         let name = st.out(sessions::OUT_TABLE_NAME).unwrap_or_default();
         let t = live
             .aws
@@ -983,14 +1123,25 @@ async fn role_to_sessions(
             .send()
             .await
             .aws("dynamodb:DescribeTable", name)?;
-        if let Some(key) = t.table().and_then(|t| t.sse_description()).and_then(|s| s.kms_master_key_arn()) {
+        if let Some(key) = t
+            .table()
+            .and_then(|t| t.sse_description())
+            .and_then(|s| s.kms_master_key_arn())
+        {
             let (key_arn, policy) = live.key(key, live.region()).await?;
             let via = format!("dynamodb.{}.amazonaws.com", live.region());
-            let kctx = ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)]);
-            c.need(eval::kms_role(&policy, &role, "kms:Decrypt", &key_arn, &kctx), FIX_UP);
+            let kctx = ctx(&[
+                ("kms:ViaService", &via),
+                ("kms:CallerAccount", &live.account),
+            ]);
+            c.need(
+                eval::kms_role(&policy, &role, "kms:Decrypt", &key_arn, &kctx),
+                FIX_UP,
+            );
         }
         if c.problems.is_empty() {
-            c.notes.push("the role may read items and decrypt through DynamoDB".into());
+            c.notes
+                .push("the role may read items and decrypt through DynamoDB".into());
         }
         let pl_name = format!("com.amazonaws.{}.dynamodb", live.region());
         let sgs = live.groups(groups).await?;
@@ -1018,9 +1169,21 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
             return Ok(());
         };
         let role = live.role(exec).await?;
-        let task_arn = format!("arn:aws:ecs:{}:{}:task/{}/0", live.region(), live.account, svc.name);
+        let task_arn = format!(
+            "arn:aws:ecs:{}:{}:task/{}/0",
+            live.region(),
+            live.account,
+            svc.name
+        );
         c.need(
-            eval::trusts(&role, "ecs-tasks.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", &task_arn)])),
+            eval::trusts(
+                &role,
+                "ecs-tasks.amazonaws.com",
+                &ctx(&[
+                    ("aws:SourceAccount", &live.account),
+                    ("aws:SourceArn", &task_arn),
+                ]),
+            ),
             FIX_UP,
         );
         let repos = st.out_map(crate::steps::registry::OUT_ARNS);
@@ -1032,14 +1195,26 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
             let private = uris.iter().find(|(_, u)| image.starts_with(u.as_str()));
             if let Some((repo, _)) = private {
                 let repo_arn = repos.get(repo).cloned().unwrap_or_default();
-                c.need(eval::identity(&role, "ecr:GetAuthorizationToken", "*", &Ctx::new()), FIX_UP);
+                c.need(
+                    eval::identity(&role, "ecr:GetAuthorizationToken", "*", &Ctx::new()),
+                    FIX_UP,
+                );
                 for a in ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"] {
                     c.need(eval::identity(&role, a, &repo_arn, &Ctx::new()), FIX_UP);
                 }
                 for s in &svc.subnets {
                     c.need(
-                        eval::ecr_route(&f.route_tables, s, &endpoints, &sgs, &live.groups(&endpoint_groups(&endpoints)).await?, &region, f.prefix_list(&format!("com.amazonaws.{region}.s3")), f.vpc_cidr)
-                            .map_err(|e| format!("subnet {s} to ECR: {e}")),
+                        eval::ecr_route(
+                            &f.route_tables,
+                            s,
+                            &endpoints,
+                            &sgs,
+                            &live.groups(&endpoint_groups(&endpoints)).await?,
+                            &region,
+                            f.prefix_list(&format!("com.amazonaws.{region}.s3")),
+                            f.vpc_cidr,
+                        )
+                        .map_err(|e| format!("subnet {s} to ECR: {e}")),
                         FIX_UP,
                     );
                 }
@@ -1052,12 +1227,17 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
                         FIX_UP,
                     );
                 }
-                c.need(eval::egress_anywhere(&sgs, 443).map_err(|e| format!("{image}: {e}")), FIX_UP);
-                c.notes.push(format!("{image} is public: pulled through NAT"));
+                c.need(
+                    eval::egress_anywhere(&sgs, 443).map_err(|e| format!("{image}: {e}")),
+                    FIX_UP,
+                );
+                c.notes
+                    .push(format!("{image} is public: pulled through NAT"));
             }
         }
         if c.problems.is_empty() && private_images(&svc.images, &uris) > 0 {
-            c.notes.push("the execution role may pull from the stack's repositories".into());
+            c.notes
+                .push("the execution role may pull from the stack's repositories".into());
         }
         Ok(())
     }
@@ -1171,7 +1351,16 @@ async fn log_groups_keys(live: &Live, st: &Stack) -> Finding {
             .resources
             .iter()
             .filter(|r| r.kind == log_group::LOG_GROUP)
-            .map(|r| (r.id.clone(), if r.region.is_empty() { live.region().to_string() } else { r.region.clone() }))
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    if r.region.is_empty() {
+                        live.region().to_string()
+                    } else {
+                        r.region.clone()
+                    },
+                )
+            })
             .collect();
         for g in st.out_map(services::OUT_LOG_GROUPS).into_values() {
             names.insert((g, live.region().to_string()));
@@ -1186,7 +1375,11 @@ async fn log_groups_keys(live: &Live, st: &Stack) -> Finding {
                 .send()
                 .await
                 .aws("logs:DescribeLogGroups", name)?;
-            let Some(g) = out.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())) else {
+            let Some(g) = out
+                .log_groups()
+                .iter()
+                .find(|g| g.log_group_name() == Some(name.as_str()))
+            else {
                 c.fail(format!("log group {name} is gone"), FIX_UP);
                 continue;
             };
@@ -1199,8 +1392,16 @@ async fn log_groups_keys(live: &Live, st: &Stack) -> Finding {
             let principal = format!("logs.{region}.amazonaws.com");
             for action in ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"] {
                 c.need(
-                    eval::kms_service(&kp, &principal, action, &key_arn, &ctx(&[("kms:EncryptionContext:aws:logs:arn", &group_arn)]))
-                        .map_err(|e| format!("{name}: the key does not let CloudWatch Logs {action}: {e}")),
+                    eval::kms_service(
+                        &kp,
+                        &principal,
+                        action,
+                        &key_arn,
+                        &ctx(&[("kms:EncryptionContext:aws:logs:arn", &group_arn)]),
+                    )
+                    .map_err(|e| {
+                        format!("{name}: the key does not let CloudWatch Logs {action}: {e}")
+                    }),
                     FIX_UP,
                 );
             }
@@ -1208,7 +1409,9 @@ async fn log_groups_keys(live: &Live, st: &Stack) -> Finding {
         }
         if c.problems.is_empty() {
             c.notes.truncate(0);
-            c.notes.push(format!("{checked} log groups; each key lets CloudWatch Logs use it"));
+            c.notes.push(format!(
+                "{checked} log groups; each key lets CloudWatch Logs use it"
+            ));
         }
         Ok(())
     }
@@ -1220,14 +1423,27 @@ async fn log_groups_keys(live: &Live, st: &Stack) -> Finding {
 async fn replication(live: &Live, st: &Stack) -> Finding {
     let mut c = Check::new("assets bucket → DR replica (replication role)");
     let r: Result<()> = async {
-        let role_arn = st.out(dr_storage::OUT_REPLICATION_ROLE_ARN).context("no role")?;
-        let src = st.out(storage::OUT_ASSETS_BUCKET).context("no assets bucket")?;
-        let dst = st.out(dr_storage::OUT_DR_BUCKET).context("no replica bucket")?;
+        let role_arn = st
+            .out(dr_storage::OUT_REPLICATION_ROLE_ARN)
+            .context("no role")?;
+        let src = st
+            .out(storage::OUT_ASSETS_BUCKET)
+            .context("no assets bucket")?;
+        let dst = st
+            .out(dr_storage::OUT_DR_BUCKET)
+            .context("no replica bucket")?;
         let dr_region = st.out(dr_network::OUT_DR_REGION).context("no DR region")?;
         let role = live.role(role_arn).await?;
         let src_bucket = format!("arn:aws:s3:::{src}");
         c.need(
-            eval::trusts(&role, "s3.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", &src_bucket)])),
+            eval::trusts(
+                &role,
+                "s3.amazonaws.com",
+                &ctx(&[
+                    ("aws:SourceAccount", &live.account),
+                    ("aws:SourceArn", &src_bucket),
+                ]),
+            ),
             FIX_UP,
         );
         let src_facts = live.bucket(src, live.region()).await?;
@@ -1236,26 +1452,70 @@ async fn replication(live: &Live, st: &Stack) -> Finding {
         let src_arn = format!("arn:aws:s3:::{src}");
         let dst_arn = format!("arn:aws:s3:::{dst}");
         for (action, res, pol) in [
-            ("s3:GetReplicationConfiguration", src_arn.clone(), &src_facts.policy),
+            (
+                "s3:GetReplicationConfiguration",
+                src_arn.clone(),
+                &src_facts.policy,
+            ),
             ("s3:ListBucket", src_arn.clone(), &src_facts.policy),
-            ("s3:GetObjectVersionForReplication", format!("{src_arn}/k"), &src_facts.policy),
-            ("s3:ReplicateObject", format!("{dst_arn}/k"), &dst_facts.policy),
-            ("s3:ReplicateDelete", format!("{dst_arn}/k"), &dst_facts.policy),
+            (
+                "s3:GetObjectVersionForReplication",
+                format!("{src_arn}/k"),
+                &src_facts.policy,
+            ),
+            (
+                "s3:ReplicateObject",
+                format!("{dst_arn}/k"),
+                &dst_facts.policy,
+            ),
+            (
+                "s3:ReplicateDelete",
+                format!("{dst_arn}/k"),
+                &dst_facts.policy,
+            ),
         ] {
-            c.need(eval::role_resource(&role, pol.as_ref(), action, &res, &sec), FIX_UP);
+            c.need(
+                eval::role_resource(&role, pol.as_ref(), action, &res, &sec),
+                FIX_UP,
+            );
         }
         if let Some(key) = &src_facts.kms_key {
             let (arn, kp) = live.key(key, live.region()).await?;
             let via = format!("s3.{}.amazonaws.com", live.region());
-            c.need(eval::kms_role(&kp, &role, "kms:Decrypt", &arn, &ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)])), FIX_UP);
+            c.need(
+                eval::kms_role(
+                    &kp,
+                    &role,
+                    "kms:Decrypt",
+                    &arn,
+                    &ctx(&[
+                        ("kms:ViaService", &via),
+                        ("kms:CallerAccount", &live.account),
+                    ]),
+                ),
+                FIX_UP,
+            );
         }
         if let Some(key) = &dst_facts.kms_key {
             let (arn, kp) = live.key(key, dr_region).await?;
             let via = format!("s3.{dr_region}.amazonaws.com");
-            c.need(eval::kms_role(&kp, &role, "kms:Encrypt", &arn, &ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)])), FIX_UP);
+            c.need(
+                eval::kms_role(
+                    &kp,
+                    &role,
+                    "kms:Encrypt",
+                    &arn,
+                    &ctx(&[
+                        ("kms:ViaService", &via),
+                        ("kms:CallerAccount", &live.account),
+                    ]),
+                ),
+                FIX_UP,
+            );
         }
         if c.problems.is_empty() {
-            c.notes.push(format!("{src} → {dst} ({dr_region}); both keys usable"));
+            c.notes
+                .push(format!("{src} → {dst} ({dr_region}); both keys usable"));
         }
         Ok(())
     }
@@ -1285,25 +1545,52 @@ async fn backup(live: &Live, st: &Stack) -> Finding {
         let role = live.role(sel.iam_role_arn().unwrap_or_default()).await?;
         let vault = st.out(dr_backup::OUT_VAULT_ARN).unwrap_or_default();
         c.need(
-            eval::trusts(&role, "backup.amazonaws.com", &ctx(&[("aws:SourceAccount", &live.account), ("aws:SourceArn", vault)])),
+            eval::trusts(
+                &role,
+                "backup.amazonaws.com",
+                &ctx(&[
+                    ("aws:SourceAccount", &live.account),
+                    ("aws:SourceArn", vault),
+                ]),
+            ),
             FIX_UP,
         );
-        c.need(eval::identity(&role, "rds:CreateDBClusterSnapshot", cluster, &Ctx::new()), FIX_UP);
-        c.need(eval::identity(&role, "backup:CopyIntoBackupVault", dr_vault, &Ctx::new()), FIX_UP);
-        for (key_out, region) in [(kms::OUT_KEY_ARN, live.region().to_string()), (dr_storage::OUT_DR_KEY_ARN, dr_region.to_string())] {
+        c.need(
+            eval::identity(&role, "rds:CreateDBClusterSnapshot", cluster, &Ctx::new()),
+            FIX_UP,
+        );
+        c.need(
+            eval::identity(&role, "backup:CopyIntoBackupVault", dr_vault, &Ctx::new()),
+            FIX_UP,
+        );
+        for (key_out, region) in [
+            (kms::OUT_KEY_ARN, live.region().to_string()),
+            (dr_storage::OUT_DR_KEY_ARN, dr_region.to_string()),
+        ] {
             if let Some(key) = st.out(key_out) {
                 let (arn, kp) = live.key(key, &region).await?;
                 let via = format!("backup.{region}.amazonaws.com");
                 for action in ["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"] {
                     c.need(
-                        eval::kms_role(&kp, &role, action, &arn, &ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)])),
+                        eval::kms_role(
+                            &kp,
+                            &role,
+                            action,
+                            &arn,
+                            &ctx(&[
+                                ("kms:ViaService", &via),
+                                ("kms:CallerAccount", &live.account),
+                            ]),
+                        ),
                         FIX_UP,
                     );
                 }
             }
         }
         if c.problems.is_empty() {
-            c.notes.push(format!("daily snapshots of the cluster, copied to {dr_region}"));
+            c.notes.push(format!(
+                "daily snapshots of the cluster, copied to {dr_region}"
+            ));
         }
         Ok(())
     }

@@ -69,28 +69,56 @@ pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Fi
         let r = flow_logs(live, st, &mut c).await;
         out.push(c.finish_or(r));
     }
-    let mut c = Control::new("EC2.2", "the VPC's default security group allows nothing", "default groups");
+    let mut c = Control::new(
+        "EC2.2",
+        "the VPC's default security group allows nothing",
+        "default groups",
+    );
     let r = default_groups(live, st, &mut c).await;
     out.push(c.finish_or(r));
     let mut c = Control::new("Lambda.7", "the validator traces with X-Ray", "functions");
     let r = tracing_on(live, st, &mut c).await;
     out.push(c.finish_or(r));
-    let mut c = Control::new("CloudFront.1/5", "default root object and access logging", "distributions");
+    let mut c = Control::new(
+        "CloudFront.1/5",
+        "default root object and access logging",
+        "distributions",
+    );
     let r = distribution(live, st, cfg.cdn.access_logs, &mut c).await;
     out.push(c.finish_or(r));
-    let mut c = Control::new("SecretsManager.1", "the master secret rotates automatically", "secrets");
+    let mut c = Control::new(
+        "SecretsManager.1",
+        "the master secret rotates automatically",
+        "secrets",
+    );
     let r = rotation(live, st, &mut c).await;
     out.push(c.finish_or(r));
-    let mut c = Control::new("S3.*", "buckets versioned, private, TLS-only, encrypted, lifecycle-managed", "buckets");
+    let mut c = Control::new(
+        "S3.*",
+        "buckets versioned, private, TLS-only, encrypted, lifecycle-managed",
+        "buckets",
+    );
     let r = buckets(live, st, &mut c).await;
     out.push(c.finish_or(r));
-    let mut c = Control::new("ECS.4/ECS.5", "containers unprivileged, read-only root filesystem", "task definitions");
+    let mut c = Control::new(
+        "ECS.4/ECS.5",
+        "containers unprivileged, read-only root filesystem",
+        "task definitions",
+    );
     let r = task_definitions(live, st, &mut c).await;
     out.push(c.finish_or(r));
-    let mut c = Control::new("RDS.*", "Aurora encrypted, IAM authentication, tags copied to snapshots", "clusters");
+    let mut c = Control::new(
+        "RDS.*",
+        "Aurora encrypted, IAM authentication, tags copied to snapshots",
+        "clusters",
+    );
     let r = aurora(live, st, &mut c).await;
     out.push(c.finish_or(r));
-    let mut c = Control::new("Tags", "every tagged resource carries the stack's tags", "resources");
+    let mut c = Control::new(
+        "Tags",
+        "every tagged resource carries the stack's tags",
+        "resources",
+    );
     let r = tags(live, st, &mut c).await;
     out.push(c.finish_or(r));
     out
@@ -122,10 +150,9 @@ async fn flow_logs(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
             .send()
             .await
             .aws("ec2:DescribeFlowLogs", &vpc)?;
-        let active = out
-            .flow_logs()
-            .iter()
-            .any(|f| f.flow_log_status() == Some("ACTIVE") && f.deliver_logs_status() != Some("FAILED"));
+        let active = out.flow_logs().iter().any(|f| {
+            f.flow_log_status() == Some("ACTIVE") && f.deliver_logs_status() != Some("FAILED")
+        });
         if !active {
             c.fail(format!("{vpc} ({region}) has no active flow log"));
         }
@@ -151,8 +178,18 @@ async fn default_groups(live: &Live, st: &Stack, c: &mut Control) -> Result<()> 
         let out = aws
             .ec2()
             .describe_security_groups()
-            .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build())
-            .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("default").build())
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(&vpc)
+                    .build(),
+            )
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-name")
+                    .values("default")
+                    .build(),
+            )
             .send()
             .await
             .aws("ec2:DescribeSecurityGroups", &vpc)?;
@@ -183,9 +220,15 @@ async fn tracing_on(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
         .send()
         .await
         .aws("lambda:GetFunctionConfiguration", name)?;
-    let mode = f.tracing_config().and_then(|t| t.mode()).map(|m| m.as_str().to_string());
+    let mode = f
+        .tracing_config()
+        .and_then(|t| t.mode())
+        .map(|m| m.as_str().to_string());
     if mode.as_deref() != Some("Active") {
-        c.fail(format!("{name}: tracing is {}", mode.as_deref().unwrap_or("off")));
+        c.fail(format!(
+            "{name}: tracing is {}",
+            mode.as_deref().unwrap_or("off")
+        ));
     }
     c.checked += 1;
     Ok(())
@@ -205,7 +248,10 @@ async fn distribution(live: &Live, st: &Stack, logs: bool, c: &mut Control) -> R
         .await
         .aws("cloudfront:GetDistribution", id)?;
     let conf = d.distribution().and_then(|d| d.distribution_config());
-    if conf.and_then(|c| c.default_root_object()).is_none_or(str::is_empty) {
+    if conf
+        .and_then(|c| c.default_root_object())
+        .is_none_or(str::is_empty)
+    {
         c.fail(format!("{id}: no default root object (CloudFront.1)"));
     }
     if logs && !conf.and_then(|c| c.logging()).is_some_and(|l| l.enabled()) {
@@ -229,7 +275,10 @@ async fn rotation(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
         .await
         .aws("secretsmanager:DescribeSecret", arn)?;
     if s.rotation_enabled() != Some(true) {
-        c.fail(format!("{}: automatic rotation is off", s.name().unwrap_or(arn)));
+        c.fail(format!(
+            "{}: automatic rotation is off",
+            s.name().unwrap_or(arn)
+        ));
     }
     c.checked += 1;
     Ok(())
@@ -243,7 +292,11 @@ async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
         .iter()
         .filter(|r| r.kind == storage::BUCKET && !r.pending)
         .map(|r| {
-            let region = if r.region.is_empty() { live.region().to_string() } else { r.region.clone() };
+            let region = if r.region.is_empty() {
+                live.region().to_string()
+            } else {
+                r.region.clone()
+            };
             (r.id.clone(), region)
         })
         .collect();
@@ -265,12 +318,15 @@ async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
             .send()
             .await
             .aws("s3:GetPublicAccessBlock", bucket);
-        let blocked = pab.ok().and_then(|p| p.public_access_block_configuration().cloned()).is_some_and(|b| {
-            b.block_public_acls() == Some(true)
-                && b.ignore_public_acls() == Some(true)
-                && b.block_public_policy() == Some(true)
-                && b.restrict_public_buckets() == Some(true)
-        });
+        let blocked = pab
+            .ok()
+            .and_then(|p| p.public_access_block_configuration().cloned())
+            .is_some_and(|b| {
+                b.block_public_acls() == Some(true)
+                    && b.ignore_public_acls() == Some(true)
+                    && b.block_public_policy() == Some(true)
+                    && b.restrict_public_buckets() == Some(true)
+            });
         if !blocked {
             c.fail(format!("{bucket}: public access is not blocked (S3.8)"));
         }
@@ -279,7 +335,9 @@ async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
             c.fail(format!("{bucket}: no default encryption"));
         }
         if !denies_plain_http(facts.policy.as_ref()) {
-            c.fail(format!("{bucket}: the policy does not deny requests without TLS (S3.5)"));
+            c.fail(format!(
+                "{bucket}: the policy does not deny requests without TLS (S3.5)"
+            ));
         }
         let lc = s3
             .get_bucket_lifecycle_configuration()
@@ -306,9 +364,12 @@ fn denies_plain_http(policy: Option<&Value>) -> bool {
     };
     statements.iter().any(|s| {
         s["Effect"] == "Deny"
-            && s["Condition"]["Bool"]
-                .as_object()
-                .is_some_and(|b| b.iter().any(|(k, v)| k.eq_ignore_ascii_case("aws:SecureTransport") && (v == "false" || v == &Value::Bool(false))))
+            && s["Condition"]["Bool"].as_object().is_some_and(|b| {
+                b.iter().any(|(k, v)| {
+                    k.eq_ignore_ascii_case("aws:SecureTransport")
+                        && (v == "false" || v == &Value::Bool(false))
+                })
+            })
     })
 }
 
@@ -324,13 +385,21 @@ async fn task_definitions(live: &Live, st: &Stack, c: &mut Control) -> Result<()
             .send()
             .await
             .aws("ecs:DescribeTaskDefinition", &arn)?;
-        for cd in td.task_definition().map(|t| t.container_definitions()).unwrap_or_default() {
+        for cd in td
+            .task_definition()
+            .map(|t| t.container_definitions())
+            .unwrap_or_default()
+        {
             let name = cd.name().unwrap_or("?");
             if cd.privileged() == Some(true) {
-                c.fail(format!("service {svc}: container {name} is privileged (ECS.4)"));
+                c.fail(format!(
+                    "service {svc}: container {name} is privileged (ECS.4)"
+                ));
             }
             if cd.readonly_root_filesystem() != Some(true) {
-                c.fail(format!("service {svc}: container {name} has a writable root filesystem (ECS.5)"));
+                c.fail(format!(
+                    "service {svc}: container {name} has a writable root filesystem (ECS.5)"
+                ));
             }
         }
         c.checked += 1;

@@ -207,28 +207,55 @@ fn presets_are_named_and_must_agree_with_the_config_file() {
 fn bad_places_are_refused_before_any_call_and_leave_the_state_alone() {
     let s = offline("cliplace");
     // An endpoint that is not an http(s) URL, given as a flag or in the environment.
-    for bad in ["not-a-url", "ftp://127.0.0.1:21", "http://", "http://host:port"] {
+    for bad in [
+        "not-a-url",
+        "ftp://127.0.0.1:21",
+        "http://",
+        "http://host:port",
+    ] {
         let r = s.run(&["--endpoint-url", bad, "up", "--env-suffix", &s.suffix]);
         assert_eq!(r.code, 2, "{bad}: {}", r.stderr);
-        assert!(r.stderr.contains("invalid --endpoint-url"), "{bad}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("invalid --endpoint-url"),
+            "{bad}: {}",
+            r.stderr
+        );
         assert!(r.stderr.contains("http(s) URL"), "{bad}: {}", r.stderr);
         assert!(!s.state_path().exists(), "{bad}: a state file was written");
-        assert!(!s.dir.path().join(".fintech-infra").exists(), "{bad}: state dir made");
+        assert!(
+            !s.dir.path().join(".fintech-infra").exists(),
+            "{bad}: state dir made"
+        );
     }
     let r = s
         .command(&["up", "--env-suffix", &s.suffix])
         .env("AWS_ENDPOINT_URL", "ftp://x")
         .output()
         .unwrap();
-    assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 
     // `--state` naming a directory.
     let dir = s.dir.path().join("states");
     std::fs::create_dir_all(&dir).unwrap();
-    let r = s.run(&["--state", dir.to_str().unwrap(), "up", "--env-suffix", &s.suffix]);
+    let r = s.run(&[
+        "--state",
+        dir.to_str().unwrap(),
+        "up",
+        "--env-suffix",
+        &s.suffix,
+    ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("is a directory"), "{}", r.stderr);
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written into it");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing written into it"
+    );
 
     // A state file of schema version 0: refused, byte for byte untouched, by every command.
     let state = s.dir.path().join("zero.json");
@@ -240,10 +267,20 @@ fn bad_places_are_refused_before_any_call_and_leave_the_state_alone() {
     );
     std::fs::write(&state, &text).unwrap();
     for cmd in ["up", "down", "plan", "status", "verify"] {
-        let r = s.run(&["--state", state.to_str().unwrap(), cmd, "--env-suffix", &s.suffix]);
+        let r = s.run(&[
+            "--state",
+            state.to_str().unwrap(),
+            cmd,
+            "--env-suffix",
+            &s.suffix,
+        ]);
         assert_eq!(r.code, 2, "{cmd}: {}", r.stderr);
         assert!(r.stderr.contains("schema version 0"), "{cmd}: {}", r.stderr);
-        assert_eq!(std::fs::read_to_string(&state).unwrap(), text, "{cmd} rewrote it");
+        assert_eq!(
+            std::fs::read_to_string(&state).unwrap(),
+            text,
+            "{cmd} rewrote it"
+        );
     }
 }
 
@@ -261,6 +298,12 @@ fn temp_files_of_a_killed_run_are_cleaned_up() {
     // `up` takes the lock, then fails at its first AWS call (the endpoint is closed).
     let r = s.run(&["--max-attempts", "1", "up", "--env-suffix", &s.suffix]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(!stale.exists(), "the stack's own stale temp file is removed");
-    assert!(other.exists(), "another stack's temp file is not ours to remove");
+    assert!(
+        !stale.exists(),
+        "the stack's own stale temp file is removed"
+    );
+    assert!(
+        other.exists(),
+        "another stack's temp file is not ours to remove"
+    );
 }

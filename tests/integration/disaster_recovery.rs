@@ -104,7 +104,10 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         "assets bucket → DR replica (replication role)",
         "Aurora → backup vaults (backup role)",
     ] {
-        assert!(checks.iter().any(|c| c["path"] == dr), "no `{dr}` in {checks:#?}");
+        assert!(
+            checks.iter().any(|c| c["path"] == dr),
+            "no `{dr}` in {checks:#?}"
+        );
     }
     let state = stack.state();
     assert_eq!(state["region"], PRIMARY, "the preset's region");

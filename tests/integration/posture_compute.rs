@@ -18,10 +18,7 @@ const MOUNTS: [(&str, &str, bool); 3] = [
 ];
 
 /// The live task definition of the `web` service (the revision the outputs name).
-async fn web_task_definition(
-    sdk: &SdkConfig,
-    stack: &Stack,
-) -> aws_sdk_ecs::types::TaskDefinition {
+async fn web_task_definition(sdk: &SdkConfig, stack: &Stack) -> aws_sdk_ecs::types::TaskDefinition {
     let arn = stack.output("ecs_task_definition_arns")["web"]
         .as_str()
         .expect("web task definition ARN")
@@ -101,7 +98,9 @@ fn default_stack_runs_read_only_unprivileged_and_traced() {
     )
     .unwrap();
     assert_eq!(
-        cfg.tracing_config().and_then(|t| t.mode()).map(|m| m.as_str()),
+        cfg.tracing_config()
+            .and_then(|t| t.mode())
+            .map(|m| m.as_str()),
         Some("Active"),
         "{function} tracing"
     );
@@ -134,13 +133,21 @@ fn default_stack_runs_read_only_unprivileged_and_traced() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(
-        ops.iter().any(|o| o.ends_with(":UpdateFunctionConfiguration")),
+        ops.iter()
+            .any(|o| o.ends_with(":UpdateFunctionConfiguration")),
         "{ops:?}"
     );
-    let cfg = block_on(lambda.get_function_configuration().function_name(&function).send())
-        .unwrap();
+    let cfg = block_on(
+        lambda
+            .get_function_configuration()
+            .function_name(&function)
+            .send(),
+    )
+    .unwrap();
     assert_eq!(
-        cfg.tracing_config().and_then(|t| t.mode()).map(|m| m.as_str()),
+        cfg.tracing_config()
+            .and_then(|t| t.mode())
+            .map(|m| m.as_str()),
         Some("Active"),
         "tracing restored"
     );

@@ -79,7 +79,9 @@ fn a_kill_after_any_create_is_recovered_by_down_or_by_up_then_down() {
     let emu = Emulator::start(&[]);
     // A spread over the default stack's ~130 mutating calls: network, key, database,
     // registry, queue, roles, load balancer, services, validator, buckets, CDN, alarms.
-    let points = [1, 2, 4, 7, 11, 16, 23, 31, 40, 50, 61, 73, 86, 100, 115, 128];
+    let points = [
+        1, 2, 4, 7, 11, 16, 23, 31, 40, 50, 61, 73, 86, 100, 115, 128,
+    ];
     let mut killed = 0;
     for (n, k) in points.into_iter().enumerate() {
         let stack = Stack::on(&emu.endpoint, &format!("kill{n}"));
@@ -104,7 +106,10 @@ fn a_kill_after_any_create_is_recovered_by_down_or_by_up_then_down() {
             down.stderr
         );
     }
-    assert!(killed >= 14, "the hook fired at only {killed} of the points");
+    assert!(
+        killed >= 14,
+        "the hook fired at only {killed} of the points"
+    );
 }
 
 #[test]
@@ -151,19 +156,37 @@ fn a_flaky_aws_is_survived_without_creating_anything_twice() {
         ) || (op == "CreateService" && r["service"] == "ecs");
         let create = (op.starts_with("Create") && op != "CreateTags" && !idempotent)
             || op == "AllocateAddress";
-        let carried_out = r["moto_status"].as_u64().is_some_and(|s| (200..300).contains(&s));
+        let carried_out = r["moto_status"]
+            .as_u64()
+            .is_some_and(|s| (200..300).contains(&s));
         if !(from_stack && create && carried_out) {
             continue;
         }
         let params = &r["params"];
-        let name = ["Name", "name", "GroupName", "TableName", "QueueName", "FunctionName",
-                    "repositoryName", "RoleName", "PolicyName", "DBInstanceIdentifier",
-                    "DBClusterIdentifier", "DBSubnetGroupName", "AliasName", "CidrBlock",
-                    "clusterName", "serviceName", "logGroupName", "BackupVaultName"]
-            .iter()
-            .find_map(|k| params.get(*k).and_then(Value::as_str))
-            .map(str::to_string)
-            .unwrap_or_else(|| params.to_string());
+        let name = [
+            "Name",
+            "name",
+            "GroupName",
+            "TableName",
+            "QueueName",
+            "FunctionName",
+            "repositoryName",
+            "RoleName",
+            "PolicyName",
+            "DBInstanceIdentifier",
+            "DBClusterIdentifier",
+            "DBSubnetGroupName",
+            "AliasName",
+            "CidrBlock",
+            "clusterName",
+            "serviceName",
+            "logGroupName",
+            "BackupVaultName",
+        ]
+        .iter()
+        .find_map(|k| params.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+        .unwrap_or_else(|| params.to_string());
         let path = r["path"].as_str().unwrap_or_default();
         *creates.entry(format!("{op} {path} {name}")).or_default() += 1;
     }
@@ -172,7 +195,12 @@ fn a_flaky_aws_is_survived_without_creating_anything_twice() {
     block_on(async {
         let sdk = sdk_config(&emu.endpoint).await;
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
-        let vpcs = ec2.describe_vpcs().filters(stack_filter(&stack.suffix)).send().await.unwrap();
+        let vpcs = ec2
+            .describe_vpcs()
+            .filters(stack_filter(&stack.suffix))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(vpcs.vpcs().len(), 1, "one VPC");
         let igws = ec2
             .describe_internet_gateways()
@@ -197,7 +225,11 @@ fn a_flaky_aws_is_survived_without_creating_anything_twice() {
         {
             eprintln!(
                 "{} {} status={} moto={} fault={} {}",
-                r["operation"], r["params"]["RoleName"], r["status"], r["moto_status"], r["fault"],
+                r["operation"],
+                r["params"]["RoleName"],
+                r["status"],
+                r["moto_status"],
+                r["fault"],
                 r["params"]["PolicyArn"]
             );
         }
@@ -225,7 +257,12 @@ fn a_target_group_left_in_the_stacks_old_vpc_is_replaced() {
     let old_tg = block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
-        let vpc = ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.9.0.0/16")
+            .send()
+            .await
+            .unwrap();
         let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
         let tg = elb
@@ -245,7 +282,10 @@ fn a_target_group_left_in_the_stacks_old_vpc_is_replaced() {
             .await
             .unwrap();
         ec2.delete_vpc().vpc_id(&vpc_id).send().await.unwrap();
-        tg.target_groups()[0].target_group_arn().unwrap().to_string()
+        tg.target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string()
     });
     stack.up(&["--no-verify"]).assert_ok();
     block_on(async {
@@ -258,7 +298,11 @@ fn a_target_group_left_in_the_stacks_old_vpc_is_replaced() {
             .await
             .unwrap();
         let tg = &out.target_groups()[0];
-        assert_ne!(tg.target_group_arn(), Some(old_tg.as_str()), "the orphan was replaced");
+        assert_ne!(
+            tg.target_group_arn(),
+            Some(old_tg.as_str()),
+            "the orphan was replaced"
+        );
         assert_eq!(tg.vpc_id(), Some(stack.output_str("vpc_id").as_str()));
     });
     stack.down(&[]).assert_ok();

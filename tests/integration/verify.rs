@@ -9,8 +9,12 @@ use crate::util::*;
 
 /// The checks of a `verify --output json` run, by path.
 fn checks(run: &Run) -> Vec<Value> {
-    let v: Value = serde_json::from_str(run.stdout.trim())
-        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}):\n{}\n{}", run.stdout, run.stderr));
+    let v: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}):\n{}\n{}",
+            run.stdout, run.stderr
+        )
+    });
     v["checks"].as_array().cloned().unwrap_or_default()
 }
 
@@ -22,7 +26,13 @@ fn failing(run: &Run) -> Vec<String> {
     checks(run)
         .into_iter()
         .filter(|c| c["result"] == "FAIL")
-        .map(|c| format!("{}: {}", c["path"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["path"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
         .collect()
 }
 
@@ -31,7 +41,13 @@ fn failing(run: &Run) -> Vec<String> {
 #[track_caller]
 pub fn assert_verifies(stack: &Stack) -> Vec<Value> {
     let run = verify(stack);
-    assert_eq!(run.code, 0, "verify failed: {:#?}\n{}", failing(&run), run.stderr);
+    assert_eq!(
+        run.code,
+        0,
+        "verify failed: {:#?}\n{}",
+        failing(&run),
+        run.stderr
+    );
     let paths: Vec<String> = checks(&run)
         .iter()
         .map(|c| c["path"].as_str().unwrap_or("").to_string())
@@ -43,7 +59,10 @@ pub fn assert_verifies(stack: &Stack) -> Vec<Value> {
         "alarms → alert topic",
         "log groups → their KMS key",
     ] {
-        assert!(paths.iter().any(|p| p == must), "no `{must}` check in {paths:#?}");
+        assert!(
+            paths.iter().any(|p| p == must),
+            "no `{must}` check in {paths:#?}"
+        );
     }
     assert!(
         paths.iter().any(|p| p.ends_with("→ transaction queue")),
@@ -77,7 +96,11 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
             .as_array_mut()
             .unwrap()
             .retain(|st| st["Principal"]["Service"] != "cloudfront.amazonaws.com");
-        assert_eq!(doc["Statement"].as_array().unwrap().len(), before - 1, "{doc}");
+        assert_eq!(
+            doc["Statement"].as_array().unwrap().len(),
+            before - 1,
+            "{doc}"
+        );
         kms.put_key_policy()
             .key_id(&key)
             .policy_name("default")
@@ -89,8 +112,18 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
         // 2. The producer's task role loses its queue grant (a new default policy version).
         let iam = aws_sdk_iam::Client::new(&sdk);
         let policy_arn = format!("arn:aws:iam::123456789012:policy/policy-task-web-{s}");
-        let p = iam.get_policy().policy_arn(&policy_arn).send().await.unwrap();
-        let version = p.policy().unwrap().default_version_id().unwrap().to_string();
+        let p = iam
+            .get_policy()
+            .policy_arn(&policy_arn)
+            .send()
+            .await
+            .unwrap();
+        let version = p
+            .policy()
+            .unwrap()
+            .default_version_id()
+            .unwrap()
+            .to_string();
         let v = iam
             .get_policy_version()
             .policy_arn(&policy_arn)
@@ -98,10 +131,11 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
             .send()
             .await
             .unwrap();
-        let text = percent_encoding::percent_decode_str(v.policy_version().unwrap().document().unwrap())
-            .decode_utf8()
-            .unwrap()
-            .to_string();
+        let text =
+            percent_encoding::percent_decode_str(v.policy_version().unwrap().document().unwrap())
+                .decode_utf8()
+                .unwrap()
+                .to_string();
         let mut doc: Value = serde_json::from_str(&text).unwrap();
         doc["Statement"]
             .as_array_mut()
@@ -172,25 +206,55 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
     });
 
     let run = verify(&stack);
-    assert_eq!(run.code, 1, "verify must fail:\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 1,
+        "verify must fail:\n{}\n{}",
+        run.stdout, run.stderr
+    );
     let failed = failing(&run);
     let has = |path: &str, why: &str| {
         failed
             .iter()
             .any(|f| f.starts_with(&format!("{path}:")) && f.contains(why))
     };
-    assert!(has("viewer → CloudFront → assets bucket", "key policy"), "{failed:#?}");
-    assert!(has("service web → transaction queue", "sqs:SendMessage"), "{failed:#?}");
-    assert!(has("CloudFront → ALB (/api/*)", "does not admit CloudFront"), "{failed:#?}");
-    assert!(has("transaction queue → validator", "no event source mapping"), "{failed:#?}");
-    assert!(has("validator failures → dead-letter queue", "no redrive policy"), "{failed:#?}");
+    assert!(
+        has("viewer → CloudFront → assets bucket", "key policy"),
+        "{failed:#?}"
+    );
+    assert!(
+        has("service web → transaction queue", "sqs:SendMessage"),
+        "{failed:#?}"
+    );
+    assert!(
+        has("CloudFront → ALB (/api/*)", "does not admit CloudFront"),
+        "{failed:#?}"
+    );
+    assert!(
+        has("transaction queue → validator", "no event source mapping"),
+        "{failed:#?}"
+    );
+    assert!(
+        has(
+            "validator failures → dead-letter queue",
+            "no redrive policy"
+        ),
+        "{failed:#?}"
+    );
     assert_eq!(failed.len(), 5, "only the broken paths fail: {failed:#?}");
 
     // The text form names the same paths with a fix under each.
     let text = stack.run(&["verify", "--env-suffix", &stack.suffix]);
     assert_eq!(text.code, 1);
-    assert!(text.stdout.contains("FAIL transaction queue → validator"), "{}", text.stdout);
-    assert!(text.stdout.contains("fix: run `fintech-infra up`"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("FAIL transaction queue → validator"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("fix: run `fintech-infra up`"),
+        "{}",
+        text.stdout
+    );
 
     // `up` repairs every one of them, and says so by verifying at its end.
     let up = stack.up(&[]);
@@ -270,7 +334,10 @@ fn microservices_calls_verify_and_a_removed_rule_is_named_and_repaired() {
     assert_eq!(run.code, 1);
     let failed = failing(&run);
     assert_eq!(failed.len(), 1, "{failed:#?}");
-    assert!(failed[0].starts_with(&format!("{path}: no ingress on")), "{failed:#?}");
+    assert!(
+        failed[0].starts_with(&format!("{path}: no ingress on")),
+        "{failed:#?}"
+    );
     stack.up(&["--preset", "microservices"]).assert_ok();
     assert_verifies(&stack);
     stack.down(&[]).assert_ok();
@@ -300,14 +367,17 @@ fn a_control_turned_off_fails_posture_naming_it_and_up_restores_it() {
     stack.up(&["--no-verify"]).assert_ok();
     let checks = assert_verifies(&stack);
     assert!(
-        checks.iter().any(|c| c["section"] == "posture" && c["path"].as_str().is_some_and(|p| p.starts_with("S3."))),
+        checks.iter().any(|c| c["section"] == "posture"
+            && c["path"].as_str().is_some_and(|p| p.starts_with("S3."))),
         "{checks:#?}"
     );
     let bucket = stack.output_str("assets_bucket");
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
         );
         s3.put_bucket_versioning()
             .bucket(&bucket)
