@@ -23,10 +23,10 @@
 
 use anyhow::{Context as _, Result};
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus, LifecycleExpiration,
-    LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectOwnership,
-    OwnershipControls, OwnershipControlsRule, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectOwnership, OwnershipControls,
+    OwnershipControlsRule, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use serde_json::Value;
 
@@ -121,31 +121,6 @@ fn absent<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
     }
 }
 
-/// Applies `apply` when `needed`: directly for a bucket created in this run (part of
-/// creating it), else as a reported change (plan mode only reports it).
-async fn fix<C, CF>(
-    ctx: &StepCtx,
-    name: &str,
-    created: bool,
-    needed: bool,
-    what: &str,
-    apply: C,
-) -> Result<()>
-where
-    C: FnOnce() -> CF,
-    CF: std::future::Future<Output = Result<()>>,
-{
-    if !needed {
-        return Ok(());
-    }
-    if created {
-        ctx.check_cancelled()?;
-        apply().await
-    } else {
-        ctx.change(BUCKET, name, what, apply).await
-    }
-}
-
 /// Creates the bucket if missing (recorded by the calling step) and brings every setting in
 /// line with `spec`.
 pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
@@ -210,7 +185,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     // Tags: ours set, anyone else's kept (PutBucketTagging replaces the whole set).
     let want_tags = ctx.tags(Some(name));
     let tags_ok = !created && want_tags.iter().all(|t| current_tags.contains(t));
-    fix(ctx, name, created, !tags_ok, "set tags", || async {
+    Storage::fix(ctx, name, created, !tags_ok, "set tags", || async {
         let mut all: Vec<(String, String)> = current_tags
             .iter()
             .filter(|(k, _)| !want_tags.iter().any(|(wk, _)| wk == k))
@@ -245,7 +220,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
                 && c.block_public_policy() == Some(true)
                 && c.restrict_public_buckets() == Some(true)
         });
-    fix(
+    Storage::fix(
         ctx,
         name,
         created,
@@ -269,7 +244,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
             .and_then(|o| o.ownership_controls)
             .is_some_and(|c| c.rules().iter().any(|r| r.object_ownership() == want));
         let what = format!("object ownership {}", want.as_str());
-        fix(ctx, name, false, !ownership_ok, &what, || async {
+        Storage::fix(ctx, name, false, !ownership_ok, &what, || async {
             s3.put_bucket_ownership_controls()
                 .bucket(name)
                 .ownership_controls(
@@ -292,29 +267,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     }
 
     // Versioning.
-    let versioning_ok =
-        !created && storage::versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
-    fix(
-        ctx,
-        name,
-        created,
-        !versioning_ok,
-        "enable versioning",
-        || async {
-            s3.put_bucket_versioning()
-                .bucket(name)
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
-                )
-                .send()
-                .await
-                .aws("s3:PutBucketVersioning", name)?;
-            Ok(())
-        },
-    )
-    .await?;
+    Storage::ensure_versioning(ctx, name, created).await?;
 
     // Default encryption: SSE-S3.
     let encryption_ok = !created
@@ -330,7 +283,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
         .and_then(|c| c.rules().first())
         .and_then(|r| r.apply_server_side_encryption_by_default())
         .is_some_and(|d| d.sse_algorithm() == &ServerSideEncryption::Aes256);
-    fix(
+    Storage::fix(
         ctx,
         name,
         created,
@@ -372,7 +325,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
                 .aws("s3:GetBucketLifecycleConfiguration", name),
         )?
         .is_some_and(|o| rules_match(o.rules(), &spec.rules));
-    fix(
+    Storage::fix(
         ctx,
         name,
         created,
@@ -402,7 +355,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
         storage::get_policy(ctx, name).await?
     };
     let policy = wanted_policy(current.as_deref(), &spec.statements)?;
-    fix(
+    Storage::fix(
         ctx,
         name,
         created,

@@ -486,7 +486,9 @@ impl Storage {
 
     /// Applies `apply` when `needed`: directly for a bucket created in this run, else as a
     /// reported change.
-    async fn fix<C, CF>(
+    /// Applies one setting of a bucket: as part of creating it (`created`), else as a change
+    /// `plan` reports; nothing when it is not `needed`.
+    pub(crate) async fn fix<C, CF>(
         ctx: &StepCtx,
         name: &str,
         created: bool,
@@ -502,10 +504,40 @@ impl Storage {
             return Ok(());
         }
         if created {
+            ctx.check_cancelled()?;
             apply().await
         } else {
             ctx.change(BUCKET, name, what, apply).await
         }
+    }
+
+    /// Versioning on, read back first unless the bucket was just `created`.
+    pub(crate) async fn ensure_versioning(ctx: &StepCtx, name: &str, created: bool) -> Result<()> {
+        let versioning_ok =
+            !created && versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
+        Self::fix(
+            ctx,
+            name,
+            created,
+            !versioning_ok,
+            "enable versioning",
+            || async {
+                ctx.aws()
+                    .s3()
+                    .put_bucket_versioning()
+                    .bucket(name)
+                    .versioning_configuration(
+                        VersioningConfiguration::builder()
+                            .status(BucketVersioningStatus::Enabled)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws("s3:PutBucketVersioning", name)?;
+                Ok(())
+            },
+        )
+        .await
     }
 
     async fn configure(
@@ -569,29 +601,7 @@ impl Storage {
 
         // Versioning (a bucket created with Object Lock has it already; setting it again is
         // harmless and keeps creation uniform).
-        let versioning_ok =
-            !created && versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
-        Self::fix(
-            ctx,
-            name,
-            created,
-            !versioning_ok,
-            "enable versioning",
-            || async {
-                s3.put_bucket_versioning()
-                    .bucket(name)
-                    .versioning_configuration(
-                        VersioningConfiguration::builder()
-                            .status(BucketVersioningStatus::Enabled)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .aws("s3:PutBucketVersioning", name)?;
-                Ok(())
-            },
-        )
-        .await?;
+        Self::ensure_versioning(ctx, name, created).await?;
 
         // Default encryption.
         let kms = spec.kms_key_arn.as_deref();

@@ -373,23 +373,13 @@ pub fn ecr_route(
     egress_anywhere(task_groups, 443).map(|_| "through NAT".into())
 }
 
-/// Whether a certificate name covers `host`: equal, or a wildcard covering exactly one label.
-pub fn name_covers(cert_name: &str, host: &str) -> bool {
-    let (cert_name, host) = (cert_name.to_ascii_lowercase(), host.to_ascii_lowercase());
-    match cert_name.strip_prefix("*.") {
-        Some(rest) => host
-            .split_once('.')
-            .is_some_and(|(label, tail)| !label.is_empty() && tail == rest),
-        None => cert_name == host,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn certificate_names_cover_one_label_with_a_wildcard() {
+        use crate::config::certificate_name_covers as name_covers;
         assert!(name_covers("origin.example.com", "origin.example.com"));
         assert!(name_covers("*.example.com", "origin.example.com"));
         assert!(!name_covers("*.example.com", "a.origin.example.com"));

@@ -48,6 +48,32 @@ pub struct Live {
     roles: Mutex<BTreeMap<String, RolePolicies>>,
     keys: Mutex<BTreeMap<String, (String, Value)>>,
     groups: Mutex<BTreeMap<String, reach::SecurityGroup>>,
+    functions: Mutex<BTreeMap<String, FunctionConfig>>,
+    distributions: Mutex<BTreeMap<String, Distribution>>,
+    queues: Mutex<BTreeMap<String, QueueFacts>>,
+    load_balancers: Mutex<BTreeMap<String, LoadBalancer>>,
+}
+
+pub type FunctionConfig =
+    aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+pub type Distribution = aws_sdk_cloudfront::types::Distribution;
+pub type LoadBalancer = aws_sdk_elasticloadbalancingv2::types::LoadBalancer;
+
+/// A read made once per run: the cached value, else `read`'s, cached.
+async fn cached<T: Clone>(
+    cache: &Mutex<BTreeMap<String, T>>,
+    key: &str,
+    read: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return Ok(v.clone());
+    }
+    let v = read.await?;
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.to_string(), v.clone());
+    Ok(v)
 }
 
 /// Decodes an IAM policy document: IAM returns them URL-encoded (RFC 3986).
@@ -72,7 +98,60 @@ impl Live {
             roles: Mutex::new(BTreeMap::new()),
             keys: Mutex::new(BTreeMap::new()),
             groups: Mutex::new(BTreeMap::new()),
+            functions: Mutex::new(BTreeMap::new()),
+            distributions: Mutex::new(BTreeMap::new()),
+            queues: Mutex::new(BTreeMap::new()),
+            load_balancers: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A Lambda function's configuration.
+    pub async fn function(&self, name: &str) -> Result<FunctionConfig> {
+        cached(&self.functions, name, async {
+            Ok(self
+                .aws
+                .lambda()
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .aws("lambda:GetFunctionConfiguration", name)?)
+        })
+        .await
+    }
+
+    /// A CloudFront distribution with its configuration.
+    pub async fn distribution(&self, id: &str) -> Result<Distribution> {
+        cached(&self.distributions, id, async {
+            self.aws
+                .cloudfront()
+                .get_distribution()
+                .id(id)
+                .send()
+                .await
+                .aws("cloudfront:GetDistribution", id)?
+                .distribution
+                .context("GetDistribution returned nothing")
+        })
+        .await
+    }
+
+    /// A load balancer.
+    pub async fn load_balancer(&self, arn: &str) -> Result<LoadBalancer> {
+        cached(&self.load_balancers, arn, async {
+            self.aws
+                .elb()
+                .describe_load_balancers()
+                .load_balancer_arns(arn)
+                .send()
+                .await
+                .aws("elasticloadbalancing:DescribeLoadBalancers", arn)?
+                .load_balancers()
+                .first()
+                .cloned()
+                .context("load balancer not found")
+        })
+        .await
     }
 
     pub fn region(&self) -> &str {
@@ -260,6 +339,10 @@ impl Live {
     }
 
     pub async fn queue(&self, url: &str) -> Result<QueueFacts> {
+        cached(&self.queues, url, self.read_queue(url)).await
+    }
+
+    async fn read_queue(&self, url: &str) -> Result<QueueFacts> {
         use aws_sdk_sqs::types::QueueAttributeName as A;
         let out = self
             .aws

@@ -294,14 +294,7 @@ impl Facts {
         }
         let validator = match st.out(validator::OUT_FUNCTION_NAME) {
             Some(name) => {
-                let f = live
-                    .aws
-                    .lambda()
-                    .get_function_configuration()
-                    .function_name(name)
-                    .send()
-                    .await
-                    .aws("lambda:GetFunctionConfiguration", name)?;
+                let f = live.function(name).await?;
                 Some(Function {
                     role: f.role().map(str::to_string),
                     groups: f
@@ -317,18 +310,7 @@ impl Facts {
             None => None,
         };
         let alb_groups = match st.out(alb::OUT_ARN) {
-            Some(arn) => live
-                .aws
-                .elb()
-                .describe_load_balancers()
-                .load_balancer_arns(arn)
-                .send()
-                .await
-                .aws("elasticloadbalancing:DescribeLoadBalancers", arn)?
-                .load_balancers()
-                .first()
-                .map(|l| l.security_groups().to_vec())
-                .unwrap_or_default(),
+            Some(arn) => live.load_balancer(arn).await?.security_groups().to_vec(),
             None => Vec::new(),
         };
         let db_groups = match st.out(database::OUT_CLUSTER_ID) {
@@ -384,6 +366,15 @@ fn permissions_of(cfg: &Config, name: &str) -> Vec<Permission> {
         .unwrap_or_default()
 }
 
+/// The condition context of a call KMS sees through another service (`via`, e.g.
+/// `sqs.us-east-1.amazonaws.com`) on behalf of a principal of the stack's account.
+fn through(live: &Live, via: &str) -> Ctx {
+    ctx(&[
+        ("kms:ViaService", via),
+        ("kms:CallerAccount", &live.account),
+    ])
+}
+
 fn ctx(pairs: &[(&str, &str)]) -> Ctx {
     let mut c = Ctx::new();
     for (k, v) in pairs {
@@ -410,17 +401,7 @@ async fn cdn_to_assets_inner(live: &Live, st: &Stack, c: &mut Check) -> Result<(
         c.fail("the distribution or the assets bucket is not built", FIX_UP);
         return Ok(());
     };
-    let dist = live
-        .aws
-        .cloudfront()
-        .get_distribution()
-        .id(dist_id)
-        .send()
-        .await
-        .aws("cloudfront:GetDistribution", dist_id)?;
-    let d = dist
-        .distribution()
-        .context("GetDistribution returned nothing")?;
+    let d = live.distribution(dist_id).await?;
     let dist_arn = d.arn().to_string();
     let conf = d.distribution_config().context("no distribution config")?;
     let origin = conf
@@ -542,18 +523,8 @@ async fn cdn_to_alb_inner(live: &Live, st: &Stack, f: &Facts, c: &mut Check) -> 
         c.fail("the distribution or the load balancer is not built", FIX_UP);
         return Ok(());
     };
-    let dist = live
-        .aws
-        .cloudfront()
-        .get_distribution()
-        .id(dist_id)
-        .send()
-        .await
-        .aws("cloudfront:GetDistribution", dist_id)?;
-    let conf = dist
-        .distribution()
-        .and_then(|d| d.distribution_config())
-        .context("no distribution config")?;
+    let d = live.distribution(dist_id).await?;
+    let conf = d.distribution_config().context("no distribution config")?;
     let behavior = conf
         .cache_behaviors()
         .map(|b| b.items())
@@ -651,7 +622,10 @@ async fn cdn_to_alb_inner(live: &Live, st: &Stack, f: &Facts, c: &mut Check) -> 
             if let Some(cert) = d.certificate() {
                 let mut names: Vec<String> = cert.subject_alternative_names().to_vec();
                 names.extend(cert.domain_name().map(str::to_string));
-                if names.iter().any(|n| eval::name_covers(n, &domain)) {
+                if names
+                    .iter()
+                    .any(|n| crate::config::certificate_name_covers(n, &domain))
+                {
                     covered = true;
                 }
             }
@@ -694,18 +668,7 @@ async fn internet_to_alb(live: &Live, st: &Stack, f: &Facts) -> Finding {
             c.fail("the load balancer is not built", FIX_UP);
             return Ok(());
         };
-        let lbs = live
-            .aws
-            .elb()
-            .describe_load_balancers()
-            .load_balancer_arns(lb_arn)
-            .send()
-            .await
-            .aws("elasticloadbalancing:DescribeLoadBalancers", lb_arn)?;
-        let lb = lbs
-            .load_balancers()
-            .first()
-            .context("load balancer not found")?;
+        let lb = live.load_balancer(lb_arn).await?;
         use aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum;
         if lb.scheme() != Some(&LoadBalancerSchemeEnum::InternetFacing) {
             c.fail("the load balancer is not internet-facing", FIX_UP);
@@ -889,10 +852,7 @@ async fn execution_role_reads_secrets(live: &Live, svc: &Service) -> Finding {
                         &role,
                         "kms:Decrypt",
                         &key_arn,
-                        &ctx(&[
-                            ("kms:ViaService", &via),
-                            ("kms:CallerAccount", &live.account),
-                        ]),
+                        &through(live, &via),
                     ),
                     FIX_UP,
                 );
@@ -930,7 +890,7 @@ async fn producer_to_queue(live: &Live, st: &Stack, svc: &Service) -> Finding {
         if let Some(key) = &q.kms_key {
             let (key_arn, policy) = live.key(key, live.region()).await?;
             let via = format!("sqs.{}.amazonaws.com", live.region());
-            let kctx = ctx(&[("kms:ViaService", &via), ("kms:CallerAccount", &live.account)]);
+            let kctx = through(live, &via);
             c.need(
                 eval::kms_role(&policy, &role, "kms:GenerateDataKey", &key_arn, &kctx),
                 FIX_UP,
@@ -990,14 +950,7 @@ async fn queue_to_validator(live: &Live, st: &Stack) -> Finding {
             }
             Some(_) => {}
         }
-        let f = live
-            .aws
-            .lambda()
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .aws("lambda:GetFunctionConfiguration", name)?;
+        let f = live.function(name).await?;
         let role = live.role(f.role().unwrap_or_default()).await?;
         let fn_arn = f.function_arn().unwrap_or_default().to_string();
         c.need(
@@ -1025,10 +978,7 @@ async fn queue_to_validator(live: &Live, st: &Stack) -> Finding {
         if let Some(key) = &q.kms_key {
             let (key_arn, policy) = live.key(key, live.region()).await?;
             let via = format!("sqs.{}.amazonaws.com", live.region());
-            let kctx = ctx(&[
-                ("kms:ViaService", &via),
-                ("kms:CallerAccount", &live.account),
-            ]);
+            let kctx = through(live, &via);
             c.need(
                 eval::kms_role(&policy, &role, "kms:Decrypt", &key_arn, &kctx),
                 FIX_UP,
@@ -1062,14 +1012,7 @@ async fn validator_dead_letter(live: &Live, st: &Stack) -> Finding {
             ),
         }
         if let Some(name) = st.out(validator::OUT_FUNCTION_NAME) {
-            let f = live
-                .aws
-                .lambda()
-                .get_function_configuration()
-                .function_name(name)
-                .send()
-                .await
-                .aws("lambda:GetFunctionConfiguration", name)?;
+            let f = live.function(name).await?;
             if let Some(target) = f
                 .dead_letter_config()
                 .and_then(|d| d.target_arn())
@@ -1130,10 +1073,7 @@ async fn role_to_sessions(
         {
             let (key_arn, policy) = live.key(key, live.region()).await?;
             let via = format!("dynamodb.{}.amazonaws.com", live.region());
-            let kctx = ctx(&[
-                ("kms:ViaService", &via),
-                ("kms:CallerAccount", &live.account),
-            ]);
+            let kctx = through(live, &via);
             c.need(
                 eval::kms_role(&policy, &role, "kms:Decrypt", &key_arn, &kctx),
                 FIX_UP,
@@ -1483,16 +1423,7 @@ async fn replication(live: &Live, st: &Stack) -> Finding {
             let (arn, kp) = live.key(key, live.region()).await?;
             let via = format!("s3.{}.amazonaws.com", live.region());
             c.need(
-                eval::kms_role(
-                    &kp,
-                    &role,
-                    "kms:Decrypt",
-                    &arn,
-                    &ctx(&[
-                        ("kms:ViaService", &via),
-                        ("kms:CallerAccount", &live.account),
-                    ]),
-                ),
+                eval::kms_role(&kp, &role, "kms:Decrypt", &arn, &through(live, &via)),
                 FIX_UP,
             );
         }
@@ -1500,16 +1431,7 @@ async fn replication(live: &Live, st: &Stack) -> Finding {
             let (arn, kp) = live.key(key, dr_region).await?;
             let via = format!("s3.{dr_region}.amazonaws.com");
             c.need(
-                eval::kms_role(
-                    &kp,
-                    &role,
-                    "kms:Encrypt",
-                    &arn,
-                    &ctx(&[
-                        ("kms:ViaService", &via),
-                        ("kms:CallerAccount", &live.account),
-                    ]),
-                ),
+                eval::kms_role(&kp, &role, "kms:Encrypt", &arn, &through(live, &via)),
                 FIX_UP,
             );
         }
@@ -1572,16 +1494,7 @@ async fn backup(live: &Live, st: &Stack) -> Finding {
                 let via = format!("backup.{region}.amazonaws.com");
                 for action in ["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"] {
                     c.need(
-                        eval::kms_role(
-                            &kp,
-                            &role,
-                            action,
-                            &arn,
-                            &ctx(&[
-                                ("kms:ViaService", &via),
-                                ("kms:CallerAccount", &live.account),
-                            ]),
-                        ),
+                        eval::kms_role(&kp, &role, action, &arn, &through(live, &via)),
                         FIX_UP,
                     );
                 }

@@ -124,8 +124,8 @@ pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Fi
     out
 }
 
-/// The stack's VPC (and the DR VPC) delivers flow logs.
-async fn flow_logs(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+/// The stack's VPC and, with disaster recovery, the DR VPC: (VPC ID, region).
+fn stack_vpcs(live: &Live, st: &Stack) -> Vec<(String, String)> {
     let mut vpcs = Vec::new();
     if let Some(v) = st.out(crate::steps::network::OUT_VPC_ID) {
         vpcs.push((v.to_string(), live.region().to_string()));
@@ -136,7 +136,12 @@ async fn flow_logs(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     ) {
         vpcs.push((v.to_string(), r.to_string()));
     }
-    for (vpc, region) in vpcs {
+    vpcs
+}
+
+/// The stack's VPC (and the DR VPC) delivers flow logs.
+async fn flow_logs(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+    for (vpc, region) in stack_vpcs(live, st) {
         let aws = live.in_region(&region);
         let out = aws
             .ec2()
@@ -163,17 +168,7 @@ async fn flow_logs(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
 
 /// The default security group of the stack's VPC (and the DR VPC) has no rule.
 async fn default_groups(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
-    let mut vpcs = Vec::new();
-    if let Some(v) = st.out(crate::steps::network::OUT_VPC_ID) {
-        vpcs.push((v.to_string(), live.region().to_string()));
-    }
-    if let (Some(v), Some(r)) = (
-        st.out(crate::steps::dr_network::OUT_DR_VPC_ID),
-        st.out(crate::steps::dr_network::OUT_DR_REGION),
-    ) {
-        vpcs.push((v.to_string(), r.to_string()));
-    }
-    for (vpc, region) in vpcs {
+    for (vpc, region) in stack_vpcs(live, st) {
         let aws = live.in_region(&region);
         let out = aws
             .ec2()
@@ -212,14 +207,7 @@ async fn tracing_on(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     let Some(name) = st.out(crate::steps::validator::OUT_FUNCTION_NAME) else {
         return Ok(());
     };
-    let f = live
-        .aws
-        .lambda()
-        .get_function_configuration()
-        .function_name(name)
-        .send()
-        .await
-        .aws("lambda:GetFunctionConfiguration", name)?;
+    let f = live.function(name).await?;
     let mode = f
         .tracing_config()
         .and_then(|t| t.mode())
@@ -239,15 +227,8 @@ async fn distribution(live: &Live, st: &Stack, logs: bool, c: &mut Control) -> R
     let Some(id) = st.out(crate::steps::cdn::OUT_DISTRIBUTION_ID) else {
         return Ok(());
     };
-    let d = live
-        .aws
-        .cloudfront()
-        .get_distribution()
-        .id(id)
-        .send()
-        .await
-        .aws("cloudfront:GetDistribution", id)?;
-    let conf = d.distribution().and_then(|d| d.distribution_config());
+    let d = live.distribution(id).await?;
+    let conf = d.distribution_config();
     if conf
         .and_then(|c| c.default_root_object())
         .is_none_or(str::is_empty)
