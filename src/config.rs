@@ -241,6 +241,8 @@ impl Config {
     /// refused here, before any AWS call, rather than failing (or silently not working) at
     /// run time.
     fn check_edge(&self) -> Result<(), UsageError> {
+        crate::steps::cdn::check_default_root_object(&self.cdn.default_root_object)
+            .map_err(|e| UsageError::new(e.to_string()))?;
         if self.cdn.origin_access == OriginAccess::Oai {
             return Err(UsageError::new(
                 "cdn.origin_access = \"oai\" cannot work with this stack: the assets bucket is \
@@ -2450,6 +2452,17 @@ mod service_posture_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_root_object_cloudfront_would_refuse_is_a_usage_error() {
+        for bad in ["", "/index.html"] {
+            let e = Config::parse(&format!("[cdn]\ndefault_root_object = \"{bad}\"\n"))
+                .unwrap_err()
+                .0;
+            assert!(e.contains("cdn.default_root_object"), "{bad}: {e}");
+        }
+        assert!(Config::parse("[cdn]\ndefault_root_object = \"home.html\"\n").is_ok());
+    }
 
     #[test]
     fn value_errors_lead_with_the_field_the_line_and_the_rule() {

@@ -122,8 +122,9 @@ pub fn worth_another_run(err: &anyhow::Error) -> bool {
     match e.kind() {
         K::Throttled | K::AlreadyExists => true,
         _ => match e.code.as_deref() {
-            // No service answer at all: dispatch failure, timeout, reset.
-            None => true,
+            // No service answer at all: dispatch failure, timeout, reset; but not missing
+            // credentials, which no second run will find.
+            None => !crate::report::chain(&*e.source).contains("credentials"),
             Some(code) => crate::aws::is_transient_code(code),
         },
     }

@@ -54,7 +54,11 @@ def test_alb_waits_provisioning_then_active(emu, vpc):
     emu.wait_for(lambda: _alb_state(elb, arn), "active")
     (event,) = emu.events(arn)
     assert (event["from"], event["to"]) == ("provisioning", "active")
-    assert abs(event["ts"] - started - 135 * scale) < 0.3
+    # The transition is due 135 s x scale after the create request arrived, which is after
+    # `started` by however long the client took to send it: a loaded machine (a build beside
+    # the suite) adds up to a second or so, never subtracts.
+    delay = event["ts"] - started - 135 * scale
+    assert -0.3 < delay < 1.5, delay
 
 
 def _ecs_cluster(emu):
