@@ -170,6 +170,8 @@ clients! {
     cloudwatch => aws_sdk_cloudwatch,
     sns => aws_sdk_sns,
     backup => aws_sdk_backup,
+    codedeploy => aws_sdk_codedeploy,
+    route53 => aws_sdk_route53,
 }
 
 impl Aws {
