@@ -358,12 +358,21 @@ async fn apply(
             .state
             .set_config(config_source(g)?)
             .context("writing the state")?;
+        // A new stack's resources all get the config's tags when they are created.
+        crate::retag::stamp_new_stack(&shared)?;
     }
     let parallelism = usize::from(g.parallelism);
     let (report, leftovers) = if mode == Mode::Down {
         down_completely(&steps, &shared, parallelism).await?
     } else {
-        let report = engine::run(&steps, direction, shared.clone(), parallelism).await?;
+        let mut report = engine::run(&steps, direction, shared.clone(), parallelism).await?;
+        // The config's `[tags]` changed since the resources were tagged: tag them all again
+        // (in `plan`, one planned change), after the steps and before verify.
+        if report.ok() {
+            if let Some(retag) = crate::retag::run(&shared).await {
+                report.steps.push(retag);
+            }
+        }
         (report, Vec::new())
     };
     let calls = aws.calls();
@@ -767,8 +776,15 @@ async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
                         .to_string(),
                 );
             }
-            match step {
-                Some(s) => match s.probe(&ctx, rec).await {
+            // A kind with a provider in the resource layer is probed by it; the others by
+            // the step that recorded them.
+            let probed = match (crate::resources::provider(&rec.kind), step) {
+                (Some(p), _) => Some(p.probe(&ctx, rec).await),
+                (None, Some(s)) => Some(s.probe(&ctx, rec).await),
+                (None, None) => None,
+            };
+            match probed {
+                Some(r) => match r {
                     Ok(Some(st)) => ("exists", st),
                     Ok(None) => ("missing", String::new()),
                     Err(e) => ("unknown", format!("{e:#}")),

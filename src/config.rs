@@ -2552,6 +2552,62 @@ nat_gateways = "per-az"
         let e = err("[network]\naz_count = 2\navailability_zones = [\"us-east-1a\"]\n");
         assert!(e.contains("lists 1 zones"), "{e}");
     }
+
+    /// Seed 004 puts "non-critical workloads" on Fargate Spot. Spot tasks can be stopped at
+    /// two minutes' notice, so the payment path (the queue's producers, the ALB's default
+    /// target) must have no task on Spot at any count, and the non-critical service must be
+    /// on Spot entirely at every count from min to max.
+    #[test]
+    fn multiregion_keeps_the_payment_path_off_spot_and_the_rest_on_it() {
+        let m = Config::preset(Preset::Multiregion);
+        let services = &m.services.0;
+        let names: Vec<&str> = services.iter().map(|s| s.name.0.as_str()).collect();
+        assert_eq!(names, ["web", "reports"]);
+        for s in services {
+            let n = &s.name.0;
+            let payment_path = s.permissions.contains(&Permission::Queue) || s.path.is_none();
+            for tasks in s.min_count..=s.max_count {
+                let spot = s.capacity.min_spot_tasks(tasks);
+                if payment_path {
+                    // spot_weight 0: ECS puts nothing on FARGATE_SPOT, whatever it rounds.
+                    assert_eq!(s.capacity.spot_weight, 0, "{n}: {:?}", s.capacity);
+                    assert_eq!(spot, 0, "{n} at {tasks} tasks");
+                } else {
+                    assert_eq!(spot, tasks, "{n}: {spot} of {tasks} on Spot");
+                }
+            }
+            if payment_path {
+                assert!(s.min_spot_percent.unwrap_or(0) == 0, "{n}: no Spot floor");
+            } else {
+                assert_eq!(s.min_spot_percent, Some(100), "{n}");
+                assert_eq!(
+                    (s.capacity.fargate_base, s.capacity.fargate_weight),
+                    (0, 0),
+                    "{n}: nothing on FARGATE"
+                );
+            }
+        }
+        let web = &services[0];
+        assert!(web.permissions.contains(&Permission::Queue), "web produces");
+        assert_eq!(
+            (web.request_count_target, web.db_connections_target),
+            (Some(1000), Some(400))
+        );
+        let reports = &services[1];
+        assert_eq!(reports.path.as_deref(), Some("/reports/*"));
+        assert!(!reports.permissions.contains(&Permission::Queue));
+        // A file that keeps the preset but writes its own split for the Spot service is
+        // still held to the floor it states.
+        let e = err(
+            "preset = \"multiregion\"\n[[services]]\nname = \"web\"\n[[services]]\n\
+             name = \"reports\"\npath = \"/reports/*\"\ncapacity = { fargate_base = 1, \
+             fargate_weight = 1, spot_weight = 1, min_spot_percent = 100 }\n",
+        );
+        assert!(e.contains("min_spot_percent 100"), "{e}");
+        // The webapp preset keeps seed 000's floor.
+        let w = &Config::preset(Preset::Webapp).services.0[0];
+        assert_eq!(w.min_spot_percent, Some(WEB_MIN_SPOT_PERCENT));
+    }
 }
 
 #[cfg(test)]

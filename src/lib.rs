@@ -16,6 +16,8 @@ pub mod naming;
 pub mod policy;
 pub mod reach;
 pub mod report;
+pub mod resources;
+pub mod retag;
 pub mod state;
 pub mod step;
 pub mod sweep;

@@ -81,6 +81,12 @@ pub struct StateFile {
     pub outputs: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigSource>,
+    /// Fingerprint of the standard tag set (`Environment`, `Team`, `CostCenter`, the stack
+    /// tag) every recorded resource carries, see [`crate::retag`]: when the config's `[tags]`
+    /// give another one, the next `up` re-tags them all. Absent in files written before it
+    /// existed, which reads as "unknown", so that `up` re-tags once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_fingerprint: Option<String>,
 }
 
 impl StateFile {
@@ -96,6 +102,7 @@ impl StateFile {
             resources: Vec::new(),
             outputs: BTreeMap::new(),
             config: None,
+            tags_fingerprint: None,
         }
     }
 
@@ -538,6 +545,23 @@ impl StateStore {
         })
     }
 
+    /// The fingerprint of the tag set every recorded resource carries (see
+    /// [`StateFile::tags_fingerprint`]).
+    pub fn tags_fingerprint(&self) -> Option<String> {
+        self.lock_data().tags_fingerprint.clone()
+    }
+
+    /// Records that every recorded resource now carries the tag set of `fingerprint`.
+    pub fn set_tags_fingerprint(&self, fingerprint: &str) -> Result<(), StateError> {
+        self.update(|d| {
+            if d.tags_fingerprint.as_deref() == Some(fingerprint) {
+                return false;
+            }
+            d.tags_fingerprint = Some(fingerprint.to_string());
+            true
+        })
+    }
+
     /// The write-ahead records no create call has resolved yet.
     pub fn pending(&self) -> Vec<ResourceRecord> {
         self.lock_data()
@@ -737,6 +761,27 @@ mod tests {
         let store = StateStore::open_read_only(&path, "dev", "us-east-1").unwrap();
         store.record(rec("ec2:vpc", "vpc-1")).unwrap();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn tags_fingerprint_is_optional_and_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "dev");
+        // A file written before the field existed still loads, as "unknown".
+        let old = serde_json::json!({
+            "schema_version": 1, "suffix": "dev", "region": "us-east-1",
+            "tool_version": "0.1.0", "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z", "resources": [],
+        });
+        fs::write(&path, old.to_string()).unwrap();
+        let store = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap();
+        assert_eq!(store.tags_fingerprint(), None);
+        store.set_tags_fingerprint("v1:abc").unwrap();
+        let loaded = StateFile::load(&path).unwrap().unwrap();
+        assert_eq!(loaded.tags_fingerprint.as_deref(), Some("v1:abc"));
+        // Unset, it is not written at all.
+        let text = serde_json::to_string(&StateFile::new("dev", "us-east-1")).unwrap();
+        assert!(!text.contains("tags_fingerprint"), "{text}");
     }
 
     #[test]

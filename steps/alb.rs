@@ -40,7 +40,7 @@ use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::log_bucket::{self, LogBucketSpec};
 use crate::steps::network;
-use crate::steps::storage::{self, Storage, BUCKET};
+use crate::steps::storage::{self, BUCKET};
 
 pub const LOAD_BALANCER: &str = "elasticloadbalancing:loadbalancer";
 pub const TARGET_GROUP: &str = "elasticloadbalancing:targetgroup";
@@ -1233,7 +1233,7 @@ impl Step for Alb {
             ctx.deleted(LOAD_BALANCER, &rec.id)?;
         }
         // Every object version and delete marker (the bucket is versioned), then the bucket.
-        log_bucket::delete_recorded(ctx).await?;
+        crate::resources::delete_recorded(ctx, BUCKET).await?;
         for key in OUTPUTS {
             ctx.remove_output(key)?;
         }
@@ -1285,7 +1285,9 @@ impl Step for Alb {
                 .not_found_ok()?
                 .filter(|o| !o.rules().is_empty())
                 .map(|_| "exists".into()),
-            BUCKET => Storage::exists(ctx, id).await?.then(|| "exists".into()),
+            BUCKET => crate::resources::s3::bucket::exists(ctx, id)
+                .await?
+                .then(|| "exists".into()),
             other => bail!("alb step does not know resource type {other}"),
         })
     }

@@ -83,7 +83,7 @@ use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::log_bucket::{self, LogBucketSpec};
 use crate::steps::storage::BUCKET;
-use crate::steps::{certificate, iam, kms, storage};
+use crate::steps::{certificate, iam, kms, storage, waf};
 
 pub const DISTRIBUTION: &str = "cloudfront:distribution";
 pub const OAC: &str = "cloudfront:origin-access-control";
@@ -408,6 +408,8 @@ pub struct DesiredDistribution {
     pub default_root_object: String,
     /// Standard access logging to this bucket (its name), under [`LOG_PREFIX`]; `None`: off.
     pub log_bucket: Option<String>,
+    /// The CLOUDFRONT-scope web ACL's ARN (`[waf] enabled`); `None`: no web ACL.
+    pub web_acl_arn: Option<String>,
 }
 
 fn methods(m: &[Method]) -> Result<AllowedMethods> {
@@ -546,6 +548,8 @@ impl DesiredDistribution {
             .is_ipv6_enabled(true)
             .default_root_object(&self.default_root_object)
             .logging(self.logging())
+            // WAFv2 takes the ACL's ARN here (WAF Classic took its ID); "" means none.
+            .web_acl_id(self.web_acl_arn.clone().unwrap_or_default())
             .origins(
                 Origins::builder()
                     .quantity(origins.len() as i32)
@@ -659,11 +663,12 @@ pub fn signature(c: &DistributionConfig) -> String {
     });
     format!(
         "enabled={} price={} comment={} root={} origins={origins:?} default={default:?} \
-         behaviors={behaviors:?} cert={cert:?} logging={logging:?}",
+         behaviors={behaviors:?} cert={cert:?} logging={logging:?} acl={}",
         c.enabled(),
         c.price_class().map(|p| p.as_str()).unwrap_or(""),
         c.comment(),
         c.default_root_object().unwrap_or(""),
+        c.web_acl_id().unwrap_or(""),
     )
 }
 
@@ -687,9 +692,9 @@ pub fn drifted(current: &DistributionConfig, desired: &DistributionConfig) -> bo
     signature(&current) != signature(desired)
 }
 
-/// `current` with the managed parts replaced by `want`'s (the default root object and the
-/// standard logging included); everything else (a web ACL, aliases) is kept, and so is the
-/// caller reference, which cannot change.
+/// `current` with the managed parts replaced by `want`'s (the default root object, the
+/// standard logging and the web ACL included); everything else (aliases, geo restrictions)
+/// is kept, and so is the caller reference, which cannot change.
 fn merged(current: &DistributionConfig, want: DistributionConfig) -> DistributionConfig {
     let mut c = current.clone();
     c.comment = want.comment;
@@ -701,6 +706,7 @@ fn merged(current: &DistributionConfig, want: DistributionConfig) -> Distributio
     c.viewer_certificate = want.viewer_certificate;
     c.default_root_object = want.default_root_object;
     c.logging = want.logging;
+    c.web_acl_id = want.web_acl_id;
     c
 }
 
@@ -1102,6 +1108,30 @@ impl Cdn {
     /// and every object answers 403. Written only when missing or different; `up` restores
     /// it if someone removed it. `as_change`: report it as a change (an existing distribution)
     /// rather than as part of creating one.
+    /// With `[waf] enabled`, the distribution's web ACL (Security Hub CloudFront.6):
+    /// `waf-cdn-<s>`, Scope CLOUDFRONT, in us-east-1 whatever the stack's region (AWS serves
+    /// that scope there only, and a distribution refuses a REGIONAL ACL: InvalidWebACLId).
+    /// The rules are the regional ACL's (managed common + known bad inputs, the rate limit).
+    /// Kept by this step, not by the waf step: the distribution must drop the ACL before it
+    /// can be deleted, and only this step orders the two.
+    async fn ensure_web_acl(ctx: &StepCtx) -> Result<Option<Found>> {
+        let cfg = &ctx.cfg().waf;
+        if !cfg.enabled {
+            return Ok(None);
+        }
+        let edge = ctx.in_region(waf::CLOUDFRONT_REGION);
+        let name = ctx.names().of("waf-cdn");
+        waf::ensure_web_acl(
+            &edge,
+            aws_sdk_wafv2::types::Scope::Cloudfront,
+            &name,
+            "CloudFront",
+            cfg.rate_limit.0,
+        )
+        .await
+        .map(Some)
+    }
+
     async fn ensure_key_grant(
         ctx: &StepCtx,
         key_arn: &str,
@@ -1231,6 +1261,7 @@ impl Step for Cdn {
         let root_object = ctx.cfg().cdn.default_root_object.clone();
         check_default_root_object(&root_object)?;
         let log_bucket = Self::ensure_log_bucket(ctx).await?;
+        let web_acl = Self::ensure_web_acl(ctx).await?;
         let oac = Self::ensure_oac(ctx).await?;
         let alb_inputs = Self::alb_inputs(ctx);
         let comment = distribution_comment(ctx.suffix());
@@ -1245,8 +1276,11 @@ impl Step for Cdn {
             certificate_arn: ctx.cfg().cdn.certificate_arn.as_ref().map(|c| c.0.clone()),
             default_root_object: root_object,
             log_bucket: log_bucket.clone(),
+            web_acl_arn: web_acl.as_ref().map(|a| a.id.clone()),
         };
-        let inputs_known = !is_pending(&bucket) && !oac.is_pending();
+        let inputs_known = !is_pending(&bucket)
+            && !oac.is_pending()
+            && !web_acl.as_ref().is_some_and(|a| a.is_pending());
 
         let existing = Self::find_distribution(ctx, &comment).await?;
         let existed = existing.is_some();
@@ -1347,8 +1381,8 @@ impl Step for Cdn {
                     ctx.change(
                         DISTRIBUTION,
                         &comment,
-                        "update origins, cache behaviours, price class, certificate, default root object \
-                         or access logging",
+                        "update origins, cache behaviours, price class, certificate, default root object, \
+                         access logging or web ACL",
                         || async {
                             cf.update_distribution()
                                 .id(&dist.id)
@@ -1388,6 +1422,21 @@ impl Step for Cdn {
                 } else {
                     apply().await?;
                 }
+            }
+        }
+
+        // `[waf] enabled` turned off: the distribution no longer names the ACL (updated
+        // above), so it can go (WAF refuses to delete an ACL a distribution uses).
+        if web_acl.is_none() {
+            let edge = ctx.in_region(waf::CLOUDFRONT_REGION);
+            if let Some(rec) = edge.records(Some(waf::WEB_ACL)).first() {
+                edge.change(
+                    waf::WEB_ACL,
+                    &rec.name,
+                    "remove: [waf] is not enabled",
+                    || waf::delete_web_acls(&edge),
+                )
+                .await?;
             }
         }
 
@@ -1462,9 +1511,11 @@ impl Step for Cdn {
                 ctx.deleted(kind, &rec.id)?;
             }
         }
+        // The web ACL, once no distribution names it.
+        waf::delete_web_acls(&ctx.in_region(waf::CLOUDFRONT_REGION)).await?;
         // The access-log bucket, once no distribution delivers to it: every log version
         // and delete marker, then the bucket.
-        log_bucket::delete_recorded(ctx).await?;
+        crate::resources::delete_recorded(ctx, BUCKET).await?;
         for key in OUTPUTS {
             ctx.remove_output(key)?;
         }
@@ -1474,6 +1525,7 @@ impl Step for Cdn {
     async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
         let cf = ctx.aws().cloudfront();
         Ok(match rec.kind.as_str() {
+            waf::WEB_ACL => waf::probe_web_acl(&ctx.in_region(&rec.region), rec).await?,
             DISTRIBUTION => cf
                 .get_distribution()
                 .id(&rec.id)
@@ -1497,7 +1549,7 @@ impl Step for Cdn {
                 .aws("cloudfront:GetOriginAccessControl", &rec.id)
                 .not_found_ok()?
                 .map(|_| "exists".to_string()),
-            BUCKET => storage::Storage::exists(ctx, &rec.id)
+            BUCKET => crate::resources::s3::bucket::exists(ctx, &rec.id)
                 .await?
                 .then(|| "exists".to_string()),
             _ => cf
@@ -1528,6 +1580,7 @@ mod tests {
             certificate_arn: cert.map(str::to_string),
             default_root_object: "index.html".into(),
             log_bucket: Some("fintech-cdnlogs-1-s".into()),
+            web_acl_arn: None,
         }
     }
 
@@ -1703,10 +1756,18 @@ mod tests {
             desired(Some(("x".into(), true)), None).config().unwrap(),
         );
         assert_ne!(signature(&a), signature(&with_alb));
-        let mut waf = a.clone();
-        waf.web_acl_id = Some("acl".into());
-        let kept = merged(&waf, desired(None, None).config().unwrap());
-        assert_eq!(kept.web_acl_id(), Some("acl"));
+        // The web ACL is managed: a foreign one is drift, and `[waf] enabled` sets ours.
+        let mut foreign = a.clone();
+        foreign.web_acl_id = Some("acl".into());
+        let dropped = merged(&foreign, desired(None, None).config().unwrap());
+        assert_eq!(dropped.web_acl_id(), Some(""));
+        assert!(drifted(&foreign, &dropped));
+        let acl = "arn:aws:wafv2:us-east-1:1:global/webacl/waf-cdn-s/i";
+        let mut with_acl = desired(None, None);
+        with_acl.web_acl_arn = Some(acl.into());
+        let set = merged(&a, with_acl.config().unwrap());
+        assert_eq!(set.web_acl_id(), Some(acl));
+        assert!(drifted(&a, &set));
         // An origin read back without its S3 config is not drift; a wrong one is.
         let mut oai = desired(None, None);
         oai.oac_id = None;

@@ -14,6 +14,15 @@
 //! AWS-CONTRACTS B10). The step creates it first, with the stack key (hence the dependency on
 //! `kms`), `logs.retention_days` and the stack's tags, and records it.
 //!
+//! CreatePrivateDnsNamespace also creates a Route 53 private hosted zone named like the
+//! namespace, and the namespace's tags stay Cloud Map's: the zone, a Route 53 resource, is
+//! created without any (hashicorp/terraform-provider-aws#13750 found the same). The step
+//! reads the zone's ID from GetNamespace (`Properties.DnsProperties.HostedZoneId`), records it
+//! with the namespace ([`ATTR_HOSTED_ZONE`], so that a change of `[tags]` re-tags it too:
+//! `crate::retag`) and tags it with the stack's tags and `Name` when they differ.
+//! DeleteNamespace deletes the zone with the namespace (Cloud Map Developer Guide, "Deleting
+//! an AWS Cloud Map namespace").
+//!
 //! Teardown runs after the services step's (it depends on this one): the namespace first
 //! (Cloud Map refuses while services remain in it; the services step deletes its Cloud Map
 //! services), then the cluster (ECS refuses while services are ACTIVE or DRAINING), then the
@@ -28,9 +37,11 @@ use aws_sdk_ecs::types::{
     CapacityProviderStrategyItem, ClusterField, ClusterSetting, ClusterSettingName,
 };
 use aws_sdk_servicediscovery::types::{
-    FilterCondition, NamespaceFilter, NamespaceFilterName, NamespaceType, OperationStatus,
-    OperationTargetType,
+    FilterCondition, NamespaceFilter, NamespaceFilterName, NamespaceProperties, NamespaceType,
+    OperationStatus, OperationTargetType,
 };
+
+use aws_sdk_route53::types::TagResourceType;
 
 use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::config::CapacityConfig;
@@ -47,6 +58,9 @@ pub const OUT_CLUSTER_NAME: &str = "ecs_cluster_name";
 pub const OUT_CLUSTER_ARN: &str = "ecs_cluster_arn";
 pub const OUT_NAMESPACE_ID: &str = "cloudmap_namespace_id";
 pub const OUT_NAMESPACE_NAME: &str = "cloudmap_namespace_name";
+
+/// The namespace record's attribute holding the ID of its Route 53 private hosted zone.
+pub const ATTR_HOSTED_ZONE: &str = "hosted_zone_id";
 
 /// The log group Container Insights writes a cluster's performance events to.
 pub fn insights_log_group(cluster: &str) -> String {
@@ -346,11 +360,12 @@ impl Cluster {
                 .not_found_ok()?
                 .and_then(|o| o.namespace);
             if let Some(ns) = ns.filter(|n| n.name() == Some(name)) {
-                return Ok(Some(
+                return Ok(Some(with_zone(
                     Found::new(ns.id().unwrap_or_default())
                         .arn(ns.arn().unwrap_or_default())
                         .attr("name", name),
-                ));
+                    ns.properties(),
+                )));
             }
         }
         let filter = |n: NamespaceFilterName, v: &str| {
@@ -385,11 +400,12 @@ impl Cluster {
                     .iter()
                     .any(|t| t.key() == STACK_TAG && t.value() == ctx.suffix())
                 {
-                    return Ok(Some(
+                    return Ok(Some(with_zone(
                         Found::new(ns.id().unwrap_or_default())
                             .arn(arn)
                             .attr("name", name),
-                    ));
+                        ns.properties(),
+                    )));
                 }
             }
         }
@@ -479,18 +495,78 @@ impl Cluster {
                     .into_inner()
                     .unwrap_or_else(|e| e.into_inner())
                     .with_context(|| format!("Cloud Map operation {op} named no namespace"))?;
-                let arn = sd
+                let ns = sd
                     .get_namespace()
                     .id(&id)
                     .send()
                     .await
                     .aws("servicediscovery:GetNamespace", &id)?
-                    .namespace
-                    .and_then(|n| n.arn)
-                    .unwrap_or_default();
-                Ok(Found::new(id).arn(arn).attr("name", name))
+                    .namespace;
+                let arn = ns.as_ref().and_then(|n| n.arn()).unwrap_or_default();
+                let found = Found::new(&id).arn(arn).attr("name", name);
+                Ok(with_zone(found, ns.as_ref().and_then(|n| n.properties())))
             },
         )
+        .await
+    }
+
+    /// Gives the namespace's Route 53 private hosted zone the stack's tags and `Name` (the
+    /// namespace's name, as the zone's), when ListTagsForResource shows any of them missing or
+    /// different: Cloud Map creates the zone untagged.
+    async fn ensure_zone_tags(&self, ctx: &StepCtx, ns: &Found) -> Result<()> {
+        let Some(zone) = ns
+            .attrs
+            .get(ATTR_HOSTED_ZONE)
+            .map(|z| crate::retag::bare_zone_id(z))
+            .filter(|z| !z.is_empty())
+        else {
+            return Ok(());
+        };
+        let name = ns.attrs.get("name").map(String::as_str).unwrap_or_default();
+        let r53 = ctx.aws().route53();
+        let got = r53
+            .list_tags_for_resource()
+            .resource_type(TagResourceType::Hostedzone)
+            .resource_id(zone)
+            .send()
+            .await
+            .aws("route53:ListTagsForResource", zone)?;
+        let have: Vec<(String, String)> = got
+            .resource_tag_set()
+            .map(|s| s.tags())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect();
+        let missing: Vec<(String, String)> = ctx
+            .tags(Some(name))
+            .into_iter()
+            .filter(|t| !have.contains(t))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = missing.iter().map(|(k, _)| k.as_str()).collect();
+        let what = format!("tag its hosted zone {zone}: {}", keys.join(", "));
+        ctx.change(NAMESPACE, name, &what, || async {
+            let tags = missing
+                .iter()
+                .map(|(k, v)| {
+                    aws_sdk_route53::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                })
+                .collect();
+            r53.change_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(zone)
+                .set_add_tags(Some(tags))
+                .send()
+                .await
+                .aws("route53:ChangeTagsForResource", zone)?;
+            Ok(())
+        })
         .await
     }
 
@@ -529,6 +605,20 @@ impl Cluster {
         )
         .await
         .with_context(|| format!("deleting ECS cluster {name}"))
+    }
+}
+
+/// A namespace as found, with the ID of its hosted zone when Cloud Map names one (moto puts
+/// Route 53's `/hostedzone/` prefix in front of it; AWS gives the bare ID).
+fn with_zone(found: Found, properties: Option<&NamespaceProperties>) -> Found {
+    match properties
+        .and_then(|p| p.dns_properties())
+        .and_then(|d| d.hosted_zone_id())
+        .map(crate::retag::bare_zone_id)
+        .filter(|z| !z.is_empty())
+    {
+        Some(zone) => found.attr(ATTR_HOSTED_ZONE, zone),
+        None => found,
     }
 }
 
@@ -585,6 +675,7 @@ impl Step for Cluster {
         }
         match namespace {
             Some(ns) if !ns.is_pending() => {
+                self.ensure_zone_tags(ctx, &ns).await?;
                 ctx.set_output(OUT_NAMESPACE_ID, ns.id.clone())?;
                 let name = ns.attrs.get("name").cloned().unwrap_or_default();
                 ctx.set_output(OUT_NAMESPACE_NAME, name)?;

@@ -12,7 +12,9 @@
 //! takes 5-10 minutes on AWS, and RDS builds them in parallel.
 //!
 //! Posture the step also keeps: Performance Insights on for both instances, encrypted with the
-//! stack key, 7 days (the free tier), repaired with ModifyDBInstance; the log group of the
+//! stack key, 7 days (the free tier), repaired with ModifyDBInstance (PI that is off or not
+//! described is turned on; a key other than the stack's is reported, since RDS never changes
+//! an instance's PI key, see [`PiDrift`]); the log group of the
 //! PostgreSQL log export (`/aws/rds/cluster/<cluster>/postgresql`) created before the cluster
 //! with the stack key, retention and tags, since RDS would create it unencrypted and never
 //! expiring (AWS-CONTRACTS B10); and the RDS-managed master secret rotating every
@@ -248,15 +250,23 @@ impl ClusterDrift {
 
 /// The ModifyDBInstance that brings an instance's Performance Insights back to: on, encrypted
 /// with the stack key, [`PI_RETENTION_DAYS`] days.
+///
+/// RDS fixes an instance's PI key the first time PI is turned on: ModifyDBInstance with any
+/// other key fails with InvalidParameterCombination "You can't change your Performance
+/// Insights KMS key.", even while PI is off (DescribeDBInstances keeps showing the key, and
+/// turning PI on again uses it). So PI that is off is turned on with the stack key, or with
+/// the instance's own key when it already has another one (the only key RDS accepts there);
+/// a key other than the stack's is reported with the fix, never sent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PiDrift {
-    /// Turn Performance Insights on with the stack key and the retention.
+    /// Turn Performance Insights on, with [`PiDrift::enable_key`] and the retention.
     pub enable: bool,
+    /// The key to turn PI on with: the stack key, or the key the instance is bound to.
+    pub enable_key: Option<String>,
     /// Set the retention only (PI is on with some retention already).
     pub retention: Option<i32>,
-    /// PI is on with another key. RDS cannot change the key of enabled Performance Insights
-    /// (it is fixed once set; turning PI off and on again loses the collected data), so this
-    /// is reported, not repaired.
+    /// PI is (or will be) encrypted with this key, not the stack key: drift ModifyDBInstance
+    /// cannot repair (see above); the instance has to be replaced.
     pub foreign_key: Option<String>,
     /// What changes, for the report.
     pub changes: Vec<String>,
@@ -267,16 +277,29 @@ impl PiDrift {
     /// (a plan-mode placeholder when the key does not exist yet).
     pub fn of(i: &DbInstance, key: &str) -> PiDrift {
         let mut d = PiDrift::default();
-        // RDS always describes `PerformanceInsightsEnabled` (false when off). An answer without
-        // it says nothing about PI (moto 5.2.5 keeps no PI settings at all): changing what
-        // cannot be read back would repeat the change on every run, so nothing is changed.
-        let Some(enabled) = i.performance_insights_enabled() else {
-            return d;
-        };
+        // RDS always describes `PerformanceInsightsEnabled` (false when off), so an answer
+        // without it is treated as off: a stack must not pass for having PI because the
+        // answer did not say (moto 5.2.5 kept no PI settings; the emulator's fidelity layer
+        // now does).
+        let enabled = i.performance_insights_enabled().unwrap_or(false);
+        // RDS describes the key as its ARN whichever form it was given in; the stack key is
+        // an ARN too, so a plain comparison is enough.
+        let got_key = i
+            .performance_insights_kms_key_id()
+            .filter(|k| !k.is_empty());
+        if !is_pending(key) {
+            d.foreign_key = got_key.filter(|k| *k != key).map(str::to_string);
+        }
         if !enabled {
             d.enable = true;
+            d.enable_key = Some(d.foreign_key.clone().unwrap_or_else(|| key.to_string()));
             d.changes.push(format!(
-                "turn Performance Insights on ({PI_RETENTION_DAYS} days, the stack key)"
+                "turn Performance Insights on ({PI_RETENTION_DAYS} days, {})",
+                if d.foreign_key.is_some() {
+                    "the key the instance is bound to"
+                } else {
+                    "the stack key"
+                }
             ));
             return d;
         }
@@ -287,10 +310,6 @@ impl PiDrift {
                 "Performance Insights retention {} -> {PI_RETENTION_DAYS} days",
                 got.map(|g| g.to_string()).unwrap_or_else(|| "unset".into())
             ));
-        }
-        let got_key = i.performance_insights_kms_key_id().unwrap_or_default();
-        if !is_pending(key) && got_key != key {
-            d.foreign_key = Some(got_key.to_string());
         }
         d
     }
@@ -940,7 +959,8 @@ impl Database {
     }
 
     /// Repairs an existing instance's Performance Insights (see [`PiDrift`]). ModifyDBInstance
-    /// turns PI on or changes its retention without a restart; applied immediately.
+    /// turns PI on or changes its retention without a restart; applied immediately. A key
+    /// other than the stack's cannot be changed in place and is reported with the fix.
     async fn repair_performance_insights(
         &self,
         ctx: &StepCtx,
@@ -948,20 +968,17 @@ impl Database {
         key: &str,
     ) -> Result<()> {
         let id = i.db_instance_identifier().unwrap_or_default();
-        if i.performance_insights_enabled().is_none() {
-            tracing::warn!(
-                instance = id,
-                "DescribeDBInstances did not say whether Performance Insights is on; not changing it"
-            );
-        }
         let d = PiDrift::of(i, key);
         if let Some(other) = &d.foreign_key {
             ctx.sh.reporter.message(
                 ctx.step,
                 &format!(
                     "Performance Insights of Aurora instance {id} is encrypted with {other}, not \
-                     the stack key {key}: RDS does not change the key of enabled Performance \
-                     Insights (turn it off and on again with the stack key to move it)"
+                     the stack key {key}, and RDS never changes an instance's Performance \
+                     Insights key (InvalidParameterCombination, even with PI off): replace the \
+                     instance (`aws rds delete-db-instance --db-instance-identifier {id}`, then \
+                     `fintech-infra up` creates it again with the stack key; the data stays in \
+                     the cluster volume, and deleting the writer fails over to the reader)"
                 ),
             );
         }
@@ -979,7 +996,7 @@ impl Database {
             if d.enable {
                 req = req
                     .enable_performance_insights(true)
-                    .performance_insights_kms_key_id(key);
+                    .set_performance_insights_kms_key_id(d.enable_key.clone());
             }
             req.send().await.aws("rds:ModifyDBInstance", id)?;
             Ok(())
@@ -1626,26 +1643,38 @@ mod tests {
     }
 
     #[test]
-    fn performance_insights_off_is_turned_on_with_key_and_retention() {
+    fn performance_insights_off_or_not_described_is_turned_on_with_key_and_retention() {
         let d = PiDrift::of(&pi(Some(false), None, None), KEY);
         assert!(d.enable, "{d:?}");
+        assert_eq!(d.enable_key.as_deref(), Some(KEY));
         assert_eq!(d.changes.len(), 1);
-        // Not described at all: unknown, not "off" (see PiDrift::of).
-        assert!(PiDrift::of(&pi(None, None, None), KEY).is_empty());
+        // Not described at all: RDS always describes it, so this is off, not "unknown".
+        assert_eq!(PiDrift::of(&pi(None, None, None), KEY), d);
+        // Off with the stack key still bound (turned off by hand): on again with it.
+        let d = PiDrift::of(&pi(Some(false), None, Some(KEY)), KEY);
+        assert!(d.enable && d.foreign_key.is_none(), "{d:?}");
+        assert_eq!(d.enable_key.as_deref(), Some(KEY));
         let d = PiDrift::of(&pi(Some(true), Some(731), Some(KEY)), KEY);
         assert!(!d.enable);
         assert_eq!(d.retention, Some(PI_RETENTION_DAYS));
     }
 
     #[test]
-    fn a_foreign_performance_insights_key_is_reported_not_changed() {
+    fn a_foreign_performance_insights_key_is_reported_never_sent() {
         let d = PiDrift::of(&pi(Some(true), Some(7), Some("arn:other")), KEY);
         assert!(d.is_empty(), "RDS cannot change the key: {d:?}");
+        assert_eq!(d.foreign_key.as_deref(), Some("arn:other"));
+        // Off with another key bound: turned on with that key (RDS refuses any other one),
+        // and still reported.
+        let d = PiDrift::of(&pi(Some(false), None, Some("arn:other")), KEY);
+        assert!(d.enable, "{d:?}");
+        assert_eq!(d.enable_key.as_deref(), Some("arn:other"));
         assert_eq!(d.foreign_key.as_deref(), Some("arn:other"));
         // Plan mode before the key exists: nothing to compare with.
         let pending = format!("{} output kms_key_arn)", crate::step::PENDING_PREFIX);
         let d = PiDrift::of(&pi(Some(true), Some(7), Some("arn:other")), &pending);
         assert_eq!(d.foreign_key, None);
+        assert!(d.is_empty());
     }
 
     #[test]

@@ -280,7 +280,7 @@ impl DrStorage {
         }
         for region in &regions {
             let c = ctx.in_region(region);
-            Storage::delete_recorded_buckets(&c).await?;
+            crate::resources::delete_recorded(&c, storage::BUCKET).await?;
             Kms::delete_keys(&c).await?;
         }
         for key in OUTPUTS {

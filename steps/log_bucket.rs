@@ -30,7 +30,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::Value;
 
-use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
+use crate::aws::{AwsError, AwsResultExt};
 use crate::naming::STACK_TAG;
 use crate::step::{Found, StepCtx};
 use crate::steps::storage::{self, Storage, BUCKET};
@@ -126,7 +126,7 @@ fn absent<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
 pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     let s3 = ctx.aws().s3();
     let name = spec.name.as_str();
-    let exists = Storage::exists(ctx, name).await?;
+    let exists = crate::resources::s3::bucket::exists(ctx, name).await?;
     let mut current_tags: Vec<(String, String)> = Vec::new();
     if exists {
         current_tags = absent(
@@ -365,28 +365,6 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     )
     .await?;
     Ok(found)
-}
-
-/// Empties (every version and delete marker) and deletes every bucket the calling step
-/// recorded, retrying while S3 reports it in use; not found counts as deleted.
-pub async fn delete_recorded(ctx: &StepCtx) -> Result<()> {
-    let s3 = ctx.aws().s3();
-    for rec in ctx.records(Some(BUCKET)) {
-        Storage::empty(ctx, &rec.id).await?;
-        ctx.retry_dependency(&format!("{BUCKET} {}", rec.id), || async {
-            s3.delete_bucket()
-                .bucket(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("s3:DeleteBucket", &rec.id)
-                .not_found_ok()
-                .map(|_| ())
-        })
-        .await?;
-        ctx.deleted(BUCKET, &rec.id)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

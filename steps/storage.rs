@@ -6,7 +6,8 @@
 //!   the stack key and an S3 bucket key (one KMS call per bucket key instead of per object).
 //! - `fintech-txlog-<account>-<suffix>`: the transaction log. Versioning with Object Lock in
 //!   governance mode and a default retention of `storage.object_lock_days`; SSE-S3; objects
-//!   move to Standard-IA after 30 days.
+//!   move to Standard-IA after 30 days and non-current versions expire after
+//!   `storage.object_lock_days` (see [`noncurrent_expiration_days`]).
 //!
 //! Both block every kind of public access and deny any request not made over TLS
 //! (`aws:SecureTransport` = false). Bucket names are global: the account ID keeps them unique.
@@ -16,31 +17,30 @@
 //! shared with the cdn step: this step owns only its own statement (by `Sid`) and keeps the
 //! others.
 //!
-//! Teardown removes the bucket policy, empties each bucket of every object version and delete
-//! marker (bypassing
-//! governance retention: compliance mode would make that impossible, which is why the
-//! transaction log uses governance) and then deletes it: S3 refuses to delete a bucket that
-//! holds anything, versions included.
+//! Teardown goes through the `s3:bucket` provider (`src/resources/s3/bucket.rs`), like every
+//! bucket of the stack: the bucket policy first, then every object version and delete marker
+//! (bypassing governance retention: compliance mode would make that impossible, which is why
+//! the transaction log uses governance), then the bucket.
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
-    CreateBucketConfiguration, DefaultRetention, Delete, ExpirationStatus, LifecycleRule,
-    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectIdentifier, ObjectLockConfiguration,
-    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, Tag, Tagging, Transition, TransitionStorageClass,
-    VersioningConfiguration,
+    CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleRule,
+    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockConfiguration, ObjectLockEnabled,
+    ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, Transition, TransitionStorageClass, VersioningConfiguration,
 };
 use serde_json::{json, Value};
 
-use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
+use crate::aws::{AwsError, AwsResultExt};
 use crate::naming::STACK_TAG;
+use crate::resources::s3::bucket;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 
-pub const BUCKET: &str = "s3:bucket";
+pub const BUCKET: &str = bucket::KIND;
 
 /// Output keys other steps read.
 pub const OUT_ASSETS_BUCKET: &str = "assets_bucket";
@@ -58,7 +58,7 @@ const OUTPUTS: [&str; 4] = [
 pub const TLS_ONLY_SID: &str = "DenyInsecureTransport";
 /// Days before objects move to Standard-IA (S3's minimum for that transition is 30).
 pub const IA_TRANSITION_DAYS: i32 = 30;
-/// Days a non-current version of an asset is kept.
+/// Days a non-current version of an asset (or of the DR replica) is kept.
 pub const NONCURRENT_EXPIRATION_DAYS: i32 = 30;
 
 /// S3 error codes meaning "this bucket has no such configuration" (not "no such bucket").
@@ -84,8 +84,25 @@ pub struct BucketSpec {
     pub kms_key_arn: Option<String>,
     /// Object Lock default retention in governance mode, in days.
     pub object_lock_days: Option<i32>,
-    /// Expire non-current versions after [`NONCURRENT_EXPIRATION_DAYS`].
+    /// Expire non-current versions, after [`noncurrent_expiration_days`] days.
     pub expire_noncurrent: bool,
+}
+
+/// Days after which S3 expires the non-current versions of a bucket, if it does: the Object
+/// Lock retention for a bucket with Object Lock, else [`NONCURRENT_EXPIRATION_DAYS`].
+///
+/// Why the retention: S3 lifecycle never removes an object version that is still under
+/// retention (S3 User Guide, "Object Lock considerations": "protected object versions remain
+/// safe from being deleted or overwritten by a lifecycle configuration"), and a version
+/// becomes non-current no earlier than it was created, while the default retention runs from
+/// its creation. So `NoncurrentDays` of at
+/// least the retention days puts every expiry at or after the version's retain-until date:
+/// the rule never fights the lock (nothing left pending behind it, no version kept a day
+/// longer than the audit period asks), and without it every superseded or deleted
+/// transaction-log version would be kept, and billed, for ever.
+pub fn noncurrent_expiration_days(spec: &BucketSpec) -> Option<i32> {
+    spec.expire_noncurrent
+        .then(|| spec.object_lock_days.unwrap_or(NONCURRENT_EXPIRATION_DAYS))
 }
 
 pub fn bucket_arn(name: &str) -> String {
@@ -237,7 +254,7 @@ pub fn lifecycle_rules(spec: &BucketSpec) -> Result<Vec<LifecycleRule>> {
     if spec.expire_noncurrent {
         rule = rule.noncurrent_version_expiration(
             NoncurrentVersionExpiration::builder()
-                .noncurrent_days(NONCURRENT_EXPIRATION_DAYS)
+                .set_noncurrent_days(noncurrent_expiration_days(spec))
                 .build(),
         );
     }
@@ -347,19 +364,6 @@ pub async fn versioning_status(ctx: &StepCtx, name: &str) -> Result<Option<Strin
 }
 
 impl Storage {
-    pub(crate) async fn exists(ctx: &StepCtx, name: &str) -> Result<bool> {
-        Ok(ctx
-            .aws()
-            .s3()
-            .head_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .aws("s3:HeadBucket", name)
-            .not_found_ok()?
-            .is_some())
-    }
-
     async fn get_tags(ctx: &StepCtx, name: &str) -> Result<Vec<(String, String)>> {
         let out = no_config(
             ctx.aws()
@@ -380,56 +384,6 @@ impl Storage {
             .unwrap_or_default())
     }
 
-    /// Empties and deletes every bucket the step recorded (in the context's region).
-    pub(crate) async fn delete_recorded_buckets(ctx: &StepCtx) -> Result<()> {
-        let s3 = ctx.aws().s3();
-        for rec in ctx.records(Some(BUCKET)) {
-            let name = rec.id.as_str();
-            // The policy goes first: a Deny in it would make DeleteObjects refuse the versions
-            // (ours only denies requests without TLS, but one an operator added may deny
-            // deletes outright, and moto, the test emulator, ignores the TLS condition). The
-            // bucket stays private: its public access block is untouched.
-            s3.delete_bucket_policy()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:DeleteBucketPolicy", name)
-                .not_found_ok()?;
-            // Someone may still be writing (or a replication lagging): empty and retry a few
-            // times while S3 says BucketNotEmpty.
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let removed = Self::empty(ctx, name).await?;
-                if removed > 0 {
-                    ctx.sh.reporter.message(
-                        ctx.step,
-                        &format!(
-                            "removed {removed} object versions and delete markers from {name}"
-                        ),
-                    );
-                }
-                ctx.check_cancelled()?;
-                let r = s3
-                    .delete_bucket()
-                    .bucket(name)
-                    .send()
-                    .await
-                    .aws("s3:DeleteBucket", name)
-                    .not_found_ok();
-                match r {
-                    Ok(_) => break,
-                    Err(e) if e.code.as_deref() == Some("BucketNotEmpty") && attempt < 5 => {
-                        continue
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            ctx.deleted(BUCKET, name)?;
-        }
-        Ok(())
-    }
-
     async fn create(ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
         let mut req = create_bucket_request(ctx, &spec.name);
         if spec.object_lock_days.is_some() {
@@ -447,7 +401,7 @@ impl Storage {
     /// and only a drifted one is changed.
     pub(crate) async fn ensure_bucket(&self, ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
         let name = spec.name.as_str();
-        let exists = Self::exists(ctx, name).await?;
+        let exists = bucket::exists(ctx, name).await?;
         let mut current_tags = Vec::new();
         if exists {
             current_tags = Self::get_tags(ctx, name).await?;
@@ -678,12 +632,14 @@ impl Storage {
             )?;
             got.is_some_and(|o| lifecycle_matches(o.rules(), &want_rules))
         };
-        let what = if spec.expire_noncurrent {
-            "lifecycle: Standard-IA after 30 days, expire non-current versions after 30 days"
-        } else {
-            "lifecycle: Standard-IA after 30 days"
+        let what = match noncurrent_expiration_days(spec) {
+            Some(days) => format!(
+                "lifecycle: Standard-IA after {IA_TRANSITION_DAYS} days, expire non-current \
+                 versions after {days} days"
+            ),
+            None => format!("lifecycle: Standard-IA after {IA_TRANSITION_DAYS} days"),
         };
-        Self::fix(ctx, name, created, !lifecycle_ok, what, || async {
+        Self::fix(ctx, name, created, !lifecycle_ok, &what, || async {
             s3.put_bucket_lifecycle_configuration()
                 .bucket(name)
                 .lifecycle_configuration(
@@ -765,80 +721,6 @@ impl Storage {
         .await?;
         Ok(())
     }
-
-    /// Deletes every object version and delete marker, a page at a time, until the bucket
-    /// is empty. Governance retention is bypassed.
-    pub(crate) async fn empty(ctx: &StepCtx, name: &str) -> Result<usize> {
-        let s3 = ctx.aws().s3();
-        let mut removed = 0;
-        loop {
-            ctx.check_cancelled()?;
-            // Always the first page: what was listed before is deleted by now.
-            let Some(page) = s3
-                .list_object_versions()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:ListObjectVersions", name)
-                .not_found_ok()?
-            else {
-                return Ok(removed);
-            };
-            let mut ids = Vec::new();
-            for (key, version) in page
-                .versions()
-                .iter()
-                .map(|v| (v.key(), v.version_id()))
-                .chain(
-                    page.delete_markers()
-                        .iter()
-                        .map(|m| (m.key(), m.version_id())),
-                )
-            {
-                let Some(key) = key else { continue };
-                ids.push(
-                    ObjectIdentifier::builder()
-                        .key(key)
-                        .set_version_id(version.map(str::to_string))
-                        .build()
-                        .context("building an object identifier")?,
-                );
-            }
-            if ids.is_empty() {
-                return Ok(removed);
-            }
-            ctx.note(&format!("emptying bucket {name}"));
-            for chunk in ids.chunks(1000) {
-                let out = s3
-                    .delete_objects()
-                    .bucket(name)
-                    .bypass_governance_retention(true)
-                    .delete(
-                        Delete::builder()
-                            .set_objects(Some(chunk.to_vec()))
-                            .quiet(true)
-                            .build()
-                            .context("building a DeleteObjects request")?,
-                    )
-                    .send()
-                    .await
-                    .aws("s3:DeleteObjects", name)?;
-                if let Some(e) = out.errors().first() {
-                    bail!(
-                        "s3:DeleteObjects on {name} refused {} of {} objects, e.g. {} (version \
-                         {}): {}: {}",
-                        out.errors().len(),
-                        chunk.len(),
-                        e.key().unwrap_or("?"),
-                        e.version_id().unwrap_or("null"),
-                        e.code().unwrap_or("(no code)"),
-                        e.message().unwrap_or("(no message)")
-                    );
-                }
-                removed += chunk.len();
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -870,7 +752,8 @@ impl Step for Storage {
             name: txlog_bucket_name(&account, ctx.suffix()),
             kms_key_arn: None,
             object_lock_days: Some(ctx.cfg().storage.object_lock_days.0),
-            expire_noncurrent: false,
+            // After the retention (see `noncurrent_expiration_days`).
+            expire_noncurrent: true,
         };
         let (a, t) = futures::try_join!(
             self.ensure_bucket(ctx, &assets),
@@ -888,7 +771,7 @@ impl Step for Storage {
     }
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        Self::delete_recorded_buckets(ctx).await?;
+        crate::resources::delete_recorded(ctx, BUCKET).await?;
         for key in OUTPUTS {
             ctx.remove_output(key)?;
         }
@@ -896,7 +779,7 @@ impl Step for Storage {
     }
 
     async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        Ok(Self::exists(ctx, &rec.id)
+        Ok(bucket::exists(ctx, &rec.id)
             .await?
             .then(|| "exists".to_string()))
     }
@@ -965,9 +848,59 @@ mod tests {
         );
         let assets = lifecycle_rules(&spec).unwrap();
         spec.expire_noncurrent = false;
-        let txlog = lifecycle_rules(&spec).unwrap();
-        assert!(txlog[0].noncurrent_version_expiration().is_none());
-        assert!(lifecycle_matches(&txlog, &lifecycle_rules(&spec).unwrap()));
-        assert!(!lifecycle_matches(&txlog, &assets));
+        let none = lifecycle_rules(&spec).unwrap();
+        assert!(none[0].noncurrent_version_expiration().is_none());
+        assert!(lifecycle_matches(&none, &lifecycle_rules(&spec).unwrap()));
+        assert!(!lifecycle_matches(&none, &assets));
+    }
+
+    #[test]
+    fn txlog_noncurrent_versions_expire_after_the_object_lock_retention() {
+        let txlog = |days| BucketSpec {
+            role: "txlog",
+            name: "t".into(),
+            kms_key_arn: None,
+            object_lock_days: Some(days),
+            expire_noncurrent: true,
+        };
+        for days in [1, 30, 400, 36500] {
+            let spec = txlog(days);
+            assert_eq!(noncurrent_expiration_days(&spec), Some(days));
+            let r = &lifecycle_rules(&spec).unwrap()[0];
+            assert_eq!(
+                r.noncurrent_version_expiration()
+                    .and_then(|n| n.noncurrent_days()),
+                Some(days),
+                "never before the retention ends"
+            );
+            assert_eq!(r.transitions()[0].days(), Some(IA_TRANSITION_DAYS));
+            assert!(r.expiration().is_none(), "current versions are kept");
+        }
+        // Drift: a rule without the expiry (a stack from before it) or with a shorter one
+        // differs from what is wanted, so `up` puts the configuration back.
+        let want = lifecycle_rules(&txlog(30)).unwrap();
+        let old = lifecycle_rules(&BucketSpec {
+            expire_noncurrent: false,
+            ..txlog(30)
+        })
+        .unwrap();
+        assert!(!lifecycle_matches(&old, &want));
+        assert!(!lifecycle_matches(
+            &lifecycle_rules(&txlog(7)).unwrap(),
+            &want
+        ));
+        assert!(lifecycle_matches(
+            &lifecycle_rules(&txlog(30)).unwrap(),
+            &want
+        ));
+        // Buckets without Object Lock keep the 30 days.
+        let assets = BucketSpec {
+            object_lock_days: None,
+            ..txlog(400)
+        };
+        assert_eq!(
+            noncurrent_expiration_days(&assets),
+            Some(NONCURRENT_EXPIRATION_DAYS)
+        );
     }
 }

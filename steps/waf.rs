@@ -11,6 +11,10 @@
 //! `steps::all` having to read the state.
 //!
 //! Teardown: disassociate from the ALB, then delete the ACL with its current lock token.
+//!
+//! The web ACL helpers here (`ensure_web_acl`, `delete_web_acls`) also serve the cdn step,
+//! which keeps the distribution's own ACL (Security Hub CloudFront.6): Scope CLOUDFRONT, in
+//! us-east-1 only, named in the distribution's `WebACLId` rather than associated.
 
 use std::time::Duration;
 
@@ -38,6 +42,10 @@ pub const MANAGED_GROUPS: [&str; 2] = [
     "AWSManagedRulesKnownBadInputsRuleSet",
 ];
 pub const RATE_RULE: &str = "rate-limit-per-ip";
+
+/// The region CLOUDFRONT-scope web ACLs are managed in (AWS refuses the scope elsewhere:
+/// `WAFInvalidParameterException`, field `SCOPE_VALUE`).
+pub const CLOUDFRONT_REGION: &str = "us-east-1";
 
 /// How long AWS may report a new web ACL as unavailable for association.
 const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -129,52 +137,204 @@ fn rules_match(acl: &WebAcl, rate_limit: i64) -> bool {
     names == want.iter().map(String::as_str).collect::<Vec<_>>() && rate == Some(rate_limit)
 }
 
-impl Waf {
-    /// The ACL `name` if it exists: (id, ARN).
-    async fn find(&self, ctx: &StepCtx, name: &str) -> Result<Option<(String, String)>> {
-        let waf = ctx.aws().waf();
-        let mut marker = None;
-        loop {
-            let out = waf
-                .list_web_acls()
-                .scope(Scope::Regional)
-                .set_next_marker(marker)
-                .limit(100)
-                .send()
-                .await
-                .aws("wafv2:ListWebACLs", name)?;
-            if let Some(s) = out.web_acls().iter().find(|s| s.name() == Some(name)) {
-                return Ok(Some((
-                    s.id().unwrap_or_default().to_string(),
-                    s.arn().unwrap_or_default().to_string(),
-                )));
-            }
-            marker = out.next_marker().map(str::to_string);
-            if marker.is_none() || out.web_acls().is_empty() {
-                return Ok(None);
+/// The scope of a web ACL, from its ARN: CloudFront's are `...:global/webacl/...`.
+pub fn scope_of(arn: &str) -> Scope {
+    if arn.contains(":global/webacl/") {
+        Scope::Cloudfront
+    } else {
+        Scope::Regional
+    }
+}
+
+/// The ACL `name` of `scope` if it exists: (id, ARN).
+async fn find(ctx: &StepCtx, scope: &Scope, name: &str) -> Result<Option<(String, String)>> {
+    let waf = ctx.aws().waf();
+    let mut marker = None;
+    loop {
+        let out = waf
+            .list_web_acls()
+            .scope(scope.clone())
+            .set_next_marker(marker)
+            .limit(100)
+            .send()
+            .await
+            .aws("wafv2:ListWebACLs", name)?;
+        if let Some(s) = out.web_acls().iter().find(|s| s.name() == Some(name)) {
+            return Ok(Some((
+                s.id().unwrap_or_default().to_string(),
+                s.arn().unwrap_or_default().to_string(),
+            )));
+        }
+        marker = out.next_marker().map(str::to_string);
+        if marker.is_none() || out.web_acls().is_empty() {
+            return Ok(None);
+        }
+    }
+}
+
+/// The ACL and its current lock token.
+async fn get(
+    ctx: &StepCtx,
+    scope: &Scope,
+    name: &str,
+    id: &str,
+) -> Result<Option<(WebAcl, String)>> {
+    let out = ctx
+        .aws()
+        .waf()
+        .get_web_acl()
+        .name(name)
+        .scope(scope.clone())
+        .id(id)
+        .send()
+        .await
+        .aws("wafv2:GetWebACL", name)
+        .not_found_ok()?;
+    Ok(out.and_then(|o| {
+        let token = o.lock_token().unwrap_or_default().to_string();
+        o.web_acl.map(|a| (a, token))
+    }))
+}
+
+/// Makes sure the web ACL `name` of `scope` exists with the stack's rules (recorded as
+/// [`WEB_ACL`] by the calling step, in `ctx`'s region), repairing rules that drifted.
+/// `protects` says what for, in its description. A CLOUDFRONT-scope ACL is only served in
+/// us-east-1: pass a context in that region ([`CLOUDFRONT_REGION`]).
+pub async fn ensure_web_acl(
+    ctx: &StepCtx,
+    scope: Scope,
+    name: &str,
+    protects: &str,
+    rate_limit: i64,
+) -> Result<Found> {
+    let waf = ctx.aws().waf();
+    let existing = find(ctx, &scope, name).await?;
+    let acl = ctx
+        .ensure(
+            WEB_ACL,
+            name,
+            || async {
+                Ok(existing
+                    .as_ref()
+                    .map(|(id, arn)| Found::new(arn).arn(arn).attr("id", id)))
+            },
+            || async {
+                let tags = ctx
+                    .tags(Some(name))
+                    .into_iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building WAF tags")?;
+                let out = waf
+                    .create_web_acl()
+                    .name(name)
+                    .scope(scope.clone())
+                    .description(format!(
+                        "fintech-infra stack {} {protects} protection",
+                        ctx.suffix()
+                    ))
+                    .default_action(
+                        DefaultAction::builder()
+                            .allow(AllowAction::builder().build())
+                            .build(),
+                    )
+                    .set_rules(Some(rules(rate_limit)?))
+                    .visibility_config(visibility(name)?)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .aws("wafv2:CreateWebACL", name)?;
+                let s = out.summary.context("CreateWebACL returned no summary")?;
+                let arn = s.arn.context("CreateWebACL returned no ARN")?;
+                Ok(Found::new(&arn)
+                    .arn(&arn)
+                    .attr("id", s.id.unwrap_or_default()))
+            },
+        )
+        .await?;
+    if let Some((id, _)) = &existing {
+        if let Some((current, token)) = get(ctx, &scope, name, id).await? {
+            if !rules_match(&current, rate_limit) {
+                ctx.change(
+                    WEB_ACL,
+                    name,
+                    &format!("rules: AWS managed common + known bad inputs, rate limit {rate_limit} per 5 min per IP"),
+                    || async {
+                        waf.update_web_acl()
+                            .name(name)
+                            .scope(scope.clone())
+                            .id(id)
+                            .lock_token(token)
+                            .default_action(
+                                DefaultAction::builder()
+                                    .allow(AllowAction::builder().build())
+                                    .build(),
+                            )
+                            .set_rules(Some(rules(rate_limit)?))
+                            .visibility_config(visibility(name)?)
+                            .send()
+                            .await
+                            .aws("wafv2:UpdateWebACL", name)?;
+                        Ok(())
+                    },
+                )
+                .await?;
             }
         }
     }
+    Ok(acl)
+}
 
-    /// The ACL and its current lock token.
-    async fn get(&self, ctx: &StepCtx, name: &str, id: &str) -> Result<Option<(WebAcl, String)>> {
-        let out = ctx
-            .aws()
-            .waf()
-            .get_web_acl()
-            .name(name)
-            .scope(Scope::Regional)
-            .id(id)
-            .send()
-            .await
-            .aws("wafv2:GetWebACL", name)
-            .not_found_ok()?;
-        Ok(out.and_then(|o| {
-            let token = o.lock_token().unwrap_or_default().to_string();
-            o.web_acl.map(|a| (a, token))
-        }))
+/// Deletes every web ACL the step recorded in `ctx`'s region, each with its current lock
+/// token. An ACL still in use (associated, or named by a distribution whose update is
+/// propagating) is retried until [`PROPAGATION_TIMEOUT`].
+pub async fn delete_web_acls(ctx: &StepCtx) -> Result<()> {
+    let waf = ctx.aws().waf();
+    for rec in ctx.records(Some(WEB_ACL)) {
+        ctx.check_cancelled()?;
+        let name = rec.name.clone();
+        let id = rec.attrs.get("id").cloned().unwrap_or_default();
+        let scope = scope_of(&rec.id);
+        // A stale lock token (someone changed the ACL meanwhile) is retried with a fresh one.
+        ctx.wait_for(
+            &format!("web ACL {name} to be deleted"),
+            PROPAGATION_TIMEOUT,
+            || async {
+                let Some((_, token)) = get(ctx, &scope, &name, &id).await? else {
+                    return Ok(Some(()));
+                };
+                let r = waf
+                    .delete_web_acl()
+                    .name(&name)
+                    .scope(scope.clone())
+                    .id(&id)
+                    .lock_token(token)
+                    .send()
+                    .await
+                    .aws("wafv2:DeleteWebACL", &name);
+                match r {
+                    Ok(_) => Ok(Some(())),
+                    Err(e) if e.is_not_found() => Ok(Some(())),
+                    Err(e) if retryable(&e) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            },
+        )
+        .await?;
+        ctx.deleted(WEB_ACL, &rec.id)?;
     }
+    Ok(())
+}
 
+/// `status`'s probe of a recorded web ACL (`ctx` in the record's region).
+pub async fn probe_web_acl(ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
+    let id = rec.attrs.get("id").cloned().unwrap_or_default();
+    Ok(get(ctx, &scope_of(&rec.id), &rec.name, &id)
+        .await?
+        .map(|_| "exists".to_string()))
+}
+
+impl Waf {
     /// Disassociates and deletes every recorded web ACL.
     async fn remove(&self, ctx: &StepCtx) -> Result<()> {
         let waf = ctx.aws().waf();
@@ -187,38 +347,7 @@ impl Waf {
                 .aws("wafv2:DisassociateWebACL", &rec.id)
         })
         .await?;
-        for rec in ctx.records(Some(WEB_ACL)) {
-            ctx.check_cancelled()?;
-            let name = rec.name.clone();
-            let id = rec.attrs.get("id").cloned().unwrap_or_default();
-            // A stale lock token (someone changed the ACL meanwhile) is retried with a fresh one.
-            ctx.wait_for(
-                &format!("web ACL {name} to be deleted"),
-                PROPAGATION_TIMEOUT,
-                || async {
-                    let Some((_, token)) = self.get(ctx, &name, &id).await? else {
-                        return Ok(Some(()));
-                    };
-                    let r = waf
-                        .delete_web_acl()
-                        .name(&name)
-                        .scope(Scope::Regional)
-                        .id(&id)
-                        .lock_token(token)
-                        .send()
-                        .await
-                        .aws("wafv2:DeleteWebACL", &name);
-                    match r {
-                        Ok(_) => Ok(Some(())),
-                        Err(e) if e.is_not_found() => Ok(Some(())),
-                        Err(e) if retryable(&e) => Ok(None),
-                        Err(e) => Err(e.into()),
-                    }
-                },
-            )
-            .await?;
-            ctx.deleted(WEB_ACL, &rec.id)?;
-        }
+        delete_web_acls(ctx).await?;
         for key in [OUT_ARN, OUT_ID] {
             ctx.remove_output(key)?;
         }
@@ -269,80 +398,7 @@ impl Step for Waf {
         let alb_arn = ctx.input_str(crate::steps::alb::OUT_ARN)?;
         let name = ctx.names().of("waf");
         let rate_limit = cfg.rate_limit.0;
-        let existing = self.find(ctx, &name).await?;
-        let acl = ctx
-            .ensure(
-                WEB_ACL,
-                &name,
-                || async {
-                    Ok(existing
-                        .as_ref()
-                        .map(|(id, arn)| Found::new(arn).arn(arn).attr("id", id)))
-                },
-                || async {
-                    let tags = ctx
-                        .tags(Some(&name))
-                        .into_iter()
-                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                        .collect::<Result<Vec<_>, _>>()
-                        .context("building WAF tags")?;
-                    let out = waf
-                        .create_web_acl()
-                        .name(&name)
-                        .scope(Scope::Regional)
-                        .description(format!(
-                            "fintech-infra stack {} ALB protection",
-                            ctx.suffix()
-                        ))
-                        .default_action(
-                            DefaultAction::builder()
-                                .allow(AllowAction::builder().build())
-                                .build(),
-                        )
-                        .set_rules(Some(rules(rate_limit)?))
-                        .visibility_config(visibility(&name)?)
-                        .set_tags(Some(tags))
-                        .send()
-                        .await
-                        .aws("wafv2:CreateWebACL", &name)?;
-                    let s = out.summary.context("CreateWebACL returned no summary")?;
-                    let arn = s.arn.context("CreateWebACL returned no ARN")?;
-                    Ok(Found::new(&arn)
-                        .arn(&arn)
-                        .attr("id", s.id.unwrap_or_default()))
-                },
-            )
-            .await?;
-        if let Some((id, _)) = &existing {
-            if let Some((current, token)) = self.get(ctx, &name, id).await? {
-                if !rules_match(&current, rate_limit) {
-                    ctx.change(
-                        WEB_ACL,
-                        &name,
-                        &format!("rules: AWS managed common + known bad inputs, rate limit {rate_limit} per 5 min per IP"),
-                        || async {
-                            waf.update_web_acl()
-                                .name(&name)
-                                .scope(Scope::Regional)
-                                .id(id)
-                                .lock_token(token)
-                                .default_action(
-                                    DefaultAction::builder()
-                                        .allow(AllowAction::builder().build())
-                                        .build(),
-                                )
-                                .set_rules(Some(rules(rate_limit)?))
-                                .visibility_config(visibility(&name)?)
-                                .send()
-                                .await
-                                .aws("wafv2:UpdateWebACL", &name)?;
-                            Ok(())
-                        },
-                    )
-                    .await?;
-                }
-            }
-        }
+        let acl = ensure_web_acl(ctx, Scope::Regional, &name, "ALB", rate_limit).await?;
 
         let associated = if is_pending(&alb_arn) || acl.is_pending() {
             false
@@ -398,13 +454,7 @@ impl Step for Waf {
 
     async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
         match rec.kind.as_str() {
-            WEB_ACL => {
-                let id = rec.attrs.get("id").cloned().unwrap_or_default();
-                Ok(self
-                    .get(ctx, &rec.name, &id)
-                    .await?
-                    .map(|_| "exists".to_string()))
-            }
+            WEB_ACL => probe_web_acl(ctx, rec).await,
             _ => Ok(ctx
                 .aws()
                 .waf()

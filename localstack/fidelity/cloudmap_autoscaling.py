@@ -110,3 +110,121 @@ def repeated_put_scaling_policy_updates_in_place() -> None:
         if stale:
             cloudwatch.delete_alarms(stale)
         return policy
+
+
+@rule("servicediscovery", "fidelity")
+def private_dns_namespace_owns_its_hosted_zone() -> None:
+    """The Route 53 private hosted zone of a private DNS namespace has the namespace's name,
+    is associated with the namespace's VPC, is named by its bare ID in GetNamespace
+    (Properties.DnsProperties.HostedZoneId) and is deleted with the namespace. AWS: Cloud Map
+    "automatically creates an Amazon Route 53 private hosted zone that has the same name as
+    the namespace" (API reference, CreatePrivateDnsNamespace), and "When you delete a DNS
+    namespace, AWS Cloud Map deletes the corresponding Amazon Route 53 hosted zone created
+    during namespace creation" (Developer Guide, "Deleting an AWS Cloud Map namespace").
+
+    moto named the zone `<namespace>-hz`, associated no VPC, reported the ID with Route 53's
+    `/hostedzone/` prefix and kept the zone (and its tags) after DeleteNamespace: a zone the
+    stack tagged outlived the stack.
+    """
+    from moto.route53.models import route53_backends
+    from moto.utilities.utils import get_partition
+
+    def zones(backend: Any) -> Any:
+        return route53_backends[backend.account_id][get_partition(backend.region_name)]
+
+    def bare(zone_id: str) -> str:
+        return zone_id.rsplit("/", 1)[-1]
+
+    @wrap(ServiceDiscoveryBackend, "create_private_dns_namespace")
+    def create_private_dns_namespace(original: Any, self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        operation_id = original(self, name, *args, **kwargs)
+        namespace = self.namespaces[self.operations[operation_id].targets["NAMESPACE"]]
+        zone_id = bare(namespace.dns_properties["HostedZoneId"])
+        zone = zones(self).zones.get(zone_id)
+        if zone is not None:
+            old, new = zone.name, name if name.endswith(".") else f"{name}."
+            for rrset in zone.rrsets:
+                if rrset.name.rstrip(".") == old.rstrip("."):
+                    rrset.name = new
+            zone.name = new
+            if namespace.vpc:
+                zone.add_vpc(namespace.vpc, self.region_name)
+        namespace.dns_properties["HostedZoneId"] = zone_id
+        return operation_id
+
+    @wrap(ServiceDiscoveryBackend, "delete_namespace")
+    def delete_namespace(original: Any, self: Any, namespace_id: str) -> Any:
+        namespace = self.namespaces.get(namespace_id)
+        operation_id = original(self, namespace_id)
+        zone_id = (namespace.dns_properties or {}).get("HostedZoneId") if namespace else None
+        if zone_id:
+            route53 = zones(self)
+            route53.zones.pop(bare(zone_id), None)
+            route53.resource_tags.pop(bare(zone_id), None)
+        return operation_id
+
+
+@rule("application-autoscaling", "missing-api")
+def scalable_targets_take_tags() -> None:
+    """RegisterScalableTarget keeps the Tags of a target it creates, and TagResource /
+    UntagResource / ListTagsForResource work on a scalable target's ARN (an unknown one is
+    ResourceNotFoundException); the tags go with DeregisterScalableTarget. AWS
+    (RegisterScalableTarget, Tags): "Use this parameter to tag the scalable target when it is
+    created. To tag an existing scalable target, use the TagResource operation"; TagResource:
+    "You can use this operation to tag an Application Auto Scaling scalable target, but you
+    cannot tag a scaling policy or scheduled action."
+
+    moto dropped the Tags of RegisterScalableTarget and had no tagging operations at all.
+    """
+    import json
+
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+
+    def tags_of(backend: Any) -> dict[str, dict[str, str]]:
+        if not hasattr(backend, "_fintech_tags"):
+            backend._fintech_tags = {}
+        return backend._fintech_tags
+
+    def target_arns(backend: Any) -> set[str]:
+        return {t.arn for by_id in backend.targets.values() for t in by_id.values()}
+
+    def known(backend: Any, arn: str) -> dict[str, str]:
+        if arn not in target_arns(backend):
+            raise JsonRESTError("ResourceNotFoundException", f"No scalable target found for {arn}")
+        return tags_of(backend).setdefault(arn, {})
+
+    @wrap(ApplicationAutoScalingResponse, "register_scalable_target")
+    def register_scalable_target(original: Any, self: Any) -> Any:
+        backend = self.applicationautoscaling_backend
+        existing = target_arns(backend)
+        body = original(self)
+        arn = json.loads(body)["ScalableTargetARN"]
+        tags = self._get_param("Tags") or {}
+        if tags and arn not in existing:
+            tags_of(backend).setdefault(arn, {}).update(tags)
+        return body
+
+    @wrap(ApplicationAutoscalingBackend, "deregister_scalable_target")
+    def deregister_scalable_target(original: Any, self: Any, namespace: str, r_id: str, dimension: str) -> Any:
+        target = self.targets.get(dimension, {}).get(r_id)
+        result = original(self, namespace, r_id, dimension)
+        if target is not None:
+            tags_of(self).pop(target.arn, None)
+        return result
+
+    def tag_resource(self: Any) -> str:
+        known(self.applicationautoscaling_backend, self._get_param("ResourceARN")).update(self._get_param("Tags") or {})
+        return json.dumps({})
+
+    def untag_resource(self: Any) -> str:
+        tags = known(self.applicationautoscaling_backend, self._get_param("ResourceARN"))
+        for key in self._get_param("TagKeys") or []:
+            tags.pop(key, None)
+        return json.dumps({})
+
+    def list_tags_for_resource(self: Any) -> str:
+        tags = known(self.applicationautoscaling_backend, self._get_param("ResourceARN"))
+        return json.dumps({"Tags": dict(tags)})
+
+    for handler in (tag_resource, untag_resource, list_tags_for_resource):
+        setattr(ApplicationAutoScalingResponse, handler.__name__, handler)

@@ -3,7 +3,8 @@
 moto deletes subnet and parameter groups that clusters still use, reports
 clusters and instances `available` at once and forgets them the moment they
 are deleted. AWS keeps them `creating` for minutes and `deleting` for minutes
-(describe keeps returning them until they are gone).
+(describe keeps returning them until they are gone). moto also drops an
+instance's Performance Insights settings, which AWS keeps and describes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from moto.rds.exceptions import RDSClientError
-from moto.rds.models import DBCluster, RDSBackend
+from moto.rds.models import DBCluster, DBInstance, RDSBackend
 
 from .patching import rule, wrap
 from .timeline import TIMELINE, scaled
@@ -312,3 +313,103 @@ def deleted_cluster_automated_backups_are_deleted() -> None:
             original(self)
         except DBClusterSnapshotAlreadyExistsError:
             pass  # a retained automated backup of an earlier cluster of this name
+
+
+#: PerformanceInsightsRetentionPeriod when none is given: 7 days, the free tier.
+PI_DEFAULT_RETENTION_DAYS = 7
+
+
+def _pi_key_arn(backend: Any, key_id: str | None) -> str | None:
+    """The key ARN RDS reports for a PerformanceInsightsKMSKeyId given as key ID, key ARN,
+    alias name or alias ARN; without one, the ARN of the account's AWS managed `aws/rds`
+    key (moto makes it on first use). A key moto does not know is kept as given."""
+    from moto.kms.models import kms_backends
+
+    kms = kms_backends[backend.account_id][backend.region_name]
+    try:
+        return kms.keys[kms.any_id_to_key_id(key_id or "alias/aws/rds")].arn
+    except Exception:
+        return key_id
+
+
+@rule("rds", "fidelity")
+def db_instance_keeps_performance_insights() -> None:
+    """CreateDBInstance and ModifyDBInstance keep EnablePerformanceInsights,
+    PerformanceInsightsKMSKeyId and PerformanceInsightsRetentionPeriod, and
+    DescribeDBInstances returns PerformanceInsightsEnabled (false when off),
+    PerformanceInsightsKMSKeyId (always the key ARN, whichever form was given) and
+    PerformanceInsightsRetentionPeriod (7 days unless given).
+
+    AWS (API_CreateDBInstance): "If you don't specify a value for
+    PerformanceInsightsKMSKeyId, then Amazon RDS uses your default KMS key" (the AWS
+    managed `aws/rds` key of the region); "The default is 7 days". Once set, the key stays
+    with the instance: turning PI off keeps describing it, turning PI on again without a
+    key uses it again. moto 5.2.5 dropped all three parameters and never described them.
+    """
+    # What an instance describes before any PI parameter: PerformanceInsightsEnabled is
+    # always in AWS's answer (false when PI is off), the other two only once set.
+    DBInstance.performance_insights_enabled = False
+    DBInstance.performance_insights_kms_key_id = None
+    DBInstance.performance_insights_retention_period = None
+
+    def enable(backend: Any, db: Any, key_id: str | None, retention: Any,
+               kept_key: str | None = None, kept_retention: Any = None) -> None:
+        db.performance_insights_enabled = True
+        db.performance_insights_kms_key_id = (
+            _pi_key_arn(backend, key_id) if key_id else kept_key or _pi_key_arn(backend, None)
+        )
+        db.performance_insights_retention_period = int(
+            retention or kept_retention or PI_DEFAULT_RETENTION_DAYS
+        )
+
+    @wrap(RDSBackend, "create_db_instance")
+    def create_db_instance(original: Any, self: Any, db_kwargs: dict[str, Any]) -> Any:
+        db = original(self, db_kwargs)
+        if _truthy(db_kwargs.get("enable_performance_insights"), False):
+            enable(self, db, db_kwargs.get("performance_insights_kms_key_id"),
+                   db_kwargs.get("performance_insights_retention_period"))
+        return db
+
+    @wrap(RDSBackend, "modify_db_instance")
+    def modify_db_instance(original: Any, self: Any, db_instance_identifier: str,
+                           db_kwargs: dict[str, Any]) -> Any:
+        before = self.describe_db_instances(db_instance_identifier)[0]
+        was_on = before.performance_insights_enabled
+        kept_key = before.performance_insights_kms_key_id
+        kept_retention = before.performance_insights_retention_period
+        requested = db_kwargs.get("enable_performance_insights")
+        db = original(self, db_instance_identifier, db_kwargs)
+        # moto's update copied the raw parameters onto the instance (an alias as given, a
+        # retention with PI off); the described values replace them.
+        db.__dict__.pop("enable_performance_insights", None)
+        if _truthy(requested, was_on):
+            enable(self, db, db_kwargs.get("performance_insights_kms_key_id"),
+                   db_kwargs.get("performance_insights_retention_period"),
+                   kept_key, kept_retention)
+        else:
+            db.performance_insights_enabled = False
+            db.performance_insights_kms_key_id = kept_key
+            db.performance_insights_retention_period = None
+        return db
+
+
+@rule("rds", "refusal")
+def performance_insights_kms_key_cannot_change() -> None:
+    """ModifyDBInstance with a PerformanceInsightsKMSKeyId other than the key Performance
+    Insights of the instance was enabled with fails with InvalidParameterCombination "You
+    can't change your Performance Insights KMS key." — also while PI is off: the key stays
+    with the instance (the error the Terraform AWS provider reports, hashicorp/
+    terraform-provider-aws#9746 and #44046). The same key, in any of its forms, is fine.
+    """
+
+    @wrap(RDSBackend, "modify_db_instance")
+    def modify_db_instance(original: Any, self: Any, db_instance_identifier: str,
+                           db_kwargs: dict[str, Any]) -> Any:
+        db = self.describe_db_instances(db_instance_identifier)[0]
+        key_id = db_kwargs.get("performance_insights_kms_key_id")
+        current = db.performance_insights_kms_key_id
+        if key_id and current and _pi_key_arn(self, key_id) != current:
+            raise RDSClientError(
+                "InvalidParameterCombination", "You can't change your Performance Insights KMS key."
+            )
+        return original(self, db_instance_identifier, db_kwargs)

@@ -1,5 +1,6 @@
 """WAFv2 rules: AssociateWebACL attaches a REGIONAL web ACL to a regional
-resource of its own region only.
+resource of its own region only; CLOUDFRONT-scope calls are served in us-east-1
+only; a web ACL a CloudFront distribution uses cannot be deleted.
 
 moto associates any ACL ARN it finds with any resource ARN. AWS refuses
 CloudFront distributions (their ACL is set in the distribution's WebACLId, see
@@ -10,12 +11,14 @@ WAFInvalidParameterException.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from typing import Any
 
 from moto.wafv2.exceptions import WAFv2ClientError
 from moto.wafv2.models import WAFV2Backend
+from moto.wafv2.responses import WAFV2Response
 
 from .patching import rule, wrap
 
@@ -76,3 +79,57 @@ def regional_web_acl_attaches_only_to_regional_resources() -> None:
         if not regional or len(parts) < 4 or parts[3] != self.region_name:
             raise WAFInvalidParameterException("RESOURCE_ARN", resource_arn, INVALID_ARN)
         return original(self, web_acl_arn, resource_arn)
+
+
+@rule("wafv2", "refusal")
+def cloudfront_scope_only_in_us_east_1() -> None:
+    """Any call with Scope=CLOUDFRONT sent to a region other than us-east-1
+    fails with WAFInvalidParameterException "Error reason: The scope is not
+    valid., field: SCOPE_VALUE, parameter: CLOUDFRONT": CloudFront's (global)
+    web ACLs are managed through us-east-1 only
+    (https://docs.aws.amazon.com/waf/latest/APIReference/API_CreateWebACL.html#WAF-CreateWebACL-request-Scope).
+    moto serves them from any region.
+    """
+
+    def guard(action: str) -> None:
+        @wrap(WAFV2Response, action)
+        def scoped(original: Any, self: Any) -> Any:
+            # self.region is still the request's region here: moto's handler
+            # overwrites it with "global" itself.
+            if self._get_param("Scope") == "CLOUDFRONT" and self.region != "us-east-1":
+                raise WAFInvalidParameterException("SCOPE_VALUE", "CLOUDFRONT", "The scope is not valid.")
+            return original(self)
+
+    # Every action handler: those without a Scope parameter pass through.
+    for action, handler in list(vars(WAFV2Response).items()):
+        if not action.startswith("_") and inspect.isfunction(handler):
+            guard(action)
+
+
+class WAFAssociatedItemException(WAFv2ClientError):
+    def __init__(self) -> None:
+        super().__init__(
+            "WAFAssociatedItemException",
+            "AWS WAF couldn’t perform the operation because your resource is being used by another resource or it’s associated with another resource.",
+        )
+
+
+@rule("wafv2", "refusal")
+def web_acl_in_use_by_a_distribution_cannot_be_deleted() -> None:
+    """DeleteWebACL of a CLOUDFRONT-scope ACL that a distribution still names in
+    its WebACLId fails with WAFAssociatedItemException: the distribution must
+    drop it (UpdateDistribution) or be deleted first
+    (https://docs.aws.amazon.com/waf/latest/APIReference/API_DeleteWebACL.html).
+    moto deletes it and leaves the distribution pointing at nothing.
+    """
+    from moto.cloudfront.models import cloudfront_backends
+
+    @wrap(WAFV2Backend, "delete_web_acl")
+    def delete_web_acl(original: Any, self: Any, name: str, scope: str, _id: str, lock_token: str) -> Any:
+        if scope == "CLOUDFRONT":
+            arn = next((a for a, w in self.wacls.items() if w.name == name and w.id == _id), None)
+            if arn:
+                for dist in cloudfront_backends[self.account_id]["aws"].distributions.values():
+                    if getattr(dist.distribution_config, "WebACLId", "") == arn:
+                        raise WAFAssociatedItemException()
+        return original(self, name, scope, _id, lock_token)

@@ -114,3 +114,33 @@ def test_standard_logging_bucket_must_enable_acls(emu):
     cf.create_distribution(DistributionConfig=_config(Logging=logging))
     # Logging disabled: the bucket is not looked at.
     cf.create_distribution(DistributionConfig=_config(Logging=dict(logging, Enabled=False, Bucket="nowhere.s3.amazonaws.com")))
+
+
+def test_cloudfront_scope_is_served_in_us_east_1_only(emu):
+    elsewhere = emu.regional("wafv2", "eu-west-1")
+    code, message, status = error_code(lambda: _web_acl(emu, "CLOUDFRONT", region="eu-west-1"))
+    assert (code, status) == ("WAFInvalidParameterException", 400)
+    assert message == "Error reason: The scope is not valid., field: SCOPE_VALUE, parameter: CLOUDFRONT"
+    assert error_code(lambda: elsewhere.list_web_acls(Scope="CLOUDFRONT"))[0] == "WAFInvalidParameterException"
+    # REGIONAL works anywhere, CLOUDFRONT in us-east-1.
+    assert ":eu-west-1:" in _web_acl(emu, "REGIONAL", region="eu-west-1")
+    assert ":global/webacl/" in _web_acl(emu, "CLOUDFRONT")
+
+
+def test_web_acl_used_by_a_distribution_cannot_be_deleted(emu):
+    cf, waf = emu.client("cloudfront"), emu.client("wafv2")
+    acl = _web_acl(emu, "CLOUDFRONT")
+    acl_name, acl_id = acl.split("/")[-2], acl.split("/")[-1]
+    created = cf.create_distribution(DistributionConfig=_config(WebACLId=acl))
+    dist_id, etag = created["Distribution"]["Id"], created["ETag"]
+
+    def delete():
+        token = waf.get_web_acl(Name=acl_name, Scope="CLOUDFRONT", Id=acl_id)["LockToken"]
+        waf.delete_web_acl(Name=acl_name, Scope="CLOUDFRONT", Id=acl_id, LockToken=token)
+
+    assert error_code(delete)[0] == "WAFAssociatedItemException"
+    config = cf.get_distribution_config(Id=dist_id)["DistributionConfig"]
+    config["WebACLId"] = ""
+    cf.update_distribution(Id=dist_id, DistributionConfig=config, IfMatch=etag)
+    delete()
+    assert error_code(lambda: waf.get_web_acl(Name=acl_name, Scope="CLOUDFRONT", Id=acl_id))[0] == "WAFNonexistentItemException"

@@ -119,12 +119,15 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
         }
     }
     if st.out(queue::OUT_QUEUE_URL).is_some() {
+        // The customer-facing service is the config's first (the state's map of services
+        // is ordered by name, not by the config).
+        let first = cfg.services.0.first().map(|s| s.name.0.as_str());
         let producers: Vec<&Service> = facts
             .services
             .iter()
-            .enumerate()
-            .filter(|(i, s)| *i == 0 || s.permissions.contains(&Permission::Queue))
-            .map(|(_, s)| s)
+            .filter(|s| {
+                Some(s.name.as_str()) == first || s.permissions.contains(&Permission::Queue)
+            })
             .collect();
         for svc in producers {
             out.push(producer_to_queue(live, st, svc).await);

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::live::Live;
 use super::{Finding, Stack};
-use crate::aws::AwsResultExt;
+use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::steps::storage;
 
 const FIX_UP: &str = "run `fintech-infra up`: it restores what the stack owns";
@@ -87,6 +87,22 @@ pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Fi
     let r = distribution(live, st, cfg.cdn.access_logs, &mut c).await;
     out.push(c.finish_or(r));
     let mut c = Control::new(
+        "CloudFront.3/10",
+        "viewers on HTTPS, TLS 1.2+ with a certificate, no deprecated TLS to origins",
+        "distributions",
+    );
+    let r = distribution_tls(live, st, cfg.cdn.certificate_arn.is_some(), &mut c).await;
+    out.push(c.finish_or(r));
+    if cfg.waf.enabled {
+        let mut c = Control::new(
+            "CloudFront.6",
+            "the distribution has a WAF web ACL",
+            "distributions",
+        );
+        let r = distribution_waf(live, st, &mut c).await;
+        out.push(c.finish_or(r));
+    }
+    let mut c = Control::new(
         "SecretsManager.1",
         "the master secret rotates automatically",
         "secrets",
@@ -109,8 +125,9 @@ pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Fi
     out.push(c.finish_or(r));
     let mut c = Control::new(
         "RDS.*",
-        "Aurora encrypted, IAM authentication, tags copied to snapshots",
-        "clusters",
+        "Aurora encrypted, IAM authentication, tags copied to snapshots, Performance Insights \
+         with the stack key",
+        "clusters and instances",
     );
     let r = aurora(live, st, &mut c).await;
     out.push(c.finish_or(r));
@@ -119,7 +136,7 @@ pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Fi
         "every tagged resource carries the stack's tags",
         "resources",
     );
-    let r = tags(live, st, &mut c).await;
+    let r = tags(live, st, &cfg.tags, &mut c).await;
     out.push(c.finish_or(r));
     out
 }
@@ -242,6 +259,125 @@ async fn distribution(live: &Live, st: &Stack, logs: bool, c: &mut Control) -> R
     Ok(())
 }
 
+/// Every behaviour sends viewers to HTTPS (CloudFront.3); custom origins speak no SSLv3,
+/// TLS 1.0 or 1.1 (CloudFront.10); with a certificate of the user's, viewers need TLS 1.2 and
+/// the API origin is reached over HTTPS only (with CloudFront's default certificate AWS
+/// forces the TLSv1 policy, and the ALB has no certificate to offer).
+async fn distribution_tls(live: &Live, st: &Stack, cert: bool, c: &mut Control) -> Result<()> {
+    use aws_sdk_cloudfront::types::{OriginProtocolPolicy, SslProtocol, ViewerProtocolPolicy};
+    let Some(id) = st.out(crate::steps::cdn::OUT_DISTRIBUTION_ID) else {
+        return Ok(());
+    };
+    let d = live.distribution(id).await?;
+    let Some(conf) = d.distribution_config() else {
+        c.fail(format!("{id}: no configuration"));
+        return Ok(());
+    };
+    let https = |p: &ViewerProtocolPolicy| {
+        matches!(
+            p,
+            ViewerProtocolPolicy::RedirectToHttps | ViewerProtocolPolicy::HttpsOnly
+        )
+    };
+    if let Some(b) = conf.default_cache_behavior() {
+        if !https(b.viewer_protocol_policy()) {
+            c.fail(format!(
+                "{id}: the default behaviour allows plain HTTP (CloudFront.3)"
+            ));
+        }
+    }
+    for b in conf
+        .cache_behaviors()
+        .map(|b| b.items())
+        .unwrap_or_default()
+    {
+        if !https(b.viewer_protocol_policy()) {
+            c.fail(format!(
+                "{id}: {} allows plain HTTP (CloudFront.3)",
+                b.path_pattern()
+            ));
+        }
+    }
+    for o in conf.origins().map(|o| o.items()).unwrap_or_default() {
+        let Some(custom) = o.custom_origin_config() else {
+            continue;
+        };
+        let old: Vec<&str> = custom
+            .origin_ssl_protocols()
+            .map(|p| p.items())
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !matches!(p, SslProtocol::TlSv12))
+            .map(|p| p.as_str())
+            .collect();
+        if !old.is_empty() {
+            c.fail(format!(
+                "{id}: origin {} allows {} (CloudFront.10)",
+                o.id(),
+                old.join(", ")
+            ));
+        }
+        if cert && custom.origin_protocol_policy() != &OriginProtocolPolicy::HttpsOnly {
+            c.fail(format!(
+                "{id}: origin {} is reached with {} although a certificate is configured",
+                o.id(),
+                custom.origin_protocol_policy().as_str()
+            ));
+        }
+    }
+    if cert {
+        let min = conf
+            .viewer_certificate()
+            .and_then(|v| v.minimum_protocol_version())
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        if !min.starts_with("TLSv1.2") && !min.starts_with("TLSv1.3") {
+            c.fail(format!(
+                "{id}: viewers may use {min} (TLS 1.2 is the minimum)"
+            ));
+        }
+    }
+    c.checked += 1;
+    Ok(())
+}
+
+/// With `[waf] enabled`, the distribution names an existing CLOUDFRONT-scope web ACL.
+async fn distribution_waf(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+    let Some(id) = st.out(crate::steps::cdn::OUT_DISTRIBUTION_ID) else {
+        return Ok(());
+    };
+    let d = live.distribution(id).await?;
+    let acl = d
+        .distribution_config()
+        .and_then(|c| c.web_acl_id())
+        .unwrap_or_default()
+        .to_string();
+    if acl.is_empty() {
+        c.fail(format!("{id}: no web ACL"));
+    } else if !acl.contains(":global/webacl/") {
+        c.fail(format!("{id}: {acl} is not a CLOUDFRONT-scope web ACL"));
+    } else {
+        let parts: Vec<&str> = acl.rsplit('/').take(2).collect();
+        let (acl_id, name) = (parts[0], parts.get(1).copied().unwrap_or_default());
+        let found = live
+            .in_region(crate::steps::waf::CLOUDFRONT_REGION)
+            .waf()
+            .get_web_acl()
+            .scope(aws_sdk_wafv2::types::Scope::Cloudfront)
+            .name(name)
+            .id(acl_id)
+            .send()
+            .await
+            .aws("wafv2:GetWebACL", &acl)
+            .not_found_ok()?;
+        if found.is_none() {
+            c.fail(format!("{id}: its web ACL {acl} does not exist"));
+        }
+    }
+    c.checked += 1;
+    Ok(())
+}
+
 /// The database's master secret has automatic rotation on.
 async fn rotation(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     let Some(arn) = st.out(crate::steps::database::OUT_SECRET_ARN) else {
@@ -266,7 +402,9 @@ async fn rotation(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
 }
 
 /// Every bucket the stack made: versioning on, public access blocked, a default encryption,
-/// a policy that denies requests without TLS, and a lifecycle rule.
+/// a policy that denies requests without TLS, and a lifecycle rule, which on a versioned
+/// bucket also expires non-current versions (else every overwritten or deleted version is
+/// kept, and billed, for ever).
 async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     let names: BTreeSet<(String, String)> = st
         .resources
@@ -290,7 +428,8 @@ async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
             .send()
             .await
             .aws("s3:GetBucketVersioning", bucket)?;
-        if v.status().map(|s| s.as_str()) != Some("Enabled") {
+        let versioning = v.status().map(|s| s.as_str().to_string());
+        if versioning.as_deref() != Some("Enabled") {
             c.fail(format!("{bucket}: versioning is not enabled (S3.14)"));
         }
         let pab = s3
@@ -326,13 +465,29 @@ async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
             .send()
             .await
             .aws("s3:GetBucketLifecycleConfiguration", bucket);
-        let has_rule = lc.ok().is_some_and(|l| !l.rules().is_empty());
-        if !has_rule {
+        let rules = lc.ok().map(|l| l.rules().to_vec()).unwrap_or_default();
+        if rules.is_empty() {
             c.fail(format!("{bucket}: no lifecycle rule (S3.13)"));
+        } else if versioning.is_some() && !expires_noncurrent(&rules) {
+            // Versioning once on (Enabled, or Suspended later) keeps non-current versions.
+            c.fail(format!(
+                "{bucket}: versioned, but no enabled lifecycle rule expires non-current \
+                 versions (S3.13)"
+            ));
         }
         c.checked += 1;
     }
     Ok(())
+}
+
+/// Whether an enabled rule expires non-current versions after some days.
+fn expires_noncurrent(rules: &[aws_sdk_s3::types::LifecycleRule]) -> bool {
+    rules.iter().any(|r| {
+        r.status() == &aws_sdk_s3::types::ExpirationStatus::Enabled
+            && r.noncurrent_version_expiration()
+                .and_then(|n| n.noncurrent_days())
+                .is_some_and(|d| d > 0)
+    })
 }
 
 /// A statement that denies every request with `aws:SecureTransport` false.
@@ -388,7 +543,10 @@ async fn task_definitions(live: &Live, st: &Stack, c: &mut Control) -> Result<()
     Ok(())
 }
 
-/// The Aurora cluster: encrypted, IAM database authentication, tags copied to snapshots.
+/// The Aurora cluster: encrypted, IAM database authentication, tags copied to snapshots; and
+/// every instance of it: Performance Insights on, encrypted with the stack key (RDS.PI: PI
+/// keeps samples of the queries run, statement text included, so a fintech auditor wants it
+/// under the stack's customer managed key rather than the AWS managed `aws/rds` key).
 async fn aurora(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     let Some(id) = st.out(crate::steps::database::OUT_CLUSTER_ID) else {
         return Ok(());
@@ -413,11 +571,66 @@ async fn aurora(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
         }
         c.checked += 1;
     }
+    // Every member of the cluster, those added by hand included (the database step's `down`
+    // removes them too). RDS describes the PI key as its ARN, as the kms step records it.
+    let key = st.out(crate::steps::kms::OUT_KEY_ARN).unwrap_or_default();
+    let out = live
+        .aws
+        .rds()
+        .describe_db_instances()
+        .filters(
+            aws_sdk_rds::types::Filter::builder()
+                .name("db-cluster-id")
+                .values(id)
+                .build(),
+        )
+        .send()
+        .await
+        .aws("rds:DescribeDBInstances", id)?;
+    for i in out.db_instances() {
+        if let Some(p) = performance_insights_problem(i, key) {
+            c.fail(p);
+        }
+        c.checked += 1;
+    }
     Ok(())
 }
 
-/// Every resource the tagging API lists with the stack tag also has the other standard tags.
-async fn tags(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
+/// What is wrong with an instance's Performance Insights (RDS.PI), if anything: off (or not
+/// described, which RDS never does for an instance with PI on) or encrypted with another key.
+fn performance_insights_problem(i: &aws_sdk_rds::types::DbInstance, key: &str) -> Option<String> {
+    let id = i.db_instance_identifier().unwrap_or("?");
+    if i.performance_insights_enabled() != Some(true) {
+        return Some(format!("{id}: Performance Insights is off (RDS.PI)"));
+    }
+    match i.performance_insights_kms_key_id() {
+        Some(k) if k == key => None,
+        other => Some(format!(
+            "{id}: Performance Insights is encrypted with {}, not the stack key (RDS.PI)",
+            other.unwrap_or("no key")
+        )),
+    }
+}
+
+/// Every resource the tagging API lists with the stack tag also has the other standard tags,
+/// with the config's values (`Environment` defaults to the env suffix; snapshots aside, see
+/// below): a change of `[tags]` that `up` has not applied yet shows as the found and the
+/// wanted value.
+async fn tags(
+    live: &Live,
+    st: &Stack,
+    want: &crate::config::TagsConfig,
+    c: &mut Control,
+) -> Result<()> {
+    let env = want
+        .environment
+        .as_ref()
+        .map_or(st.suffix.as_str(), |e| e.0.as_str());
+    let wanted = [
+        ("Environment", env),
+        ("Team", want.team.0.as_str()),
+        ("CostCenter", want.cost_center.0.as_str()),
+    ];
     let mut regions = vec![live.region().to_string()];
     for r in &st.resources {
         if !r.region.is_empty() && !regions.contains(&r.region) {
@@ -427,12 +640,25 @@ async fn tags(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     for region in regions {
         let aws = live.in_region(&region);
         for (arn, tags) in crate::sweep::tagged_resources(&aws, &st.suffix).await? {
-            let missing: Vec<&str> = ["Environment", "Team", "CostCenter"]
-                .into_iter()
-                .filter(|k| !tags.iter().any(|(t, _)| t == k))
+            let found = |k: &str| tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.as_str());
+            let missing: Vec<&str> = wanted
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| found(k).is_none())
                 .collect();
             if !missing.is_empty() {
                 c.fail(format!("{arn} lacks the tag(s) {}", missing.join(", ")));
+            }
+            // Point-in-time copies (RDS snapshots, AWS Backup recovery points) keep the tags
+            // of the day they were taken (CopyTagsToSnapshot copies the cluster's then) and
+            // age out with the retention: their keys are checked, not their values.
+            let copy = [":snapshot:", ":cluster-snapshot:", ":recovery-point:"]
+                .iter()
+                .any(|p| arn.contains(p));
+            for (k, v) in wanted.into_iter().filter(|_| !copy) {
+                if let Some(got) = found(k).filter(|got| *got != v) {
+                    c.fail(format!("{arn} has {k}={got}, the config wants {k}={v}"));
+                }
             }
             c.checked += 1;
         }
@@ -444,6 +670,67 @@ async fn tags(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn performance_insights_must_be_on_with_the_stack_key() {
+        let key = "arn:aws:kms:us-east-1:123456789012:key/k";
+        let pi = |on: Option<bool>, k: Option<&str>| {
+            aws_sdk_rds::types::DbInstance::builder()
+                .db_instance_identifier("aurora-writer-dev")
+                .set_performance_insights_enabled(on)
+                .set_performance_insights_kms_key_id(k.map(str::to_string))
+                .build()
+        };
+        assert_eq!(
+            performance_insights_problem(&pi(Some(true), Some(key)), key),
+            None
+        );
+        for (i, what) in [
+            (pi(Some(false), Some(key)), "is off"),
+            (pi(None, None), "is off"),
+            (
+                pi(Some(true), Some("arn:other")),
+                "encrypted with arn:other",
+            ),
+            (pi(Some(true), None), "encrypted with no key"),
+        ] {
+            let p = performance_insights_problem(&i, key).expect("a problem");
+            assert!(p.contains(what) && p.ends_with("(RDS.PI)"), "{p}");
+        }
+    }
+
+    #[test]
+    fn versioned_buckets_need_an_enabled_noncurrent_expiry() {
+        use aws_sdk_s3::types::{ExpirationStatus, LifecycleRule, NoncurrentVersionExpiration};
+        let rule = |status: ExpirationStatus, days: Option<i32>| {
+            let mut b = LifecycleRule::builder().id("r").status(status);
+            if let Some(d) = days {
+                b = b.noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(d)
+                        .build(),
+                );
+            }
+            b.build().unwrap()
+        };
+        assert!(expires_noncurrent(&[rule(
+            ExpirationStatus::Enabled,
+            Some(30)
+        )]));
+        assert!(expires_noncurrent(&[
+            rule(ExpirationStatus::Enabled, None),
+            rule(ExpirationStatus::Enabled, Some(1)),
+        ]));
+        assert!(!expires_noncurrent(&[rule(
+            ExpirationStatus::Enabled,
+            None
+        )]));
+        assert!(!expires_noncurrent(&[rule(
+            ExpirationStatus::Disabled,
+            Some(30)
+        )]));
+        assert!(!expires_noncurrent(&[]));
+    }
 
     #[test]
     fn a_tls_only_policy_denies_plain_http() {

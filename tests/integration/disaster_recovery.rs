@@ -507,12 +507,20 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
                     .unwrap()
                     .to_string(),
             ),
+            (
+                false,
+                443,
+                stack.output("sg_service_ids")["reports"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
             (false, 443, stack.output_str("sg_lambda_id")),
         ];
         want.sort();
         assert_eq!(
             peers, want,
-            "ingress 443 from the web tasks and Lambda only, no egress"
+            "ingress 443 from the service tasks and Lambda only, no egress"
         );
     });
 
@@ -523,12 +531,15 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
 
     // Dropping the request and connection targets removes those two policies, nothing else.
-    // The same web service (the queue's producer, the preset's capacity split) without the two
-    // targets.
+    // The preset's services (the web service the queue's producer, on-demand only; reports
+    // on Spot) with the web service's two targets left out.
     let plain = stack.config(
-        "preset = \"multiregion\"\n[[services]]\nname = \"web\"\n\
+        "preset = \"multiregion\"\n[[services]]\nname = \"web\"\ncpu = 2048\nmemory = 4096\n\
          permissions = [\"sessions\", \"database\", \"queue\"]\n\
-         capacity = { fargate_base = 1, fargate_weight = 1, spot_weight = 1 }\n",
+         capacity = { fargate_base = 0, fargate_weight = 1, spot_weight = 0 }\n\
+         [[services]]\nname = \"reports\"\ncpu = 1024\nmemory = 2048\npath = \"/reports/*\"\n\
+         capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1, min_spot_percent = 100 }\n\
+         permissions = [\"sessions\", \"database\"]\n",
     );
     let fewer = stack.up(&["--config", plain.to_str().unwrap()]);
     fewer.assert_ok();

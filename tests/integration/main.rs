@@ -17,6 +17,7 @@ mod posture_data;
 mod posture_edge;
 mod registry;
 mod resilience;
+mod retag;
 mod security_groups;
 mod sessions;
 mod static_tier;

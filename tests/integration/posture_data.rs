@@ -3,7 +3,8 @@
 //! itself (Aurora's PostgreSQL log export, Container Insights) created first by the tool,
 //! encrypted, with retention and the stack's tags, and removed by `down`; the RDS-managed master
 //! secret rotating every 7 days and tagged (AWS-CONTRACTS B10, B11); a second `up` that
-//! changes nothing; and a group AWS made before the tool managed it, adopted and repaired.
+//! changes nothing; a group AWS made before the tool managed it, adopted and repaired; and
+//! Performance Insights turned off by hand failing `verify` (RDS.PI) until `up` turns it on.
 
 use crate::util::*;
 
@@ -110,14 +111,8 @@ async fn check_posture(stack: &Stack) {
             .unwrap()
             .db_instances()[0]
             .clone();
-        // moto 5.2.5 keeps no Performance Insights settings (CreateDBInstance drops them,
-        // DescribeDBInstances never returns PerformanceInsightsEnabled): there, the request
-        // check of `check_requests` is what shows PI asked for. Where the emulator describes
-        // PI (AWS always does), the read-back must match.
-        if i.performance_insights_enabled().is_none() {
-            eprintln!("{id}: the emulator does not describe Performance Insights; request checked");
-            continue;
-        }
+        // AWS always describes PerformanceInsightsEnabled, and so does the emulator's fidelity
+        // layer (moto 5.2.5 alone kept no PI settings); the key as its ARN.
         assert_eq!(i.performance_insights_enabled(), Some(true), "{id}: PI on");
         assert_eq!(
             i.performance_insights_kms_key_id(),
@@ -193,8 +188,7 @@ fn check_requests(stack: &Stack) {
             ),
         "the Container Insights log group must exist before the ECS cluster"
     );
-    // What the tool asked for, whatever the emulator keeps of it (moto 5.2.5 drops the
-    // Performance Insights parameters of CreateDBInstance).
+    // What the tool asked for, besides what the emulator keeps of it (`check_posture`).
     let key = stack.output_str("kms_key_arn");
     for role in ["writer", "reader"] {
         let id = format!("aurora-{role}-{s}");
@@ -280,4 +274,103 @@ fn a_log_group_aws_made_first_is_encrypted_tagged_and_removed() {
         log_groups_with(&aws_sdk_cloudwatchlogs::Client::new(&sdk), &s).await
     });
     assert!(left.is_empty(), "log groups left after down: {left:?}");
+}
+
+/// The `verify --output json` run's failing checks as "path: reason".
+fn failing_checks(run: &Run) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}):\n{}\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    v["checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c["result"] == "FAIL")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["path"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// RDS.PI: Performance Insights turned off by hand (ModifyDBInstance
+/// EnablePerformanceInsights=false, as the console's "turn off" does) fails `verify`, naming
+/// the control and the instance; `up` turns it on again with the stack key (RDS keeps the
+/// instance bound to the key it had, so that is the key it accepts), then `verify` passes and
+/// a further `up` changes nothing.
+#[test]
+fn performance_insights_turned_off_fails_verify_and_up_turns_it_on_again() {
+    let stack = Stack::new("ppi");
+    stack.up(&["--no-verify"]).assert_ok();
+    crate::verify::assert_verifies(&stack);
+    let s = stack.suffix.clone();
+    let key = stack.output_str("kms_key_arn");
+    let reader = format!("aurora-reader-{s}");
+    let sdk = block_on(sdk_config(&stack.endpoint));
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    block_on(
+        rds.modify_db_instance()
+            .db_instance_identifier(&reader)
+            .enable_performance_insights(false)
+            .apply_immediately(true)
+            .send(),
+    )
+    .unwrap();
+
+    let run = stack.run(&["--output", "json", "verify", "--env-suffix", &s]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let failed = failing_checks(&run);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0].starts_with("RDS.")
+            && failed[0].contains(&format!("{reader}: Performance Insights is off (RDS.PI)")),
+        "{failed:#?}"
+    );
+
+    let up = stack.up(&[]);
+    up.assert_ok();
+    let sum = up.summary();
+    let ops: Vec<&str> = sum["aws_calls"]["mutating_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    assert!(
+        ops.iter().any(|o| o.ends_with(":ModifyDBInstance")),
+        "{ops:?}"
+    );
+    let i = block_on(
+        rds.describe_db_instances()
+            .db_instance_identifier(&reader)
+            .send(),
+    )
+    .unwrap()
+    .db_instances()[0]
+        .clone();
+    assert_eq!(
+        i.performance_insights_enabled(),
+        Some(true),
+        "{reader}: PI on"
+    );
+    assert_eq!(
+        i.performance_insights_kms_key_id(),
+        Some(key.as_str()),
+        "{reader}: the stack key"
+    );
+    assert_eq!(i.performance_insights_retention_period(), Some(7));
+    crate::verify::assert_verifies(&stack);
+
+    let again = stack.up(&[]);
+    again.assert_ok();
+    let sum = again.summary();
+    assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
+    stack.down(&[]).assert_ok();
 }

@@ -279,3 +279,166 @@ fn cdn_root_object_access_logs_and_versioned_log_buckets() {
         assert!(dist_deleted < bucket_deleted, "log bucket deleted first");
     }
 }
+
+/// The distribution's web ACL ARN ("" for none).
+async fn distribution_acl(cf: &aws_sdk_cloudfront::Client, id: &str) -> String {
+    let out = cf.get_distribution_config().id(id).send().await.unwrap();
+    out.distribution_config()
+        .unwrap()
+        .web_acl_id()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The CLOUDFRONT-scope web ACLs (us-east-1) whose name carries `suffix`.
+async fn edge_acls(waf: &aws_sdk_wafv2::Client, suffix: &str) -> Vec<String> {
+    let out = waf
+        .list_web_acls()
+        .scope(aws_sdk_wafv2::types::Scope::Cloudfront)
+        .limit(100)
+        .send()
+        .await
+        .unwrap();
+    out.web_acls()
+        .iter()
+        .filter_map(|a| a.name())
+        .filter(|n| n.contains(suffix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// CloudFront.6: with `[waf] enabled`, on a stack in us-east-2, the distribution gets a
+/// CLOUDFRONT-scope web ACL made in us-east-1 with the regional ACL's rules; `verify` fails
+/// naming CloudFront.6 when it is taken off the distribution, and `up` puts it back; turning
+/// WAF off drops it from the distribution and deletes it; `down` leaves no ACL.
+#[test]
+fn waf_enabled_puts_a_cloudfront_scope_web_acl_on_the_distribution() {
+    let stack = Stack::new("pwaf");
+    let s = stack.suffix.clone();
+    let on = stack.config("region = \"us-east-2\"\n[waf]\nenabled = true\n");
+    let on = on.to_str().unwrap();
+    up_ok(&stack, on);
+    let id = stack.output_str("cdn_distribution_id");
+    let acl_name = format!("waf-cdn-{s}");
+
+    block_on(async {
+        let cf = aws_sdk_cloudfront::Client::new(&sdk_config(&stack.endpoint).await);
+        let waf = aws_sdk_wafv2::Client::new(&sdk_config_in(&stack.endpoint, "us-east-1").await);
+        let acl = distribution_acl(&cf, &id).await;
+        assert!(
+            acl.starts_with("arn:aws:wafv2:us-east-1:")
+                && acl.contains(&format!(":global/webacl/{acl_name}/")),
+            "distribution's web ACL: {acl:?}"
+        );
+        let acl_id = acl.rsplit('/').next().unwrap();
+        let got = waf
+            .get_web_acl()
+            .scope(aws_sdk_wafv2::types::Scope::Cloudfront)
+            .name(&acl_name)
+            .id(acl_id)
+            .send()
+            .await
+            .unwrap();
+        let rules: Vec<&str> = got
+            .web_acl()
+            .unwrap()
+            .rules()
+            .iter()
+            .map(|r| r.name())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "AWS-AWSManagedRulesCommonRuleSet",
+                "AWS-AWSManagedRulesKnownBadInputsRuleSet",
+                "rate-limit-per-ip"
+            ]
+        );
+        // The regional ACL stays on the ALB, in the stack's region.
+        let regional =
+            aws_sdk_wafv2::Client::new(&sdk_config_in(&stack.endpoint, "us-east-2").await);
+        let alb = stack.output_str("alb_arn");
+        let on_alb = regional
+            .get_web_acl_for_resource()
+            .resource_arn(&alb)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            on_alb.web_acl().map(|a| a.name()),
+            Some(format!("waf-{s}").as_str())
+        );
+    });
+    let checks = crate::verify::assert_verifies(&stack);
+    assert!(
+        checks.iter().any(|c| c["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("CloudFront.6 "))
+            && c["result"] == "PASS"),
+        "no passing CloudFront.6 check: {checks:#?}"
+    );
+
+    // Someone takes the ACL off the distribution: verify fails naming CloudFront.6, up
+    // puts it back.
+    block_on(async {
+        let cf = aws_sdk_cloudfront::Client::new(&sdk_config(&stack.endpoint).await);
+        let out = cf.get_distribution_config().id(&id).send().await.unwrap();
+        let mut c = out.distribution_config().unwrap().clone();
+        c.web_acl_id = Some(String::new());
+        cf.update_distribution()
+            .id(&id)
+            .set_if_match(out.e_tag().map(str::to_string))
+            .distribution_config(c)
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = crate::verify::verify(&stack);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let failing = crate::verify::failing(&run);
+    assert!(
+        failing
+            .iter()
+            .any(|f| f.starts_with("CloudFront.6 ") && f.contains("no web ACL")),
+        "{failing:#?}"
+    );
+    let repaired = up_ok(&stack, on);
+    assert!(
+        repaired["aws_calls"]["mutating_ops"]
+            .to_string()
+            .contains("UpdateDistribution"),
+        "{repaired}"
+    );
+    crate::verify::assert_verifies(&stack);
+    // Converged: no CloudFront or WAF call changes anything.
+    let again = up_ok(&stack, on);
+    let edge: Vec<&Value> = again["aws_calls"]["mutating_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| {
+            op.as_str()
+                .is_some_and(|o| o.starts_with("CloudFront") || o.to_lowercase().starts_with("waf"))
+        })
+        .collect();
+    assert!(edge.is_empty(), "second up mutated: {edge:?}");
+
+    // WAF off: the distribution drops the ACL, then the ACL is deleted.
+    let off = stack.config("region = \"us-east-2\"\n[waf]\nenabled = false\n");
+    let off = off.to_str().unwrap();
+    up_ok(&stack, off);
+    block_on(async {
+        let cf = aws_sdk_cloudfront::Client::new(&sdk_config(&stack.endpoint).await);
+        let waf = aws_sdk_wafv2::Client::new(&sdk_config_in(&stack.endpoint, "us-east-1").await);
+        assert_eq!(distribution_acl(&cf, &id).await, "");
+        assert_eq!(edge_acls(&waf, &s).await, Vec::<String>::new());
+    });
+
+    // On again, then down: no ACL of the stack's is left in us-east-1.
+    up_ok(&stack, on);
+    stack.down(&["--config", on]).assert_ok();
+    block_on(async {
+        let waf = aws_sdk_wafv2::Client::new(&sdk_config_in(&stack.endpoint, "us-east-1").await);
+        assert_eq!(edge_acls(&waf, &s).await, Vec::<String>::new());
+    });
+}

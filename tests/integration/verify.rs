@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::util::*;
 
 /// The checks of a `verify --output json` run, by path.
-fn checks(run: &Run) -> Vec<Value> {
+pub fn checks(run: &Run) -> Vec<Value> {
     let v: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
         panic!(
             "verify printed no JSON ({e}):\n{}\n{}",
@@ -18,11 +18,11 @@ fn checks(run: &Run) -> Vec<Value> {
     v["checks"].as_array().cloned().unwrap_or_default()
 }
 
-fn verify(stack: &Stack) -> Run {
+pub fn verify(stack: &Stack) -> Run {
     stack.run(&["--output", "json", "verify", "--env-suffix", &stack.suffix])
 }
 
-fn failing(run: &Run) -> Vec<String> {
+pub fn failing(run: &Run) -> Vec<String> {
     checks(run)
         .into_iter()
         .filter(|c| c["result"] == "FAIL")

@@ -1,0 +1,70 @@
+//! The resource layer: one provider per AWS resource type, registered by kind.
+//!
+//! A provider holds what one kind of resource needs wherever a step uses it: how to tell
+//! whether a recorded one still exists (`status`), and how to delete it with that type's
+//! AWS quirks and waits (an S3 bucket must be emptied of every version first, and its
+//! policy can deny the deletes). Steps compose providers; `status` and teardown find the
+//! provider by the record's kind, so a kind's delete and probe live in one place instead of
+//! in each step that happens to create one. Modelled on the provider registries of cdkd and
+//! Terraform (a provider interface kept apart from the graph walker).
+//!
+//! Kinds without a provider yet are still probed and deleted by their step
+//! ([`crate::step::Step::probe`] / `down`); [`provider`] says which.
+
+use anyhow::Result;
+use async_trait::async_trait;
+
+use crate::state::ResourceRecord;
+use crate::step::StepCtx;
+
+pub mod s3;
+
+/// Read and delete of one AWS resource type.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The kind recorded in the state, e.g. `s3:bucket`.
+    fn kind(&self) -> &'static str;
+    /// Whether the recorded resource still exists: `Some(status)` if it does. `ctx` is in
+    /// the record's region.
+    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>>;
+    /// Deletes the recorded resource; "not found" counts as deleted. Leaves the state
+    /// alone: [`delete_recorded`] forgets the record once this returns.
+    async fn delete(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<()>;
+}
+
+/// Every provider, one per kind. A new resource type adds one line here.
+static PROVIDERS: &[&dyn Provider] = &[&s3::bucket::Bucket];
+
+/// The provider of `kind`, if that kind has moved to the resource layer.
+pub fn provider(kind: &str) -> Option<&'static dyn Provider> {
+    PROVIDERS.iter().copied().find(|p| p.kind() == kind)
+}
+
+/// Deletes every resource of `kind` the calling step recorded in `ctx`'s region, in creation
+/// order, through the kind's provider, and forgets each as soon as it is gone.
+pub async fn delete_recorded(ctx: &StepCtx, kind: &str) -> Result<()> {
+    let p =
+        provider(kind).ok_or_else(|| anyhow::anyhow!("no provider is registered for {kind}"))?;
+    for rec in ctx.records(Some(kind)) {
+        ctx.check_cancelled()?;
+        p.delete(ctx, &rec).await?;
+        ctx.deleted(kind, &rec.id)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_provider() {
+        let mut kinds: Vec<&str> = PROVIDERS.iter().map(|p| p.kind()).collect();
+        let n = kinds.len();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), n, "a kind registered twice: {kinds:?}");
+        assert!(provider("s3:bucket").is_some());
+        assert!(provider("s3:nothing").is_none());
+    }
+}

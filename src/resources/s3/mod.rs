@@ -1,0 +1,3 @@
+//! Amazon S3 resource types.
+
+pub mod bucket;

@@ -1,0 +1,1290 @@
+//! Re-tagging the whole stack after a change of the config's `[tags]`: the steps tag what
+//! they create, but only a few of them (buckets, the distribution, the master secret, log
+//! groups found untagged) compare the tags of what already exists. So `up` keeps, in the
+//! state, a fingerprint of the tag set every recorded resource carries; when the config gives
+//! another one, it tags every recorded taggable resource again, after the steps succeeded and
+//! before `verify`, each with its own service's tag-add call in its own region (`plan` shows
+//! it as one change). The fingerprint is only updated when every call succeeded, so an `up`
+//! that failed part-way tags again next time.
+//!
+//! Only the standard tags (`Environment`, `Team`, `CostCenter`, the stack tag) are set: the
+//! tag-add calls of every service overwrite the keys they are given and leave the others
+//! alone, so `Name` and whatever an operator added stay. S3 is the exception: PutBucketTagging
+//! replaces the whole set, so the bucket's tags are read and merged first. A resource that no
+//! longer exists (not found) is skipped: the next `up` re-creates it with the current tags.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use sha2::Digest as _;
+
+use crate::aws::{Aws, AwsError, AwsResultExt};
+use crate::engine::{RootCause, StepResult, StepStatus};
+use crate::state::{ResourceRecord, StateFile};
+use crate::step::{Shared, StepCtx};
+use crate::steps::{
+    alarms, alb, cdn, certificate, cluster, database, dr_backup, dr_network, dr_storage, flow_logs,
+    iam, kms, log_group, network, queue, registry, services, sessions, storage, validator, waf,
+};
+
+/// The name the pass reports under (progress, plan, the run's summary).
+pub const STEP: &str = "retag";
+
+/// The kind of the pass's one plan item.
+const PLAN_KIND: &str = "tags";
+
+/// EC2 CreateTags takes up to 1000 resource IDs per call.
+const EC2_BATCH: usize = 1000;
+
+/// The kinds the steps record that carry no tags of their own: AWS has no tagging for them
+/// (route-table associations, routes, KMS aliases, WAF associations, policy attachments, SNS
+/// subscriptions, CloudWatch dashboards, S3 replication configurations, backup selections,
+/// scaling policies, CloudFront origin access controls and identities).
+pub const SKIPPED: &[&str] = &[
+    network::ASSOCIATION,
+    network::ROUTE,
+    kms::ALIAS,
+    waf::ASSOCIATION,
+    iam::ATTACHMENT,
+    alarms::SUBSCRIPTION,
+    alarms::DASHBOARD,
+    dr_storage::REPLICATION,
+    dr_backup::SELECTION,
+    services::SCALING_POLICY,
+    cdn::OAC,
+    cdn::OAI,
+];
+
+/// The tagging API a resource is tagged through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Api {
+    Ec2,
+    Rds,
+    Ecs,
+    Elbv2,
+    Lambda,
+    Sqs,
+    Sns,
+    Kms,
+    Logs,
+    DynamoDb,
+    SecretsManager,
+    S3,
+    CloudFront,
+    Ecr,
+    IamRole,
+    IamPolicy,
+    Wafv2,
+    CloudMap,
+    Backup,
+    CloudWatch,
+    Acm,
+    AppAutoScaling,
+    /// The Route 53 private hosted zone behind a Cloud Map namespace (its record's attribute
+    /// [`cluster::ATTR_HOSTED_ZONE`]).
+    HostedZone,
+}
+
+/// How a recorded kind is tagged; `None` for the [`SKIPPED`] kinds (and any kind this build
+/// does not know, e.g. from a newer one).
+fn api_of(kind: &str) -> Option<Api> {
+    Some(match kind {
+        network::VPC
+        | network::SUBNET
+        | network::IGW
+        | network::EIP
+        | network::NAT
+        | network::ROUTE_TABLE
+        | network::SG
+        // Security group rules take tags (their IDs, `sgr-...`, are EC2 resources), and the
+        // network step tags them when it authorizes them.
+        | network::SG_RULE
+        | network::ENDPOINT
+        | flow_logs::FLOW_LOG
+        | dr_network::PEERING => Api::Ec2,
+        database::SUBNET_GROUP
+        | database::PARAMETER_GROUP
+        | database::CLUSTER
+        | database::INSTANCE => Api::Rds,
+        database::SECRET => Api::SecretsManager,
+        cluster::CLUSTER | services::SERVICE | services::TASK_DEFINITION => Api::Ecs,
+        alb::LOAD_BALANCER | alb::TARGET_GROUP | alb::LISTENER | alb::RULE => Api::Elbv2,
+        // Event source mappings take tags since November 2024 (Lambda TagResource with the
+        // mapping's ARN), and the validator step tags its mapping when it creates it.
+        validator::FUNCTION | validator::MAPPING => Api::Lambda,
+        queue::QUEUE => Api::Sqs,
+        alarms::TOPIC => Api::Sns,
+        kms::KEY => Api::Kms,
+        log_group::LOG_GROUP => Api::Logs,
+        sessions::TABLE => Api::DynamoDb,
+        storage::BUCKET => Api::S3,
+        cdn::DISTRIBUTION => Api::CloudFront,
+        registry::REPOSITORY => Api::Ecr,
+        iam::ROLE => Api::IamRole,
+        iam::POLICY => Api::IamPolicy,
+        waf::WEB_ACL => Api::Wafv2,
+        cluster::NAMESPACE | services::DISCOVERY_SERVICE => Api::CloudMap,
+        dr_backup::VAULT | dr_backup::PLAN => Api::Backup,
+        alarms::ALARM => Api::CloudWatch,
+        certificate::CERTIFICATE => Api::Acm,
+        services::SCALABLE_TARGET => Api::AppAutoScaling,
+        _ => return None,
+    })
+}
+
+/// One tag call's subject: the record and the API to tag it through (a record may give more
+/// than one: a namespace and its hosted zone, a peering connection on both sides).
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    api: Api,
+    rec: ResourceRecord,
+}
+
+/// The fingerprint of a tag set: order-independent, `Name` left out (each resource has its
+/// own, and the pass never changes it).
+pub fn fingerprint(tags: &[(String, String)]) -> String {
+    let mut pairs: Vec<&(String, String)> = tags.iter().filter(|(k, _)| k != "Name").collect();
+    pairs.sort();
+    // JSON keeps keys and values apart whatever characters they hold.
+    let text = serde_json::to_string(&pairs).expect("strings serialize");
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("v1:{hex}")
+}
+
+/// What the pass tags, in the state's order: every live record of a taggable kind (in its
+/// region, `stack_region` for records without one), the master secret RDS made (published as
+/// an output, not recorded: it goes with the cluster), a namespace's hosted zone, and a
+/// peering connection once more on the accepter's side (EC2 keeps tags per side).
+fn targets(state: &StateFile, stack_region: &str) -> Vec<Target> {
+    let mut out = Vec::new();
+    let mut records: Vec<ResourceRecord> = state
+        .resources
+        .iter()
+        .filter(|r| !r.pending)
+        .cloned()
+        .collect();
+    if let Some(arn) = state
+        .outputs
+        .get(database::OUT_SECRET_ARN)
+        .and_then(|v| v.as_str())
+        .filter(|a| !a.is_empty())
+    {
+        let recorded = records
+            .iter()
+            .any(|r| r.kind == database::SECRET && (r.id == arn || r.arn.as_deref() == Some(arn)));
+        if !recorded {
+            records.push(ResourceRecord {
+                step: "database".into(),
+                kind: database::SECRET.into(),
+                id: arn.to_string(),
+                arn: Some(arn.to_string()),
+                name: arn.to_string(),
+                region: String::new(),
+                attrs: BTreeMap::new(),
+                created_at: state.updated_at,
+                pending: false,
+            });
+        }
+    }
+    for mut rec in records {
+        if rec.region.is_empty() {
+            rec.region = stack_region.to_string();
+        }
+        let Some(api) = api_of(&rec.kind) else {
+            continue;
+        };
+        if rec.kind == cluster::NAMESPACE
+            && rec
+                .attrs
+                .get(cluster::ATTR_HOSTED_ZONE)
+                .is_some_and(|z| !z.is_empty())
+        {
+            out.push(Target {
+                api: Api::HostedZone,
+                rec: rec.clone(),
+            });
+        }
+        if rec.kind == dr_network::PEERING {
+            if let Some(peer) = rec
+                .attrs
+                .get("peer_region")
+                .filter(|p| !p.is_empty() && **p != rec.region)
+            {
+                let mut other = rec.clone();
+                other.region = peer.clone();
+                out.push(Target {
+                    api: Api::Ec2,
+                    rec: other,
+                });
+            }
+        }
+        out.push(Target { api, rec });
+    }
+    out
+}
+
+/// The partition of a region (`aws`, `aws-cn`, `aws-us-gov`), for the ARNs the pass builds.
+fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// A recorded ARN, if it has a usable one.
+fn recorded_arn(rec: &ResourceRecord) -> Option<&str> {
+    rec.arn.as_deref().filter(|a| a.starts_with("arn:"))
+}
+
+/// The ARN of a resource that the tag call needs but its record may lack (older records,
+/// resources recorded before the create call returned one): built from the region, the
+/// account and the record's ID, as each service documents its ARNs.
+fn arn_of(rec: &ResourceRecord, account: &str) -> String {
+    if let Some(arn) = recorded_arn(rec) {
+        // DescribeLogGroups gives a group's ARN with a trailing `:*`; TagResource takes it
+        // without (CloudWatch Logs API reference, TagResource).
+        return arn.strip_suffix(":*").unwrap_or(arn).to_string();
+    }
+    if rec.id.starts_with("arn:") {
+        return rec.id.clone();
+    }
+    let (p, r, id) = (partition_of_region(&rec.region), &rec.region, &rec.id);
+    match rec.kind.as_str() {
+        log_group::LOG_GROUP => format!("arn:{p}:logs:{r}:{account}:log-group:{id}"),
+        alarms::ALARM => format!("arn:{p}:cloudwatch:{r}:{account}:alarm:{id}"),
+        validator::MAPPING => format!("arn:{p}:lambda:{r}:{account}:event-source-mapping:{id}"),
+        validator::FUNCTION => format!("arn:{p}:lambda:{r}:{account}:function:{id}"),
+        sessions::TABLE => format!("arn:{p}:dynamodb:{r}:{account}:table/{id}"),
+        registry::REPOSITORY => format!("arn:{p}:ecr:{r}:{account}:repository/{id}"),
+        cluster::CLUSTER => format!("arn:{p}:ecs:{r}:{account}:cluster/{id}"),
+        services::SERVICE => {
+            let cluster = rec.attrs.get("cluster").map(String::as_str).unwrap_or("");
+            format!("arn:{p}:ecs:{r}:{account}:service/{cluster}/{id}")
+        }
+        cluster::NAMESPACE => format!("arn:{p}:servicediscovery:{r}:{account}:namespace/{id}"),
+        services::DISCOVERY_SERVICE => {
+            format!("arn:{p}:servicediscovery:{r}:{account}:service/{id}")
+        }
+        dr_backup::VAULT => format!("arn:{p}:backup:{r}:{account}:backup-vault:{id}"),
+        dr_backup::PLAN => format!("arn:{p}:backup:{r}:{account}:backup-plan:{id}"),
+        cdn::DISTRIBUTION => format!("arn:{p}:cloudfront::{account}:distribution/{id}"),
+        database::CLUSTER => format!("arn:{p}:rds:{r}:{account}:cluster:{id}"),
+        database::INSTANCE => format!("arn:{p}:rds:{r}:{account}:db:{id}"),
+        database::SUBNET_GROUP => format!("arn:{p}:rds:{r}:{account}:subgrp:{id}"),
+        database::PARAMETER_GROUP => format!("arn:{p}:rds:{r}:{account}:cluster-pg:{id}"),
+        iam::ROLE => format!("arn:{p}:iam::{account}:role/{id}"),
+        _ => id.clone(),
+    }
+}
+
+/// A hosted zone ID as Route 53's tag calls take it: without the `/hostedzone/` prefix that
+/// some answers (and moto's Cloud Map) put in front of it.
+pub fn bare_zone_id(id: &str) -> &str {
+    id.strip_prefix("/hostedzone/").unwrap_or(id)
+}
+
+/// S3's PutBucketTagging replaces the whole set: the bucket's tags with `base` laid over them
+/// (`Name` and other keys kept, the standard keys set to the new values), or `None` when they
+/// already carry `base`.
+fn merged_bucket_tags(
+    current: &[(String, String)],
+    base: &[(String, String)],
+) -> Option<Vec<(String, String)>> {
+    if base.iter().all(|t| current.contains(t)) {
+        return None;
+    }
+    let mut all: Vec<(String, String)> = current
+        .iter()
+        .filter(|(k, _)| !base.iter().any(|(b, _)| b == k))
+        .cloned()
+        .collect();
+    all.extend(base.iter().cloned());
+    Some(all)
+}
+
+/// Whether a tag call failed because its resource is gone: skipped, not a failure.
+fn is_gone(e: &AwsError) -> bool {
+    e.is_not_found()
+        || matches!(
+            e.code.as_deref(),
+            // WAFv2's not-found; ECS answers an unknown service or task definition ARN in
+            // TagResource with InvalidParameterException naming it as missing.
+            Some("WAFNonexistentItemException")
+        )
+        || (e.code.as_deref() == Some("InvalidParameterException")
+            && e.operation == "ecs:TagResource"
+            && e.message
+                .as_deref()
+                .is_some_and(|m| m.to_ascii_lowercase().contains("not found")))
+}
+
+/// What one call did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    tagged: usize,
+    gone: usize,
+}
+
+fn tally(r: Result<(), AwsError>, n: usize) -> Result<Tally> {
+    match r {
+        Ok(()) => Ok(Tally { tagged: n, gone: 0 }),
+        Err(e) if is_gone(&e) => Ok(Tally { tagged: 0, gone: n }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The tag calls of one run: the connections and the account, which the ARNs some records
+/// lack are built from.
+struct Tagger<'a> {
+    ctx: &'a StepCtx,
+    base: Vec<(String, String)>,
+}
+
+impl Tagger<'_> {
+    fn aws(&self, region: &str) -> Arc<Aws> {
+        self.ctx.sh.aws_in(region)
+    }
+
+    /// The record's ARN, from the record or built (looking the account up once per run).
+    async fn arn(&self, rec: &ResourceRecord) -> Result<String> {
+        if recorded_arn(rec).is_some() {
+            return Ok(arn_of(rec, ""));
+        }
+        let account = self.ctx.account_id().await?;
+        Ok(arn_of(rec, &account))
+    }
+
+    fn map(&self) -> HashMap<String, String> {
+        self.base.iter().cloned().collect()
+    }
+
+    /// EC2 CreateTags on up to [`EC2_BATCH`] IDs of one region at once. A batch fails as a
+    /// whole when one of its IDs is gone (`Invalid<Type>ID.NotFound`) or refused (e.g.
+    /// `TagLimitExceeded`), so it is then tagged ID by ID: everything else gets its tags, the
+    /// gone are skipped and each refusal names its resource.
+    async fn ec2(&self, region: &str, ids: &[String]) -> (Tally, Vec<anyhow::Error>) {
+        let aws = self.aws(region);
+        let tags: Vec<aws_sdk_ec2::types::Tag> = self
+            .base
+            .iter()
+            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+            .collect();
+        let call = |ids: Vec<String>, what: String| {
+            let (ec2, tags) = (aws.ec2().clone(), tags.clone());
+            async move {
+                ec2.create_tags()
+                    .set_resources(Some(ids))
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("ec2:CreateTags", what)
+            }
+        };
+        let mut total = Tally::default();
+        let mut errors = Vec::new();
+        for chunk in ids.chunks(EC2_BATCH) {
+            let what = match chunk {
+                [one] => one.clone(),
+                many => format!("{} EC2 resources in {region}", many.len()),
+            };
+            if call(chunk.to_vec(), what).await.is_ok() {
+                total.tagged += chunk.len();
+                continue;
+            }
+            for id in chunk {
+                match tally(call(vec![id.clone()], id.clone()).await, 1) {
+                    Ok(t) => {
+                        total.tagged += t.tagged;
+                        total.gone += t.gone;
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        (total, errors)
+    }
+
+    /// Tags one resource (anything but EC2, which goes in batches).
+    async fn one(&self, t: &Target) -> Result<Tally> {
+        let rec = &t.rec;
+        let aws = self.aws(&rec.region);
+        let base = &self.base;
+        let r: Result<(), AwsError> = match t.api {
+            Api::Ec2 => {
+                let (t, mut errors) = self.ec2(&rec.region, std::slice::from_ref(&rec.id)).await;
+                return match errors.pop() {
+                    Some(e) => Err(e),
+                    None => Ok(t),
+                };
+            }
+            Api::Rds => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+                    .collect();
+                aws.rds()
+                    .add_tags_to_resource()
+                    .resource_name(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("rds:AddTagsToResource", &arn)
+            }
+            Api::Ecs => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build())
+                    .collect();
+                aws.ecs()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("ecs:TagResource", &arn)
+            }
+            Api::Elbv2 => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect();
+                aws.elb()
+                    .add_tags()
+                    .resource_arns(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("elasticloadbalancing:AddTags", &arn)
+            }
+            Api::Lambda => {
+                let arn = self.arn(rec).await?;
+                aws.lambda()
+                    .tag_resource()
+                    .resource(&arn)
+                    .set_tags(Some(self.map()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("lambda:TagResource", &arn)
+            }
+            Api::Sqs => aws
+                .sqs()
+                .tag_queue()
+                .queue_url(&rec.id)
+                .set_tags(Some(self.map()))
+                .send()
+                .await
+                .map(|_| ())
+                .aws("sqs:TagQueue", &rec.id),
+            Api::Sns => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building SNS tags")?;
+                aws.sns()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("sns:TagResource", &arn)
+            }
+            Api::Kms => {
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_kms::types::Tag::builder()
+                            .tag_key(k)
+                            .tag_value(v)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building KMS tags")?;
+                aws.kms()
+                    .tag_resource()
+                    .key_id(&rec.id)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("kms:TagResource", &rec.id)
+            }
+            Api::Logs => {
+                let arn = self.arn(rec).await?;
+                aws.logs()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(self.map()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("logs:TagResource", &arn)
+            }
+            Api::DynamoDb => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_dynamodb::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building DynamoDB tags")?;
+                aws.dynamodb()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("dynamodb:TagResource", &arn)
+            }
+            Api::SecretsManager => {
+                let id = recorded_arn(rec).unwrap_or(&rec.id);
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_secretsmanager::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect();
+                aws.secrets()
+                    .tag_resource()
+                    .secret_id(id)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("secretsmanager:TagResource", id)
+            }
+            Api::S3 => return self.bucket(&aws, &rec.id).await,
+            Api::CloudFront => {
+                let arn = self.arn(rec).await?;
+                let items = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_cloudfront::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building CloudFront tags")?;
+                aws.cloudfront()
+                    .tag_resource()
+                    .resource(&arn)
+                    .tags(
+                        aws_sdk_cloudfront::types::Tags::builder()
+                            .set_items(Some(items))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("cloudfront:TagResource", &arn)
+            }
+            Api::Ecr => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building ECR tags")?;
+                aws.ecr()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("ecr:TagResource", &arn)
+            }
+            Api::IamRole | Api::IamPolicy => {
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building IAM tags")?;
+                if t.api == Api::IamRole {
+                    aws.iam()
+                        .tag_role()
+                        .role_name(&rec.id)
+                        .set_tags(Some(tags))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .aws("iam:TagRole", &rec.id)
+                } else {
+                    // The policy's record ID is its ARN.
+                    let arn = recorded_arn(rec).unwrap_or(&rec.id);
+                    aws.iam()
+                        .tag_policy()
+                        .policy_arn(arn)
+                        .set_tags(Some(tags))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .aws("iam:TagPolicy", arn)
+                }
+            }
+            Api::Wafv2 => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| aws_sdk_wafv2::types::Tag::builder().key(k).value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building WAF tags")?;
+                aws.waf()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("wafv2:TagResource", &arn)
+            }
+            Api::CloudMap => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_servicediscovery::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building Cloud Map tags")?;
+                aws.cloudmap()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("servicediscovery:TagResource", &arn)
+            }
+            Api::Backup => {
+                let arn = self.arn(rec).await?;
+                aws.backup()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(self.map()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("backup:TagResource", &arn)
+            }
+            Api::CloudWatch => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_cloudwatch::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect();
+                aws.cloudwatch()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("cloudwatch:TagResource", &arn)
+            }
+            Api::Acm => {
+                let arn = recorded_arn(rec).unwrap_or(&rec.id);
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| aws_sdk_acm::types::Tag::builder().key(k).value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building ACM tags")?;
+                aws.acm()
+                    .add_tags_to_certificate()
+                    .certificate_arn(arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("acm:AddTagsToCertificate", arn)
+            }
+            Api::AppAutoScaling => {
+                let Some(arn) = self.scalable_target_arn(&aws, rec).await? else {
+                    return Ok(Tally { tagged: 0, gone: 1 });
+                };
+                aws.autoscaling()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(self.map()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("application-autoscaling:TagResource", &arn)
+            }
+            Api::HostedZone => {
+                let zone = rec
+                    .attrs
+                    .get(cluster::ATTR_HOSTED_ZONE)
+                    .map(|z| bare_zone_id(z))
+                    .unwrap_or_default();
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_route53::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect();
+                aws.route53()
+                    .change_tags_for_resource()
+                    .resource_type(aws_sdk_route53::types::TagResourceType::Hostedzone)
+                    .resource_id(zone)
+                    .set_add_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("route53:ChangeTagsForResource", zone)
+            }
+        };
+        tally(r, 1)
+    }
+
+    /// GetBucketTagging, then PutBucketTagging with the merged set (only if it differs).
+    async fn bucket(&self, aws: &Aws, bucket: &str) -> Result<Tally> {
+        let s3 = aws.s3();
+        let got = storage::no_config(
+            s3.get_bucket_tagging()
+                .bucket(bucket)
+                .send()
+                .await
+                .aws("s3:GetBucketTagging", bucket),
+        );
+        let current: Vec<(String, String)> = match got {
+            Ok(out) => out
+                .map(|o| {
+                    o.tag_set()
+                        .iter()
+                        .map(|t| (t.key().to_string(), t.value().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(e) => return tally(Err(e), 1),
+        };
+        let Some(all) = merged_bucket_tags(&current, &self.base) else {
+            return Ok(Tally { tagged: 1, gone: 0 });
+        };
+        let r = s3
+            .put_bucket_tagging()
+            .bucket(bucket)
+            .tagging(storage::s3_tags(&all)?)
+            .send()
+            .await
+            .map(|_| ())
+            .aws("s3:PutBucketTagging", bucket);
+        tally(r, 1)
+    }
+
+    /// A scalable target's ARN: recorded, else looked up by its resource ID (records made
+    /// before RegisterScalableTarget returned ARNs have none); `None` if it is gone.
+    async fn scalable_target_arn(&self, aws: &Aws, rec: &ResourceRecord) -> Result<Option<String>> {
+        if let Some(arn) = recorded_arn(rec) {
+            return Ok(Some(arn.to_string()));
+        }
+        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+        let out = aws
+            .autoscaling()
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_ids(&rec.id)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .send()
+            .await
+            .aws("application-autoscaling:DescribeScalableTargets", &rec.id)?;
+        Ok(out
+            .scalable_targets()
+            .iter()
+            .find(|t| t.resource_id() == rec.id)
+            .and_then(|t| t.scalable_target_arn())
+            .map(str::to_string))
+    }
+}
+
+/// Tags every target; the counts of what was tagged and what was gone, or the first failure
+/// (every call is made; each failure is reported).
+async fn apply(ctx: &StepCtx, base: Vec<(String, String)>, targets: &[Target]) -> Result<Tally> {
+    let tagger = Tagger { ctx, base };
+    let mut ec2: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut others = Vec::new();
+    for t in targets {
+        if t.api == Api::Ec2 {
+            ec2.entry(t.rec.region.clone())
+                .or_default()
+                .push(t.rec.id.clone());
+        } else {
+            others.push(t);
+        }
+    }
+    let ec2_calls = ec2
+        .iter()
+        .map(|(region, ids)| tagger.ec2(region, ids))
+        .collect::<Vec<_>>();
+    // All at once: the HTTP layer bounds the requests in flight (`--parallelism`).
+    let (ec2_results, other_results) = futures::future::join(
+        futures::future::join_all(ec2_calls),
+        futures::future::join_all(others.iter().map(|t| tagger.one(t))),
+    )
+    .await;
+    let mut total = Tally::default();
+    let mut errors = Vec::new();
+    for (t, errs) in ec2_results {
+        total.tagged += t.tagged;
+        total.gone += t.gone;
+        errors.extend(errs);
+    }
+    for r in other_results {
+        match r {
+            Ok(t) => {
+                total.tagged += t.tagged;
+                total.gone += t.gone;
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let failed = errors.len();
+    let mut errors = errors.into_iter();
+    let Some(first) = errors.next() else {
+        return Ok(total);
+    };
+    // The first is the pass's error (reported as its root cause); the others are named here.
+    for e in errors {
+        ctx.sh.reporter.message(
+            STEP,
+            &format!("tag call failed too: {}", crate::report::render(&e)),
+        );
+    }
+    Err(first.context(format!(
+        "{failed} tag call(s) failed; the next `up` tags again"
+    )))
+}
+
+/// The tag set as the plan item's detail: `Environment=prod, Team=payments, ...`.
+fn describe(tags: &[(String, String)]) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A stack with nothing recorded yet: everything the steps create gets the config's tags,
+/// so its fingerprint is the config's from the start (an `up` that fails part-way keeps it:
+/// what it created is tagged with it).
+pub fn stamp_new_stack(sh: &Arc<Shared>) -> Result<()> {
+    if !sh.state.snapshot().resources.is_empty() {
+        return Ok(());
+    }
+    let ctx = StepCtx::new(STEP, sh.clone());
+    sh.state
+        .set_tags_fingerprint(&fingerprint(&ctx.tags(None)))
+        .context("recording the tag fingerprint in the state")
+}
+
+/// The pass: after the steps of `up` (or `plan`) succeeded, tags every recorded taggable
+/// resource when the state's fingerprint is not the config's, then stores the new one.
+/// `None` when there is nothing to do; else the pass's result, reported like a step's.
+pub async fn run(sh: &Arc<Shared>) -> Option<StepResult> {
+    let ctx = StepCtx::new(STEP, sh.clone());
+    let base = ctx.tags(None);
+    let want = fingerprint(&base);
+    let state = sh.state.snapshot();
+    if state.tags_fingerprint.as_deref() == Some(want.as_str()) {
+        return None;
+    }
+    let targets = targets(&state, sh.aws.region());
+    if targets.is_empty() {
+        if !ctx.is_plan() {
+            // Nothing to tag: every (no) resource carries the set.
+            if let Err(e) = sh.state.set_tags_fingerprint(&want) {
+                tracing::warn!(error = %e, "could not record the tag fingerprint");
+            }
+        }
+        return None;
+    }
+    let start = Instant::now();
+    sh.reporter.step_started(STEP);
+    let name = format!("re-tag {} resources", targets.len());
+    let tally = std::sync::Mutex::new(Tally::default());
+    let result = ctx
+        .change(PLAN_KIND, &name, &describe(&base), || async {
+            let t = apply(&ctx, base.clone(), &targets).await?;
+            *tally.lock().unwrap_or_else(|e| e.into_inner()) = t;
+            if !ctx.is_plan() {
+                sh.state
+                    .set_tags_fingerprint(&want)
+                    .context("recording the tag fingerprint in the state")?;
+            }
+            Ok(())
+        })
+        .await;
+    let elapsed = start.elapsed();
+    let t = *tally.lock().unwrap_or_else(|e| e.into_inner());
+    Some(match result {
+        Ok(()) => {
+            let detail = (!ctx.is_plan()).then(|| {
+                format!(
+                    "{} resources tagged{}",
+                    t.tagged,
+                    if t.gone > 0 {
+                        format!(", {} no longer exist", t.gone)
+                    } else {
+                        String::new()
+                    }
+                )
+            });
+            sh.reporter
+                .step_finished(STEP, "done", elapsed, detail.as_deref());
+            StepResult {
+                step: STEP.to_string(),
+                status: StepStatus::Done,
+                elapsed_secs: elapsed.as_secs_f64(),
+                error: None,
+                root_cause: None,
+            }
+        }
+        Err(err) => {
+            let text = crate::report::render(&err);
+            let root_cause = crate::aws::find_aws_error(&err).map(|a| RootCause {
+                operation: a.operation.to_string(),
+                resource: a.resource.clone(),
+                code: a.code.clone(),
+                message: a
+                    .message
+                    .clone()
+                    .or_else(|| Some(crate::report::chain(&*a.source))),
+            });
+            let status = if err
+                .chain()
+                .any(|e| e.downcast_ref::<crate::error::Interrupted>().is_some())
+            {
+                StepStatus::Interrupted
+            } else {
+                StepStatus::Failed
+            };
+            sh.reporter
+                .step_finished(STEP, status.label(), elapsed, Some(&text));
+            StepResult {
+                step: STEP.to_string(),
+                status,
+                elapsed_secs: elapsed.as_secs_f64(),
+                error: Some(text),
+                root_cause,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn rec(kind: &str, id: &str) -> ResourceRecord {
+        ResourceRecord {
+            step: "s".into(),
+            kind: kind.into(),
+            id: id.into(),
+            arn: None,
+            name: id.into(),
+            region: "us-east-1".into(),
+            attrs: BTreeMap::new(),
+            created_at: Utc::now(),
+            pending: false,
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Every `pub const X: &str = "service:type"` in `steps/`: the kinds the steps record.
+    fn kind_constants() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("steps");
+        let mut kinds = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines() {
+                let Some(rest) = line.trim().strip_prefix("pub const ") else {
+                    continue;
+                };
+                let Some((name, value)) = rest.split_once(": &str = \"") else {
+                    continue;
+                };
+                let value = value.trim_end_matches("\";");
+                let kind_like = value.split_once(':').is_some_and(|(svc, ty)| {
+                    !svc.is_empty()
+                        && !ty.is_empty()
+                        && value.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-:".contains(c)
+                        })
+                        && value.matches(':').count() == 1
+                });
+                if kind_like {
+                    let file = path.file_name().unwrap().to_string_lossy();
+                    kinds.push((format!("{file}: {name}"), value.to_string()));
+                }
+            }
+        }
+        kinds
+    }
+
+    #[test]
+    fn every_kind_the_steps_record_is_tagged_or_explicitly_skipped() {
+        let kinds = kind_constants();
+        // The scan finds the kinds (a change of the constants' layout must not make it pass
+        // vacuously).
+        assert!(kinds.len() > 40, "{kinds:?}");
+        assert!(kinds.iter().any(|(_, v)| v == "ec2:vpc"));
+        let mut forgotten = Vec::new();
+        for (at, kind) in &kinds {
+            match (api_of(kind).is_some(), SKIPPED.contains(&kind.as_str())) {
+                (true, true) => panic!("{at} ({kind}) is both tagged and skipped"),
+                (false, false) => forgotten.push(format!("{at} ({kind})")),
+                _ => {}
+            }
+        }
+        assert!(
+            forgotten.is_empty(),
+            "kinds neither tagged by retag nor in retag::SKIPPED: {forgotten:?}"
+        );
+        // And the skip list names only real kinds.
+        for s in SKIPPED {
+            assert!(
+                kinds.iter().any(|(_, v)| v == s),
+                "{s} is no kind of steps/"
+            );
+        }
+    }
+
+    #[test]
+    fn fingerprint_ignores_order_and_name_and_follows_values() {
+        let a = pairs(&[
+            ("Name", "vpc-dev"),
+            ("Environment", "dev"),
+            ("Team", "platform"),
+            ("CostCenter", "fintech"),
+            ("fintech-infra:stack", "dev"),
+        ]);
+        let mut b = a.clone();
+        b.reverse();
+        b.retain(|(k, _)| k != "Name");
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert!(fingerprint(&a).starts_with("v1:"));
+        let mut c = b.clone();
+        c[1].1 = "payments".into();
+        assert_ne!(fingerprint(&b), fingerprint(&c));
+        // A value cannot pass for a neighbouring key.
+        let d = pairs(&[("Team", "a=b")]);
+        let e = pairs(&[("Team=a", "b")]);
+        assert_ne!(fingerprint(&d), fingerprint(&e));
+    }
+
+    #[test]
+    fn targets_are_the_live_taggable_records_plus_secret_zone_and_peer_side() {
+        let mut state = StateFile::new("dev", "us-east-1");
+        let mut pending = rec(network::VPC, "(pending) vpc-dev");
+        pending.pending = true;
+        let mut ns = rec(cluster::NAMESPACE, "ns-1");
+        ns.attrs
+            .insert(cluster::ATTR_HOSTED_ZONE.into(), "Z123".into());
+        let mut pcx = rec(dr_network::PEERING, "pcx-1");
+        pcx.attrs.insert("peer_region".into(), "us-west-2".into());
+        let mut no_region = rec(storage::BUCKET, "assets-dev");
+        no_region.region = String::new();
+        state.resources = vec![
+            rec(network::VPC, "vpc-1"),
+            pending,
+            rec(network::ROUTE, "r-1"),
+            rec(kms::ALIAS, "alias/fintech-dev"),
+            ns,
+            pcx,
+            no_region,
+            rec("future:kind", "x"),
+        ];
+        state.outputs.insert(
+            database::OUT_SECRET_ARN.into(),
+            json!("arn:aws:secretsmanager:us-east-1:1:secret:rds!cluster-1"),
+        );
+        let t = targets(&state, "us-east-1");
+        let seen: Vec<(Api, &str, &str)> = t
+            .iter()
+            .map(|t| (t.api, t.rec.id.as_str(), t.rec.region.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (Api::Ec2, "vpc-1", "us-east-1"),
+                (Api::HostedZone, "ns-1", "us-east-1"),
+                (Api::CloudMap, "ns-1", "us-east-1"),
+                (Api::Ec2, "pcx-1", "us-west-2"),
+                (Api::Ec2, "pcx-1", "us-east-1"),
+                (Api::S3, "assets-dev", "us-east-1"),
+                (
+                    Api::SecretsManager,
+                    "arn:aws:secretsmanager:us-east-1:1:secret:rds!cluster-1",
+                    "us-east-1"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn arns_come_from_the_record_or_are_built_as_each_service_documents_them() {
+        let mut g = rec(log_group::LOG_GROUP, "/ecs/web-dev");
+        g.arn = Some("arn:aws:logs:us-east-1:1:log-group:/ecs/web-dev:*".into());
+        assert_eq!(
+            arn_of(&g, "1"),
+            "arn:aws:logs:us-east-1:1:log-group:/ecs/web-dev"
+        );
+        g.arn = None;
+        assert_eq!(
+            arn_of(&g, "2"),
+            "arn:aws:logs:us-east-1:2:log-group:/ecs/web-dev"
+        );
+        let mut alarm = rec(alarms::ALARM, "alb-5xx-dev");
+        alarm.region = "cn-north-1".into();
+        assert_eq!(
+            arn_of(&alarm, "3"),
+            "arn:aws-cn:cloudwatch:cn-north-1:3:alarm:alb-5xx-dev"
+        );
+        assert_eq!(
+            arn_of(&rec(validator::MAPPING, "uuid-1"), "4"),
+            "arn:aws:lambda:us-east-1:4:event-source-mapping:uuid-1"
+        );
+        let mut svc = rec(services::SERVICE, "web-dev");
+        svc.attrs.insert("cluster".into(), "cluster-dev".into());
+        assert_eq!(
+            arn_of(&svc, "5"),
+            "arn:aws:ecs:us-east-1:5:service/cluster-dev/web-dev"
+        );
+        // An ID that is an ARN (policies, target groups, topics) is used as it is.
+        let tg = rec(
+            alb::TARGET_GROUP,
+            "arn:aws:elasticloadbalancing:us-east-1:1:tg/x",
+        );
+        assert_eq!(arn_of(&tg, "9"), tg.id);
+        let mut vault = rec(dr_backup::VAULT, "vault-dev");
+        vault.region = "us-gov-west-1".into();
+        assert_eq!(
+            arn_of(&vault, "6"),
+            "arn:aws-us-gov:backup:us-gov-west-1:6:backup-vault:vault-dev"
+        );
+    }
+
+    #[test]
+    fn bucket_tags_are_merged_because_put_replaces_them() {
+        let base = pairs(&[("Team", "payments"), ("CostCenter", "cc-42")]);
+        let current = pairs(&[("Name", "assets"), ("Team", "platform"), ("Owner", "ops")]);
+        let merged = merged_bucket_tags(&current, &base).unwrap();
+        assert_eq!(
+            merged,
+            pairs(&[
+                ("Name", "assets"),
+                ("Owner", "ops"),
+                ("Team", "payments"),
+                ("CostCenter", "cc-42"),
+            ])
+        );
+        // Already carrying them: no write.
+        assert_eq!(merged_bucket_tags(&merged, &base), None);
+        assert_eq!(merged_bucket_tags(&[], &base), Some(base.clone()));
+    }
+
+    #[test]
+    fn hosted_zone_ids_lose_route53s_prefix() {
+        assert_eq!(bare_zone_id("/hostedzone/Z123"), "Z123");
+        assert_eq!(bare_zone_id("Z123"), "Z123");
+    }
+
+    fn aws_err(operation: &'static str, code: &str, message: &str) -> AwsError {
+        AwsError {
+            operation,
+            resource: "r".into(),
+            code: Some(code.into()),
+            message: Some(message.into()),
+            source: Box::new(std::io::Error::other("x")),
+        }
+    }
+
+    #[test]
+    fn a_resource_that_is_gone_is_skipped_other_errors_count() {
+        for (op, code) in [
+            ("ec2:CreateTags", "InvalidVpcID.NotFound"),
+            ("s3:GetBucketTagging", "NoSuchBucket"),
+            ("iam:TagRole", "NoSuchEntity"),
+            ("sqs:TagQueue", "AWS.SimpleQueueService.NonExistentQueue"),
+            ("wafv2:TagResource", "WAFNonexistentItemException"),
+            ("route53:ChangeTagsForResource", "NoSuchHostedZone"),
+            ("rds:AddTagsToResource", "DBClusterNotFoundFault"),
+        ] {
+            assert!(is_gone(&aws_err(op, code, "")), "{op} {code}");
+        }
+        assert!(is_gone(&aws_err(
+            "ecs:TagResource",
+            "InvalidParameterException",
+            "The specified service was not found"
+        )));
+        for (op, code) in [
+            ("ec2:CreateTags", "UnauthorizedOperation"),
+            ("kms:TagResource", "KMSInvalidStateException"),
+            ("lambda:TagResource", "InvalidParameterException"),
+        ] {
+            assert!(!is_gone(&aws_err(op, code, "not found")), "{op} {code}");
+        }
+        assert_eq!(
+            tally(Err(aws_err("iam:TagRole", "NoSuchEntity", "")), 1).unwrap(),
+            Tally { tagged: 0, gone: 1 }
+        );
+        assert!(tally(Err(aws_err("iam:TagRole", "AccessDenied", "")), 1).is_err());
+    }
+
+    #[test]
+    fn the_plan_detail_lists_the_tag_set() {
+        let base = pairs(&[("Environment", "prod"), ("Team", "payments")]);
+        assert_eq!(describe(&base), "Environment=prod, Team=payments");
+    }
+}
