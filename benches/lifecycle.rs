@@ -115,6 +115,9 @@ fn main() {
                 .env("AWS_ACCESS_KEY_ID", "test")
                 .env("AWS_SECRET_ACCESS_KEY", "test")
                 .env("AWS_REGION", "us-east-1")
+                // Polls at most every second: at a time scale the resources are ready in a
+                // fraction of their AWS time, and the default 10 s cap would time the polls.
+                .env("FINTECH_INFRA_MAX_POLL_SECS", "1")
                 .args(["--endpoint-url", &endpoint, "--output", "json"]);
             if let Some(cfg) = &config {
                 c.args(["--config", cfg]);

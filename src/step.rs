@@ -254,6 +254,26 @@ impl Shared {
     }
 }
 
+/// The environment variable that caps the poll interval of every wait, in seconds.
+pub const MAX_POLL_ENV: &str = "FINTECH_INFRA_MAX_POLL_SECS";
+
+/// The longest delay between two polls of a wait: 10 s (AWS's resources take minutes, and a
+/// poll is an API call against the account's rate limits), or `FINTECH_INFRA_MAX_POLL_SECS`
+/// (0.1 to 60). Against an emulator running at a time scale a resource is ready in a fraction
+/// of its AWS time, and a 10 s poll would measure the poll, not the tool: the lifecycle
+/// benchmark sets 1 s. Read once.
+pub fn max_poll_interval() -> Duration {
+    static MAX: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| parse_max_poll(std::env::var(MAX_POLL_ENV).ok().as_deref()))
+}
+
+fn parse_max_poll(v: Option<&str>) -> Duration {
+    v.and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| (0.1..=60.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(10))
+}
+
 /// The context one step runs with.
 #[derive(Clone)]
 pub struct StepCtx {
@@ -726,8 +746,8 @@ impl StepCtx {
         }
     }
 
-    /// Polls `check` until it returns `Some`, with a delay growing from 0.5 s to 10 s, up to
-    /// `timeout`. Rather than the SDK's generated waiters, whose fixed 15 s minimum delay would
+    /// Polls `check` until it returns `Some`, with a delay growing from 0.5 s to
+    /// [`max_poll_interval`] (10 s), up to `timeout`. Rather than the SDK's generated waiters, whose fixed 15 s minimum delay would
     /// add up to 15 s per resource on the critical path. Stops on Ctrl-C: whatever was created
     /// is already recorded, so the next `up` resumes the wait.
     pub async fn wait_for<T, F, Fut>(
@@ -763,7 +783,22 @@ impl StepCtx {
                     return Err(Interrupted(format!("stopped waiting for {what}")).into());
                 }
             }
-            delay = (delay * 3 / 2).min(Duration::from_secs(10));
+            delay = (delay * 3 / 2).min(max_poll_interval());
+        }
+    }
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+
+    #[test]
+    fn poll_cap_defaults_to_ten_seconds_and_takes_a_sane_override() {
+        assert_eq!(parse_max_poll(None), Duration::from_secs(10));
+        assert_eq!(parse_max_poll(Some("1")), Duration::from_secs(1));
+        assert_eq!(parse_max_poll(Some("0.5")), Duration::from_millis(500));
+        for bad in ["0", "-1", "61", "x", ""] {
+            assert_eq!(parse_max_poll(Some(bad)), Duration::from_secs(10), "{bad}");
         }
     }
 }

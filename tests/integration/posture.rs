@@ -356,6 +356,8 @@ fn default_stack_has_flow_logs_and_a_closed_default_group_and_removes_them() {
         let tagged = remaining_tagged(&sdk, &s).await;
         assert!(tagged.is_empty(), "left behind (tagging API): {tagged:?}");
         assert_flow_logs_gone(&sdk, &s).await;
+        let left = remaining_anywhere(&stack.endpoint, &s).await;
+        assert!(left.is_empty(), "left behind: {left:#?}");
     });
 }
 
@@ -408,8 +410,11 @@ fn multiregion_preset_has_a_flow_log_on_the_dr_vpc_too() {
         for region in [PRIMARY, DR] {
             let sdk = sdk_config_in(&stack.endpoint, region).await;
             assert_flow_logs_gone(&sdk, &s).await;
-            let left = remaining_ec2(&sdk, &s).await;
-            assert!(left.is_empty(), "left in {region}: {left:?}");
         }
+        // Nothing with the suffix anywhere: log groups (flow logs, Aurora's, Container
+        // Insights', the services'), roles, buckets (CDN and ALB logs, the DR replica), web
+        // ACLs of both scopes, keys' aliases, tagged resources, in every region.
+        let left = remaining_anywhere(&stack.endpoint, &s).await;
+        assert!(left.is_empty(), "left behind: {left:#?}");
     });
 }

@@ -737,3 +737,122 @@ pub async fn remaining_rds(sdk: &SdkConfig, suffix: &str) -> Vec<String> {
     }
     left
 }
+
+/// Everything carrying the stack's suffix that is still there, in every region the presets
+/// use plus us-east-1 (CloudFront's WAF scope): resources with the stack tag (the tagging
+/// API), log groups, IAM roles and customer-managed policies, buckets, KMS aliases, web ACLs
+/// of either scope, EC2 resources with the stack tag. What `down` must leave empty.
+pub async fn remaining_anywhere(endpoint: &str, suffix: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    // Global services, asked once.
+    let main = sdk_config_in(endpoint, REGION).await;
+    let iam = aws_sdk_iam::Client::new(&main);
+    for r in iam
+        .list_roles()
+        .max_items(1000)
+        .send()
+        .await
+        .unwrap()
+        .roles()
+    {
+        if r.role_name().contains(suffix) {
+            left.push(format!("IAM role {}", r.role_name()));
+        }
+    }
+    let policies = iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .max_items(1000)
+        .send()
+        .await
+        .unwrap();
+    for p in policies.policies() {
+        if p.policy_name().is_some_and(|n| n.contains(suffix)) {
+            left.push(format!(
+                "IAM policy {}",
+                p.policy_name().unwrap_or_default()
+            ));
+        }
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&main)
+            .force_path_style(true)
+            .build(),
+    );
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        if b.name().is_some_and(|n| n.contains(suffix)) {
+            left.push(format!("bucket {}", b.name().unwrap_or_default()));
+        }
+    }
+    let waf = aws_sdk_wafv2::Client::new(&main);
+    let edge = waf
+        .list_web_acls()
+        .scope(aws_sdk_wafv2::types::Scope::Cloudfront)
+        .limit(100)
+        .send()
+        .await
+        .unwrap();
+    for a in edge.web_acls() {
+        if a.name().is_some_and(|n| n.contains(suffix)) {
+            left.push(format!(
+                "CloudFront web ACL {}",
+                a.name().unwrap_or_default()
+            ));
+        }
+    }
+    for region in [REGION, "us-east-2", "us-west-2"] {
+        let sdk = sdk_config_in(endpoint, region).await;
+        for arn in remaining_tagged(&sdk, suffix).await {
+            left.push(format!("{region}: tagged {arn}"));
+        }
+        for id in remaining_ec2(&sdk, suffix).await {
+            left.push(format!("{region}: EC2 {id}"));
+        }
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+        let groups = logs.describe_log_groups().limit(50);
+        let mut pages = groups.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for g in page.unwrap().log_groups() {
+                if g.log_group_name().is_some_and(|n| n.contains(suffix)) {
+                    left.push(format!(
+                        "{region}: log group {}",
+                        g.log_group_name().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        for a in kms
+            .list_aliases()
+            .limit(100)
+            .send()
+            .await
+            .unwrap()
+            .aliases()
+        {
+            if a.alias_name().is_some_and(|n| n.contains(suffix)) {
+                left.push(format!(
+                    "{region}: KMS alias {}",
+                    a.alias_name().unwrap_or_default()
+                ));
+            }
+        }
+        let waf = aws_sdk_wafv2::Client::new(&sdk);
+        let regional = waf
+            .list_web_acls()
+            .scope(aws_sdk_wafv2::types::Scope::Regional)
+            .limit(100)
+            .send()
+            .await
+            .unwrap();
+        for a in regional.web_acls() {
+            if a.name().is_some_and(|n| n.contains(suffix)) {
+                left.push(format!(
+                    "{region}: web ACL {}",
+                    a.name().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    left
+}

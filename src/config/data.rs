@@ -1,0 +1,293 @@
+//! The data tier's sections: `[queue]`, `[validator]`, `[database]` and `[sessions]`.
+
+use super::*;
+
+/// The SQS transaction queue and its dead-letter queue.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Receives before a message goes to the dead-letter queue.
+    pub max_receive_count: MaxReceiveCount,
+    /// Visibility timeout; default 6 x `validator.timeout_secs` (AWS's advice for queues
+    /// feeding a Lambda function), and never less.
+    pub visibility_timeout_secs: Option<VisibilityTimeout>,
+    /// Days a message is kept in the transaction queue (the DLQ keeps 14, the maximum).
+    pub message_retention_days: QueueRetentionDays,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_receive_count: MaxReceiveCount(5),
+            visibility_timeout_secs: None,
+            message_retention_days: QueueRetentionDays(4),
+        }
+    }
+}
+
+impl Config {
+    /// The queue's visibility timeout: as configured, else 6 x the validator's timeout.
+    pub fn queue_visibility_timeout(&self) -> i32 {
+        self.queue
+            .visibility_timeout_secs
+            .map(|v| v.0)
+            .unwrap_or(self.validator.timeout_secs.0 * 6)
+    }
+}
+
+/// The Lambda transaction validator.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidatorConfig {
+    pub reserved_concurrency: ReservedConcurrency,
+    pub memory_mb: LambdaMemory,
+    pub timeout_secs: LambdaTimeout,
+    pub batch_size: BatchSize,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        ValidatorConfig {
+            reserved_concurrency: ReservedConcurrency(5),
+            memory_mb: LambdaMemory(256),
+            timeout_secs: LambdaTimeout(30),
+            batch_size: BatchSize(10),
+        }
+    }
+}
+
+/// Subnet tier a resource is placed in.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubnetTier {
+    Private,
+    Isolated,
+}
+
+/// Aurora capacity model.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbMode {
+    /// One writer and one reader instance of `instance_class`.
+    Provisioned,
+    /// Serverless v2: `db.serverless` writer and reader scaling between min and max ACUs.
+    Serverless,
+}
+
+/// Aurora PostgreSQL cluster settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawDatabaseConfig")]
+pub struct DatabaseConfig {
+    pub mode: DbMode,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub min_capacity: f64,
+    pub max_capacity: f64,
+    pub backup_retention_days: i32,
+    pub preferred_backup_window: String,
+    pub subnets: SubnetTier,
+    pub database_name: String,
+    pub master_username: String,
+    /// Days between automatic rotations of the RDS-managed master secret (1 to 365).
+    pub secret_rotation_days: i64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig::try_from(RawDatabaseConfig::default()).expect("defaults are valid")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDatabaseConfig {
+    mode: DbMode,
+    engine_version: String,
+    instance_class: String,
+    min_capacity: f64,
+    max_capacity: f64,
+    backup_retention_days: i32,
+    preferred_backup_window: String,
+    subnets: SubnetTier,
+    database_name: String,
+    master_username: String,
+    secret_rotation_days: i64,
+}
+
+impl Default for RawDatabaseConfig {
+    fn default() -> Self {
+        RawDatabaseConfig {
+            mode: DbMode::Provisioned,
+            engine_version: "15.8".into(),
+            instance_class: "db.r6g.large".into(),
+            min_capacity: 0.5,
+            max_capacity: 4.0,
+            backup_retention_days: 7,
+            preferred_backup_window: "03:00-04:00".into(),
+            subnets: SubnetTier::Isolated,
+            database_name: "fintech".into(),
+            master_username: "fintech_admin".into(),
+            // RDS's own default schedule for the secrets it manages.
+            secret_rotation_days: 7,
+        }
+    }
+}
+
+/// Checks `HH:MM-HH:MM` in UTC, at least 30 minutes long (RDS's rule).
+pub(super) fn parse_window(w: &str) -> Option<u32> {
+    let (a, b) = w.split_once('-')?;
+    let mins = |t: &str| -> Option<u32> {
+        let (h, m) = t.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (start, end) = (mins(a)?, mins(b)?);
+    Some((end + 24 * 60 - start) % (24 * 60))
+}
+
+pub(super) fn is_identifier(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl TryFrom<RawDatabaseConfig> for DatabaseConfig {
+    type Error = String;
+    fn try_from(r: RawDatabaseConfig) -> Result<Self, String> {
+        let v: Vec<&str> = r.engine_version.split('.').collect();
+        if v.len() != 2
+            || v.iter()
+                .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(format!(
+                "invalid engine_version `{}`: expected an Aurora PostgreSQL version such as 15.8",
+                r.engine_version
+            ));
+        }
+        if !r.instance_class.starts_with("db.") || r.instance_class == "db.serverless" {
+            return Err(format!(
+                "invalid instance_class `{}`: expected a provisioned class such as db.r6g.large \
+                 (serverless mode uses db.serverless by itself)",
+                r.instance_class
+            ));
+        }
+        let half_steps = |x: f64| (x * 2.0).fract() == 0.0;
+        if !(0.5..=256.0).contains(&r.min_capacity) || !half_steps(r.min_capacity) {
+            return Err(format!(
+                "invalid min_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps of 0.5",
+                r.min_capacity
+            ));
+        }
+        if !(0.5..=256.0).contains(&r.max_capacity) || !half_steps(r.max_capacity) {
+            return Err(format!(
+                "invalid max_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps of 0.5",
+                r.max_capacity
+            ));
+        }
+        if r.min_capacity > r.max_capacity {
+            return Err(format!(
+                "min_capacity {} is above max_capacity {}",
+                r.min_capacity, r.max_capacity
+            ));
+        }
+        if !(1..=35).contains(&r.backup_retention_days) {
+            return Err(format!(
+                "invalid backup_retention_days {}: RDS keeps automated backups 1 to 35 days",
+                r.backup_retention_days
+            ));
+        }
+        match parse_window(&r.preferred_backup_window) {
+            Some(len) if len >= 30 => {}
+            Some(_) => {
+                return Err(format!(
+                    "invalid preferred_backup_window `{}`: the window must be at least 30 minutes",
+                    r.preferred_backup_window
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "invalid preferred_backup_window `{}`: expected HH:MM-HH:MM in UTC, e.g. 03:00-04:00",
+                    r.preferred_backup_window
+                ))
+            }
+        }
+        if !is_identifier(&r.database_name, 63) {
+            return Err(format!(
+                "invalid database_name `{}`: 1 to 63 letters, digits and underscores, starting with a letter",
+                r.database_name
+            ));
+        }
+        if !is_identifier(&r.master_username, 63)
+            || ["postgres", "rdsadmin", "admin"].contains(&r.master_username.as_str())
+        {
+            return Err(format!(
+                "invalid master_username `{}`: 1 to 63 letters, digits and underscores, starting \
+                 with a letter, and not a reserved name (postgres, rdsadmin, admin)",
+                r.master_username
+            ));
+        }
+        // Managed rotation takes schedules in days up to a year (Secrets Manager rotation
+        // schedules: `rate(N days)` with N at most 365).
+        if !(1..=365).contains(&r.secret_rotation_days) {
+            return Err(format!(
+                "invalid secret_rotation_days {}: the master secret rotates every 1 to 365 days",
+                r.secret_rotation_days
+            ));
+        }
+        Ok(DatabaseConfig {
+            mode: r.mode,
+            engine_version: r.engine_version,
+            instance_class: r.instance_class,
+            min_capacity: r.min_capacity,
+            max_capacity: r.max_capacity,
+            backup_retention_days: r.backup_retention_days,
+            preferred_backup_window: r.preferred_backup_window,
+            subnets: r.subnets,
+            database_name: r.database_name,
+            master_username: r.master_username,
+            secret_rotation_days: r.secret_rotation_days,
+        })
+    }
+}
+
+/// DynamoDB session table settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Attribute holding each item's expiry time (epoch seconds) for DynamoDB TTL.
+    pub ttl_attribute: AttributeName,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            ttl_attribute: AttributeName("expires_at".into()),
+        }
+    }
+}
+
+/// A DynamoDB attribute name we define: 1 to 255 letters, digits, `_`, `-` or `.`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct AttributeName(pub String);
+
+impl TryFrom<String> for AttributeName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty()
+            || s.len() > 255
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(format!(
+                "invalid attribute name `{s}`: 1 to 255 letters, digits, `_`, `-` or `.`"
+            ));
+        }
+        Ok(AttributeName(s))
+    }
+}

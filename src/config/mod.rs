@@ -1,0 +1,634 @@
+//! The TOML configuration file (`--config`): every field optional, every default documented
+//! in README.md. Unknown fields and bad values are errors that name the field and the line:
+//! values are checked while deserializing, so the TOML parser reports where they are.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+use crate::error::UsageError;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// A reference architecture whose settings are the base this file overrides.
+    pub preset: Option<Preset>,
+    /// The stack's region. `--region` overrides it; without either, the profile's or the
+    /// environment's region, else us-east-1. A stack stays in the region it was created in.
+    pub region: Option<RegionName>,
+    pub tags: TagsConfig,
+    pub network: NetworkConfig,
+    pub kms: KmsConfig,
+    pub database: DatabaseConfig,
+    pub sessions: SessionsConfig,
+    pub cluster: ClusterConfig,
+    pub logs: LogsConfig,
+    /// The ECS services; default: one `web` service of 2 vCPU / 4 GB.
+    pub services: Services,
+    pub timeouts: TimeoutsConfig,
+    pub certificate: CertificateConfig,
+    pub alb: AlbConfig,
+    pub waf: WafConfig,
+    pub queue: QueueConfig,
+    pub validator: ValidatorConfig,
+    pub storage: StorageConfig,
+    pub cdn: CdnConfig,
+    pub alarms: AlarmsConfig,
+    pub dr: DrConfig,
+}
+
+impl Config {
+    /// Reads and checks a config file; `preset` (from `--preset`) applies when the file names
+    /// none, and must agree with it when it does.
+    pub fn load(path: Option<&Path>, preset: Option<Preset>) -> Result<Config, UsageError> {
+        let Some(path) = path else {
+            return Ok(preset.map(Config::preset).unwrap_or_default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            UsageError::new(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::parse_with(&text, preset)
+            .map_err(|e| UsageError::new(format!("config file {}: {}", path.display(), e.0)))
+    }
+
+    /// The config an earlier `up` recorded in the state (its file's text and `--preset`).
+    pub fn from_source(source: &crate::state::ConfigSource) -> Result<Config, UsageError> {
+        let preset = match &source.preset {
+            Some(name) => Some(Preset::from_name(name).ok_or_else(|| {
+                UsageError::new(format!(
+                    "the state records preset `{name}`, which this fintech-infra does not know"
+                ))
+            })?),
+            None => None,
+        };
+        match &source.text {
+            Some(text) => Self::parse_with(text, preset)
+                .map_err(|e| UsageError::new(format!("the config recorded in the state: {}", e.0))),
+            None => Ok(preset.map(Config::preset).unwrap_or_default()),
+        }
+    }
+
+    /// Parses config text; errors name the field and the line. See [`Config::parse_with`].
+    pub fn parse(text: &str) -> Result<Config, UsageError> {
+        Self::parse_with(text, None)
+    }
+
+    /// Parses config text, with the preset of `--preset` if any; errors name the field and the
+    /// line. With `preset = "..."` the
+    /// preset's settings are the base and the file's override them (tables merge key by key,
+    /// lists such as `[[services]]` replace the preset's whole list).
+    pub fn parse_with(text: &str, flag: Option<Preset>) -> Result<Config, UsageError> {
+        // The file alone first: its own mistakes are reported with their line numbers.
+        let own: Config =
+            toml::from_str(text).map_err(|e| UsageError::new(toml_error(text, &e)))?;
+        let preset = match (own.preset, flag) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(UsageError::new(format!(
+                    "--preset {} contradicts `preset = \"{}\"` in the config file",
+                    b.name(),
+                    a.name()
+                )))
+            }
+            (a, b) => a.or(b),
+        };
+        let cfg = match preset {
+            None => own,
+            Some(preset) => {
+                let mut merged: toml::Table = toml::from_str(preset.toml())
+                    .unwrap_or_else(|e| panic!("preset {} is invalid TOML: {e}", preset.name()));
+                let overrides: toml::Table =
+                    toml::from_str(text).map_err(|e| UsageError::new(toml_error(text, &e)))?;
+                merge(&mut merged, overrides);
+                merged.insert("preset".into(), toml::Value::String(preset.name().into()));
+                Config::deserialize(merged).map_err(|e| {
+                    UsageError::new(format!("preset `{}` with this file: {e}", preset.name()))
+                })?
+            }
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// The settings of a preset alone.
+    pub fn preset(preset: Preset) -> Config {
+        Config::parse(&format!("preset = \"{}\"", preset.name()))
+            .unwrap_or_else(|e| panic!("preset {} is invalid: {e}", preset.name()))
+    }
+
+    /// Checks that span several fields (single-field rules are enforced while parsing).
+    fn check(&self) -> Result<(), UsageError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for svc in &self.services.0 {
+            if !seen.insert(svc.name.0.as_str()) {
+                return Err(UsageError::new(format!(
+                    "services: the name `{}` is used twice; service names must be unique",
+                    svc.name.0
+                )));
+            }
+        }
+        if let Some(first) = self.services.0.first() {
+            if first.path.is_some() {
+                return Err(UsageError::new(format!(
+                    "services: the first service (`{}`) is the ALB's default (blue/green) target \
+                     and cannot have a `path`; list a path-routed service after it",
+                    first.name.0
+                )));
+            }
+        }
+        for svc in &self.services.0 {
+            if svc.request_count_target.is_some() && !self.services.is_behind_alb(&svc.name.0) {
+                return Err(UsageError::new(format!(
+                    "services: `{}` has a request_count_target but no ALB target group (only \
+                     the first service and services with a `path` are behind the ALB); give it \
+                     a `path` or drop request_count_target",
+                    svc.name.0
+                )));
+            }
+        }
+        // services[].calls: each name another configured service, and a Cloud Map namespace
+        // to find it by (`<callee>.<namespace>`: the callee's tasks come and go, their IPs
+        // with them, so DNS is the only stable address a caller has).
+        let names: Vec<&str> = self.services.0.iter().map(|s| s.name.0.as_str()).collect();
+        for svc in &self.services.0 {
+            let me = svc.name.0.as_str();
+            for callee in &svc.calls {
+                if callee.0 == me {
+                    return Err(UsageError::new(format!(
+                        "services: `{me}` lists itself in services[].calls; calls name other \
+                         services (a service's own tasks need no rule to reach each other \
+                         through it)"
+                    )));
+                }
+                if !names.contains(&callee.0.as_str()) {
+                    let others: Vec<&str> = names.iter().copied().filter(|n| *n != me).collect();
+                    return Err(UsageError::new(format!(
+                        "services: `{me}` calls `{}` in services[].calls, which is not a \
+                         configured service; allowed: {}",
+                        callee.0,
+                        if others.is_empty() {
+                            "none (no other service is configured)".to_string()
+                        } else {
+                            others.join(", ")
+                        }
+                    )));
+                }
+            }
+            if !svc.calls.is_empty() && self.cluster.namespace.is_none() {
+                return Err(UsageError::new(format!(
+                    "services: `{me}` has services[].calls but cluster.namespace is not set: a \
+                     service finds another by its Cloud Map name `<service>.<namespace>`; set \
+                     cluster.namespace (e.g. \"payments.internal\") or drop calls"
+                )));
+            }
+        }
+        let mut paths = std::collections::BTreeSet::new();
+        for svc in &self.services.0 {
+            if let Some(p) = &svc.path {
+                if !paths.insert(p.as_str()) {
+                    return Err(UsageError::new(format!(
+                        "services: the path `{p}` is routed to two services; paths must be unique"
+                    )));
+                }
+            }
+        }
+        let timeout = self.validator.timeout_secs.0;
+        if let Some(v) = self.queue.visibility_timeout_secs {
+            if v.0 < timeout * 6 {
+                return Err(UsageError::new(format!(
+                    "queue.visibility_timeout_secs {} is below 6 x validator.timeout_secs ({timeout} \
+                     x 6 = {}): AWS requires at least the function timeout for a Lambda-triggered \
+                     queue and recommends six times it, or messages are redelivered while a batch \
+                     is still being processed; raise it or leave it out (default: 6 x the timeout)",
+                    v.0,
+                    timeout * 6
+                )));
+            }
+        }
+        if let Some(dr) = &self.dr.region {
+            if self.region.as_ref() == Some(dr) {
+                return Err(UsageError::new(format!(
+                    "dr.region {dr} is the stack's own region; the disaster-recovery region must \
+                     be another one (e.g. us-west-2 for a stack in us-east-2)"
+                )));
+            }
+            let (main, other) = (self.network.cidr.0, self.dr.cidr.0);
+            if main.contains(&other) || other.contains(&main) {
+                return Err(UsageError::new(format!(
+                    "dr.cidr {other} overlaps network.cidr {main}: peered VPCs need disjoint \
+                     blocks; pick another private block for dr.cidr (default 10.1.0.0/16)"
+                )));
+            }
+        }
+        self.check_edge()?;
+        if let Some(azs) = &self.network.availability_zones {
+            if azs.len() != usize::from(self.network.az_count.0) {
+                return Err(UsageError::new(format!(
+                    "network.availability_zones lists {} zones but network.az_count is {}; \
+                     list exactly az_count zones or leave availability_zones out",
+                    azs.len(),
+                    self.network.az_count.0
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The cross-field rules of the edge (certificate, ALB, CDN), part of [`Config::check`]:
+    /// refused here, before any AWS call, rather than failing (or silently not working) at
+    /// run time.
+    fn check_edge(&self) -> Result<(), UsageError> {
+        crate::steps::cdn::check_default_root_object(&self.cdn.default_root_object)
+            .map_err(|e| UsageError::new(e.to_string()))?;
+        if self.cdn.origin_access == OriginAccess::Oai {
+            return Err(UsageError::new(
+                "cdn.origin_access = \"oai\" cannot work with this stack: the assets bucket is \
+                 encrypted with the stack's KMS key (SSE-KMS), and a CloudFront origin access \
+                 identity cannot read SSE-KMS objects at all (every object answers 403); use \
+                 \"oac\" (the default, AWS's recommendation), for which the cdn step lets the \
+                 distribution decrypt with the key. A stack built with \"oai\" switches over on \
+                 the next `up`: the identity and its bucket grant are removed",
+            ));
+        }
+        match (&self.certificate.source, &self.alb.origin_domain) {
+            (None, Some(d)) => {
+                return Err(UsageError::new(format!(
+                    "alb.origin_domain `{d}` needs a [certificate] (domain or arn) covering it: \
+                     it is the name CloudFront reaches the ALB by over HTTPS. Without a \
+                     certificate the ALB serves HTTP only and CloudFront reaches it at its AWS \
+                     DNS name; drop alb.origin_domain or configure a certificate"
+                )))
+            }
+            (Some(CertificateSource::Existing { arn }), None) => {
+                return Err(UsageError::new(format!(
+                    "certificate.arn {arn} needs alb.origin_domain: a host name the certificate \
+                     covers (e.g. origin.example.com under *.example.com) by which CloudFront \
+                     reaches the ALB over HTTPS. CloudFront checks the origin's certificate \
+                     against the name it connects to, and the ALB's own *.elb.amazonaws.com \
+                     name is not on your certificate (HTTP 502 on /api/*); `outputs` lists the \
+                     CNAME record to create for it (alb_origin_dns_record)"
+                )))
+            }
+            (
+                Some(CertificateSource::Request {
+                    domain,
+                    subject_alternative_names,
+                }),
+                _,
+            ) => {
+                let origin = self
+                    .alb
+                    .api_origin_domain(&self.certificate)
+                    .unwrap_or_default();
+                let covered = std::iter::once(domain)
+                    .chain(subject_alternative_names)
+                    .any(|n| certificate_name_covers(n, &origin));
+                if !covered {
+                    if !is_certificate_domain(&origin) {
+                        return Err(UsageError::new(format!(
+                            "the default alb.origin_domain `{origin}` (origin.<certificate.domain>) \
+                             is not a valid DNS name (253 characters at most); set \
+                             alb.origin_domain to a shorter name under your domain"
+                        )));
+                    }
+                    if subject_alternative_names.len() + 2 > 100 {
+                        return Err(UsageError::new(format!(
+                            "certificate: the ALB origin name `{origin}` would be a 101st name on \
+                             the certificate (ACM allows 100); set alb.origin_domain to one of \
+                             the certificate's names or drop a subject alternative name"
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A TOML error as a person reads it: the line and the key first, then the rule that was
+/// broken, then the line itself. (The parser's own text starts with "TOML parse error at
+/// line N" even when the TOML parsed and a value broke a rule, and puts the reason last.)
+pub(super) fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let section = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    let field = match (section, key) {
+        (Some(s), Some(k)) => format!("`{s}.{k}`"),
+        (None, Some(k)) => format!("`{k}`"),
+        (Some(s), None) => format!("[{s}]"),
+        (None, None) => String::new(),
+    };
+    let at = if field.is_empty() {
+        format!("line {line_no}")
+    } else {
+        format!("{field} at line {line_no}")
+    };
+    format!("{at}: {} (line {line_no}: `{line}`)", e.message().trim())
+}
+
+/// Deep-merges `over` into `base`: tables key by key, anything else replaced.
+pub(super) fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The reference architectures of `../shared/seeds`, as configuration presets.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Seed 000: HA web app (the defaults).
+    Webapp,
+    /// Seed 001: blue/green web app.
+    Bluegreen,
+    /// Seed 002: resilient app on Aurora Serverless v2 over two AZs.
+    Resilient,
+    /// Seed 003: three-service payment system with service discovery.
+    Microservices,
+    /// Seed 004: primary us-east-2 with a disaster-recovery region (us-west-2), WAF on.
+    Multiregion,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 5] = [
+        Preset::Webapp,
+        Preset::Bluegreen,
+        Preset::Resilient,
+        Preset::Microservices,
+        Preset::Multiregion,
+    ];
+
+    /// The preset of a name as [`Preset::name`] gives it.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Webapp => "webapp",
+            Preset::Bluegreen => "bluegreen",
+            Preset::Resilient => "resilient",
+            Preset::Microservices => "microservices",
+            Preset::Multiregion => "multiregion",
+        }
+    }
+
+    fn toml(self) -> &'static str {
+        match self {
+            Preset::Webapp => include_str!("../presets/webapp.toml"),
+            Preset::Bluegreen => include_str!("../presets/bluegreen.toml"),
+            Preset::Resilient => include_str!("../presets/resilient.toml"),
+            Preset::Microservices => include_str!("../presets/microservices.toml"),
+            Preset::Multiregion => include_str!("../presets/multiregion.toml"),
+        }
+    }
+}
+
+/// An AWS region name such as `us-east-2`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub struct RegionName(pub String);
+
+impl TryFrom<String> for RegionName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        // `<area>[-gov|-iso...]-<direction>-<number>`: us-east-2, eu-central-1,
+        // us-gov-west-1, ap-southeast-4.
+        let parts: Vec<&str> = s.split('-').collect();
+        let ok = parts.len() >= 3
+            && parts.len() <= 4
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts[parts.len() - 1]
+                .parse::<u8>()
+                .is_ok_and(|n| (1..=20).contains(&n));
+        if !ok {
+            return Err(format!(
+                "invalid region `{s}`: expected an AWS region name such as us-east-2 or \
+                 eu-west-1"
+            ));
+        }
+        Ok(RegionName(s))
+    }
+}
+
+impl std::fmt::Display for RegionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Disaster recovery in a second region (seed 004).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrConfig {
+    /// The disaster-recovery region. With it, `up` also builds there a VPC peered with the
+    /// stack's VPC, a KMS key, a replica of the assets bucket that S3 replicates every object
+    /// to, and a backup vault that AWS Backup copies the daily Aurora snapshots into. Without
+    /// it (the default), nothing is built outside the stack's region.
+    pub region: Option<RegionName>,
+    /// The DR VPC's block: must not overlap `network.cidr`, as peered VPCs cannot.
+    pub cidr: VpcCidr,
+    /// Zones of the DR VPC's private subnets: 2 or 3.
+    pub az_count: AzCount,
+    /// Days AWS Backup keeps the daily Aurora snapshots, in the stack's vault and their
+    /// copies in the DR vault.
+    pub snapshot_retention_days: SnapshotRetentionDays,
+}
+
+impl Default for DrConfig {
+    fn default() -> Self {
+        DrConfig {
+            region: None,
+            cidr: VpcCidr("10.1.0.0/16".parse().expect("valid default")),
+            az_count: AzCount(2),
+            snapshot_retention_days: SnapshotRetentionDays(7),
+        }
+    }
+}
+
+/// Tag values put on every taggable resource.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TagsConfig {
+    /// `Environment` tag; defaults to the env suffix.
+    pub environment: Option<TagValue>,
+    /// `Team` tag.
+    pub team: TagValue,
+    /// `CostCenter` tag.
+    pub cost_center: TagValue,
+}
+
+impl Default for TagsConfig {
+    fn default() -> Self {
+        TagsConfig {
+            environment: None,
+            team: TagValue("platform".into()),
+            cost_center: TagValue("fintech".into()),
+        }
+    }
+}
+
+/// A tag value: 1 to 256 characters (AWS's limit), no control characters.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct TagValue(pub String);
+
+impl TryFrom<String> for TagValue {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() || s.chars().count() > 256 || s.chars().any(char::is_control) {
+            return Err(format!(
+                "invalid tag value `{s}`: must be 1 to 256 characters without control characters"
+            ));
+        }
+        Ok(TagValue(s))
+    }
+}
+
+/// How long to keep retrying.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// How long a delete may keep failing with `DependencyViolation` (or `ResourceInUse`)
+    /// before the step fails: AWS releases the ENIs of deleted NAT gateways, load balancers and
+    /// Lambda functions lazily, which holds subnets and security groups for minutes.
+    pub dependency_violation_secs: Secs,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            dependency_violation_secs: Secs(300),
+        }
+    }
+}
+
+/// A duration in seconds, 1 to 3600.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "u64")]
+pub struct Secs(pub u64);
+
+impl TryFrom<u64> for Secs {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        if (1..=3600).contains(&n) {
+            Ok(Secs(n))
+        } else {
+            Err(format!("invalid duration {n}: 1 to 3600 seconds"))
+        }
+    }
+}
+
+/// Defines a whole-number setting checked against an inclusive range while parsing, so the
+/// error names the field and the line.
+macro_rules! bounded {
+    ($(#[$doc:meta])* $name:ident($t:ty), $field:literal, $lo:literal..=$hi:literal, $why:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+        #[serde(try_from = "i64")]
+        pub struct $name(pub $t);
+
+        impl TryFrom<i64> for $name {
+            type Error = String;
+            fn try_from(n: i64) -> Result<Self, String> {
+                if ($lo..=$hi).contains(&n) {
+                    Ok($name(n as $t))
+                } else {
+                    Err(format!(concat!("invalid ", $field, " {}: ", $why), n))
+                }
+            }
+        }
+    };
+}
+
+bounded!(
+    /// Days a backup recovery point is kept: 1 to 36500.
+    SnapshotRetentionDays(i32), "snapshot_retention_days", 1..=36500,
+    "1 to 36500 days"
+);
+
+bounded!(
+    /// An Object Lock default retention in days: 1 to 36500 (S3 allows up to 100 years).
+    LockDays(i32), "object_lock_days", 1..=36500,
+    "1 to 36500 days (S3 allows at most 100 years)"
+);
+
+bounded!(
+    /// Receives of a message before SQS moves it to the dead-letter queue.
+    MaxReceiveCount(i32), "max_receive_count", 1..=1000, "SQS allows 1 to 1000 receives"
+);
+bounded!(
+    /// Seconds a received message stays invisible to other consumers.
+    VisibilityTimeout(i32), "visibility_timeout_secs", 0..=43200,
+    "SQS allows 0 to 43200 seconds (12 hours)"
+);
+bounded!(
+    /// Days SQS keeps an unconsumed message.
+    QueueRetentionDays(i32), "message_retention_days", 1..=14, "SQS keeps messages 1 to 14 days"
+);
+bounded!(
+    /// Concurrent executions reserved for (and capping) the validator function.
+    ReservedConcurrency(i32), "reserved_concurrency", 1..=900,
+    "1 to 900: Lambda refuses a reservation that leaves fewer than 100 of the account's \
+     (default 1000) concurrent executions unreserved"
+);
+bounded!(
+    /// Memory of the validator function in MB.
+    LambdaMemory(i32), "memory_mb", 128..=10240, "Lambda allows 128 to 10240 MB"
+);
+bounded!(
+    /// Timeout of the validator function in seconds.
+    LambdaTimeout(i32), "timeout_secs", 1..=900, "Lambda allows 1 to 900 seconds"
+);
+bounded!(
+    /// Messages per invocation of the validator.
+    BatchSize(i32), "batch_size", 1..=10000, "an SQS event source takes 1 to 10000 messages"
+);
+
+/// A URL path (`/...`, printable ASCII without spaces); `wildcards` allows `*` and `?` as in
+/// ALB path patterns.
+pub(super) fn is_url_path(s: &str, max: usize, wildcards: bool) -> bool {
+    s.starts_with('/')
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && (wildcards || (c != '*' && c != '?')) && c != '"')
+}
+
+mod data;
+mod edge;
+mod network;
+mod observability;
+mod services;
+
+pub use data::*;
+pub use edge::*;
+pub use network::*;
+pub use observability::*;
+pub use services::*;
+
+#[cfg(test)]
+mod tests;

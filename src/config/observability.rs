@@ -1,0 +1,148 @@
+//! `[alarms]` and `[logs]`: alert routing, alarm thresholds and log retention.
+
+use super::*;
+
+/// Alert routing and alarm thresholds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawAlarmsConfig")]
+pub struct AlarmsConfig {
+    /// Where the alert topic sends email (the address must confirm the subscription).
+    pub email: Option<Email>,
+    /// ALB 5xx responses as a percentage of requests.
+    pub alb_5xx_percent: f64,
+    /// ALB target p99 response time, seconds.
+    pub p99_latency_secs: f64,
+    /// Aurora CPU, percent.
+    pub db_cpu_percent: f64,
+    /// Aurora connections.
+    pub db_connections: u32,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        AlarmsConfig::try_from(RawAlarmsConfig::default()).expect("defaults are valid")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAlarmsConfig {
+    email: Option<Email>,
+    alb_5xx_percent: f64,
+    p99_latency_secs: f64,
+    db_cpu_percent: f64,
+    db_connections: u32,
+}
+
+impl Default for RawAlarmsConfig {
+    fn default() -> Self {
+        RawAlarmsConfig {
+            email: None,
+            alb_5xx_percent: 5.0,
+            p99_latency_secs: 1.0,
+            db_cpu_percent: 80.0,
+            db_connections: 500,
+        }
+    }
+}
+
+impl TryFrom<RawAlarmsConfig> for AlarmsConfig {
+    type Error = String;
+    fn try_from(r: RawAlarmsConfig) -> Result<Self, String> {
+        for (field, v) in [
+            ("alb_5xx_percent", r.alb_5xx_percent),
+            ("db_cpu_percent", r.db_cpu_percent),
+        ] {
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(format!(
+                    "invalid {field} {v}: a percentage above 0 and at most 100"
+                ));
+            }
+        }
+        if !(r.p99_latency_secs > 0.0 && r.p99_latency_secs <= 60.0) {
+            return Err(format!(
+                "invalid p99_latency_secs {}: above 0 and at most 60 seconds",
+                r.p99_latency_secs
+            ));
+        }
+        if r.db_connections == 0 {
+            return Err("invalid db_connections 0: at least 1".into());
+        }
+        Ok(AlarmsConfig {
+            email: r.email,
+            alb_5xx_percent: r.alb_5xx_percent,
+            p99_latency_secs: r.p99_latency_secs,
+            db_cpu_percent: r.db_cpu_percent,
+            db_connections: r.db_connections,
+        })
+    }
+}
+
+/// An email address: one `@`, a non-empty local part and a dotted domain, no spaces.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct Email(pub String);
+
+impl TryFrom<String> for Email {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = match s.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                    && s.len() <= 254
+            }
+            None => false,
+        };
+        if ok {
+            Ok(Email(s))
+        } else {
+            Err(format!(
+                "invalid email address `{s}`: expected name@example.com"
+            ))
+        }
+    }
+}
+
+/// CloudWatch Logs settings for the stack's log groups.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    pub retention_days: RetentionDays,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            retention_days: RetentionDays(30),
+        }
+    }
+}
+
+/// The retention periods CloudWatch Logs accepts.
+pub const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "i32")]
+pub struct RetentionDays(pub i32);
+
+impl TryFrom<i32> for RetentionDays {
+    type Error = String;
+    fn try_from(n: i32) -> Result<Self, String> {
+        if LOG_RETENTION_DAYS.contains(&n) {
+            Ok(RetentionDays(n))
+        } else {
+            Err(format!(
+                "invalid retention_days {n}: CloudWatch Logs accepts {}",
+                LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+            ))
+        }
+    }
+}

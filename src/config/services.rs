@@ -1,0 +1,621 @@
+//! `[cluster]` and `[[services]]`: the ECS cluster and its services (sizes, scaling, capacity
+//! split, permissions, calls, writable paths).
+
+use super::*;
+
+/// ECS cluster settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// CloudWatch Container Insights.
+    pub container_insights: bool,
+    /// Cloud Map private DNS namespace for service-to-service discovery (e.g.
+    /// `payments.internal`); none by default.
+    pub namespace: Option<DnsName>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            container_insights: true,
+            namespace: None,
+        }
+    }
+}
+
+/// A DNS name: dot-separated labels of lowercase letters, digits and hyphens.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct DnsName(pub String);
+
+impl TryFrom<String> for DnsName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            });
+        if !ok {
+            return Err(format!(
+                "invalid DNS name `{s}`: dot-separated labels of lowercase letters, digits and \
+                 hyphens, e.g. payments.internal"
+            ));
+        }
+        Ok(DnsName(s))
+    }
+}
+
+/// The list of services; never empty.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "Vec<ServiceConfig>")]
+pub struct Services(pub Vec<ServiceConfig>);
+
+impl Default for Services {
+    fn default() -> Self {
+        Services(vec![ServiceConfig::default_web()])
+    }
+}
+
+impl Services {
+    /// The services the ALB sends traffic to: the first one (the default, blue/green target)
+    /// and every one with a `path` (its own target group and listener rule). The one place
+    /// this rule lives: the config checks, the security groups and the ALB follow it.
+    pub fn behind_alb(&self) -> impl Iterator<Item = &ServiceConfig> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i == 0 || s.path.is_some())
+            .map(|(_, s)| s)
+    }
+
+    /// Whether the ALB sends traffic to the service `name` (see [`Services::behind_alb`]).
+    pub fn is_behind_alb(&self, name: &str) -> bool {
+        self.behind_alb().any(|s| s.name.0 == name)
+    }
+
+    /// The service called `name`.
+    pub fn get(&self, name: &str) -> Option<&ServiceConfig> {
+        self.0.iter().find(|s| s.name.0 == name)
+    }
+
+    /// The services that list `name` in their `calls`, in config order.
+    pub fn callers_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ServiceConfig> {
+        self.0
+            .iter()
+            .filter(move |s| s.calls.iter().any(|c| c.0 == name))
+    }
+}
+
+impl TryFrom<Vec<ServiceConfig>> for Services {
+    type Error = String;
+    fn try_from(v: Vec<ServiceConfig>) -> Result<Self, String> {
+        if v.is_empty() {
+            return Err("services: at least one [[services]] entry is needed".into());
+        }
+        Ok(Services(v))
+    }
+}
+
+/// What a service's task role may use.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    /// Read and write the DynamoDB session table.
+    Sessions,
+    /// Read the database secret and connect with IAM authentication.
+    Database,
+    /// Send to the transaction queue.
+    Queue,
+}
+
+/// How a service's tasks are split between FARGATE and FARGATE_SPOT: `fargate_base` tasks
+/// always on FARGATE, the rest in the ratio of the weights.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityConfig {
+    pub fargate_base: i32,
+    pub fargate_weight: i32,
+    pub spot_weight: i32,
+}
+
+impl Default for CapacityConfig {
+    /// The web app's rule (seed 000: at least half of the capacity on Spot): no FARGATE base,
+    /// then FARGATE : FARGATE_SPOT = 1 : 2. ECS places the base first, then the rest in the
+    /// ratio of the weights; how it rounds a share that is not a whole number of tasks is not
+    /// documented, so [`CapacityConfig::min_spot_tasks`] assumes the worst (Spot gets the
+    /// share rounded down). Under that rule 1 : 2 keeps Spot at >= 50 % at every count from
+    /// 2 up: 1 of 2 at min_count, 6 of 10 at max_count, 2 of 3, 2 of 4, 3 of 5 and so on.
+    /// Why not the earlier `fargate_base = 1` with 1 : 1: the base task is on FARGATE, so at
+    /// 2 tasks Spot gets at most the second one, and rounded down 0 of 1 (0 %); even at best
+    /// 1 of 2 only when ECS rounds in Spot's favour. Why not 1 : 1 without a base: it meets
+    /// 50 % at 2 and 10 but not at odd counts in between (1 of 3). The price of 1 : 2 is that
+    /// no task is guaranteed to be on FARGATE (a base needs one); at 2 tasks ECS's split
+    /// normally puts one on each.
+    fn default() -> Self {
+        CapacityConfig {
+            fargate_base: 0,
+            fargate_weight: 1,
+            spot_weight: 2,
+        }
+    }
+}
+
+impl CapacityConfig {
+    /// The fewest of `tasks` running tasks this split is sure to put on FARGATE_SPOT: the
+    /// base goes to FARGATE first (ECS fills the base before weighing), the rest is shared by
+    /// weight and Spot's share rounded down, since ECS does not document its rounding.
+    pub fn min_spot_tasks(&self, tasks: u32) -> u32 {
+        let base = u64::try_from(self.fargate_base.max(0)).unwrap_or(0);
+        let rest = u64::from(tasks).saturating_sub(base);
+        let spot = u64::try_from(self.spot_weight.max(0)).unwrap_or(0);
+        let total = spot + u64::try_from(self.fargate_weight.max(0)).unwrap_or(0);
+        if total == 0 {
+            return 0;
+        }
+        u32::try_from(rest * spot / total).unwrap_or(tasks)
+    }
+
+    /// Whether at least `percent` % of `tasks` tasks are sure to run on Spot (no tasks: yes).
+    pub fn meets_spot_percent(&self, tasks: u32, percent: u32) -> bool {
+        u64::from(self.min_spot_tasks(tasks)) * 100 >= u64::from(percent) * u64::from(tasks)
+    }
+}
+
+/// `[services.capacity]` as written: the split plus the optional Spot floor, which is checked
+/// against the service's counts and kept in [`ServiceConfig::min_spot_percent`].
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawCapacityConfig {
+    fargate_base: i32,
+    fargate_weight: i32,
+    spot_weight: i32,
+    min_spot_percent: Option<u32>,
+}
+
+impl Default for RawCapacityConfig {
+    /// The fields a written `capacity` table leaves out. No Spot floor: a service that names
+    /// its own split states its own floor (the built-in `web` service has 50, see
+    /// [`RawServiceConfig::default`]).
+    fn default() -> Self {
+        let c = CapacityConfig::default();
+        RawCapacityConfig {
+            fargate_base: c.fargate_base,
+            fargate_weight: c.fargate_weight,
+            spot_weight: c.spot_weight,
+            min_spot_percent: None,
+        }
+    }
+}
+
+impl RawCapacityConfig {
+    fn split(&self) -> CapacityConfig {
+        CapacityConfig {
+            fargate_base: self.fargate_base,
+            fargate_weight: self.fargate_weight,
+            spot_weight: self.spot_weight,
+        }
+    }
+}
+
+/// Seed 000's Spot floor for the web app: at least half of its tasks on FARGATE_SPOT.
+pub const WEB_MIN_SPOT_PERCENT: u32 = 50;
+
+/// What the nginx placeholder image writes at run time, so what needs a writable volume when
+/// its root file system is read-only: the proxy/cache temp directories, the pid file
+/// (`/var/run/nginx.pid`) and `/tmp`. (Its entrypoint also tries to edit
+/// `/etc/nginx/conf.d/default.conf` for IPv6, and skips that when the file is not writable.)
+pub const PLACEHOLDER_WRITABLE_PATHS: [&str; 3] = ["/var/cache/nginx", "/var/run", "/tmp"];
+
+/// At most this many writable paths per service: each is a task volume, and ECS also limits
+/// the volumes of a task definition; a handful is what images need.
+pub const MAX_WRITABLE_PATHS: usize = 20;
+
+/// The task volume name for a writable path: `rw` plus the path with `/` as `-` (ECS volume
+/// names take letters, digits, `-` and `_`, up to 255), e.g. `rw-var-cache-nginx`.
+pub fn writable_volume_name(path: &str) -> String {
+    let mut name = String::from("rw");
+    for c in path.trim_end_matches('/').chars() {
+        name.push(match c {
+            '/' => '-',
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c,
+            _ => '_',
+        });
+    }
+    name
+}
+
+/// A service name: 1 to 30 lowercase letters, digits and single hyphens, starting with a
+/// letter (30 keeps `role-task-<service>-<suffix>` within IAM's 64-character role names).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(try_from = "String")]
+pub struct ServiceName(pub String);
+
+impl TryFrom<String> for ServiceName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 30
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && !s.contains("--")
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(format!(
+                "invalid service name `{s}`: 1 to 30 lowercase letters, digits and single \
+                 hyphens, starting with a letter"
+            ));
+        }
+        if s == "execution" {
+            // `role-task-<service>-<suffix>` would be the task execution role's name.
+            return Err(
+                "invalid service name `execution`: reserved (the ECS task execution role is \
+                 `role-task-execution-<suffix>`)"
+                    .into(),
+            );
+        }
+        Ok(ServiceName(s))
+    }
+}
+
+/// One ECS service.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawServiceConfig")]
+pub struct ServiceConfig {
+    pub name: ServiceName,
+    /// CPU units (1024 = 1 vCPU), a Fargate size.
+    pub cpu: u32,
+    /// Memory in MiB, valid for `cpu` on Fargate.
+    pub memory: u32,
+    pub image: String,
+    pub port: u16,
+    pub desired_count: u32,
+    pub min_count: u32,
+    pub max_count: u32,
+    pub cpu_target: f64,
+    pub memory_target: f64,
+    /// Target of a third policy: ALB requests per task per minute (`ALBRequestCountPerTarget`
+    /// on the service's target group); only for services behind the ALB.
+    pub request_count_target: Option<u32>,
+    /// Target of a fourth policy: the Aurora cluster's average `DatabaseConnections`.
+    pub db_connections_target: Option<u32>,
+    pub health_check_grace_secs: u32,
+    pub capacity: CapacityConfig,
+    /// `capacity.min_spot_percent`: the share of tasks (percent) that must be on Spot at
+    /// min_count and at max_count; `capacity` was checked to meet it (see
+    /// [`CapacityConfig::meets_spot_percent`]).
+    pub min_spot_percent: Option<u32>,
+    /// Whether the container's root file system is read-only (`readonlyRootFilesystem`,
+    /// Security Hub ECS.5). On by default; the switch exists for images that cannot run
+    /// read-only (they write outside any path a volume can cover).
+    pub read_only_root: bool,
+    /// Absolute paths the image writes to, each an ephemeral task volume (a Fargate bind
+    /// mount without a host path, gone with the task) mounted read-write: with a read-only
+    /// root the container exits at start if it writes anywhere else (AWS-CONTRACTS B7).
+    pub writable_paths: Vec<String>,
+    pub permissions: Vec<Permission>,
+    /// Path the ALB health check requests (`/` by default).
+    pub health_check_path: String,
+    /// Path pattern routed to this service by an ALB listener rule (e.g. `/api/*`); the first
+    /// service without a path is the default (blue/green) target.
+    pub path: Option<String>,
+    /// Other services this one calls (by name, sorted, without repeats), at
+    /// `<callee>.<cluster.namespace>` on the callee's port: each call gets the caller's egress
+    /// rule and the callee's ingress rule (AWS needs both), and nothing else is allowed
+    /// between services.
+    pub calls: Vec<ServiceName>,
+}
+
+/// The placeholder image services run until the user names their own: public, so a fresh
+/// stack starts without pushing anything.
+pub const PLACEHOLDER_IMAGE: &str = "public.ecr.aws/nginx/nginx:stable";
+
+impl ServiceConfig {
+    /// The default web app: 2 vCPU / 4 GB, at least half on Spot (see
+    /// [`CapacityConfig::default`]). As
+    /// the customer-facing service it also produces to the transaction queue, or the async
+    /// tier would never get work.
+    pub fn default_web() -> ServiceConfig {
+        let raw = RawServiceConfig {
+            name: Some("web".into()),
+            permissions: vec![
+                Permission::Sessions,
+                Permission::Database,
+                Permission::Queue,
+            ],
+            ..RawServiceConfig::default()
+        };
+        ServiceConfig::try_from(raw).expect("default service is valid")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawServiceConfig {
+    name: Option<String>,
+    cpu: u32,
+    memory: u32,
+    image: String,
+    port: u16,
+    desired_count: u32,
+    min_count: u32,
+    max_count: u32,
+    cpu_target: f64,
+    memory_target: f64,
+    request_count_target: Option<u32>,
+    db_connections_target: Option<u32>,
+    health_check_grace_secs: u32,
+    capacity: RawCapacityConfig,
+    read_only_root: bool,
+    /// None: the default for the image (the placeholder's paths, or none for other images).
+    writable_paths: Option<Vec<String>>,
+    permissions: Vec<Permission>,
+    health_check_path: String,
+    path: Option<String>,
+    calls: Vec<ServiceName>,
+}
+
+impl Default for RawServiceConfig {
+    fn default() -> Self {
+        RawServiceConfig {
+            name: None,
+            cpu: 2048,
+            memory: 4096,
+            image: PLACEHOLDER_IMAGE.into(),
+            port: 80,
+            desired_count: 2,
+            min_count: 2,
+            max_count: 10,
+            cpu_target: 70.0,
+            memory_target: 75.0,
+            request_count_target: None,
+            db_connections_target: None,
+            health_check_grace_secs: 60,
+            // The omitted table: the web split with seed 000's floor.
+            capacity: RawCapacityConfig {
+                min_spot_percent: Some(WEB_MIN_SPOT_PERCENT),
+                ..RawCapacityConfig::default()
+            },
+            read_only_root: true,
+            writable_paths: None,
+            permissions: vec![Permission::Sessions, Permission::Database],
+            health_check_path: "/".into(),
+            path: None,
+            calls: Vec::new(),
+        }
+    }
+}
+
+/// The memory sizes (MiB) Fargate allows for a CPU size.
+pub fn fargate_memory_options(cpu: u32) -> Option<Vec<u32>> {
+    let (lo, hi, step) = match cpu {
+        256 => return Some(vec![512, 1024, 2048]),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122880, 8192),
+        _ => return None,
+    };
+    Some((lo..=hi).step_by(step as usize).collect())
+}
+
+impl TryFrom<RawServiceConfig> for ServiceConfig {
+    type Error = String;
+    fn try_from(r: RawServiceConfig) -> Result<Self, String> {
+        let name = ServiceName::try_from(r.name.ok_or("a service needs a `name`")?)?;
+        let n = &name.0;
+        let Some(mems) = fargate_memory_options(r.cpu) else {
+            return Err(format!(
+                "service `{n}`: invalid cpu {}: Fargate sizes are 256, 512, 1024, 2048, 4096, 8192 and 16384",
+                r.cpu
+            ));
+        };
+        if !mems.contains(&r.memory) {
+            return Err(format!(
+                "service `{n}`: memory {} MiB is not valid with cpu {} on Fargate; allowed: {} to {} MiB{}",
+                r.memory,
+                r.cpu,
+                mems[0],
+                mems[mems.len() - 1],
+                if r.cpu == 256 { " (512, 1024 or 2048)".to_string() } else { format!(" in steps of {}", mems[1] - mems[0]) }
+            ));
+        }
+        if r.image.trim().is_empty() || r.image.chars().any(char::is_whitespace) {
+            return Err(format!("service `{n}`: invalid image `{}`", r.image));
+        }
+        if r.port == 0 {
+            return Err(format!("service `{n}`: port must be 1 to 65535"));
+        }
+        if r.min_count > r.max_count || r.max_count == 0 {
+            return Err(format!(
+                "service `{n}`: min_count {} and max_count {}: need 0 <= min_count <= max_count and max_count >= 1",
+                r.min_count, r.max_count
+            ));
+        }
+        if r.desired_count < r.min_count || r.desired_count > r.max_count {
+            return Err(format!(
+                "service `{n}`: desired_count {} must be between min_count {} and max_count {}",
+                r.desired_count, r.min_count, r.max_count
+            ));
+        }
+        for (field, v) in [
+            ("cpu_target", r.cpu_target),
+            ("memory_target", r.memory_target),
+        ] {
+            if !(10.0..=95.0).contains(&v) {
+                return Err(format!(
+                    "service `{n}`: {field} {v} must be a utilisation percentage from 10 to 95"
+                ));
+            }
+        }
+        for (field, v, max) in [
+            ("request_count_target", r.request_count_target, 1_000_000),
+            ("db_connections_target", r.db_connections_target, 100_000),
+        ] {
+            if v.is_some_and(|v| v == 0 || v > max) {
+                return Err(format!(
+                    "service `{n}`: {field} {} must be from 1 to {max}",
+                    v.unwrap_or_default()
+                ));
+            }
+        }
+        let min_spot_percent = r.capacity.min_spot_percent;
+        let c = r.capacity.split();
+        if c.fargate_base < 0
+            || c.fargate_weight < 0
+            || c.spot_weight < 0
+            || c.fargate_base > 100_000
+        {
+            return Err(format!(
+                "service `{n}`: capacity values must not be negative"
+            ));
+        }
+        if c.fargate_weight == 0 && c.spot_weight == 0 {
+            return Err(format!(
+                "service `{n}`: capacity needs a non-zero fargate_weight or spot_weight"
+            ));
+        }
+        if c.fargate_weight == 0 && c.fargate_base > 0 {
+            return Err(format!(
+                "service `{n}`: a fargate_base needs a non-zero fargate_weight (ECS rule)"
+            ));
+        }
+        if let Some(p) = min_spot_percent {
+            check_spot_share(n, &c, p, r.min_count, r.max_count)?;
+        }
+        let writable_paths = match r.writable_paths {
+            Some(paths) => paths,
+            None if r.image == PLACEHOLDER_IMAGE => PLACEHOLDER_WRITABLE_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            // An image of the user's: only they know where it writes.
+            None => Vec::new(),
+        };
+        check_writable_paths(n, &writable_paths)?;
+        if !is_url_path(&r.health_check_path, 1024, false) {
+            return Err(format!(
+                "service `{n}`: invalid health_check_path `{}`: a URL path starting with `/`, at \
+                 most 1024 characters, without spaces or wildcards",
+                r.health_check_path
+            ));
+        }
+        if let Some(p) = &r.path {
+            if !is_url_path(p, 128, true) || p == "/*" || p == "/" {
+                return Err(format!(
+                    "service `{n}`: invalid path `{p}`: a path pattern such as `/api/*` starting \
+                     with `/`, at most 128 characters (ALB's limit), `*` and `?` as wildcards; \
+                     `/` and `/*` would take all traffic from the default service"
+                ));
+            }
+        }
+        let mut permissions = r.permissions;
+        permissions.sort();
+        permissions.dedup();
+        let mut calls = r.calls;
+        calls.sort();
+        calls.dedup();
+        Ok(ServiceConfig {
+            name,
+            cpu: r.cpu,
+            memory: r.memory,
+            image: r.image,
+            port: r.port,
+            desired_count: r.desired_count,
+            min_count: r.min_count,
+            max_count: r.max_count,
+            cpu_target: r.cpu_target,
+            memory_target: r.memory_target,
+            request_count_target: r.request_count_target,
+            db_connections_target: r.db_connections_target,
+            health_check_grace_secs: r.health_check_grace_secs,
+            capacity: c,
+            min_spot_percent,
+            read_only_root: r.read_only_root,
+            writable_paths,
+            permissions,
+            health_check_path: r.health_check_path,
+            path: r.path,
+            calls,
+        })
+    }
+}
+
+/// Refuses a capacity split that cannot keep `percent` % of the tasks on Spot at min_count or
+/// at max_count (counted as in [`CapacityConfig::min_spot_tasks`]), naming the numbers.
+pub(super) fn check_spot_share(
+    n: &str,
+    c: &CapacityConfig,
+    percent: u32,
+    min_count: u32,
+    max_count: u32,
+) -> Result<(), String> {
+    if percent > 100 {
+        return Err(format!(
+            "service `{n}`: capacity.min_spot_percent {percent} must be from 0 to 100"
+        ));
+    }
+    for (which, tasks) in [("min_count", min_count), ("max_count", max_count)] {
+        if !c.meets_spot_percent(tasks, percent) {
+            let spot = c.min_spot_tasks(tasks);
+            return Err(format!(
+                "service `{n}`: capacity {{ fargate_base = {}, fargate_weight = {}, spot_weight = {} }} \
+                 cannot keep min_spot_percent {percent} % on Spot at {which} {tasks}: ECS puts \
+                 the base on FARGATE first and splits the rest by weight, so only {spot} of \
+                 {tasks} tasks ({}%) are sure to run on FARGATE_SPOT; raise spot_weight or lower \
+                 fargate_base",
+                c.fargate_base,
+                c.fargate_weight,
+                c.spot_weight,
+                u64::from(spot) * 100 / u64::from(tasks),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `writable_paths`: absolute, no `.`/`..` parts, not `/` itself, no repeats, and
+/// distinct volume names (see [`writable_volume_name`]).
+pub(super) fn check_writable_paths(n: &str, paths: &[String]) -> Result<(), String> {
+    if paths.len() > MAX_WRITABLE_PATHS {
+        return Err(format!(
+            "service `{n}`: {} writable_paths, at most {MAX_WRITABLE_PATHS}",
+            paths.len()
+        ));
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for p in paths {
+        let parts_ok = p
+            .trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+        let ok = p.starts_with('/')
+            && p.trim_end_matches('/').len() > 1
+            && p.len() <= 1024
+            && parts_ok
+            && !p.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(format!(
+                "service `{n}`: invalid writable path `{p}`: an absolute path such as `/tmp`, \
+                 not `/`, without spaces or `.`/`..` parts"
+            ));
+        }
+        let name = writable_volume_name(p);
+        if let Some(other) = names.insert(name.clone(), p.clone()) {
+            return Err(format!(
+                "service `{n}`: writable paths `{other}` and `{p}` are the same path or map to \
+                 the same volume name `{name}`"
+            ));
+        }
+    }
+    Ok(())
+}
