@@ -1037,12 +1037,24 @@ mod tests {
             .collect()
     }
 
-    /// Every `pub const X: &str = "service:type"` in `steps/`: the kinds the steps record.
+    /// Every `pub const X: &str = "service:type"` in `steps/` and in the resource layer
+    /// (`src/resources/`, where the kinds of the providers live): the kinds the steps record.
     fn kind_constants() -> Vec<(String, String)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("steps");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("steps"), root.join("src/resources")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
         let mut kinds = Vec::new();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
+        for path in files {
             if path.extension().and_then(|e| e.to_str()) != Some("rs") {
                 continue;
             }

@@ -39,8 +39,16 @@ pub trait Step: Send + Sync {
     async fn up(&self, ctx: &StepCtx) -> Result<()>;
     /// Deletes every resource this step recorded, treating "not found" as deleted.
     async fn down(&self, ctx: &StepCtx) -> Result<()>;
-    /// Whether a recorded resource still exists: `Some(status)` if it does.
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>>;
+    /// Whether a recorded resource still exists: `Some(status)` if it does. Only for kinds
+    /// without a provider in [`crate::resources`] (`status` asks the provider first); a step
+    /// whose kinds all have one keeps this default.
+    async fn probe(&self, _ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
+        anyhow::bail!(
+            "the {} step has no probe for {}, and no provider is registered for it",
+            self.name(),
+            rec.kind
+        )
+    }
 }
 
 /// What kind of run this is.

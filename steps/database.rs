@@ -41,9 +41,9 @@ use serde_json::json;
 use crate::aws::{AwsError, AwsErrorKind, AwsResultExt, NotFoundOk};
 use crate::config::{DbMode, SubnetTier};
 use crate::naming::STACK_TAG;
+use crate::resources::logs::log_group;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::log_group;
 
 pub const SUBNET_GROUP: &str = "rds:db-subnet-group";
 pub const PARAMETER_GROUP: &str = "rds:db-cluster-parameter-group";
@@ -1538,7 +1538,7 @@ impl Step for Database {
 
         // The export's log group once the cluster that writes to it is gone (a running cluster
         // would recreate it, unencrypted, on its next log line).
-        log_group::delete_recorded(ctx).await?;
+        crate::resources::delete_recorded(ctx, log_group::KIND).await?;
 
         for kind in [SUBNET_GROUP, PARAMETER_GROUP] {
             for rec in ctx.records(Some(kind)) {
@@ -1586,7 +1586,6 @@ impl Step for Database {
                         .first()
                         .map(|_| "exists".to_string())
                 }),
-            log_group::LOG_GROUP => log_group::probe(ctx, id).await?,
             other => bail!("database step does not know resource type {other}"),
         })
     }

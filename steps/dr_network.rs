@@ -11,7 +11,7 @@
 //! then the DR route table's associations, the subnets, the route table and the VPC.
 //!
 //! The DR VPC's default security group is stripped of its rules, as the stack's is (Security
-//! Hub EC2.2, see `Network::restrict_default_group`).
+//! Hub EC2.2, see [`security_group::restrict_default`]).
 //!
 //! Without `dr.region` the step does nothing, except that resources it recorded earlier (the
 //! config stopped asking for DR) are removed by `up` as well as by `down`.
@@ -25,9 +25,17 @@ use serde_json::json;
 
 use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::naming::STACK_TAG;
+use crate::resources::ec2::route::{self, Via};
+use crate::resources::ec2::subnet::{self, SubnetSpec};
+use crate::resources::ec2::{
+    self as ec2, ec2_tags, filter, is_ours, route_table, route_table_association, security_group,
+    tag_spec, vpc,
+};
+use crate::resources::{delete_recorded, provider};
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::network::{self, filter, Network, Via, VPC};
+// The network step's output keys (its published interface; no code of it is used here).
+use crate::steps::network::{OUT_INTERNAL_ROUTE_TABLE_IDS, OUT_VPC_ID};
 
 pub const PEERING: &str = "ec2:vpc-peering-connection";
 
@@ -79,7 +87,7 @@ impl DrNetwork {
             .vpc_peering_connections()
             .iter()
             .find(|p| {
-                Network::is_ours(ctx, p.tags(), name)
+                is_ours(ctx, p.tags(), name)
                     && p.requester_vpc_info().and_then(|v| v.vpc_id()) == Some(vpc_id)
                     && !DEAD_STATES.contains(&status_of(p).as_str())
             })
@@ -127,7 +135,7 @@ impl DrNetwork {
                         .vpc_id(vpc_id)
                         .peer_vpc_id(&dr_vpc.id)
                         .peer_region(dr.region())
-                        .tag_specifications(Network::tag_spec(
+                        .tag_specifications(tag_spec(
                             ctx,
                             ResourceType::VpcPeeringConnection,
                             &name,
@@ -169,7 +177,7 @@ impl DrNetwork {
                     // Tags are per side: the accepter's view gets the stack's tags too.
                     ec2.create_tags()
                         .resources(&pcx.id)
-                        .set_tags(Some(Network::ec2_tags(dr, &name)))
+                        .set_tags(Some(ec2_tags(dr, &name)))
                         .send()
                         .await
                         .aws("ec2:CreateTags", &pcx.id)?;
@@ -238,7 +246,7 @@ impl DrNetwork {
     async fn remove(ctx: &StepCtx) -> Result<()> {
         let regions = ctx.record_regions();
         for region in &regions {
-            Network::delete_routes(&ctx.in_region(region)).await?;
+            delete_recorded(&ctx.in_region(region), route::KIND).await?;
         }
         for region in &regions {
             let c = ctx.in_region(region);
@@ -255,11 +263,14 @@ impl DrNetwork {
         }
         for region in &regions {
             let c = ctx.in_region(region);
-            Network::delete_associations(&c).await?;
-            Network::delete_subnets_and_route_tables(&c).await?;
+            delete_recorded(&c, route_table_association::KIND).await?;
+            // Subnets before their route table: a table with associations left cannot be
+            // deleted.
+            delete_recorded(&c, subnet::KIND).await?;
+            delete_recorded(&c, route_table::KIND).await?;
             // A peering connection still being deleted can hold the VPC for a moment: the
             // delete is retried while AWS reports the dependency.
-            Network::delete_vpcs(&c).await?;
+            delete_recorded(&c, vpc::KIND).await?;
         }
         for key in OUTPUTS {
             ctx.remove_output(key)?;
@@ -289,19 +300,19 @@ impl Step for DrNetwork {
             }
             let name = ctx.names().with_purpose("vpc", "dr");
             return ctx
-                .change(VPC, &name, "remove: dr.region is not set", || {
+                .change(vpc::KIND, &name, "remove: dr.region is not set", || {
                     Self::remove(ctx)
                 })
                 .await;
         };
         let dr = ctx.in_region(&region.0);
         let cfg = &ctx.cfg().dr;
-        let zones = Network::zones_in(&dr, usize::from(cfg.az_count.0), None, "dr").await?;
+        let zones = ec2::zones(&dr, usize::from(cfg.az_count.0), None, "dr").await?;
         let dr_cidr = cfg.cidr.0.to_string();
         let vpc_name = dr.names().with_purpose("vpc", "dr");
-        let vpc = Network::ensure_vpc_named(&dr, &vpc_name, &dr_cidr, "dr.cidr").await?;
+        let vpc = vpc::ensure(&dr, &vpc_name, &dr_cidr, "dr.cidr").await?;
         // Security Hub EC2.2 applies in every region: the DR VPC's default group allows nothing.
-        Network::restrict_default_group(&dr, &vpc).await?;
+        security_group::restrict_default(&dr, &vpc).await?;
         let mut subnets = Vec::new();
         for (i, zone) in zones.iter().enumerate() {
             let letter = zone.chars().last().unwrap_or('x');
@@ -309,25 +320,30 @@ impl Step for DrNetwork {
                 .names()
                 .with_purpose("subnet", &format!("dr-private-{letter}"));
             let cidr = cfg.cidr.slice(i as u8).to_string();
-            subnets.push(
-                Network::ensure_subnet_named(&dr, &vpc, &name, &cidr, zone, "private").await?,
-            );
+            let spec = SubnetSpec {
+                name: &name,
+                cidr: &cidr,
+                zone,
+                tier: "private",
+            };
+            subnets.push(subnet::ensure(&dr, &vpc, &spec).await?);
         }
-        let (rt, tables) = Network::ensure_route_table(&dr, &vpc, "dr-private").await?;
+        let rt_name = dr.names().with_purpose("rt", "dr-private");
+        let (rt, tables) = route_table::ensure(&dr, &vpc, &rt_name).await?;
         let subnet_refs: Vec<&Found> = subnets.iter().collect();
-        Network::wire_route_table(&dr, &rt, &tables, &subnet_refs, None).await?;
+        route_table::wire(&dr, &rt, &tables, &subnet_refs, None).await?;
 
-        let vpc_id = ctx.input_str(network::OUT_VPC_ID)?;
+        let vpc_id = ctx.input_str(OUT_VPC_ID)?;
         let pcx = Self::ensure_peering(ctx, &dr, &vpc_id, &vpc).await?;
 
         // Both ways: the stack's internal subnets to the DR block, the DR subnets back.
         let main_cidr = ctx.cfg().network.cidr.0.to_string();
-        let internal = ctx.input_list(network::OUT_INTERNAL_ROUTE_TABLE_IDS)?;
+        let internal = ctx.input_list(OUT_INTERNAL_ROUTE_TABLE_IDS)?;
         for (rt_id, routes) in Self::routes_of(ctx, &internal).await? {
-            Network::ensure_route(ctx, &rt_id, &routes, &dr_cidr, Via::Peering, &pcx).await?;
+            route::ensure(ctx, &rt_id, &routes, &dr_cidr, Via::Peering, &pcx).await?;
         }
         let dr_routes = tables.first().map(|t| t.routes()).unwrap_or_default();
-        Network::ensure_route(&dr, &rt.id, dr_routes, &main_cidr, Via::Peering, &pcx).await?;
+        route::ensure(&dr, &rt.id, dr_routes, &main_cidr, Via::Peering, &pcx).await?;
 
         if pcx.is_pending() {
             return Ok(());
@@ -352,8 +368,12 @@ impl Step for DrNetwork {
                 .await?
                 .map(|p| status_of(&p))
                 .filter(|s| !DEAD_STATES.contains(&s.as_str()))),
-            // The VPC, subnets, route table, associations and routes are network resources.
-            _ => Network.probe(ctx, rec).await,
+            // The VPC, subnets, route table, associations and routes have providers, which
+            // `status` asks instead; nothing else is recorded here.
+            other => match provider(other) {
+                Some(p) => p.probe(ctx, rec).await,
+                None => bail!("dr_network step does not know resource type {other}"),
+            },
         }
     }
 }

@@ -24,10 +24,10 @@ use aws_sdk_s3::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{AwsResultExt, NotFoundOk};
+use crate::resources::iam::{self, RoleSpec};
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::iam::{self, Iam, RoleSpec};
-use crate::steps::kms::{self, Kms};
+use crate::steps::kms;
 use crate::steps::storage::{self, BucketSpec, Storage};
 
 /// The assets bucket's replication configuration (ID: the source bucket's name).
@@ -213,7 +213,7 @@ impl DrStorage {
             policy_description: format!("fintech-infra {s}: S3 replication to the DR region"),
             resource_star_actions: &[],
         };
-        Iam::ensure_role_with_policy(ctx, &spec, partition, account, pending).await
+        iam::ensure_role_with_policy(ctx, &spec, partition, account, pending).await
     }
 
     async fn ensure_replication(
@@ -276,12 +276,12 @@ impl DrStorage {
                     .aws("s3:DeleteBucketReplication", &rec.id)
             })
             .await?;
-            Iam::delete_recorded_roles(&c).await?;
+            iam::delete_recorded_roles(&c).await?;
         }
         for region in &regions {
             let c = ctx.in_region(region);
             crate::resources::delete_recorded(&c, storage::BUCKET).await?;
-            Kms::delete_keys(&c).await?;
+            crate::resources::kms::delete_stack_keys(&c).await?;
         }
         for key in OUTPUTS {
             ctx.remove_output(key)?;
@@ -320,7 +320,7 @@ impl Step for DrStorage {
         };
         let dr = ctx.in_region(&region.0);
         let account = ctx.account_id().await?;
-        let key = Kms::ensure_key(&dr).await?;
+        let key = crate::resources::kms::ensure_stack_key(&dr).await?;
         let key_arn = key.arn.clone().unwrap_or_else(|| key.id.clone());
         let replica = BucketSpec {
             role: "replica",
@@ -366,12 +366,10 @@ impl Step for DrStorage {
 
     async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
         match rec.kind.as_str() {
-            storage::BUCKET => Storage.probe(ctx, rec).await,
-            kms::KEY | kms::ALIAS => Kms.probe(ctx, rec).await,
             REPLICATION => Ok(replication_of(ctx, &rec.id)
                 .await?
                 .map(|_| "enabled".to_string())),
-            _ => Iam.probe(ctx, rec).await,
+            _ => Ok(None),
         }
     }
 }
@@ -390,7 +388,7 @@ mod tests {
             "arn:aws:kms:us-west-2:1:key/b",
             "us-west-2",
         );
-        crate::steps::iam::check_least_privilege(&doc).expect("no wildcards");
+        iam::check_least_privilege(&doc).expect("no wildcards");
         let s = doc.to_string();
         assert!(s.contains("arn:aws:s3:::src/*") && s.contains("arn:aws:s3:::dst/*"));
         assert!(s.contains("s3.us-west-2.amazonaws.com"));

@@ -30,11 +30,12 @@ use aws_sdk_ec2::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
+use crate::resources::ec2::{filter, is_ours, named, tag_spec};
+use crate::resources::iam::{self, RoleSpec};
+use crate::resources::logs::log_group;
 use crate::state::ResourceRecord;
 use crate::step::{idempotency_token, is_pending, Found, Step, StepCtx};
-use crate::steps::iam::{self, Iam, RoleSpec};
-use crate::steps::network::{filter, Network};
-use crate::steps::{dr_network, dr_storage, kms, log_group, network};
+use crate::steps::{dr_network, dr_storage, kms, network};
 
 pub const FLOW_LOG: &str = "ec2:flow-log";
 
@@ -156,7 +157,7 @@ impl FlowLogs {
     /// This stack's flow logs named `name` on `vpc_id` (tags checked here as well: emulators
     /// may ignore the filters).
     async fn find(ctx: &StepCtx, name: &str, vpc_id: &str) -> Result<Vec<FlowLog>> {
-        let mut filters = Network::named(ctx, name);
+        let mut filters = named(ctx, name);
         filters.push(filter("resource-id", vpc_id));
         let out = ctx
             .aws()
@@ -169,7 +170,7 @@ impl FlowLogs {
         Ok(out
             .flow_logs()
             .iter()
-            .filter(|f| f.resource_id() == Some(vpc_id) && Network::is_ours(ctx, f.tags(), name))
+            .filter(|f| f.resource_id() == Some(vpc_id) && is_ours(ctx, f.tags(), name))
             .cloned()
             .collect())
     }
@@ -219,7 +220,7 @@ impl FlowLogs {
             ),
             resource_star_actions: &[],
         };
-        Iam::ensure_role_with_policy(c, &spec, partition, account, pending).await
+        iam::ensure_role_with_policy(c, &spec, partition, account, pending).await
     }
 
     /// Log group, role and flow log of one VPC, in `c`'s region. Returns the flow log.
@@ -292,7 +293,7 @@ impl FlowLogs {
                                     .log_destination_type(LogDestinationType::CloudWatchLogs)
                                     .log_group_name(&group_name)
                                     .deliver_logs_permission_arn(&role_arn)
-                                    .tag_specifications(Network::tag_spec(
+                                    .tag_specifications(tag_spec(
                                         c,
                                         ResourceType::VpcFlowLog,
                                         &name,
@@ -332,8 +333,8 @@ impl FlowLogs {
             Self::delete_flow_log(cc, &rec.id).await
         })
         .await?;
-        log_group::delete_recorded(&c).await?;
-        Iam::delete_recorded_roles(&c).await?;
+        crate::resources::delete_recorded(&c, log_group::KIND).await?;
+        iam::delete_recorded_roles(&c).await?;
         Ok(())
     }
 
@@ -454,8 +455,7 @@ impl Step for FlowLogs {
                         )
                     }))
             }
-            log_group::LOG_GROUP => log_group::probe(ctx, &rec.id).await,
-            _ => Iam.probe(ctx, rec).await,
+            _ => Ok(None),
         }
     }
 }

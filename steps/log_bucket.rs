@@ -383,8 +383,11 @@ mod tests {
         );
         assert_eq!(r.status(), &ExpirationStatus::Enabled);
         let other = expiry_rule("expire-access-logs", 30).unwrap();
-        assert!(rules_match(&[r.clone()], &[r.clone()]));
-        assert!(!rules_match(&[r.clone()], &[other]));
+        assert!(rules_match(
+            std::slice::from_ref(&r),
+            std::slice::from_ref(&r)
+        ));
+        assert!(!rules_match(std::slice::from_ref(&r), &[other]));
         assert!(!rules_match(&[], &[r]));
     }
 

@@ -49,12 +49,12 @@ use serde_json::{json, Value};
 use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::config::{Permission, ServiceConfig};
 use crate::naming::STACK_TAG;
+use crate::resources::logs::log_group;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::cluster::{self, StrategyItem};
-use crate::steps::log_group;
 
-pub use super::log_group::LOG_GROUP;
+pub use crate::resources::logs::log_group::KIND as LOG_GROUP;
 pub const TASK_DEFINITION: &str = "ecs:task-definition";
 pub const SERVICE: &str = "ecs:service";
 pub const SCALABLE_TARGET: &str = "application-autoscaling:scalable-target";
@@ -1745,7 +1745,7 @@ impl Step for Services {
                 .with_context(|| format!("deleting task definition family {}", rec.id))?;
             ctx.deleted(TASK_DEFINITION, &rec.id)?;
         }
-        log_group::delete_recorded(ctx).await?;
+        crate::resources::delete_recorded(ctx, LOG_GROUP).await?;
         for key in [OUT_SERVICE_NAMES, OUT_LOG_GROUPS, OUT_TASK_DEFINITION_ARNS] {
             ctx.remove_output(key)?;
         }
@@ -1755,7 +1755,6 @@ impl Step for Services {
     async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
         let id = rec.id.as_str();
         match rec.kind.as_str() {
-            LOG_GROUP => log_group::probe(ctx, id).await,
             TASK_DEFINITION => {
                 let active = self
                     .task_definition_arns(ctx, id, TaskDefinitionStatus::Active)

@@ -58,14 +58,15 @@ use sha2::Digest as _;
 
 use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::naming::STACK_TAG;
+use crate::resources::iam::{self, RoleSpec};
+use crate::resources::logs::log_group;
 use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::iam::{self, Iam, RoleSpec};
-use crate::steps::{kms, log_group, queue, sessions};
+use crate::steps::{kms, queue, sessions};
 
 pub const FUNCTION: &str = "lambda:function";
 pub const MAPPING: &str = "lambda:event-source-mapping";
-pub use super::log_group::LOG_GROUP;
+pub use crate::resources::logs::log_group::KIND as LOG_GROUP;
 
 /// Output keys.
 pub const OUT_FUNCTION_NAME: &str = "validator_function_name";
@@ -460,7 +461,7 @@ impl Validator {
             policy_description: format!("fintech-infra {s}: transaction validator"),
             resource_star_actions: RESOURCE_STAR_ACTIONS,
         };
-        let role = Iam::ensure_role_with_policy(
+        let role = iam::ensure_role_with_policy(
             ctx,
             &spec,
             &inp.partition,
@@ -838,9 +839,9 @@ impl Step for Validator {
         })
         .await?;
 
-        log_group::delete_recorded(ctx).await?;
+        crate::resources::delete_recorded(ctx, LOG_GROUP).await?;
 
-        Iam::delete_recorded_roles(ctx).await?;
+        iam::delete_recorded_roles(ctx).await?;
         for key in [OUT_FUNCTION_NAME, OUT_FUNCTION_ARN, OUT_LOG_GROUP] {
             ctx.remove_output(key)?;
         }
@@ -870,8 +871,7 @@ impl Step for Validator {
                 .aws("lambda:GetEventSourceMapping", &rec.id)
                 .not_found_ok()?
                 .map(|m| m.state().unwrap_or("exists").to_string())),
-            LOG_GROUP => log_group::probe(ctx, &rec.id).await,
-            _ => Iam.probe(ctx, rec).await,
+            _ => Ok(None),
         }
     }
 }

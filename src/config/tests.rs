@@ -237,7 +237,7 @@ mod service_posture_tests {
 }
 
 #[cfg(test)]
-mod tests {
+mod general {
     use super::*;
 
     #[test]

@@ -17,6 +17,10 @@ use async_trait::async_trait;
 use crate::state::ResourceRecord;
 use crate::step::StepCtx;
 
+pub mod ec2;
+pub mod iam;
+pub mod kms;
+pub mod logs;
 pub mod s3;
 
 /// Read and delete of one AWS resource type.
@@ -33,7 +37,26 @@ pub trait Provider: Send + Sync {
 }
 
 /// Every provider, one per kind. A new resource type adds one line here.
-static PROVIDERS: &[&dyn Provider] = &[&s3::bucket::Bucket];
+static PROVIDERS: &[&dyn Provider] = &[
+    &s3::bucket::Bucket,
+    &ec2::vpc::Vpc,
+    &ec2::subnet::Subnet,
+    &ec2::internet_gateway::InternetGateway,
+    &ec2::elastic_ip::ElasticIp,
+    &ec2::nat_gateway::NatGateway,
+    &ec2::route_table::RouteTableProvider,
+    &ec2::route_table_association::Association,
+    &ec2::route::RouteProvider,
+    &ec2::security_group::Group,
+    &ec2::security_group_rule::Rule,
+    &ec2::vpc_endpoint::Endpoint,
+    &iam::role::Role,
+    &iam::policy::Policy,
+    &iam::attachment::Attachment,
+    &logs::log_group::LogGroup,
+    &kms::key::Key,
+    &kms::alias::Alias,
+];
 
 /// The provider of `kind`, if that kind has moved to the resource layer.
 pub fn provider(kind: &str) -> Option<&'static dyn Provider> {
