@@ -4,27 +4,28 @@
 //!
 //! Alarms are described by pure data ([`alarm_specs`]) so that what they watch is unit tested.
 //! Each alarm's description ends with a fingerprint of its spec: `up` re-puts an alarm only when
-//! the fingerprint (or its action) differs, which keeps a second `up` free of mutating calls
-//! even where an API's read-back omits fields.
+//! the fingerprint (or its action) differs (see [`crate::resources::cloudwatch::alarm`]). The
+//! topic, subscription, alarm and dashboard types are providers in [`crate::resources`]; this
+//! step decides what to watch and in which order to build and tear down.
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{
-    ComparisonOperator, Dimension, Metric, MetricDataQuery, MetricStat, Statistic,
-};
+use aws_sdk_cloudwatch::types::ComparisonOperator;
 use serde_json::{json, Value};
 
-use crate::aws::{AwsResultExt, NotFoundOk};
-use crate::state::ResourceRecord;
-use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::{alb, cluster, database, iam, kms, queue, services, sessions, validator};
+use crate::resources::cloudwatch::alarm::{self, AlarmSpec, Watch};
+use crate::resources::cloudwatch::dashboard;
+use crate::resources::delete_recorded;
+use crate::resources::sns::{subscription, topic};
+use crate::step::{Step, StepCtx};
+use crate::steps::{alb, cluster, database, kms, queue, services, sessions, validator};
 
-pub const TOPIC: &str = "sns:topic";
-pub const SUBSCRIPTION: &str = "sns:subscription";
-pub const ALARM: &str = "cloudwatch:alarm";
-pub const DASHBOARD: &str = "cloudwatch:dashboard";
+pub const TOPIC: &str = topic::KIND;
+pub const SUBSCRIPTION: &str = subscription::KIND;
+pub const ALARM: &str = alarm::KIND;
+pub const DASHBOARD: &str = dashboard::KIND;
 
 pub const OUT_TOPIC_ARN: &str = "alerts_topic_arn";
 pub const OUT_DASHBOARD_NAME: &str = "dashboard_name";
@@ -47,48 +48,6 @@ pub struct Watched {
     pub queue: String,
     pub dlq: String,
 }
-
-/// What one alarm watches and when it fires.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlarmSpec {
-    /// `alarm-<purpose>-<suffix>`.
-    pub name: String,
-    pub description: String,
-    pub metric: Watch,
-    pub period: i32,
-    pub evaluation_periods: i32,
-    pub threshold: f64,
-    pub comparison: ComparisonOperator,
-    /// `notBreaching` for error counts (no traffic is fine), `breaching` where silence itself
-    /// is the failure (no running tasks report nothing).
-    pub missing_data: &'static str,
-}
-
-/// A single metric, or an expression over several.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Watch {
-    Metric {
-        namespace: &'static str,
-        name: &'static str,
-        dims: Vec<(&'static str, String)>,
-        /// `Sum`, `Average`, `Maximum`, ... or a percentile such as `p99`.
-        stat: &'static str,
-    },
-    Expression {
-        expression: &'static str,
-        label: &'static str,
-        inputs: Vec<MetricInput>,
-    },
-}
-
-/// One metric an expression reads: (id, namespace, metric, dimensions, stat).
-pub type MetricInput = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Vec<(&'static str, String)>,
-    &'static str,
-);
 
 /// Every alarm of the stack. Thresholds come from `[alarms]` in the config.
 pub fn alarm_specs(w: &Watched, suffix: &str, t: &crate::config::AlarmsConfig) -> Vec<AlarmSpec> {
@@ -285,31 +244,6 @@ pub fn alarm_specs(w: &Watched, suffix: &str, t: &crate::config::AlarmsConfig) -
     v
 }
 
-/// A short fingerprint of a spec and its action, kept in the alarm description. FNV-1a over
-/// the spec's rendering: stable across builds, unlike std's `DefaultHasher`, so upgrading the
-/// tool does not rewrite every alarm.
-fn fingerprint(spec: &AlarmSpec, topic: &str) -> String {
-    let text = format!("{spec:?}|{topic}");
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
-fn described(spec: &AlarmSpec, topic: &str) -> String {
-    format!(
-        "{} [fintech-infra {}]",
-        spec.description,
-        fingerprint(spec, topic)
-    )
-}
-
-fn dims(d: &[(&'static str, String)]) -> Vec<Dimension> {
-    d.iter()
-        .map(|(k, v)| Dimension::builder().name(*k).value(v).build())
-        .collect()
-}
-
 /// The dashboard: one row per tier.
 pub fn dashboard_body(w: &Watched) -> Value {
     let r = &w.region;
@@ -411,302 +345,6 @@ impl Alarms {
             dlq: queue::dlq_name(ctx.suffix()),
         })
     }
-
-    async fn ensure_topic(&self, ctx: &StepCtx) -> Result<Found> {
-        let sns = ctx.aws().sns();
-        let name = ctx.names().with_purpose("topic", "alerts");
-        let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
-        let account = ctx.account_id().await?;
-        let arn = format!(
-            "arn:{}:sns:{}:{account}:{name}",
-            iam::partition_of(&key_arn),
-            ctx.region()
-        );
-        let mut current_key = None;
-        let topic = ctx
-            .ensure(
-                TOPIC,
-                &name,
-                || async {
-                    let attrs = sns
-                        .get_topic_attributes()
-                        .topic_arn(&arn)
-                        .send()
-                        .await
-                        .aws("sns:GetTopicAttributes", &name)
-                        .not_found_ok()?;
-                    Ok(attrs.map(|a| {
-                        current_key = a
-                            .attributes()
-                            .and_then(|m| m.get("KmsMasterKeyId").cloned());
-                        Found::new(&arn).arn(&arn)
-                    }))
-                },
-                || async {
-                    let mut req = sns
-                        .create_topic()
-                        .name(&name)
-                        .attributes("KmsMasterKeyId", &key_arn);
-                    for (k, v) in ctx.tags(Some(&name)) {
-                        req = req.tags(aws_sdk_sns::types::Tag::builder().key(k).value(v).build()?);
-                    }
-                    let out = req.send().await.aws("sns:CreateTopic", &name)?;
-                    let arn = out.topic_arn.context("CreateTopic returned no ARN")?;
-                    Ok(Found::new(&arn).arn(&arn))
-                },
-            )
-            .await?;
-        if let Some(k) = current_key.filter(|k| *k != key_arn && !is_pending(&key_arn)) {
-            ctx.change(
-                TOPIC,
-                &name,
-                &format!("encrypt with the stack key instead of {k}"),
-                || async {
-                    sns.set_topic_attributes()
-                        .topic_arn(&topic.id)
-                        .attribute_name("KmsMasterKeyId")
-                        .attribute_value(&key_arn)
-                        .send()
-                        .await
-                        .aws("sns:SetTopicAttributes", &name)?;
-                    Ok(())
-                },
-            )
-            .await?;
-        }
-        Ok(topic)
-    }
-
-    async fn ensure_subscription(&self, ctx: &StepCtx, topic: &Found) -> Result<()> {
-        let Some(email) = ctx.cfg().alarms.email.as_ref().map(|e| e.0.clone()) else {
-            ctx.sh.reporter.message(
-                ctx.step,
-                "no [alarms] email configured: alarms publish to the topic, but nobody is subscribed",
-            );
-            return Ok(());
-        };
-        let sns = ctx.aws().sns();
-        let name = format!("email {email}");
-        ctx.ensure(
-            SUBSCRIPTION,
-            &name,
-            || async {
-                if topic.is_pending() {
-                    return Ok(None);
-                }
-                let out = sns
-                    .list_subscriptions_by_topic()
-                    .topic_arn(&topic.id)
-                    .send()
-                    .await
-                    .aws("sns:ListSubscriptionsByTopic", &topic.id)?;
-                Ok(out
-                    .subscriptions()
-                    .iter()
-                    .find(|s| s.protocol() == Some("email") && s.endpoint() == Some(email.as_str()))
-                    .map(|s| {
-                        Found::new(s.subscription_arn().unwrap_or_default())
-                            .attr("topic_arn", &topic.id)
-                    }))
-            },
-            || async {
-                // ReturnSubscriptionArn: the real ARN even while confirmation is pending, so
-                // teardown can unsubscribe it.
-                let out = sns
-                    .subscribe()
-                    .topic_arn(&topic.id)
-                    .protocol("email")
-                    .endpoint(&email)
-                    .return_subscription_arn(true)
-                    .send()
-                    .await
-                    .aws("sns:Subscribe", &name)?;
-                Ok(Found::new(out.subscription_arn.unwrap_or_default())
-                    .attr("topic_arn", &topic.id))
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn ensure_alarms(&self, ctx: &StepCtx, topic: &Found, w: &Watched) -> Result<()> {
-        let cw = ctx.aws().cloudwatch();
-        let specs = alarm_specs(w, ctx.suffix(), &ctx.cfg().alarms);
-        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        let existing: BTreeMap<String, (String, Vec<String>)> = if topic.is_pending() {
-            BTreeMap::new()
-        } else {
-            let out = cw
-                .describe_alarms()
-                .set_alarm_names(Some(names))
-                .send()
-                .await
-                .aws("cloudwatch:DescribeAlarms", ctx.suffix())?;
-            out.metric_alarms()
-                .iter()
-                .filter_map(|a| {
-                    Some((
-                        a.alarm_name()?.to_string(),
-                        (
-                            a.alarm_description().unwrap_or_default().to_string(),
-                            a.alarm_actions().to_vec(),
-                        ),
-                    ))
-                })
-                .collect()
-        };
-        for spec in &specs {
-            let description = described(spec, &topic.id);
-            let current = existing.get(&spec.name);
-            let put = || async { self.put_alarm(ctx, spec, &description, &topic.id).await };
-            ctx.ensure(
-                ALARM,
-                &spec.name,
-                || async { Ok(current.map(|_| Found::new(&spec.name))) },
-                || async {
-                    put().await?;
-                    Ok(Found::new(&spec.name))
-                },
-            )
-            .await?;
-            if let Some((desc, actions)) = current {
-                if *desc != description || !actions.contains(&topic.id) {
-                    ctx.change(ALARM, &spec.name, "update threshold, metric or action", put)
-                        .await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn put_alarm(
-        &self,
-        ctx: &StepCtx,
-        spec: &AlarmSpec,
-        description: &str,
-        topic: &str,
-    ) -> Result<()> {
-        let cw = ctx.aws().cloudwatch();
-        let mut req = cw
-            .put_metric_alarm()
-            .alarm_name(&spec.name)
-            .alarm_description(description)
-            .actions_enabled(true)
-            .alarm_actions(topic)
-            .ok_actions(topic)
-            .evaluation_periods(spec.evaluation_periods)
-            .threshold(spec.threshold)
-            .comparison_operator(spec.comparison.clone())
-            .treat_missing_data(spec.missing_data);
-        match &spec.metric {
-            Watch::Metric {
-                namespace,
-                name,
-                dims: d,
-                stat,
-            } => {
-                req = req
-                    .namespace(*namespace)
-                    .metric_name(*name)
-                    .set_dimensions(Some(dims(d)))
-                    .period(spec.period);
-                req = if stat.starts_with('p') {
-                    req.extended_statistic(*stat)
-                } else {
-                    req.statistic(Statistic::from(*stat))
-                };
-            }
-            Watch::Expression {
-                expression,
-                label,
-                inputs,
-            } => {
-                for (id, namespace, name, d, stat) in inputs {
-                    let metric = Metric::builder()
-                        .namespace(*namespace)
-                        .metric_name(*name)
-                        .set_dimensions(Some(dims(d)))
-                        .build();
-                    let stat = MetricStat::builder()
-                        .metric(metric)
-                        .period(spec.period)
-                        .stat(*stat)
-                        .build();
-                    req = req.metrics(
-                        MetricDataQuery::builder()
-                            .id(*id)
-                            .metric_stat(stat)
-                            .return_data(false)
-                            .build(),
-                    );
-                }
-                req = req.metrics(
-                    MetricDataQuery::builder()
-                        .id("result")
-                        .expression(*expression)
-                        .label(*label)
-                        .return_data(true)
-                        .build(),
-                );
-            }
-        }
-        for (k, v) in ctx.tags(Some(&spec.name)) {
-            req = req.tags(
-                aws_sdk_cloudwatch::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build(),
-            );
-        }
-        req.send()
-            .await
-            .aws("cloudwatch:PutMetricAlarm", &spec.name)?;
-        Ok(())
-    }
-
-    async fn ensure_dashboard(&self, ctx: &StepCtx, w: &Watched) -> Result<String> {
-        let cw = ctx.aws().cloudwatch();
-        let name = ctx.names().of("fintech");
-        let body = dashboard_body(w);
-        let mut current: Option<Value> = None;
-        let put = || async {
-            cw.put_dashboard()
-                .dashboard_name(&name)
-                .dashboard_body(body.to_string())
-                .send()
-                .await
-                .aws("cloudwatch:PutDashboard", &name)?;
-            Ok(())
-        };
-        ctx.ensure(
-            DASHBOARD,
-            &name,
-            || async {
-                let out = cw
-                    .get_dashboard()
-                    .dashboard_name(&name)
-                    .send()
-                    .await
-                    .aws("cloudwatch:GetDashboard", &name)
-                    .not_found_ok()?;
-                Ok(out.map(|o| {
-                    current = o
-                        .dashboard_body()
-                        .and_then(|b| serde_json::from_str(b).ok());
-                    Found::new(&name)
-                }))
-            },
-            || async {
-                put().await?;
-                Ok(Found::new(&name))
-            },
-        )
-        .await?;
-        if current.as_ref().is_some_and(|c| *c != body) {
-            ctx.change(DASHBOARD, &name, "update widgets", put).await?;
-        }
-        Ok(name)
-    }
 }
 
 #[async_trait]
@@ -733,10 +371,22 @@ impl Step for Alarms {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let watched = self.watched(ctx)?;
-        let topic = self.ensure_topic(ctx).await?;
-        self.ensure_subscription(ctx, &topic).await?;
-        self.ensure_alarms(ctx, &topic, &watched).await?;
-        let dashboard = self.ensure_dashboard(ctx, &watched).await?;
+        let topic_name = ctx.names().with_purpose("topic", "alerts");
+        let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
+        let topic = topic::ensure(ctx, &topic_name, &key_arn).await?;
+        match ctx.cfg().alarms.email.as_ref() {
+            Some(email) => {
+                subscription::ensure_email(ctx, &topic, &email.0).await?;
+            }
+            None => ctx.sh.reporter.message(
+                ctx.step,
+                "no [alarms] email configured: alarms publish to the topic, but nobody is subscribed",
+            ),
+        }
+        let specs = alarm_specs(&watched, ctx.suffix(), &ctx.cfg().alarms);
+        alarm::ensure_all(ctx, &specs, &topic).await?;
+        let dashboard = ctx.names().of("fintech");
+        dashboard::ensure(ctx, &dashboard, &dashboard_body(&watched)).await?;
         if !topic.is_pending() {
             ctx.set_output(OUT_TOPIC_ARN, topic.id.clone())?;
         }
@@ -746,118 +396,23 @@ impl Step for Alarms {
     }
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        let cw = ctx.aws().cloudwatch();
-        let sns = ctx.aws().sns();
-        ctx.delete_recorded(DASHBOARD, |rec| async move {
-            cw.delete_dashboards()
-                .dashboard_names(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("cloudwatch:DeleteDashboards", &rec.id)
-        })
-        .await?;
-        ctx.delete_recorded(ALARM, |rec| async move {
-            cw.delete_alarms()
-                .alarm_names(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("cloudwatch:DeleteAlarms", &rec.id)
-        })
-        .await?;
+        delete_recorded(ctx, DASHBOARD).await?;
+        delete_recorded(ctx, ALARM).await?;
         // A subscription still pending confirmation has no ARN to unsubscribe; deleting the
         // topic removes it.
-        ctx.delete_recorded(SUBSCRIPTION, |rec| async move {
-            if !rec.id.starts_with("arn:") {
-                return Ok(());
-            }
-            sns.unsubscribe()
-                .subscription_arn(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("sns:Unsubscribe", &rec.id)
-        })
-        .await?;
-        ctx.delete_recorded(TOPIC, |rec| async move {
-            sns.delete_topic()
-                .topic_arn(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("sns:DeleteTopic", &rec.id)
-        })
-        .await?;
+        delete_recorded(ctx, SUBSCRIPTION).await?;
+        delete_recorded(ctx, TOPIC).await?;
         for key in [OUT_TOPIC_ARN, OUT_DASHBOARD_NAME, OUT_DASHBOARD_URL] {
             ctx.remove_output(key)?;
         }
         Ok(())
-    }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        let id = rec.id.as_str();
-        Ok(match rec.kind.as_str() {
-            TOPIC => ctx
-                .aws()
-                .sns()
-                .get_topic_attributes()
-                .topic_arn(id)
-                .send()
-                .await
-                .aws("sns:GetTopicAttributes", id)
-                .not_found_ok()?
-                .map(|_| "exists".to_string()),
-            SUBSCRIPTION => {
-                let topic = rec.attrs.get("topic_arn").cloned().unwrap_or_default();
-                ctx.aws()
-                    .sns()
-                    .list_subscriptions_by_topic()
-                    .topic_arn(&topic)
-                    .send()
-                    .await
-                    .aws("sns:ListSubscriptionsByTopic", &topic)
-                    .not_found_ok()?
-                    .and_then(|o| {
-                        o.subscriptions()
-                            .iter()
-                            .find(|s| s.subscription_arn() == Some(id))
-                            .map(|_| "subscribed".to_string())
-                    })
-            }
-            ALARM => ctx
-                .aws()
-                .cloudwatch()
-                .describe_alarms()
-                .alarm_names(id)
-                .send()
-                .await
-                .aws("cloudwatch:DescribeAlarms", id)?
-                .metric_alarms()
-                .first()
-                .map(|a| {
-                    a.state_value()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default()
-                }),
-            DASHBOARD => ctx
-                .aws()
-                .cloudwatch()
-                .get_dashboard()
-                .dashboard_name(id)
-                .send()
-                .await
-                .aws("cloudwatch:GetDashboard", id)
-                .not_found_ok()?
-                .map(|_| "exists".to_string()),
-            other => anyhow::bail!("alarms step does not know resource type {other}"),
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::cloudwatch::alarm::fingerprint;
 
     fn watched() -> Watched {
         Watched {

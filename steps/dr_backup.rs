@@ -10,30 +10,27 @@
 //! and the DR vault).
 //!
 //! A second `up` reads the plan back and updates it only if a rule drifted; a selection is
-//! immutable, so one that names another role or resource is replaced. Teardown: the
+//! immutable, so one that names another role or resource is replaced (the vault, plan and
+//! selection types are in [`crate::resources::backup`]). Teardown: the
 //! selection, the plan (AWS refuses to delete a plan that still has selections), the
 //! recovery points of both vaults (a vault holding any cannot be deleted; deleting an Aurora
 //! snapshot takes a moment, so the vault delete is retried), the vaults, the role.
 
-use std::collections::HashMap;
-
 use anyhow::{Context as _, Result};
 use async_trait::async_trait;
-use aws_sdk_backup::types::{
-    BackupPlanInput, BackupRuleInput, BackupSelection, CopyAction, Lifecycle,
-};
+use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, CopyAction, Lifecycle};
 use serde_json::{json, Value};
 
-use crate::aws::{AwsResultExt, NotFoundOk};
-use crate::naming::STACK_TAG;
+use crate::resources::backup::selection::{self, SelectionSpec};
+use crate::resources::backup::{plan, vault};
+use crate::resources::delete_recorded;
 use crate::resources::iam::{self, RoleSpec};
-use crate::state::ResourceRecord;
-use crate::step::{is_pending, Found, Step, StepCtx};
+use crate::step::{is_pending, Step, StepCtx};
 use crate::steps::{database, dr_storage, kms};
 
-pub const VAULT: &str = "backup:vault";
-pub const PLAN: &str = "backup:plan";
-pub const SELECTION: &str = "backup:selection";
+pub const VAULT: &str = vault::KIND;
+pub const PLAN: &str = plan::KIND;
+pub const SELECTION: &str = selection::KIND;
 
 /// Output keys.
 pub const OUT_VAULT_ARN: &str = "backup_vault_arn";
@@ -135,373 +132,14 @@ fn wanted_plan(name: &str, vault: &str, dr_vault_arn: &str, days: i64) -> Result
         .context("building the backup plan")
 }
 
-/// Whether a plan read back does what [`wanted_plan`] asks.
-fn plan_matches(
-    plan: &aws_sdk_backup::types::BackupPlan,
-    vault: &str,
-    dr_vault_arn: &str,
-    days: i64,
-) -> bool {
-    let [rule] = plan.rules() else {
-        return false;
-    };
-    let kept = |l: Option<&Lifecycle>| l.and_then(|l| l.delete_after_days()) == Some(days);
-    let copies = rule.copy_actions();
-    rule.rule_name() == RULE_NAME
-        && rule.target_backup_vault_name() == vault
-        && rule.schedule_expression() == Some(SCHEDULE)
-        && kept(rule.lifecycle())
-        && copies.len() == 1
-        && copies[0].destination_backup_vault_arn() == dr_vault_arn
-        && kept(copies[0].lifecycle())
-}
-
-fn tag_map(ctx: &StepCtx, name: &str) -> HashMap<String, String> {
-    ctx.tags(Some(name)).into_iter().collect()
-}
-
 impl DrBackup {
-    async fn ensure_vault(c: &StepCtx, name: &str, key_arn: &str) -> Result<Found> {
-        let backup = c.aws().backup();
-        let existing = backup
-            .describe_backup_vault()
-            .backup_vault_name(name)
-            .send()
-            .await
-            .aws("backup:DescribeBackupVault", name)
-            .not_found_ok()?;
-        if let Some(v) = &existing {
-            let arn = v.backup_vault_arn().unwrap_or_default();
-            let recorded = c.records(Some(VAULT)).iter().any(|r| r.id == name);
-            if !recorded {
-                let tags = backup
-                    .list_tags()
-                    .resource_arn(arn)
-                    .send()
-                    .await
-                    .aws("backup:ListTags", name)?;
-                let tag = tags
-                    .tags()
-                    .and_then(|t| t.get(STACK_TAG))
-                    .map(String::as_str);
-                c.check_ours("backup vault", name, tag)?;
-            }
-        }
-        c.ensure(
-            VAULT,
-            name,
-            || async {
-                Ok(existing.and_then(|v| v.backup_vault_arn.map(|a| Found::new(name).arn(a))))
-            },
-            || async {
-                let out = backup
-                    .create_backup_vault()
-                    .backup_vault_name(name)
-                    .encryption_key_arn(key_arn)
-                    .set_backup_vault_tags(Some(tag_map(c, name)))
-                    .send()
-                    .await
-                    .aws("backup:CreateBackupVault", name)?;
-                Ok(Found::new(name).arn(out.backup_vault_arn.unwrap_or_default()))
-            },
-        )
-        .await
-    }
-
-    /// A plan's document, unless it is gone or deleted (AWS keeps deleted plans readable).
-    async fn live_plan(
-        ctx: &StepCtx,
-        id: &str,
-    ) -> Result<Option<aws_sdk_backup::types::BackupPlan>> {
-        let out = ctx
-            .aws()
-            .backup()
-            .get_backup_plan()
-            .backup_plan_id(id)
-            .send()
-            .await
-            .aws("backup:GetBackupPlan", id)
-            .not_found_ok()?;
-        Ok(out
-            .filter(|o| o.deletion_date.is_none())
-            .and_then(|o| o.backup_plan))
-    }
-
-    /// The recorded plan, if it is still live: one read instead of a list and a read.
-    async fn recorded_plan(
-        ctx: &StepCtx,
-    ) -> Result<Option<(String, aws_sdk_backup::types::BackupPlan)>> {
-        for rec in ctx.records(Some(PLAN)) {
-            if let Some(plan) = Self::live_plan(ctx, &rec.id).await? {
-                return Ok(Some((rec.id, plan)));
-            }
-        }
-        Ok(None)
-    }
-
-    async fn ensure_plan(
-        ctx: &StepCtx,
-        wanted: BackupPlanInput,
-        vault: &str,
-        dr_vault_arn: &str,
-        days: i64,
-    ) -> Result<Found> {
-        let backup = ctx.aws().backup();
-        let name = wanted.backup_plan_name().to_string();
-        let (id, current) = match Self::recorded_plan(ctx).await? {
-            Some((id, plan)) => (Some(id), Some(plan)),
-            None => {
-                // Not recorded (e.g. the state was lost): found by name among the live plans.
-                let listed = backup
-                    .list_backup_plans()
-                    .send()
-                    .await
-                    .aws("backup:ListBackupPlans", &name)?;
-                let id = listed
-                    .backup_plans_list()
-                    .iter()
-                    .find(|p| {
-                        p.backup_plan_name() == Some(name.as_str()) && p.deletion_date().is_none()
-                    })
-                    .and_then(|p| p.backup_plan_id().map(str::to_string));
-                let current = match &id {
-                    Some(id) => Self::live_plan(ctx, id).await?,
-                    None => None,
-                };
-                (id, current)
-            }
-        };
-        let wanted_for_create = wanted.clone();
-        let plan = ctx
-            .ensure(
-                PLAN,
-                &name,
-                || async { Ok(id.clone().map(Found::new)) },
-                || async {
-                    let out = backup
-                        .create_backup_plan()
-                        .backup_plan(wanted_for_create)
-                        .set_backup_plan_tags(Some(tag_map(ctx, &name)))
-                        .send()
-                        .await
-                        .aws("backup:CreateBackupPlan", &name)?;
-                    let id = out
-                        .backup_plan_id
-                        .context("CreateBackupPlan returned no ID")?;
-                    Ok(Found::new(id).arn(out.backup_plan_arn.unwrap_or_default()))
-                },
-            )
-            .await?;
-        if let Some(current) = current {
-            if !plan_matches(&current, vault, dr_vault_arn, days) {
-                ctx.change(
-                    PLAN,
-                    &name,
-                    "daily snapshot copied to the DR vault",
-                    || async {
-                        backup
-                            .update_backup_plan()
-                            .backup_plan_id(&plan.id)
-                            .backup_plan(wanted)
-                            .send()
-                            .await
-                            .aws("backup:UpdateBackupPlan", &name)?;
-                        Ok(())
-                    },
-                )
-                .await?;
-            }
-        }
-        Ok(plan)
-    }
-
-    /// The selection of the Aurora cluster; replaced when it names another role or resource
-    /// (AWS Backup selections cannot be changed).
-    async fn ensure_selection(
-        ctx: &StepCtx,
-        plan: &Found,
-        role_arn: &str,
-        cluster_arn: &str,
-    ) -> Result<()> {
-        let backup = ctx.aws().backup();
-        let name = format!("aurora-{}", ctx.suffix());
-        let mut current = None;
-        if !plan.is_pending() {
-            let listed = backup
-                .list_backup_selections()
-                .backup_plan_id(&plan.id)
-                .send()
-                .await
-                .aws("backup:ListBackupSelections", &name)?;
-            if let Some(id) = listed
-                .backup_selections_list()
-                .iter()
-                .find(|s| s.selection_name() == Some(name.as_str()))
-                .and_then(|s| s.selection_id())
-            {
-                let got = backup
-                    .get_backup_selection()
-                    .backup_plan_id(&plan.id)
-                    .selection_id(id)
-                    .send()
-                    .await
-                    .aws("backup:GetBackupSelection", &name)?;
-                current = Some((id.to_string(), got.backup_selection));
-            }
-        }
-        let up_to_date = current.as_ref().is_some_and(|(_, s)| {
-            s.as_ref().is_some_and(|s| {
-                s.iam_role_arn() == role_arn && s.resources() == [cluster_arn.to_string()]
-            })
-        });
-        let found = |id: &str| Found::new(id).attr("plan_id", &plan.id);
-        let existing = current.as_ref().map(|(id, _)| found(id));
-        ctx.ensure(
-            SELECTION,
-            &name,
-            || async { Ok(existing) },
-            || Self::create_selection(ctx, &plan.id, &name, role_arn, cluster_arn),
-        )
-        .await?;
-        if let (Some((id, _)), false) = (&current, up_to_date) {
-            let what = "select the stack's Aurora cluster as the backup role";
-            ctx.change(SELECTION, &name, what, || async {
-                backup
-                    .delete_backup_selection()
-                    .backup_plan_id(&plan.id)
-                    .selection_id(id)
-                    .send()
-                    .await
-                    .aws("backup:DeleteBackupSelection", &name)?;
-                ctx.deleted(SELECTION, id)?;
-                let new =
-                    Self::create_selection(ctx, &plan.id, &name, role_arn, cluster_arn).await?;
-                ctx.record(SELECTION, &name, &new)
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn create_selection(
-        ctx: &StepCtx,
-        plan_id: &str,
-        name: &str,
-        role_arn: &str,
-        cluster_arn: &str,
-    ) -> Result<Found> {
-        let backup = ctx.aws().backup();
-        let selection = BackupSelection::builder()
-            .selection_name(name)
-            .iam_role_arn(role_arn)
-            .resources(cluster_arn)
-            .build()
-            .context("building the backup selection")?;
-        // AWS Backup checks that it may assume the role: a new role can take a moment.
-        let out = ctx
-            .retry_iam("the backup selection", || {
-                let selection = selection.clone();
-                async move {
-                    backup
-                        .create_backup_selection()
-                        .backup_plan_id(plan_id)
-                        .backup_selection(selection)
-                        .send()
-                        .await
-                        .aws("backup:CreateBackupSelection", name)
-                }
-            })
-            .await?;
-        let id = out
-            .selection_id
-            .context("CreateBackupSelection returned no ID")?;
-        Ok(Found::new(id).attr("plan_id", plan_id))
-    }
-
-    /// Deletes every recovery point of a vault, then the vault; retried while deleted
-    /// snapshots still count against it.
-    async fn delete_vault(c: &StepCtx, rec: &ResourceRecord) -> Result<()> {
-        let backup = c.aws().backup();
-        let name = rec.id.as_str();
-        let timeout = std::time::Duration::from_secs(c.cfg().timeouts.dependency_violation_secs.0);
-        c.wait_for(
-            &format!("backup vault {name} to be empty"),
-            timeout,
-            || async {
-                let points = backup
-                    .list_recovery_points_by_backup_vault()
-                    .backup_vault_name(name)
-                    .send()
-                    .await
-                    .aws("backup:ListRecoveryPointsByBackupVault", name)
-                    .not_found_ok()?;
-                let Some(points) = points else {
-                    return Ok(Some(())); // the vault is gone
-                };
-                for p in points.recovery_points() {
-                    let Some(arn) = p.recovery_point_arn() else {
-                        continue;
-                    };
-                    let deleting = p.status().is_some_and(|s| s.as_str() == "DELETING");
-                    if !deleting {
-                        backup
-                            .delete_recovery_point()
-                            .backup_vault_name(name)
-                            .recovery_point_arn(arn)
-                            .send()
-                            .await
-                            .aws("backup:DeleteRecoveryPoint", arn)
-                            .not_found_ok()?;
-                    }
-                }
-                match backup
-                    .delete_backup_vault()
-                    .backup_vault_name(name)
-                    .send()
-                    .await
-                    .aws("backup:DeleteBackupVault", name)
-                {
-                    Ok(_) => Ok(Some(())),
-                    Err(e) if e.is_not_found() => Ok(Some(())),
-                    // "Backup vault cannot be deleted because it contains recovery points."
-                    Err(e) if e.code.as_deref() == Some("InvalidRequestException") => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            },
-        )
-        .await?;
-        c.deleted(VAULT, name)
-    }
-
     async fn remove(ctx: &StepCtx) -> Result<()> {
-        let backup = ctx.aws().backup();
-        ctx.delete_recorded(SELECTION, |rec| async move {
-            backup
-                .delete_backup_selection()
-                .backup_plan_id(rec.attrs.get("plan_id").cloned().unwrap_or_default())
-                .selection_id(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("backup:DeleteBackupSelection", &rec.id)
-        })
-        .await?;
-        ctx.delete_recorded(PLAN, |rec| async move {
-            backup
-                .delete_backup_plan()
-                .backup_plan_id(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("backup:DeleteBackupPlan", &rec.id)
-        })
-        .await?;
+        // The selection before the plan: AWS refuses to delete a plan that has selections.
+        delete_recorded(ctx, SELECTION).await?;
+        delete_recorded(ctx, PLAN).await?;
         for region in ctx.record_regions() {
-            let c = ctx.in_region(&region);
-            for rec in c.records(Some(VAULT)) {
-                c.check_cancelled()?;
-                Self::delete_vault(&c, &rec).await?;
-            }
+            // Each vault in its region, its recovery points first.
+            delete_recorded(&ctx.in_region(&region), VAULT).await?;
         }
         iam::delete_recorded_roles(ctx).await?;
         for key in OUTPUTS {
@@ -547,8 +185,8 @@ impl Step for DrBackup {
         let days = i64::from(ctx.cfg().dr.snapshot_retention_days.0);
 
         let vault_name = format!("vault-{s}");
-        let vault = Self::ensure_vault(ctx, &vault_name, &key).await?;
-        let dr_vault = Self::ensure_vault(&dr, &format!("vault-dr-{s}"), &dr_key).await?;
+        let vault = vault::ensure(ctx, &vault_name, &key).await?;
+        let dr_vault = vault::ensure(&dr, &format!("vault-dr-{s}"), &dr_key).await?;
         let dr_vault_arn = dr_vault.arn.clone().unwrap_or_else(|| dr_vault.id.clone());
 
         let doc = backup_policy(
@@ -594,9 +232,15 @@ impl Step for DrBackup {
             &dr_vault_arn,
             days,
         )?;
-        let plan = Self::ensure_plan(ctx, wanted, &vault_name, &dr_vault_arn, days).await?;
+        let plan = plan::ensure(ctx, wanted, "daily snapshot copied to the DR vault").await?;
         let role_arn = role.arn.clone().unwrap_or_default();
-        Self::ensure_selection(ctx, &plan, &role_arn, &cluster_arn).await?;
+        let selection = SelectionSpec {
+            name: &format!("aurora-{s}"),
+            role_arn: &role_arn,
+            resource: &cluster_arn,
+            replace: "select the stack's Aurora cluster as the backup role",
+        };
+        selection::ensure(ctx, &plan, &selection).await?;
 
         if pending || plan.is_pending() {
             return Ok(());
@@ -609,33 +253,6 @@ impl Step for DrBackup {
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
         Self::remove(ctx).await
-    }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        let backup = ctx.aws().backup();
-        match rec.kind.as_str() {
-            VAULT => Ok(backup
-                .describe_backup_vault()
-                .backup_vault_name(&rec.id)
-                .send()
-                .await
-                .aws("backup:DescribeBackupVault", &rec.id)
-                .not_found_ok()?
-                .map(|v| format!("{} recovery points", v.number_of_recovery_points))),
-            PLAN => Ok(Self::live_plan(ctx, &rec.id)
-                .await?
-                .map(|_| "exists".to_string())),
-            SELECTION => Ok(backup
-                .get_backup_selection()
-                .backup_plan_id(rec.attrs.get("plan_id").cloned().unwrap_or_default())
-                .selection_id(&rec.id)
-                .send()
-                .await
-                .aws("backup:GetBackupSelection", &rec.id)
-                .not_found_ok()?
-                .map(|_| "exists".to_string())),
-            _ => Ok(None),
-        }
     }
 }
 
@@ -680,8 +297,10 @@ mod tests {
             )
             .build()
             .unwrap();
-        assert!(plan_matches(&as_read, "vault", "arn:dr", 7));
-        assert!(!plan_matches(&as_read, "vault", "arn:dr", 14));
-        assert!(!plan_matches(&as_read, "vault", "arn:other", 7));
+        assert!(plan::matches(&as_read, &input));
+        let longer = wanted_plan("plan", "vault", "arn:dr", 14).unwrap();
+        assert!(!plan::matches(&as_read, &longer));
+        let elsewhere = wanted_plan("plan", "vault", "arn:other", 7).unwrap();
+        assert!(!plan::matches(&as_read, &elsewhere));
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! The peering connection is requested from the stack's region and accepted in the DR region:
 //! AWS refuses to accept a cross-region peering from the requester's side, and a new request
-//! takes a moment to appear in the accepter's region, so the step polls for it there.
+//! takes a moment to appear in the accepter's region, so the step polls for it there (see
+//! [`vpc_peering_connection`]).
 //!
 //! Teardown: the routes on both sides (they would only black-hole), the peering connection,
 //! then the DR route table's associations, the subnets, the route table and the VPC.
@@ -16,28 +17,23 @@
 //! Without `dr.region` the step does nothing, except that resources it recorded earlier (the
 //! config stopped asking for DR) are removed by `up` as well as by `down`.
 
-use std::time::Duration;
-
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{ResourceType, Route, VpcPeeringConnection};
+use aws_sdk_ec2::types::Route;
 use serde_json::json;
 
-use crate::aws::{AwsResultExt, NotFoundOk};
-use crate::naming::STACK_TAG;
+use crate::aws::AwsResultExt;
+use crate::resources::delete_recorded;
 use crate::resources::ec2::route::{self, Via};
 use crate::resources::ec2::subnet::{self, SubnetSpec};
 use crate::resources::ec2::{
-    self as ec2, ec2_tags, filter, is_ours, route_table, route_table_association, security_group,
-    tag_spec, vpc,
+    self as ec2, route_table, route_table_association, security_group, vpc, vpc_peering_connection,
 };
-use crate::resources::{delete_recorded, provider};
-use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 // The network step's output keys (its published interface; no code of it is used here).
 use crate::steps::network::{OUT_INTERNAL_ROUTE_TABLE_IDS, OUT_VPC_ID};
 
-pub const PEERING: &str = "ec2:vpc-peering-connection";
+pub const PEERING: &str = vpc_peering_connection::KIND;
 
 /// Output keys.
 pub const OUT_DR_REGION: &str = "dr_region";
@@ -51,168 +47,9 @@ const OUTPUTS: [&str; 4] = [
     OUT_PEERING_ID,
 ];
 
-/// How long a new peering request may take to reach the DR region and become active (AWS:
-/// seconds to a couple of minutes across regions).
-const PEERING_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
-/// Peering states from which a connection never becomes usable again.
-const DEAD_STATES: [&str; 5] = ["deleted", "deleting", "rejected", "failed", "expired"];
-
 pub struct DrNetwork;
 
-fn status_of(p: &VpcPeeringConnection) -> String {
-    p.status()
-        .and_then(|s| s.code())
-        .map(|c| c.as_str().to_string())
-        .unwrap_or_default()
-}
-
 impl DrNetwork {
-    /// This stack's live peering connection from `vpc_id`, if any. Filters narrow the search
-    /// on AWS; every match is checked here too (moto ignores the filters).
-    async fn find_peering(ctx: &StepCtx, name: &str, vpc_id: &str) -> Result<Option<Found>> {
-        let out = ctx
-            .aws()
-            .ec2()
-            .describe_vpc_peering_connections()
-            .set_filters(Some(vec![
-                filter("tag:Name", name),
-                filter(&format!("tag:{STACK_TAG}"), ctx.suffix()),
-                filter("requester-vpc-info.vpc-id", vpc_id),
-            ]))
-            .send()
-            .await
-            .aws("ec2:DescribeVpcPeeringConnections", name)?;
-        Ok(out
-            .vpc_peering_connections()
-            .iter()
-            .find(|p| {
-                is_ours(ctx, p.tags(), name)
-                    && p.requester_vpc_info().and_then(|v| v.vpc_id()) == Some(vpc_id)
-                    && !DEAD_STATES.contains(&status_of(p).as_str())
-            })
-            .and_then(|p| p.vpc_peering_connection_id())
-            .map(Found::new))
-    }
-
-    /// The peering connection as the DR region sees it: `None` until the request arrives.
-    async fn peering_in(dr: &StepCtx, id: &str) -> Result<Option<VpcPeeringConnection>> {
-        let out = dr
-            .aws()
-            .ec2()
-            .describe_vpc_peering_connections()
-            .vpc_peering_connection_ids(id)
-            .send()
-            .await
-            .aws("ec2:DescribeVpcPeeringConnections", id)
-            .not_found_ok()?;
-        Ok(out.and_then(|o| o.vpc_peering_connections().first().cloned()))
-    }
-
-    /// Requests the peering (from the stack's region), accepts it in the DR region, and waits
-    /// until it is active.
-    async fn ensure_peering(
-        ctx: &StepCtx,
-        dr: &StepCtx,
-        vpc_id: &str,
-        dr_vpc: &Found,
-    ) -> Result<Found> {
-        let name = ctx.names().with_purpose("pcx", "dr");
-        let ec2 = ctx.aws().ec2();
-        let pcx = ctx
-            .ensure(
-                PEERING,
-                &name,
-                || async {
-                    if is_pending(vpc_id) {
-                        return Ok(None);
-                    }
-                    Self::find_peering(ctx, &name, vpc_id).await
-                },
-                || async {
-                    let out = ec2
-                        .create_vpc_peering_connection()
-                        .vpc_id(vpc_id)
-                        .peer_vpc_id(&dr_vpc.id)
-                        .peer_region(dr.region())
-                        .tag_specifications(tag_spec(
-                            ctx,
-                            ResourceType::VpcPeeringConnection,
-                            &name,
-                        ))
-                        .send()
-                        .await
-                        .aws("ec2:CreateVpcPeeringConnection", &name)?;
-                    let id = out
-                        .vpc_peering_connection()
-                        .and_then(|p| p.vpc_peering_connection_id())
-                        .context("CreateVpcPeeringConnection returned no ID")?;
-                    Ok(Found::new(id).attr("peer_region", dr.region()))
-                },
-            )
-            .await?;
-        if pcx.is_pending() {
-            return Ok(pcx);
-        }
-        let what = format!("peering {} to reach {}", pcx.id, dr.region());
-        let status = dr
-            .wait_for(&what, PEERING_TIMEOUT, || async {
-                Ok(Self::peering_in(dr, &pcx.id)
-                    .await?
-                    .map(|p| status_of(&p))
-                    .filter(|s| s != "initiating-request"))
-            })
-            .await?;
-        match status.as_str() {
-            "active" => return Ok(pcx),
-            "pending-acceptance" => {
-                let ec2 = dr.aws().ec2();
-                let accept = format!("accept in {}", dr.region());
-                ctx.change(PEERING, &name, &accept, || async {
-                    ec2.accept_vpc_peering_connection()
-                        .vpc_peering_connection_id(&pcx.id)
-                        .send()
-                        .await
-                        .aws("ec2:AcceptVpcPeeringConnection", &pcx.id)?;
-                    // Tags are per side: the accepter's view gets the stack's tags too.
-                    ec2.create_tags()
-                        .resources(&pcx.id)
-                        .set_tags(Some(ec2_tags(dr, &name)))
-                        .send()
-                        .await
-                        .aws("ec2:CreateTags", &pcx.id)?;
-                    Ok(())
-                })
-                .await?;
-            }
-            "provisioning" => {}
-            other => bail!(
-                "VPC peering {} is `{other}` in {}; run `up` again to request a new one",
-                pcx.id,
-                dr.region()
-            ),
-        }
-        if ctx.is_plan() {
-            return Ok(pcx);
-        }
-        dr.wait_for(
-            &format!("peering {} to become active", pcx.id),
-            PEERING_TIMEOUT,
-            || async {
-                let p = Self::peering_in(dr, &pcx.id).await?;
-                match p.as_ref().map(status_of).as_deref() {
-                    Some("active") => Ok(Some(())),
-                    Some(s) if DEAD_STATES.contains(&s) => {
-                        bail!("VPC peering {} became `{s}` in {}", pcx.id, dr.region())
-                    }
-                    _ => Ok(None),
-                }
-            },
-        )
-        .await?;
-        Ok(pcx)
-    }
-
     /// The current routes of existing route tables (none for plan placeholders).
     async fn routes_of(c: &StepCtx, ids: &[String]) -> Result<Vec<(String, Vec<Route>)>> {
         let real: Vec<String> = ids.iter().filter(|i| !is_pending(i)).cloned().collect();
@@ -249,17 +86,7 @@ impl DrNetwork {
             delete_recorded(&ctx.in_region(region), route::KIND).await?;
         }
         for region in &regions {
-            let c = ctx.in_region(region);
-            let ec2 = c.aws().ec2();
-            c.delete_recorded(PEERING, |rec| async move {
-                ec2.delete_vpc_peering_connection()
-                    .vpc_peering_connection_id(&rec.id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .aws("ec2:DeleteVpcPeeringConnection", &rec.id)
-            })
-            .await?;
+            delete_recorded(&ctx.in_region(region), PEERING).await?;
         }
         for region in &regions {
             let c = ctx.in_region(region);
@@ -334,7 +161,8 @@ impl Step for DrNetwork {
         route_table::wire(&dr, &rt, &tables, &subnet_refs, None).await?;
 
         let vpc_id = ctx.input_str(OUT_VPC_ID)?;
-        let pcx = Self::ensure_peering(ctx, &dr, &vpc_id, &vpc).await?;
+        let pcx_name = ctx.names().with_purpose("pcx", "dr");
+        let pcx = vpc_peering_connection::ensure(ctx, &dr, &pcx_name, &vpc_id, &vpc).await?;
 
         // Both ways: the stack's internal subnets to the DR block, the DR subnets back.
         let main_cidr = ctx.cfg().network.cidr.0.to_string();
@@ -360,20 +188,5 @@ impl Step for DrNetwork {
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
         Self::remove(ctx).await
-    }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        match rec.kind.as_str() {
-            PEERING => Ok(Self::peering_in(ctx, &rec.id)
-                .await?
-                .map(|p| status_of(&p))
-                .filter(|s| !DEAD_STATES.contains(&s.as_str()))),
-            // The VPC, subnets, route table, associations and routes have providers, which
-            // `status` asks instead; nothing else is recorded here.
-            other => match provider(other) {
-                Some(p) => p.probe(ctx, rec).await,
-                None => bail!("dr_network step does not know resource type {other}"),
-            },
-        }
     }
 }

@@ -9,31 +9,25 @@
 //! delete markers included, KMS-encrypted objects re-encrypted with the DR key.
 //!
 //! A second `up` reads the replication configuration back and puts it again only if it
-//! drifted. Teardown runs in reverse: the replication configuration (before the storage step
+//! drifted (see [`crate::resources::s3::replication`]). Teardown runs in reverse: the replication configuration (before the storage step
 //! deletes the source bucket), the role and its policy, the replica bucket emptied of every
 //! version, and the DR key scheduled for deletion. Without `dr.region` nothing is built, and
 //! what an earlier run recorded is removed by `up` as well.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use async_trait::async_trait;
-use aws_sdk_s3::types::{
-    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration,
-    ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter, ReplicationRuleStatus,
-    SourceSelectionCriteria, SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus,
-};
 use serde_json::{json, Value};
 
-use crate::aws::{AwsResultExt, NotFoundOk};
+use crate::resources::delete_recorded;
 use crate::resources::iam::{self, RoleSpec};
-use crate::state::ResourceRecord;
+use crate::resources::s3::replication::{self, ReplicationSpec};
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::kms;
 use crate::steps::storage::{self, BucketSpec, Storage};
 
 /// The assets bucket's replication configuration (ID: the source bucket's name).
-pub const REPLICATION: &str = "s3:replication";
-/// ID of the one replication rule.
-pub const RULE_ID: &str = "dr-replica";
+pub const REPLICATION: &str = replication::KIND;
+pub use crate::resources::s3::replication::RULE_ID;
 
 /// Output keys.
 pub const OUT_DR_BUCKET: &str = "dr_assets_bucket";
@@ -42,21 +36,6 @@ pub const OUT_REPLICATION_ROLE_ARN: &str = "replication_role_arn";
 const OUTPUTS: [&str; 3] = [OUT_DR_BUCKET, OUT_DR_KEY_ARN, OUT_REPLICATION_ROLE_ARN];
 
 pub struct DrStorage;
-
-/// The bucket's replication configuration; `None` without one or without the bucket.
-async fn replication_of(ctx: &StepCtx, bucket: &str) -> Result<Option<ReplicationConfiguration>> {
-    let out = storage::no_config(
-        ctx.aws()
-            .s3()
-            .get_bucket_replication()
-            .bucket(bucket)
-            .send()
-            .await
-            .aws("s3:GetBucketReplication", bucket),
-    )
-    .not_found_ok()?;
-    Ok(out.flatten().and_then(|o| o.replication_configuration))
-}
 
 pub fn replica_bucket_name(account: &str, suffix: &str) -> String {
     format!("fintech-assets-dr-{account}-{suffix}")
@@ -116,76 +95,6 @@ pub fn replication_policy(
     })
 }
 
-/// The configuration `up` puts on the assets bucket.
-fn wanted_configuration(
-    role_arn: &str,
-    replica: &str,
-    replica_key: &str,
-) -> Result<ReplicationConfiguration> {
-    let rule = ReplicationRule::builder()
-        .id(RULE_ID)
-        .priority(1)
-        .status(ReplicationRuleStatus::Enabled)
-        // An empty filter: every object.
-        .filter(ReplicationRuleFilter::builder().prefix("").build())
-        .delete_marker_replication(
-            DeleteMarkerReplication::builder()
-                .status(DeleteMarkerReplicationStatus::Enabled)
-                .build(),
-        )
-        // Without this S3 skips objects encrypted with KMS, i.e. every asset.
-        .source_selection_criteria(
-            SourceSelectionCriteria::builder()
-                .sse_kms_encrypted_objects(
-                    SseKmsEncryptedObjects::builder()
-                        .status(SseKmsEncryptedObjectsStatus::Enabled)
-                        .build()
-                        .context("building SseKmsEncryptedObjects")?,
-                )
-                .build(),
-        )
-        .destination(
-            Destination::builder()
-                .bucket(storage::bucket_arn(replica))
-                .encryption_configuration(
-                    EncryptionConfiguration::builder()
-                        .replica_kms_key_id(replica_key)
-                        .build(),
-                )
-                .build()
-                .context("building the replication destination")?,
-        )
-        .build()
-        .context("building the replication rule")?;
-    ReplicationConfiguration::builder()
-        .role(role_arn)
-        .rules(rule)
-        .build()
-        .context("building the replication configuration")
-}
-
-/// Whether a configuration read back does what `wanted_configuration` asks.
-fn matches(current: &ReplicationConfiguration, role_arn: &str, replica: &str, key: &str) -> bool {
-    let [rule] = current.rules() else {
-        return false;
-    };
-    let dest = rule.destination();
-    current.role() == role_arn
-        && rule.status() == &ReplicationRuleStatus::Enabled
-        && dest.is_some_and(|d| d.bucket() == storage::bucket_arn(replica))
-        && dest
-            .and_then(|d| d.encryption_configuration())
-            .and_then(|e| e.replica_kms_key_id())
-            == Some(key)
-        && rule.delete_marker_replication().and_then(|d| d.status())
-            == Some(&DeleteMarkerReplicationStatus::Enabled)
-        && rule
-            .source_selection_criteria()
-            .and_then(|c| c.sse_kms_encrypted_objects())
-            .map(|o| o.status())
-            == Some(&SseKmsEncryptedObjectsStatus::Enabled)
-}
-
 impl DrStorage {
     async fn ensure_role(
         ctx: &StepCtx,
@@ -216,71 +125,19 @@ impl DrStorage {
         iam::ensure_role_with_policy(ctx, &spec, partition, account, pending).await
     }
 
-    async fn ensure_replication(
-        ctx: &StepCtx,
-        source: &str,
-        role_arn: &str,
-        replica: &str,
-        key: &str,
-    ) -> Result<()> {
-        let s3 = ctx.aws().s3();
-        let current = if is_pending(source) {
-            None
-        } else {
-            replication_of(ctx, source).await?
-        };
-        let put = || async {
-            s3.put_bucket_replication()
-                .bucket(source)
-                .replication_configuration(wanted_configuration(role_arn, replica, key)?)
-                .send()
-                .await
-                .aws("s3:PutBucketReplication", source)?;
-            Ok(())
-        };
-        let name = format!("replication of {source}");
-        let exists = current.is_some();
-        ctx.ensure(
-            REPLICATION,
-            &name,
-            || async { Ok(exists.then(|| Found::new(source))) },
-            || async {
-                put().await?;
-                Ok(Found::new(source))
-            },
-        )
-        .await?;
-        if let Some(c) = current {
-            if !matches(&c, role_arn, replica, key) {
-                ctx.change(REPLICATION, &name, "replicate to the DR bucket", put)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes everything recorded, in every region it was recorded in.
     async fn remove(ctx: &StepCtx) -> Result<()> {
         let regions = ctx.record_regions();
         for region in &regions {
             let c = ctx.in_region(region);
-            let s3 = c.aws().s3();
             // First, so that the storage step can delete the source bucket afterwards (and
             // nothing is replicated into a bucket being emptied).
-            c.delete_recorded(REPLICATION, |rec| async move {
-                s3.delete_bucket_replication()
-                    .bucket(&rec.id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .aws("s3:DeleteBucketReplication", &rec.id)
-            })
-            .await?;
+            delete_recorded(&c, REPLICATION).await?;
             iam::delete_recorded_roles(&c).await?;
         }
         for region in &regions {
             let c = ctx.in_region(region);
-            crate::resources::delete_recorded(&c, storage::BUCKET).await?;
+            delete_recorded(&c, storage::BUCKET).await?;
             crate::resources::kms::delete_stack_keys(&c).await?;
         }
         for key in OUTPUTS {
@@ -349,7 +206,13 @@ impl Step for DrStorage {
         };
         let role = Self::ensure_role(ctx, partition, &account, doc, pending).await?;
         let role_arn = role.arn.clone().unwrap_or_default();
-        Self::ensure_replication(ctx, &source, &role_arn, &replica.name, &key_arn).await?;
+        let replication = ReplicationSpec {
+            source: &source,
+            role_arn: &role_arn,
+            replica: &replica.name,
+            replica_key: &key_arn,
+        };
+        replication::ensure(ctx, &replication).await?;
 
         if pending || role.is_pending() {
             return Ok(());
@@ -362,15 +225,6 @@ impl Step for DrStorage {
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
         Self::remove(ctx).await
-    }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        match rec.kind.as_str() {
-            REPLICATION => Ok(replication_of(ctx, &rec.id)
-                .await?
-                .map(|_| "enabled".to_string())),
-            _ => Ok(None),
-        }
     }
 }
 
@@ -392,13 +246,5 @@ mod tests {
         let s = doc.to_string();
         assert!(s.contains("arn:aws:s3:::src/*") && s.contains("arn:aws:s3:::dst/*"));
         assert!(s.contains("s3.us-west-2.amazonaws.com"));
-    }
-
-    #[test]
-    fn configuration_read_back_is_compared_field_by_field() {
-        let c = wanted_configuration("role", "dst", "key").unwrap();
-        assert!(matches(&c, "role", "dst", "key"));
-        assert!(!matches(&c, "role", "dst", "other-key"));
-        assert!(!matches(&c, "other-role", "dst", "key"));
     }
 }

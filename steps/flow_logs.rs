@@ -12,32 +12,25 @@
 //! customer-managed policy allowing exactly the four delivery actions on its region's group.
 //!
 //! Flow logs cannot be modified (there is no UpdateFlowLog): one that no longer matches (other
-//! group, role or traffic type) is deleted and created again. CreateFlowLogs carries a
-//! `ClientToken`, so an SDK retry of a create that reached AWS makes no second flow log
-//! (<https://docs.aws.amazon.com/AWSEC2/latest/APIReference/Run_Instance_Idempotency.html>).
+//! group, role or traffic type) is deleted and created again (see
+//! [`crate::resources::ec2::flow_log`]).
 //!
 //! `network.flow_logs = false` (flow logs are billed per GB ingested into CloudWatch Logs)
 //! builds nothing and removes what an earlier run built; so does a DR region the config no
 //! longer names. Teardown, per region: the flow logs, the log group, the policy and the role.
 
-use std::time::Duration;
-
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{
-    FlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType,
-};
 use serde_json::{json, Value};
 
-use crate::aws::{AwsError, AwsResultExt, NotFoundOk};
-use crate::resources::ec2::{filter, is_ours, named, tag_spec};
+use crate::resources::delete_recorded;
+use crate::resources::ec2::flow_log::{self, FlowLogSpec};
 use crate::resources::iam::{self, RoleSpec};
 use crate::resources::logs::log_group;
-use crate::state::ResourceRecord;
-use crate::step::{idempotency_token, is_pending, Found, Step, StepCtx};
+use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::{dr_network, dr_storage, kms, network};
 
-pub const FLOW_LOG: &str = "ec2:flow-log";
+pub const FLOW_LOG: &str = flow_log::KIND;
 
 /// Output keys: the flow log IDs (main region, DR region).
 pub const OUT_FLOW_LOG_ID: &str = "flow_log_id";
@@ -53,10 +46,6 @@ pub const DELIVERY_ACTIONS: [&str; 4] = [
 
 /// The service principal that assumes the delivery role.
 pub const FLOW_LOGS_PRINCIPAL: &str = "vpc-flow-logs.amazonaws.com";
-
-/// How long CreateFlowLogs is retried while a new role is not yet assumable (IAM is
-/// eventually consistent, AWS-CONTRACTS A16).
-const ROLE_PROPAGATION: Duration = Duration::from_secs(120);
 
 pub struct FlowLogs;
 
@@ -135,68 +124,7 @@ pub fn delivery_policy(group_arn: &str) -> Value {
     })
 }
 
-/// What a flow log must be to be kept.
-struct Wanted<'a> {
-    vpc_id: &'a str,
-    group: &'a str,
-    role_arn: &'a str,
-}
-
-impl Wanted<'_> {
-    fn matches(&self, f: &FlowLog) -> bool {
-        f.resource_id() == Some(self.vpc_id)
-            && f.log_group_name() == Some(self.group)
-            && f.deliver_logs_permission_arn() == Some(self.role_arn)
-            && f.traffic_type() == Some(&TrafficType::All)
-            && f.log_destination_type()
-                .is_none_or(|t| t == &LogDestinationType::CloudWatchLogs)
-    }
-}
-
 impl FlowLogs {
-    /// This stack's flow logs named `name` on `vpc_id` (tags checked here as well: emulators
-    /// may ignore the filters).
-    async fn find(ctx: &StepCtx, name: &str, vpc_id: &str) -> Result<Vec<FlowLog>> {
-        let mut filters = named(ctx, name);
-        filters.push(filter("resource-id", vpc_id));
-        let out = ctx
-            .aws()
-            .ec2()
-            .describe_flow_logs()
-            .set_filter(Some(filters))
-            .send()
-            .await
-            .aws("ec2:DescribeFlowLogs", name)?;
-        Ok(out
-            .flow_logs()
-            .iter()
-            .filter(|f| f.resource_id() == Some(vpc_id) && is_ours(ctx, f.tags(), name))
-            .cloned()
-            .collect())
-    }
-
-    async fn delete_flow_log(ctx: &StepCtx, id: &str) -> Result<(), AwsError> {
-        let out = ctx
-            .aws()
-            .ec2()
-            .delete_flow_logs()
-            .flow_log_ids(id)
-            .send()
-            .await
-            .aws("ec2:DeleteFlowLogs", id)?;
-        // AWS answers an unknown ID with an unsuccessful item, not an error: that is deleted.
-        match out.unsuccessful().iter().find_map(|u| u.error()) {
-            Some(e) if !e.code().unwrap_or_default().contains("NotFound") => Err(AwsError {
-                operation: "ec2:DeleteFlowLogs",
-                resource: id.to_string(),
-                code: e.code().map(str::to_string),
-                message: e.message().map(str::to_string),
-                source: format!("{e:?}").into(),
-            }),
-            _ => Ok(()),
-        }
-    }
-
     /// The delivery role and its policy, recorded in `c`'s region.
     async fn ensure_role(
         c: &StepCtx,
@@ -236,104 +164,24 @@ impl FlowLogs {
         };
         let group_arn = log_group_arn(partition, c.region(), &account, &group_name);
         let role = Self::ensure_role(c, side, partition, &account, &group_arn, pending).await?;
-        let role_arn = role.arn.clone().unwrap_or_default();
 
         let name = flow_log_name(c.suffix(), side);
-        let wanted = Wanted {
+        let spec = FlowLogSpec {
+            name: &name,
             vpc_id,
-            group: &group_name,
-            role_arn: &role_arn,
+            log_group: &group_name,
+            role: &role,
+            inputs_pending: pending,
         };
-        let existing = if is_pending(vpc_id) {
-            Vec::new()
-        } else {
-            Self::find(c, &name, vpc_id).await?
-        };
-        // Flow logs are immutable: one that drifted is replaced.
-        let (keep, drifted): (Vec<_>, Vec<_>) = existing
-            .into_iter()
-            .partition(|f| !role.is_pending() && wanted.matches(f));
-        for f in drifted {
-            let id = f.flow_log_id().unwrap_or_default().to_string();
-            let what = format!("replace flow log {id} (group, role or traffic type changed)");
-            c.change(FLOW_LOG, &name, &what, || async {
-                Self::delete_flow_log(c, &id).await?;
-                c.forget(FLOW_LOG, &id)
-            })
-            .await?;
-        }
-        let found = keep.first().and_then(|f| f.flow_log_id()).map(|id| {
-            Found::new(id)
-                .attr("vpc_id", vpc_id)
-                .attr("log_group", &group_name)
-        });
-        let ec2 = c.aws().ec2();
-        let flow_log = c
-            .ensure(
-                FLOW_LOG,
-                &name,
-                || async { Ok(found) },
-                || async {
-                    if pending || role.is_pending() {
-                        bail!("the VPC, key or delivery role is not known yet");
-                    }
-                    // One token for the call and its retries: AWS then creates one flow log.
-                    let token = idempotency_token(&name);
-                    let out = c
-                        .retry_while(
-                            &format!("IAM role {} to be assumable", role.id),
-                            ROLE_PROPAGATION,
-                            is_unassumable_role,
-                            || async {
-                                ec2.create_flow_logs()
-                                    .client_token(&token)
-                                    .resource_type(FlowLogsResourceType::Vpc)
-                                    .resource_ids(vpc_id)
-                                    .traffic_type(TrafficType::All)
-                                    .log_destination_type(LogDestinationType::CloudWatchLogs)
-                                    .log_group_name(&group_name)
-                                    .deliver_logs_permission_arn(&role_arn)
-                                    .tag_specifications(tag_spec(
-                                        c,
-                                        ResourceType::VpcFlowLog,
-                                        &name,
-                                    ))
-                                    .send()
-                                    .await
-                                    .aws("ec2:CreateFlowLogs", &name)
-                            },
-                        )
-                        .await?;
-                    if let Some(e) = out.unsuccessful().iter().find_map(|u| u.error()) {
-                        bail!(
-                            "ec2:CreateFlowLogs {name}: {} {}",
-                            e.code().unwrap_or_default(),
-                            e.message().unwrap_or_default()
-                        );
-                    }
-                    let id = out
-                        .flow_log_ids()
-                        .first()
-                        .context("CreateFlowLogs returned no flow log ID")?;
-                    Ok(Found::new(id)
-                        .attr("vpc_id", vpc_id)
-                        .attr("log_group", &group_name))
-                },
-            )
-            .await?;
-        Ok(flow_log)
+        flow_log::ensure(c, &spec).await
     }
 
     /// Removes everything recorded in `region`: flow logs first (they write to the group as
     /// the role), then the log group, then the policy and the role.
     async fn remove_region(ctx: &StepCtx, region: &str) -> Result<()> {
         let c = ctx.in_region(region);
-        let cc = &c;
-        c.delete_recorded(FLOW_LOG, |rec| async move {
-            Self::delete_flow_log(cc, &rec.id).await
-        })
-        .await?;
-        crate::resources::delete_recorded(&c, log_group::KIND).await?;
+        delete_recorded(&c, FLOW_LOG).await?;
+        delete_recorded(&c, log_group::KIND).await?;
         iam::delete_recorded_roles(&c).await?;
         Ok(())
     }
@@ -349,18 +197,6 @@ impl FlowLogs {
         }
         v
     }
-}
-
-/// CreateFlowLogs' answer while a new role cannot be assumed yet: `InvalidParameter` "Unable to
-/// assume given IAM role" (not one of the codes [`crate::step::is_iam_propagation`] knows).
-fn is_unassumable_role(e: &AwsError) -> bool {
-    crate::step::is_iam_propagation(e)
-        || (e.code.as_deref() == Some("InvalidParameter")
-            && e.message
-                .as_deref()
-                .unwrap_or("")
-                .to_ascii_lowercase()
-                .contains("assume"))
 }
 
 #[async_trait]
@@ -427,37 +263,6 @@ impl Step for FlowLogs {
         ctx.remove_output(OUT_DR_FLOW_LOG_ID)?;
         Ok(())
     }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        match rec.kind.as_str() {
-            FLOW_LOG => {
-                let out = ctx
-                    .aws()
-                    .ec2()
-                    .describe_flow_logs()
-                    .flow_log_ids(&rec.id)
-                    .send()
-                    .await
-                    .aws("ec2:DescribeFlowLogs", &rec.id)
-                    .not_found_ok()?;
-                Ok(out
-                    .and_then(|o| {
-                        o.flow_logs()
-                            .iter()
-                            .find(|f| f.flow_log_id() == Some(rec.id.as_str()))
-                            .cloned()
-                    })
-                    .map(|f| {
-                        format!(
-                            "{} (delivery {})",
-                            f.flow_log_status().unwrap_or("unknown"),
-                            f.deliver_logs_status().unwrap_or("unknown")
-                        )
-                    }))
-            }
-            _ => Ok(None),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -501,24 +306,5 @@ mod tests {
         assert_ne!(policy_name("dev", Side::Main), policy_name("dev", Side::Dr));
         let longest = "a".repeat(crate::naming::max_suffix_len());
         assert!(role_name(&longest, Side::Dr).len() <= 64);
-    }
-
-    #[test]
-    fn unassumable_role_is_retried_other_refusals_are_not() {
-        let e = |code: &str, msg: &str| AwsError {
-            operation: "ec2:CreateFlowLogs",
-            resource: "x".into(),
-            code: Some(code.into()),
-            message: Some(msg.into()),
-            source: "x".into(),
-        };
-        assert!(is_unassumable_role(&e(
-            "InvalidParameter",
-            "Unable to assume given IAM role: 'arn'"
-        )));
-        assert!(!is_unassumable_role(&e(
-            "InvalidParameter",
-            "bad log group"
-        )));
     }
 }

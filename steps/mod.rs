@@ -17,7 +17,6 @@ pub mod dr_storage;
 pub mod flow_logs;
 pub mod iam;
 pub mod kms;
-pub mod log_bucket;
 pub mod log_group;
 pub mod network;
 pub mod queue;

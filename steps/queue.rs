@@ -11,25 +11,22 @@
 //!
 //! Idempotency: GetQueueUrl finds each queue (its stack tag is checked: another stack's queue
 //! is never adopted), GetQueueAttributes is compared with the wanted attributes, and any drift
-//! is set back with one SetQueueAttributes. Teardown deletes the transaction queue first, then
-//! the DLQ (AWS refuses nothing here, but a source queue redriving into a deleted DLQ would
-//! lose messages meanwhile).
+//! is set back with one SetQueueAttributes (see [`crate::resources::sqs::queue`]). Teardown
+//! deletes the transaction queue first, then the DLQ (AWS refuses nothing here, but a source
+//! queue redriving into a deleted DLQ would lose messages meanwhile).
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
 
-use crate::aws::{AwsResultExt, NotFoundOk};
-use crate::naming::STACK_TAG;
-use crate::state::ResourceRecord;
-use crate::step::{Found, Step, StepCtx};
-use crate::steps::{iam, kms};
+use crate::resources::iam::partition_of;
+use crate::resources::sqs::queue::{self, QueueSpec};
+use crate::step::{Step, StepCtx};
+use crate::steps::kms;
 
-pub const QUEUE: &str = "sqs:queue";
+pub const QUEUE: &str = queue::KIND;
+pub use crate::resources::sqs::queue::arn as queue_arn;
 
 /// Output keys other steps read.
 pub const OUT_QUEUE_URL: &str = "queue_url";
@@ -39,9 +36,6 @@ pub const OUT_DLQ_ARN: &str = "dlq_arn";
 
 /// The DLQ keeps failed transactions as long as SQS allows.
 const DLQ_RETENTION_SECS: i32 = 14 * 86_400;
-
-/// AWS refuses to re-create a queue name for 60 s after its deletion.
-const DELETED_RECENTLY_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub struct Queue;
 
@@ -53,11 +47,6 @@ pub fn queue_name(suffix: &str) -> String {
 /// `queue-transactions-dlq-<suffix>`.
 pub fn dlq_name(suffix: &str) -> String {
     format!("queue-transactions-dlq-{suffix}")
-}
-
-/// The ARN of a queue, from its name: SQS ARNs are `arn:<partition>:sqs:<region>:<account>:<name>`.
-pub fn queue_arn(partition: &str, region: &str, account: &str, name: &str) -> String {
-    format!("arn:{partition}:sqs:{region}:{account}:{name}")
 }
 
 /// The queue policy: nothing may use the queue without TLS.
@@ -106,192 +95,6 @@ pub fn wanted_attributes(
     v
 }
 
-/// JSON attribute values compare as documents: SQS may reformat them, and returns
-/// `maxReceiveCount` as a string or a number.
-fn canonical_json(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), canonical_json(v)))
-                .collect(),
-        ),
-        Value::Array(a) => {
-            let mut l: Vec<Value> = a.iter().map(canonical_json).collect();
-            l.sort_by_key(|x| x.to_string());
-            Value::from(l)
-        }
-        Value::Number(n) => Value::String(n.to_string()),
-        other => other.clone(),
-    }
-}
-
-/// Whether an attribute value read back equals the wanted one.
-pub fn same_attribute(name: &QueueAttributeName, current: Option<&str>, wanted: &str) -> bool {
-    let Some(current) = current else {
-        return false;
-    };
-    match name {
-        QueueAttributeName::Policy => {
-            match (
-                serde_json::from_str::<Value>(current),
-                serde_json::from_str::<Value>(wanted),
-            ) {
-                (Ok(c), Ok(w)) => iam::same_document(&canonical_json(&c), &canonical_json(&w)),
-                _ => false,
-            }
-        }
-        QueueAttributeName::RedrivePolicy => {
-            match (
-                serde_json::from_str::<Value>(current),
-                serde_json::from_str::<Value>(wanted),
-            ) {
-                (Ok(c), Ok(w)) => canonical_json(&c) == canonical_json(&w),
-                _ => false,
-            }
-        }
-        _ => current == wanted,
-    }
-}
-
-/// The wanted attributes that differ from `current`.
-pub fn drift(
-    current: &HashMap<QueueAttributeName, String>,
-    wanted: &[(QueueAttributeName, String)],
-) -> Vec<(QueueAttributeName, String)> {
-    wanted
-        .iter()
-        .filter(|(k, v)| !same_attribute(k, current.get(k).map(String::as_str), v))
-        .cloned()
-        .collect()
-}
-
-/// One queue to ensure.
-struct QueueSpec {
-    name: String,
-    role: &'static str,
-    arn: String,
-    attributes: Vec<(QueueAttributeName, String)>,
-}
-
-impl Queue {
-    /// The queue's URL if it exists and is this stack's.
-    async fn find(ctx: &StepCtx, name: &str) -> Result<Option<String>> {
-        let sqs = ctx.aws().sqs();
-        let Some(url) = sqs
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .aws("sqs:GetQueueUrl", name)
-            .not_found_ok()?
-            .and_then(|o| o.queue_url)
-        else {
-            return Ok(None);
-        };
-        let tags = sqs
-            .list_queue_tags()
-            .queue_url(&url)
-            .send()
-            .await
-            .aws("sqs:ListQueueTags", name)
-            .not_found_ok()?;
-        let Some(tags) = tags else {
-            return Ok(None); // deleted between the two calls
-        };
-        ctx.check_ours(
-            "SQS queue",
-            name,
-            tags.tags()
-                .and_then(|t| t.get(STACK_TAG))
-                .map(String::as_str),
-        )?;
-        Ok(Some(url))
-    }
-
-    async fn ensure(ctx: &StepCtx, spec: &QueueSpec) -> Result<Found> {
-        let sqs = ctx.aws().sqs();
-        let name = &spec.name;
-        let existing = Self::find(ctx, name).await?;
-        let exists = existing.is_some();
-        let found = |url: String| {
-            Found::new(url)
-                .arn(&spec.arn)
-                .attr("name", name)
-                .attr("role", spec.role)
-        };
-        let queue = ctx
-            .ensure(
-                QUEUE,
-                name,
-                || async { Ok(existing.map(found)) },
-                || async {
-                    let attrs: HashMap<_, _> = spec.attributes.iter().cloned().collect();
-                    let tags: HashMap<_, _> = ctx.tags(Some(name)).into_iter().collect();
-                    // A queue deleted less than 60 s ago cannot be re-created yet (e.g. `up`
-                    // right after `down`): wait that out rather than fail.
-                    let out = ctx
-                        .retry_while(
-                            &format!("SQS to allow re-creating queue {name}"),
-                            DELETED_RECENTLY_TIMEOUT,
-                            |e| {
-                                e.code
-                                    .as_deref()
-                                    .is_some_and(|c| c.contains("QueueDeletedRecently"))
-                            },
-                            || async {
-                                sqs.create_queue()
-                                    .queue_name(name)
-                                    .set_attributes(Some(attrs.clone()))
-                                    .set_tags(Some(tags.clone()))
-                                    .send()
-                                    .await
-                                    .aws("sqs:CreateQueue", name)
-                            },
-                        )
-                        .await?;
-                    let url = out.queue_url.context("CreateQueue returned no URL")?;
-                    Ok(found(url))
-                },
-            )
-            .await?;
-        if !exists || queue.is_pending() {
-            return Ok(queue); // created with the wanted attributes
-        }
-
-        let current = sqs
-            .get_queue_attributes()
-            .queue_url(&queue.id)
-            .attribute_names(QueueAttributeName::All)
-            .send()
-            .await
-            .aws("sqs:GetQueueAttributes", name)?
-            .attributes
-            .unwrap_or_default();
-        let changed = drift(&current, &spec.attributes);
-        if !changed.is_empty() {
-            let what = format!(
-                "set {}",
-                changed
-                    .iter()
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            ctx.change(QUEUE, name, &what, || async {
-                sqs.set_queue_attributes()
-                    .queue_url(&queue.id)
-                    .set_attributes(Some(changed.iter().cloned().collect()))
-                    .send()
-                    .await
-                    .aws("sqs:SetQueueAttributes", name)?;
-                Ok(())
-            })
-            .await?;
-        }
-        Ok(queue)
-    }
-}
-
 #[async_trait]
 impl Step for Queue {
     fn name(&self) -> &'static str {
@@ -310,7 +113,7 @@ impl Step for Queue {
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
         // `aws` while the key is still to be created (a placeholder is not an ARN).
-        let partition = iam::partition_of(&key_arn).to_string();
+        let partition = partition_of(&key_arn).to_string();
         let account = ctx.account_id().await?;
         let (main, dlq) = (queue_name(ctx.suffix()), dlq_name(ctx.suffix()));
         let main_arn = queue_arn(&partition, ctx.region(), &account, &main);
@@ -330,7 +133,7 @@ impl Step for Queue {
             role: "dlq",
             arn: dlq_arn.clone(),
         };
-        let dlq = Self::ensure(ctx, &dlq_spec).await?;
+        let dlq = queue::ensure(ctx, &dlq_spec).await?;
 
         let main_spec = QueueSpec {
             attributes: wanted_attributes(
@@ -344,7 +147,7 @@ impl Step for Queue {
             role: "main",
             arn: main_arn.clone(),
         };
-        let main = Self::ensure(ctx, &main_spec).await?;
+        let main = queue::ensure(ctx, &main_spec).await?;
 
         if !main.is_pending() && !dlq.is_pending() {
             ctx.set_output(OUT_QUEUE_URL, main.id.clone())?;
@@ -356,57 +159,21 @@ impl Step for Queue {
     }
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        let sqs = ctx.aws().sqs();
         // The transaction queue before its DLQ.
-        let mut recs = ctx.records(Some(QUEUE));
-        recs.sort_by_key(|r| r.attrs.get("role").map(String::as_str) == Some("dlq"));
-        for rec in recs {
-            ctx.retry_dependency(&format!("SQS queue {}", rec.name), || {
-                let sqs = sqs.clone();
-                let url = rec.id.clone();
-                async move {
-                    sqs.delete_queue()
-                        .queue_url(&url)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .aws("sqs:DeleteQueue", &url)
-                }
-            })
-            .await?;
-            ctx.deleted(QUEUE, &rec.id)?;
-        }
+        queue::delete_recorded(ctx).await?;
         for key in [OUT_QUEUE_URL, OUT_QUEUE_ARN, OUT_DLQ_URL, OUT_DLQ_ARN] {
             ctx.remove_output(key)?;
         }
         Ok(())
     }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        let out = ctx
-            .aws()
-            .sqs()
-            .get_queue_attributes()
-            .queue_url(&rec.id)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .aws("sqs:GetQueueAttributes", &rec.name)
-            .not_found_ok()?;
-        Ok(out.map(|o| {
-            let n = o
-                .attributes()
-                .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-                .cloned()
-                .unwrap_or_else(|| "?".into());
-            format!("exists, ~{n} messages")
-        }))
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::resources::sqs::queue::drift;
 
     const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234";
     const ARN: &str = "arn:aws:sqs:us-east-1:123456789012:queue-transactions-prod";

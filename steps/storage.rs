@@ -15,7 +15,8 @@
 //! A second `up` reads every setting back (versioning, encryption, lifecycle, public access
 //! block, policy, object lock, tags) and repairs only what drifted. The bucket policy is
 //! shared with the cdn step: this step owns only its own statement (by `Sid`) and keeps the
-//! others.
+//! others (the statement handling is in `src/resources/s3/bucket_policy.rs`, the settings
+//! every bucket shares in `src/resources/s3/bucket_settings.rs`).
 //!
 //! Teardown goes through the `s3:bucket` provider (`src/resources/s3/bucket.rs`), like every
 //! bucket of the stack: the bucket policy first, then every object version and delete marker
@@ -25,19 +26,26 @@
 use anyhow::{Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
-    CreateBucketConfiguration, DefaultRetention, ExpirationStatus, LifecycleRule,
+    BucketLifecycleConfiguration, DefaultRetention, ExpirationStatus, LifecycleRule,
     LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockConfiguration, ObjectLockEnabled,
-    ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    Tag, Tagging, Transition, TransitionStorageClass, VersioningConfiguration,
+    ObjectLockRetentionMode, ObjectLockRule, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Transition,
+    TransitionStorageClass,
 };
-use serde_json::{json, Value};
 
-use crate::aws::{AwsError, AwsResultExt};
+use crate::aws::AwsResultExt;
 use crate::naming::STACK_TAG;
 use crate::resources::s3::bucket;
-use crate::state::ResourceRecord;
+use crate::resources::s3::bucket_settings::{
+    block_public_access, create_bucket_request, ensure_versioning, fix,
+};
+
+// The bucket policy statements and bucket settings live in the S3 resource layer; re-exported
+// for the steps that read them here.
+pub use crate::resources::s3::bucket_policy::{
+    bucket_arn, get_policy, set_policy, tls_only_statement, upsert_statement, TLS_ONLY_SID,
+};
+pub(crate) use crate::resources::s3::bucket_settings::{no_config, s3_tags};
 use crate::step::{is_pending, Found, Step, StepCtx};
 
 pub const BUCKET: &str = bucket::KIND;
@@ -54,23 +62,10 @@ const OUTPUTS: [&str; 4] = [
     OUT_TXLOG_BUCKET_ARN,
 ];
 
-/// `Sid` of this step's statement in the bucket policies.
-pub const TLS_ONLY_SID: &str = "DenyInsecureTransport";
 /// Days before objects move to Standard-IA (S3's minimum for that transition is 30).
 pub const IA_TRANSITION_DAYS: i32 = 30;
 /// Days a non-current version of an asset (or of the DR replica) is kept.
 pub const NONCURRENT_EXPIRATION_DAYS: i32 = 30;
-
-/// S3 error codes meaning "this bucket has no such configuration" (not "no such bucket").
-const NO_CONFIG: &[&str] = &[
-    "NoSuchTagSet",
-    "NoSuchLifecycleConfiguration",
-    "NoSuchBucketPolicy",
-    "NoSuchPublicAccessBlockConfiguration",
-    "ServerSideEncryptionConfigurationNotFoundError",
-    "ObjectLockConfigurationNotFoundError",
-    "ReplicationConfigurationNotFoundError",
-];
 
 pub struct Storage;
 
@@ -105,133 +100,12 @@ pub fn noncurrent_expiration_days(spec: &BucketSpec) -> Option<i32> {
         .then(|| spec.object_lock_days.unwrap_or(NONCURRENT_EXPIRATION_DAYS))
 }
 
-pub fn bucket_arn(name: &str) -> String {
-    format!("arn:aws:s3:::{name}")
-}
-
 pub fn assets_bucket_name(account: &str, suffix: &str) -> String {
     format!("fintech-assets-{account}-{suffix}")
 }
 
 pub fn txlog_bucket_name(account: &str, suffix: &str) -> String {
     format!("fintech-txlog-{account}-{suffix}")
-}
-
-/// The statement that denies every request not made over TLS.
-pub fn tls_only_statement(bucket: &str) -> Value {
-    let arn = bucket_arn(bucket);
-    json!({
-        "Sid": TLS_ONLY_SID,
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [arn, format!("{arn}/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}
-    })
-}
-
-fn statements(policy: Option<&str>) -> Result<Vec<Value>> {
-    let Some(text) = policy.filter(|t| !t.trim().is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let doc: Value = serde_json::from_str(text).context("the bucket policy is not JSON")?;
-    Ok(match doc.get("Statement") {
-        Some(Value::Array(a)) => a.clone(),
-        Some(one @ Value::Object(_)) => vec![one.clone()],
-        _ => Vec::new(),
-    })
-}
-
-fn policy_doc(statements: Vec<Value>) -> String {
-    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
-}
-
-/// The policy with `stmt` in place of any statement with the same `Sid` (others kept, in
-/// order), or `None` when the policy already holds exactly that statement.
-pub fn upsert_statement(policy: Option<&str>, stmt: &Value) -> Result<Option<String>> {
-    let sid = stmt["Sid"].as_str().unwrap_or_default();
-    let mut st = statements(policy)?;
-    if st.iter().any(|s| s == stmt) && st.iter().filter(|s| s["Sid"] == sid).count() == 1 {
-        return Ok(None);
-    }
-    match st.iter().position(|s| s["Sid"] == sid) {
-        Some(i) => {
-            st[i] = stmt.clone();
-            let mut seen = false;
-            st.retain(|s| {
-                if s["Sid"] != sid {
-                    return true;
-                }
-                let keep = !seen;
-                seen = true;
-                keep
-            });
-        }
-        None => st.push(stmt.clone()),
-    }
-    Ok(Some(policy_doc(st)))
-}
-
-/// What is left of the policy without the statements named `sids`: `None` if none of them
-/// was there (nothing to do), `Some(None)` if nothing is left (delete the policy),
-/// `Some(Some(doc))` otherwise.
-pub fn remove_statements(policy: Option<&str>, sids: &[&str]) -> Result<Option<Option<String>>> {
-    let st = statements(policy)?;
-    let kept: Vec<Value> = st
-        .iter()
-        .filter(|s| !sids.iter().any(|sid| s["Sid"] == *sid))
-        .cloned()
-        .collect();
-    if kept.len() == st.len() {
-        return Ok(None);
-    }
-    Ok(Some((!kept.is_empty()).then(|| policy_doc(kept))))
-}
-
-/// Treats "no such configuration" as `None`.
-pub(crate) fn no_config<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if NO_CONFIG.contains(&e.code.as_deref().unwrap_or("")) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The bucket's policy document, if it has one.
-pub async fn get_policy(ctx: &StepCtx, bucket: &str) -> Result<Option<String>> {
-    let out = no_config(
-        ctx.aws()
-            .s3()
-            .get_bucket_policy()
-            .bucket(bucket)
-            .send()
-            .await
-            .aws("s3:GetBucketPolicy", bucket),
-    )?;
-    Ok(out.and_then(|o| o.policy))
-}
-
-/// Writes the policy, or deletes it when `None`.
-pub async fn set_policy(ctx: &StepCtx, bucket: &str, policy: Option<String>) -> Result<()> {
-    let s3 = ctx.aws().s3();
-    match policy {
-        Some(p) => {
-            s3.put_bucket_policy()
-                .bucket(bucket)
-                .policy(p)
-                .send()
-                .await
-                .aws("s3:PutBucketPolicy", bucket)?;
-        }
-        None => {
-            s3.delete_bucket_policy()
-                .bucket(bucket)
-                .send()
-                .await
-                .aws("s3:DeleteBucketPolicy", bucket)?;
-        }
-    }
-    Ok(())
 }
 
 /// The lifecycle rules a bucket should have.
@@ -298,69 +172,6 @@ fn lifecycle_matches(got: &[LifecycleRule], want: &[LifecycleRule]) -> bool {
     a.sort();
     b.sort();
     a == b
-}
-
-/// CreateBucket for `name` in the stack's region. us-east-1 is S3's default location and
-/// rejects an explicit constraint for itself.
-pub(crate) fn create_bucket_request(
-    ctx: &StepCtx,
-    name: &str,
-) -> aws_sdk_s3::operation::create_bucket::builders::CreateBucketFluentBuilder {
-    let req = ctx.aws().s3().create_bucket().bucket(name);
-    if ctx.region() == "us-east-1" {
-        return req;
-    }
-    req.create_bucket_configuration(
-        CreateBucketConfiguration::builder()
-            .location_constraint(BucketLocationConstraint::from(ctx.region()))
-            .build(),
-    )
-}
-
-/// Blocks every kind of public access to the bucket (ACLs and policies).
-pub(crate) async fn block_public_access(ctx: &StepCtx, name: &str) -> Result<()> {
-    ctx.aws()
-        .s3()
-        .put_public_access_block()
-        .bucket(name)
-        .public_access_block_configuration(
-            PublicAccessBlockConfiguration::builder()
-                .block_public_acls(true)
-                .ignore_public_acls(true)
-                .block_public_policy(true)
-                .restrict_public_buckets(true)
-                .build(),
-        )
-        .send()
-        .await
-        .aws("s3:PutPublicAccessBlock", name)?;
-    Ok(())
-}
-
-pub(crate) fn s3_tags(pairs: &[(String, String)]) -> Result<Tagging> {
-    let tags = pairs
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .context("building S3 tags")?;
-    Tagging::builder()
-        .set_tag_set(Some(tags))
-        .build()
-        .context("building S3 tagging")
-}
-
-/// The bucket's versioning status (`Enabled`, `Suspended`), `None` if never enabled.
-pub async fn versioning_status(ctx: &StepCtx, name: &str) -> Result<Option<String>> {
-    Ok(ctx
-        .aws()
-        .s3()
-        .get_bucket_versioning()
-        .bucket(name)
-        .send()
-        .await
-        .aws("s3:GetBucketVersioning", name)?
-        .status()
-        .map(|s| s.as_str().to_string()))
 }
 
 impl Storage {
@@ -438,62 +249,6 @@ impl Storage {
         Ok(found)
     }
 
-    /// Applies `apply` when `needed`: directly for a bucket created in this run, else as a
-    /// reported change.
-    /// Applies one setting of a bucket: as part of creating it (`created`), else as a change
-    /// `plan` reports; nothing when it is not `needed`.
-    pub(crate) async fn fix<C, CF>(
-        ctx: &StepCtx,
-        name: &str,
-        created: bool,
-        needed: bool,
-        what: &str,
-        apply: C,
-    ) -> Result<()>
-    where
-        C: FnOnce() -> CF,
-        CF: std::future::Future<Output = Result<()>>,
-    {
-        if !needed {
-            return Ok(());
-        }
-        if created {
-            ctx.check_cancelled()?;
-            apply().await
-        } else {
-            ctx.change(BUCKET, name, what, apply).await
-        }
-    }
-
-    /// Versioning on, read back first unless the bucket was just `created`.
-    pub(crate) async fn ensure_versioning(ctx: &StepCtx, name: &str, created: bool) -> Result<()> {
-        let versioning_ok =
-            !created && versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
-        Self::fix(
-            ctx,
-            name,
-            created,
-            !versioning_ok,
-            "enable versioning",
-            || async {
-                ctx.aws()
-                    .s3()
-                    .put_bucket_versioning()
-                    .bucket(name)
-                    .versioning_configuration(
-                        VersioningConfiguration::builder()
-                            .status(BucketVersioningStatus::Enabled)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .aws("s3:PutBucketVersioning", name)?;
-                Ok(())
-            },
-        )
-        .await
-    }
-
     async fn configure(
         &self,
         ctx: &StepCtx,
@@ -507,7 +262,7 @@ impl Storage {
         // Tags: ours set, anyone else's kept (PutBucketTagging replaces the whole set).
         let want_tags = ctx.tags(Some(name));
         let tags_ok = want_tags.iter().all(|t| current_tags.contains(t));
-        Self::fix(ctx, name, created, !tags_ok, "set tags", || async {
+        fix(ctx, name, created, !tags_ok, "set tags", || async {
             let mut all: Vec<(String, String)> = current_tags
                 .iter()
                 .filter(|(k, _)| !want_tags.iter().any(|(wk, _)| wk == k))
@@ -543,7 +298,7 @@ impl Storage {
                     && c.restrict_public_buckets() == Some(true)
             })
         };
-        Self::fix(
+        fix(
             ctx,
             name,
             created,
@@ -555,7 +310,7 @@ impl Storage {
 
         // Versioning (a bucket created with Object Lock has it already; setting it again is
         // harmless and keeps creation uniform).
-        Self::ensure_versioning(ctx, name, created).await?;
+        ensure_versioning(ctx, name, created).await?;
 
         // Default encryption.
         let kms = spec.kms_key_arn.as_deref();
@@ -591,7 +346,7 @@ impl Storage {
             Some(_) => "encrypt with the stack's KMS key (SSE-KMS, bucket key)",
             None => "encrypt with S3-managed keys (SSE-S3)",
         };
-        Self::fix(ctx, name, created, !encryption_ok, what, || async {
+        fix(ctx, name, created, !encryption_ok, what, || async {
             let default = match kms {
                 Some(k) => ServerSideEncryptionByDefault::builder()
                     .sse_algorithm(ServerSideEncryption::AwsKms)
@@ -639,7 +394,7 @@ impl Storage {
             ),
             None => format!("lifecycle: Standard-IA after {IA_TRANSITION_DAYS} days"),
         };
-        Self::fix(ctx, name, created, !lifecycle_ok, &what, || async {
+        fix(ctx, name, created, !lifecycle_ok, &what, || async {
             s3.put_bucket_lifecycle_configuration()
                 .bucket(name)
                 .lifecycle_configuration(
@@ -677,7 +432,7 @@ impl Storage {
                 })
             };
             let what = format!("Object Lock: governance retention of {days} days by default");
-            Self::fix(ctx, name, created, !lock_ok, &what, || async {
+            fix(ctx, name, created, !lock_ok, &what, || async {
                 s3.put_object_lock_configuration()
                     .bucket(name)
                     .object_lock_configuration(
@@ -710,7 +465,7 @@ impl Storage {
             get_policy(ctx, name).await?
         };
         let new_policy = upsert_statement(current.as_deref(), &tls_only_statement(name))?;
-        Self::fix(
+        fix(
             ctx,
             name,
             created,
@@ -777,12 +532,6 @@ impl Step for Storage {
         }
         Ok(())
     }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        Ok(bucket::exists(ctx, &rec.id)
-            .await?
-            .then(|| "exists".to_string()))
-    }
 }
 
 #[cfg(test)]
@@ -794,36 +543,6 @@ mod tests {
         let a = assets_bucket_name("123456789012", "abcdefghij-klmnopqrstuv");
         assert!(a.len() <= 63, "{a}");
         assert_eq!(txlog_bucket_name("1", "x"), "fintech-txlog-1-x");
-    }
-
-    #[test]
-    fn tls_statement_denies_insecure_transport() {
-        let s = tls_only_statement("b");
-        assert_eq!(s["Effect"], "Deny");
-        assert_eq!(s["Condition"]["Bool"]["aws:SecureTransport"], "false");
-        assert_eq!(s["Resource"], json!(["arn:aws:s3:::b", "arn:aws:s3:::b/*"]));
-    }
-
-    #[test]
-    fn upsert_keeps_other_statements_and_is_idempotent() {
-        let tls = tls_only_statement("b");
-        let p = upsert_statement(None, &tls).unwrap().unwrap();
-        assert_eq!(upsert_statement(Some(&p), &tls).unwrap(), None);
-        let grant = json!({"Sid": "Cdn", "Effect": "Allow"});
-        let p2 = upsert_statement(Some(&p), &grant).unwrap().unwrap();
-        assert_eq!(upsert_statement(Some(&p2), &tls).unwrap(), None);
-        let changed = json!({"Sid": "Cdn", "Effect": "Allow", "Action": "s3:GetObject"});
-        let p3 = upsert_statement(Some(&p2), &changed).unwrap().unwrap();
-        let st = statements(Some(&p3)).unwrap();
-        assert_eq!(st, vec![tls.clone(), changed]);
-        // Removing the grant keeps the TLS statement; removing everything deletes the policy.
-        let left = remove_statements(Some(&p3), &["Cdn"]).unwrap().unwrap();
-        assert_eq!(statements(left.as_deref()).unwrap(), vec![tls]);
-        assert_eq!(remove_statements(left.as_deref(), &["Cdn"]).unwrap(), None);
-        assert_eq!(
-            remove_statements(left.as_deref(), &[TLS_ONLY_SID]).unwrap(),
-            Some(None)
-        );
     }
 
     #[test]

@@ -34,38 +34,32 @@
 //!
 //! Idempotency: code SHA-256, configuration, concurrency and the mapping are compared with
 //! what is wanted, and only differences are applied (UpdateFunctionCode,
-//! UpdateFunctionConfiguration, PutFunctionConcurrency, UpdateEventSourceMapping).
+//! UpdateFunctionConfiguration, PutFunctionConcurrency, UpdateEventSourceMapping): see
+//! [`crate::resources::lambda::function`] and [`crate::resources::lambda::event_source_mapping`].
 //!
 //! Teardown: the mapping (waited until gone: it is `Deleting` for a while), the function, its
 //! log group, then its policy and role. The function's VPC ENIs outlive it for many minutes on
 //! AWS: the network step's teardown waits for and removes them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use async_trait::async_trait;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{
-    DeadLetterConfig, Environment, EventSourceMappingConfiguration, FunctionCode,
-    FunctionConfiguration, FunctionResponseType, LastUpdateStatus, Runtime, ScalingConfig, State,
-    TracingConfig, TracingMode, VpcConfig,
-};
-use futures::FutureExt as _;
+use aws_sdk_lambda::types::{Runtime, TracingMode};
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
-use crate::aws::{AwsResultExt, NotFoundOk};
-use crate::naming::STACK_TAG;
-use crate::resources::iam::{self, RoleSpec};
+use crate::resources::delete_recorded;
+use crate::resources::iam::{self, partition_of, RoleSpec};
+use crate::resources::lambda::event_source_mapping::{self, MappingSpec, WantedMapping};
+use crate::resources::lambda::function::{self, FunctionSpec};
 use crate::resources::logs::log_group;
-use crate::state::ResourceRecord;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::steps::{kms, queue, sessions};
 
-pub const FUNCTION: &str = "lambda:function";
-pub const MAPPING: &str = "lambda:event-source-mapping";
+pub const FUNCTION: &str = function::KIND;
+pub const MAPPING: &str = event_source_mapping::KIND;
+pub use crate::resources::lambda::function::code_sha256;
 pub use crate::resources::logs::log_group::KIND as LOG_GROUP;
 
 /// Output keys.
@@ -102,11 +96,6 @@ const XRAY_ACTIONS: &[&str] = &["xray:PutTelemetryRecords", "xray:PutTraceSegmen
 /// The function's tracing mode: Active (Lambda.7).
 pub const TRACING_MODE: TracingMode = TracingMode::Active;
 
-/// A VPC function is `Pending` while Lambda sets up its ENIs (up to a few minutes on AWS).
-const READY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// A deleted mapping stays `Deleting` for a while.
-const MAPPING_GONE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-
 pub struct Validator;
 
 /// `fn-validator-<suffix>`.
@@ -136,11 +125,6 @@ pub fn build_zip() -> Result<Vec<u8>> {
         w.finish().context("zipping the validator handler")?;
     }
     Ok(buf.into_inner())
-}
-
-/// Lambda's `CodeSha256`: base64 of the SHA-256 of the zip.
-pub fn code_sha256(zip: &[u8]) -> String {
-    aws_smithy_types::base64::encode(sha2::Sha256::digest(zip).as_slice())
 }
 
 /// Everything the role's policy is built from.
@@ -269,185 +253,18 @@ pub fn validator_policy(inp: &PolicyInputs) -> Value {
     })
 }
 
-/// The function as it should be.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WantedFunction {
-    pub description: String,
-    pub role_arn: String,
-    pub memory_mb: i32,
-    pub timeout_secs: i32,
-    pub subnet_ids: Vec<String>,
-    pub security_group_id: String,
-    pub environment: BTreeMap<String, String>,
-    pub kms_key_arn: String,
-}
-
-/// What differs between the function's configuration and the wanted one (empty: nothing).
-/// Any `DeadLetterConfig` target is drift: the function has none (see the module doc).
-pub fn config_drift(c: &FunctionConfiguration, w: &WantedFunction) -> Vec<&'static str> {
-    let mut d = Vec::new();
-    if c.runtime() != Some(&RUNTIME) {
-        d.push("runtime");
+/// The event source mapping's settings from `[validator]`.
+pub fn wanted_mapping(cfg: &crate::config::Config) -> WantedMapping {
+    let v = &cfg.validator;
+    WantedMapping {
+        batch_size: v.batch_size.0,
+        batching_window_secs: if v.batch_size.0 > 10 { 1 } else { 0 },
+        max_concurrency: (v.reserved_concurrency.0 >= 2)
+            .then_some(v.reserved_concurrency.0.min(1000)),
     }
-    if c.handler() != Some(HANDLER) {
-        d.push("handler");
-    }
-    if c.role() != Some(w.role_arn.as_str()) {
-        d.push("role");
-    }
-    if c.memory_size() != Some(w.memory_mb) {
-        d.push("memory");
-    }
-    if c.timeout() != Some(w.timeout_secs) {
-        d.push("timeout");
-    }
-    if c.description().unwrap_or_default() != w.description {
-        d.push("description");
-    }
-    let vpc = c.vpc_config();
-    let subnets: BTreeSet<&str> = vpc
-        .map(|v| v.subnet_ids().iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    let sgs: BTreeSet<&str> = vpc
-        .map(|v| v.security_group_ids().iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    if subnets != w.subnet_ids.iter().map(String::as_str).collect()
-        || sgs != BTreeSet::from([w.security_group_id.as_str()])
-    {
-        d.push("VPC subnets/security groups");
-    }
-    let env: BTreeMap<String, String> = c
-        .environment()
-        .and_then(|e| e.variables())
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    if env != w.environment {
-        d.push("environment");
-    }
-    if c.kms_key_arn() != Some(w.kms_key_arn.as_str()) {
-        d.push("KMS key");
-    }
-    if c.tracing_config().and_then(|t| t.mode()) != Some(&TRACING_MODE) {
-        d.push("tracing");
-    }
-    if c.dead_letter_config()
-        .and_then(|x| x.target_arn())
-        .is_some_and(|t| !t.is_empty())
-    {
-        d.push("dead-letter target");
-    }
-    d
-}
-
-/// The event source mapping as it should be.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WantedMapping {
-    pub batch_size: i32,
-    /// AWS requires a batching window of at least 1 s for SQS batches above 10.
-    pub batching_window_secs: i32,
-    /// `ScalingConfig.MaximumConcurrency` (2 to 1000), none for a reserved concurrency of 1.
-    pub max_concurrency: Option<i32>,
-}
-
-impl WantedMapping {
-    pub fn from_config(cfg: &crate::config::Config) -> WantedMapping {
-        let v = &cfg.validator;
-        WantedMapping {
-            batch_size: v.batch_size.0,
-            batching_window_secs: if v.batch_size.0 > 10 { 1 } else { 0 },
-            max_concurrency: (v.reserved_concurrency.0 >= 2)
-                .then_some(v.reserved_concurrency.0.min(1000)),
-        }
-    }
-}
-
-/// What differs between a mapping and the wanted one.
-pub fn mapping_drift(m: &EventSourceMappingConfiguration, w: &WantedMapping) -> Vec<&'static str> {
-    let mut d = Vec::new();
-    if m.batch_size() != Some(w.batch_size) {
-        d.push("batch size");
-    }
-    if m.maximum_batching_window_in_seconds().unwrap_or(0) != w.batching_window_secs {
-        d.push("batching window");
-    }
-    if !m
-        .function_response_types()
-        .contains(&FunctionResponseType::ReportBatchItemFailures)
-    {
-        d.push("ReportBatchItemFailures");
-    }
-    if m.scaling_config().and_then(|s| s.maximum_concurrency()) != w.max_concurrency {
-        d.push("maximum concurrency");
-    }
-    if matches!(m.state(), Some("Disabled" | "Disabling")) {
-        d.push("enable");
-    }
-    d
 }
 
 impl Validator {
-    /// The function's configuration and tags, if it exists; an error if it is not this
-    /// stack's.
-    async fn find_function(
-        ctx: &StepCtx,
-        name: &str,
-    ) -> Result<Option<(FunctionConfiguration, Option<i32>)>> {
-        let out = ctx
-            .aws()
-            .lambda()
-            .get_function()
-            .function_name(name)
-            .send()
-            .await
-            .aws("lambda:GetFunction", name)
-            .not_found_ok()?;
-        let Some(out) = out else {
-            return Ok(None);
-        };
-        ctx.check_ours(
-            "Lambda function",
-            name,
-            out.tags()
-                .and_then(|t| t.get(STACK_TAG))
-                .map(String::as_str),
-        )?;
-        let concurrency = out
-            .concurrency()
-            .and_then(|c| c.reserved_concurrent_executions());
-        Ok(out.configuration.map(|c| (c, concurrency)))
-    }
-
-    /// Waits until the function can be invoked and updated: `Active`, no update in progress.
-    async fn wait_ready(ctx: &StepCtx, name: &str) -> Result<()> {
-        let lambda = ctx.aws().lambda();
-        ctx.wait_for(
-            &format!("Lambda function {name} to be ready"),
-            READY_TIMEOUT,
-            || async {
-                let c = lambda
-                    .get_function_configuration()
-                    .function_name(name)
-                    .send()
-                    .await
-                    .aws("lambda:GetFunctionConfiguration", name)?;
-                if c.state() == Some(&State::Failed)
-                    || c.last_update_status() == Some(&LastUpdateStatus::Failed)
-                {
-                    bail!(
-                        "Lambda function {name} failed: {}",
-                        c.state_reason()
-                            .or(c.last_update_status_reason())
-                            .unwrap_or("no reason given")
-                    );
-                }
-                let ready = matches!(c.state(), None | Some(State::Active | State::Inactive))
-                    && c.last_update_status() != Some(&LastUpdateStatus::InProgress);
-                Ok(ready.then_some(()))
-            },
-        )
-        .await
-    }
-
     async fn ensure_role(ctx: &StepCtx, inp: &PolicyInputs) -> Result<(Found, RoleSpec)> {
         let s = ctx.suffix();
         let doc = validator_policy(inp);
@@ -471,238 +288,6 @@ impl Validator {
         .await?;
         Ok((role, spec))
     }
-
-    fn vpc_config(w: &WantedFunction) -> VpcConfig {
-        VpcConfig::builder()
-            .set_subnet_ids(Some(w.subnet_ids.clone()))
-            .security_group_ids(&w.security_group_id)
-            .build()
-    }
-
-    fn environment(w: &WantedFunction) -> Environment {
-        Environment::builder()
-            .set_variables(Some(w.environment.clone().into_iter().collect()))
-            .build()
-    }
-
-    fn tracing() -> TracingConfig {
-        TracingConfig::builder().mode(TRACING_MODE).build()
-    }
-
-    /// An empty target: how UpdateFunctionConfiguration removes a dead-letter queue.
-    fn no_dead_letter() -> DeadLetterConfig {
-        DeadLetterConfig::builder().target_arn("").build()
-    }
-
-    /// Creates or updates the function; returns its ARN (a placeholder in plan mode).
-    async fn ensure_function(ctx: &StepCtx, w: &WantedFunction) -> Result<Found> {
-        let lambda = ctx.aws().lambda();
-        let name = function_name(ctx.suffix());
-        let name = &name;
-        let zip = build_zip()?;
-        let sha = code_sha256(&zip);
-        let existing = Self::find_function(ctx, name).await?;
-        let current = existing.clone();
-        let function = ctx
-            .ensure(
-                FUNCTION,
-                name,
-                || async {
-                    Ok(current
-                        .map(|(c, _)| Found::new(name).arn(c.function_arn().unwrap_or_default())))
-                },
-                || async {
-                    // A role made moments ago may not be assumable by Lambda yet.
-                    let out = ctx
-                        .retry_iam(&format!("Lambda function {name}"), || {
-                            lambda
-                                .create_function()
-                                .function_name(name)
-                                .runtime(RUNTIME)
-                                .handler(HANDLER)
-                                .role(&w.role_arn)
-                                .code(
-                                    FunctionCode::builder()
-                                        .zip_file(Blob::new(zip.clone()))
-                                        .build(),
-                                )
-                                .description(&w.description)
-                                .memory_size(w.memory_mb)
-                                .timeout(w.timeout_secs)
-                                .vpc_config(Self::vpc_config(w))
-                                .environment(Self::environment(w))
-                                .kms_key_arn(&w.kms_key_arn)
-                                .tracing_config(Self::tracing())
-                                .set_tags(Some(ctx.tags(Some(name)).into_iter().collect()))
-                                .send()
-                                .map(|r| r.aws("lambda:CreateFunction", name))
-                        })
-                        .await;
-                    let out = match out {
-                        Ok(o) => o,
-                        Err(e) => {
-                            return Err(e)
-                                .with_context(|| format!("creating Lambda function {name}"))
-                        }
-                    };
-                    Ok(Found::new(name).arn(out.function_arn().unwrap_or_default()))
-                },
-            )
-            .await?;
-        if function.is_pending() {
-            return Ok(function);
-        }
-        let concurrency = ctx.cfg().validator.reserved_concurrency.0;
-        let put_concurrency = || async {
-            lambda
-                .put_function_concurrency()
-                .function_name(name)
-                .reserved_concurrent_executions(concurrency)
-                .send()
-                .await
-                .aws("lambda:PutFunctionConcurrency", name)?;
-            Ok(())
-        };
-        let Some((config, current_concurrency)) = existing else {
-            // New: a VPC function is Pending while Lambda attaches it to the subnets.
-            put_concurrency().await?;
-            Self::wait_ready(ctx, name).await?;
-            return Ok(function);
-        };
-
-        if config.code_sha256() != Some(sha.as_str()) {
-            ctx.change(
-                FUNCTION,
-                name,
-                "deploy the current handler code",
-                || async {
-                    Self::wait_ready(ctx, name).await?;
-                    lambda
-                        .update_function_code()
-                        .function_name(name)
-                        .zip_file(Blob::new(zip.clone()))
-                        .send()
-                        .await
-                        .aws("lambda:UpdateFunctionCode", name)?;
-                    Self::wait_ready(ctx, name).await
-                },
-            )
-            .await?;
-        }
-        let drift = config_drift(&config, w);
-        if !drift.is_empty() {
-            let what = format!("update {}", drift.join(", "));
-            ctx.change(FUNCTION, name, &what, || async {
-                Self::wait_ready(ctx, name).await?;
-                ctx.retry_iam(&format!("Lambda function {name}"), || {
-                    lambda
-                        .update_function_configuration()
-                        .function_name(name)
-                        .runtime(RUNTIME)
-                        .handler(HANDLER)
-                        .role(&w.role_arn)
-                        .description(&w.description)
-                        .memory_size(w.memory_mb)
-                        .timeout(w.timeout_secs)
-                        .vpc_config(Self::vpc_config(w))
-                        .environment(Self::environment(w))
-                        .kms_key_arn(&w.kms_key_arn)
-                        .tracing_config(Self::tracing())
-                        .dead_letter_config(Self::no_dead_letter())
-                        .send()
-                        .map(|r| r.aws("lambda:UpdateFunctionConfiguration", name))
-                })
-                .await?;
-                Self::wait_ready(ctx, name).await
-            })
-            .await?;
-        }
-        if current_concurrency != Some(concurrency) {
-            let what = format!("reserve {concurrency} concurrent executions");
-            ctx.change(FUNCTION, name, &what, put_concurrency).await?;
-        }
-        Ok(function)
-    }
-
-    async fn ensure_mapping(ctx: &StepCtx, queue_arn: &str) -> Result<()> {
-        let lambda = ctx.aws().lambda();
-        let name = function_name(ctx.suffix());
-        let name = &name;
-        let w = WantedMapping::from_config(ctx.cfg());
-        let label = format!("{name} <- {}", queue::queue_name(ctx.suffix()));
-        let current = if is_pending(queue_arn) {
-            None
-        } else {
-            lambda
-                .list_event_source_mappings()
-                .function_name(name)
-                .event_source_arn(queue_arn)
-                .send()
-                .await
-                .aws("lambda:ListEventSourceMappings", name)
-                .not_found_ok()?
-                .and_then(|o| {
-                    o.event_source_mappings()
-                        .iter()
-                        .find(|m| !matches!(m.state(), Some("Deleting")))
-                        .cloned()
-                })
-        };
-        let found = |uuid: &str| Found::new(uuid).attr("queue_arn", queue_arn);
-        let existing = current.clone();
-        let scaling = w
-            .max_concurrency
-            .map(|n| ScalingConfig::builder().maximum_concurrency(n).build());
-        let mapping = ctx
-            .ensure(
-                MAPPING,
-                &label,
-                || async { Ok(existing.as_ref().and_then(|m| m.uuid()).map(&found)) },
-                || async {
-                    let out = lambda
-                        .create_event_source_mapping()
-                        .function_name(name)
-                        .event_source_arn(queue_arn)
-                        .batch_size(w.batch_size)
-                        .maximum_batching_window_in_seconds(w.batching_window_secs)
-                        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-                        .set_scaling_config(scaling.clone())
-                        .enabled(true)
-                        .set_tags(Some(ctx.tags(Some(&label)).into_iter().collect()))
-                        .send()
-                        .await
-                        .aws("lambda:CreateEventSourceMapping", &label)?;
-                    Ok(found(
-                        out.uuid()
-                            .context("CreateEventSourceMapping returned no UUID")?,
-                    ))
-                },
-            )
-            .await?;
-        let Some(current) = current else {
-            return Ok(());
-        };
-        let drift = mapping_drift(&current, &w);
-        if !drift.is_empty() {
-            let what = format!("update {}", drift.join(", "));
-            ctx.change(MAPPING, &label, &what, || async {
-                lambda
-                    .update_event_source_mapping()
-                    .uuid(&mapping.id)
-                    .batch_size(w.batch_size)
-                    .maximum_batching_window_in_seconds(w.batching_window_secs)
-                    .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-                    .set_scaling_config(scaling.clone())
-                    .enabled(true)
-                    .send()
-                    .await
-                    .aws("lambda:UpdateEventSourceMapping", &label)?;
-                Ok(())
-            })
-            .await?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -724,7 +309,7 @@ impl Step for Validator {
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let kms_key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
         // `aws` while the key is still to be created (a placeholder is not an ARN).
-        let partition = iam::partition_of(&kms_key_arn).to_string();
+        let partition = partition_of(&kms_key_arn).to_string();
         let mut subnet_ids = ctx.input_list(IN_PRIVATE_SUBNETS)?;
         subnet_ids.sort();
         let inp = PolicyInputs {
@@ -742,7 +327,11 @@ impl Step for Validator {
             log_group::ensure(ctx, &log_group_name(ctx.suffix()), &kms_key_arn, &[]).await?;
         let (role, _) = Self::ensure_role(ctx, &inp).await?;
         let v = &ctx.cfg().validator;
-        let wanted = WantedFunction {
+        let wanted = FunctionSpec {
+            name: function_name(ctx.suffix()),
+            runtime: RUNTIME,
+            handler: HANDLER.to_string(),
+            tracing: TRACING_MODE,
             description: format!(
                 "fintech-infra {}: validates transactions from the transaction queue",
                 ctx.suffix()
@@ -763,25 +352,22 @@ impl Step for Validator {
                 ),
             ]),
             kms_key_arn,
+            reserved_concurrency: v.reserved_concurrency.0,
         };
         let function = if role.is_pending() || inp.is_pending() {
             // Plan mode: nothing to compare with yet.
-            let name = function_name(ctx.suffix());
-            ctx.ensure(
-                FUNCTION,
-                &name,
-                || async {
-                    Ok(Self::find_function(ctx, &name)
-                        .await?
-                        .map(|(c, _)| Found::new(&name).arn(c.function_arn().unwrap_or_default())))
-                },
-                || async { bail!("inputs of {name} are not known yet") },
-            )
-            .await?
+            function::ensure_unknown(ctx, &wanted.name).await?
         } else {
-            Self::ensure_function(ctx, &wanted).await?
+            function::ensure(ctx, &wanted, &build_zip()?).await?
         };
-        Self::ensure_mapping(ctx, &inp.queue_arn).await?;
+        let label = format!("{} <- {}", wanted.name, queue::queue_name(ctx.suffix()));
+        let mapping = MappingSpec {
+            label: &label,
+            function: &wanted.name,
+            queue_arn: &inp.queue_arn,
+            settings: wanted_mapping(ctx.cfg()),
+        };
+        event_source_mapping::ensure(ctx, &mapping).await?;
 
         if !function.is_pending() && !log_group.is_pending() {
             ctx.set_output(OUT_FUNCTION_NAME, function_name(ctx.suffix()))?;
@@ -792,94 +378,27 @@ impl Step for Validator {
     }
 
     async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        let lambda = ctx.aws().lambda();
-        for rec in ctx.records(Some(MAPPING)) {
-            ctx.check_cancelled()?;
-            let uuid = rec.id.clone();
-            // Refused (ResourceInUseException) while the mapping is still being created or
-            // updated: retried until it settles; "not found" counts as deleted.
-            ctx.retry_dependency(&format!("event source mapping {uuid}"), || async {
-                lambda
-                    .delete_event_source_mapping()
-                    .uuid(&uuid)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .aws("lambda:DeleteEventSourceMapping", &uuid)
-            })
-            .await?;
-            // Deleting takes a while; the function must not go before its mapping.
-            ctx.wait_for(
-                &format!("event source mapping {uuid} to be deleted"),
-                MAPPING_GONE_TIMEOUT,
-                || async {
-                    let gone = lambda
-                        .get_event_source_mapping()
-                        .uuid(&uuid)
-                        .send()
-                        .await
-                        .aws("lambda:GetEventSourceMapping", &uuid)
-                        .not_found_ok()?
-                        .is_none();
-                    Ok(gone.then_some(()))
-                },
-            )
-            .await?;
-            ctx.deleted(MAPPING, &rec.id)?;
-        }
-
-        ctx.delete_recorded(FUNCTION, |rec| async move {
-            lambda
-                .delete_function()
-                .function_name(&rec.id)
-                .send()
-                .await
-                .map(|_| ())
-                .aws("lambda:DeleteFunction", &rec.id)
-        })
-        .await?;
-
-        crate::resources::delete_recorded(ctx, LOG_GROUP).await?;
-
+        // The mapping first, waited until gone: the function must not go before it.
+        delete_recorded(ctx, MAPPING).await?;
+        delete_recorded(ctx, FUNCTION).await?;
+        delete_recorded(ctx, LOG_GROUP).await?;
         iam::delete_recorded_roles(ctx).await?;
         for key in [OUT_FUNCTION_NAME, OUT_FUNCTION_ARN, OUT_LOG_GROUP] {
             ctx.remove_output(key)?;
         }
         Ok(())
     }
-
-    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
-        let lambda = ctx.aws().lambda();
-        match rec.kind.as_str() {
-            FUNCTION => Ok(lambda
-                .get_function_configuration()
-                .function_name(&rec.id)
-                .send()
-                .await
-                .aws("lambda:GetFunctionConfiguration", &rec.id)
-                .not_found_ok()?
-                .map(|c| {
-                    c.state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_else(|| "exists".into())
-                })),
-            MAPPING => Ok(lambda
-                .get_event_source_mapping()
-                .uuid(&rec.id)
-                .send()
-                .await
-                .aws("lambda:GetEventSourceMapping", &rec.id)
-                .not_found_ok()?
-                .map(|m| m.state().unwrap_or("exists").to_string())),
-            _ => Ok(None),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_lambda::types::{EnvironmentResponse, VpcConfigResponse};
+    use crate::resources::lambda::event_source_mapping::drift as mapping_drift;
+    use crate::resources::lambda::function::config_drift;
+    use aws_sdk_lambda::types::{
+        DeadLetterConfig, EnvironmentResponse, EventSourceMappingConfiguration,
+        FunctionConfiguration, FunctionResponseType, ScalingConfig, VpcConfigResponse,
+    };
 
     fn inputs() -> PolicyInputs {
         PolicyInputs {
@@ -987,8 +506,13 @@ mod tests {
         );
     }
 
-    fn wanted() -> WantedFunction {
-        WantedFunction {
+    fn wanted() -> FunctionSpec {
+        FunctionSpec {
+            name: "fn-validator-prod".into(),
+            runtime: RUNTIME,
+            handler: HANDLER.into(),
+            tracing: TRACING_MODE,
+            reserved_concurrency: 5,
             description: "d".into(),
             role_arn: "arn:aws:iam::123456789012:role/role-validator-prod".into(),
             memory_mb: 256,
@@ -1001,7 +525,7 @@ mod tests {
     }
 
     fn config_of(
-        w: &WantedFunction,
+        w: &FunctionSpec,
     ) -> aws_sdk_lambda::types::builders::FunctionConfigurationBuilder {
         FunctionConfiguration::builder()
             .runtime(RUNTIME)
@@ -1069,7 +593,7 @@ mod tests {
     #[test]
     fn mapping_settings_and_drift() {
         let mut cfg = crate::config::Config::default();
-        let w = WantedMapping::from_config(&cfg);
+        let w = wanted_mapping(&cfg);
         assert_eq!(
             w,
             WantedMapping {
@@ -1080,7 +604,7 @@ mod tests {
         );
         cfg.validator.batch_size = crate::config::BatchSize(100);
         cfg.validator.reserved_concurrency = crate::config::ReservedConcurrency(1);
-        let big = WantedMapping::from_config(&cfg);
+        let big = wanted_mapping(&cfg);
         assert_eq!((big.batching_window_secs, big.max_concurrency), (1, None));
 
         let good = EventSourceMappingConfiguration::builder()

@@ -17,11 +17,27 @@ use async_trait::async_trait;
 use crate::state::ResourceRecord;
 use crate::step::StepCtx;
 
+pub mod acm;
+pub mod application_autoscaling;
+pub mod backup;
+pub mod cloudfront;
+pub mod cloudwatch;
+pub mod dynamodb;
 pub mod ec2;
+pub mod ecr;
+pub mod ecs;
+pub mod elasticloadbalancing;
 pub mod iam;
 pub mod kms;
+pub mod lambda;
 pub mod logs;
+pub mod rds;
 pub mod s3;
+pub mod secretsmanager;
+pub mod servicediscovery;
+pub mod sns;
+pub mod sqs;
+pub mod wafv2;
 
 /// Read and delete of one AWS resource type.
 #[async_trait]
@@ -56,6 +72,42 @@ static PROVIDERS: &[&dyn Provider] = &[
     &logs::log_group::LogGroup,
     &kms::key::Key,
     &kms::alias::Alias,
+    &cloudfront::distribution::Distribution,
+    &cloudfront::origin_access_control::OriginAccessControl,
+    &cloudfront::origin_access_identity::OriginAccessIdentity,
+    &elasticloadbalancing::load_balancer::LoadBalancerProvider,
+    &elasticloadbalancing::target_group::TargetGroupProvider,
+    &elasticloadbalancing::listener::ListenerProvider,
+    &elasticloadbalancing::listener_rule::ListenerRule,
+    &wafv2::web_acl::WebAclProvider,
+    &wafv2::association::Association,
+    &acm::certificate::Certificate,
+    &ecs::cluster::Cluster,
+    &ecs::service::EcsService,
+    &ecs::task_definition::TaskDefinitionFamily,
+    &servicediscovery::namespace::Namespace,
+    &servicediscovery::service::DiscoveryService,
+    &application_autoscaling::scalable_target::ScalableTarget,
+    &application_autoscaling::scaling_policy::Policy,
+    &rds::subnet_group::SubnetGroup,
+    &rds::cluster_parameter_group::ClusterParameterGroup,
+    &rds::cluster::Cluster,
+    &rds::instance::Instance,
+    &lambda::function::Function,
+    &lambda::event_source_mapping::EventSourceMapping,
+    &sqs::queue::Queue,
+    &dynamodb::table::Table,
+    &ecr::repository::EcrRepository,
+    &sns::topic::Topic,
+    &sns::subscription::Subscription,
+    &cloudwatch::alarm::Alarm,
+    &cloudwatch::dashboard::Dashboard,
+    &backup::vault::Vault,
+    &backup::plan::Plan,
+    &backup::selection::Selection,
+    &s3::replication::Replication,
+    &ec2::vpc_peering_connection::PeeringConnection,
+    &ec2::flow_log::FlowLogProvider,
 ];
 
 /// The provider of `kind`, if that kind has moved to the resource layer.

@@ -13,6 +13,7 @@ use crate::naming::STACK_TAG;
 use crate::step::StepCtx;
 
 pub mod elastic_ip;
+pub mod flow_log;
 pub mod internet_gateway;
 pub mod nat_gateway;
 pub mod network_interface;
@@ -24,6 +25,7 @@ pub mod security_group_rule;
 pub mod subnet;
 pub mod vpc;
 pub mod vpc_endpoint;
+pub mod vpc_peering_connection;
 
 /// A filter on `name` with one value.
 pub fn filter(name: &str, value: impl Into<String>) -> Filter {

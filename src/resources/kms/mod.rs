@@ -7,6 +7,7 @@ use crate::step::{Found, StepCtx};
 
 pub mod alias;
 pub mod key;
+pub mod key_policy;
 
 /// Creates (or finds, or restores from pending deletion) the stack's key in the context's
 /// region, with rotation on and the alias `alias/fintech-<suffix>`. The key is looked up by

@@ -1,12 +1,13 @@
-//! Log buckets: the S3 buckets AWS services deliver access logs to (the ALB's
-//! `fintech-alblogs-<account>-<s>`, CloudFront's `fintech-cdnlogs-<account>-<s>`), created and
-//! kept in line by the step that owns the logging resource.
+//! Log buckets (`s3:bucket` records of the alb and cdn steps): the S3 buckets AWS services
+//! deliver access logs to (the ALB's `fintech-alblogs-<account>-<s>`, CloudFront's
+//! `fintech-cdnlogs-<account>-<s>`), created and kept in line by the step that owns the
+//! logging resource; deleted by the `s3:bucket` provider ([`super::bucket`]).
 //!
 //! Every log bucket gets the same baseline (AWS Foundational Security Best Practices,
 //! S3.1/S3.2/S3.5/S3.8/S3.10/S3.14): every kind of public access blocked, versioning on,
 //! default encryption SSE-S3 (neither ALB nor CloudFront standard log delivery writes with a
 //! customer KMS key without extra key-policy grants; SSE-S3 is what their guides document),
-//! a bucket policy holding the delivery grants plus the storage step's TLS-only statement, and
+//! a bucket policy holding the delivery grants plus the TLS-only statement, and
 //! a lifecycle rule expiring the logs and their non-current versions (a versioned log bucket
 //! would otherwise keep every overwritten or deleted log version for ever). Object ownership
 //! is set only where the delivering service needs it: CloudFront standard (legacy) logging
@@ -18,8 +19,8 @@
 //! encryption, lifecycle, policy) and changes only what drifted, so an unchanged stack makes
 //! no mutating call. The storage step's bucket routine (`Storage::ensure_bucket`) is not used
 //! because its lifecycle rule (Standard-IA transition) and missing ownership controls do not
-//! fit log buckets; its helpers (create request, public access block, tags, versioning read,
-//! policy statements, emptying) are.
+//! fit log buckets; the shared helpers ([`super::bucket_settings`], [`super::bucket_policy`])
+//! are.
 
 use anyhow::{Context as _, Result};
 use aws_sdk_s3::types::{
@@ -30,10 +31,12 @@ use aws_sdk_s3::types::{
 };
 use serde_json::Value;
 
+use super::bucket::KIND as BUCKET;
+use super::bucket_policy::{self, bucket_arn};
+use super::bucket_settings::{self as settings, fix};
 use crate::aws::{AwsError, AwsResultExt};
 use crate::naming::STACK_TAG;
 use crate::step::{Found, StepCtx};
-use crate::steps::storage::{self, Storage, BUCKET};
 
 /// Days a non-current version of a log object is kept (a log is never rewritten: these are
 /// only deletes or accidental overwrites).
@@ -99,25 +102,11 @@ pub fn rules_match(got: &[LifecycleRule], want: &[LifecycleRule]) -> bool {
     a == b
 }
 
-/// The policy with every statement of `statements` in place (by `Sid`), others kept; `None`
-/// when it already holds them all.
-pub fn wanted_policy(current: Option<&str>, statements: &[Value]) -> Result<Option<String>> {
-    let mut policy = current.map(str::to_string);
-    let mut changed = false;
-    for s in statements {
-        if let Some(p) = storage::upsert_statement(policy.as_deref(), s)? {
-            policy = Some(p);
-            changed = true;
-        }
-    }
-    Ok(changed.then(|| policy.unwrap_or_default()))
-}
-
 /// "No such configuration" (including S3's missing ownership controls) as `None`.
 fn absent<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
     match r {
         Err(e) if e.code.as_deref() == Some("OwnershipControlsNotFoundError") => Ok(None),
-        r => storage::no_config(r),
+        r => settings::no_config(r),
     }
 }
 
@@ -160,19 +149,19 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
             || async {
                 Ok(exists.then(|| {
                     Found::new(name)
-                        .arn(storage::bucket_arn(name))
+                        .arn(bucket_arn(name))
                         .attr("purpose", spec.purpose)
                 }))
             },
             || async {
-                let mut req = storage::create_bucket_request(ctx, name);
+                let mut req = settings::create_bucket_request(ctx, name);
                 if let Some(o) = &spec.ownership {
                     // Set at creation: S3 makes new buckets BucketOwnerEnforced (ACLs off).
                     req = req.object_ownership(o.clone());
                 }
                 req.send().await.aws("s3:CreateBucket", name)?;
                 Ok(Found::new(name)
-                    .arn(storage::bucket_arn(name))
+                    .arn(bucket_arn(name))
                     .attr("purpose", spec.purpose))
             },
         )
@@ -185,7 +174,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     // Tags: ours set, anyone else's kept (PutBucketTagging replaces the whole set).
     let want_tags = ctx.tags(Some(name));
     let tags_ok = !created && want_tags.iter().all(|t| current_tags.contains(t));
-    Storage::fix(ctx, name, created, !tags_ok, "set tags", || async {
+    fix(ctx, name, created, !tags_ok, "set tags", || async {
         let mut all: Vec<(String, String)> = current_tags
             .iter()
             .filter(|(k, _)| !want_tags.iter().any(|(wk, _)| wk == k))
@@ -194,7 +183,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
         all.extend(want_tags.iter().cloned());
         s3.put_bucket_tagging()
             .bucket(name)
-            .tagging(storage::s3_tags(&all)?)
+            .tagging(settings::s3_tags(&all)?)
             .send()
             .await
             .aws("s3:PutBucketTagging", name)?;
@@ -220,13 +209,13 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
                 && c.block_public_policy() == Some(true)
                 && c.restrict_public_buckets() == Some(true)
         });
-    Storage::fix(
+    fix(
         ctx,
         name,
         created,
         !pab_ok,
         "block all public access",
-        || storage::block_public_access(ctx, name),
+        || settings::block_public_access(ctx, name),
     )
     .await?;
 
@@ -244,7 +233,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
             .and_then(|o| o.ownership_controls)
             .is_some_and(|c| c.rules().iter().any(|r| r.object_ownership() == want));
         let what = format!("object ownership {}", want.as_str());
-        Storage::fix(ctx, name, false, !ownership_ok, &what, || async {
+        fix(ctx, name, false, !ownership_ok, &what, || async {
             s3.put_bucket_ownership_controls()
                 .bucket(name)
                 .ownership_controls(
@@ -267,7 +256,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     }
 
     // Versioning.
-    Storage::ensure_versioning(ctx, name, created).await?;
+    settings::ensure_versioning(ctx, name, created).await?;
 
     // Default encryption: SSE-S3.
     let encryption_ok = !created
@@ -283,7 +272,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
         .and_then(|c| c.rules().first())
         .and_then(|r| r.apply_server_side_encryption_by_default())
         .is_some_and(|d| d.sse_algorithm() == &ServerSideEncryption::Aes256);
-    Storage::fix(
+    fix(
         ctx,
         name,
         created,
@@ -325,7 +314,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
                 .aws("s3:GetBucketLifecycleConfiguration", name),
         )?
         .is_some_and(|o| rules_match(o.rules(), &spec.rules));
-    Storage::fix(
+    fix(
         ctx,
         name,
         created,
@@ -352,16 +341,16 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     let current = if created {
         None
     } else {
-        storage::get_policy(ctx, name).await?
+        bucket_policy::get_policy(ctx, name).await?
     };
-    let policy = wanted_policy(current.as_deref(), &spec.statements)?;
-    Storage::fix(
+    let policy = bucket_policy::upsert_statements(current.as_deref(), &spec.statements)?;
+    fix(
         ctx,
         name,
         created,
         policy.is_some(),
         "bucket policy: log delivery, deny requests without TLS",
-        || storage::set_policy(ctx, name, policy.clone()),
+        || bucket_policy::set_policy(ctx, name, policy.clone()),
     )
     .await?;
     Ok(found)
@@ -370,7 +359,6 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn expiry_rule_expires_current_and_noncurrent_versions() {
@@ -389,15 +377,5 @@ mod tests {
         ));
         assert!(!rules_match(std::slice::from_ref(&r), &[other]));
         assert!(!rules_match(&[], &[r]));
-    }
-
-    #[test]
-    fn policy_gets_our_statements_once() {
-        let tls = storage::tls_only_statement("b");
-        let grant = json!({"Sid": "Delivery", "Effect": "Allow"});
-        let p = wanted_policy(None, &[grant.clone(), tls.clone()])
-            .unwrap()
-            .unwrap();
-        assert_eq!(wanted_policy(Some(&p), &[grant, tls]).unwrap(), None);
     }
 }

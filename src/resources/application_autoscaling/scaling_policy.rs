@@ -1,0 +1,330 @@
+//! `application-autoscaling:scaling-policy`: a target-tracking policy on an ECS service's
+//! desired count (CPU, memory, ALB requests per target, the database's connections), recorded
+//! by policy name with its scalable target's resource ID.
+//!
+//! PutScalingPolicy creates a policy and replaces an existing one of the same name; a second
+//! `up` calls it only when the described policy differs ([`PolicySpec::matches`]). A policy
+//! the config no longer asks for is deleted by [`ensure_all`].
+
+use anyhow::{Context as _, Result};
+use async_trait::async_trait;
+use aws_sdk_applicationautoscaling::types::{
+    CustomizedMetricSpecification, MetricDimension, MetricStatistic, MetricType, PolicyType,
+    PredefinedMetricSpecification, ScalableDimension, ScalingPolicy, ServiceNamespace,
+    TargetTrackingScalingPolicyConfiguration,
+};
+
+use crate::aws::{AwsResultExt, NotFoundOk};
+use crate::resources::Provider;
+use crate::state::ResourceRecord;
+use crate::step::{Found, StepCtx};
+
+pub const KIND: &str = "application-autoscaling:scaling-policy";
+
+/// Seconds after a scale-in / scale-out before the next one: scale out fast, in slowly.
+const SCALE_IN_COOLDOWN: i32 = 300;
+const SCALE_OUT_COOLDOWN: i32 = 60;
+
+pub struct Policy;
+
+/// What a target-tracking policy follows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metric {
+    /// One of Application Auto Scaling's predefined ECS metrics; `ALBRequestCountPerTarget`
+    /// needs the label `app/<lb>/<id>/targetgroup/<tg>/<id>`.
+    Predefined(MetricType, Option<String>),
+    /// The Aurora cluster's `DatabaseConnections` (average), by cluster identifier.
+    DbConnections(String),
+}
+
+impl Metric {
+    fn describe(&self) -> &str {
+        match self {
+            Metric::Predefined(m, _) => m.as_str(),
+            Metric::DbConnections(_) => "AWS/RDS DatabaseConnections",
+        }
+    }
+}
+
+/// One target-tracking policy of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySpec {
+    pub name: String,
+    pub metric: Metric,
+    pub target: f64,
+}
+
+impl PolicySpec {
+    pub fn configuration(&self) -> Result<TargetTrackingScalingPolicyConfiguration> {
+        let b = TargetTrackingScalingPolicyConfiguration::builder()
+            .target_value(self.target)
+            .scale_in_cooldown(SCALE_IN_COOLDOWN)
+            .scale_out_cooldown(SCALE_OUT_COOLDOWN)
+            .disable_scale_in(false);
+        let b = match &self.metric {
+            Metric::Predefined(m, label) => b.predefined_metric_specification(
+                PredefinedMetricSpecification::builder()
+                    .predefined_metric_type(m.clone())
+                    .set_resource_label(label.clone())
+                    .build()
+                    .context("building the predefined metric")?,
+            ),
+            Metric::DbConnections(cluster) => b.customized_metric_specification(
+                CustomizedMetricSpecification::builder()
+                    .namespace("AWS/RDS")
+                    .metric_name("DatabaseConnections")
+                    .dimensions(
+                        MetricDimension::builder()
+                            .name("DBClusterIdentifier")
+                            .value(cluster)
+                            .build()
+                            .context("building the metric dimension")?,
+                    )
+                    .statistic(MetricStatistic::Average)
+                    .build(),
+            ),
+        };
+        b.build()
+            .context("building the target tracking configuration")
+    }
+
+    /// Whether a described policy is this one.
+    pub fn matches(&self, p: &ScalingPolicy) -> bool {
+        let Some(c) = p.target_tracking_scaling_policy_configuration() else {
+            return false;
+        };
+        let metric = match &self.metric {
+            Metric::Predefined(m, label) => c.predefined_metric_specification().is_some_and(|s| {
+                s.predefined_metric_type() == m && s.resource_label() == label.as_deref()
+            }),
+            Metric::DbConnections(cluster) => {
+                c.customized_metric_specification().is_some_and(|s| {
+                    s.namespace() == Some("AWS/RDS")
+                        && s.metric_name() == Some("DatabaseConnections")
+                        && s.statistic() == Some(&MetricStatistic::Average)
+                        && s.dimensions().len() == 1
+                        && s.dimensions()[0].name() == "DBClusterIdentifier"
+                        && s.dimensions()[0].value() == cluster
+                })
+            }
+        };
+        p.policy_type() == &PolicyType::TargetTrackingScaling
+            && (c.target_value() - self.target).abs() < 1e-9
+            && metric
+            && c.scale_in_cooldown() == Some(SCALE_IN_COOLDOWN)
+            && c.scale_out_cooldown() == Some(SCALE_OUT_COOLDOWN)
+            && c.disable_scale_in() != Some(true)
+    }
+}
+
+/// The `ALBRequestCountPerTarget` label of a target group behind a load balancer:
+/// `app/<lb>/<id>/targetgroup/<tg>/<id>`, from the two ARNs.
+pub fn request_count_label(lb_arn: &str, tg_arn: &str) -> Option<String> {
+    let lb = lb_arn.split_once(":loadbalancer/")?.1;
+    let tg = tg_arn.split_once(":targetgroup/")?.1;
+    Some(format!("{lb}/targetgroup/{tg}"))
+}
+
+/// The policies `specs` of the scalable target `resource_id` (of the stack's service
+/// `service`), each put or found and repaired when it differs; a recorded policy of this
+/// service that `specs` no longer names is deleted. `service_pending`: the service does not
+/// exist yet (plan mode), so nothing is looked up.
+pub async fn ensure_all(
+    ctx: &StepCtx,
+    resource_id: &str,
+    service: &str,
+    specs: &[PolicySpec],
+    service_pending: bool,
+) -> Result<()> {
+    let aas = ctx.aws().autoscaling();
+    let described: Vec<ScalingPolicy> = if service_pending {
+        Vec::new()
+    } else {
+        aas.describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(resource_id)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .set_policy_names(Some(specs.iter().map(|p| p.name.clone()).collect()))
+            .send()
+            .await
+            .aws(
+                "application-autoscaling:DescribeScalingPolicies",
+                resource_id,
+            )?
+            .scaling_policies()
+            .to_vec()
+    };
+    for spec in specs {
+        let put = || async {
+            let out = aas
+                .put_scaling_policy()
+                .policy_name(&spec.name)
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(resource_id)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .policy_type(PolicyType::TargetTrackingScaling)
+                .target_tracking_scaling_policy_configuration(spec.configuration()?)
+                .send()
+                .await
+                .aws("application-autoscaling:PutScalingPolicy", &spec.name)?;
+            Ok::<_, anyhow::Error>(out.policy_arn)
+        };
+        let current = described
+            .iter()
+            .find(|p| p.policy_name() == spec.name && p.resource_id() == resource_id);
+        let found_of = |arn: &str| {
+            Found::new(&spec.name)
+                .arn(arn)
+                .attr("service", service)
+                .attr("resource_id", resource_id)
+        };
+        ctx.ensure(
+            KIND,
+            &spec.name,
+            || async { Ok(current.map(|p| found_of(p.policy_arn()))) },
+            || async { Ok(found_of(&put().await?)) },
+        )
+        .await?;
+        if let Some(p) = current {
+            if !spec.matches(p) {
+                ctx.change(
+                    KIND,
+                    &spec.name,
+                    &format!("target {} on {}", spec.target, spec.metric.describe()),
+                    || async {
+                        put().await?;
+                        Ok(())
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    // A policy the config no longer asks for (e.g. request_count_target removed).
+    for rec in ctx.records(Some(KIND)) {
+        let this_service = rec.attrs.get("service").map(String::as_str) == Some(service);
+        if !this_service || specs.iter().any(|s| s.name == rec.id) {
+            continue;
+        }
+        ctx.change(KIND, &rec.id, "remove: no longer configured", || async {
+            delete(ctx, &rec).await?;
+            ctx.deleted(KIND, &rec.id)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes a recorded scaling policy ("not found" counts as deleted).
+pub async fn delete(ctx: &StepCtx, rec: &ResourceRecord) -> Result<()> {
+    let resource_id = rec.attrs.get("resource_id").cloned().unwrap_or_default();
+    ctx.aws()
+        .autoscaling()
+        .delete_scaling_policy()
+        .policy_name(&rec.id)
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(&resource_id)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .send()
+        .await
+        .aws("application-autoscaling:DeleteScalingPolicy", &rec.id)
+        .not_found_ok()?;
+    Ok(())
+}
+
+#[async_trait]
+impl Provider for Policy {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn probe(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<Option<String>> {
+        let id = rec.id.as_str();
+        let resource_id = rec.attrs.get("resource_id").cloned().unwrap_or_default();
+        let out = ctx
+            .aws()
+            .autoscaling()
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(&resource_id)
+            .policy_names(id)
+            .send()
+            .await
+            .aws("application-autoscaling:DescribeScalingPolicies", id)?;
+        Ok(out
+            .scaling_policies()
+            .iter()
+            .any(|p| p.policy_name() == id)
+            .then(|| "exists".to_string()))
+    }
+
+    async fn delete(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<()> {
+        delete(ctx, rec).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_compare_target_and_metric() {
+        let described = |p: &PolicySpec| {
+            ScalingPolicy::builder()
+                .policy_arn("arn:p")
+                .policy_name(&p.name)
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id("service/c/s")
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .policy_type(PolicyType::TargetTrackingScaling)
+                .target_tracking_scaling_policy_configuration(p.configuration().unwrap())
+                .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                .build()
+                .unwrap()
+        };
+        let p = PolicySpec {
+            name: "scale-cpu-web-demo".into(),
+            metric: Metric::Predefined(MetricType::EcsServiceAverageCpuUtilization, None),
+            target: 70.0,
+        };
+        assert!(p.matches(&described(&p)));
+        let other = PolicySpec {
+            target: 60.0,
+            ..p.clone()
+        };
+        assert!(!other.matches(&described(&p)));
+
+        let label = request_count_label(
+            "arn:aws:elasticloadbalancing:us-east-2:1:loadbalancer/app/alb-demo/50dc6c495c0c9188",
+            "arn:aws:elasticloadbalancing:us-east-2:1:targetgroup/tg-blue-demo/73e2d6bc24d8a067",
+        )
+        .unwrap();
+        assert_eq!(
+            label,
+            "app/alb-demo/50dc6c495c0c9188/targetgroup/tg-blue-demo/73e2d6bc24d8a067"
+        );
+        let requests = PolicySpec {
+            name: "scale-requests-web-demo".into(),
+            metric: Metric::Predefined(MetricType::AlbRequestCountPerTarget, Some(label)),
+            target: 1000.0,
+        };
+        assert!(requests.matches(&described(&requests)));
+        let relabelled = PolicySpec {
+            metric: Metric::Predefined(MetricType::AlbRequestCountPerTarget, Some("x".into())),
+            ..requests.clone()
+        };
+        assert!(!relabelled.matches(&described(&requests)));
+        let db = PolicySpec {
+            name: "scale-dbconn-web-demo".into(),
+            metric: Metric::DbConnections("aurora-demo".into()),
+            target: 400.0,
+        };
+        assert!(db.matches(&described(&db)));
+        assert!(!PolicySpec {
+            metric: Metric::DbConnections("aurora-other".into()),
+            ..db.clone()
+        }
+        .matches(&described(&db)));
+        assert!(!db.matches(&described(&p)));
+    }
+}

@@ -1,0 +1,3 @@
+//! Amazon DynamoDB resource types.
+
+pub mod table;

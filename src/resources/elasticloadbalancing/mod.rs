@@ -1,0 +1,160 @@
+//! Elastic Load Balancing (v2) resource types: the ALB, its target groups, listeners and
+//! listener rules, plus what they share: the stack's tags as ELB tags and the forward and
+//! redirect actions listeners and rules take.
+//!
+//! Every ELB resource is identified by its ARN (the record's ID). Deletes go in the order ELB
+//! enforces: rules, listeners, target groups (refused with `ResourceInUse` while a listener or
+//! rule still forwards to them), then the load balancer.
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, Tag, TargetGroupStickinessConfig, TargetGroupTuple,
+};
+
+use crate::step::StepCtx;
+
+pub mod listener;
+pub mod listener_rule;
+pub mod load_balancer;
+pub mod target_group;
+
+/// The stack's tags (and `Name`) as ELB tags.
+pub fn elb_tags(ctx: &StepCtx, name: &str) -> Vec<Tag> {
+    ctx.tags(Some(name))
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// (target group ARN, weight) pairs an action forwards to, sorted.
+fn forward_targets(a: &Action) -> Vec<(String, i32)> {
+    let mut v: Vec<(String, i32)> = match a.forward_config() {
+        Some(f) if !f.target_groups().is_empty() => f
+            .target_groups()
+            .iter()
+            .map(|t| {
+                (
+                    t.target_group_arn().unwrap_or_default().to_string(),
+                    t.weight().unwrap_or(1),
+                )
+            })
+            .collect(),
+        _ => a
+            .target_group_arn()
+            .map(|t| vec![(t.to_string(), 1)])
+            .unwrap_or_default(),
+    };
+    v.sort();
+    v
+}
+
+/// What a listener's default action (or a listener rule's action) should be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerDefault {
+    Forward(Vec<(String, i32)>),
+    RedirectHttps,
+}
+
+impl ListenerDefault {
+    pub fn action(&self) -> Action {
+        match self {
+            ListenerDefault::Forward(targets) => Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .set_target_groups(Some(
+                            targets
+                                .iter()
+                                .map(|(arn, w)| {
+                                    TargetGroupTuple::builder()
+                                        .target_group_arn(arn)
+                                        .weight(*w)
+                                        .build()
+                                })
+                                .collect(),
+                        ))
+                        .target_group_stickiness_config(
+                            TargetGroupStickinessConfig::builder()
+                                .enabled(false)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+            ListenerDefault::RedirectHttps => Action::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .protocol("HTTPS")
+                        .port("443")
+                        .host("#{host}")
+                        .path("/#{path}")
+                        .query("#{query}")
+                        .status_code(RedirectActionStatusCodeEnum::Http301)
+                        .build(),
+                )
+                .build(),
+        }
+    }
+
+    pub fn matches(&self, actions: &[Action]) -> bool {
+        let [a] = actions else { return false };
+        match self {
+            ListenerDefault::Forward(targets) => {
+                a.r#type() == Some(&ActionTypeEnum::Forward) && forward_targets(a) == *targets
+            }
+            ListenerDefault::RedirectHttps => {
+                a.r#type() == Some(&ActionTypeEnum::Redirect)
+                    && a.redirect_config().is_some_and(|r| {
+                        r.protocol() == Some("HTTPS")
+                            && r.port() == Some("443")
+                            && r.status_code() == Some(&RedirectActionStatusCodeEnum::Http301)
+                    })
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ListenerDefault::Forward(t) => format!(
+                "forward to {}",
+                t.iter()
+                    .map(|(arn, w)| format!("{} ({w})", tg_name_of(arn)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ListenerDefault::RedirectHttps => "redirect to HTTPS (301)".into(),
+        }
+    }
+}
+
+fn tg_name_of(arn: &str) -> &str {
+    arn.split('/').nth(1).unwrap_or(arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_action_matches_itself() {
+        let d = ListenerDefault::Forward(vec![("arn:a".into(), 80), ("arn:b".into(), 20)]);
+        assert!(d.matches(&[d.action()]));
+        let other = ListenerDefault::Forward(vec![("arn:a".into(), 100), ("arn:b".into(), 0)]);
+        assert!(!other.matches(&[d.action()]));
+        assert!(ListenerDefault::RedirectHttps.matches(&[ListenerDefault::RedirectHttps.action()]));
+        assert!(!ListenerDefault::RedirectHttps.matches(&[d.action()]));
+    }
+
+    #[test]
+    fn every_elb_kind_is_registered() {
+        for kind in [
+            load_balancer::KIND,
+            target_group::KIND,
+            listener::KIND,
+            listener_rule::KIND,
+        ] {
+            assert!(crate::resources::provider(kind).is_some(), "{kind}");
+        }
+    }
+}

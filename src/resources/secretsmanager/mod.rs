@@ -1,0 +1,3 @@
+//! AWS Secrets Manager resource types.
+
+pub mod secret;

@@ -1,0 +1,3 @@
+//! Amazon SQS resource types.
+
+pub mod queue;
