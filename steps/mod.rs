@@ -5,57 +5,46 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::step::Step;
 
-pub mod alarms;
-pub mod alb;
-pub mod cdn;
-pub mod certificate;
-pub mod cluster;
-pub mod database;
-pub mod dr_backup;
-pub mod dr_network;
-pub mod dr_storage;
-pub mod flow_logs;
-pub mod iam;
-pub mod kms;
-pub mod log_group;
-pub mod network;
-pub mod queue;
-pub mod registry;
-pub mod services;
-pub mod sessions;
-pub mod storage;
-pub mod validator;
-pub mod waf;
+/// Declares the steps: each `module => Type` line is the module `steps/<module>.rs` and its
+/// place in the list the engine runs, so a new step is one line here (plus its file). Order
+/// is declaration order; the engine orders the steps by their dependencies.
+macro_rules! steps {
+    ($($module:ident => $step:ident),* $(,)?) => {
+        $(pub mod $module;)*
 
-/// Every step of the stack described by `cfg`, in declaration order (the engine orders them by
-/// their dependencies).
-pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
-    vec![
-        Arc::new(network::Network),
-        Arc::new(kms::Kms),
-        Arc::new(cluster::Cluster),
-        Arc::new(database::Database),
-        Arc::new(sessions::Sessions),
-        Arc::new(registry::Registry),
-        Arc::new(queue::Queue),
-        Arc::new(iam::Iam),
-        Arc::new(certificate::Certificate),
-        Arc::new(alb::Alb),
-        // Always in the graph: a no-op without `[waf] enabled` and without records, so that
-        // `down` removes a web ACL even after the config stopped enabling it.
-        Arc::new(waf::Waf),
-        Arc::new(services::Services),
-        Arc::new(validator::Validator),
-        Arc::new(storage::Storage),
-        Arc::new(cdn::Cdn),
-        Arc::new(alarms::Alarms),
-        // Always in the graph, like waf: without `dr.region` they only remove what an
-        // earlier run built.
-        Arc::new(dr_network::DrNetwork),
-        Arc::new(dr_storage::DrStorage),
-        Arc::new(dr_backup::DrBackup),
-        // Always in the graph: with `network.flow_logs = false` (or without `dr.region`, for
-        // the DR VPC's) it only removes what an earlier run built.
-        Arc::new(flow_logs::FlowLogs),
-    ]
+        /// Every step of the stack described by `cfg`, in declaration order (the engine
+        /// orders them by their dependencies).
+        pub fn all(_cfg: &Config) -> Vec<Arc<dyn Step>> {
+            vec![$(Arc::new($module::$step)),*]
+        }
+    };
+}
+
+steps! {
+    network => Network,
+    kms => Kms,
+    cluster => Cluster,
+    database => Database,
+    sessions => Sessions,
+    registry => Registry,
+    queue => Queue,
+    iam => Iam,
+    certificate => Certificate,
+    alb => Alb,
+    // Always in the graph: a no-op without `[waf] enabled` and without records, so that
+    // `down` removes a web ACL even after the config stopped enabling it.
+    waf => Waf,
+    services => Services,
+    validator => Validator,
+    storage => Storage,
+    cdn => Cdn,
+    alarms => Alarms,
+    // Always in the graph, like waf: without `dr.region` they only remove what an earlier
+    // run built.
+    dr_network => DrNetwork,
+    dr_storage => DrStorage,
+    dr_backup => DrBackup,
+    // Always in the graph: with `network.flow_logs = false` (or without `dr.region`, for the
+    // DR VPC's) it only removes what an earlier run built.
+    flow_logs => FlowLogs,
 }

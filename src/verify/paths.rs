@@ -13,8 +13,8 @@ use super::{Finding, Stack};
 use crate::aws::AwsResultExt;
 use crate::config::{Config, Permission};
 use crate::steps::{
-    alarms, alb, cdn, cluster, database, dr_backup, dr_network, dr_storage, kms, log_group,
-    network, queue, services, sessions, storage, validator,
+    alarms, alb, cdn, cluster, database, dr_backup, dr_network, dr_storage, kms, network, queue,
+    services, sessions, storage, validator,
 };
 
 const FIX_UP: &str = "run `fintech-infra up`: it restores what the stack owns";
@@ -1293,7 +1293,7 @@ async fn log_groups_keys(live: &Live, st: &Stack) -> Finding {
         let mut names: BTreeSet<(String, String)> = st
             .resources
             .iter()
-            .filter(|r| r.kind == log_group::LOG_GROUP)
+            .filter(|r| r.kind == crate::resources::logs::log_group::KIND)
             .map(|r| {
                 (
                     r.id.clone(),
