@@ -501,7 +501,7 @@ async fn down_completely(
     }
     if let Some(dr) = snapshot
         .outputs
-        .get(crate::steps::dr_network::OUT_DR_REGION)
+        .get(crate::outputs::dr_network::OUT_DR_REGION)
         .and_then(|v| v.as_str())
         .filter(|dr| !regions.iter().any(|r| r == dr))
     {
@@ -679,7 +679,7 @@ fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, re
 /// The outputs a platform engineer reaches for first, in this order, with their labels; the
 /// rest of the state's outputs follow.
 const HEADLINE_OUTPUTS: &[(&str, &str)] = {
-    use crate::steps::{
+    use crate::outputs::{
         alarms, alb, cdn, certificate, database, dr_backup, dr_network, dr_storage, queue, sessions,
     };
     &[

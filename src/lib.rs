@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod naming;
+pub mod outputs;
 pub mod policy;
 pub mod reach;
 pub mod report;

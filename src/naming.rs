@@ -141,6 +141,20 @@ pub fn fnv1a32(bytes: impl IntoIterator<Item = u8>) -> u32 {
     })
 }
 
+/// The transaction queue: `queue-transactions-<suffix>` (its consumers name it before it
+/// exists: alarms, the validator's mapping in `plan`).
+pub fn queue_name(suffix: &str) -> String {
+    format!("queue-transactions-{suffix}")
+}
+
+/// The transaction queue's dead-letter queue: `queue-transactions-dlq-<suffix>`.
+pub fn dlq_name(suffix: &str) -> String {
+    format!("queue-transactions-dlq-{suffix}")
+}
+
+/// The session table's index for lookups by user (the task roles are granted it by name).
+pub const SESSIONS_USER_INDEX: &str = "by-user";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,16 +20,14 @@ use crate::resources::cloudwatch::dashboard;
 use crate::resources::delete_recorded;
 use crate::resources::sns::{subscription, topic};
 use crate::step::{Step, StepCtx};
-use crate::steps::{alb, cluster, database, kms, queue, services, sessions, validator};
+use crate::outputs::{alb, cluster, database, kms, services, sessions, validator};
+
+pub use crate::outputs::alarms::*;
 
 pub const TOPIC: &str = topic::KIND;
 pub const SUBSCRIPTION: &str = subscription::KIND;
 pub const ALARM: &str = alarm::KIND;
 pub const DASHBOARD: &str = dashboard::KIND;
-
-pub const OUT_TOPIC_ARN: &str = "alerts_topic_arn";
-pub const OUT_DASHBOARD_NAME: &str = "dashboard_name";
-pub const OUT_DASHBOARD_URL: &str = "dashboard_url";
 
 pub struct Alarms;
 
@@ -341,8 +339,8 @@ impl Alarms {
             ecs_services,
             function: ctx.input_str(validator::OUT_FUNCTION_NAME)?,
             table: ctx.input_str(sessions::OUT_TABLE_NAME)?,
-            queue: queue::queue_name(ctx.suffix()),
-            dlq: queue::dlq_name(ctx.suffix()),
+            queue: crate::naming::queue_name(ctx.suffix()),
+            dlq: crate::naming::dlq_name(ctx.suffix()),
         })
     }
 }

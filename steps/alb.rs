@@ -38,7 +38,9 @@ use crate::resources::s3::bucket_policy::{bucket_arn, tls_only_statement};
 use crate::resources::s3::log_bucket::{self, LogBucketSpec};
 use crate::resources::{delete_recorded, s3};
 use crate::step::{Found, Step, StepCtx};
-use crate::steps::network;
+use crate::outputs::network;
+
+pub use crate::outputs::alb::*;
 
 pub use crate::resources::elasticloadbalancing::load_balancer::lb_full_name;
 pub use crate::resources::elasticloadbalancing::target_group::tg_full_name;
@@ -49,24 +51,6 @@ pub const LISTENER: &str = listener::KIND;
 pub const RULE: &str = listener_rule::KIND;
 pub const BUCKET: &str = s3::bucket::KIND;
 
-/// Output keys other steps read.
-pub const OUT_ARN: &str = "alb_arn";
-pub const OUT_DNS_NAME: &str = "alb_dns_name";
-pub const OUT_ZONE_ID: &str = "alb_zone_id";
-pub const OUT_HTTPS: &str = "alb_https";
-/// The listener holding the forwarding rules (HTTPS with a certificate, else HTTP).
-pub const OUT_LISTENER_ARN: &str = "alb_listener_arn";
-/// `{blue, green, <path service>: target group ARN}`.
-pub const OUT_TARGET_GROUPS: &str = "alb_target_groups";
-/// `{service: target group ARN}` for every service the ALB serves: the first service on the
-/// blue group, path-routed services on their own.
-pub const OUT_SERVICE_TARGET_GROUPS: &str = "alb_service_target_groups";
-/// CloudWatch dimension `LoadBalancer`: `app/alb-<s>/<id>`.
-pub const OUT_FULL_NAME: &str = "alb_full_name";
-/// CloudWatch dimension `TargetGroup` per key of `alb_target_groups`: `targetgroup/<name>/<id>`.
-pub const OUT_TARGET_GROUP_FULL_NAMES: &str = "alb_target_group_full_names";
-pub const OUT_LOG_BUCKET: &str = "alb_log_bucket";
-pub const OUT_HTTP_LISTENER_ARN: &str = "alb_http_listener_arn";
 const OUTPUTS: [&str; 11] = [
     OUT_ARN,
     OUT_DNS_NAME,
@@ -200,10 +184,10 @@ impl Step for Alb {
         let vpc_id = ctx.input_str(network::OUT_VPC_ID)?;
         let subnets = ctx.input_list("public_subnet_ids")?;
         let sg = ctx.input_str("sg_alb_id")?;
-        let cert = ctx.output(crate::steps::certificate::OUT_ARN);
+        let cert = ctx.output(crate::outputs::certificate::OUT_ARN);
         let cert_arn = cert.as_ref().and_then(|v| v.as_str()).map(str::to_string);
         let cert_issued = ctx
-            .output(crate::steps::certificate::OUT_STATUS)
+            .output(crate::outputs::certificate::OUT_STATUS)
             .is_some_and(|s| s == "ISSUED");
         let https_cert = cert_arn.as_deref().filter(|_| cert_issued);
         if cert_arn.is_none() && cfg.certificate.source.is_some() && ctx.is_plan() {

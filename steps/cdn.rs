@@ -84,12 +84,14 @@ use crate::resources::s3::log_bucket::{self, LogBucketSpec};
 use crate::resources::wafv2::{web_acl, CLOUDFRONT_REGION};
 use crate::resources::{delete_recorded, s3};
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::{certificate, kms, storage};
+use crate::outputs::{certificate, kms, storage};
 
 pub use crate::resources::cloudfront::distribution::{
     ALB_ORIGIN_ID, ALL_VIEWER_EXCEPT_HOST_HEADER, CACHING_DISABLED, CACHING_OPTIMIZED, LOG_PREFIX,
     S3_ORIGIN_ID,
 };
+
+pub use crate::outputs::cdn::*;
 pub use crate::resources::cloudfront::origin_access_identity::{oai_comment, oai_principal};
 pub use crate::resources::kms::key_policy::KEY_SID;
 
@@ -98,15 +100,6 @@ pub const OAC: &str = origin_access_control::KIND;
 pub const OAI: &str = origin_access_identity::KIND;
 pub const BUCKET: &str = s3::bucket::KIND;
 
-/// Output keys.
-pub const OUT_DISTRIBUTION_ID: &str = "cdn_distribution_id";
-pub const OUT_DOMAIN_NAME: &str = "cdn_domain_name";
-pub const OUT_OAI_ID: &str = "cdn_oai_id";
-/// The DNS record the origin name needs (`{"name", "type": "CNAME", "value": <ALB DNS name>}`),
-/// published whenever a certificate is configured.
-pub const OUT_ALB_ORIGIN_DNS_RECORD: &str = "alb_origin_dns_record";
-/// The access-log bucket's name (with `cdn.access_logs`).
-pub const OUT_LOG_BUCKET: &str = "cdn_log_bucket";
 const OUTPUTS: [&str; 5] = [
     OUT_DISTRIBUTION_ID,
     OUT_DOMAIN_NAME,

@@ -44,18 +44,10 @@ use crate::resources::acm::certificate::{
 };
 use crate::step::{Step, StepCtx};
 
+pub use crate::outputs::certificate::*;
+
 pub const CERTIFICATE: &str = cert::KIND;
 
-/// Output keys other steps read.
-pub const OUT_ARN: &str = "certificate_arn";
-/// `ISSUED`, `PENDING_VALIDATION`, ...: the ALB attaches only an issued certificate.
-pub const OUT_STATUS: &str = "certificate_status";
-pub const OUT_RECORDS: &str = "certificate_validation_records";
-/// The host name CloudFront's `/api/*` origin connects to, published while the certificate in
-/// `certificate_arn` covers it (the cdn step connects over HTTPS by this name only then).
-pub const OUT_ORIGIN_DOMAIN: &str = "certificate_origin_domain";
-/// A newly requested certificate awaiting validation while the ALB keeps the earlier one.
-pub const OUT_PENDING_ARN: &str = "certificate_pending_arn";
 const OUTPUTS: [&str; 5] = [
     OUT_ARN,
     OUT_STATUS,

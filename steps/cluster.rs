@@ -36,18 +36,14 @@ use crate::resources::ecs::{strategy, StrategyItem};
 use crate::resources::logs::log_group;
 use crate::resources::servicediscovery::namespace;
 use crate::step::{Step, StepCtx};
-use crate::steps::{kms, network};
+use crate::outputs::{kms, network};
+
+pub use crate::outputs::cluster::*;
 
 pub use crate::resources::servicediscovery::namespace::ATTR_HOSTED_ZONE;
 
 pub const CLUSTER: &str = cluster::KIND;
 pub const NAMESPACE: &str = namespace::KIND;
-
-/// Output keys other steps read.
-pub const OUT_CLUSTER_NAME: &str = "ecs_cluster_name";
-pub const OUT_CLUSTER_ARN: &str = "ecs_cluster_arn";
-pub const OUT_NAMESPACE_ID: &str = "cloudmap_namespace_id";
-pub const OUT_NAMESPACE_NAME: &str = "cloudmap_namespace_name";
 
 /// The log group Container Insights writes a cluster's performance events to.
 pub fn insights_log_group(cluster: &str) -> String {

@@ -44,6 +44,8 @@ use crate::resources::rds::subnet_group::{self, SubnetGroupSpec};
 use crate::resources::secretsmanager::secret;
 use crate::step::{is_pending, Step, StepCtx};
 
+pub use crate::outputs::database::*;
+
 pub const SUBNET_GROUP: &str = subnet_group::KIND;
 pub const PARAMETER_GROUP: &str = cluster_parameter_group::KIND;
 pub const CLUSTER: &str = cluster::KIND;
@@ -52,15 +54,6 @@ pub const INSTANCE: &str = instance::KIND;
 /// and deletes it with the cluster.
 pub const SECRET: &str = secret::KIND;
 
-/// Output keys other steps read.
-pub const OUT_CLUSTER_ID: &str = "db_cluster_id";
-pub const OUT_CLUSTER_ARN: &str = "db_cluster_arn";
-pub const OUT_RESOURCE_ID: &str = "db_cluster_resource_id";
-pub const OUT_WRITER_ENDPOINT: &str = "db_writer_endpoint";
-pub const OUT_READER_ENDPOINT: &str = "db_reader_endpoint";
-pub const OUT_PORT: &str = "db_port";
-pub const OUT_NAME: &str = "db_name";
-pub const OUT_SECRET_ARN: &str = "db_secret_arn";
 const OUTPUTS: [&str; 8] = [
     OUT_CLUSTER_ID,
     OUT_CLUSTER_ARN,
@@ -130,7 +123,7 @@ impl Database {
         ctx.set_output(OUT_READER_ENDPOINT, c.reader_endpoint().unwrap_or_default())?;
         ctx.set_output(
             OUT_PORT,
-            json!(c.port().unwrap_or(crate::steps::network::DB_PORT)),
+            json!(c.port().unwrap_or(crate::resources::rds::DB_PORT)),
         )?;
         ctx.set_output(
             OUT_NAME,
@@ -170,7 +163,7 @@ impl Step for Database {
             scaling: (db.mode == DbMode::Serverless).then_some((db.min_capacity, db.max_capacity)),
             security_group: ctx.input_str("sg_db_id")?,
             parameter_group: parameter_group.clone(),
-            kms_key_arn: ctx.input_str(crate::steps::kms::OUT_KEY_ARN)?,
+            kms_key_arn: ctx.input_str(crate::outputs::kms::OUT_KEY_ARN)?,
         };
         let specs = instance_specs(
             ctx.names().with_purpose("aurora", "writer"),

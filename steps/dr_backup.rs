@@ -26,16 +26,14 @@ use crate::resources::backup::{plan, vault};
 use crate::resources::delete_recorded;
 use crate::resources::iam::{self, RoleSpec};
 use crate::step::{is_pending, Step, StepCtx};
-use crate::steps::{database, dr_storage, kms};
+use crate::outputs::{database, dr_storage, kms};
+
+pub use crate::outputs::dr_backup::*;
 
 pub const VAULT: &str = vault::KIND;
 pub const PLAN: &str = plan::KIND;
 pub const SELECTION: &str = selection::KIND;
 
-/// Output keys.
-pub const OUT_VAULT_ARN: &str = "backup_vault_arn";
-pub const OUT_DR_VAULT_ARN: &str = "dr_backup_vault_arn";
-pub const OUT_PLAN_ID: &str = "backup_plan_id";
 const OUTPUTS: [&str; 3] = [OUT_VAULT_ARN, OUT_DR_VAULT_ARN, OUT_PLAN_ID];
 
 /// The daily rule: after the database's default backup window (03:00-04:00 UTC).

@@ -31,15 +31,12 @@ use crate::resources::ec2::{
 };
 use crate::step::{is_pending, Found, Step, StepCtx};
 // The network step's output keys (its published interface; no code of it is used here).
-use crate::steps::network::{OUT_INTERNAL_ROUTE_TABLE_IDS, OUT_VPC_ID};
+use crate::outputs::network::{OUT_INTERNAL_ROUTE_TABLE_IDS, OUT_VPC_ID};
+
+pub use crate::outputs::dr_network::*;
 
 pub const PEERING: &str = vpc_peering_connection::KIND;
 
-/// Output keys.
-pub const OUT_DR_REGION: &str = "dr_region";
-pub const OUT_DR_VPC_ID: &str = "dr_vpc_id";
-pub const OUT_DR_SUBNET_IDS: &str = "dr_private_subnet_ids";
-pub const OUT_PEERING_ID: &str = "vpc_peering_connection_id";
 const OUTPUTS: [&str; 4] = [
     OUT_DR_REGION,
     OUT_DR_VPC_ID,

@@ -22,17 +22,17 @@ use crate::resources::delete_recorded;
 use crate::resources::iam::{self, RoleSpec};
 use crate::resources::s3::replication::{self, ReplicationSpec};
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::kms;
-use crate::steps::storage::{self, BucketSpec, Storage};
+use crate::outputs::kms;
+use crate::outputs::storage::OUT_ASSETS_BUCKET;
+use crate::resources::s3::bucket::{self, BucketSpec};
+use crate::resources::s3::bucket_policy::bucket_arn;
+
+pub use crate::outputs::dr_storage::*;
 
 /// The assets bucket's replication configuration (ID: the source bucket's name).
 pub const REPLICATION: &str = replication::KIND;
 pub use crate::resources::s3::replication::RULE_ID;
 
-/// Output keys.
-pub const OUT_DR_BUCKET: &str = "dr_assets_bucket";
-pub const OUT_DR_KEY_ARN: &str = "dr_kms_key_arn";
-pub const OUT_REPLICATION_ROLE_ARN: &str = "replication_role_arn";
 const OUTPUTS: [&str; 3] = [OUT_DR_BUCKET, OUT_DR_KEY_ARN, OUT_REPLICATION_ROLE_ARN];
 
 pub struct DrStorage;
@@ -52,7 +52,7 @@ pub fn replication_policy(
     replica_key: &str,
     replica_region: &str,
 ) -> Value {
-    let (src, dst) = (storage::bucket_arn(source), storage::bucket_arn(replica));
+    let (src, dst) = (bucket_arn(source), bucket_arn(replica));
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -137,7 +137,7 @@ impl DrStorage {
         }
         for region in &regions {
             let c = ctx.in_region(region);
-            delete_recorded(&c, storage::BUCKET).await?;
+            delete_recorded(&c, bucket::KIND).await?;
             crate::resources::kms::delete_stack_keys(&c).await?;
         }
         for key in OUTPUTS {
@@ -186,9 +186,9 @@ impl Step for DrStorage {
             object_lock_days: None,
             expire_noncurrent: true,
         };
-        Storage.ensure_bucket(&dr, &replica).await?;
+        bucket::ensure(&dr, &replica).await?;
 
-        let source = ctx.input_str(storage::OUT_ASSETS_BUCKET)?;
+        let source = ctx.input_str(OUT_ASSETS_BUCKET)?;
         let source_key = ctx.input_str(kms::OUT_KEY_ARN)?;
         let doc = replication_policy(
             &source,

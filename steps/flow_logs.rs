@@ -28,13 +28,11 @@ use crate::resources::ec2::flow_log::{self, FlowLogSpec};
 use crate::resources::iam::{self, RoleSpec};
 use crate::resources::logs::log_group;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::{dr_network, dr_storage, kms, network};
+use crate::outputs::{dr_network, dr_storage, kms, network};
+
+pub use crate::outputs::flow_logs::*;
 
 pub const FLOW_LOG: &str = flow_log::KIND;
-
-/// Output keys: the flow log IDs (main region, DR region).
-pub const OUT_FLOW_LOG_ID: &str = "flow_log_id";
-pub const OUT_DR_FLOW_LOG_ID: &str = "dr_flow_log_id";
 
 /// The actions VPC Flow Logs needs on its log group (AWS's documented delivery policy).
 pub const DELIVERY_ACTIONS: [&str; 4] = [

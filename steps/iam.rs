@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use crate::config::Permission;
 use crate::resources::iam::{attachment, policy, role, RoleSpec};
 use crate::step::{is_pending, Step, StepCtx};
-use crate::steps::{kms, registry, sessions};
+use crate::outputs::{kms, registry, sessions};
 
 /// The IAM kinds, now in the resource layer (kept here for the code that names them so).
 pub const ROLE: &str = role::KIND;
@@ -38,9 +38,7 @@ pub use crate::resources::iam::{
     check_least_privilege, check_least_privilege_with, decode_document, partition_of, same_document,
 };
 
-/// Output keys other steps read.
-pub const OUT_EXECUTION_ROLE_ARN: &str = "iam_task_execution_role_arn";
-pub const OUT_TASK_ROLE_ARNS: &str = "iam_task_role_arns";
+pub use crate::outputs::iam::*;
 
 /// Outputs of the database step this step reads.
 pub const IN_DB_SECRET_ARN: &str = "db_secret_arn";
@@ -227,7 +225,7 @@ pub fn task_policy(inp: &PolicyInputs, permissions: &[Permission]) -> Option<Val
                     vec![format!(
                         "{}/index/{}",
                         inp.sessions_table_arn,
-                        sessions::USER_INDEX
+                        crate::naming::SESSIONS_USER_INDEX
                     )],
                 ));
                 via.insert(inp.service_principal_of("dynamodb"));

@@ -12,16 +12,14 @@ use async_trait::async_trait;
 use crate::resources::kms::{self as kms_res, alias, key};
 use crate::step::{Step, StepCtx};
 
+pub use crate::outputs::kms::*;
+
 /// The KMS kinds, now in the resource layer (kept here for the code that names them so).
 pub const KEY: &str = key::KIND;
 pub const ALIAS: &str = alias::KIND;
 
 /// The key policy, now in the resource layer (the cdn step's tests build on it from here).
 pub use crate::resources::kms::key::key_policy;
-
-/// Output keys other steps read.
-pub const OUT_KEY_ARN: &str = "kms_key_arn";
-pub const OUT_KEY_ID: &str = "kms_key_id";
 
 pub struct Kms;
 

@@ -48,3 +48,26 @@ steps! {
     // DR VPC's) it only removes what an earlier run built.
     flow_logs => FlowLogs,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The layering the resource layer exists for: a step composes resources
+    /// (`crate::resources`) and reads other steps' published values (`crate::outputs`), but
+    /// never uses another step as a library.
+    #[test]
+    fn no_step_imports_another_step() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/steps");
+        let mut offenders = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("mod.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.contains("crate::steps::") {
+                offenders.push(path.display().to_string());
+            }
+        }
+        assert!(offenders.is_empty(), "steps using other steps: {offenders:?}");
+    }
+}

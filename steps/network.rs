@@ -42,6 +42,8 @@ use crate::resources::ec2::{
 use crate::resources::{self, delete_recorded};
 use crate::step::{Found, Step, StepCtx};
 
+pub use crate::outputs::network::*;
+
 pub use crate::resources::ec2::route::Via;
 pub use crate::resources::ec2::security_group::Role;
 
@@ -57,14 +59,7 @@ pub const SG: &str = security_group::KIND;
 pub const SG_RULE: &str = security_group_rule::KIND;
 pub const ENDPOINT: &str = vpc_endpoint::KIND;
 
-/// Output keys other steps read.
-pub const OUT_VPC_ID: &str = "vpc_id";
-pub const OUT_VPC_CIDR: &str = "vpc_cidr";
-/// Route tables of the private and isolated subnets.
-pub const OUT_INTERNAL_ROUTE_TABLE_IDS: &str = "internal_route_table_ids";
-
-/// Port the database listens on (Aurora PostgreSQL).
-pub const DB_PORT: i32 = 5432;
+pub use crate::resources::rds::DB_PORT;
 /// HTTPS: AWS APIs, image registries, interface endpoints.
 pub const HTTPS_PORT: i32 = 443;
 
@@ -72,10 +67,6 @@ pub const HTTPS_PORT: i32 = 443;
 /// from. The ALB is reached only through CloudFront, so this list is the ALB's only source.
 pub const CLOUDFRONT_PREFIX_LIST: &str = "com.amazonaws.global.cloudfront.origin-facing";
 
-/// `{service name: security group ID}`: the group of each service's tasks.
-pub const OUT_SERVICE_SG_IDS: &str = "sg_service_ids";
-/// The ID of [`CLOUDFRONT_PREFIX_LIST`] in the stack's region.
-pub const OUT_CLOUDFRONT_PREFIX_LIST_ID: &str = "cloudfront_prefix_list_id";
 /// The shared group of every service's tasks of earlier versions: removed by `up` once no
 /// task uses it any more.
 const LEGACY_OUT_APP_SG: &str = "sg_app_id";

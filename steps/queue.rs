@@ -23,31 +23,19 @@ use serde_json::{json, Value};
 use crate::resources::iam::partition_of;
 use crate::resources::sqs::queue::{self, QueueSpec};
 use crate::step::{Step, StepCtx};
-use crate::steps::kms;
+use crate::outputs::kms;
+
+pub use crate::outputs::queue::*;
 
 pub const QUEUE: &str = queue::KIND;
 pub use crate::resources::sqs::queue::arn as queue_arn;
-
-/// Output keys other steps read.
-pub const OUT_QUEUE_URL: &str = "queue_url";
-pub const OUT_QUEUE_ARN: &str = "queue_arn";
-pub const OUT_DLQ_URL: &str = "dlq_url";
-pub const OUT_DLQ_ARN: &str = "dlq_arn";
 
 /// The DLQ keeps failed transactions as long as SQS allows.
 const DLQ_RETENTION_SECS: i32 = 14 * 86_400;
 
 pub struct Queue;
 
-/// `queue-transactions-<suffix>`.
-pub fn queue_name(suffix: &str) -> String {
-    format!("queue-transactions-{suffix}")
-}
-
-/// `queue-transactions-dlq-<suffix>`.
-pub fn dlq_name(suffix: &str) -> String {
-    format!("queue-transactions-dlq-{suffix}")
-}
+pub use crate::naming::{dlq_name, queue_name};
 
 /// The queue policy: nothing may use the queue without TLS.
 pub fn tls_only_policy(queue_arn: &str) -> Value {

@@ -15,11 +15,9 @@ use crate::resources::delete_recorded;
 use crate::resources::ecr::repository::{self, RepositorySpec};
 use crate::step::{Step, StepCtx};
 
-pub const REPOSITORY: &str = repository::KIND;
+pub use crate::outputs::registry::*;
 
-/// Output keys other steps read: JSON objects `{service: value}`.
-pub const OUT_URIS: &str = "ecr_repository_uris";
-pub const OUT_ARNS: &str = "ecr_repository_arns";
+pub const REPOSITORY: &str = repository::KIND;
 
 pub struct Registry;
 
@@ -45,7 +43,7 @@ impl Step for Registry {
     }
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
-        let key_arn = ctx.input_str(crate::steps::kms::OUT_KEY_ARN)?;
+        let key_arn = ctx.input_str(crate::outputs::kms::OUT_KEY_ARN)?;
         let mut uris = BTreeMap::new();
         let mut arns = BTreeMap::new();
         let mut any_pending = false;

@@ -46,7 +46,9 @@ use crate::resources::ecs::task_definition::{self, TaskSpec};
 use crate::resources::logs::log_group;
 use crate::resources::servicediscovery::service::{self as discovery, DiscoverySpec};
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::cluster;
+use crate::outputs::cluster;
+
+pub use crate::outputs::services::*;
 
 pub use crate::resources::logs::log_group::KIND as LOG_GROUP;
 pub const TASK_DEFINITION: &str = task_definition::KIND;
@@ -54,10 +56,6 @@ pub const SERVICE: &str = ecs_service::KIND;
 pub const SCALABLE_TARGET: &str = scalable_target::KIND;
 pub const SCALING_POLICY: &str = scaling_policy::KIND;
 pub const DISCOVERY_SERVICE: &str = discovery::KIND;
-
-pub const OUT_SERVICE_NAMES: &str = "ecs_service_names";
-pub const OUT_LOG_GROUPS: &str = "ecs_log_groups";
-pub const OUT_TASK_DEFINITION_ARNS: &str = "ecs_task_definition_arns";
 
 pub struct Services;
 
@@ -202,14 +200,14 @@ impl Inputs {
             namespace_id,
             namespace_name,
             subnets: ctx.input_list("private_subnet_ids")?,
-            security_groups: ctx.input_map(crate::steps::network::OUT_SERVICE_SG_IDS)?,
-            kms_key_arn: ctx.input_str(crate::steps::kms::OUT_KEY_ARN)?,
+            security_groups: ctx.input_map(crate::outputs::network::OUT_SERVICE_SG_IDS)?,
+            kms_key_arn: ctx.input_str(crate::outputs::kms::OUT_KEY_ARN)?,
             execution_role: ctx.input_str("iam_task_execution_role_arn")?,
             task_roles: ctx.input_map("iam_task_role_arns")?,
             db_secret_arn,
             db_env,
             sessions_table,
-            target_groups: ctx.input_map(crate::steps::alb::OUT_SERVICE_TARGET_GROUPS)?,
+            target_groups: ctx.input_map(crate::outputs::alb::OUT_SERVICE_TARGET_GROUPS)?,
         })
     }
 
@@ -231,12 +229,12 @@ impl Inputs {
             None if ctx.is_plan() => Ok(format!(
                 "{} output {}.{service})",
                 crate::step::PENDING_PREFIX,
-                crate::steps::network::OUT_SERVICE_SG_IDS
+                crate::outputs::network::OUT_SERVICE_SG_IDS
             )),
             None => bail!(
                 "output {} has no security group for service `{service}`: has the network \
                  step run with this config?",
-                crate::steps::network::OUT_SERVICE_SG_IDS
+                crate::outputs::network::OUT_SERVICE_SG_IDS
             ),
         }
     }
@@ -355,12 +353,12 @@ impl Services {
         // Requests per target on the service's target group, and the database's connections,
         // when the config asks for them.
         let label = ctx
-            .output_str(crate::steps::alb::OUT_ARN)
+            .output_str(crate::outputs::alb::OUT_ARN)
             .ok()
             .zip(inputs.target_groups.get(&svc.name.0))
             .and_then(|(lb, tg)| request_count_label(&lb, tg));
         let db_cluster = ctx
-            .output(crate::steps::database::OUT_CLUSTER_ID)
+            .output(crate::outputs::database::OUT_CLUSTER_ID)
             .as_ref()
             .and_then(output_text);
         let specs = policy_specs(&names, svc, label, db_cluster);

@@ -16,16 +16,14 @@ use crate::resources::delete_recorded;
 use crate::resources::dynamodb::table::{self, TableSpec};
 use crate::step::{Step, StepCtx};
 
-pub const TABLE: &str = table::KIND;
+pub use crate::outputs::sessions::*;
 
-/// Output keys other steps read.
-pub const OUT_TABLE_NAME: &str = "sessions_table_name";
-pub const OUT_TABLE_ARN: &str = "sessions_table_arn";
+pub const TABLE: &str = table::KIND;
 
 /// The table's hash key.
 pub const HASH_KEY: &str = "session_id";
 /// The index for lookups by user, and its hash key.
-pub const USER_INDEX: &str = "by-user";
+pub use crate::naming::SESSIONS_USER_INDEX as USER_INDEX;
 pub const USER_KEY: &str = "user_id";
 
 pub struct Sessions;
@@ -47,7 +45,7 @@ impl Step for Sessions {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let name = ctx.names().of("sessions");
-        let key_arn = ctx.input_str(crate::steps::kms::OUT_KEY_ARN)?;
+        let key_arn = ctx.input_str(crate::outputs::kms::OUT_KEY_ARN)?;
         let spec = TableSpec {
             name: &name,
             key_arn: &key_arn,

@@ -55,17 +55,14 @@ use crate::resources::lambda::event_source_mapping::{self, MappingSpec, WantedMa
 use crate::resources::lambda::function::{self, FunctionSpec};
 use crate::resources::logs::log_group;
 use crate::step::{is_pending, Found, Step, StepCtx};
-use crate::steps::{kms, queue, sessions};
+use crate::outputs::{kms, queue, sessions};
+
+pub use crate::outputs::validator::*;
 
 pub const FUNCTION: &str = function::KIND;
 pub const MAPPING: &str = event_source_mapping::KIND;
 pub use crate::resources::lambda::function::code_sha256;
 pub use crate::resources::logs::log_group::KIND as LOG_GROUP;
-
-/// Output keys.
-pub const OUT_FUNCTION_NAME: &str = "validator_function_name";
-pub const OUT_FUNCTION_ARN: &str = "validator_function_arn";
-pub const OUT_LOG_GROUP: &str = "validator_log_group";
 
 /// Outputs of the network step this step reads.
 pub const IN_PRIVATE_SUBNETS: &str = "private_subnet_ids";
@@ -360,7 +357,7 @@ impl Step for Validator {
         } else {
             function::ensure(ctx, &wanted, &build_zip()?).await?
         };
-        let label = format!("{} <- {}", wanted.name, queue::queue_name(ctx.suffix()));
+        let label = format!("{} <- {}", wanted.name, crate::naming::queue_name(ctx.suffix()));
         let mapping = MappingSpec {
             label: &label,
             function: &wanted.name,

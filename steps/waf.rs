@@ -23,14 +23,13 @@ use aws_sdk_wafv2::types::Scope;
 use crate::resources::wafv2::{association, web_acl};
 use crate::step::{Step, StepCtx};
 
+pub use crate::outputs::waf::*;
+
 pub use crate::resources::wafv2::web_acl::{MANAGED_GROUPS, RATE_RULE};
 pub use crate::resources::wafv2::CLOUDFRONT_REGION;
 
 pub const WEB_ACL: &str = web_acl::KIND;
 pub const ASSOCIATION: &str = association::KIND;
-
-pub const OUT_ARN: &str = "waf_web_acl_arn";
-pub const OUT_ID: &str = "waf_web_acl_id";
 
 pub struct Waf;
 
@@ -72,7 +71,7 @@ impl Step for Waf {
             }
             return Ok(());
         }
-        let alb_arn = ctx.input_str(crate::steps::alb::OUT_ARN)?;
+        let alb_arn = ctx.input_str(crate::outputs::alb::OUT_ARN)?;
         let name = ctx.names().of("waf");
         let rate_limit = cfg.rate_limit.0;
         let acl = web_acl::ensure(ctx, Scope::Regional, &name, "ALB", rate_limit).await?;

@@ -12,10 +12,11 @@ use super::live::Live;
 use super::{Finding, Stack};
 use crate::aws::AwsResultExt;
 use crate::config::{Config, Permission};
-use crate::steps::{
-    alarms, alb, cdn, cluster, database, dr_backup, dr_network, dr_storage, kms, network, queue,
-    services, sessions, storage, validator,
+use crate::outputs::{
+    alb, cdn, cluster, database, dr_backup, dr_network, dr_storage, kms, queue, services, sessions,
+    storage, validator,
 };
+use crate::steps::{alarms, network};
 
 const FIX_UP: &str = "run `fintech-infra up`: it restores what the stack owns";
 
@@ -1129,8 +1130,8 @@ async fn image_pull(live: &Live, st: &Stack, f: &Facts, svc: &Service) -> Findin
             ),
             FIX_UP,
         );
-        let repos = st.out_map(crate::steps::registry::OUT_ARNS);
-        let uris = st.out_map(crate::steps::registry::OUT_URIS);
+        let repos = st.out_map(crate::outputs::registry::OUT_ARNS);
+        let uris = st.out_map(crate::outputs::registry::OUT_URIS);
         let sgs = live.groups(&svc.groups).await?;
         let endpoints = live.endpoints(&f.vpc_id).await?;
         let region = live.region().to_string();

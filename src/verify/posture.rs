@@ -144,12 +144,12 @@ pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Fi
 /// The stack's VPC and, with disaster recovery, the DR VPC: (VPC ID, region).
 fn stack_vpcs(live: &Live, st: &Stack) -> Vec<(String, String)> {
     let mut vpcs = Vec::new();
-    if let Some(v) = st.out(crate::steps::network::OUT_VPC_ID) {
+    if let Some(v) = st.out(crate::outputs::network::OUT_VPC_ID) {
         vpcs.push((v.to_string(), live.region().to_string()));
     }
     if let (Some(v), Some(r)) = (
-        st.out(crate::steps::dr_network::OUT_DR_VPC_ID),
-        st.out(crate::steps::dr_network::OUT_DR_REGION),
+        st.out(crate::outputs::dr_network::OUT_DR_VPC_ID),
+        st.out(crate::outputs::dr_network::OUT_DR_REGION),
     ) {
         vpcs.push((v.to_string(), r.to_string()));
     }
@@ -221,7 +221,7 @@ async fn default_groups(live: &Live, st: &Stack, c: &mut Control) -> Result<()> 
 
 /// The validator runs with active X-Ray tracing.
 async fn tracing_on(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
-    let Some(name) = st.out(crate::steps::validator::OUT_FUNCTION_NAME) else {
+    let Some(name) = st.out(crate::outputs::validator::OUT_FUNCTION_NAME) else {
         return Ok(());
     };
     let f = live.function(name).await?;
@@ -241,7 +241,7 @@ async fn tracing_on(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
 
 /// The distribution has a default root object and, unless switched off, access logging.
 async fn distribution(live: &Live, st: &Stack, logs: bool, c: &mut Control) -> Result<()> {
-    let Some(id) = st.out(crate::steps::cdn::OUT_DISTRIBUTION_ID) else {
+    let Some(id) = st.out(crate::outputs::cdn::OUT_DISTRIBUTION_ID) else {
         return Ok(());
     };
     let d = live.distribution(id).await?;
@@ -265,7 +265,7 @@ async fn distribution(live: &Live, st: &Stack, logs: bool, c: &mut Control) -> R
 /// forces the TLSv1 policy, and the ALB has no certificate to offer).
 async fn distribution_tls(live: &Live, st: &Stack, cert: bool, c: &mut Control) -> Result<()> {
     use aws_sdk_cloudfront::types::{OriginProtocolPolicy, SslProtocol, ViewerProtocolPolicy};
-    let Some(id) = st.out(crate::steps::cdn::OUT_DISTRIBUTION_ID) else {
+    let Some(id) = st.out(crate::outputs::cdn::OUT_DISTRIBUTION_ID) else {
         return Ok(());
     };
     let d = live.distribution(id).await?;
@@ -343,7 +343,7 @@ async fn distribution_tls(live: &Live, st: &Stack, cert: bool, c: &mut Control) 
 
 /// With `[waf] enabled`, the distribution names an existing CLOUDFRONT-scope web ACL.
 async fn distribution_waf(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
-    let Some(id) = st.out(crate::steps::cdn::OUT_DISTRIBUTION_ID) else {
+    let Some(id) = st.out(crate::outputs::cdn::OUT_DISTRIBUTION_ID) else {
         return Ok(());
     };
     let d = live.distribution(id).await?;
@@ -380,7 +380,7 @@ async fn distribution_waf(live: &Live, st: &Stack, c: &mut Control) -> Result<()
 
 /// The database's master secret has automatic rotation on.
 async fn rotation(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
-    let Some(arn) = st.out(crate::steps::database::OUT_SECRET_ARN) else {
+    let Some(arn) = st.out(crate::outputs::database::OUT_SECRET_ARN) else {
         return Ok(());
     };
     let s = live
@@ -512,7 +512,7 @@ fn denies_plain_http(policy: Option<&Value>) -> bool {
 /// The services' current task definitions: no privileged container, read-only root
 /// filesystems.
 async fn task_definitions(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
-    for (svc, arn) in st.out_map(crate::steps::services::OUT_TASK_DEFINITION_ARNS) {
+    for (svc, arn) in st.out_map(crate::outputs::services::OUT_TASK_DEFINITION_ARNS) {
         let td = live
             .aws
             .ecs()
@@ -548,7 +548,7 @@ async fn task_definitions(live: &Live, st: &Stack, c: &mut Control) -> Result<()
 /// keeps samples of the queries run, statement text included, so a fintech auditor wants it
 /// under the stack's customer managed key rather than the AWS managed `aws/rds` key).
 async fn aurora(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
-    let Some(id) = st.out(crate::steps::database::OUT_CLUSTER_ID) else {
+    let Some(id) = st.out(crate::outputs::database::OUT_CLUSTER_ID) else {
         return Ok(());
     };
     let out = live
@@ -573,7 +573,7 @@ async fn aurora(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
     }
     // Every member of the cluster, those added by hand included (the database step's `down`
     // removes them too). RDS describes the PI key as its ARN, as the kms step records it.
-    let key = st.out(crate::steps::kms::OUT_KEY_ARN).unwrap_or_default();
+    let key = st.out(crate::outputs::kms::OUT_KEY_ARN).unwrap_or_default();
     let out = live
         .aws
         .rds()

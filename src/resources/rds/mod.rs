@@ -22,6 +22,9 @@ pub mod cluster_parameter_group;
 pub mod instance;
 pub mod subnet_group;
 
+/// Port the database listens on (Aurora PostgreSQL).
+pub const DB_PORT: i32 = 5432;
+
 /// The Aurora engine the stack runs.
 pub const ENGINE: &str = "aurora-postgresql";
 
