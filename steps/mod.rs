@@ -68,6 +68,9 @@ mod tests {
                 offenders.push(path.display().to_string());
             }
         }
-        assert!(offenders.is_empty(), "steps using other steps: {offenders:?}");
+        assert!(
+            offenders.is_empty(),
+            "steps using other steps: {offenders:?}"
+        );
     }
 }
