@@ -28,7 +28,7 @@ use crate::resources::s3::bucket_policy::{
     bucket_arn, get_policy, set_policy, tls_only_statement, upsert_statement,
 };
 use crate::resources::s3::bucket_settings::{
-    block_public_access, create_bucket_request, ensure_versioning, fix, no_config, s3_tags,
+    create_bucket_request, ensure_public_access_blocked, ensure_versioning, fix, no_config, s3_tags,
 };
 use crate::resources::Provider;
 use crate::state::ResourceRecord;
@@ -383,33 +383,7 @@ async fn configure(
     .await?;
 
     // Public access block first: the policy written below must pass it.
-    let pab_ok = if created {
-        false
-    } else {
-        no_config(
-            s3.get_public_access_block()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:GetPublicAccessBlock", name),
-        )?
-        .and_then(|o| o.public_access_block_configuration)
-        .is_some_and(|c| {
-            c.block_public_acls() == Some(true)
-                && c.ignore_public_acls() == Some(true)
-                && c.block_public_policy() == Some(true)
-                && c.restrict_public_buckets() == Some(true)
-        })
-    };
-    fix(
-        ctx,
-        name,
-        created,
-        !pab_ok,
-        "block all public access",
-        || block_public_access(ctx, name),
-    )
-    .await?;
+    ensure_public_access_blocked(ctx, name, created).await?;
 
     // Versioning (a bucket created with Object Lock has it already; setting it again is
     // harmless and keeps creation uniform).

@@ -27,6 +27,7 @@ const NO_CONFIG: &[&str] = &[
     "ServerSideEncryptionConfigurationNotFoundError",
     "ObjectLockConfigurationNotFoundError",
     "ReplicationConfigurationNotFoundError",
+    "OwnershipControlsNotFoundError",
 ];
 
 /// Treats "no such configuration" as `None`.
@@ -152,5 +153,32 @@ pub async fn ensure_versioning(ctx: &StepCtx, name: &str, created: bool) -> Resu
             Ok(())
         },
     )
+    .await
+}
+
+/// Blocks every kind of public access on the bucket `name` unless it already is (read back
+/// first, except on a bucket this run just `created`). It goes before any bucket policy: a
+/// policy written afterwards must pass it.
+pub async fn ensure_public_access_blocked(ctx: &StepCtx, name: &str, created: bool) -> Result<()> {
+    let ok = !created
+        && no_config(
+            ctx.aws()
+                .s3()
+                .get_public_access_block()
+                .bucket(name)
+                .send()
+                .await
+                .aws("s3:GetPublicAccessBlock", name),
+        )?
+        .and_then(|o| o.public_access_block_configuration)
+        .is_some_and(|c| {
+            c.block_public_acls() == Some(true)
+                && c.ignore_public_acls() == Some(true)
+                && c.block_public_policy() == Some(true)
+                && c.restrict_public_buckets() == Some(true)
+        });
+    fix(ctx, name, created, !ok, "block all public access", || {
+        block_public_access(ctx, name)
+    })
     .await
 }

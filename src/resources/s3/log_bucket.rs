@@ -34,7 +34,7 @@ use serde_json::Value;
 use super::bucket::KIND as BUCKET;
 use super::bucket_policy::{self, bucket_arn};
 use super::bucket_settings::{self as settings, fix};
-use crate::aws::{AwsError, AwsResultExt};
+use crate::aws::AwsResultExt;
 use crate::naming::STACK_TAG;
 use crate::step::{Found, StepCtx};
 
@@ -102,14 +102,6 @@ pub fn rules_match(got: &[LifecycleRule], want: &[LifecycleRule]) -> bool {
     a == b
 }
 
-/// "No such configuration" (including S3's missing ownership controls) as `None`.
-fn absent<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
-    match r {
-        Err(e) if e.code.as_deref() == Some("OwnershipControlsNotFoundError") => Ok(None),
-        r => settings::no_config(r),
-    }
-}
-
 /// Creates the bucket if missing (recorded by the calling step) and brings every setting in
 /// line with `spec`.
 pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
@@ -118,7 +110,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     let exists = crate::resources::s3::bucket::exists(ctx, name).await?;
     let mut current_tags: Vec<(String, String)> = Vec::new();
     if exists {
-        current_tags = absent(
+        current_tags = settings::no_config(
             s3.get_bucket_tagging()
                 .bucket(name)
                 .send()
@@ -194,36 +186,13 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     // Public access block first: the policy written below must pass it. Log delivery ACL
     // grants (to the awslogsdelivery account) are not public, so blocking public ACLs keeps
     // CloudFront's delivery working.
-    let pab_ok = !created
-        && absent(
-            s3.get_public_access_block()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:GetPublicAccessBlock", name),
-        )?
-        .and_then(|o| o.public_access_block_configuration)
-        .is_some_and(|c| {
-            c.block_public_acls() == Some(true)
-                && c.ignore_public_acls() == Some(true)
-                && c.block_public_policy() == Some(true)
-                && c.restrict_public_buckets() == Some(true)
-        });
-    fix(
-        ctx,
-        name,
-        created,
-        !pab_ok,
-        "block all public access",
-        || settings::block_public_access(ctx, name),
-    )
-    .await?;
+    settings::ensure_public_access_blocked(ctx, name, created).await?;
 
     // Object ownership (ACLs enabled for CloudFront standard logging). Set at creation, so
     // only an existing bucket is read back.
     if let Some(want) = &spec.ownership {
         let ownership_ok = created
-            || absent(
+            || settings::no_config(
                 s3.get_bucket_ownership_controls()
                     .bucket(name)
                     .send()
@@ -260,7 +229,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
 
     // Default encryption: SSE-S3.
     let encryption_ok = !created
-        && absent(
+        && settings::no_config(
             s3.get_bucket_encryption()
                 .bucket(name)
                 .send()
@@ -306,7 +275,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
 
     // Lifecycle (owned as a whole).
     let lifecycle_ok = !created
-        && absent(
+        && settings::no_config(
             s3.get_bucket_lifecycle_configuration()
                 .bucket(name)
                 .send()
