@@ -114,6 +114,9 @@ fn check_global(g: &GlobalOpts) -> Result<(), UsageError> {
     if let Some(path) = &g.state {
         check_state_path(path)?;
     }
+    if let Ok(v) = std::env::var(crate::step::MAX_POLL_ENV) {
+        crate::step::parse_max_poll(&v).map_err(UsageError::new)?;
+    }
     Ok(())
 }
 

@@ -272,14 +272,25 @@ pub const MAX_POLL_ENV: &str = "FINTECH_INFRA_MAX_POLL_SECS";
 /// benchmark sets 1 s. Read once.
 pub fn max_poll_interval() -> Duration {
     static MAX: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| parse_max_poll(std::env::var(MAX_POLL_ENV).ok().as_deref()))
+    *MAX.get_or_init(|| {
+        std::env::var(MAX_POLL_ENV)
+            .ok()
+            .and_then(|v| parse_max_poll(&v).ok())
+            .unwrap_or(Duration::from_secs(10))
+    })
 }
 
-fn parse_max_poll(v: Option<&str>) -> Duration {
-    v.and_then(|s| s.trim().parse::<f64>().ok())
+/// A `FINTECH_INFRA_MAX_POLL_SECS` value: seconds, 0.1 to 60. The commands check it before
+/// any AWS call (a bad one is a usage error), so the wait's fallback to 10 s never hides one.
+pub fn parse_max_poll(v: &str) -> Result<Duration, String> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
         .filter(|s| (0.1..=60.0).contains(s))
         .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(10))
+        .ok_or_else(|| {
+            format!("invalid {MAX_POLL_ENV} `{v}`: the longest poll interval in seconds, 0.1 to 60")
+        })
 }
 
 /// The context one step runs with.
@@ -801,12 +812,12 @@ mod poll_tests {
     use super::*;
 
     #[test]
-    fn poll_cap_defaults_to_ten_seconds_and_takes_a_sane_override() {
-        assert_eq!(parse_max_poll(None), Duration::from_secs(10));
-        assert_eq!(parse_max_poll(Some("1")), Duration::from_secs(1));
-        assert_eq!(parse_max_poll(Some("0.5")), Duration::from_millis(500));
+    fn poll_cap_takes_0_1_to_60_seconds_and_names_the_range_otherwise() {
+        assert_eq!(parse_max_poll("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_max_poll("0.5"), Ok(Duration::from_millis(500)));
         for bad in ["0", "-1", "61", "x", ""] {
-            assert_eq!(parse_max_poll(Some(bad)), Duration::from_secs(10), "{bad}");
+            let e = parse_max_poll(bad).unwrap_err();
+            assert!(e.contains("0.1 to 60"), "{bad}: {e}");
         }
     }
 }

@@ -227,6 +227,19 @@ fn bad_places_are_refused_before_any_call_and_leave_the_state_alone() {
             "{bad}: state dir made"
         );
     }
+    // A poll cap out of range is refused the same way.
+    let r = s
+        .command(&["up", "--env-suffix", &s.suffix])
+        .env("FINTECH_INFRA_MAX_POLL_SECS", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("FINTECH_INFRA_MAX_POLL_SECS") && err.contains("0.1 to 60"),
+        "{err}"
+    );
+    assert!(!s.state_path().exists(), "a state file was written");
     let r = s
         .command(&["up", "--env-suffix", &s.suffix])
         .env("AWS_ENDPOINT_URL", "ftp://x")
