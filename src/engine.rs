@@ -1,6 +1,7 @@
 //! The executor: runs steps from the ready queue concurrently on tokio, at most `parallelism`
 //! at a time, skipping the dependents of a failed step, and stopping new work on Ctrl-C.
-//! `down` runs the same graph reversed.
+//! `down` does not run steps: [`crate::teardown`] deletes the recorded resources from the
+//! state's edges.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +14,6 @@ use crate::aws::find_aws_error;
 use crate::error::Interrupted;
 use crate::graph::{Graph, GraphError, NodeState, ReadyQueue};
 use crate::step::{Shared, Step, StepCtx};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// `up` and `plan`: dependencies first.
-    Forward,
-    /// `down`: dependents first.
-    Reverse,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -130,19 +123,43 @@ pub fn worth_another_run(err: &anyhow::Error) -> bool {
     }
 }
 
-/// Runs every step in dependency order (or reverse order), at most `parallelism` at once.
+/// Runs `work` (a step, or one resource's delete) again while it fails transiently, at most
+/// [`STEP_ATTEMPTS`] times with a growing pause. The work is idempotent: each run finds (and
+/// adopts) whatever the failed one may have done.
+pub async fn with_retries<F, Fut>(ctx: &StepCtx, what: &str, mut work: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut attempt = 1;
+    loop {
+        match work().await {
+            Err(e) if attempt < STEP_ATTEMPTS && worth_another_run(&e) => {
+                ctx.note(&format!("retrying after: {}", crate::report::render(&e)));
+                tracing::info!(what, attempt, error = %format!("{e:#}"), "failed transiently; running it again");
+                let pause = Duration::from_secs(2u64.pow(attempt).min(10));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = ctx.sh.cancel.cancelled() => return Err(e),
+                }
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs every step in dependency order, at most `parallelism` at once.
 pub async fn run(
     steps: &[Arc<dyn Step>],
-    direction: Direction,
     shared: Arc<Shared>,
     parallelism: usize,
 ) -> Result<RunReport, GraphError> {
     let graph = graph_of(steps)?;
-    let graph = match direction {
-        Direction::Forward => graph,
-        Direction::Reverse => graph.reversed(),
-    };
     let mut queue = ReadyQueue::new(graph);
+    // Steps announce here that their outputs are out (StepCtx::release).
+    let (release_tx, mut release_rx) = tokio::sync::mpsc::unbounded_channel();
+    shared.set_release_channel(Some(release_tx));
     let mut results: Vec<Option<StepResult>> = vec![None; steps.len()];
     let mut running: JoinSet<(anyhow::Result<()>, Duration)> = JoinSet::new();
     let mut task_step: HashMap<tokio::task::Id, usize> = HashMap::new();
@@ -156,33 +173,22 @@ pub async fn run(
             reporter.step_started(step.name());
             let handle = running.spawn(async move {
                 let start = Instant::now();
-                let mut attempt = 1;
-                let result = loop {
-                    let result = match direction {
-                        Direction::Forward => step.up(&ctx).await,
-                        Direction::Reverse => step.down(&ctx).await,
-                    };
-                    match result {
-                        Err(e) if attempt < STEP_ATTEMPTS && worth_another_run(&e) => {
-                            // Steps are idempotent: run again, and the lookups find (and
-                            // adopt) whatever the failed call may have created.
-                            ctx.note(&format!("retrying after: {}", crate::report::render(&e)));
-                            tracing::info!(step = step.name(), attempt, error = %format!("{e:#}"), "step failed transiently; running it again");
-                            let pause = Duration::from_secs(2u64.pow(attempt).min(10));
-                            tokio::select! {
-                                _ = tokio::time::sleep(pause) => {}
-                                _ = ctx.sh.cancel.cancelled() => break Err(e),
-                            }
-                            attempt += 1;
-                        }
-                        other => break other,
-                    }
-                };
+                let result = with_retries(&ctx, step.name(), || step.up(&ctx)).await;
                 (result, start.elapsed())
             });
             task_step.insert(handle.id(), i);
         }
-        let Some(joined) = running.join_next_with_id().await else {
+        let joined = tokio::select! {
+            biased;
+            Some(name) = release_rx.recv() => {
+                if let Some(i) = steps.iter().position(|s| s.name() == name) {
+                    queue.release(i);
+                }
+                continue;
+            }
+            joined = running.join_next_with_id() => joined,
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (i, outcome, elapsed) = match joined {
@@ -260,6 +266,7 @@ pub async fn run(
             }
         }
     }
+    shared.set_release_channel(None);
     // Anything still waiting never started because the run was interrupted.
     for i in queue.waiting() {
         debug_assert_eq!(queue.state(i), NodeState::Waiting);
@@ -325,6 +332,10 @@ mod tests {
         }
         async fn up(&self, ctx: &StepCtx) -> Result<()> {
             let now = self.probe.running.fetch_add(1, Ordering::SeqCst) + 1;
+            // A step named `early*` publishes its outputs as soon as it starts.
+            if self.name.starts_with("early") {
+                ctx.release();
+            }
             self.probe.max_running.fetch_max(now, Ordering::SeqCst);
             self.probe.order.lock().unwrap().push(self.name.to_string());
             tokio::select! {
@@ -337,9 +348,6 @@ mod tests {
                 anyhow::bail!("{} broke", self.name);
             }
             Ok(())
-        }
-        async fn down(&self, ctx: &StepCtx) -> Result<()> {
-            self.up(ctx).await
         }
         async fn probe(&self, _: &StepCtx, _: &ResourceRecord) -> Result<Option<String>> {
             Ok(None)
@@ -396,9 +404,7 @@ mod tests {
             .iter()
             .map(|n| fake(&probe, n, &[], false, 30))
             .collect();
-        let report = run(&steps, Direction::Forward, shared(dir.path()).await, 3)
-            .await
-            .unwrap();
+        let report = run(&steps, shared(dir.path()).await, 3).await.unwrap();
         assert!(report.ok());
         assert_eq!(probe.max_running.load(Ordering::SeqCst), 3);
         assert_eq!(probe.order.lock().unwrap().len(), 8);
@@ -415,9 +421,7 @@ mod tests {
             fake(&probe, "alarms", &["database"], false, 5),
             fake(&probe, "sessions", &["kms"], false, 5),
         ];
-        let report = run(&steps, Direction::Forward, shared(dir.path()).await, 10)
-            .await
-            .unwrap();
+        let report = run(&steps, shared(dir.path()).await, 10).await.unwrap();
         assert_eq!(status(&report, "network"), StepStatus::Failed);
         assert_eq!(status(&report, "kms"), StepStatus::Done);
         assert_eq!(status(&report, "sessions"), StepStatus::Done);
@@ -436,20 +440,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reverse_runs_dependents_first() {
+    async fn an_outputs_only_dependent_runs_alongside_a_released_step() {
         let dir = tempfile::tempdir().unwrap();
         let probe = Arc::new(Probe::default());
         let steps = vec![
-            fake(&probe, "network", &[], false, 1),
-            fake(&probe, "database", &["network"], false, 1),
-            fake(&probe, "alarms", &["database"], false, 1),
+            fake(&probe, "early", &[], false, 300),
+            fake(&probe, "needs_outputs", &["~early"], false, 1),
+            fake(&probe, "needs_end", &["early"], false, 1),
         ];
-        run(&steps, Direction::Reverse, shared(dir.path()).await, 10)
-            .await
-            .unwrap();
+        let report = run(&steps, shared(dir.path()).await, 10).await.unwrap();
+        assert!(report.ok());
+        // `needs_outputs` ran while `early` was still running; `needs_end` after it.
+        assert_eq!(probe.max_running.load(Ordering::SeqCst), 2);
         assert_eq!(
             *probe.order.lock().unwrap(),
-            vec!["alarms", "database", "network"]
+            vec!["early", "needs_outputs", "needs_end"]
         );
     }
 
@@ -468,7 +473,7 @@ mod tests {
             cancel.cancel();
         });
         let started = Instant::now();
-        let report = run(&steps, Direction::Forward, sh, 10).await.unwrap();
+        let report = run(&steps, sh, 10).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(status(&report, "slow"), StepStatus::Interrupted);
         assert_eq!(status(&report, "after"), StepStatus::NotStarted);
@@ -484,9 +489,7 @@ mod tests {
             fake(&probe, "a", &["b"], false, 1),
             fake(&probe, "b", &["a"], false, 1),
         ];
-        let err = run(&steps, Direction::Forward, shared(dir.path()).await, 10)
-            .await
-            .unwrap_err();
+        let err = run(&steps, shared(dir.path()).await, 10).await.unwrap_err();
         assert!(matches!(err, GraphError::Cycle(_)));
         assert!(probe.order.lock().unwrap().is_empty());
     }

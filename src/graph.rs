@@ -1,6 +1,7 @@
 //! The step dependency graph and its ready-set queue, kept apart from the executor so that the
-//! scheduling rules (critical path first, dependents of a failure skipped, reverse order for
-//! teardown) are plain data structures with unit tests.
+//! scheduling rules (critical path first, dependents of a failure skipped, dependents that
+//! need only a step's outputs started once it publishes them) are plain data structures with
+//! unit tests.
 
 use std::collections::HashMap;
 
@@ -20,8 +21,16 @@ pub enum GraphError {
 pub struct Node {
     pub name: String,
     pub deps: Vec<usize>,
+    /// Parallel to `deps`: the dependency is needed only for the outputs it publishes
+    /// before it ends (declared as `~name`), see [`ReadyQueue::release`].
+    pub early: Vec<bool>,
     pub weight: u64,
 }
+
+/// Prefix of a dependency that is satisfied once the step has published its outputs
+/// ([`crate::step::StepCtx::release`]), not only when it ends: the database needs the
+/// network's subnets and security groups, not its NAT gateways.
+pub const OUTPUTS_ONLY: char = '~';
 
 /// An acyclic graph of steps.
 #[derive(Debug, Clone)]
@@ -41,20 +50,27 @@ impl Graph {
         }
         let mut nodes = Vec::with_capacity(items.len());
         for (name, deps, weight) in items {
-            let deps =
-                deps.iter()
-                    .map(|d| {
-                        index.get(d.as_ref()).copied().ok_or_else(|| {
-                            GraphError::UnknownDependency {
-                                step: name.as_ref().to_string(),
-                                dep: d.as_ref().to_string(),
-                            }
+            let early: Vec<bool> = deps
+                .iter()
+                .map(|d| d.as_ref().starts_with(OUTPUTS_ONLY))
+                .collect();
+            let deps = deps
+                .iter()
+                .map(|d| {
+                    let d = d.as_ref().trim_start_matches(OUTPUTS_ONLY);
+                    index
+                        .get(d)
+                        .copied()
+                        .ok_or_else(|| GraphError::UnknownDependency {
+                            step: name.as_ref().to_string(),
+                            dep: d.to_string(),
                         })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             nodes.push(Node {
                 name: name.as_ref().to_string(),
                 deps,
+                early,
                 weight: *weight,
             });
         }
@@ -73,25 +89,6 @@ impl Graph {
 
     pub fn name(&self, i: usize) -> &str {
         &self.nodes[i].name
-    }
-
-    /// The same steps with every edge turned around: the teardown order.
-    pub fn reversed(&self) -> Graph {
-        let mut nodes: Vec<Node> = self
-            .nodes
-            .iter()
-            .map(|n| Node {
-                name: n.name.clone(),
-                deps: Vec::new(),
-                weight: n.weight,
-            })
-            .collect();
-        for (i, n) in self.nodes.iter().enumerate() {
-            for &d in &n.deps {
-                nodes[d].deps.push(i);
-            }
-        }
-        Graph { nodes }
     }
 
     /// For each node, the nodes that depend on it directly.
@@ -197,6 +194,8 @@ pub struct ReadyQueue {
     priority: Vec<u64>,
     pending_deps: Vec<usize>,
     state: Vec<NodeState>,
+    /// Running nodes that have published their outputs.
+    released: Vec<bool>,
 }
 
 impl ReadyQueue {
@@ -205,12 +204,14 @@ impl ReadyQueue {
         let priority = graph.critical_path();
         let pending_deps = graph.nodes.iter().map(|n| n.deps.len()).collect();
         let state = vec![NodeState::Waiting; graph.len()];
+        let released = vec![false; graph.len()];
         ReadyQueue {
             graph,
             dependents,
             priority,
             pending_deps,
             state,
+            released,
         }
     }
 
@@ -231,6 +232,29 @@ impl ReadyQueue {
         Some(best)
     }
 
+    /// Whether `d`'s dependency on `i` needs only `i`'s outputs.
+    fn is_early(&self, d: usize, i: usize) -> bool {
+        let n = &self.graph.nodes[d];
+        n.deps
+            .iter()
+            .zip(&n.early)
+            .any(|(&x, &early)| x == i && early)
+    }
+
+    /// A running node has published its outputs: the dependents that need only those may
+    /// start. (Once: a second release, or the finish after it, does not count again.)
+    pub fn release(&mut self, i: usize) {
+        if self.state[i] != NodeState::Running || self.released[i] {
+            return;
+        }
+        self.released[i] = true;
+        for d in self.dependents[i].clone() {
+            if self.is_early(d, i) {
+                self.pending_deps[d] -= 1;
+            }
+        }
+    }
+
     /// Marks a running node finished. On failure every node that depends on it, directly or
     /// not, is skipped; the skipped ones are returned.
     pub fn finish(&mut self, i: usize, ok: bool) -> Vec<usize> {
@@ -241,8 +265,10 @@ impl ReadyQueue {
         );
         if ok {
             self.state[i] = NodeState::Done;
-            for &d in &self.dependents[i] {
-                self.pending_deps[d] -= 1;
+            for d in self.dependents[i].clone() {
+                if !(self.released[i] && self.is_early(d, i)) {
+                    self.pending_deps[d] -= 1;
+                }
             }
             return Vec::new();
         }
@@ -394,16 +420,26 @@ mod tests {
     }
 
     #[test]
-    fn reversed_graph_tears_down_dependents_first() {
+    fn an_outputs_only_dependent_starts_at_the_release_and_is_counted_once() {
         let graph = g(&[
             ("network", &[], 1),
-            ("kms", &[], 1),
-            ("database", &["network", "kms"], 1),
+            ("database", &["~network"], 1),
+            ("services", &["network", "database"], 1),
         ])
         .unwrap();
-        let order = drain(&mut ReadyQueue::new(graph.reversed()));
-        assert_eq!(order[0], "database");
-        assert_eq!(order.len(), 3);
+        let mut q = ReadyQueue::new(graph);
+        let net = q.pop().unwrap();
+        assert!(q.pop().is_none(), "nothing before the release");
+        q.release(net);
+        q.release(net);
+        let db = q.pop().unwrap();
+        assert_eq!(q.graph().name(db), "database");
+        assert!(q.pop().is_none(), "services needs the network done");
+        q.finish(net, true);
+        assert!(q.pop().is_none(), "and the database done");
+        q.finish(db, true);
+        let services = q.pop().unwrap();
+        assert_eq!(q.graph().name(services), "services");
     }
 
     #[test]

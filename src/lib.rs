@@ -22,6 +22,7 @@ pub mod retag;
 pub mod state;
 pub mod step;
 pub mod sweep;
+pub mod teardown;
 pub mod verify;
 
 #[path = "../steps/mod.rs"]

@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 
 use crate::resources::cloudwatch::alarm::{self, AlarmSpec, Watch};
 use crate::resources::cloudwatch::dashboard;
-use crate::resources::delete_recorded;
 use crate::resources::sns::{subscription, topic};
 use crate::step::{Step, StepCtx};
 use crate::outputs::{alb, cluster, database, kms, services, sessions, validator};
@@ -393,18 +392,6 @@ impl Step for Alarms {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        delete_recorded(ctx, DASHBOARD).await?;
-        delete_recorded(ctx, ALARM).await?;
-        // A subscription still pending confirmation has no ARN to unsubscribe; deleting the
-        // topic removes it.
-        delete_recorded(ctx, SUBSCRIPTION).await?;
-        delete_recorded(ctx, TOPIC).await?;
-        for key in [OUT_TOPIC_ARN, OUT_DASHBOARD_NAME, OUT_DASHBOARD_URL] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

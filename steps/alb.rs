@@ -36,7 +36,7 @@ use crate::resources::elasticloadbalancing::target_group::{self, TargetGroupSpec
 use crate::resources::elasticloadbalancing::{listener, ListenerDefault};
 use crate::resources::s3::bucket_policy::{bucket_arn, tls_only_statement};
 use crate::resources::s3::log_bucket::{self, LogBucketSpec};
-use crate::resources::{delete_recorded, s3};
+use crate::resources::s3;
 use crate::step::{Found, Step, StepCtx};
 use crate::outputs::network;
 
@@ -51,19 +51,6 @@ pub const LISTENER: &str = listener::KIND;
 pub const RULE: &str = listener_rule::KIND;
 pub const BUCKET: &str = s3::bucket::KIND;
 
-const OUTPUTS: [&str; 11] = [
-    OUT_ARN,
-    OUT_DNS_NAME,
-    OUT_ZONE_ID,
-    OUT_HTTPS,
-    OUT_LISTENER_ARN,
-    OUT_TARGET_GROUPS,
-    OUT_SERVICE_TARGET_GROUPS,
-    OUT_FULL_NAME,
-    OUT_TARGET_GROUP_FULL_NAMES,
-    OUT_LOG_BUCKET,
-    OUT_HTTP_LISTENER_ARN,
-];
 
 /// Prefix of the access log objects in the log bucket.
 pub const LOG_PREFIX: &str = "alb";
@@ -172,7 +159,8 @@ impl Step for Alb {
     }
 
     fn deps(&self) -> Vec<&'static str> {
-        vec!["network", "certificate"]
+        // The public subnets and the ALB's group: not the NAT gateways.
+        vec!["~network", "certificate"]
     }
 
     fn estimate_secs(&self) -> u64 {
@@ -337,21 +325,6 @@ impl Step for Alb {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        delete_recorded(ctx, RULE).await?;
-        delete_recorded(ctx, LISTENER).await?;
-        // Refused (ResourceInUse) while a listener or rule still forwards to the group.
-        delete_recorded(ctx, TARGET_GROUP).await?;
-        // Waited until gone: its ENIs hold the public subnets, and the network teardown after
-        // this step must find them free.
-        delete_recorded(ctx, LOAD_BALANCER).await?;
-        // Every object version and delete marker (the bucket is versioned), then the bucket.
-        delete_recorded(ctx, BUCKET).await?;
-        for key in OUTPUTS {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

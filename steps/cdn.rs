@@ -82,7 +82,7 @@ use crate::resources::kms::key_policy::{self, key_statement};
 use crate::resources::s3::bucket_policy::{self, bucket_arn, tls_only_statement};
 use crate::resources::s3::log_bucket::{self, LogBucketSpec};
 use crate::resources::wafv2::{web_acl, CLOUDFRONT_REGION};
-use crate::resources::{delete_recorded, s3};
+use crate::resources::s3;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::outputs::{certificate, kms, storage};
 
@@ -100,13 +100,6 @@ pub const OAC: &str = origin_access_control::KIND;
 pub const OAI: &str = origin_access_identity::KIND;
 pub const BUCKET: &str = s3::bucket::KIND;
 
-const OUTPUTS: [&str; 5] = [
-    OUT_DISTRIBUTION_ID,
-    OUT_DOMAIN_NAME,
-    OUT_OAI_ID,
-    OUT_ALB_ORIGIN_DNS_RECORD,
-    OUT_LOG_BUCKET,
-];
 
 /// Days the access logs are kept.
 pub const LOG_EXPIRY_DAYS: i32 = 90;
@@ -561,36 +554,6 @@ impl Step for Cdn {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // Disabled, waited for until the disable is deployed, deleted.
-        delete_recorded(ctx, DISTRIBUTION).await?;
-        // The storage step deletes the bucket after this; should it survive (its step failed,
-        // or it is kept), it must not go on granting a deleted distribution or identity.
-        if let Some(bucket) = ctx
-            .output(storage::OUT_ASSETS_BUCKET)
-            .and_then(|v| v.as_str().map(str::to_string))
-        {
-            bucket_policy::remove_from(ctx, &bucket, &[OAC_SID, OAI_SID]).await?;
-        }
-        // Likewise the key (the kms step schedules its deletion next, but it may survive).
-        if let Some(key_arn) = ctx
-            .output(kms::OUT_KEY_ARN)
-            .and_then(|v| v.as_str().map(str::to_string))
-        {
-            key_policy::remove_statement(ctx, &key_arn, KEY_SID).await?;
-        }
-        delete_recorded(ctx, OAC).await?;
-        delete_recorded(ctx, OAI).await?;
-        // The web ACL, once no distribution names it.
-        web_acl::delete_recorded(&ctx.in_region(CLOUDFRONT_REGION)).await?;
-        // The access-log bucket, once no distribution delivers to it: every log version
-        // and delete marker, then the bucket.
-        delete_recorded(ctx, BUCKET).await?;
-        for key in OUTPUTS {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

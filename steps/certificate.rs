@@ -262,14 +262,6 @@ impl Step for Certificate {
         }
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // Only certificates this step requested are recorded: never a configured ARN.
-        crate::resources::delete_recorded(ctx, CERTIFICATE).await?;
-        for key in OUTPUTS {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,6 @@
 use anyhow::Result;
 use async_trait::async_trait;
 
-use crate::resources::delete_recorded;
 use crate::resources::ecs::cluster::{self, ClusterSpec};
 use crate::resources::ecs::{strategy, StrategyItem};
 use crate::resources::logs::log_group;
@@ -72,7 +71,8 @@ impl Step for Cluster {
 
     fn deps(&self) -> Vec<&'static str> {
         // kms: the Container Insights log group is encrypted with the stack key.
-        vec!["network", "kms"]
+        // The VPC, for the namespace: not the NAT gateways.
+        vec!["~network", "kms"]
     }
 
     fn estimate_secs(&self) -> u64 {
@@ -124,24 +124,6 @@ impl Step for Cluster {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // Refused while Cloud Map services remain: the services step deletes its own before
-        // this runs. Deleting removes the Route 53 hosted zone and its VPC association, which
-        // the network step's VPC deletion needs gone.
-        delete_recorded(ctx, NAMESPACE).await?;
-        // Refused while services are ACTIVE or DRAINING.
-        delete_recorded(ctx, CLUSTER).await?;
-        delete_recorded(ctx, log_group::KIND).await?;
-        for key in [
-            OUT_CLUSTER_NAME,
-            OUT_CLUSTER_ARN,
-            OUT_NAMESPACE_ID,
-            OUT_NAMESPACE_NAME,
-        ] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,6 @@ use aws_sdk_rds::types::DbCluster;
 use serde_json::json;
 
 use crate::config::{DbMode, SubnetTier};
-use crate::resources::delete_recorded;
 use crate::resources::logs::log_group;
 use crate::resources::rds::cluster::{self, log_export_group, ClusterSpec, DesiredCluster};
 use crate::resources::rds::cluster_parameter_group::{self, ParameterGroupSpec};
@@ -54,16 +53,6 @@ pub const INSTANCE: &str = instance::KIND;
 /// and deletes it with the cluster.
 pub const SECRET: &str = secret::KIND;
 
-const OUTPUTS: [&str; 8] = [
-    OUT_CLUSTER_ID,
-    OUT_CLUSTER_ARN,
-    OUT_RESOURCE_ID,
-    OUT_WRITER_ENDPOINT,
-    OUT_READER_ENDPOINT,
-    OUT_PORT,
-    OUT_NAME,
-    OUT_SECRET_ARN,
-];
 
 pub struct Database;
 
@@ -141,7 +130,8 @@ impl Step for Database {
     }
 
     fn deps(&self) -> Vec<&'static str> {
-        vec!["network", "kms"]
+        // The subnets and security groups, not the NAT gateways.
+        vec!["~network", "kms"]
     }
 
     fn estimate_secs(&self) -> u64 {
@@ -235,6 +225,13 @@ impl Step for Database {
         };
 
         cluster::check_unfixable(ctx, &current, &want, &db.engine_version)?;
+        // The endpoints, the secret's ARN and the resource ID are known from the create call:
+        // the IAM step (which grants access to them) need not wait the minutes Aurora takes
+        // to become available. The services do wait: their tasks connect to it.
+        if !ctx.is_plan() && current.master_user_secret().is_some() {
+            self.set_outputs(ctx, &current)?;
+            ctx.release();
+        }
         cluster::start_if_stopped(ctx, &cluster.id, &current).await?;
 
         let instance_ids: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
@@ -267,25 +264,6 @@ impl Step for Database {
         self.set_outputs(ctx, &current)
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // Instances first, every member of the cluster, recorded or not: RDS refuses to
-        // delete a cluster with members not yet deleting. All deletes, then the waits
-        // together.
-        instance::delete_recorded(ctx).await?;
-        // Then the cluster, without a final snapshot, waited until gone.
-        delete_recorded(ctx, CLUSTER).await?;
-        // The export's log group once the cluster that writes to it is gone (a running cluster
-        // would recreate it, unencrypted, on its next log line).
-        delete_recorded(ctx, log_group::KIND).await?;
-        // The groups last: RDS refuses to delete them while a cluster or instance, even a
-        // deleting one, still uses them.
-        delete_recorded(ctx, SUBNET_GROUP).await?;
-        delete_recorded(ctx, PARAMETER_GROUP).await?;
-        for key in OUTPUTS {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

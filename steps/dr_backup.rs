@@ -249,9 +249,6 @@ impl Step for DrBackup {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        Self::remove(ctx).await
-    }
 }
 
 #[cfg(test)]

@@ -183,7 +183,4 @@ impl Step for DrNetwork {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        Self::remove(ctx).await
-    }
 }

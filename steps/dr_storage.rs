@@ -223,9 +223,6 @@ impl Step for DrStorage {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        Self::remove(ctx).await
-    }
 }
 
 #[cfg(test)]

@@ -253,14 +253,6 @@ impl Step for FlowLogs {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        for region in ctx.record_regions() {
-            Self::remove_region(ctx, &region).await?;
-        }
-        ctx.remove_output(OUT_FLOW_LOG_ID)?;
-        ctx.remove_output(OUT_DR_FLOW_LOG_ID)?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

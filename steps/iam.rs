@@ -356,7 +356,8 @@ impl Step for Iam {
     }
 
     fn deps(&self) -> Vec<&'static str> {
-        vec!["kms", "database", "sessions", "registry", "queue"]
+        // The database's secret and resource ID, published before Aurora is available.
+        vec!["kms", "~database", "sessions", "registry", "queue"]
     }
 
     fn estimate_secs(&self) -> u64 {
@@ -409,13 +410,6 @@ impl Step for Iam {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        crate::resources::iam::delete_recorded_roles(ctx).await?;
-        for key in [OUT_EXECUTION_ROLE_ARN, OUT_TASK_ROLE_ARNS] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

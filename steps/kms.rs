@@ -47,11 +47,4 @@ impl Step for Kms {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        kms_res::delete_stack_keys(ctx).await?;
-        for key in [OUT_KEY_ID, OUT_KEY_ARN, "kms_alias"] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }

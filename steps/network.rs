@@ -36,10 +36,10 @@ use crate::resources::ec2::nat_gateway::{self, NatSpec};
 use crate::resources::ec2::security_group_rule::{self, DesiredRule, Target};
 use crate::resources::ec2::subnet::{self, SubnetSpec};
 use crate::resources::ec2::{
-    self as ec2, elastic_ip, internet_gateway, network_interface, route_table, security_group, vpc,
+    self as ec2, elastic_ip, internet_gateway, route_table, security_group, vpc,
     vpc_endpoint,
 };
-use crate::resources::{self, delete_recorded};
+use crate::resources;
 use crate::step::{Found, Step, StepCtx};
 
 pub use crate::outputs::network::*;
@@ -438,6 +438,59 @@ impl Step for Network {
 
         let igw = internet_gateway::ensure(ctx, &ctx.names().of("igw"), &vpc).await?;
 
+        let listed = security_group::list_in_vpc(ctx, &vpc).await?;
+        let mut groups = BTreeMap::new();
+        for role in Role::of(ctx.cfg()) {
+            let sg = security_group::ensure(ctx, &vpc, &listed, &role).await?;
+            groups.insert(role, sg);
+        }
+        let wanted: Vec<&Found> = groups.values().collect();
+        let stale = security_group::stale(ctx, &vpc, &listed, &wanted).await?;
+        let why = "the ALB admits only CloudFront's origin-facing servers, through that list, and \
+                   cannot be set up without it";
+        let cloudfront = ec2::managed_prefix_list(ctx, CLOUDFRONT_PREFIX_LIST, why).await?;
+        let prefix_lists = BTreeMap::from([(CLOUDFRONT_PREFIX_LIST, cloudfront.clone())]);
+        let desired = Self::desired_rules(ctx, &net.cidr.0.to_string(), &groups, &prefix_lists);
+        security_group_rule::converge(ctx, &desired, &wanted, &stale).await?;
+        security_group::delete_stale(ctx, &stale).await?;
+        security_group::restrict_default(ctx, &vpc).await?;
+
+        // What the database, the cluster and the ALB need is out: they start now, while
+        // the NAT gateways take their minute or two (see StepCtx::release).
+        if !vpc.is_pending() {
+            let ids =
+                |t: Tier| -> Vec<String> { tier_subnets(t).iter().map(|s| s.id.clone()).collect() };
+            ctx.set_output(OUT_VPC_ID, vpc.id.clone())?;
+            ctx.set_output(OUT_VPC_CIDR, net.cidr.0.to_string())?;
+            ctx.set_output("availability_zones", json!(zones))?;
+            ctx.set_output("public_subnet_ids", json!(ids(Tier::Public)))?;
+            ctx.set_output("private_subnet_ids", json!(ids(Tier::Private)))?;
+            ctx.set_output("isolated_subnet_ids", json!(ids(Tier::Isolated)))?;
+            let mut service_groups = serde_json::Map::new();
+            for (role, sg) in &groups {
+                match (role, role.output_key()) {
+                    (Role::Service(name), _) => {
+                        service_groups.insert(name.clone(), json!(sg.id));
+                    }
+                    (_, Some(key)) => ctx.set_output(&key, sg.id.clone())?,
+                    (_, None) => {}
+                }
+            }
+            ctx.set_output(
+                OUT_SERVICE_SG_IDS,
+                serde_json::Value::Object(service_groups),
+            )?;
+            ctx.set_output(OUT_CLOUDFRONT_PREFIX_LIST_ID, cloudfront)?;
+            // Outputs of groups the config no longer asks for (no interface endpoints; the
+            // shared app group of earlier versions).
+            for role in Role::FIXED.iter().filter(|r| !groups.contains_key(r)) {
+                if let Some(key) = role.output_key() {
+                    ctx.remove_output(&key)?;
+                }
+            }
+            ctx.remove_output(LEGACY_OUT_APP_SG)?;
+        }
+        ctx.release();
         // NAT gateways are the slow part (1-2 minutes each on AWS): create them concurrently.
         let nat_zones: Vec<usize> = match net.nat_gateways {
             NatMode::Single => vec![0],
@@ -472,23 +525,6 @@ impl Step for Network {
         let isolated = tier_subnets(Tier::Isolated);
         route_table::wire(ctx, &isolated_rt, &isolated_tables, &isolated, None).await?;
 
-        let listed = security_group::list_in_vpc(ctx, &vpc).await?;
-        let mut groups = BTreeMap::new();
-        for role in Role::of(ctx.cfg()) {
-            let sg = security_group::ensure(ctx, &vpc, &listed, &role).await?;
-            groups.insert(role, sg);
-        }
-        let wanted: Vec<&Found> = groups.values().collect();
-        let stale = security_group::stale(ctx, &vpc, &listed, &wanted).await?;
-        let why = "the ALB admits only CloudFront's origin-facing servers, through that list, and \
-                   cannot be set up without it";
-        let cloudfront = ec2::managed_prefix_list(ctx, CLOUDFRONT_PREFIX_LIST, why).await?;
-        let prefix_lists = BTreeMap::from([(CLOUDFRONT_PREFIX_LIST, cloudfront.clone())]);
-        let desired = Self::desired_rules(ctx, &net.cidr.0.to_string(), &groups, &prefix_lists);
-        security_group_rule::converge(ctx, &desired, &wanted, &stale).await?;
-        security_group::delete_stale(ctx, &stale).await?;
-        security_group::restrict_default(ctx, &vpc).await?;
-
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (and reachable
         // from the isolated subnets, which have no route out).
         let mut endpoint_rts: Vec<&Found> = private_rts.iter().collect();
@@ -510,14 +546,6 @@ impl Step for Network {
         if vpc.is_pending() {
             return Ok(());
         }
-        let ids =
-            |t: Tier| -> Vec<String> { tier_subnets(t).iter().map(|s| s.id.clone()).collect() };
-        ctx.set_output(OUT_VPC_ID, vpc.id.clone())?;
-        ctx.set_output(OUT_VPC_CIDR, net.cidr.0.to_string())?;
-        ctx.set_output("availability_zones", json!(zones))?;
-        ctx.set_output("public_subnet_ids", json!(ids(Tier::Public)))?;
-        ctx.set_output("private_subnet_ids", json!(ids(Tier::Private)))?;
-        ctx.set_output("isolated_subnet_ids", json!(ids(Tier::Isolated)))?;
         // The dr_network step routes the DR region's block through the peering connection
         // from these tables (the subnets with no internet route reach it too).
         let mut internal_rts: Vec<String> = private_rts.iter().map(|r| r.id.clone()).collect();
@@ -527,76 +555,9 @@ impl Step for Network {
             "nat_gateway_ids",
             json!(nats.iter().map(|n| n.id.clone()).collect::<Vec<_>>()),
         )?;
-        let mut service_groups = serde_json::Map::new();
-        for (role, sg) in &groups {
-            match (role, role.output_key()) {
-                (Role::Service(name), _) => {
-                    service_groups.insert(name.clone(), json!(sg.id));
-                }
-                (_, Some(key)) => ctx.set_output(&key, sg.id.clone())?,
-                (_, None) => {}
-            }
-        }
-        ctx.set_output(
-            OUT_SERVICE_SG_IDS,
-            serde_json::Value::Object(service_groups),
-        )?;
-        ctx.set_output(OUT_CLOUDFRONT_PREFIX_LIST_ID, cloudfront)?;
-        // Outputs of groups the config no longer asks for (no interface endpoints; the
-        // shared app group of earlier versions).
-        for role in Role::FIXED.iter().filter(|r| !groups.contains_key(r)) {
-            if let Some(key) = role.output_key() {
-                ctx.remove_output(&key)?;
-            }
-        }
-        ctx.remove_output(LEGACY_OUT_APP_SG)?;
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // Routes through the NAT gateways and the IGW first: they would only black-hole.
-        delete_recorded(ctx, ROUTE).await?;
-        // NAT gateways: delete all, then wait for each to be gone; their ENIs hold the
-        // subnets and their EIPs cannot be released before.
-        nat_gateway::delete_recorded(ctx).await?;
-        delete_recorded(ctx, EIP).await?;
-        // Only now: the IGW cannot be detached while a NAT gateway's public address is mapped.
-        delete_recorded(ctx, IGW).await?;
-        delete_recorded(ctx, ENDPOINT).await?;
-        delete_recorded(ctx, ASSOCIATION).await?;
-        // Lambda functions' ENIs linger after the functions are deleted and hold the subnets
-        // and security groups.
-        for rec in ctx.records(Some(VPC)) {
-            network_interface::remove_lambda_enis(ctx, &rec.id).await?;
-        }
-        // Subnets before route tables: a table with associations left cannot be deleted.
-        delete_recorded(ctx, SUBNET).await?;
-        delete_recorded(ctx, ROUTE_TABLE).await?;
-        // Rules first: a group referenced by another group's rule cannot be deleted.
-        delete_recorded(ctx, SG_RULE).await?;
-        delete_recorded(ctx, SG).await?;
-        delete_recorded(ctx, VPC).await?;
-
-        for key in [
-            OUT_VPC_ID,
-            OUT_VPC_CIDR,
-            "availability_zones",
-            "public_subnet_ids",
-            "private_subnet_ids",
-            "isolated_subnet_ids",
-            "nat_gateway_ids",
-            OUT_INTERNAL_ROUTE_TABLE_IDS,
-            OUT_SERVICE_SG_IDS,
-            OUT_CLOUDFRONT_PREFIX_LIST_ID,
-            LEGACY_OUT_APP_SG,
-        ] {
-            ctx.remove_output(key)?;
-        }
-        for key in Role::FIXED.iter().filter_map(Role::output_key) {
-            ctx.remove_output(&key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -146,14 +146,6 @@ impl Step for Queue {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // The transaction queue before its DLQ.
-        queue::delete_recorded(ctx).await?;
-        for key in [OUT_QUEUE_URL, OUT_QUEUE_ARN, OUT_DLQ_URL, OUT_DLQ_ARN] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

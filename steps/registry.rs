@@ -11,7 +11,6 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::resources::delete_recorded;
 use crate::resources::ecr::repository::{self, RepositorySpec};
 use crate::step::{Step, StepCtx};
 
@@ -80,11 +79,4 @@ impl Step for Registry {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        delete_recorded(ctx, REPOSITORY).await?;
-        for key in [OUT_URIS, OUT_ARNS] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }

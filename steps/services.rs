@@ -39,7 +39,6 @@ use crate::resources::application_autoscaling::scalable_target::{self, TargetSpe
 use crate::resources::application_autoscaling::scaling_policy::{
     self, request_count_label, Metric, PolicySpec,
 };
-use crate::resources::delete_recorded;
 use crate::resources::ecs;
 use crate::resources::ecs::service::{self as ecs_service, LbAttachment, ServiceSpec};
 use crate::resources::ecs::task_definition::{self, TaskSpec};
@@ -429,19 +428,4 @@ impl Step for Services {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // Scaling first: a policy must not scale a service back up while it is deleted.
-        delete_recorded(ctx, SCALING_POLICY).await?;
-        delete_recorded(ctx, SCALABLE_TARGET).await?;
-        // The services drain concurrently: each takes about a minute on AWS. A DRAINING
-        // service still blocks its Cloud Map service and its cluster.
-        ecs_service::delete_recorded(ctx).await?;
-        delete_recorded(ctx, DISCOVERY_SERVICE).await?;
-        delete_recorded(ctx, TASK_DEFINITION).await?;
-        delete_recorded(ctx, LOG_GROUP).await?;
-        for key in [OUT_SERVICE_NAMES, OUT_LOG_GROUPS, OUT_TASK_DEFINITION_ARNS] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }

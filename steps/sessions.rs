@@ -12,7 +12,6 @@
 use anyhow::Result;
 use async_trait::async_trait;
 
-use crate::resources::delete_recorded;
 use crate::resources::dynamodb::table::{self, TableSpec};
 use crate::step::{Step, StepCtx};
 
@@ -63,11 +62,4 @@ impl Step for Sessions {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        delete_recorded(ctx, TABLE).await?;
-        for key in [OUT_TABLE_NAME, OUT_TABLE_ARN] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }

@@ -44,12 +44,6 @@ pub use crate::resources::s3::bucket::{
     NONCURRENT_EXPIRATION_DAYS,
 };
 
-const OUTPUTS: [&str; 4] = [
-    OUT_ASSETS_BUCKET,
-    OUT_ASSETS_BUCKET_ARN,
-    OUT_TXLOG_BUCKET,
-    OUT_TXLOG_BUCKET_ARN,
-];
 
 pub struct Storage;
 
@@ -100,11 +94,4 @@ impl Step for Storage {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        crate::resources::delete_recorded(ctx, BUCKET).await?;
-        for key in OUTPUTS {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }

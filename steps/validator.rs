@@ -49,7 +49,6 @@ use async_trait::async_trait;
 use aws_sdk_lambda::types::{Runtime, TracingMode};
 use serde_json::{json, Value};
 
-use crate::resources::delete_recorded;
 use crate::resources::iam::{self, partition_of, RoleSpec};
 use crate::resources::lambda::event_source_mapping::{self, MappingSpec, WantedMapping};
 use crate::resources::lambda::function::{self, FunctionSpec};
@@ -374,17 +373,6 @@ impl Step for Validator {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        // The mapping first, waited until gone: the function must not go before it.
-        delete_recorded(ctx, MAPPING).await?;
-        delete_recorded(ctx, FUNCTION).await?;
-        delete_recorded(ctx, LOG_GROUP).await?;
-        iam::delete_recorded_roles(ctx).await?;
-        for key in [OUT_FUNCTION_NAME, OUT_FUNCTION_ARN, OUT_LOG_GROUP] {
-            ctx.remove_output(key)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -89,9 +89,6 @@ impl Step for Waf {
         Ok(())
     }
 
-    async fn down(&self, ctx: &StepCtx) -> Result<()> {
-        self.remove(ctx).await
-    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ pub enum DbMode {
 
 /// Aurora PostgreSQL cluster settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(try_from = "RawDatabaseConfig")]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub mode: DbMode,
     pub engine_version: String,
@@ -92,31 +92,11 @@ pub struct DatabaseConfig {
     pub secret_rotation_days: i64,
 }
 
+validated!(DatabaseConfig);
+
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig::try_from(RawDatabaseConfig::default()).expect("defaults are valid")
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawDatabaseConfig {
-    mode: DbMode,
-    engine_version: String,
-    instance_class: String,
-    min_capacity: f64,
-    max_capacity: f64,
-    backup_retention_days: i32,
-    preferred_backup_window: String,
-    subnets: SubnetTier,
-    database_name: String,
-    master_username: String,
-    secret_rotation_days: i64,
-}
-
-impl Default for RawDatabaseConfig {
-    fn default() -> Self {
-        RawDatabaseConfig {
+        DatabaseConfig {
             mode: DbMode::Provisioned,
             engine_version: "15.8".into(),
             instance_class: "db.r6g.large".into(),
@@ -155,102 +135,106 @@ pub(super) fn is_identifier(s: &str, max: usize) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-impl TryFrom<RawDatabaseConfig> for DatabaseConfig {
-    type Error = String;
-    fn try_from(r: RawDatabaseConfig) -> Result<Self, String> {
-        let v: Vec<&str> = r.engine_version.split('.').collect();
+impl Validate for DatabaseConfig {
+    fn validate(&mut self) -> Result<(), FieldError> {
+        let v: Vec<&str> = self.engine_version.split('.').collect();
         if v.len() != 2
             || v.iter()
                 .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
         {
-            return Err(format!(
+            return field_error!(
+                "engine_version",
                 "invalid engine_version `{}`: expected an Aurora PostgreSQL version such as 15.8",
-                r.engine_version
-            ));
+                self.engine_version
+            );
         }
-        if !r.instance_class.starts_with("db.") || r.instance_class == "db.serverless" {
-            return Err(format!(
+        if !self.instance_class.starts_with("db.") || self.instance_class == "db.serverless" {
+            return field_error!(
+                "instance_class",
                 "invalid instance_class `{}`: expected a provisioned class such as db.r6g.large \
                  (serverless mode uses db.serverless by itself)",
-                r.instance_class
-            ));
+                self.instance_class
+            );
         }
         let half_steps = |x: f64| (x * 2.0).fract() == 0.0;
-        if !(0.5..=256.0).contains(&r.min_capacity) || !half_steps(r.min_capacity) {
-            return Err(format!(
-                "invalid min_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps of 0.5",
-                r.min_capacity
-            ));
+        if !(0.5..=256.0).contains(&self.min_capacity) || !half_steps(self.min_capacity) {
+            return field_error!(
+                "min_capacity",
+                "invalid min_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps \
+                 of 0.5",
+                self.min_capacity
+            );
         }
-        if !(0.5..=256.0).contains(&r.max_capacity) || !half_steps(r.max_capacity) {
-            return Err(format!(
-                "invalid max_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps of 0.5",
-                r.max_capacity
-            ));
+        if !(0.5..=256.0).contains(&self.max_capacity) || !half_steps(self.max_capacity) {
+            return field_error!(
+                "max_capacity",
+                "invalid max_capacity {}: Aurora Serverless v2 takes 0.5 to 256 ACUs in steps \
+                 of 0.5",
+                self.max_capacity
+            );
         }
-        if r.min_capacity > r.max_capacity {
-            return Err(format!(
+        if self.min_capacity > self.max_capacity {
+            return field_error!(
+                "min_capacity",
                 "min_capacity {} is above max_capacity {}",
-                r.min_capacity, r.max_capacity
-            ));
+                self.min_capacity,
+                self.max_capacity
+            );
         }
-        if !(1..=35).contains(&r.backup_retention_days) {
-            return Err(format!(
+        if !(1..=35).contains(&self.backup_retention_days) {
+            return field_error!(
+                "backup_retention_days",
                 "invalid backup_retention_days {}: RDS keeps automated backups 1 to 35 days",
-                r.backup_retention_days
-            ));
+                self.backup_retention_days
+            );
         }
-        match parse_window(&r.preferred_backup_window) {
+        match parse_window(&self.preferred_backup_window) {
             Some(len) if len >= 30 => {}
             Some(_) => {
-                return Err(format!(
-                    "invalid preferred_backup_window `{}`: the window must be at least 30 minutes",
-                    r.preferred_backup_window
-                ))
+                return field_error!(
+                    "preferred_backup_window",
+                    "invalid preferred_backup_window `{}`: the window must be at least 30 \
+                     minutes",
+                    self.preferred_backup_window
+                )
             }
             None => {
-                return Err(format!(
-                    "invalid preferred_backup_window `{}`: expected HH:MM-HH:MM in UTC, e.g. 03:00-04:00",
-                    r.preferred_backup_window
-                ))
+                return field_error!(
+                    "preferred_backup_window",
+                    "invalid preferred_backup_window `{}`: expected HH:MM-HH:MM in UTC, e.g. \
+                     03:00-04:00",
+                    self.preferred_backup_window
+                )
             }
         }
-        if !is_identifier(&r.database_name, 63) {
-            return Err(format!(
-                "invalid database_name `{}`: 1 to 63 letters, digits and underscores, starting with a letter",
-                r.database_name
-            ));
+        if !is_identifier(&self.database_name, 63) {
+            return field_error!(
+                "database_name",
+                "invalid database_name `{}`: 1 to 63 letters, digits and underscores, starting \
+                 with a letter",
+                self.database_name
+            );
         }
-        if !is_identifier(&r.master_username, 63)
-            || ["postgres", "rdsadmin", "admin"].contains(&r.master_username.as_str())
+        if !is_identifier(&self.master_username, 63)
+            || ["postgres", "rdsadmin", "admin"].contains(&self.master_username.as_str())
         {
-            return Err(format!(
+            return field_error!(
+                "master_username",
                 "invalid master_username `{}`: 1 to 63 letters, digits and underscores, starting \
                  with a letter, and not a reserved name (postgres, rdsadmin, admin)",
-                r.master_username
-            ));
+                self.master_username
+            );
         }
         // Managed rotation takes schedules in days up to a year (Secrets Manager rotation
         // schedules: `rate(N days)` with N at most 365).
-        if !(1..=365).contains(&r.secret_rotation_days) {
-            return Err(format!(
+        if !(1..=365).contains(&self.secret_rotation_days) {
+            return field_error!(
+                "secret_rotation_days",
                 "invalid secret_rotation_days {}: the master secret rotates every 1 to 365 days",
-                r.secret_rotation_days
-            ));
+                self.secret_rotation_days
+            );
         }
-        Ok(DatabaseConfig {
-            mode: r.mode,
-            engine_version: r.engine_version,
-            instance_class: r.instance_class,
-            min_capacity: r.min_capacity,
-            max_capacity: r.max_capacity,
-            backup_retention_days: r.backup_retention_days,
-            preferred_backup_window: r.preferred_backup_window,
-            subnets: r.subnets,
-            database_name: r.database_name,
-            master_username: r.master_username,
-            secret_rotation_days: r.secret_rotation_days,
-        })
+        Ok(())
     }
 }
 

@@ -114,10 +114,18 @@ impl TryFrom<String> for CertificateArn {
 /// The TLS certificate of the ALB's HTTPS listener: either ACM issues one for `domain` (DNS
 /// validation) or an existing certificate's `arn` is used. Neither: the ALB serves HTTP only.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(try_from = "RawCertificateConfig")]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct CertificateConfig {
+    /// The section as written: [`Validate::validate`] checks these three and moves them into
+    /// `source`, which is what the rest of the program reads.
+    domain: Option<String>,
+    arn: Option<String>,
+    subject_alternative_names: Vec<String>,
+    #[serde(skip)]
     pub source: Option<CertificateSource>,
 }
+
+validated!(CertificateConfig);
 
 /// Where the ALB's certificate comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,14 +137,6 @@ pub enum CertificateSource {
     },
     /// A certificate the user manages (issued or imported in ACM); never deleted by `down`.
     Existing { arn: String },
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawCertificateConfig {
-    domain: Option<String>,
-    arn: Option<String>,
-    subject_alternative_names: Vec<String>,
 }
 
 /// A certificate domain name: a DNS name of at least two labels, optionally a wildcard
@@ -192,34 +192,39 @@ pub(super) fn is_acm_arn(s: &str) -> bool {
         })
 }
 
-impl TryFrom<RawCertificateConfig> for CertificateConfig {
-    type Error = String;
-    fn try_from(r: RawCertificateConfig) -> Result<Self, String> {
-        let source = match (r.domain, r.arn) {
+impl Validate for CertificateConfig {
+    fn validate(&mut self) -> Result<(), FieldError> {
+        let mut sans = std::mem::take(&mut self.subject_alternative_names);
+        self.source = match (self.domain.take(), self.arn.take()) {
             (Some(_), Some(_)) => {
-                return Err(
-                    "`domain` and `arn` exclude each other: give the domain ACM should \
-                            issue a certificate for, or the ARN of an existing certificate"
-                        .into(),
+                return field_error!(
+                    "arn",
+                    "`domain` and `arn` exclude each other: give the domain ACM should issue a \
+                     certificate for, or the ARN of an existing certificate"
                 )
             }
             (Some(domain), None) => {
                 let domain = domain.to_ascii_lowercase();
-                for name in std::iter::once(&domain).chain(&r.subject_alternative_names) {
+                for name in std::iter::once(&domain).chain(&sans) {
                     if !is_certificate_domain(name) {
-                        return Err(format!(
+                        return field_error!(
+                            if *name == domain {
+                                "domain"
+                            } else {
+                                "subject_alternative_names"
+                            },
                             "invalid domain name `{name}`: a fully qualified name such as \
                              app.example.com or *.example.com (lowercase letters, digits, \
                              hyphens)"
-                        ));
+                        );
                     }
                 }
-                if r.subject_alternative_names.len() > 99 {
-                    return Err(
-                        "subject_alternative_names: ACM allows at most 100 names in all".into(),
+                if sans.len() > 99 {
+                    return field_error!(
+                        "subject_alternative_names",
+                        "subject_alternative_names: ACM allows at most 100 names in all"
                     );
                 }
-                let mut sans = r.subject_alternative_names;
                 sans.retain(|n| n != &domain);
                 sans.dedup();
                 Some(CertificateSource::Request {
@@ -228,33 +233,39 @@ impl TryFrom<RawCertificateConfig> for CertificateConfig {
                 })
             }
             (None, Some(arn)) => {
-                if !r.subject_alternative_names.is_empty() {
-                    return Err("subject_alternative_names only applies with `domain`: an \
-                                existing certificate's names are fixed"
-                        .into());
+                if !sans.is_empty() {
+                    return field_error!(
+                        "subject_alternative_names",
+                        "subject_alternative_names only applies with `domain`: an existing \
+                         certificate's names are fixed"
+                    );
                 }
                 if !is_acm_arn(&arn) {
-                    return Err(format!(
+                    return field_error!(
+                        "arn",
                         "invalid certificate arn `{arn}`: expected \
                          arn:aws:acm:<region>:<account>:certificate/<id>"
-                    ));
+                    );
                 }
                 Some(CertificateSource::Existing { arn })
             }
             (None, None) => {
-                if !r.subject_alternative_names.is_empty() {
-                    return Err("subject_alternative_names needs a `domain`".into());
+                if !sans.is_empty() {
+                    return field_error!(
+                        "subject_alternative_names",
+                        "subject_alternative_names needs a `domain`"
+                    );
                 }
                 None
             }
         };
-        Ok(CertificateConfig { source })
+        Ok(())
     }
 }
 
 /// The application load balancer.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(try_from = "RawAlbConfig")]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct AlbConfig {
     /// Share of the default service's traffic sent to the blue target group (0 to 999).
     pub blue_weight: i32,
@@ -296,64 +307,40 @@ impl AlbConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawAlbConfig {
-    blue_weight: i32,
-    green_weight: i32,
-    origin_domain: Option<String>,
-}
+validated!(AlbConfig);
 
-impl Default for RawAlbConfig {
-    fn default() -> Self {
-        let d = AlbConfig::default();
-        RawAlbConfig {
-            blue_weight: d.blue_weight,
-            green_weight: d.green_weight,
-            origin_domain: d.origin_domain,
-        }
-    }
-}
-
-impl TryFrom<RawAlbConfig> for AlbConfig {
-    type Error = String;
-    fn try_from(r: RawAlbConfig) -> Result<Self, String> {
+impl Validate for AlbConfig {
+    fn validate(&mut self) -> Result<(), FieldError> {
         for (field, w) in [
-            ("blue_weight", r.blue_weight),
-            ("green_weight", r.green_weight),
+            ("blue_weight", self.blue_weight),
+            ("green_weight", self.green_weight),
         ] {
             if !(0..=999).contains(&w) {
-                return Err(format!(
+                return field_error!(
+                    field,
                     "invalid {field} {w}: ALB target group weights are 0 to 999"
-                ));
+                );
             }
         }
-        if r.blue_weight == 0 && r.green_weight == 0 {
-            return Err(
-                "blue_weight and green_weight are both 0: no traffic would reach any \
-                        target; give at least one a positive weight"
-                    .into(),
+        if self.blue_weight == 0 && self.green_weight == 0 {
+            return field_error!(
+                "blue_weight",
+                "blue_weight and green_weight are both 0: no traffic would reach any target; \
+                 give at least one a positive weight"
             );
         }
-        let origin_domain = match r.origin_domain {
-            None => None,
-            Some(d) => {
-                let d = d.to_ascii_lowercase();
-                if d.starts_with("*.") || !is_certificate_domain(&d) {
-                    return Err(format!(
-                        "invalid origin_domain `{d}`: one fully qualified host name such as \
-                         origin.example.com (no wildcard: CloudFront connects to this very name), \
-                         covered by the ALB's certificate"
-                    ));
-                }
-                Some(d)
+        if let Some(d) = &mut self.origin_domain {
+            d.make_ascii_lowercase();
+            if d.starts_with("*.") || !is_certificate_domain(d) {
+                return field_error!(
+                    "origin_domain",
+                    "invalid origin_domain `{d}`: one fully qualified host name such as \
+                     origin.example.com (no wildcard: CloudFront connects to this very \
+                     name), covered by the ALB's certificate"
+                );
             }
-        };
-        Ok(AlbConfig {
-            blue_weight: r.blue_weight,
-            green_weight: r.green_weight,
-            origin_domain,
-        })
+        }
+        Ok(())
     }
 }
 

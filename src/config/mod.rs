@@ -9,6 +9,7 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 
 use crate::error::UsageError;
+use validated::{split_field_error, FieldError, Validate};
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -312,6 +313,8 @@ impl Config {
 /// A TOML error as a person reads it: the line and the key first, then the rule that was
 /// broken, then the line itself. (The parser's own text starts with "TOML parse error at
 /// line N" even when the TOML parsed and a value broke a rule, and puts the reason last.)
+/// A section's own check ([`Validate`]) fails at the section's line, and names its field:
+/// "`database.min_capacity` in [database] at line 3: ...".
 pub(super) fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let Some(span) = e.span() else {
         return e.message().to_string();
@@ -323,16 +326,34 @@ pub(super) fn toml_error(text: &str, e: &toml::de::Error) -> String {
         .split_once('=')
         .map(|(k, _)| k.trim().trim_matches('"'))
         .filter(|k| !k.is_empty() && !k.starts_with('['));
-    let section = text[..start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    // A span that starts at a table header is that table's (a section that broke its own
+    // rules); otherwise the value is in the table of the nearest header above it.
+    let header = line.starts_with('[').then_some(line);
+    let section = header
+        .or_else(|| {
+            text[..start]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('['))
+        })
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let message = e.message().trim();
+    if let Some((field, rule)) = split_field_error(message) {
+        let path: Vec<&str> = [section.as_deref(), key, Some(field)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let path = path.join(".");
+        return match header {
+            Some(h) => format!("`{path}` in {h} at line {line_no}: {rule}"),
+            None => format!("`{path}` at line {line_no}: {rule} (line {line_no}: `{line}`)"),
+        };
+    }
     let field = match (section, key) {
         (Some(s), Some(k)) => format!("`{s}.{k}`"),
         (None, Some(k)) => format!("`{k}`"),
-        (Some(s), None) => format!("[{s}]"),
+        (Some(s), None) => header.map_or_else(|| format!("[{s}]"), str::to_string),
         (None, None) => String::new(),
     };
     let at = if field.is_empty() {
@@ -340,7 +361,7 @@ pub(super) fn toml_error(text: &str, e: &toml::de::Error) -> String {
     } else {
         format!("{field} at line {line_no}")
     };
-    format!("{at}: {} (line {line_no}: `{line}`)", e.message().trim())
+    format!("{at}: {message} (line {line_no}: `{line}`)")
 }
 
 /// Deep-merges `over` into `base`: tables key by key, anything else replaced.
@@ -617,6 +638,9 @@ pub(super) fn is_url_path(s: &str, max: usize, wildcards: bool) -> bool {
         && s.chars()
             .all(|c| c.is_ascii_graphic() && (wildcards || (c != '*' && c != '?')) && c != '"')
 }
+
+#[macro_use]
+mod validated;
 
 mod data;
 mod edge;

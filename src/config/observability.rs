@@ -4,7 +4,7 @@ use super::*;
 
 /// Alert routing and alarm thresholds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(try_from = "RawAlarmsConfig")]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct AlarmsConfig {
     /// Where the alert topic sends email (the address must confirm the subscription).
     pub email: Option<Email>,
@@ -18,25 +18,11 @@ pub struct AlarmsConfig {
     pub db_connections: u32,
 }
 
+validated!(AlarmsConfig);
+
 impl Default for AlarmsConfig {
     fn default() -> Self {
-        AlarmsConfig::try_from(RawAlarmsConfig::default()).expect("defaults are valid")
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawAlarmsConfig {
-    email: Option<Email>,
-    alb_5xx_percent: f64,
-    p99_latency_secs: f64,
-    db_cpu_percent: f64,
-    db_connections: u32,
-}
-
-impl Default for RawAlarmsConfig {
-    fn default() -> Self {
-        RawAlarmsConfig {
+        AlarmsConfig {
             email: None,
             alb_5xx_percent: 5.0,
             p99_latency_secs: 1.0,
@@ -46,35 +32,30 @@ impl Default for RawAlarmsConfig {
     }
 }
 
-impl TryFrom<RawAlarmsConfig> for AlarmsConfig {
-    type Error = String;
-    fn try_from(r: RawAlarmsConfig) -> Result<Self, String> {
+impl Validate for AlarmsConfig {
+    fn validate(&mut self) -> Result<(), FieldError> {
         for (field, v) in [
-            ("alb_5xx_percent", r.alb_5xx_percent),
-            ("db_cpu_percent", r.db_cpu_percent),
+            ("alb_5xx_percent", self.alb_5xx_percent),
+            ("db_cpu_percent", self.db_cpu_percent),
         ] {
             if !(v > 0.0 && v <= 100.0) {
-                return Err(format!(
+                return field_error!(
+                    field,
                     "invalid {field} {v}: a percentage above 0 and at most 100"
-                ));
+                );
             }
         }
-        if !(r.p99_latency_secs > 0.0 && r.p99_latency_secs <= 60.0) {
-            return Err(format!(
+        if !(self.p99_latency_secs > 0.0 && self.p99_latency_secs <= 60.0) {
+            return field_error!(
+                "p99_latency_secs",
                 "invalid p99_latency_secs {}: above 0 and at most 60 seconds",
-                r.p99_latency_secs
-            ));
+                self.p99_latency_secs
+            );
         }
-        if r.db_connections == 0 {
-            return Err("invalid db_connections 0: at least 1".into());
+        if self.db_connections == 0 {
+            return field_error!("db_connections", "invalid db_connections 0: at least 1");
         }
-        Ok(AlarmsConfig {
-            email: r.email,
-            alb_5xx_percent: r.alb_5xx_percent,
-            p99_latency_secs: r.p99_latency_secs,
-            db_cpu_percent: r.db_cpu_percent,
-            db_connections: r.db_connections,
-        })
+        Ok(())
     }
 }
 

@@ -1,6 +1,9 @@
 //! `[cluster]` and `[[services]]`: the ECS cluster and its services (sizes, scaling, capacity
 //! split, permissions, calls, writable paths).
 
+use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
+use serde::Deserializer;
+
 use super::*;
 
 /// ECS cluster settings.
@@ -167,39 +170,127 @@ impl CapacityConfig {
     }
 }
 
-/// `[services.capacity]` as written: the split plus the optional Spot floor, which is checked
-/// against the service's counts and kept in [`ServiceConfig::min_spot_percent`].
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawCapacityConfig {
-    fargate_base: i32,
-    fargate_weight: i32,
-    spot_weight: i32,
-    min_spot_percent: Option<u32>,
+/// Reads a written `capacity` table: the split with [`CapacityConfig`]'s own derived reader
+/// (its fields, defaults and errors), and `min_spot_percent` beside it, which is the
+/// service's (checked against its counts, kept in [`ServiceConfig::min_spot_percent`]) and
+/// not part of the split ECS is given.
+fn capacity_and_floor<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<(CapacityConfig, Option<u32>)>, D::Error> {
+    struct Table;
+    impl<'de> Visitor<'de> for Table {
+        type Value = (CapacityConfig, Option<u32>);
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a capacity table")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let mut table = FloorTap {
+                map,
+                fields: &[],
+                floor: None,
+            };
+            let split = CapacityConfig::deserialize(&mut table)?;
+            Ok((split, table.floor))
+        }
+    }
+    d.deserialize_map(Table).map(Some)
 }
 
-impl Default for RawCapacityConfig {
-    /// The fields a written `capacity` table leaves out. No Spot floor: a service that names
-    /// its own split states its own floor (the built-in `web` service has 50, see
-    /// [`RawServiceConfig::default`]).
-    fn default() -> Self {
-        let c = CapacityConfig::default();
-        RawCapacityConfig {
-            fargate_base: c.fargate_base,
-            fargate_weight: c.fargate_weight,
-            spot_weight: c.spot_weight,
-            min_spot_percent: None,
-        }
+/// The key of the Spot floor in a `capacity` table.
+const FLOOR: &str = "min_spot_percent";
+
+/// A `capacity` table as [`CapacityConfig`] sees it: every key but [`FLOOR`], whose value is
+/// kept aside. Keys go through the TOML reader's own key seed, so an unknown key is still
+/// reported at its line.
+struct FloorTap<A> {
+    map: A,
+    /// [`CapacityConfig`]'s fields, as its derived reader announces them.
+    fields: &'static [&'static str],
+    floor: Option<u32>,
+}
+
+impl<'de, A: MapAccess<'de>> Deserializer<'de> for &mut FloorTap<A> {
+    type Error = A::Error;
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+        visitor.visit_map(self)
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        self.fields = fields;
+        visitor.visit_map(self)
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
     }
 }
 
-impl RawCapacityConfig {
-    fn split(&self) -> CapacityConfig {
-        CapacityConfig {
-            fargate_base: self.fargate_base,
-            fargate_weight: self.fargate_weight,
-            spot_weight: self.spot_weight,
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for FloorTap<A> {
+    type Error = A::Error;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        mut seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let key = TapKey {
+                seed,
+                fields: self.fields,
+            };
+            match self.map.next_key_seed(key)? {
+                None => return Ok(None),
+                Some(Tapped::Field(k)) => return Ok(Some(k)),
+                Some(Tapped::Floor(unused)) => {
+                    self.floor = Some(self.map.next_value()?);
+                    seed = unused;
+                }
+            }
         }
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// A key of a `capacity` table: [`FLOOR`] (handing the derived reader's seed back for the
+/// next key), or one of the split's fields read by that seed.
+struct TapKey<S> {
+    seed: S,
+    fields: &'static [&'static str],
+}
+
+enum Tapped<S, K> {
+    Floor(S),
+    Field(K),
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for TapKey<S> {
+    type Value = Tapped<S, S::Value>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let key = String::deserialize(d)?;
+        if key == FLOOR {
+            return Ok(Tapped::Floor(self.seed));
+        }
+        if !self.fields.contains(&key.as_str()) {
+            // serde's own wording, with the floor among the keys a table may have.
+            let expected: Vec<String> = self
+                .fields
+                .iter()
+                .chain(&[FLOOR])
+                .map(|f| format!("`{f}`"))
+                .collect();
+            return Err(D::Error::custom(format!(
+                "unknown field `{key}`, expected one of {}",
+                expected.join(", ")
+            )));
+        }
+        self.seed
+            .deserialize(serde::de::value::StringDeserializer::<D::Error>::new(key))
+            .map(Tapped::Field)
     }
 }
 
@@ -266,8 +357,14 @@ impl TryFrom<String> for ServiceName {
 
 /// One ECS service.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(try_from = "RawServiceConfig")]
+#[serde(
+    remote = "Self",
+    deny_unknown_fields,
+    default = "ServiceConfig::unwritten"
+)]
 pub struct ServiceConfig {
+    /// Required: [`ServiceConfig::unwritten`] leaves it empty, which no written name can be
+    /// (see [`ServiceName`]), and the check refuses an empty one.
     pub name: ServiceName,
     /// CPU units (1024 = 1 vCPU), a Fargate size.
     pub cpu: u32,
@@ -286,11 +383,18 @@ pub struct ServiceConfig {
     /// Target of a fourth policy: the Aurora cluster's average `DatabaseConnections`.
     pub db_connections_target: Option<u32>,
     pub health_check_grace_secs: u32,
+    /// The split, from the written `capacity` table (see `written_capacity`).
+    #[serde(skip)]
     pub capacity: CapacityConfig,
     /// `capacity.min_spot_percent`: the share of tasks (percent) that must be on Spot at
     /// min_count and at max_count; `capacity` was checked to meet it (see
     /// [`CapacityConfig::meets_spot_percent`]).
+    #[serde(skip)]
     pub min_spot_percent: Option<u32>,
+    /// The `capacity` table as written, split into `capacity` and `min_spot_percent` by the
+    /// check (and then `None`). Left out: the web split with seed 000's floor.
+    #[serde(rename = "capacity", deserialize_with = "capacity_and_floor")]
+    written_capacity: Option<(CapacityConfig, Option<u32>)>,
     /// Whether the container's root file system is read-only (`readonlyRootFilesystem`,
     /// Security Hub ECS.5). On by default; the switch exists for images that cannot run
     /// read-only (they write outside any path a volume can cover).
@@ -298,7 +402,12 @@ pub struct ServiceConfig {
     /// Absolute paths the image writes to, each an ephemeral task volume (a Fargate bind
     /// mount without a host path, gone with the task) mounted read-write: with a read-only
     /// root the container exits at start if it writes anywhere else (AWS-CONTRACTS B7).
+    #[serde(skip)]
     pub writable_paths: Vec<String>,
+    /// `writable_paths` as written, moved there by the check (and then `None`). Left out: the
+    /// default for the image (the placeholder's paths, or none for other images).
+    #[serde(rename = "writable_paths")]
+    written_paths: Option<Vec<String>>,
     pub permissions: Vec<Permission>,
     /// Path the ALB health check requests (`/` by default).
     pub health_check_path: String,
@@ -312,6 +421,8 @@ pub struct ServiceConfig {
     pub calls: Vec<ServiceName>,
 }
 
+validated!(ServiceConfig);
+
 /// The placeholder image services run until the user names their own: public, so a fresh
 /// stack starts without pushing anything.
 pub const PLACEHOLDER_IMAGE: &str = "public.ecr.aws/nginx/nginx:stable";
@@ -322,49 +433,23 @@ impl ServiceConfig {
     /// the customer-facing service it also produces to the transaction queue, or the async
     /// tier would never get work.
     pub fn default_web() -> ServiceConfig {
-        let raw = RawServiceConfig {
-            name: Some("web".into()),
+        let mut web = ServiceConfig {
+            name: ServiceName("web".into()),
             permissions: vec![
                 Permission::Sessions,
                 Permission::Database,
                 Permission::Queue,
             ],
-            ..RawServiceConfig::default()
+            ..ServiceConfig::unwritten()
         };
-        ServiceConfig::try_from(raw).expect("default service is valid")
+        web.validate().expect("default service is valid");
+        web
     }
-}
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawServiceConfig {
-    name: Option<String>,
-    cpu: u32,
-    memory: u32,
-    image: String,
-    port: u16,
-    desired_count: u32,
-    min_count: u32,
-    max_count: u32,
-    cpu_target: f64,
-    memory_target: f64,
-    request_count_target: Option<u32>,
-    db_connections_target: Option<u32>,
-    health_check_grace_secs: u32,
-    capacity: RawCapacityConfig,
-    read_only_root: bool,
-    /// None: the default for the image (the placeholder's paths, or none for other images).
-    writable_paths: Option<Vec<String>>,
-    permissions: Vec<Permission>,
-    health_check_path: String,
-    path: Option<String>,
-    calls: Vec<ServiceName>,
-}
-
-impl Default for RawServiceConfig {
-    fn default() -> Self {
-        RawServiceConfig {
-            name: None,
+    /// What a `[[services]]` entry leaves out gets (its name excepted, which it must give).
+    fn unwritten() -> ServiceConfig {
+        ServiceConfig {
+            name: ServiceName(String::new()),
             cpu: 2048,
             memory: 4096,
             image: PLACEHOLDER_IMAGE.into(),
@@ -377,13 +462,14 @@ impl Default for RawServiceConfig {
             request_count_target: None,
             db_connections_target: None,
             health_check_grace_secs: 60,
-            // The omitted table: the web split with seed 000's floor.
-            capacity: RawCapacityConfig {
-                min_spot_percent: Some(WEB_MIN_SPOT_PERCENT),
-                ..RawCapacityConfig::default()
-            },
+            // The omitted table: the web split with seed 000's floor. A written table has no
+            // floor unless it states one: a service that names its own split states its own.
+            capacity: CapacityConfig::default(),
+            min_spot_percent: Some(WEB_MIN_SPOT_PERCENT),
+            written_capacity: None,
             read_only_root: true,
-            writable_paths: None,
+            writable_paths: Vec::new(),
+            written_paths: None,
             permissions: vec![Permission::Sessions, Permission::Database],
             health_check_path: "/".into(),
             path: None,
@@ -407,145 +493,148 @@ pub fn fargate_memory_options(cpu: u32) -> Option<Vec<u32>> {
     Some((lo..=hi).step_by(step as usize).collect())
 }
 
-impl TryFrom<RawServiceConfig> for ServiceConfig {
-    type Error = String;
-    fn try_from(r: RawServiceConfig) -> Result<Self, String> {
-        let name = ServiceName::try_from(r.name.ok_or("a service needs a `name`")?)?;
-        let n = &name.0;
-        let Some(mems) = fargate_memory_options(r.cpu) else {
-            return Err(format!(
-                "service `{n}`: invalid cpu {}: Fargate sizes are 256, 512, 1024, 2048, 4096, 8192 and 16384",
-                r.cpu
-            ));
+impl Validate for ServiceConfig {
+    fn validate(&mut self) -> Result<(), FieldError> {
+        if self.name.0.is_empty() {
+            return field_error!("name", "a service needs a `name`");
+        }
+        let n = &self.name.0;
+        let Some(mems) = fargate_memory_options(self.cpu) else {
+            return field_error!(
+                "cpu",
+                "service `{n}`: invalid cpu {}: Fargate sizes are 256, 512, 1024, 2048, \
+                 4096, 8192 and 16384",
+                self.cpu
+            );
         };
-        if !mems.contains(&r.memory) {
-            return Err(format!(
-                "service `{n}`: memory {} MiB is not valid with cpu {} on Fargate; allowed: {} to {} MiB{}",
-                r.memory,
-                r.cpu,
+        if !mems.contains(&self.memory) {
+            return field_error!(
+                "memory",
+                "service `{n}`: memory {} MiB is not valid with cpu {} on Fargate; allowed: \
+                 {} to {} MiB{}",
+                self.memory,
+                self.cpu,
                 mems[0],
                 mems[mems.len() - 1],
-                if r.cpu == 256 { " (512, 1024 or 2048)".to_string() } else { format!(" in steps of {}", mems[1] - mems[0]) }
-            ));
+                if self.cpu == 256 {
+                    " (512, 1024 or 2048)".to_string()
+                } else {
+                    format!(" in steps of {}", mems[1] - mems[0])
+                }
+            );
         }
-        if r.image.trim().is_empty() || r.image.chars().any(char::is_whitespace) {
-            return Err(format!("service `{n}`: invalid image `{}`", r.image));
+        if self.image.trim().is_empty() || self.image.chars().any(char::is_whitespace) {
+            return field_error!("image", "service `{n}`: invalid image `{}`", self.image);
         }
-        if r.port == 0 {
-            return Err(format!("service `{n}`: port must be 1 to 65535"));
+        if self.port == 0 {
+            return field_error!("port", "service `{n}`: port must be 1 to 65535");
         }
-        if r.min_count > r.max_count || r.max_count == 0 {
-            return Err(format!(
-                "service `{n}`: min_count {} and max_count {}: need 0 <= min_count <= max_count and max_count >= 1",
-                r.min_count, r.max_count
-            ));
+        if self.min_count > self.max_count || self.max_count == 0 {
+            return field_error!(
+                "min_count",
+                "service `{n}`: min_count {} and max_count {}: need 0 <= min_count <= \
+                 max_count and max_count >= 1",
+                self.min_count,
+                self.max_count
+            );
         }
-        if r.desired_count < r.min_count || r.desired_count > r.max_count {
-            return Err(format!(
-                "service `{n}`: desired_count {} must be between min_count {} and max_count {}",
-                r.desired_count, r.min_count, r.max_count
-            ));
+        if self.desired_count < self.min_count || self.desired_count > self.max_count {
+            return field_error!(
+                "desired_count",
+                "service `{n}`: desired_count {} must be between min_count {} and \
+                 max_count {}",
+                self.desired_count,
+                self.min_count,
+                self.max_count
+            );
         }
         for (field, v) in [
-            ("cpu_target", r.cpu_target),
-            ("memory_target", r.memory_target),
+            ("cpu_target", self.cpu_target),
+            ("memory_target", self.memory_target),
         ] {
             if !(10.0..=95.0).contains(&v) {
-                return Err(format!(
+                return field_error!(
+                    field,
                     "service `{n}`: {field} {v} must be a utilisation percentage from 10 to 95"
-                ));
+                );
             }
         }
         for (field, v, max) in [
-            ("request_count_target", r.request_count_target, 1_000_000),
-            ("db_connections_target", r.db_connections_target, 100_000),
+            ("request_count_target", self.request_count_target, 1_000_000),
+            ("db_connections_target", self.db_connections_target, 100_000),
         ] {
             if v.is_some_and(|v| v == 0 || v > max) {
-                return Err(format!(
+                return field_error!(
+                    field,
                     "service `{n}`: {field} {} must be from 1 to {max}",
                     v.unwrap_or_default()
-                ));
+                );
             }
         }
-        let min_spot_percent = r.capacity.min_spot_percent;
-        let c = r.capacity.split();
+        if let Some((split, floor)) = self.written_capacity.take() {
+            (self.capacity, self.min_spot_percent) = (split, floor);
+        }
+        let c = &self.capacity;
         if c.fargate_base < 0
             || c.fargate_weight < 0
             || c.spot_weight < 0
             || c.fargate_base > 100_000
         {
-            return Err(format!(
+            return field_error!(
+                "capacity",
                 "service `{n}`: capacity values must not be negative"
-            ));
+            );
         }
         if c.fargate_weight == 0 && c.spot_weight == 0 {
-            return Err(format!(
+            return field_error!(
+                "capacity",
                 "service `{n}`: capacity needs a non-zero fargate_weight or spot_weight"
-            ));
+            );
         }
         if c.fargate_weight == 0 && c.fargate_base > 0 {
-            return Err(format!(
+            return field_error!(
+                "capacity",
                 "service `{n}`: a fargate_base needs a non-zero fargate_weight (ECS rule)"
-            ));
+            );
         }
-        if let Some(p) = min_spot_percent {
-            check_spot_share(n, &c, p, r.min_count, r.max_count)?;
+        if let Some(p) = self.min_spot_percent {
+            check_spot_share(n, c, p, self.min_count, self.max_count)?;
         }
-        let writable_paths = match r.writable_paths {
+        self.writable_paths = match self.written_paths.take() {
             Some(paths) => paths,
-            None if r.image == PLACEHOLDER_IMAGE => PLACEHOLDER_WRITABLE_PATHS
+            None if self.image == PLACEHOLDER_IMAGE => PLACEHOLDER_WRITABLE_PATHS
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
             // An image of the user's: only they know where it writes.
             None => Vec::new(),
         };
-        check_writable_paths(n, &writable_paths)?;
-        if !is_url_path(&r.health_check_path, 1024, false) {
-            return Err(format!(
-                "service `{n}`: invalid health_check_path `{}`: a URL path starting with `/`, at \
-                 most 1024 characters, without spaces or wildcards",
-                r.health_check_path
-            ));
+        check_writable_paths(n, &self.writable_paths)
+            .map_err(|e| FieldError::new("writable_paths", e))?;
+        if !is_url_path(&self.health_check_path, 1024, false) {
+            return field_error!(
+                "health_check_path",
+                "service `{n}`: invalid health_check_path `{}`: a URL path starting with \
+                 `/`, at most 1024 characters, without spaces or wildcards",
+                self.health_check_path
+            );
         }
-        if let Some(p) = &r.path {
+        if let Some(p) = &self.path {
             if !is_url_path(p, 128, true) || p == "/*" || p == "/" {
-                return Err(format!(
-                    "service `{n}`: invalid path `{p}`: a path pattern such as `/api/*` starting \
-                     with `/`, at most 128 characters (ALB's limit), `*` and `?` as wildcards; \
-                     `/` and `/*` would take all traffic from the default service"
-                ));
+                return field_error!(
+                    "path",
+                    "service `{n}`: invalid path `{p}`: a path pattern such as `/api/*` \
+                     starting with `/`, at most 128 characters (ALB's limit), `*` and `?` \
+                     as wildcards; `/` and `/*` would take all traffic from the default \
+                     service"
+                );
             }
         }
-        let mut permissions = r.permissions;
-        permissions.sort();
-        permissions.dedup();
-        let mut calls = r.calls;
-        calls.sort();
-        calls.dedup();
-        Ok(ServiceConfig {
-            name,
-            cpu: r.cpu,
-            memory: r.memory,
-            image: r.image,
-            port: r.port,
-            desired_count: r.desired_count,
-            min_count: r.min_count,
-            max_count: r.max_count,
-            cpu_target: r.cpu_target,
-            memory_target: r.memory_target,
-            request_count_target: r.request_count_target,
-            db_connections_target: r.db_connections_target,
-            health_check_grace_secs: r.health_check_grace_secs,
-            capacity: c,
-            min_spot_percent,
-            read_only_root: r.read_only_root,
-            writable_paths,
-            permissions,
-            health_check_path: r.health_check_path,
-            path: r.path,
-            calls,
-        })
+        self.permissions.sort();
+        self.permissions.dedup();
+        self.calls.sort();
+        self.calls.dedup();
+        Ok(())
     }
 }
 
@@ -557,26 +646,28 @@ pub(super) fn check_spot_share(
     percent: u32,
     min_count: u32,
     max_count: u32,
-) -> Result<(), String> {
+) -> Result<(), FieldError> {
     if percent > 100 {
-        return Err(format!(
+        return field_error!(
+            "capacity.min_spot_percent",
             "service `{n}`: capacity.min_spot_percent {percent} must be from 0 to 100"
-        ));
+        );
     }
     for (which, tasks) in [("min_count", min_count), ("max_count", max_count)] {
         if !c.meets_spot_percent(tasks, percent) {
             let spot = c.min_spot_tasks(tasks);
-            return Err(format!(
-                "service `{n}`: capacity {{ fargate_base = {}, fargate_weight = {}, spot_weight = {} }} \
-                 cannot keep min_spot_percent {percent} % on Spot at {which} {tasks}: ECS puts \
-                 the base on FARGATE first and splits the rest by weight, so only {spot} of \
+            return field_error!(
+                "capacity",
+                "service `{n}`: capacity {{ fargate_base = {}, fargate_weight = {}, spot_weight = \
+                 {} }} cannot keep min_spot_percent {percent} % on Spot at {which} {tasks}: ECS \
+                 puts the base on FARGATE first and splits the rest by weight, so only {spot} of \
                  {tasks} tasks ({}%) are sure to run on FARGATE_SPOT; raise spot_weight or lower \
                  fargate_base",
                 c.fargate_base,
                 c.fargate_weight,
                 c.spot_weight,
-                u64::from(spot) * 100 / u64::from(tasks),
-            ));
+                u64::from(spot) * 100 / u64::from(tasks)
+            );
         }
     }
     Ok(())

@@ -504,8 +504,12 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
         assert!(e.contains("at least one"), "{e}");
         let e = err("[cluster]\nnamespace = \"Bad_Name\"\n");
         assert!(e.contains("invalid DNS name"), "{e}");
+        // A name is checked as a value, so the error names its own line.
         let e = err("[[services]]\nname = \"execution\"\n");
-        assert!(e.contains("reserved") && e.contains("line 1"), "{e}");
+        assert!(
+            e.contains("reserved") && e.contains("`services.name` at line 2"),
+            "{e}"
+        );
         let e = err("[[services]]\nname = \"api\"\npermissions = [\"everything\"]\n");
         assert!(e.contains("sessions"), "{e}");
     }
@@ -964,5 +968,127 @@ mod static_tier_tests {
         assert!(e.contains("ACM certificate ARN"), "{e}");
         let e = err("[cdn]\nprice = 1\n");
         assert!(e.contains("unknown field `price`"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod validated_tests {
+    //! The sections checked as a whole ([`Validate`]): defaults, normalising, error places.
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_sections_defaults_pass_its_own_checks() {
+        let mut db = DatabaseConfig::default();
+        db.validate().unwrap();
+        assert_eq!(db, DatabaseConfig::default(), "nothing to normalise");
+        let mut alarms = AlarmsConfig::default();
+        alarms.validate().unwrap();
+        assert_eq!(alarms, AlarmsConfig::default());
+        let mut alb = AlbConfig::default();
+        alb.validate().unwrap();
+        assert_eq!(alb, AlbConfig::default());
+        let mut cert = CertificateConfig::default();
+        cert.validate().unwrap();
+        assert_eq!(cert, CertificateConfig::default());
+        // A written section equal to the defaults reads as the defaults.
+        let c = Config::parse(
+            "[database]\nmode = \"provisioned\"\n[alarms]\ndb_connections = 500\n[alb]\n\
+             blue_weight = 100\n[certificate]\n",
+        )
+        .unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn written_forms_are_consumed_into_what_the_program_reads() {
+        // The placeholder image's paths and the web split with its floor, written out, are
+        // the service the defaults give.
+        let written = Config::parse(
+            "[[services]]\nname = \"web\"\npermissions = [\"queue\", \"sessions\", \"database\", \
+             \"queue\"]\nwritable_paths = [\"/var/cache/nginx\", \"/var/run\", \"/tmp\"]\n\
+             capacity = { fargate_base = 0, fargate_weight = 1, spot_weight = 2, \
+             min_spot_percent = 50 }\n",
+        )
+        .unwrap();
+        assert_eq!(written.services.0[0], ServiceConfig::default_web());
+        let c = Config::parse("[alb]\norigin_domain = \"Origin.Example.com\"\n[certificate]\narn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"\n").unwrap();
+        assert_eq!(c.alb.origin_domain.as_deref(), Some("origin.example.com"));
+    }
+
+    #[test]
+    fn a_sections_error_names_the_field_the_section_and_its_line() {
+        let e = err("[network]\naz_count = 2\n\n[database]\nmin_capacity = 8\nmax_capacity = 4\n");
+        assert!(
+            e.starts_with("`database.min_capacity` in [database] at line 4: min_capacity 8"),
+            "{e}"
+        );
+        // The section written inline: the line is the key's.
+        let e = err("alb = { blue_weight = 0, green_weight = 0 }\n");
+        assert!(
+            e.starts_with("`alb.blue_weight` at line 1: ") && e.contains("both 0"),
+            "{e}"
+        );
+        // The header of the section that broke its rule, not the one above it.
+        let e = err("[alarms]\ndb_connections = 5\n[alb]\ngreen_weight = 1000\n");
+        assert!(
+            e.starts_with("`alb.green_weight` in [alb] at line 3"),
+            "{e}"
+        );
+        let e = err("[[services]]\nname = \"web\"\ncapacity = { min_spot_percent = 101 }\n");
+        assert!(
+            e.starts_with("`services.capacity.min_spot_percent` in [[services]] at line 1: ")
+                && e.contains("0 to 100"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_capacity_table_keeps_its_own_errors_with_the_floor_among_its_keys() {
+        let e = err("[[services]]\nname = \"web\"\n\n[services.capacity]\nspot = 1\n");
+        assert!(
+            e.contains("`services.capacity.spot` at line 5")
+                && e.contains(
+                    "expected one of `fargate_base`, `fargate_weight`, `spot_weight`, \
+                     `min_spot_percent`"
+                ),
+            "{e}"
+        );
+        let e = err("[[services]]\nname = \"web\"\ncapacity = { min_spot_percent = -1 }\n");
+        assert!(e.contains("line 3") && e.contains("u32"), "{e}");
+        let c = Config::parse(
+            "[[services]]\nname = \"web\"\n\n[services.capacity]\nmin_spot_percent = 50\n\
+             spot_weight = 3\n",
+        )
+        .unwrap();
+        let web = &c.services.0[0];
+        assert_eq!(web.min_spot_percent, Some(50));
+        assert_eq!(
+            (
+                web.capacity.fargate_base,
+                web.capacity.fargate_weight,
+                web.capacity.spot_weight
+            ),
+            (0, 1, 3)
+        );
+    }
+
+    #[test]
+    fn only_field_errors_are_read_back_as_such() {
+        let e = FieldError::new("capacity.min_spot_percent", "too high").to_string();
+        assert_eq!(
+            validated::split_field_error(&e),
+            Some(("capacity.min_spot_percent", "too high"))
+        );
+        for other in [
+            "`domain` and `arn` exclude each other: give one",
+            "unknown field `x`, expected `y`",
+            "`a b`: c",
+        ] {
+            assert_eq!(validated::split_field_error(other), None, "{other}");
+        }
     }
 }

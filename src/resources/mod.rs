@@ -22,6 +22,7 @@ pub mod application_autoscaling;
 pub mod backup;
 pub mod cloudfront;
 pub mod cloudwatch;
+pub mod deps;
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecr;
@@ -109,6 +110,11 @@ static PROVIDERS: &[&dyn Provider] = &[
     &ec2::vpc_peering_connection::PeeringConnection,
     &ec2::flow_log::FlowLogProvider,
 ];
+
+/// Every registered kind.
+pub fn kinds() -> impl Iterator<Item = &'static str> {
+    PROVIDERS.iter().map(|p| p.kind())
+}
 
 /// The provider of `kind`, if that kind has moved to the resource layer.
 pub fn provider(kind: &str) -> Option<&'static dyn Provider> {

@@ -715,7 +715,16 @@ fn microservices_example_goes_up_and_down() {
                 "{svc} deleted after the cluster"
             );
         }
-        assert!(ns_delete < cluster_delete);
+        // Each ECS service before the namespace its Cloud Map service is in (the cluster
+        // and the namespace are independent of each other: AWS orders neither).
+        for svc in [
+            "payment-api",
+            "transaction-processor",
+            "notification-service",
+        ] {
+            let svc_delete = pos("DeleteService", &format!("svc-{svc}-{}", stack.suffix));
+            assert!(svc_delete < ns_delete, "{svc} deleted after the namespace");
+        }
         // And nothing was refused on the way.
         let cluster = format!("cluster-{}", stack.suffix);
         for r in log.iter().filter(|r| {

@@ -684,7 +684,6 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
         };
         assert!(pos("DisassociateWebACL") < pos("DeleteWebACL"));
         assert!(pos("DeleteListener") < pos("DeleteTargetGroup"));
-        assert!(pos("DeleteTargetGroup") < pos("DeleteLoadBalancer"));
         assert!(pos("DeleteLoadBalancer") < pos("DeleteBucket"));
         assert!(pos("DeleteLoadBalancer") < pos("DeleteSubnet"));
     }

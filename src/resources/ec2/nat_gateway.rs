@@ -161,24 +161,6 @@ pub async fn delete(ctx: &StepCtx, id: &str) -> Result<()> {
     wait(ctx, id, NatGatewayState::Deleted).await
 }
 
-/// Deletes every NAT gateway recorded in `ctx`'s region: all deletes first, then the waits
-/// together (about a minute each on AWS), then forgets them.
-pub async fn delete_recorded(ctx: &StepCtx) -> Result<()> {
-    let nats = ctx.records(Some(KIND));
-    for rec in &nats {
-        request_delete(ctx, &rec.id).await?;
-    }
-    futures::future::try_join_all(
-        nats.iter()
-            .map(|rec| wait(ctx, &rec.id, NatGatewayState::Deleted)),
-    )
-    .await?;
-    for rec in &nats {
-        ctx.deleted(KIND, &rec.id)?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Provider for NatGateway {
     fn kind(&self) -> &'static str {

@@ -21,7 +21,6 @@ use aws_sdk_ecs::types::{
     DeploymentConfiguration, LoadBalancer, NetworkConfiguration, PropagateTags, Service,
     ServiceField, ServiceRegistry,
 };
-use futures::future::join_all;
 
 use super::{ecs_tags, from_sdk, to_sdk, MapAws as _, StrategyItem};
 use crate::aws::{AwsResultExt, NotFoundOk};
@@ -445,19 +444,6 @@ async fn delete_and_drain(ctx: &StepCtx, rec: &ResourceRecord) -> Result<()> {
         },
     )
     .await
-}
-
-/// Deletes every service recorded in `ctx`'s region, concurrently (each drains for about a
-/// minute on AWS), forgetting each as soon as it is INACTIVE.
-pub async fn delete_recorded(ctx: &StepCtx) -> Result<()> {
-    let services = ctx.records(Some(KIND));
-    let results = join_all(services.iter().map(|rec| async move {
-        delete(ctx, rec).await?;
-        ctx.deleted(KIND, &rec.id)
-    }))
-    .await;
-    results.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(())
 }
 
 #[async_trait]

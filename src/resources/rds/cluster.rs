@@ -10,7 +10,8 @@
 //! ModifyDBCluster ([`ClusterDrift`], [`repair`]); what cannot change in place (engine,
 //! encryption, storage key, engine version) is refused or reported ([`check_unfixable`]).
 //!
-//! Teardown: after its instances ([`super::instance::delete_recorded`]), the cluster is
+//! Teardown: after its recorded instances (they are built on it, so `down` deletes them
+//! first, concurrently), and after any member the state does not know, the cluster is
 //! deleted without a final snapshot (RDS deletes its managed secret and automated backups
 //! with it) and waited for until gone, as the subnet and parameter groups cannot be deleted
 //! while it exists, even deleting.
@@ -522,8 +523,27 @@ pub async fn request_delete(ctx: &StepCtx, id: &str) -> Result<()> {
     .await
 }
 
-/// Deletes the cluster `id` (its instances must be gone or going) and waits until it is gone.
+/// Deletes the cluster `id` and waits until it is gone. RDS refuses to delete a cluster
+/// with members not yet deleting: members the state does not know (added by hand, or a
+/// record lost in a crash) are deleted first and waited for together; the recorded ones are
+/// gone already (`down` deletes them before the cluster they are built on).
 pub async fn delete(ctx: &StepCtx, id: &str) -> Result<()> {
+    let members: Vec<String> = describe(ctx, id)
+        .await?
+        .map(|c| {
+            c.db_cluster_members()
+                .iter()
+                .filter_map(|m| m.db_instance_identifier().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for m in &members {
+        instance::request_delete(ctx, m).await?;
+    }
+    futures::future::try_join_all(members.iter().map(|m| instance::wait_gone(ctx, m))).await?;
+    for m in &members {
+        ctx.sh.reporter.deleted(ctx.step, instance::KIND, m);
+    }
     request_delete(ctx, id).await?;
     wait_gone(ctx, id).await
 }

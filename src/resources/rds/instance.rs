@@ -11,7 +11,9 @@
 //! the instance).
 //!
 //! Teardown: RDS refuses to delete a cluster with members not yet deleting, so every member
-//! goes first, recorded or not ([`delete_recorded`]), and is waited for until gone.
+//! goes first: the recorded ones as nodes of `down`'s graph (they are built on the cluster),
+//! the others from the cluster's delete ([`super::cluster::delete`]); each is waited for
+//! until gone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -20,7 +22,7 @@ use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Filter};
 
-use super::{check_ours, cluster, is_busy, lock, rds_tags, AURORA_TIMEOUT, ENGINE};
+use super::{check_ours, is_busy, lock, rds_tags, AURORA_TIMEOUT, ENGINE};
 use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::resources::Provider;
 use crate::state::ResourceRecord;
@@ -380,40 +382,6 @@ pub async fn request_delete(ctx: &StepCtx, id: &str) -> Result<()> {
 pub async fn delete(ctx: &StepCtx, id: &str) -> Result<()> {
     request_delete(ctx, id).await?;
     wait_gone(ctx, id).await
-}
-
-/// Deletes every instance recorded in `ctx`'s region and every other member of the recorded
-/// clusters: all deletes first, then the waits together (up to ~12 minutes each on AWS), then
-/// forgets the recorded ones.
-///
-/// RDS refuses to delete a cluster with members not yet deleting. Members of the stack's
-/// cluster that the state does not know (added by hand, or a record lost in a crash) must go
-/// too, or the cluster cannot.
-pub async fn delete_recorded(ctx: &StepCtx) -> Result<()> {
-    let mut instances: Vec<String> = ctx.records(Some(KIND)).into_iter().map(|r| r.id).collect();
-    for rec in ctx.records(Some(cluster::KIND)) {
-        if let Some(c) = cluster::describe(ctx, &rec.id).await? {
-            for m in c.db_cluster_members() {
-                if let Some(id) = m.db_instance_identifier() {
-                    if !instances.iter().any(|i| i == id) {
-                        instances.push(id.to_string());
-                    }
-                }
-            }
-        }
-    }
-    for id in &instances {
-        request_delete(ctx, id).await?;
-    }
-    futures::future::try_join_all(instances.iter().map(|id| wait_gone(ctx, id))).await?;
-    for id in &instances {
-        if ctx.records(Some(KIND)).iter().any(|r| &r.id == id) {
-            ctx.deleted(KIND, id)?;
-        } else {
-            ctx.sh.reporter.deleted(ctx.step, KIND, id);
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]

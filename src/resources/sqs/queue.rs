@@ -239,18 +239,6 @@ pub async fn delete(ctx: &StepCtx, rec: &ResourceRecord) -> Result<()> {
     .await
 }
 
-/// Deletes every recorded queue, the source queues before their DLQ: a source queue
-/// redriving into a deleted DLQ would lose messages meanwhile.
-pub async fn delete_recorded(ctx: &StepCtx) -> Result<()> {
-    let mut recs = ctx.records(Some(KIND));
-    recs.sort_by_key(|r| r.attrs.get("role").map(String::as_str) == Some("dlq"));
-    for rec in recs {
-        delete(ctx, &rec).await?;
-        ctx.deleted(KIND, &rec.id)?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Provider for Queue {
     fn kind(&self) -> &'static str {

@@ -1,5 +1,11 @@
 //! The commands: resolve the stack, check input before any AWS call, then run the engine and
 //! print results.
+//!
+//! The parts: `down`'s teardown with adoption (`down`), the end-of-run summary and the
+//! outputs listing (`summary`).
+
+mod down;
+mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,12 +17,14 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{Aws, AwsOptions};
 use crate::cli::{Cli, Command, GlobalOpts};
 use crate::config::Config;
-use crate::engine::{self, Direction, RunReport};
-use crate::error::{Interrupted, StepsFailed, UsageError};
+use crate::engine;
+use crate::error::UsageError;
 use crate::naming::{validate_suffix, Names};
 use crate::report::{OutputFormat, Reporter};
 use crate::state::{self, StateFile, StateStore};
-use crate::step::{Action, Mode, Shared, Step, StepCtx};
+use crate::step::{Mode, Shared, Step, StepCtx};
+use down::down_completely;
+use summary::{finish, print_outputs, summarize};
 
 /// Everything decided from the command line before any AWS call.
 struct Resolved {
@@ -346,11 +354,6 @@ async fn apply(
         )
         .with_wait(wait),
     );
-    let direction = if mode == Mode::Down {
-        Direction::Reverse
-    } else {
-        Direction::Forward
-    };
     if mode == Mode::Up {
         // Stamp the region (and the config) before the first resource is recorded.
         shared
@@ -368,7 +371,7 @@ async fn apply(
     let (report, leftovers) = if mode == Mode::Down {
         down_completely(&steps, &shared, parallelism).await?
     } else {
-        let mut report = engine::run(&steps, direction, shared.clone(), parallelism).await?;
+        let mut report = engine::run(&steps, shared.clone(), parallelism).await?;
         // The config's `[tags]` changed since the resources were tagged: tag them all again
         // (in `plan`, one planned change), after the steps and before verify.
         if report.ok() {
@@ -484,260 +487,6 @@ async fn verify(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// `down` made sure: resolve write-ahead records by name first (a run that died mid-create
-/// left them), tear down, then sweep the stack's tag and names; if the sweep finds orphans,
-/// adopt what the steps can find by name and tag and tear down once more. Returns the
-/// teardown's report and what is still left.
-async fn down_completely(
-    steps: &[Arc<dyn Step>],
-    shared: &Arc<Shared>,
-    parallelism: usize,
-) -> Result<(RunReport, Vec<String>)> {
-    let snapshot = shared.state.snapshot();
-    let mut regions = vec![shared.aws.region().to_string()];
-    for r in snapshot.resources.iter().map(|r| r.region.clone()) {
-        if !r.is_empty() && !regions.contains(&r) {
-            regions.push(r);
-        }
-    }
-    if let Some(dr) = snapshot
-        .outputs
-        .get(crate::outputs::dr_network::OUT_DR_REGION)
-        .and_then(|v| v.as_str())
-        .filter(|dr| !regions.iter().any(|r| r == dr))
-    {
-        regions.push(dr.to_string());
-    }
-    let mut refreshed = false;
-    if !shared.state.pending().is_empty() {
-        refresh(steps, shared, parallelism).await?;
-        refreshed = true;
-    }
-    loop {
-        let report = engine::run(steps, Direction::Reverse, shared.clone(), parallelism).await?;
-        if !report.ok() || !shared.state.snapshot().resources.is_empty() {
-            return Ok((report, Vec::new()));
-        }
-        let left = crate::sweep::leftovers(&shared.aws, &regions, shared.names.suffix())
-            .await
-            .context("sweeping for resources of the stack the state does not record")?;
-        if left.is_empty() || refreshed {
-            return Ok((report, left));
-        }
-        shared.reporter.message(
-            "down",
-            &format!(
-                "{} resource(s) of the stack are not in the state (a run stopped between a \
-                 create and its record?): adopting them by name and tag, then deleting them",
-                left.len()
-            ),
-        );
-        refresh(steps, shared, parallelism).await?;
-        refreshed = true;
-    }
-}
-
-/// The adoption pass: every step looks its resources up by name and tag and records what it
-/// finds, changing nothing. Write-ahead records a step did not resolve, when that step's
-/// pass completed, name a create that never reached AWS: they are dropped.
-async fn refresh(steps: &[Arc<dyn Step>], shared: &Arc<Shared>, parallelism: usize) -> Result<()> {
-    shared.set_mode(Mode::Refresh);
-    let report = engine::run(steps, Direction::Forward, shared.clone(), parallelism).await;
-    shared.set_mode(Mode::Down);
-    let report = report?;
-    for p in shared.state.pending() {
-        let done = report
-            .steps
-            .iter()
-            .any(|s| s.step == p.step && s.status == crate::engine::StepStatus::Done);
-        if done {
-            shared.reporter.message(
-                &p.step,
-                &format!(
-                    "{} {} was never created (not found by name): forgotten",
-                    p.kind, p.name
-                ),
-            );
-            shared
-                .state
-                .forget(&p.kind, &p.id, &p.region)
-                .context("writing the state")?;
-        }
-    }
-    Ok(())
-}
-
-fn finish(report: &RunReport) -> Result<()> {
-    if report.ok() {
-        return Ok(());
-    }
-    if report.interrupted() && report.count(crate::engine::StepStatus::Failed) == 0 {
-        return Err(Interrupted("state saved; run the command again to continue".into()).into());
-    }
-    Err(StepsFailed {
-        failed: report.count(crate::engine::StepStatus::Failed),
-        skipped: report.count(crate::engine::StepStatus::Skipped),
-    }
-    .into())
-}
-
-fn summarize(shared: &Shared, report: &RunReport, mode: Mode, json_out: bool, remaining: usize) {
-    shared.reporter.close();
-    let items = shared.plan_items();
-    let count = |a: Action| items.iter().filter(|i| i.action == a).count();
-    let (create, change, unchanged) = (
-        count(Action::Create),
-        count(Action::Change),
-        count(Action::Unchanged),
-    );
-    let calls = shared.aws.calls();
-    if json_out {
-        let mut v = json!({
-            "event": "summary",
-            "command": mode,
-            "stack": shared.names.suffix(),
-            "ok": report.ok(),
-            "steps": report.steps,
-            "aws_calls": { "total": calls.total, "mutating": calls.mutating, "mutating_ops": calls.mutating_ops },
-        });
-        match mode {
-            Mode::Plan => {
-                v["plan"] = json!(items);
-                v["changes"] = json!({"create": create, "change": change, "unchanged": unchanged});
-            }
-            Mode::Up => {
-                v["changes"] =
-                    json!({"created": create, "changed": change, "unchanged": unchanged});
-                v["outputs"] = json!(shared.state.snapshot().outputs);
-            }
-            _ => v["remaining_resources"] = json!(remaining),
-        }
-        println!("{v}");
-        return;
-    }
-    if mode == Mode::Plan {
-        for i in items.iter().filter(|i| i.action != Action::Unchanged) {
-            let sign = if i.action == Action::Create { "+" } else { "~" };
-            let detail = if i.detail.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", i.detail)
-            };
-            println!("{sign} {:<10} {:<28} {}{detail}", i.step, i.kind, i.name);
-        }
-        println!(
-            "Plan for `{}`: {create} to create, {change} to change, {unchanged} unchanged.",
-            shared.names.suffix()
-        );
-    }
-    for s in report
-        .steps
-        .iter()
-        .filter(|s| s.status == crate::engine::StepStatus::Failed)
-    {
-        match &s.root_cause {
-            Some(rc) => eprintln!(
-                "error: step {} failed: {} on {}: {}: {}",
-                s.step,
-                rc.operation,
-                rc.resource,
-                rc.code.as_deref().unwrap_or("(no code)"),
-                rc.message.as_deref().unwrap_or("(no message)")
-            ),
-            // Not an AWS error (a timeout, a refusal of the tool's own): its text is the
-            // reason, or the summary would only say how many steps failed.
-            None => eprintln!(
-                "error: step {} failed: {}",
-                s.step,
-                s.error.as_deref().unwrap_or("(no reason recorded)")
-            ),
-        }
-    }
-    match mode {
-        Mode::Up => {
-            println!(
-                "up `{}`: {create} created, {change} changed, {unchanged} unchanged ({} AWS calls, {} mutating).",
-                shared.names.suffix(),
-                calls.total,
-                calls.mutating
-            );
-            if report.ok() {
-                print_outputs(&shared.state.snapshot(), false, false);
-            }
-        }
-        Mode::Down if remaining == 0 && report.ok() => println!(
-            "down `{}`: every resource deleted; state file removed.",
-            shared.names.suffix()
-        ),
-        Mode::Down => println!(
-            "down `{}`: {remaining} resource(s) remain in the state; fix the error and run down again.",
-            shared.names.suffix()
-        ),
-        _ => {}
-    }
-}
-
-/// The outputs a platform engineer reaches for first, in this order, with their labels; the
-/// rest of the state's outputs follow.
-const HEADLINE_OUTPUTS: &[(&str, &str)] = {
-    use crate::outputs::{
-        alarms, alb, cdn, certificate, database, dr_backup, dr_network, dr_storage, queue, sessions,
-    };
-    &[
-        (alb::OUT_DNS_NAME, "load balancer"),
-        (cdn::OUT_DOMAIN_NAME, "CloudFront domain"),
-        (database::OUT_WRITER_ENDPOINT, "database writer"),
-        (database::OUT_READER_ENDPOINT, "database reader"),
-        (database::OUT_SECRET_ARN, "database secret"),
-        (sessions::OUT_TABLE_NAME, "session table"),
-        (queue::OUT_QUEUE_URL, "transaction queue"),
-        (alarms::OUT_TOPIC_ARN, "alert topic"),
-        (alarms::OUT_DASHBOARD_URL, "dashboard"),
-        (certificate::OUT_RECORDS, "certificate DNS records"),
-        (cdn::OUT_ALB_ORIGIN_DNS_RECORD, "ALB origin DNS record"),
-        (dr_network::OUT_DR_REGION, "DR region"),
-        (dr_storage::OUT_DR_BUCKET, "DR assets replica"),
-        (dr_backup::OUT_DR_VAULT_ARN, "DR backup vault"),
-    ]
-};
-
-/// JSON: every output. Text: the headline outputs, then (with `all`) the rest, or a line
-/// saying how many more there are.
-fn print_outputs(file: &StateFile, as_json: bool, all: bool) {
-    if as_json {
-        println!("{}", json!(file.outputs));
-        return;
-    }
-    let shown = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    for (key, label) in HEADLINE_OUTPUTS {
-        if let Some(v) = file.outputs.get(*key) {
-            println!("{label:<28} {}", shown(v));
-        }
-    }
-    let rest: Vec<_> = file
-        .outputs
-        .iter()
-        .filter(|(k, _)| !HEADLINE_OUTPUTS.iter().any(|(h, _)| h == k))
-        .collect();
-    if rest.is_empty() {
-        return;
-    }
-    if !all {
-        println!(
-            "(and {} more IDs: `fintech-infra outputs --all`, or `--json` for scripts)",
-            rest.len()
-        );
-        return;
-    }
-    println!();
-    for (k, v) in rest {
-        println!("{k:<28} {}", shown(v));
-    }
 }
 
 async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {

@@ -4,10 +4,18 @@
 //! Layout: `.fintech-infra/<suffix>.json` (mode 0600, directory 0700) plus `<suffix>.lock`.
 //! The lock is an OS file lock (released by the kernel when its holder dies, so a stale lock
 //! from a dead process never blocks) whose file also names the holder for the error message.
+//!
+//! The parts: the lock (`lock`), the unit tests (`tests`).
+
+mod lock;
+#[cfg(test)]
+mod tests;
+
+pub use lock::{LockHolder, StateLock};
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -47,6 +55,32 @@ pub struct ResourceRecord {
     /// resource: `up` and `down` resolve it by its deterministic name first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// The recorded resources this one was built on (its subnets, its key, its target
+    /// groups...), resolved when it was recorded (see [`crate::resources::deps`]). `down`
+    /// deletes a resource only once everything built on it is gone, so it needs neither the
+    /// config nor the steps' code. `None` in files written before edges were kept: `down`
+    /// then derives them from the same table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps: Option<Vec<ResourceRef>>,
+}
+
+/// The address of a recorded resource: what [`ResourceRecord::deps`] lists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ResourceRef {
+    pub kind: String,
+    pub region: String,
+    pub id: String,
+}
+
+impl ResourceRecord {
+    /// This record's address.
+    pub fn address(&self) -> ResourceRef {
+        ResourceRef {
+            kind: self.kind.clone(),
+            region: self.region.clone(),
+            id: self.id.clone(),
+        }
+    }
 }
 
 /// The ID of the write-ahead record of the `kind` resource named `name`.
@@ -87,6 +121,11 @@ pub struct StateFile {
     /// existed, which reads as "unknown", so that `up` re-tags once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags_fingerprint: Option<String>,
+    /// The step that published each output: `down` drops a step's outputs once none of its
+    /// resources is left. Outputs missing here (files written before it) go when the state
+    /// is empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_steps: BTreeMap<String, String>,
 }
 
 impl StateFile {
@@ -103,6 +142,7 @@ impl StateFile {
             outputs: BTreeMap::new(),
             config: None,
             tags_fingerprint: None,
+            output_steps: BTreeMap::new(),
         }
     }
 
@@ -262,115 +302,6 @@ fn ensure_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Who holds a lock, as written into the lock file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LockHolder {
-    pub pid: u32,
-    pub host: String,
-    pub started: DateTime<Utc>,
-    pub command: String,
-}
-
-/// An exclusive lock on one stack's state, held until dropped.
-#[derive(Debug)]
-pub struct StateLock {
-    file: File,
-    path: PathBuf,
-}
-
-impl StateLock {
-    /// Takes the lock at `<state>.lock` or fails at once naming the holder.
-    pub fn acquire(state_path: &Path, command: &str) -> Result<StateLock, StateError> {
-        let path = state_path.with_extension("lock");
-        if let Some(dir) = path.parent() {
-            ensure_dir(dir).map_err(|e| io_err(dir, e))?;
-        }
-        loop {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| io_err(&path, e))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    let holder = read_holder(&mut file);
-                    return Err(StateError::Locked {
-                        path: state_path.display().to_string(),
-                        pid: holder.as_ref().map(|h| h.pid).unwrap_or(0),
-                        host: holder
-                            .as_ref()
-                            .map(|h| h.host.clone())
-                            .unwrap_or_else(|| "unknown".into()),
-                        started: holder
-                            .map(|h| h.started.to_rfc3339())
-                            .unwrap_or_else(|| "unknown".into()),
-                    });
-                }
-                Err(fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
-            }
-            // The previous holder may have removed the file between our open and lock; if the
-            // path no longer names the file we locked, start again on the new one.
-            if !same_file(&file, &path) {
-                continue;
-            }
-            if let Some(prev) = read_holder(&mut file) {
-                tracing::warn!(
-                    pid = prev.pid,
-                    host = %prev.host,
-                    started = %prev.started,
-                    "taking over a stale lock: the run that held it is no longer running"
-                );
-            }
-            let me = LockHolder {
-                pid: std::process::id(),
-                host: gethostname::gethostname().to_string_lossy().into_owned(),
-                started: Utc::now(),
-                command: command.to_string(),
-            };
-            file.set_len(0).map_err(|e| io_err(&path, e))?;
-            file.seek(SeekFrom::Start(0))
-                .map_err(|e| io_err(&path, e))?;
-            let body = serde_json::to_vec(&me).expect("holder serializes");
-            file.write_all(&body).map_err(|e| io_err(&path, e))?;
-            file.sync_all().map_err(|e| io_err(&path, e))?;
-            return Ok(StateLock { file, path });
-        }
-    }
-}
-
-impl Drop for StateLock {
-    fn drop(&mut self) {
-        // Remove the file while still holding the lock; a waiter that opened the old file
-        // notices (same_file) and retries on a fresh one.
-        let _ = fs::remove_file(&self.path);
-        let _ = self.file.unlock();
-    }
-}
-
-fn read_holder(file: &mut File) -> Option<LockHolder> {
-    let mut s = String::new();
-    file.seek(SeekFrom::Start(0)).ok()?;
-    file.read_to_string(&mut s).ok()?;
-    serde_json::from_str(&s).ok()
-}
-
-#[cfg(unix)]
-fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_file: &File, path: &Path) -> bool {
-    path.exists()
-}
-
 /// The state of one stack during a run: in memory, persisted after every change unless the
 /// run is read-only (`plan`, `status`).
 #[derive(Debug)]
@@ -488,7 +419,8 @@ impl StateStore {
                         let changed = existing.step != rec.step
                             || existing.arn != rec.arn
                             || existing.name != rec.name
-                            || existing.attrs != rec.attrs;
+                            || existing.attrs != rec.attrs
+                            || existing.deps != rec.deps;
                         if changed {
                             let created_at = existing.created_at;
                             *existing = ResourceRecord { created_at, ..rec };
@@ -524,13 +456,33 @@ impl StateStore {
             .collect()
     }
 
-    pub fn set_output(&self, key: &str, value: Value) -> Result<(), StateError> {
+    /// Publishes `key`, remembering `step` as its producer.
+    pub fn set_output(&self, step: &str, key: &str, value: Value) -> Result<(), StateError> {
         self.update(|d| {
-            if d.outputs.get(key) == Some(&value) {
+            let owner_known = d.output_steps.get(key).map(String::as_str) == Some(step);
+            if d.outputs.get(key) == Some(&value) && owner_known {
                 return false;
             }
             d.outputs.insert(key.to_string(), value);
+            d.output_steps.insert(key.to_string(), step.to_string());
             true
+        })
+    }
+
+    /// Drops the outputs of every step that has no resource left (any output, once nothing
+    /// at all is recorded): what `down` leaves of a stack names nothing that is gone.
+    pub fn drop_orphaned_outputs(&self) -> Result<(), StateError> {
+        self.update(|d| {
+            let before = d.outputs.len();
+            let empty = d.resources.is_empty();
+            let live: std::collections::BTreeSet<String> =
+                d.resources.iter().map(|r| r.step.clone()).collect();
+            let owners = d.output_steps.clone();
+            d.outputs
+                .retain(|k, _| !empty && owners.get(k).is_none_or(|step| live.contains(step)));
+            let outputs = &d.outputs;
+            d.output_steps.retain(|k, _| outputs.contains_key(k));
+            d.outputs.len() != before
         })
     }
 
@@ -584,7 +536,10 @@ impl StateStore {
     }
 
     pub fn remove_output(&self, key: &str) -> Result<(), StateError> {
-        self.update(|d| d.outputs.remove(key).is_some())
+        self.update(|d| {
+            d.output_steps.remove(key);
+            d.outputs.remove(key).is_some()
+        })
     }
 
     pub fn output(&self, key: &str) -> Option<Value> {
@@ -601,195 +556,5 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&self.path, e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(kind: &str, id: &str) -> ResourceRecord {
-        ResourceRecord {
-            step: "network".into(),
-            kind: kind.into(),
-            id: id.into(),
-            arn: None,
-            name: format!("n-{id}"),
-            region: "us-east-1".into(),
-            attrs: BTreeMap::new(),
-            created_at: Utc::now(),
-            pending: false,
-        }
-    }
-
-    #[test]
-    fn a_real_record_resolves_the_write_ahead_one_of_the_same_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.json");
-        let store = StateStore::open_locked(&path, "t", "us-east-1", "up").unwrap();
-        let mut ahead = rec("ec2:vpc", &pending_id("n-vpc-1"));
-        ahead.name = "n-vpc-1".into();
-        ahead.pending = true;
-        store.record(ahead).unwrap();
-        assert_eq!(store.pending().len(), 1);
-        // Written through to disk at once: a kill now leaves the pending record behind.
-        let on_disk = StateFile::load(&path).unwrap().unwrap();
-        assert!(on_disk.resources[0].pending, "{:?}", on_disk.resources);
-        store.record(rec("ec2:vpc", "vpc-1")).unwrap();
-        assert!(store.pending().is_empty());
-        let all = store.resources(None, None);
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].id, "vpc-1");
-        // Another name of the same kind does not resolve it.
-        let mut other = rec("ec2:vpc", &pending_id("n-vpc-2"));
-        other.name = "n-vpc-2".into();
-        other.pending = true;
-        store.record(other).unwrap();
-        store.record(rec("ec2:vpc", "vpc-3")).unwrap();
-        assert_eq!(store.pending().len(), 1);
-    }
-
-    #[test]
-    fn records_persist_atomically_with_private_modes() {
-        let dir = tempfile::tempdir().unwrap();
-        let sdir = dir.path().join(".fintech-infra");
-        let path = path_for(&sdir, "dev");
-        let store = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap();
-        assert!(!path.exists(), "nothing written before the first change");
-        store.record(rec("ec2:vpc", "vpc-1")).unwrap();
-        store.record(rec("ec2:subnet", "subnet-1")).unwrap();
-        let loaded = StateFile::load(&path).unwrap().unwrap();
-        assert_eq!(loaded.resources.len(), 2);
-        assert_eq!(loaded.schema_version, SCHEMA_VERSION);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-            let dmode = fs::metadata(&sdir).unwrap().permissions().mode() & 0o777;
-            assert_eq!(dmode, 0o700);
-        }
-        // No temp files are left behind.
-        let leftovers: Vec<_> = fs::read_dir(&sdir)
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty());
-        store.forget("ec2:vpc", "vpc-1", "us-east-1").unwrap();
-        let loaded = StateFile::load(&path).unwrap().unwrap();
-        assert_eq!(loaded.resources.len(), 1);
-    }
-
-    #[test]
-    fn atomic_write_never_leaves_a_partial_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.json");
-        write_atomic(&path, b"{\"a\":1}").unwrap();
-        // A failed write (directory gone) leaves the old content intact.
-        let bad = dir.path().join("missing-dir").join("s.json");
-        assert!(write_atomic(&bad, b"x").is_err());
-        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}");
-        write_atomic(&path, b"{\"a\":2}").unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":2}");
-    }
-
-    #[test]
-    fn second_lock_fails_naming_the_holder_and_frees_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "dev");
-        let first = StateLock::acquire(&path, "up").unwrap();
-        let err = StateLock::acquire(&path, "down").unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, StateError::Locked { .. }));
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
-        );
-        assert!(msg.contains("host"), "{msg}");
-        drop(first);
-        let again = StateLock::acquire(&path, "down").unwrap();
-        drop(again);
-    }
-
-    #[test]
-    fn stale_lock_file_from_dead_process_is_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "dev");
-        // A lock file left by a process that died: its OS lock is gone with it.
-        let stale = LockHolder {
-            pid: 999_999,
-            host: "old-host".into(),
-            started: Utc::now(),
-            command: "up".into(),
-        };
-        fs::write(
-            path.with_extension("lock"),
-            serde_json::to_vec(&stale).unwrap(),
-        )
-        .unwrap();
-        let lock = StateLock::acquire(&path, "up").unwrap();
-        let holder: LockHolder =
-            serde_json::from_slice(&fs::read(path.with_extension("lock")).unwrap()).unwrap();
-        assert_eq!(holder.pid, std::process::id());
-        drop(lock);
-    }
-
-    #[test]
-    fn newer_schema_and_garbage_are_refused_and_untouched() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "dev");
-        let newer = r#"{"schema_version": 99, "suffix": "dev"}"#;
-        fs::write(&path, newer).unwrap();
-        let err = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap_err();
-        assert!(
-            matches!(err, StateError::NewerSchema { found: 99, .. }),
-            "{err}"
-        );
-        assert_eq!(fs::read_to_string(&path).unwrap(), newer);
-
-        fs::write(&path, "not json").unwrap();
-        let err = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap_err();
-        assert!(matches!(err, StateError::Unreadable { .. }), "{err}");
-        assert_eq!(fs::read_to_string(&path).unwrap(), "not json");
-    }
-
-    #[test]
-    fn read_only_store_never_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "dev");
-        let store = StateStore::open_read_only(&path, "dev", "us-east-1").unwrap();
-        store.record(rec("ec2:vpc", "vpc-1")).unwrap();
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn tags_fingerprint_is_optional_and_persisted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "dev");
-        // A file written before the field existed still loads, as "unknown".
-        let old = serde_json::json!({
-            "schema_version": 1, "suffix": "dev", "region": "us-east-1",
-            "tool_version": "0.1.0", "created_at": "2024-01-01T00:00:00Z",
-            "updated_at": "2024-01-01T00:00:00Z", "resources": [],
-        });
-        fs::write(&path, old.to_string()).unwrap();
-        let store = StateStore::open_locked(&path, "dev", "us-east-1", "up").unwrap();
-        assert_eq!(store.tags_fingerprint(), None);
-        store.set_tags_fingerprint("v1:abc").unwrap();
-        let loaded = StateFile::load(&path).unwrap().unwrap();
-        assert_eq!(loaded.tags_fingerprint.as_deref(), Some("v1:abc"));
-        // Unset, it is not written at all.
-        let text = serde_json::to_string(&StateFile::new("dev", "us-east-1")).unwrap();
-        assert!(!text.contains("tags_fingerprint"), "{text}");
-    }
-
-    #[test]
-    fn lists_stacks() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("b.json"), "{}").unwrap();
-        fs::write(dir.path().join("a.json"), "{}").unwrap();
-        fs::write(dir.path().join("a.lock"), "{}").unwrap();
-        assert_eq!(stacks_in(dir.path()), vec!["a", "b"]);
     }
 }

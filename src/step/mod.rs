@@ -5,11 +5,20 @@
 //! [`StepCtx::ensure`] / [`StepCtx::change`], which create or change in `up` and only record
 //! what would happen in `plan`. Every created resource is recorded in the state right after its
 //! create call returns, before any waiting.
+//!
+//! The parts: [`Found`] and plan-mode placeholders (`found`), waiting and retrying (`wait`).
+
+mod found;
+#[cfg(test)]
+mod tests;
+mod wait;
+
+pub use found::{is_pending, Found, PENDING_PREFIX};
+pub use wait::{is_iam_propagation, max_poll_interval, parse_max_poll, MAX_POLL_ENV};
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use async_trait::async_trait;
@@ -31,14 +40,13 @@ use crate::state::{ResourceRecord, StateStore};
 pub trait Step: Send + Sync {
     /// Unique name, e.g. `network`.
     fn name(&self) -> &'static str;
-    /// Steps that must finish before this one starts (and, in `down`, after it ends).
+    /// Steps that must finish before this one starts; `~name`: only `name`'s outputs are
+    /// needed, and this step starts once it has published them ([`StepCtx::release`]).
     fn deps(&self) -> Vec<&'static str>;
     /// Typical duration on real AWS in seconds: the scheduler starts the longest chain first.
     fn estimate_secs(&self) -> u64;
     /// Creates or completes the resources (or, in plan mode, records what it would do).
     async fn up(&self, ctx: &StepCtx) -> Result<()>;
-    /// Deletes every resource this step recorded, treating "not found" as deleted.
-    async fn down(&self, ctx: &StepCtx) -> Result<()>;
     /// Whether a recorded resource still exists: `Some(status)` if it does. Only for kinds
     /// without a provider in [`crate::resources`] (`status` asks the provider first); a step
     /// whose kinds all have one keeps this default.
@@ -81,64 +89,6 @@ pub struct PlanItem {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
-}
-
-/// A resource found or created by [`StepCtx::ensure`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Found {
-    pub id: String,
-    pub arn: Option<String>,
-    pub attrs: BTreeMap<String, String>,
-}
-
-/// Prefix of the placeholder ID plan mode returns for a resource that does not exist yet.
-pub const PENDING_PREFIX: &str = "(known after up:";
-
-impl Found {
-    pub fn new(id: impl Into<String>) -> Found {
-        Found {
-            id: id.into(),
-            ..Found::default()
-        }
-    }
-
-    pub fn arn(mut self, arn: impl Into<String>) -> Found {
-        self.arn = Some(arn.into());
-        self
-    }
-
-    pub fn attr(mut self, k: &str, v: impl Into<String>) -> Found {
-        self.attrs.insert(k.to_string(), v.into());
-        self
-    }
-
-    fn pending(kind: &str, name: &str) -> Found {
-        Found::new(format!("{PENDING_PREFIX} {kind} {name})"))
-    }
-
-    /// True for plan-mode placeholders: nothing exists to look up or change.
-    pub fn is_pending(&self) -> bool {
-        is_pending(&self.id)
-    }
-}
-
-/// True if `id` is a plan-mode placeholder rather than a real AWS ID.
-pub fn is_pending(id: &str) -> bool {
-    id.starts_with(PENDING_PREFIX)
-}
-
-/// Whether an error is AWS saying a new IAM role cannot be used yet.
-pub fn is_iam_propagation(e: &crate::aws::AwsError) -> bool {
-    let code = e.code.as_deref().unwrap_or("");
-    let msg = e.message.as_deref().unwrap_or("").to_ascii_lowercase();
-    matches!(
-        code,
-        "InvalidParameterException"
-            | "InvalidParameterValueException"
-            | "InvalidParameterValue"
-            | "AccessDeniedException"
-            | "ClientException"
-    ) && (msg.contains("assume") || msg.contains("role") || msg.contains("not authorized"))
 }
 
 /// Whether a failed create certainly created nothing: AWS answered with an error of its own
@@ -198,6 +148,8 @@ pub struct Shared {
     account: OnceCell<String>,
     /// Connections to other regions (the disaster-recovery region), made on first use.
     regions: Mutex<BTreeMap<String, Arc<Aws>>>,
+    /// Where [`StepCtx::release`] tells the engine a step's outputs are published.
+    release: Mutex<Option<tokio::sync::mpsc::UnboundedSender<&'static str>>>,
 }
 
 impl Shared {
@@ -222,7 +174,16 @@ impl Shared {
             plan: Mutex::new(Vec::new()),
             account: OnceCell::new(),
             regions: Mutex::new(BTreeMap::new()),
+            release: Mutex::new(None),
         }
+    }
+
+    /// Installs (or, with `None`, removes) the engine's release channel for one run.
+    pub fn set_release_channel(
+        &self,
+        tx: Option<tokio::sync::mpsc::UnboundedSender<&'static str>>,
+    ) {
+        *self.release.lock().unwrap_or_else(|e| e.into_inner()) = tx;
     }
 
     pub fn mode(&self) -> Mode {
@@ -260,37 +221,6 @@ impl Shared {
     pub fn plan_items(&self) -> Vec<PlanItem> {
         self.plan.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
-}
-
-/// The environment variable that caps the poll interval of every wait, in seconds.
-pub const MAX_POLL_ENV: &str = "FINTECH_INFRA_MAX_POLL_SECS";
-
-/// The longest delay between two polls of a wait: 10 s (AWS's resources take minutes, and a
-/// poll is an API call against the account's rate limits), or `FINTECH_INFRA_MAX_POLL_SECS`
-/// (0.1 to 60). Against an emulator running at a time scale a resource is ready in a fraction
-/// of its AWS time, and a 10 s poll would measure the poll, not the tool: the lifecycle
-/// benchmark sets 1 s. Read once.
-pub fn max_poll_interval() -> Duration {
-    static MAX: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        std::env::var(MAX_POLL_ENV)
-            .ok()
-            .and_then(|v| parse_max_poll(&v).ok())
-            .unwrap_or(Duration::from_secs(10))
-    })
-}
-
-/// A `FINTECH_INFRA_MAX_POLL_SECS` value: seconds, 0.1 to 60. The commands check it before
-/// any AWS call (a bad one is a usage error), so the wait's fallback to 10 s never hides one.
-pub fn parse_max_poll(v: &str) -> Result<Duration, String> {
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| (0.1..=60.0).contains(s))
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            format!("invalid {MAX_POLL_ENV} `{v}`: the longest poll interval in seconds, 0.1 to 60")
-        })
 }
 
 /// The context one step runs with.
@@ -442,19 +372,26 @@ impl StepCtx {
         if found.is_pending() {
             return Ok(());
         }
+        let mut rec = ResourceRecord {
+            step: self.step.to_string(),
+            kind: kind.to_string(),
+            id: found.id.clone(),
+            arn: found.arn.clone(),
+            name: name.to_string(),
+            region: self.region().to_string(),
+            attrs: found.attrs.clone(),
+            created_at: Utc::now(),
+            pending: false,
+            deps: None,
+        };
+        // What it is built on, resolved now and kept: `down` walks these edges backwards.
+        rec.deps = Some(crate::resources::deps::resolve(
+            &rec,
+            &self.sh.state.resources(None, None),
+        ));
         self.sh
             .state
-            .record(ResourceRecord {
-                step: self.step.to_string(),
-                kind: kind.to_string(),
-                id: found.id.clone(),
-                arn: found.arn.clone(),
-                name: name.to_string(),
-                region: self.region().to_string(),
-                attrs: found.attrs.clone(),
-                created_at: Utc::now(),
-                pending: false,
-            })
+            .record(rec)
             .with_context(|| format!("recording {kind} {} in the state", found.id))
     }
 
@@ -474,6 +411,7 @@ impl StepCtx {
                 attrs: BTreeMap::new(),
                 created_at: Utc::now(),
                 pending: true,
+                deps: None,
             })
             .with_context(|| format!("recording the pending create of {kind} {name}"))
     }
@@ -526,11 +464,22 @@ impl StepCtx {
         regions
     }
 
+    /// Says that every output this step publishes is published, though the step goes on
+    /// (waiting for its slow resources to be ready): the steps that depend on it only for
+    /// its outputs (`~name` in their `deps`) start now. The database needs the network's
+    /// subnets and security groups, not its NAT gateways being available.
+    pub fn release(&self) {
+        if let Some(tx) = &*self.sh.release.lock().unwrap_or_else(|e| e.into_inner()) {
+            // The engine is gone only after the run: nothing is waiting any more.
+            let _ = tx.send(self.step);
+        }
+    }
+
     /// Publishes a value for later steps and the `outputs` command. Never pass secrets.
     pub fn set_output(&self, key: &str, value: impl Into<Value>) -> Result<()> {
         self.sh
             .state
-            .set_output(key, value.into())
+            .set_output(self.step, key, value.into())
             .with_context(|| format!("saving output {key}"))
     }
 
@@ -677,147 +626,5 @@ impl StepCtx {
             self.deleted(kind, &rec.id)?;
         }
         Ok(())
-    }
-
-    /// Runs a delete again while AWS refuses it because something still depends on the
-    /// resource (`DependencyViolation`, `ResourceInUse`, ...): the ENIs of a deleted NAT
-    /// gateway, load balancer or Lambda function are released lazily and hold subnets and
-    /// security groups for minutes. "Not found" counts as deleted. Gives up after
-    /// `timeouts.dependency_violation_secs` with the last refusal as the error.
-    pub async fn retry_dependency<F, Fut>(&self, what: &str, mut call: F) -> Result<()>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), crate::aws::AwsError>>,
-    {
-        self.check_cancelled()?;
-        let timeout = Duration::from_secs(self.cfg().timeouts.dependency_violation_secs.0);
-        self.retry_while(
-            &format!("{what} to be free of dependencies"),
-            timeout,
-            |e| e.kind() == crate::aws::AwsErrorKind::DependencyViolation,
-            || {
-                let fut = call();
-                async move {
-                    match fut.await {
-                        Err(e) if e.is_not_found() => Ok(()),
-                        other => other,
-                    }
-                }
-            },
-        )
-        .await
-        .with_context(|| format!("deleting {what}"))
-    }
-
-    /// Runs `call` again while AWS rejects it because a just-created IAM role is not usable
-    /// yet: IAM is eventually consistent, and a new role can take several seconds before
-    /// ECS, Lambda or RDS accept it. Bounded to two minutes; other errors return at once.
-    pub async fn retry_iam<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, crate::aws::AwsError>>,
-    {
-        self.retry_while(
-            &format!("IAM role to propagate for {what}"),
-            Duration::from_secs(120),
-            is_iam_propagation,
-            call,
-        )
-        .await
-    }
-
-    /// Calls `call` until it succeeds or fails with an error `retryable` rejects, polling like
-    /// [`StepCtx::wait_for`]; on timeout the last retryable error is the cause.
-    pub(crate) async fn retry_while<T, F, Fut>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        retryable: impl Fn(&crate::aws::AwsError) -> bool,
-        mut call: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, crate::aws::AwsError>>,
-    {
-        let last = Mutex::new(None);
-        let result = self
-            .wait_for(what, timeout, || {
-                let fut = call();
-                let (last, retryable) = (&last, &retryable);
-                async move {
-                    match fut.await {
-                        Ok(v) => Ok(Some(v)),
-                        Err(e) if retryable(&e) => {
-                            tracing::debug!(error = %e, "retrying: {what}");
-                            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            Ok(None)
-                        }
-                        Err(e) => Err(e.into()),
-                    }
-                }
-            })
-            .await;
-        match (result, last.into_inner().unwrap_or_else(|p| p.into_inner())) {
-            (Err(timeout), Some(e)) if timeout.downcast_ref::<Interrupted>().is_none() => {
-                Err(anyhow::Error::new(e).context(timeout.to_string()))
-            }
-            (r, _) => r,
-        }
-    }
-
-    /// Polls `check` until it returns `Some`, with a delay growing from 0.5 s to
-    /// [`max_poll_interval`] (10 s), up to `timeout`. Rather than the SDK's generated waiters, whose fixed 15 s minimum delay would
-    /// add up to 15 s per resource on the critical path. Stops on Ctrl-C: whatever was created
-    /// is already recorded, so the next `up` resumes the wait.
-    pub async fn wait_for<T, F, Fut>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut check: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Option<T>>>,
-    {
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(500);
-        let mut first = true;
-        loop {
-            if let Some(v) = check().await? {
-                if !first {
-                    self.note("");
-                }
-                return Ok(v);
-            }
-            if first {
-                self.note(&format!("waiting for {what}"));
-                first = false;
-            }
-            if start.elapsed() >= timeout {
-                anyhow::bail!("timed out after {}s waiting for {what}", timeout.as_secs());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.sh.cancel.cancelled() => {
-                    return Err(Interrupted(format!("stopped waiting for {what}")).into());
-                }
-            }
-            delay = (delay * 3 / 2).min(max_poll_interval());
-        }
-    }
-}
-
-#[cfg(test)]
-mod poll_tests {
-    use super::*;
-
-    #[test]
-    fn poll_cap_takes_0_1_to_60_seconds_and_names_the_range_otherwise() {
-        assert_eq!(parse_max_poll("1"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_max_poll("0.5"), Ok(Duration::from_millis(500)));
-        for bad in ["0", "-1", "61", "x", ""] {
-            let e = parse_max_poll(bad).unwrap_err();
-            assert!(e.contains("0.1 to 60"), "{bad}: {e}");
-        }
     }
 }
