@@ -50,10 +50,11 @@ fn plan(records: &[ResourceRecord], rules: &[DeleteRule]) -> Plan {
         .map(|(i, r)| (r.address(), i))
         .collect();
     for (i, rec) in records.iter().enumerate() {
-        let built_on = match &rec.deps {
-            Some(d) => d.clone(),
-            None => deps::resolve(rec, records),
-        };
+        // The saved edges, and the table's edges over what is recorded now: a resource
+        // recorded after something built on it (a stale group adopted after the rules kept
+        // for it) is still ordered. Both follow the acyclic kind table.
+        let mut built_on = rec.deps.clone().unwrap_or_default();
+        built_on.extend(deps::resolve(rec, records));
         for d in built_on {
             // A resource already gone (or never recorded) holds nothing up.
             if let Some(&j) = index.get(&d) {

@@ -12,8 +12,9 @@
 //! contain theirs: a subnet's VPC) or, where the record does not say which (an ECS
 //! service's subnets), takes every recorded resource of that kind in the region. Over-
 //! approximating costs some parallelism in `down`, never correctness; the kind-level table
-//! is acyclic (a unit test holds it), and edges between resources of one kind only point to
-//! earlier records, so the resource graph is acyclic too.
+//! is acyclic (a unit test holds it), and edges between resources of one kind only exist
+//! where the record names the other (a queue its DLQ), so the resource graph is acyclic too
+//! unless two records name each other.
 
 use crate::state::{ResourceRecord, ResourceRef};
 
@@ -154,7 +155,9 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
         "elasticloadbalancing:listener-rule",
         &[r(LISTENER), all(TG)],
     ),
-    ("ecs:cluster", &[]),
+    // Container Insights writes to the cluster's log group: deleted while the cluster still
+    // runs, ECS would recreate it unencrypted, untagged and never expiring.
+    ("ecs:cluster", &[all(LOG_GROUP)]),
     (
         "ecs:task-definition",
         &[all_any(ROLE), all(LOG_GROUP), all("ecr:repository")],
@@ -218,8 +221,9 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
         ],
     ),
     ("lambda:event-source-mapping", &[r(LAMBDA), r(QUEUE)]),
-    // The transaction queue redrives to its DLQ, made before it.
-    (QUEUE, &[all(KEY), all(QUEUE)]),
+    // The transaction queue redrives to the DLQ its record names (`dlq_arn`): deleting the
+    // DLQ first would lose what is redriven meanwhile (AWS does not refuse it).
+    (QUEUE, &[all(KEY), r(QUEUE)]),
     ("dynamodb:table", &[all(KEY)]),
     ("ecr:repository", &[all(KEY)]),
     ("sns:topic", &[all(KEY)]),
@@ -347,8 +351,6 @@ pub fn resolve(rec: &ResourceRecord, all: &[ResourceRecord]) -> Vec<ResourceRef>
                         || r.region == rec.region
                         || r.region.is_empty()
                         || rec.region.is_empty())
-                    // Within one kind, only earlier records: the graph stays acyclic.
-                    && (r.kind != rec.kind || me.is_none_or(|m| *i < m))
             })
             .map(|(_, r)| r)
             .collect();
@@ -360,7 +362,13 @@ pub fn resolve(rec: &ResourceRecord, all: &[ResourceRecord]) -> Vec<ResourceRef>
                 .collect(),
             By::All => Vec::new(),
         };
-        let chosen = if named.is_empty() { candidates } else { named };
+        // Within one kind only what the record names: "every earlier one" would order
+        // records by when they happened to be recorded, not by what they use.
+        let chosen = if named.is_empty() && need.kind != rec.kind {
+            candidates
+        } else {
+            named
+        };
         out.extend(chosen.into_iter().map(ResourceRecord::address));
     }
     out.sort();
@@ -474,12 +482,27 @@ mod tests {
     }
 
     #[test]
-    fn one_kind_depends_only_on_earlier_records_and_regions_stay_apart() {
-        let dlq = rec(QUEUE, "https://q/dlq", &[]);
-        let main = rec(QUEUE, "https://q/main", &[]);
-        let all = vec![dlq.clone(), main.clone()];
-        assert_eq!(resolve(&main, &all), vec![dlq.address()]);
-        assert!(resolve(&dlq, &all).is_empty());
+    fn one_kind_depends_only_on_what_a_record_names_and_regions_stay_apart() {
+        let mut dlq = rec(QUEUE, "https://q/dlq", &[]);
+        dlq.arn = Some("arn:aws:sqs:us-east-1:1:dlq".into());
+        let main = rec(
+            QUEUE,
+            "https://q/main",
+            &[("dlq_arn", "arn:aws:sqs:us-east-1:1:dlq")],
+        );
+        // Named: the main queue is built on its DLQ, in either record order.
+        assert_eq!(
+            resolve(&main, &[dlq.clone(), main.clone()]),
+            vec![dlq.address()]
+        );
+        assert_eq!(
+            resolve(&main, &[main.clone(), dlq.clone()]),
+            vec![dlq.address()]
+        );
+        // Not named: no edge within the kind at all.
+        assert!(resolve(&dlq, &[main.clone(), dlq.clone()]).is_empty());
+        let other = rec(QUEUE, "https://q/other", &[]);
+        assert!(resolve(&other, &[dlq.clone(), other.clone()]).is_empty());
 
         let mut far = rec(VPC, "vpc-dr", &[]);
         far.region = "us-west-2".into();

@@ -32,7 +32,8 @@ pub struct Queue;
 #[derive(Debug, Clone)]
 pub struct QueueSpec {
     pub name: String,
-    /// Recorded as the `role` attribute (`main`, `dlq`): teardown deletes a DLQ last.
+    /// Recorded as the `role` attribute (`main`, `dlq`); a queue's record names the DLQ it
+    /// redrives to (`dlq_arn`), which teardown deletes after it.
     pub role: &'static str,
     pub arn: String,
     pub attributes: Vec<(QueueAttributeName, String)>,
@@ -143,11 +144,23 @@ pub async fn ensure(ctx: &StepCtx, spec: &QueueSpec) -> Result<Found> {
     let name = &spec.name;
     let existing = find(ctx, name).await?;
     let exists = existing.is_some();
+    // The DLQ a queue redrives to, named in its record: `down` deletes the queue before it
+    // (see resources::deps), whatever order the records are in.
+    let dlq_arn = spec
+        .attributes
+        .iter()
+        .find(|(k, _)| *k == QueueAttributeName::RedrivePolicy)
+        .and_then(|(_, v)| serde_json::from_str::<Value>(v).ok())
+        .and_then(|p| p["deadLetterTargetArn"].as_str().map(str::to_string));
     let found = |url: String| {
-        Found::new(url)
+        let f = Found::new(url)
             .arn(&spec.arn)
             .attr("name", name)
-            .attr("role", spec.role)
+            .attr("role", spec.role);
+        match &dlq_arn {
+            Some(dlq) => f.attr("dlq_arn", dlq),
+            None => f,
+        }
     };
     let queue = ctx
         .ensure(
