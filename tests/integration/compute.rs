@@ -773,6 +773,17 @@ fn down_waits_for_the_service_to_drain_before_deleting_the_cluster() {
         "DeleteCluster at {} before the service was INACTIVE at {inactive_at}",
         delete_cluster[0].ts
     );
+    // Aurora is not built on the services: its instances start deleting at once, while the
+    // service drains (the old step-by-step teardown waited for the drain first).
+    let delete_instance = log
+        .iter()
+        .find(|r| r.operation == "DeleteDBInstance")
+        .expect("DeleteDBInstance sent");
+    assert!(
+        delete_instance.ts < inactive_at,
+        "DeleteDBInstance at {} only after the service's drain ended at {inactive_at}",
+        delete_instance.ts
+    );
     let sdk = block_on(sdk_config(&emu.endpoint));
     block_on(check_nothing_left(&sdk, &stack, &["web"]));
 }

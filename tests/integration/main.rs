@@ -21,6 +21,7 @@ mod retag;
 mod security_groups;
 mod sessions;
 mod static_tier;
+mod teardown;
 mod util;
 mod verify;
 mod waiting;
