@@ -16,9 +16,15 @@
 //!
 //! The ALB takes 1.5-3 minutes to provision; the step waits until it is active.
 //!
-//! Teardown: listener rules, listeners, target groups (refused while a listener uses them),
-//! the ALB (waited until DescribeLoadBalancers no longer knows it: its ENIs hold the public
-//! subnets, so the network teardown must not start before), then the emptied log bucket.
+//! `down` takes the order from the edges in `src/resources/deps.rs`. `BUILT_ON`: a listener
+//! rule is built on its listener and every target group, a listener on its ALB, every target
+//! group and every certificate, so rules go before listeners and target groups only after
+//! both (ELB refuses to delete one a listener or rule still forwards to). The ALB is built on
+//! every subnet, security group and bucket: its ENIs hold the public subnets, and its log
+//! bucket goes after it. `DELETE_RULES` put it before the internet gateway (its public
+//! addresses are mapped in the VPC) and before the ACM certificates (ACM's in-use list lags
+//! behind a listener's deletion). The load balancer provider waits until
+//! DescribeLoadBalancers no longer knows it; the `s3:bucket` provider empties the log bucket.
 //!
 //! Each resource type is a provider in [`crate::resources::elasticloadbalancing`] (and the
 //! log bucket in [`crate::resources::s3::log_bucket`]); this step decides what to build from

@@ -55,11 +55,17 @@
 //! `up` does not wait for that unless `up --wait cdn` (or `--wait all`) asks: the distribution
 //! answers from the edges that already have it.
 //!
-//! Teardown is the dance CloudFront enforces: get the config and its ETag, disable it (with
-//! that ETag: every update needs the current one and returns a new one), wait until the
-//! disabled configuration is deployed, delete it with the latest ETag; then the grant in the
-//! bucket policy (if the bucket is still there) and the OAC or OAI. A run interrupted while
-//! the disabled distribution was deploying resumes with the wait, not a second update.
+//! Deleting a distribution is the dance CloudFront enforces, in the distribution provider's
+//! `delete`: get the config and its ETag, disable it (with that ETag: every update needs the
+//! current one and returns a new one), wait until the disabled configuration is deployed,
+//! delete it with the latest ETag. A run interrupted while the disabled distribution was
+//! deploying resumes with the wait, not a second update. `down` deletes it before what
+//! `BUILT_ON` says it is built on: every OAC, OAI, bucket and load balancer, and the web ACLs
+//! and certificates of every region (CloudFront refuses to delete an OAC or OAI, and WAF a
+//! web ACL, that a distribution still uses). Its grants in the bucket policy and the key
+//! policy are not removed: the bucket goes after the distribution and the key after the
+//! bucket (`s3:bucket` is built on every `kms:key`), and a grant naming a deleted
+//! distribution's ARN grants nothing.
 //!
 //! Each resource type is a provider: the distribution, OAC and OAI in
 //! [`crate::resources::cloudfront`], the web ACL in [`crate::resources::wafv2::web_acl`], the

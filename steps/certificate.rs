@@ -26,8 +26,12 @@
 //! `certificate_pending_arn` with its validation records, and the `up` after ACM issues it
 //! switches the ALB over. Superseded certificates stay recorded until `down` deletes them.
 //!
-//! Teardown deletes only certificates this step requested, after the ALB is gone (ACM refuses
-//! to delete a certificate a listener still serves: `ResourceInUseException`, retried).
+//! `down` deletes only certificates this step requested (a configured `arn` is never
+//! recorded), after the ALB: ACM refuses to delete a certificate it lists as in use
+//! (`ResourceInUseException`), and that list follows a listener's deletion only later. The
+//! order is the edges' (`src/resources/deps.rs`): listeners and distributions are built on
+//! every certificate (`BUILT_ON`), and a `DELETE_RULES` rule puts the load balancer first;
+//! the `acm:certificate` provider's delete retries while ACM still says in use.
 //!
 //! The certificate itself (find, request, validation records, names, delete, probe) is the
 //! `acm:certificate` provider in [`crate::resources::acm::certificate`]; this step decides

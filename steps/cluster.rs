@@ -22,10 +22,14 @@
 //! re-tags it too: `crate::retag`) and tags it with the stack's tags and `Name` when they
 //! differ ([`namespace::ensure_zone_tags`]).
 //!
-//! Teardown runs after the services step's (it depends on this one): the namespace first
-//! (Cloud Map refuses while services remain in it; the services step deletes its Cloud Map
-//! services), then the cluster (ECS refuses while services are ACTIVE or DRAINING), then the
-//! Container Insights log group, which nothing writes to any more.
+//! `down` takes the order from `BUILT_ON` (`src/resources/deps.rs`): the ECS services are
+//! built on their cluster and the Cloud Map services on their namespace, so both go first
+//! (ECS refuses to delete a cluster while services are ACTIVE or DRAINING, Cloud Map a
+//! namespace while services remain in it); the cluster is built on every log group, so the
+//! Container Insights group outlives it (a running cluster would recreate it unencrypted);
+//! and the namespace is built on the VPC (AWS refuses to delete a VPC its private hosted
+//! zone is associated with). The `ecs:cluster` provider retries while services or tasks
+//! remain; the namespace provider retries while in use and waits for the delete operation.
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -24,10 +24,16 @@
 //! expiring (AWS-CONTRACTS B10); and the RDS-managed master secret rotating every
 //! `database.secret_rotation_days` days and carrying the stack's tags (B11).
 //!
-//! Teardown follows what RDS enforces: the instances (waited until gone), then the cluster
-//! without a final snapshot (RDS deletes its managed secret and automated backups with it),
-//! then the export's log group, then the subnet and parameter groups, which RDS refuses to
-//! delete while a cluster or instance, even a deleting one, still uses them.
+//! `down` takes what RDS enforces from `BUILT_ON` (`src/resources/deps.rs`): an instance is
+//! built on its cluster, so the instances go first (RDS refuses to delete a cluster with
+//! members not yet deleting); the cluster is built on its subnet and parameter groups, the
+//! security groups, the key and the log groups, so the export's log group outlives it (a
+//! running cluster would recreate it unencrypted) and the subnet and parameter groups, which
+//! RDS refuses to delete while a cluster, even a deleting one, uses them, go after it. The
+//! `rds:db-cluster` provider deletes members the state does not know first, deletes the
+//! cluster without a final snapshot (RDS deletes its managed secret and automated backups
+//! with it) and waits until it is gone; the instance provider waits too, and the group
+//! providers retry while RDS reports them in use.
 
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;

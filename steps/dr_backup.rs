@@ -11,10 +11,14 @@
 //!
 //! A second `up` reads the plan back and updates it only if a rule drifted; a selection is
 //! immutable, so one that names another role or resource is replaced (the vault, plan and
-//! selection types are in [`crate::resources::backup`]). Teardown: the
-//! selection, the plan (AWS refuses to delete a plan that still has selections), the
-//! recovery points of both vaults (a vault holding any cannot be deleted; deleting an Aurora
-//! snapshot takes a moment, so the vault delete is retried), the vaults, the role.
+//! selection types are in [`crate::resources::backup`]).
+//!
+//! `down` takes the order from `BUILT_ON` (`src/resources/deps.rs`): the selection is built
+//! on its plan, the role and the Aurora cluster, so it goes before them (AWS refuses to
+//! delete a plan that still has selections); the plan is built on the vaults of every region,
+//! as it copies into the DR one. The vault provider deletes a vault's recovery points before the
+//! vault (a vault holding any cannot be deleted) and retries while deleted snapshots still
+//! count against it.
 
 use anyhow::{Context as _, Result};
 use async_trait::async_trait;

@@ -8,8 +8,12 @@
 //! takes a moment to appear in the accepter's region, so the step polls for it there (see
 //! [`vpc_peering_connection`]).
 //!
-//! Teardown: the routes on both sides (they would only black-hole), the peering connection,
-//! then the DR route table's associations, the subnets, the route table and the VPC.
+//! `down` takes the order from `BUILT_ON` (`src/resources/deps.rs`): a route is built on its
+//! route table and on the peering connection of any region, so the routes on both sides go
+//! before the peering (they would only black-hole); the peering is built on both VPCs; a
+//! route table association is built on its table and subnet, so it goes before both (a table
+//! with associations cannot be deleted); subnets and the route table go before the DR VPC.
+//! The VPC provider retries while a peering connection still being deleted holds the VPC.
 //!
 //! The DR VPC's default security group is stripped of its rules, as the stack's is (Security
 //! Hub EC2.2, see [`security_group::restrict_default`]).

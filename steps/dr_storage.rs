@@ -9,10 +9,15 @@
 //! delete markers included, KMS-encrypted objects re-encrypted with the DR key.
 //!
 //! A second `up` reads the replication configuration back and puts it again only if it
-//! drifted (see [`crate::resources::s3::replication`]). Teardown runs in reverse: the replication configuration (before the storage step
-//! deletes the source bucket), the role and its policy, the replica bucket emptied of every
-//! version, and the DR key scheduled for deletion. Without `dr.region` nothing is built, and
-//! what an earlier run recorded is removed by `up` as well.
+//! drifted (see [`crate::resources::s3::replication`]). Without `dr.region` nothing is
+//! built, and what an earlier run recorded is removed by `up` as well.
+//!
+//! `down` takes the order from `BUILT_ON` (`src/resources/deps.rs`): the replication
+//! configuration names the replica bucket and the role S3 replicates as, and is built on the
+//! buckets of every region and on the role, so it goes before the source bucket, the replica
+//! and the role; the replica bucket is built on its region's key, which goes after it. The
+//! `s3:bucket` provider empties the replica of every version, and the `kms:key` provider
+//! schedules the DR key's deletion (KMS never deletes a key at once).
 
 use anyhow::Result;
 use async_trait::async_trait;

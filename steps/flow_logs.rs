@@ -17,7 +17,12 @@
 //!
 //! `network.flow_logs = false` (flow logs are billed per GB ingested into CloudWatch Logs)
 //! builds nothing and removes what an earlier run built; so does a DR region the config no
-//! longer names. Teardown, per region: the flow logs, the log group, the policy and the role.
+//! longer names.
+//!
+//! `down` takes the order from `BUILT_ON` (`src/resources/deps.rs`): a flow log is built on
+//! its VPC, its log group and its role, so it goes before them: until it is deleted it
+//! delivers into that group as that role. The log group is built on the key it is encrypted
+//! with; the role's policy attachment is built on the role and the policy, and goes first.
 
 use anyhow::Result;
 use async_trait::async_trait;

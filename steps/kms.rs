@@ -3,8 +3,12 @@
 //! and ECR encrypt with it. The key and alias themselves (lookup, key policy, rotation,
 //! restore, deletion) are the resource layer's: [`crate::resources::kms`].
 //!
-//! Teardown deletes the alias and schedules the key's deletion: KMS never deletes a key at
-//! once, the shortest window is 7 days.
+//! `down` deletes the key last: in `BUILT_ON` (`src/resources/deps.rs`) the alias is built on
+//! its key, and everything encrypted with it (log groups, buckets, queues, tables,
+//! repositories, topics, backup vaults, the Aurora cluster, Lambda functions) on every key of
+//! its region. The `kms:key` provider only schedules the key's deletion
+//! (`kms.deletion_window_days`): KMS never deletes a key at once, the shortest window is 7
+//! days.
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -19,11 +19,17 @@
 //! The VPC's default security group keeps no rules at all (Security Hub EC2.2, see
 //! [`security_group::restrict_default`]).
 //!
-//! Teardown follows the order AWS enforces: routes, NAT gateways (waited until deleted, as
-//! their ENIs hold the subnets and their EIPs), EIPs, the IGW (it cannot be detached while a
-//! public address in the VPC is mapped), endpoints, the ENIs deleted Lambda functions leave
-//! behind (see [`network_interface::remove_lambda_enis`]), subnets, route tables, security
-//! group rules that reference other groups, the groups, and last the VPC.
+//! `down` takes the order AWS enforces from the edges in `src/resources/deps.rs`. `BUILT_ON`:
+//! routes before their table, NAT gateway, internet gateway or peering (a route only
+//! black-holes once its target goes); NAT gateways before their subnet and EIP (the
+//! `ec2:nat-gateway` provider waits until deleted, as their ENIs hold both); associations
+//! before their table and subnet; endpoints before the subnets, security groups and route
+//! tables; every security group rule before every group (AWS refuses to delete a group a
+//! rule still names as its peer); everything in the VPC before the VPC. `DELETE_RULES`: NAT
+//! gateways and load balancers before the internet gateway (it cannot be detached while a
+//! public address in the VPC is mapped), and Lambda functions before subnets and security
+//! groups, with a hook that waits for and deletes the ENIs they leave behind
+//! ([`crate::resources::ec2::network_interface::remove_lambda_enis`]).
 
 use std::collections::BTreeMap;
 

@@ -11,9 +11,13 @@
 //!
 //! Idempotency: GetQueueUrl finds each queue (its stack tag is checked: another stack's queue
 //! is never adopted), GetQueueAttributes is compared with the wanted attributes, and any drift
-//! is set back with one SetQueueAttributes (see [`crate::resources::sqs::queue`]). Teardown
-//! deletes the transaction queue first, then the DLQ (AWS refuses nothing here, but a source
-//! queue redriving into a deleted DLQ would lose messages meanwhile).
+//! is set back with one SetQueueAttributes (see [`crate::resources::sqs::queue`]).
+//!
+//! `down` deletes the transaction queue before the DLQ: in `BUILT_ON`
+//! (`src/resources/deps.rs`) a queue is built on the queue its record names (`dlq_arn`).
+//! AWS refuses nothing here, but a source queue redriving into a deleted DLQ would lose
+//! messages meanwhile. The validator's event source mapping and function are built on the
+//! queues and go before them; both queues are built on the stack key.
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -21,10 +21,15 @@
 //! [`crate::resources::logs::log_group`]; this step only decides what to build from the
 //! `[[services]]` config and what to publish.
 //!
-//! Teardown per service: scaling policies and the scalable target, the ECS service (deleted
-//! with force, then waited until INACTIVE: a DRAINING service still blocks its cluster and its
-//! Cloud Map service), the Cloud Map service, every revision of the task definition family
-//! (deregistered, then deleted), the log group.
+//! `down` takes the order from `BUILT_ON` (`src/resources/deps.rs`): a scaling policy is
+//! built on its scalable target and the target on its ECS service, so neither scales a
+//! service back up while it is deleted; every ECS service is built on its cluster and on every
+//! task definition family, Cloud Map service, target group, listener, listener rule, subnet,
+//! security group and role (its tasks' ENIs hold subnets and security groups until it has
+//! drained); a task definition family is built on the log groups, roles and repositories.
+//! The `ecs:service` provider deletes with force and waits until INACTIVE (a DRAINING service
+//! still blocks its cluster and its Cloud Map service); the task definition provider
+//! deregisters every revision of the family, then deletes them.
 
 use std::collections::BTreeMap;
 

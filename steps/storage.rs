@@ -18,10 +18,13 @@
 //! others (the statement handling is in `src/resources/s3/bucket_policy.rs`, the settings
 //! every bucket shares in `src/resources/s3/bucket_settings.rs`).
 //!
-//! Teardown goes through the `s3:bucket` provider (`src/resources/s3/bucket.rs`), like every
-//! bucket of the stack: the bucket policy first, then every object version and delete marker
-//! (bypassing governance retention: compliance mode would make that impossible, which is why
-//! the transaction log uses governance), then the bucket.
+//! `down` deletes the buckets through the `s3:bucket` provider (`src/resources/s3/bucket.rs`),
+//! like every bucket of the stack: the bucket policy first (it could deny the deletes), then
+//! every object version and delete marker (bypassing governance retention: compliance mode
+//! would make that impossible, which is why the transaction log uses governance), then the
+//! bucket. The order is `BUILT_ON`'s (`src/resources/deps.rs`): the ALB, the CloudFront
+//! distribution and the DR replication configuration are built on every bucket and go
+//! before them, and the buckets are built on the stack key, which goes after them.
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -37,9 +37,13 @@
 //! UpdateFunctionConfiguration, PutFunctionConcurrency, UpdateEventSourceMapping): see
 //! [`crate::resources::lambda::function`] and [`crate::resources::lambda::event_source_mapping`].
 //!
-//! Teardown: the mapping (waited until gone: it is `Deleting` for a while), the function, its
-//! log group, then its policy and role. The function's VPC ENIs outlive it for many minutes on
-//! AWS: the network step's teardown waits for and removes them.
+//! `down` takes the order from the edges in `src/resources/deps.rs`. `BUILT_ON`: the mapping
+//! is built on the function and the queue, so it goes first (the event source mapping
+//! provider waits until it is gone: it is `Deleting` for a while); the function is built on
+//! its role, subnets, security groups, log group, key and queues, which go after it. The
+//! function's VPC ENIs outlive it for many minutes on AWS: a `DELETE_RULES` rule holds the
+//! subnets and security groups back until the functions are gone and its hook has waited for
+//! and deleted those ENIs.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

@@ -6,11 +6,14 @@
 //! ALB. Both are providers in [`crate::resources::wafv2`]; this step decides what to build.
 //!
 //! The step is always in the graph, and does nothing without `[waf] enabled` and without
-//! records: that way `down` still removes a web ACL an earlier `up` created although the config
-//! no longer enables it (and an `up` with WAF disabled removes it, as the config says), without
-//! `steps::all` having to read the state.
+//! records: that way an `up` with WAF disabled removes a web ACL an earlier `up` created, as
+//! the config says, without `steps::all` having to read the state. (`down` needs no step: it
+//! deletes whatever the state records.)
 //!
-//! Teardown: disassociate from the ALB, then delete the ACL with its current lock token.
+//! `down` disassociates before deleting the ACL or the ALB: in `BUILT_ON`
+//! (`src/resources/deps.rs`) the association is built on its web ACL and its load balancer.
+//! The web ACL provider deletes with the ACL's current lock token, retrying with a fresh one
+//! if the ACL changed meanwhile and while WAF still reports it in use.
 //!
 //! The cdn step keeps the distribution's own ACL (Security Hub CloudFront.6) through the same
 //! web ACL provider: Scope CLOUDFRONT, in us-east-1 only, named in the distribution's

@@ -528,8 +528,8 @@ async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
                         .to_string(),
                 );
             }
-            // A kind with a provider in the resource layer is probed by it; the others by
-            // the step that recorded them.
+            // Every recorded kind has a provider; a step's own probe is only a fallback for
+            // a kind an older state recorded and this build no longer registers.
             let probed = match (crate::resources::provider(&rec.kind), step) {
                 (Some(p), _) => Some(p.probe(&ctx, rec).await),
                 (None, Some(s)) => Some(s.probe(&ctx, rec).await),

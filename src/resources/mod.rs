@@ -8,8 +8,10 @@
 //! in each step that happens to create one. Modelled on the provider registries of cdkd and
 //! Terraform (a provider interface kept apart from the graph walker).
 //!
-//! Kinds without a provider yet are still probed and deleted by their step
-//! ([`crate::step::Step::probe`] / `down`); [`provider`] says which.
+//! Every kind a step records has a provider and a line in [`deps::BUILT_ON`] (a unit test
+//! there keeps the two lists equal), and `down` ([`crate::teardown`]) deletes each record
+//! through its provider in the order of those edges; no step has teardown code.
+//! (`secretsmanager:secret` has no provider: RDS owns that secret and nothing records it.)
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -116,7 +118,7 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
     PROVIDERS.iter().map(|p| p.kind())
 }
 
-/// The provider of `kind`, if that kind has moved to the resource layer.
+/// The provider of `kind`, if one is registered (every kind a step records has one).
 pub fn provider(kind: &str) -> Option<&'static dyn Provider> {
     PROVIDERS.iter().copied().find(|p| p.kind() == kind)
 }

@@ -11,7 +11,8 @@
 //! the service that assumes it ("ECS was unable to assume the role"). Consumers wrap their
 //! calls that pass these roles in [`StepCtx::retry_iam`]; nothing here waits.
 //!
-//! Teardown ([`delete_recorded_roles`]): detach the policies, delete their non-default
+//! Teardown (`down`: attachments are built on roles and policies, see
+//! [`crate::resources::deps`]; [`delete_recorded_roles`] when `up` removes a step's roles): detach the policies, delete their non-default
 //! versions, delete the policies (IAM refuses to delete an attached or multi-version policy:
 //! DeleteConflict), delete the roles.
 

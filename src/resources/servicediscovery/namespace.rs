@@ -287,8 +287,8 @@ pub async fn ensure_zone_tags(ctx: &StepCtx, ns: &Found) -> Result<()> {
 }
 
 /// Deletes the namespace `id` and waits for the operation: refused (ResourceInUse) while
-/// Cloud Map services remain, retried meanwhile (the services step deletes its own before,
-/// but Cloud Map may lag behind). "Not found" counts as deleted.
+/// Cloud Map services remain, retried meanwhile (`down` deletes them first, as they are
+/// built on it, but Cloud Map may lag behind). "Not found" counts as deleted.
 pub async fn delete(ctx: &StepCtx, id: &str) -> Result<()> {
     let sd = ctx.aws().cloudmap();
     let op = Mutex::new(None::<String>);
@@ -304,8 +304,8 @@ pub async fn delete(ctx: &StepCtx, id: &str) -> Result<()> {
     })
     .await?;
     if let Some(op) = op.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        // Deleting removes the Route 53 hosted zone and its VPC association; the
-        // network step deletes the VPC after this, so wait for it here.
+        // Deleting removes the Route 53 hosted zone and its VPC association; the VPC
+        // (which the namespace is built on) is deleted after this, so wait for it here.
         wait_operation(
             ctx,
             &op,
