@@ -87,6 +87,9 @@ const TG: &str = "elasticloadbalancing:targetgroup";
 const LISTENER: &str = "elasticloadbalancing:listener";
 const CERT: &str = "acm:certificate";
 const LAMBDA: &str = "lambda:function";
+/// What a role may do comes from its attached policies: whatever acts as the role is built
+/// on them too, so its permissions last until it is gone.
+const ATTACHMENT: &str = "iam:role-policy-attachment";
 
 /// Every recorded kind and the kinds it is built on: each of its resources is deleted
 /// before those. A new resource type adds its line here (a unit test checks every
@@ -118,20 +121,23 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
     ),
     // Both VPCs: the DR one is in another region.
     (PEERING, &[r_any(VPC)]),
-    ("ec2:flow-log", &[r(VPC), r(LOG_GROUP), r_any(ROLE)]),
+    (
+        "ec2:flow-log",
+        &[r(VPC), r(LOG_GROUP), r_any(ROLE), all_any(ATTACHMENT)],
+    ),
     (ROLE, &[]),
     ("iam:policy", &[]),
-    (
-        "iam:role-policy-attachment",
-        &[r_any(ROLE), r_any("iam:policy")],
-    ),
+    (ATTACHMENT, &[r_any(ROLE), r_any("iam:policy")]),
     (KEY, &[]),
     ("kms:alias", &[r(KEY)]),
     (LOG_GROUP, &[all(KEY)]),
     (BUCKET, &[all(KEY)]),
     // The source bucket's replication configuration names the replica (in the DR region)
     // and the role S3 replicates as.
-    ("s3:replication", &[all_any(BUCKET), r_any(ROLE)]),
+    (
+        "s3:replication",
+        &[all_any(BUCKET), r_any(ROLE), all_any(ATTACHMENT)],
+    ),
     ("cloudfront:origin-access-control", &[]),
     ("cloudfront:origin-access-identity", &[]),
     (
@@ -176,6 +182,7 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
             all(SG),
             all("servicediscovery:service"),
             all_any(ROLE),
+            all_any(ATTACHMENT),
         ],
     ),
     // The namespace's private hosted zone is associated with the VPC, which AWS refuses to
@@ -213,6 +220,7 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
         LAMBDA,
         &[
             all_any(ROLE),
+            all_any(ATTACHMENT),
             all(SUBNET),
             all(SG),
             all(LOG_GROUP),
@@ -235,7 +243,12 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
     ("backup:plan", &[all_any("backup:vault")]),
     (
         "backup:selection",
-        &[r("backup:plan"), all_any(ROLE), all("rds:db-cluster")],
+        &[
+            r("backup:plan"),
+            all_any(ROLE),
+            all_any(ATTACHMENT),
+            all("rds:db-cluster"),
+        ],
     ),
 ];
 
