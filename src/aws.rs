@@ -131,7 +131,12 @@ macro_rules! clients {
     ($($field:ident => $krate:ident),* $(,)?) => {
         #[derive(Default)]
         struct Clients { s3: OnceLock<aws_sdk_s3::Client>, $($field: OnceLock<$krate::Client>,)* }
-        impl Aws {
+        /// Connections to regions other than the stack's (the disaster-recovery region), made on
+/// first use: see [`Aws::in_region`].
+#[derive(Default)]
+pub struct RegionCache(Mutex<BTreeMap<String, Arc<Aws>>>);
+
+impl Aws {
             $(
                 #[doc = concat!("The `", stringify!($krate), "` client (built on first use).")]
                 pub fn $field(&self) -> &$krate::Client {
@@ -224,6 +229,21 @@ impl Aws {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The connection to `region`, from `cache`: this one for its own region, else one made
+    /// once with [`Aws::for_region`] and shared by every caller of the run.
+    pub fn in_region(self: &Arc<Aws>, cache: &RegionCache, region: &str) -> Arc<Aws> {
+        if region == self.region() {
+            return self.clone();
+        }
+        cache
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_string())
+            .or_insert_with(|| Arc::new(self.for_region(region)))
+            .clone()
     }
 
     /// The same connection (credentials, endpoint, request limit, call counter) in another

@@ -212,7 +212,7 @@ pub async fn run(shared: Arc<Shared>, step_names: &[&'static str]) -> Result<Run
         match outcome {
             Ok(()) => {
                 state[i] = NodeState::Done;
-                for &j in &waits_of_blocked(&blocked_by, i) {
+                for &j in &blocked_by[i] {
                     remaining[j] -= 1;
                 }
             }
@@ -286,11 +286,6 @@ pub async fn run(shared: Arc<Shared>, step_names: &[&'static str]) -> Result<Run
         })
         .collect();
     Ok(RunReport { steps })
-}
-
-/// The nodes that were waiting for `i`.
-fn waits_of_blocked(blocked_by: &[Vec<usize>], i: usize) -> Vec<usize> {
-    blocked_by[i].clone()
 }
 
 fn describe(w: &Work) -> String {

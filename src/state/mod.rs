@@ -445,6 +445,11 @@ impl StateStore {
         })
     }
 
+    /// Runs `f` over every record, in creation order, without copying them.
+    pub fn with_resources<T>(&self, f: impl FnOnce(&[ResourceRecord]) -> T) -> T {
+        f(&self.lock_data().resources)
+    }
+
     /// Records of one step (all steps if `None`), optionally of one kind, in creation order.
     pub fn resources(&self, step: Option<&str>, kind: Option<&str>) -> Vec<ResourceRecord> {
         self.lock_data()

@@ -147,7 +147,7 @@ pub struct Shared {
     plan: Mutex<Vec<PlanItem>>,
     account: OnceCell<String>,
     /// Connections to other regions (the disaster-recovery region), made on first use.
-    regions: Mutex<BTreeMap<String, Arc<Aws>>>,
+    regions: crate::aws::RegionCache,
     /// Where [`StepCtx::release`] tells the engine a step's outputs are published.
     release: Mutex<Option<tokio::sync::mpsc::UnboundedSender<&'static str>>>,
 }
@@ -173,7 +173,7 @@ impl Shared {
             wait: Vec::new(),
             plan: Mutex::new(Vec::new()),
             account: OnceCell::new(),
-            regions: Mutex::new(BTreeMap::new()),
+            regions: Default::default(),
             release: Mutex::new(None),
         }
     }
@@ -206,15 +206,7 @@ impl Shared {
     /// The connection to `region`: the main one for the stack's region, else one sharing its
     /// credentials, endpoint, request limit and call counter.
     pub fn aws_in(&self, region: &str) -> Arc<Aws> {
-        if region == self.aws.region() {
-            return self.aws.clone();
-        }
-        self.regions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(region.to_string())
-            .or_insert_with(|| Arc::new(self.aws.for_region(region)))
-            .clone()
+        self.aws.in_region(&self.regions, region)
     }
 
     /// Everything recorded by `plan`/`up` so far.
@@ -385,10 +377,11 @@ impl StepCtx {
             deps: None,
         };
         // What it is built on, resolved now and kept: `down` walks these edges backwards.
-        rec.deps = Some(crate::resources::deps::resolve(
-            &rec,
-            &self.sh.state.resources(None, None),
-        ));
+        rec.deps = Some(
+            self.sh
+                .state
+                .with_resources(|all| crate::resources::deps::resolve(&rec, all)),
+        );
         self.sh
             .state
             .record(rec)

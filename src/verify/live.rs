@@ -43,7 +43,7 @@ pub struct QueueFacts {
 /// the connection to another one (the DR region).
 pub struct Live {
     pub aws: Arc<Aws>,
-    regions: Mutex<BTreeMap<String, Arc<Aws>>>,
+    regions: crate::aws::RegionCache,
     pub account: String,
     roles: Mutex<BTreeMap<String, RolePolicies>>,
     keys: Mutex<BTreeMap<String, (String, Value)>>,
@@ -93,7 +93,7 @@ impl Live {
     pub fn new(aws: Arc<Aws>, account: String) -> Live {
         Live {
             aws,
-            regions: Mutex::new(BTreeMap::new()),
+            regions: Default::default(),
             account,
             roles: Mutex::new(BTreeMap::new()),
             keys: Mutex::new(BTreeMap::new()),
@@ -160,15 +160,7 @@ impl Live {
 
     /// The connection to `region` (the stack's own, or one sharing its credentials).
     pub fn in_region(&self, region: &str) -> Arc<Aws> {
-        if region == self.aws.region() {
-            return self.aws.clone();
-        }
-        self.regions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(region.to_string())
-            .or_insert_with(|| Arc::new(self.aws.for_region(region)))
-            .clone()
+        self.aws.in_region(&self.regions, region)
     }
 
     /// The trust policy and identity policies of a role.
