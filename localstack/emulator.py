@@ -46,6 +46,17 @@ def _process_gone(pid: int) -> bool:
         return False
 
 
+def _cache_module_list() -> None:
+    """Speed, not behaviour: moto's dispatcher asks `list_of_moto_modules()` on every
+    request, which lists moto's package directory and stats each entry (about half of the
+    time moto spends on a simple Describe call, all of it under the emulator's lock). The
+    directory does not change while the server runs, so the list is computed once."""
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -67,6 +78,7 @@ def main() -> None:
     from werkzeug.serving import make_server
 
     fidelity.install(time_scale=args.time_scale, lambda_eni_linger=args.lambda_eni_linger)
+    _cache_module_list()
     app = FintechMiddleware(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler

@@ -156,6 +156,105 @@ pub async fn run(
     parallelism: usize,
 ) -> Result<RunReport, GraphError> {
     let graph = graph_of(steps)?;
+    run_graph(steps, graph, shared, parallelism).await
+}
+
+/// `plan`: every step at once, then the same result as in dependency order, or a second pass
+/// in dependency order.
+///
+/// A step reads what its upstream steps did only through their outputs ([`StepCtx::output`];
+/// a step's records are its own), and in `plan` an upstream step publishes nothing new unless
+/// it adopts resources the state does not record. So the first pass starts every step at
+/// once, recording each output a step reads. If every read value (or absence) is the final
+/// one, each step saw exactly what it would have seen after its upstream steps, and the
+/// pass stands: the plan takes as long as its slowest step, not its longest chain of steps.
+/// Steps downstream of a failed step are then reported skipped and their plan items dropped,
+/// as in dependency order. Otherwise (an upstream step adopted something and published it
+/// after a dependent read it) the pass is discarded, state and plan items included, and the
+/// plan runs again in dependency order.
+pub async fn plan(
+    steps: &[Arc<dyn Step>],
+    shared: Arc<Shared>,
+    parallelism: usize,
+) -> Result<RunReport, GraphError> {
+    let graph = graph_of(steps)?;
+    let before = shared.state.snapshot();
+    shared.record_reads(true);
+    let mut report = run_graph(
+        steps,
+        graph.without_edges(),
+        shared.clone(),
+        steps.len().max(parallelism),
+    )
+    .await?;
+    let reads = shared.record_reads(false);
+    let stale: Vec<&crate::step::OutputRead> = {
+        let now = shared.state.snapshot();
+        reads
+            .iter()
+            .filter(|r| now.output_steps.get(&r.key).map(String::as_str) != Some(r.step))
+            .filter(|r| now.outputs.get(&r.key) != r.value.as_ref())
+            .collect()
+    };
+    if stale.is_empty() && !report.interrupted() {
+        skip_downstream_of_failures(steps, &graph, &shared, &mut report);
+        return Ok(report);
+    }
+    if let Some(r) = stale.first() {
+        tracing::info!(
+            step = r.step,
+            output = %r.key,
+            "an output changed after a step read it; planning again in dependency order"
+        );
+    }
+    shared.state.restore(before);
+    shared.set_mode(crate::step::Mode::Plan);
+    run_graph(steps, graph, shared, parallelism).await
+}
+
+/// After `plan`'s one pass: what depends on a failed step is skipped, as in dependency order.
+fn skip_downstream_of_failures(
+    steps: &[Arc<dyn Step>],
+    graph: &Graph,
+    shared: &Shared,
+    report: &mut RunReport,
+) {
+    let mut skipped = Vec::new();
+    for (i, r) in report.steps.iter().enumerate() {
+        if r.status == StepStatus::Failed {
+            for d in graph.downstream(i) {
+                if !skipped.iter().any(|&(s, _)| s == d) {
+                    skipped.push((d, steps[i].name()));
+                }
+            }
+        }
+    }
+    let names: Vec<&str> = skipped.iter().map(|&(d, _)| steps[d].name()).collect();
+    shared.forget_plan_items(&names);
+    for (d, failed) in skipped {
+        let why = format!("skipped: upstream failed ({failed})");
+        shared.reporter.step_finished(
+            steps[d].name(),
+            StepStatus::Skipped.label(),
+            Duration::ZERO,
+            Some(&why),
+        );
+        report.steps[d] = StepResult {
+            step: steps[d].name().to_string(),
+            status: StepStatus::Skipped,
+            elapsed_secs: 0.0,
+            error: Some(why),
+            root_cause: None,
+        };
+    }
+}
+
+async fn run_graph(
+    steps: &[Arc<dyn Step>],
+    graph: Graph,
+    shared: Arc<Shared>,
+    parallelism: usize,
+) -> Result<RunReport, GraphError> {
     let mut queue = ReadyQueue::new(graph);
     // Steps announce here that their outputs are out (StepCtx::release).
     let (release_tx, mut release_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -393,6 +492,143 @@ mod tests {
 
     fn status(r: &RunReport, name: &str) -> StepStatus {
         r.steps.iter().find(|s| s.step == name).unwrap().status
+    }
+
+    /// A step for `plan`'s tests: reads output `input` (if given) at once, and after
+    /// `delay_ms` fails, or reports what it read as a planned change and publishes `out`.
+    struct Planner {
+        name: &'static str,
+        deps: Vec<&'static str>,
+        input: Option<&'static str>,
+        out: Option<&'static str>,
+        fail: bool,
+        delay_ms: u64,
+        probe: Arc<Probe>,
+    }
+
+    #[async_trait]
+    impl Step for Planner {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn deps(&self) -> Vec<&'static str> {
+            self.deps.clone()
+        }
+        fn estimate_secs(&self) -> u64 {
+            1
+        }
+        async fn up(&self, ctx: &StepCtx) -> Result<()> {
+            let now = self.probe.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.probe.max_running.fetch_max(now, Ordering::SeqCst);
+            self.probe.order.lock().unwrap().push(self.name.to_string());
+            // Reads first, publishes last: a dependent started at once reads too early.
+            let seen = self.input.map(|key| ctx.input_str(key)).transpose()?;
+            tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+            self.probe.running.fetch_sub(1, Ordering::SeqCst);
+            if self.fail {
+                anyhow::bail!("{} broke", self.name);
+            }
+            if let Some(seen) = seen {
+                ctx.change("test:thing", self.name, &seen, || async { Ok(()) })
+                    .await?;
+            }
+            if let Some(key) = self.out {
+                ctx.set_output(key, format!("{}-value", self.name))?;
+            }
+            Ok(())
+        }
+    }
+
+    fn planner(
+        probe: &Arc<Probe>,
+        name: &'static str,
+        deps: &[&'static str],
+        input: Option<&'static str>,
+        out: Option<&'static str>,
+        fail: bool,
+    ) -> Arc<dyn Step> {
+        Arc::new(Planner {
+            name,
+            deps: deps.to_vec(),
+            input,
+            out,
+            fail,
+            delay_ms: 40,
+            probe: probe.clone(),
+        })
+    }
+
+    fn planned(sh: &Shared, step: &str) -> Vec<String> {
+        sh.plan_items()
+            .into_iter()
+            .filter(|i| i.step == step)
+            .map(|i| i.detail)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn plan_runs_a_chain_at_once_when_nothing_upstream_publishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        let steps = vec![
+            planner(&probe, "a", &[], None, None, false),
+            planner(&probe, "b", &["a"], Some("a_id"), None, false),
+            planner(&probe, "c", &["~b"], Some("b_id"), None, false),
+        ];
+        let sh = shared(dir.path()).await;
+        sh.set_mode(Mode::Plan);
+        let report = plan(&steps, sh.clone(), 1).await.unwrap();
+        assert!(report.ok());
+        // One pass, all three at once although each depends on the one before.
+        assert_eq!(probe.order.lock().unwrap().len(), 3);
+        assert_eq!(probe.max_running.load(Ordering::SeqCst), 3);
+        assert_eq!(planned(&sh, "b"), vec!["(known after up: output a_id)"]);
+    }
+
+    #[tokio::test]
+    async fn plan_runs_again_in_order_when_a_step_read_an_output_published_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        // `a` publishes (as a step adopting what the state does not record does); `b` read
+        // it before it was there.
+        let steps = vec![
+            planner(&probe, "a", &[], None, Some("a_id"), false),
+            planner(&probe, "b", &["a"], Some("a_id"), None, false),
+        ];
+        let sh = shared(dir.path()).await;
+        sh.set_mode(Mode::Plan);
+        let report = plan(&steps, sh.clone(), 4).await.unwrap();
+        assert!(report.ok());
+        assert_eq!(
+            *probe.order.lock().unwrap(),
+            vec!["a", "b", "a", "b"],
+            "a first pass of both, then the dependency order"
+        );
+        // Only the second pass's items count: `b` saw `a`'s output.
+        assert_eq!(planned(&sh, "b"), vec!["a-value"]);
+        assert_eq!(sh.state.output("a_id"), Some(serde_json::json!("a-value")));
+    }
+
+    #[tokio::test]
+    async fn plan_skips_what_depends_on_a_failed_step_without_a_second_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Arc::new(Probe::default());
+        let steps = vec![
+            planner(&probe, "a", &[], None, None, true),
+            planner(&probe, "b", &["a"], Some("a_id"), None, false),
+            planner(&probe, "c", &["~b"], Some("b_id"), None, false),
+            planner(&probe, "d", &[], Some("x"), None, false),
+        ];
+        let sh = shared(dir.path()).await;
+        sh.set_mode(Mode::Plan);
+        let report = plan(&steps, sh.clone(), 4).await.unwrap();
+        assert_eq!(status(&report, "a"), StepStatus::Failed);
+        assert_eq!(status(&report, "b"), StepStatus::Skipped);
+        assert_eq!(status(&report, "c"), StepStatus::Skipped);
+        assert_eq!(status(&report, "d"), StepStatus::Done);
+        assert!(planned(&sh, "b").is_empty() && planned(&sh, "c").is_empty());
+        assert_eq!(planned(&sh, "d").len(), 1);
+        assert_eq!(probe.order.lock().unwrap().len(), 4, "one pass");
     }
 
     #[tokio::test]

@@ -102,6 +102,35 @@ impl Graph {
         out
     }
 
+    /// Every node that depends on `i`, directly or not, in index order.
+    pub fn downstream(&self, i: usize) -> Vec<usize> {
+        let dependents = self.dependents();
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = dependents[i].clone();
+        while let Some(d) = stack.pop() {
+            if !std::mem::replace(&mut seen[d], true) {
+                stack.extend(dependents[d].iter().copied());
+            }
+        }
+        (0..self.nodes.len()).filter(|&d| seen[d]).collect()
+    }
+
+    /// The same nodes with no edges: all ready at once (`plan`'s first pass, see
+    /// [`crate::engine::plan`]).
+    pub fn without_edges(&self) -> Graph {
+        Graph {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| Node {
+                    deps: Vec::new(),
+                    early: Vec::new(),
+                    ..n.clone()
+                })
+                .collect(),
+        }
+    }
+
     fn check_acyclic(&self) -> Result<(), GraphError> {
         // Depth-first search with three colours; a grey node reached again closes a cycle.
         #[derive(Clone, Copy, PartialEq)]
@@ -310,6 +339,27 @@ mod tests {
         let v: Vec<(&str, Vec<&str>, u64)> =
             items.iter().map(|(n, d, w)| (*n, d.to_vec(), *w)).collect();
         Graph::new(&v)
+    }
+
+    #[test]
+    fn downstream_is_transitive_and_without_edges_frees_every_node() {
+        let graph = g(&[
+            ("a", &[], 1),
+            ("b", &["a"], 1),
+            ("c", &["~b"], 1),
+            ("d", &[], 1),
+        ])
+        .unwrap();
+        assert_eq!(graph.downstream(0), vec![1, 2]);
+        assert_eq!(graph.downstream(1), vec![2]);
+        assert!(graph.downstream(3).is_empty());
+        let mut q = ReadyQueue::new(graph.without_edges());
+        let mut started = Vec::new();
+        while let Some(i) = q.pop() {
+            started.push(i);
+        }
+        started.sort_unstable();
+        assert_eq!(started, vec![0, 1, 2, 3], "nothing waits on anything");
     }
 
     fn drain(q: &mut ReadyQueue) -> Vec<String> {

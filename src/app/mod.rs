@@ -371,7 +371,11 @@ async fn apply(
     let (report, leftovers) = if mode == Mode::Down {
         down_completely(&steps, &shared, parallelism).await?
     } else {
-        let mut report = engine::run(&steps, shared.clone(), parallelism).await?;
+        let mut report = if mode == Mode::Plan {
+            engine::plan(&steps, shared.clone(), parallelism).await?
+        } else {
+            engine::run(&steps, shared.clone(), parallelism).await?
+        };
         // The config's `[tags]` changed since the resources were tagged: tag them all again
         // (in `plan`, one planned change), after the steps and before verify.
         if report.ok() {

@@ -376,6 +376,13 @@ impl StateStore {
         self.lock_data().clone()
     }
 
+    /// Puts back a copy taken by [`StateStore::snapshot`]: for read-only runs only (`plan`
+    /// discarding a pass), never for a state on disk, which must not lose a record.
+    pub fn restore(&self, data: StateFile) {
+        assert!(!self.persist, "restore of a persisted state");
+        *self.lock_data() = data;
+    }
+
     /// Applies a change and persists it; skipped (no write) when `f` reports no change.
     fn update(&self, f: impl FnOnce(&mut StateFile) -> bool) -> Result<(), StateError> {
         let mut data = self.lock_data();

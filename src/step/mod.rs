@@ -150,6 +150,18 @@ pub struct Shared {
     regions: crate::aws::RegionCache,
     /// Where [`StepCtx::release`] tells the engine a step's outputs are published.
     release: Mutex<Option<tokio::sync::mpsc::UnboundedSender<&'static str>>>,
+    /// While `plan` runs every step at once ([`crate::engine::plan`]): each output a step
+    /// read (step, key, value or `None`), to check afterwards that it read what it would have
+    /// read in dependency order.
+    reads: Mutex<Option<Vec<OutputRead>>>,
+}
+
+/// One output a step read during `plan`'s first pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRead {
+    pub step: &'static str,
+    pub key: String,
+    pub value: Option<Value>,
 }
 
 impl Shared {
@@ -175,6 +187,7 @@ impl Shared {
             account: OnceCell::new(),
             regions: Default::default(),
             release: Mutex::new(None),
+            reads: Mutex::new(None),
         }
     }
 
@@ -207,6 +220,24 @@ impl Shared {
     /// credentials, endpoint, request limit and call counter.
     pub fn aws_in(&self, region: &str) -> Arc<Aws> {
         self.aws.in_region(&self.regions, region)
+    }
+
+    /// Starts (`true`) or stops recording the outputs steps read; stopping returns them.
+    pub fn record_reads(&self, on: bool) -> Vec<OutputRead> {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = reads.take().unwrap_or_default();
+        if on {
+            *reads = Some(Vec::new());
+        }
+        taken
+    }
+
+    /// Drops the plan items of `steps` (steps whose results do not count).
+    pub fn forget_plan_items(&self, steps: &[&str]) {
+        self.plan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|item| !steps.contains(&item.step.as_str()));
     }
 
     /// Everything recorded by `plan`/`up` so far.
@@ -477,7 +508,21 @@ impl StepCtx {
     }
 
     pub fn output(&self, key: &str) -> Option<Value> {
-        self.sh.state.output(key)
+        let value = self.sh.state.output(key);
+        if let Some(reads) = self
+            .sh
+            .reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            reads.push(OutputRead {
+                step: self.step,
+                key: key.to_string(),
+                value: value.clone(),
+            });
+        }
+        value
     }
 
     /// A string output another step published; an error naming the key if it is missing.
