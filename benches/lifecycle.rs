@@ -1,6 +1,6 @@
 //! Benchmark of a whole stack's life cycle against the project's emulator: wall time of
-//! `plan` (of an empty account), `up`, a no-op second `up`, and `down`, the AWS calls each
-//! makes, and the tool's peak memory. At a non-zero time scale the emulator makes resources
+//! `plan` (of an empty account), `up`, a no-op second `up`, `down`, and `up --no-wait` of a
+//! second stack, the AWS calls each makes, and the tool's peak memory. At a non-zero time scale the emulator makes resources
 //! take that fraction of their real-AWS time, so `elapsed / scale` estimates the wall time
 //! against AWS, and `up` and `down` are compared with their bound: the longest path through
 //! the resource graph (the state's `deps`), each resource weighted by the emulator's modeled
@@ -313,11 +313,21 @@ fn main() {
         phase("up", up_target),
         phase("up (no-op)", "<= 0.15 s at scale 0"),
         phase("down", up_target),
+        phase("up --no-wait", "<= 0.15x up"),
     ];
     let mut bound = Err("no iteration ran");
     for i in 0..iterations {
         let suffix = format!("bench-{i}");
-        for (p, cmd) in [(0, "plan"), (1, "up"), (2, "up"), (3, "down")] {
+        // The main cycle, then `up --no-wait` of a second stack (and its `down`, not timed).
+        let runs = [
+            (Some(0), "plan", &suffix, None),
+            (Some(1), "up", &suffix, None),
+            (Some(2), "up", &suffix, None),
+            (Some(3), "down", &suffix, None),
+            (Some(4), "up", &format!("{suffix}-nw"), Some("--no-wait")),
+            (None, "down", &format!("{suffix}-nw"), None),
+        ];
+        for (p, cmd, suffix, flag) in runs {
             let mut c = Command::new(env!("CARGO_BIN_EXE_fintech-infra"));
             c.current_dir(work.path())
                 .env("AWS_ACCESS_KEY_ID", "test")
@@ -330,7 +340,8 @@ fn main() {
             if let Some(cfg) = &config {
                 c.args(["--config", cfg]);
             }
-            c.args([cmd, "--env-suffix", &suffix]);
+            c.args([cmd, "--env-suffix", suffix]);
+            c.args(flag);
             let start = Instant::now();
             let out = c.output().expect("fintech-infra");
             let elapsed = start.elapsed();
@@ -344,6 +355,7 @@ fn main() {
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .rfind(|v| v["event"] == "summary")
                 .expect("summary");
+            let Some(p) = p else { continue };
             let ph = &mut phases[p];
             ph.times.push(elapsed);
             ph.calls = summary["aws_calls"]["total"].as_u64().unwrap_or(0);
@@ -352,7 +364,7 @@ fn main() {
                 // The tool runs in `work`, so its state is at the default path relative to it.
                 let path = fintech_infra::state::path_for(
                     &work.path().join(fintech_infra::state::DEFAULT_DIR),
-                    &suffix,
+                    suffix,
                 );
                 let text = std::fs::read_to_string(&path).expect("the state file after up");
                 let state: Value = serde_json::from_str(&text).expect("state JSON");
@@ -406,6 +418,13 @@ fn main() {
             b,
             x,
             p.target
+        );
+    }
+    let up = median(&phases[1].times).as_secs_f64();
+    if scale > 0.0 && up > 0.0 {
+        println!(
+            "up --no-wait / up: {:.2} (target <= 0.15)",
+            median(&phases[4].times).as_secs_f64() / up
         );
     }
     match bound {

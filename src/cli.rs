@@ -80,6 +80,12 @@ pub struct UpArgs {
     /// comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = ["cdn", "all"])]
     pub wait: Vec<String>,
+    /// Return once every create call has returned, waiting only where a later create needs
+    /// a resource ready (NAT gateways for their routes, the load balancer for its listeners,
+    /// new IAM roles); Aurora is left becoming available. `status` shows what is still
+    /// settling; the next `up` waits for it and finishes its checks.
+    #[arg(long, conflicts_with = "wait")]
+    pub no_wait: bool,
     /// Skip the read-only path checks `up` runs at its end (`fintech-infra verify`).
     #[arg(long)]
     pub no_verify: bool,

@@ -245,6 +245,20 @@ impl Step for Database {
             && instance_states
                 .iter()
                 .all(|s| s.as_deref() == Some("available"));
+        if !all_available && ctx.no_wait() && !ctx.is_plan() {
+            // `up --no-wait`: nothing later creates needs Aurora available (the endpoints
+            // and the secret are known). The drift checks below need it available; the next
+            // `up` waits and makes them.
+            self.set_outputs(ctx, &current)?;
+            ctx.sh.reporter.message(
+                ctx.step,
+                &format!(
+                    "Aurora cluster {} is still becoming available (--no-wait):                      `fintech-infra status` shows it, the next `up` waits for it",
+                    cluster.id
+                ),
+            );
+            return Ok(());
+        }
         if !all_available && !ctx.is_plan() {
             current = cluster::wait_available(ctx, &cluster.id, &instance_ids).await?;
         }

@@ -207,17 +207,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             let r = resolve(g, Some(&a.env_suffix), "up")?;
             let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "up")?;
             let verify = !a.no_verify;
-            apply(g, r, store, Mode::Up, a.wait.clone(), verify).await
+            let waits = Waits {
+                extra: a.wait.clone(),
+                none: a.no_wait,
+            };
+            apply(g, r, store, Mode::Up, waits, verify).await
         }
         Command::Down(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "down")?;
             let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "down")?;
-            apply(g, r, store, Mode::Down, Vec::new(), false).await
+            apply(g, r, store, Mode::Down, Waits::default(), false).await
         }
         Command::Plan(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "plan")?;
             let store = StateStore::open_read_only(&r.state_path, &r.suffix, "")?;
-            apply(g, r, store, Mode::Plan, Vec::new(), false).await
+            apply(g, r, store, Mode::Plan, Waits::default(), false).await
         }
         Command::Status(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "status")?;
@@ -315,12 +319,20 @@ fn install_ctrl_c(cancel: CancellationToken, reporter_json: bool) {
     });
 }
 
+/// What `up` waits for beyond its default (`--wait`), or that it skips the waits no later
+/// create needs (`--no-wait`).
+#[derive(Debug, Default)]
+struct Waits {
+    extra: Vec<String>,
+    none: bool,
+}
+
 async fn apply(
     g: &GlobalOpts,
     r: Resolved,
     store: StateStore,
     mode: Mode,
-    wait: Vec<String>,
+    waits: Waits,
     verify_after: bool,
 ) -> Result<()> {
     let json_out = g.output == OutputFormat::Json;
@@ -352,7 +364,8 @@ async fn apply(
             reporter,
             cancel,
         )
-        .with_wait(wait),
+        .with_wait(waits.extra)
+        .with_no_wait(waits.none),
     );
     if mode == Mode::Up {
         // Stamp the region (and the config) before the first resource is recorded.

@@ -9,11 +9,13 @@
 //! The parts: [`Found`] and plan-mode placeholders (`found`), waiting and retrying (`wait`).
 
 mod found;
+mod fresh;
 #[cfg(test)]
 mod tests;
 mod wait;
 
 pub use found::{is_pending, Found, PENDING_PREFIX};
+pub use fresh::SKIPPABLE;
 pub use wait::{is_iam_propagation, max_poll_interval, parse_max_poll, MAX_POLL_ENV};
 
 use std::collections::BTreeMap;
@@ -144,6 +146,8 @@ pub struct Shared {
     pub cancel: CancellationToken,
     /// What `up --wait` asked to wait for beyond the default (`cdn`, `all`).
     wait: Vec<String>,
+    /// `up --no-wait`: skip the waits no later create needs.
+    no_wait: bool,
     plan: Mutex<Vec<PlanItem>>,
     account: OnceCell<String>,
     /// Connections to other regions (the disaster-recovery region), made on first use.
@@ -154,6 +158,8 @@ pub struct Shared {
     /// read (step, key, value or `None`), to check afterwards that it read what it would have
     /// read in dependency order.
     reads: Mutex<Option<Vec<OutputRead>>>,
+    /// Whether the stack is new: lookups it can skip (`fresh`).
+    fresh: fresh::Fresh,
 }
 
 /// One output a step read during `plan`'s first pass.
@@ -174,6 +180,7 @@ impl Shared {
         reporter: Reporter,
         cancel: CancellationToken,
     ) -> Shared {
+        let had_records = state.with_resources(|all| !all.is_empty());
         Shared {
             mode: Mutex::new(mode),
             names,
@@ -183,11 +190,16 @@ impl Shared {
             reporter,
             cancel,
             wait: Vec::new(),
+            no_wait: false,
             plan: Mutex::new(Vec::new()),
             account: OnceCell::new(),
             regions: Default::default(),
             release: Mutex::new(None),
             reads: Mutex::new(None),
+            fresh: fresh::Fresh {
+                had_records,
+                ..Default::default()
+            },
         }
     }
 
@@ -213,6 +225,12 @@ impl Shared {
     /// Sets what `up --wait` asked for (`cdn`, `all`).
     pub fn with_wait(mut self, wait: Vec<String>) -> Shared {
         self.wait = wait;
+        self
+    }
+
+    /// Sets `up --no-wait`.
+    pub fn with_no_wait(mut self, no_wait: bool) -> Shared {
+        self.no_wait = no_wait;
         self
     }
 
@@ -302,6 +320,13 @@ impl StepCtx {
     /// for deployments that `up` otherwise leaves running (CloudFront's global deployment).
     pub fn should_wait(&self, what: &str) -> bool {
         self.sh.wait.iter().any(|w| w == what || w == "all")
+    }
+
+    /// Whether `up --no-wait` asked to skip the waits that no later create needs (a
+    /// resource's own settling, e.g. Aurora becoming available): the step then ends once its
+    /// create calls have returned, and the next `up` does the waiting.
+    pub fn no_wait(&self) -> bool {
+        self.sh.no_wait
     }
 
     /// The account ID, looked up once per run.
@@ -604,10 +629,16 @@ impl StepCtx {
         C: FnOnce() -> CF,
         CF: Future<Output = Result<Found>>,
     {
-        if let Some(found) = find().await? {
-            self.record(kind, name, &found)?;
-            self.plan_item(Action::Unchanged, kind, name, "");
-            return Ok(found);
+        // A new stack's lookups of what cannot exist yet are skipped (`fresh`); the lookup
+        // is kept for the case that the create says it exists after all.
+        let mut find = Some(find);
+        if !self.known_absent(kind, name).await? {
+            let find = find.take().expect("not taken yet");
+            if let Some(found) = find().await? {
+                self.record(kind, name, &found)?;
+                self.plan_item(Action::Unchanged, kind, name, "");
+                return Ok(found);
+            }
         }
         if self.is_plan() {
             self.plan_item(Action::Create, kind, name, "");
@@ -618,6 +649,18 @@ impl StepCtx {
         let found = match create().await {
             Ok(found) => found,
             Err(e) => {
+                let exists = crate::aws::find_aws_error(&e)
+                    .is_some_and(|a| a.kind() == crate::aws::AwsErrorKind::AlreadyExists);
+                if let (true, Some(find)) = (exists, find.take()) {
+                    // It exists although the stack looked new: look it up after all (the
+                    // lookup refuses what is not the stack's), and from now on.
+                    self.collided(kind, name);
+                    if let Some(found) = find().await? {
+                        self.record(kind, name, &found)?;
+                        self.plan_item(Action::Unchanged, kind, name, "");
+                        return Ok(found);
+                    }
+                }
                 if refused_outright(&e) {
                     self.forget_pending(kind, name)?;
                 }

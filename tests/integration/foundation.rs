@@ -636,6 +636,26 @@ fn plan_on_a_new_stack_lists_creates_and_touches_nothing() {
         .iter()
         .any(|i| i["kind"] == "kms:key" && i["action"] == "create"));
     assert!(!stack.state_path().exists(), "plan wrote a state file");
+    // A new stack: one read of what is tagged with it answers for every regional kind
+    // tagged at create (step::fresh); nothing of them is looked up one by one.
+    if is_faithful(&stack.endpoint) {
+        let ours: Vec<_> = request_log(&stack.endpoint)
+            .into_iter()
+            .filter(|r| r.is_from_stack(&stack.suffix))
+            .collect();
+        let count = |op: &str| ours.iter().filter(|r| r.operation == op).count();
+        assert_eq!(count("GetResources"), 1, "{ours:?}");
+        for op in [
+            "DescribeVpcs",
+            "DescribeLogGroups",
+            "DescribeDBClusters",
+            "DescribeTable",
+            "GetQueueUrl",
+            "DescribeLoadBalancers",
+        ] {
+            assert_eq!(count(op), 0, "a new stack's plan looked up {op}");
+        }
+    }
     // Text form names what would be created.
     let text = stack.run(&["plan", "--env-suffix", &stack.suffix]);
     text.assert_ok();

@@ -156,3 +156,54 @@ fn ctrl_c_during_up_saves_state_and_down_removes_what_was_made() {
         assert!(left.is_empty(), "left behind: {left:?}");
     });
 }
+
+/// `up --no-wait` returns once the create calls have returned: Aurora (9 s at this scale)
+/// is still being created when it ends, `status` says so, and the next `up` waits for it.
+#[test]
+fn up_no_wait_leaves_aurora_becoming_available_and_the_next_up_waits_for_it() {
+    // Aurora's cluster and instances take 450 s on AWS: 9 s here, far longer than the
+    // create calls and the waits a later create needs (NAT gateway 1.8 s, ALB 2.7 s).
+    let emu = Emulator::start(&["--time-scale", "0.02"]);
+    assert!(emu.is_faithful());
+    let stack = Stack::on(&emu.endpoint, "nowait");
+    let started = Instant::now();
+    let up = stack.up(&["--no-wait"]);
+    up.assert_ok();
+    let took = started.elapsed();
+    assert!(
+        up.stdout.contains("still becoming available"),
+        "no notice that Aurora is left settling: {}",
+        up.stdout
+    );
+    // Nothing reached `available` for the database before `up` returned.
+    let instances: Vec<String> = stack.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "rds:db-instance")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!instances.is_empty());
+    let status = stack.run(&["--output", "json", "status", "--env-suffix", &stack.suffix]);
+    status.assert_ok();
+    let st: Value = serde_json::from_str(status.stdout.lines().last().unwrap()).unwrap();
+    let creating = st["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "rds:db-instance" && r["status"] == "creating")
+        .count();
+    assert!(
+        creating > 0,
+        "status right after `up --no-wait` ({took:?}) shows no instance creating: {st}"
+    );
+    // The next `up` waits for Aurora: when it returns every instance is available, and it
+    // changed nothing.
+    let again = stack.up(&[]);
+    again.assert_ok();
+    assert_eq!(again.summary()["changes"]["created"], 0, "{}", again.stdout);
+    let events = events(&emu.endpoint);
+    for id in &instances {
+        event_ts(&events, id, "available");
+    }
+}

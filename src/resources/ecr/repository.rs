@@ -189,7 +189,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &RepositorySpec<'_>) -> Result<Found> {
         key_arn,
         service,
     } = *spec;
-    let existing = find(ctx, name).await?;
+    let existing = ctx.look_up(KIND, name, find(ctx, name)).await?;
     let current = existing.as_ref().map(|r| found(name, r));
     let repo = ctx
         .ensure(
