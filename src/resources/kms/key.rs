@@ -140,17 +140,34 @@ pub async fn find_recorded(ctx: &StepCtx) -> Result<Option<KeyInfo>> {
 /// dropped connection right after KMS made it) has neither an alias nor a record, only the
 /// tags it was created with. KMS cannot look keys up by tag; the tagging API can.
 pub async fn find_tagged(ctx: &StepCtx) -> Result<Option<KeyInfo>> {
-    // The run's one read of the stack's tagged resources, shared with the lookups a new
-    // stack skips (`step::fresh`).
-    let keys: Vec<String> = ctx
-        .tagged_resources()
-        .await?
-        .iter()
-        .filter(|(arn, _)| arn.contains(":kms:") && arn.contains(":key/"))
-        .map(|(arn, _)| arn.clone())
-        .collect();
-    for arn in keys {
-        if let Some(m) = describe(ctx, &arn).await? {
+    // A fresh read, not the run's cached one (`StepCtx::tagged_resources`): the key may be
+    // this very run's, from a create whose answer was lost.
+    let out = ctx
+        .aws()
+        .tagging()
+        .get_resources()
+        .resource_type_filters("kms:key")
+        .tag_filters(
+            aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                .key(crate::naming::STACK_TAG)
+                .values(ctx.suffix())
+                .build(),
+        )
+        .send()
+        .await
+        .aws("tagging:GetResources", "the stack's KMS keys")?;
+    for m in out.resource_tag_mapping_list() {
+        let Some(arn) = m.resource_arn() else {
+            continue;
+        };
+        let ours = m
+            .tags()
+            .iter()
+            .any(|t| t.key() == crate::naming::STACK_TAG && t.value() == ctx.suffix());
+        if !ours {
+            continue;
+        }
+        if let Some(m) = describe(ctx, arn).await? {
             // A key `down` scheduled for deletion stays so (unless its alias still points at
             // it, which `find_by_alias` handles).
             if m.key_state == Some(KeyState::Enabled) {
