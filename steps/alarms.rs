@@ -316,17 +316,22 @@ pub fn dashboard_url(region: &str, name: &str) -> String {
 impl Alarms {
     fn watched(&self, ctx: &StepCtx) -> Result<Watched> {
         let services = ctx.input_map(services::OUT_SERVICE_NAMES)?;
-        let mins: BTreeMap<&str, u32> = ctx
+        // A `weighted` service's green twin keeps the same floor.
+        let mins: BTreeMap<String, u32> = ctx
             .cfg()
             .services
             .0
             .iter()
-            .map(|s| (s.name.0.as_str(), s.min_count))
+            .flat_map(|s| {
+                let twin = (s.deployment == crate::config::Deployment::Weighted)
+                    .then(|| (crate::config::green_twin(&s.name.0), s.min_count));
+                std::iter::once((s.name.0.clone(), s.min_count)).chain(twin)
+            })
             .collect();
         let ecs_services = services
             .into_iter()
             .map(|(cfg_name, ecs_name)| {
-                let min = mins.get(cfg_name.as_str()).copied().unwrap_or(1);
+                let min = mins.get(&cfg_name).copied().unwrap_or(1);
                 (ecs_name, (cfg_name, min))
             })
             .collect();

@@ -39,7 +39,7 @@ use aws_sdk_applicationautoscaling::types::MetricType;
 use futures::future::join_all;
 use serde_json::{json, Value};
 
-use crate::config::{Permission, ServiceConfig};
+use crate::config::{Deployment, Permission, ServiceConfig};
 use crate::resources::application_autoscaling::scalable_target::{self, TargetSpec};
 use crate::resources::application_autoscaling::scaling_policy::{
     self, request_count_label, Metric, PolicySpec,
@@ -88,6 +88,18 @@ impl ServiceNames {
             memory_policy: format!("scale-memory-{svc}-{s}"),
             requests_policy: format!("scale-requests-{svc}-{s}"),
             db_connections_policy: format!("scale-dbconn-{svc}-{s}"),
+        }
+    }
+
+    /// The names of the green twin of a `weighted` service: its own ECS service and scaling
+    /// policies (`service` is the twin's name, which scopes them), the original's task
+    /// definition family and log group (both colours run the same revision).
+    pub fn twin(&self, ctx: &StepCtx) -> ServiceNames {
+        let twin = ServiceNames::new(ctx, &crate::config::green_twin(&self.service));
+        ServiceNames {
+            log_group: self.log_group.clone(),
+            family: self.family.clone(),
+            ..twin
         }
     }
 
@@ -160,6 +172,8 @@ struct Inputs {
     sessions_table: Option<String>,
     /// `{service: target group ARN}` of the services the ALB serves.
     target_groups: BTreeMap<String, String>,
+    /// The green target group (the default service's green twin serves it).
+    green_target_group: Option<String>,
 }
 
 impl Inputs {
@@ -212,6 +226,9 @@ impl Inputs {
             db_env,
             sessions_table,
             target_groups: ctx.input_map(crate::outputs::alb::OUT_SERVICE_TARGET_GROUPS)?,
+            green_target_group: ctx
+                .input_map(crate::outputs::alb::OUT_TARGET_GROUPS)?
+                .remove("green"),
         })
     }
 
@@ -295,7 +312,13 @@ struct Built {
 }
 
 impl Services {
-    async fn up_one(&self, ctx: &StepCtx, inputs: &Inputs, svc: &ServiceConfig) -> Result<Built> {
+    /// A service (and, when `weighted`, its green twin): what `up` built for each.
+    async fn up_one(
+        &self,
+        ctx: &StepCtx,
+        inputs: &Inputs,
+        svc: &ServiceConfig,
+    ) -> Result<Vec<Built>> {
         let names = ServiceNames::new(ctx, &svc.name.0);
         let pending = inputs.pending();
         let log_group = log_group::ensure(
@@ -328,6 +351,55 @@ impl Services {
             ),
             None => None,
         };
+        let colour = Colour {
+            names: &names,
+            registry: registry.as_ref(),
+            target_group: inputs.target_groups.get(&svc.name.0),
+        };
+        let pending = pending || registry.as_ref().is_some_and(Found::is_pending);
+        self.run_colour(ctx, inputs, svc, &spec, &td, &colour, pending)
+            .await?;
+        let built = |n: &ServiceNames| Built {
+            service: n.service.clone(),
+            ecs_service: n.ecs_service.clone(),
+            log_group: log_group.id.clone(),
+            task_definition_arn: td.arn.clone().unwrap_or_default(),
+        };
+        let mut out = vec![built(&names)];
+        // `weighted`: the green twin, the same revision behind the green target group, so
+        // that the share the listener sends there is served (AWS-CONTRACTS B8). It has no
+        // Cloud Map registration: callers inside the VPC reach the blue service.
+        let twin = names.twin(ctx);
+        if svc.deployment == Deployment::Weighted {
+            let colour = Colour {
+                names: &twin,
+                registry: None,
+                target_group: inputs.green_target_group.as_ref(),
+            };
+            self.run_colour(ctx, inputs, svc, &spec, &td, &colour, pending)
+                .await
+                .context("its green twin")?;
+            out.push(built(&twin));
+        } else {
+            remove_twin(ctx, &twin).await?;
+        }
+        Ok(out)
+    }
+
+    /// One colour of a service: its ECS service on `td`, attached to the colour's target
+    /// group, and its auto scaling.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_colour(
+        &self,
+        ctx: &StepCtx,
+        inputs: &Inputs,
+        svc: &ServiceConfig,
+        spec: &TaskSpec,
+        td: &Found,
+        colour: &Colour<'_>,
+        pending: bool,
+    ) -> Result<()> {
+        let names = colour.names;
         let service_spec = ServiceSpec {
             name: names.ecs_service.clone(),
             cluster: inputs.cluster.clone(),
@@ -338,10 +410,9 @@ impl Services {
             strategy: ecs::strategy(&svc.capacity),
             subnets: inputs.subnets.clone(),
             security_group: inputs.security_group(ctx, &svc.name.0)?,
-            registry_arn: registry.as_ref().and_then(|r| r.arn.clone()),
-            load_balancer: inputs
-                .target_groups
-                .get(&svc.name.0)
+            registry_arn: colour.registry.and_then(|r| r.arn.clone()),
+            load_balancer: colour
+                .target_group
                 .filter(|arn| !is_pending(arn))
                 .map(|arn| LbAttachment {
                     target_group_arn: arn.clone(),
@@ -350,8 +421,7 @@ impl Services {
                 }),
             health_check_grace_secs: svc.health_check_grace_secs as i32,
         };
-        let service_pending =
-            pending || td.is_pending() || registry.as_ref().is_some_and(Found::is_pending);
+        let service_pending = pending || td.is_pending();
         let service =
             ecs_service::ensure(ctx, &service_spec, &names.service, service_pending).await?;
         // Requests per target on the service's target group, and the database's connections,
@@ -359,13 +429,13 @@ impl Services {
         let label = ctx
             .output_str(crate::outputs::alb::OUT_ARN)
             .ok()
-            .zip(inputs.target_groups.get(&svc.name.0))
+            .zip(colour.target_group)
             .and_then(|(lb, tg)| request_count_label(&lb, tg));
         let db_cluster = ctx
             .output(crate::outputs::database::OUT_CLUSTER_ID)
             .as_ref()
             .and_then(output_text);
-        let specs = policy_specs(&names, svc, label, db_cluster);
+        let specs = policy_specs(names, svc, label, db_cluster);
         let resource_id = names.resource_id(&inputs.cluster);
         let scaling_pending = service_pending || service.is_pending();
         let target = TargetSpec {
@@ -378,13 +448,38 @@ impl Services {
         scalable_target::ensure(ctx, &target, scaling_pending).await?;
         scaling_policy::ensure_all(ctx, &resource_id, &names.service, &specs, scaling_pending)
             .await?;
-        Ok(Built {
-            service: svc.name.0.clone(),
-            ecs_service: names.ecs_service.clone(),
-            log_group: log_group.id,
-            task_definition_arn: td.arn.unwrap_or_default(),
-        })
+        Ok(())
     }
+}
+
+/// One colour of a service: the names of its ECS service and policies, its Cloud Map
+/// registration and its target group.
+struct Colour<'a> {
+    names: &'a ServiceNames,
+    registry: Option<&'a Found>,
+    target_group: Option<&'a String>,
+}
+
+/// Removes the green twin of a service that is no longer `weighted`, if an earlier `up` made
+/// one: its scaling policies, its scalable target, then the ECS service (which drains).
+async fn remove_twin(ctx: &StepCtx, twin: &ServiceNames) -> Result<()> {
+    for kind in [SCALING_POLICY, SCALABLE_TARGET, SERVICE] {
+        let recs: Vec<_> = ctx
+            .records(Some(kind))
+            .into_iter()
+            .filter(|r| r.attrs.get("service") == Some(&twin.service))
+            .collect();
+        for rec in recs {
+            let provider = crate::resources::provider(kind)
+                .with_context(|| format!("no provider for {kind}"))?;
+            ctx.change(kind, &rec.name, "remove: the service is no longer weighted", || async {
+                provider.delete(ctx, &rec).await?;
+                ctx.deleted(kind, &rec.id)
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -414,7 +509,7 @@ impl Step for Services {
         .await;
         let mut built = Vec::new();
         for r in results {
-            built.push(r?);
+            built.extend(r?);
         }
         if ctx.is_plan() {
             return Ok(());

@@ -138,6 +138,43 @@ impl Config {
                 )));
             }
         }
+        // Blue/green by weight: the default service runs a green twin behind the green target
+        // group. An ALB that sends the green group traffic with nothing registered in it
+        // answers those requests with 503 (AWS-CONTRACTS B8).
+        for (i, svc) in self.services.0.iter().enumerate() {
+            if svc.deployment == Deployment::Weighted && i > 0 {
+                return Err(UsageError::new(format!(
+                    "services: `{}` has deployment = \"weighted\", which only the first \
+                     service (the ALB's default, with the blue and green target groups) can \
+                     have; path-routed and internal services use \"rolling\"",
+                    svc.name.0
+                )));
+            }
+        }
+        if let Some(first) = self.services.0.first() {
+            if self.alb.green_weight > 0 && first.deployment != Deployment::Weighted {
+                return Err(UsageError::new(format!(
+                    "alb.green_weight is {} but the default service `{}` has deployment = \
+                     \"rolling\": nothing would serve the green target group and the ALB would \
+                     answer {}% of the requests with 503; set deployment = \"weighted\" on \
+                     `{}` (a green twin serves that share) or alb.green_weight = 0",
+                    self.alb.green_weight,
+                    first.name.0,
+                    self.alb.green_weight * 100 / (self.alb.blue_weight + self.alb.green_weight),
+                    first.name.0
+                )));
+            }
+            let twin = green_twin(&first.name.0);
+            if first.deployment == Deployment::Weighted
+                && self.services.0.iter().any(|s| s.name.0 == twin)
+            {
+                return Err(UsageError::new(format!(
+                    "services: `{twin}` is the name of the green twin of `{}` (deployment = \
+                     \"weighted\"); rename the service",
+                    first.name.0
+                )));
+            }
+        }
         for svc in &self.services.0 {
             if svc.request_count_target.is_some() && !self.services.is_behind_alb(&svc.name.0) {
                 return Err(UsageError::new(format!(

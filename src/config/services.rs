@@ -117,6 +117,26 @@ pub enum Permission {
     Queue,
 }
 
+/// How a service's new versions reach its traffic (`services[].deployment`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Deployment {
+    /// One ECS service: a new task definition replaces the tasks in place, and the
+    /// deployment circuit breaker rolls a failing one back.
+    #[default]
+    Rolling,
+    /// Seed 001: a blue and a green ECS service, one behind each of the default target
+    /// groups, and the listener splitting the traffic between them by `alb.blue_weight` and
+    /// `alb.green_weight`; every target group that gets traffic has tasks registered in it.
+    /// Only the default (first) service.
+    Weighted,
+}
+
+/// The name of the green twin a `weighted` service runs behind the green target group.
+pub fn green_twin(service: &str) -> String {
+    format!("{service}-green")
+}
+
 /// How a service's tasks are split between FARGATE and FARGATE_SPOT: `fargate_base` tasks
 /// always on FARGATE, the rest in the ratio of the weights.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -414,6 +434,9 @@ pub struct ServiceConfig {
     /// Path pattern routed to this service by an ALB listener rule (e.g. `/api/*`); the first
     /// service without a path is the default (blue/green) target.
     pub path: Option<String>,
+    /// How new versions reach the traffic: `rolling` (default) or `weighted` (blue and green
+    /// services behind the two default target groups; the first service only).
+    pub deployment: Deployment,
     /// Other services this one calls (by name, sorted, without repeats), at
     /// `<callee>.<cluster.namespace>` on the callee's port: each call gets the caller's egress
     /// rule and the callee's ingress rule (AWS needs both), and nothing else is allowed
@@ -473,6 +496,7 @@ impl ServiceConfig {
             permissions: vec![Permission::Sessions, Permission::Database],
             health_check_path: "/".into(),
             path: None,
+            deployment: Deployment::Rolling,
             calls: Vec::new(),
         }
     }

@@ -643,6 +643,53 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
     }
 
     #[test]
+    fn a_green_share_needs_a_weighted_default_service() {
+        // 20 % to a green target group nothing registers in: 503s (AWS-CONTRACTS B8).
+        let e = err("[alb]\nblue_weight = 80\ngreen_weight = 20\n");
+        assert!(
+            e.contains("alb.green_weight is 20")
+                && e.contains("deployment = \"weighted\"")
+                && e.contains("20% of the requests with 503"),
+            "{e}"
+        );
+        let ok = Config::parse(
+            "[alb]\nblue_weight = 80\ngreen_weight = 20\n[[services]]\nname = \"web\"\n\
+             deployment = \"weighted\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.services.0[0].deployment, Deployment::Weighted);
+        // Only the default service has the two target groups.
+        let e = err(
+            "[[services]]\nname = \"web\"\n[[services]]\nname = \"api\"\npath = \"/api/*\"\n\
+             deployment = \"weighted\"\n",
+        );
+        assert!(e.contains("`api` has deployment = \"weighted\""), "{e}");
+        // The twin's name is taken.
+        let e = err(
+            "[[services]]\nname = \"web\"\ndeployment = \"weighted\"\n[[services]]\n\
+             name = \"web-green\"\n",
+        );
+        assert!(
+            e.contains("`web-green` is the name of the green twin"),
+            "{e}"
+        );
+        // Unknown strategies are refused with the allowed ones.
+        let e = err("[[services]]\nname = \"web\"\ndeployment = \"canary\"\n");
+        assert!(e.contains("rolling") && e.contains("weighted"), "{e}");
+        // The presets that split the traffic make the default service weighted.
+        for p in [Preset::Bluegreen, Preset::Multiregion] {
+            assert_eq!(
+                Config::preset(p).services.0[0].deployment,
+                Deployment::Weighted
+            );
+        }
+        assert_eq!(
+            Config::default().services.0[0].deployment,
+            Deployment::Rolling
+        );
+    }
+
+    #[test]
     fn edge_sections_parse() {
         let c = Config::parse(
             r#"
@@ -658,6 +705,7 @@ rate_limit = 500
 [[services]]
 name = "web"
 health_check_path = "/healthz"
+deployment = "weighted"
 [[services]]
 name = "payment-api"
 path = "/api/*"

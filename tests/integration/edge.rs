@@ -145,6 +145,18 @@ fn weights(a: &Action) -> Vec<(String, i32)> {
     v
 }
 
+/// The `verify --output json` check that every routed target group has a service's tasks.
+fn served_check(run: &Run) -> Value {
+    let v: Value = serde_json::from_str(run.stdout.trim()).expect("verify JSON");
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "ALB → a service behind every target group it routes to")
+        .cloned()
+        .unwrap_or_else(|| panic!("no such check: {v}"))
+}
+
 fn sorted(mut v: Vec<(String, i32)>) -> Vec<(String, i32)> {
     v.sort();
     v
@@ -640,21 +652,44 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
     }
     block_on(check_attached(&stack, &tgs));
 
-    // Weights changed in the config: one ModifyListener.
+    // Weights changed to 50/50 with `web` weighted: one ModifyListener, and web's green twin
+    // (same revision) is created behind the green target group, so the half the listener
+    // sends there is served (AWS-CONTRACTS B8).
+    let weighted = TWO_SERVICES.replacen(
+        "name = \"web\"\n",
+        "name = \"web\"\ndeployment = \"weighted\"\n",
+        1,
+    );
     let cfg2 = stack.config(&format!(
-        "{TWO_SERVICES}\n[alb]\nblue_weight = 50\ngreen_weight = 50\n"
+        "{weighted}\n[alb]\nblue_weight = 50\ngreen_weight = 50\n"
     ));
     let shift = run_cfg(&stack, cfg2.to_str().unwrap(), "up");
     shift.assert_ok();
     let sum = shift.summary();
-    assert_eq!(sum["aws_calls"]["mutating"], 1, "{sum}");
-    assert!(
-        sum["aws_calls"]["mutating_ops"][0]
-            .as_str()
-            .unwrap()
-            .ends_with("ModifyListener"),
+    let ops: Vec<String> = sum["aws_calls"]["mutating_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ops.iter().filter(|o| o.ends_with("ModifyListener")).count(),
+        1,
         "{sum}"
     );
+    assert!(ops.iter().any(|o| o.ends_with("CreateService")), "{sum}");
+    let twin = format!("svc-web-green-{s}");
+    if is_faithful(&stack.endpoint) {
+        let log = request_log(&stack.endpoint);
+        let create = log
+            .iter()
+            .find(|r| r.operation == "CreateService" && r.params["serviceName"] == twin.as_str())
+            .unwrap_or_else(|| panic!("no CreateService of {twin}"));
+        assert_eq!(
+            create.params["loadBalancers"][0]["targetGroupArn"],
+            tgs["green"].as_str()
+        );
+    }
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
@@ -664,6 +699,68 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
             sorted(vec![(tgs["blue"].clone(), 50), (tgs["green"].clone(), 50)])
         );
     });
+    let names = stack.output("ecs_service_names");
+    assert_eq!(names["web-green"], twin.as_str(), "{names}");
+    // (This config's `web` may not send to the queue: verify fails on that path alone.)
+    let verify = run_cfg(&stack, cfg2.to_str().unwrap(), "verify");
+    assert_eq!(served_check(&verify)["result"], "PASS", "{}", verify.stdout);
+
+    // Back to `rolling` and 100/0: the twin goes (scaling first, then the service).
+    let cfg = stack.config(TWO_SERVICES);
+    let cfg = cfg.to_str().unwrap();
+    let back = run_cfg(&stack, cfg, "up");
+    back.assert_ok();
+    let sum = back.summary();
+    let ops = sum["aws_calls"]["mutating_ops"].to_string();
+    assert!(ops.contains("DeleteService"), "{sum}");
+    assert!(
+        stack.output("ecs_service_names").get("web-green").is_none(),
+        "{}",
+        stack.output("ecs_service_names")
+    );
+    // A listener sending traffic by hand to the green group, which nothing serves now:
+    // `verify` fails and names it.
+    block_on(async {
+        use aws_sdk_elasticloadbalancingv2::types::{
+            Action, ForwardActionConfig, TargetGroupTuple,
+        };
+        let sdk = sdk_config(&stack.endpoint).await;
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let ls = listeners(&elb, &stack.output_str("alb_arn")).await;
+        let tuple = |tg: &str, w: i32| {
+            TargetGroupTuple::builder()
+                .target_group_arn(tg)
+                .weight(w)
+                .build()
+        };
+        elb.modify_listener()
+            .listener_arn(ls[0].listener_arn().unwrap())
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .forward_config(
+                        ForwardActionConfig::builder()
+                            .target_groups(tuple(&tgs["blue"], 50))
+                            .target_groups(tuple(&tgs["green"], 50))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let broken = run_cfg(&stack, cfg, "verify");
+    assert_eq!(broken.code, 1, "{}", broken.stdout);
+    let check = served_check(&broken);
+    let reason = check["reason"].as_str().unwrap_or_default();
+    assert_eq!(check["result"], "FAIL", "{check}");
+    assert!(
+        reason.contains(&format!("tg-green-{s}")) && reason.contains("no ECS service registers"),
+        "{check}"
+    );
+    // `up` puts the configured weights back.
+    run_cfg(&stack, cfg, "up").assert_ok();
 
     // WAF switched off in the config: `down` still removes the recorded web ACL.
     let no_waf = stack.config(&TWO_SERVICES.replace("enabled = true", "enabled = false"));

@@ -325,3 +325,75 @@ pub(super) async fn internet_to_alb(live: &Live, st: &Stack, f: &Facts) -> Findi
     .await;
     c.finish_with(r)
 }
+
+/// ALB → the target groups it routes to: each one that gets traffic (a forward with a weight
+/// above 0, by default or by a path rule) has an ECS service registering its tasks in it. A
+/// target group without targets answers every request routed to it with 503
+/// (AWS-CONTRACTS B8): a weighted split whose green share nothing serves.
+pub(super) async fn routed_traffic_is_served(live: &Live, st: &Stack, f: &Facts) -> Finding {
+    let mut c = Check::new("ALB → a service behind every target group it routes to");
+    let r: Result<()> = async {
+        let Some(listener) = st.out(alb::OUT_LISTENER_ARN) else {
+            c.fail("the load balancer's listener is not built", FIX_UP);
+            return Ok(());
+        };
+        let elb = live.aws.elb();
+        let rules = elb
+            .describe_rules()
+            .listener_arn(listener)
+            .send()
+            .await
+            .aws("elasticloadbalancing:DescribeRules", listener)?;
+        let listeners = elb
+            .describe_listeners()
+            .listener_arns(listener)
+            .send()
+            .await
+            .aws("elasticloadbalancing:DescribeListeners", listener)?;
+        let actions = listeners
+            .listeners()
+            .iter()
+            .flat_map(|l| l.default_actions())
+            .chain(rules.rules().iter().flat_map(|r| r.actions()));
+        let mut routed = std::collections::BTreeSet::new();
+        for a in actions {
+            routed.extend(a.target_group_arn().map(str::to_string));
+            for t in a
+                .forward_config()
+                .map(|f| f.target_groups())
+                .unwrap_or_default()
+            {
+                if t.weight().unwrap_or(1) > 0 {
+                    routed.extend(t.target_group_arn().map(str::to_string));
+                }
+            }
+        }
+        let served: std::collections::BTreeSet<&str> = f
+            .services
+            .iter()
+            .flat_map(|s| s.target_groups.iter().map(|(tg, _)| tg.as_str()))
+            .collect();
+        for tg in &routed {
+            if !served.contains(tg.as_str()) {
+                let name = tg.rsplit('/').nth(1).unwrap_or(tg);
+                c.fail(
+                    format!(
+                        "target group {name} gets traffic but no ECS service registers tasks \
+                         in it: the ALB answers those requests with 503"
+                    ),
+                    "give the default service deployment = \"weighted\" (its green twin serves \
+                     the green group) or set alb.green_weight = 0, and run `fintech-infra up`",
+                );
+            }
+        }
+        if c.problems.is_empty() {
+            c.notes.push(format!(
+                "{} target group(s) get traffic, each with a service's tasks",
+                routed.len()
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    c.finish_with(r)
+}

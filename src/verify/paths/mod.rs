@@ -26,7 +26,7 @@ mod monitoring;
 use compute::{alb_to_service, execution_role_reads_secrets, image_pull, service_to_service};
 use data::{role_to_sessions, service_to_database};
 use dr::{backup, replication};
-use edge::{cdn_to_alb, cdn_to_assets, internet_to_alb};
+use edge::{cdn_to_alb, cdn_to_assets, internet_to_alb, routed_traffic_is_served};
 use messaging::{producer_to_queue, queue_to_validator, validator_dead_letter};
 use monitoring::{alarms_to_topic, log_groups_keys};
 
@@ -108,6 +108,9 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
     out.push(cdn_to_assets(live, st, &facts).await);
     out.push(cdn_to_alb(live, st, &facts).await);
     out.push(internet_to_alb(live, st, &facts).await);
+    if st.out(crate::outputs::alb::OUT_ARN).is_some() {
+        out.push(routed_traffic_is_served(live, st, &facts).await);
+    }
     for svc in &facts.services {
         if !svc.target_groups.is_empty() {
             out.push(alb_to_service(live, &facts, svc).await);
@@ -373,11 +376,16 @@ impl Facts {
 }
 
 /// A service's permissions in the config: they decide which paths it needs.
+/// What the service `name` may use (a `weighted` service's green twin: the same).
 fn permissions_of(cfg: &Config, name: &str) -> Vec<Permission> {
     cfg.services
         .0
         .iter()
-        .find(|s| s.name.0 == name)
+        .find(|s| {
+            s.name.0 == name
+                || (s.deployment == crate::config::Deployment::Weighted
+                    && crate::config::green_twin(&s.name.0) == name)
+        })
         .map(|s| s.permissions.clone())
         .unwrap_or_default()
 }
