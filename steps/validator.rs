@@ -350,6 +350,17 @@ impl Step for Validator {
                     "SESSIONS_TTL_ATTRIBUTE".to_string(),
                     ctx.cfg().sessions.ttl_attribute.0.clone(),
                 ),
+                // Exponential backoff of failed transactions (handler.py): the queue the
+                // handler changes visibilities on, and the delays.
+                (
+                    "TRANSACTION_QUEUE_URL".to_string(),
+                    ctx.input_str(crate::outputs::queue::OUT_QUEUE_URL)?,
+                ),
+                (
+                    "RETRY_BASE_SECS".to_string(),
+                    v.retry_base_secs.0.to_string(),
+                ),
+                ("RETRY_MAX_SECS".to_string(), v.retry_max_secs.0.to_string()),
             ]),
             kms_key_arn,
             reserved_concurrency: v.reserved_concurrency.0,

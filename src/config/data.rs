@@ -43,6 +43,11 @@ pub struct ValidatorConfig {
     pub memory_mb: LambdaMemory,
     pub timeout_secs: LambdaTimeout,
     pub batch_size: BatchSize,
+    /// Seconds before a failed transaction's first retry; each further receive doubles it
+    /// (seed 002's exponential backoff), up to `retry_max_secs`.
+    pub retry_base_secs: RetryDelay,
+    /// The longest delay between two retries of a failed transaction.
+    pub retry_max_secs: RetryDelay,
 }
 
 impl Default for ValidatorConfig {
@@ -52,6 +57,8 @@ impl Default for ValidatorConfig {
             memory_mb: LambdaMemory(256),
             timeout_secs: LambdaTimeout(30),
             batch_size: BatchSize(10),
+            retry_base_secs: RetryDelay(30),
+            retry_max_secs: RetryDelay(900),
         }
     }
 }

@@ -138,6 +138,13 @@ impl Config {
                 )));
             }
         }
+        if self.validator.retry_base_secs.0 > self.validator.retry_max_secs.0 {
+            return Err(UsageError::new(format!(
+                "validator.retry_base_secs {} is above validator.retry_max_secs {}: the first \
+                 retry's delay must not exceed the longest",
+                self.validator.retry_base_secs.0, self.validator.retry_max_secs.0
+            )));
+        }
         // Blue/green by weight: the default service runs a green twin behind the green target
         // group. An ALB that sends the green group traffic with nothing registered in it
         // answers those requests with 503 (AWS-CONTRACTS B8).
@@ -661,6 +668,11 @@ bounded!(
 bounded!(
     /// Timeout of the validator function in seconds.
     LambdaTimeout(i32), "timeout_secs", 1..=900, "Lambda allows 1 to 900 seconds"
+);
+bounded!(
+    /// Seconds a failed transaction waits before it is retried (a message visibility).
+    RetryDelay(i32), "retry delay", 1..=43200,
+    "1 to 43200 seconds (SQS's longest visibility timeout, 12 hours)"
 );
 bounded!(
     /// Messages per invocation of the validator.

@@ -643,6 +643,26 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
     }
 
     #[test]
+    fn validator_retries_back_off_between_bounds() {
+        let v = Config::default().validator;
+        assert_eq!((v.retry_base_secs.0, v.retry_max_secs.0), (30, 900));
+        let c = Config::parse("[validator]\nretry_base_secs = 5\nretry_max_secs = 3600\n").unwrap();
+        assert_eq!(
+            (c.validator.retry_base_secs.0, c.validator.retry_max_secs.0),
+            (5, 3600)
+        );
+        let e = err("[validator]\nretry_max_secs = 50000\n");
+        assert!(e.contains("43200"), "{e}");
+        let e = err("[validator]\nretry_base_secs = 0\n");
+        assert!(e.contains("retry delay 0"), "{e}");
+        let e = err("[validator]\nretry_base_secs = 600\nretry_max_secs = 60\n");
+        assert!(
+            e.contains("retry_base_secs 600 is above validator.retry_max_secs 60"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_green_share_needs_a_weighted_default_service() {
         // 20 % to a green target group nothing registers in: 503s (AWS-CONTRACTS B8).
         let e = err("[alb]\nblue_weight = 80\ngreen_weight = 20\n");

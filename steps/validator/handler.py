@@ -19,9 +19,16 @@ A transaction is valid when:
 
 The function answers with a partial batch response: `batchItemFailures` lists the
 messageIds of the records that failed, so SQS deletes the others and only the failing
-ones become visible again (after the queue's visibility timeout) and, after the queue's
-max receives, move to the dead-letter queue. The event source mapping must have
-`ReportBatchItemFailures` in its FunctionResponseTypes for this to take effect.
+ones become visible again and, after the queue's max receives, move to the dead-letter
+queue. The event source mapping must have `ReportBatchItemFailures` in its
+FunctionResponseTypes for this to take effect.
+
+Retries back off exponentially (seed 002): before answering, the function sets each failed
+message's visibility timeout to RETRY_BASE_SECS x 2^(receives - 1), at most
+RETRY_MAX_SECS, where receives is the message's ApproximateReceiveCount. Lambda's event
+source mapping leaves a failed message's visibility as it is, so without this every retry
+would wait the queue's one visibility timeout. A failure to change it (throttling, a
+receipt handle gone stale) is logged and the queue's timeout applies.
 """
 
 import json
@@ -168,9 +175,51 @@ def dynamodb_session_getter(table_name, ttl_attribute):
     return get
 
 
-def process(event, get_session=None, now=None):
-    """The partial batch response for an SQS event."""
+# SQS's limit on a visibility timeout.
+MAX_VISIBILITY_SECS = 43200
+
+
+def retry_delay(receive_count, base_secs, max_secs):
+    """Seconds before a message that failed on its `receive_count`-th receive is retried:
+    base x 2^(receives - 1), capped at `max_secs` and at SQS's 12 hours."""
+    receives = max(1, int(receive_count))
+    # 2^n overflows nothing in Python, but a huge exponent is pointless work.
+    delay = base_secs * (2 ** min(receives - 1, 32))
+    return int(min(delay, max_secs, MAX_VISIBILITY_SECS))
+
+
+def queue_url_of(event_source_arn):
+    """The queue URL of an SQS ARN (arn:aws:sqs:<region>:<account>:<name>); None if it is
+    not one. SQS accepts the standard https://sqs.<region>.amazonaws.com/<account>/<name>."""
+    parts = (event_source_arn or "").split(":")
+    if len(parts) != 6 or parts[:3] != ["arn", "aws", "sqs"]:
+        return None
+    return f"https://sqs.{parts[3]}.amazonaws.com/{parts[4]}/{parts[5]}"
+
+
+def back_off(failed_records, change_visibility, base_secs, max_secs, queue_url=None):
+    """Sets each failed record's visibility to its retry delay. `change_visibility(url,
+    receipt_handle, seconds)` is SQS's ChangeMessageVisibility; its failures are logged."""
+    for record in failed_records:
+        url = queue_url or queue_url_of(record.get("eventSourceARN"))
+        handle = record.get("receiptHandle")
+        if url is None or handle is None:
+            continue
+        count = record.get("attributes", {}).get("ApproximateReceiveCount", "1")
+        delay = retry_delay(count, base_secs, max_secs)
+        try:
+            change_visibility(url, handle, delay)
+        except Exception as e:  # noqa: BLE001 - the queue's own timeout then applies
+            LOG.warning(
+                json.dumps({"messageId": record.get("messageId"), "backoff_failed": str(e)})
+            )
+
+
+def process(event, get_session=None, now=None, change_visibility=None, backoff=None):
+    """The partial batch response for an SQS event; with `change_visibility` and `backoff`
+    ((base, max) seconds), the failed messages are retried after a growing delay."""
     failures = []
+    failed_records = []
     for record in event.get("Records", []):
         message_id = record.get("messageId")
         tx = None
@@ -187,16 +236,46 @@ def process(event, get_session=None, now=None):
                 json.dumps({"messageId": message_id, "transaction": tx_id, "errors": errors})
             )
             failures.append({"itemIdentifier": message_id})
+            failed_records.append(record)
+    if failed_records and change_visibility is not None and backoff is not None:
+        back_off(failed_records, change_visibility, backoff[0], backoff[1],
+                 os.environ.get("TRANSACTION_QUEUE_URL"))
     return {"batchItemFailures": failures}
 
 
+def sqs_visibility_changer():
+    """ChangeMessageVisibility through the SQS client of the Lambda runtime."""
+    import boto3  # in the Lambda runtime; imported here so the tests need no AWS SDK
+
+    client = boto3.client("sqs")
+
+    def change(url, receipt_handle, seconds):
+        client.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
+
+    return change
+
+
+def backoff_settings():
+    """(base, max) seconds from RETRY_BASE_SECS and RETRY_MAX_SECS; None when unset."""
+    base, top = os.environ.get("RETRY_BASE_SECS"), os.environ.get("RETRY_MAX_SECS")
+    if not base or not top:
+        return None
+    return int(base), int(top)
+
+
 _GETTER = None
+_CHANGER = None
 
 
 def handler(event, context):
-    global _GETTER
+    global _GETTER, _CHANGER
     if _GETTER is None and os.environ.get("SESSIONS_TABLE"):
         _GETTER = dynamodb_session_getter(
             os.environ["SESSIONS_TABLE"], os.environ.get("SESSIONS_TTL_ATTRIBUTE", "expires_at")
         )
-    return process(event, _GETTER)
+    backoff = backoff_settings()
+    if _CHANGER is None and backoff is not None:
+        _CHANGER = sqs_visibility_changer()
+    return process(event, _GETTER, change_visibility=_CHANGER, backoff=backoff)

@@ -113,5 +113,62 @@ class BatchTest(unittest.TestCase):
             '"to_account": "acc-2"}')]}), {"batchItemFailures": []})
 
 
+
+
+class BackoffTest(unittest.TestCase):
+    ARN = "arn:aws:sqs:us-east-1:123456789012:queue-transactions-prod"
+
+    def failed(self, message_id, receives):
+        return {
+            "messageId": message_id,
+            "body": "not json",
+            "receiptHandle": f"rh-{message_id}",
+            "eventSourceARN": self.ARN,
+            "attributes": {"ApproximateReceiveCount": str(receives)},
+        }
+
+    def test_the_delay_doubles_with_each_receive_up_to_the_cap(self):
+        self.assertEqual(
+            [handler.retry_delay(n, 30, 900) for n in range(1, 8)],
+            [30, 60, 120, 240, 480, 900, 900],
+        )
+        # Never beyond SQS's 12 hours, whatever the settings.
+        self.assertEqual(handler.retry_delay(100, 3600, 10**9), 43200)
+        self.assertEqual(handler.retry_delay("0", 30, 900), 30)
+
+    def test_only_failed_messages_get_their_visibility_changed(self):
+        calls = []
+        event = {"Records": [self.failed("m1", 1), self.failed("m2", 3),
+                             {**self.failed("ok", 1), "body": json.dumps(GOOD)}]}
+        out = handler.process(
+            event, change_visibility=lambda *a: calls.append(a), backoff=(30, 900)
+        )
+        self.assertEqual([f["itemIdentifier"] for f in out["batchItemFailures"]], ["m1", "m2"])
+        url = "https://sqs.us-east-1.amazonaws.com/123456789012/queue-transactions-prod"
+        self.assertEqual(calls, [(url, "rh-m1", 30), (url, "rh-m2", 120)])
+
+    def test_a_failed_change_still_reports_the_failure(self):
+        def broken(*_):
+            raise RuntimeError("throttled")
+
+        out = handler.process({"Records": [self.failed("m1", 2)]},
+                              change_visibility=broken, backoff=(30, 900))
+        self.assertEqual(out["batchItemFailures"], [{"itemIdentifier": "m1"}])
+
+    def test_without_settings_nothing_is_changed(self):
+        calls = []
+        handler.process({"Records": [self.failed("m1", 2)]},
+                        change_visibility=lambda *a: calls.append(a), backoff=None)
+        self.assertEqual(calls, [])
+
+    def test_queue_url_of_an_arn(self):
+        self.assertIsNone(handler.queue_url_of("arn:aws:sns:us-east-1:1:t"))
+        self.assertIsNone(handler.queue_url_of(None))
+        self.assertEqual(
+            handler.queue_url_of("arn:aws:sqs:eu-west-1:1:q"),
+            "https://sqs.eu-west-1.amazonaws.com/1/q",
+        )
+
+
 if __name__ == "__main__":
     unittest.main()

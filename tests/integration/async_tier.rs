@@ -146,6 +146,14 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
             env.get("SESSIONS_TABLE").map(String::as_str),
             Some(format!("sessions-{s}").as_str())
         );
+        // Exponential backoff of failed transactions (handler.py): the queue and the
+        // delays, the defaults here.
+        assert_eq!(
+            env.get("TRANSACTION_QUEUE_URL").map(String::as_str),
+            Some(queue_url.as_str())
+        );
+        assert_eq!(env.get("RETRY_BASE_SECS").map(String::as_str), Some("30"));
+        assert_eq!(env.get("RETRY_MAX_SECS").map(String::as_str), Some("900"));
         assert_eq!(f.tags().and_then(|t| t.get("fintech-infra:stack")), Some(s));
         let conc = lambda
             .get_function_concurrency()
