@@ -1,5 +1,7 @@
 //! The executor: runs steps from the ready queue concurrently on tokio, at most `parallelism`
 //! at a time, skipping the dependents of a failed step, and stopping new work on Ctrl-C.
+//! `plan` ([`plan`]) first runs every step at once and keeps that pass when each step read
+//! the final value of every output it read.
 //! `down` does not run steps: [`crate::teardown`] deletes the recorded resources from the
 //! state's edges.
 
@@ -196,7 +198,10 @@ pub async fn plan(
             .filter(|r| now.outputs.get(&r.key) != r.value.as_ref())
             .collect()
     };
-    if stale.is_empty() && !report.interrupted() {
+    if report.interrupted() {
+        return Ok(report);
+    }
+    if stale.is_empty() {
         skip_downstream_of_failures(steps, &graph, &shared, &mut report);
         return Ok(report);
     }

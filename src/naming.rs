@@ -141,6 +141,12 @@ pub fn fnv1a32(bytes: impl IntoIterator<Item = u8>) -> u32 {
     })
 }
 
+/// A service's ECS service: `svc-<service>-<suffix>` (the ALB step names the green twin of
+/// the default service before the services step makes it).
+pub fn ecs_service_name(service: &str, suffix: &str) -> String {
+    format!("svc-{service}-{suffix}")
+}
+
 /// The transaction queue: `queue-transactions-<suffix>` (its consumers name it before it
 /// exists: alarms, the validator's mapping in `plan`).
 pub fn queue_name(suffix: &str) -> String {

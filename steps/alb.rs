@@ -67,6 +67,9 @@ pub const LOG_RULE_ID: &str = "expire-access-logs";
 
 pub struct Alb;
 
+/// The kind of the services step's ECS services (the green twin's weight waits for it).
+const ECS_SERVICE: &str = "ecs:service";
+
 /// The AWS accounts of Elastic Load Balancing that deliver access logs in the regions opened
 /// before August 2022; newer regions use the `logdelivery.elasticloadbalancing.amazonaws.com`
 /// service principal (granted everywhere as well).
@@ -155,6 +158,42 @@ impl Alb {
                 "true".into(),
             ),
         ]
+    }
+}
+
+impl Alb {
+    /// The listener's blue and green weights. The green share goes to the green twin of the
+    /// default service (`deployment = "weighted"`), which the services step makes after this
+    /// one: on a live stack whose blue service runs and whose twin does not yet, sending the
+    /// share now would answer it with 503 (AWS-CONTRACTS B8), so all of it stays on blue
+    /// until the next `up`. A new stack serves nothing before its services run anyway.
+    fn weights(&self, ctx: &StepCtx, default_service: &str) -> (i32, i32) {
+        let alb = &ctx.cfg().alb;
+        if alb.green_weight == 0 {
+            return (alb.blue_weight, 0);
+        }
+        let suffix = ctx.suffix();
+        let blue = crate::naming::ecs_service_name(default_service, suffix);
+        let twin = crate::naming::ecs_service_name(&crate::config::green_twin(default_service), suffix);
+        // Another step's records: read from the state, not through that step.
+        let recorded = |name: &str| {
+            ctx.sh.state.with_resources(|all| {
+                all.iter()
+                    .any(|r| r.kind == ECS_SERVICE && r.name == name && !r.pending)
+            })
+        };
+        if recorded(&blue) && !recorded(&twin) {
+            ctx.sh.reporter.message(
+                ctx.step,
+                &format!(
+                    "the green share ({}) starts with the next `up`, once {twin} runs behind \
+                     the green target group; until then all traffic goes to blue",
+                    alb.green_weight
+                ),
+            );
+            return (alb.blue_weight + alb.green_weight, 0);
+        }
+        (alb.blue_weight, alb.green_weight)
     }
 }
 
@@ -260,10 +299,11 @@ impl Step for Alb {
 
         let listeners = listener::list(ctx, &lb.id).await?;
         let on = |port: i32| listeners.iter().find(|l| l.port() == Some(port));
+        let (blue_weight, green_weight) = self.weights(ctx, &first.name.0);
         let weights = ListenerDefault::Forward({
             let mut v = vec![
-                (tgs["blue"].clone(), cfg.alb.blue_weight),
-                (tgs["green"].clone(), cfg.alb.green_weight),
+                (tgs["blue"].clone(), blue_weight),
+                (tgs["green"].clone(), green_weight),
             ];
             v.sort();
             v

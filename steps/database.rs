@@ -215,8 +215,10 @@ impl Step for Database {
         // Instances found (not created) by this run: their Performance Insights is checked
         // once they are available.
         let mut existing_instances = Vec::new();
+        let mut created_any = created_now;
         for spec in &specs {
             let (i, created) = instance::ensure(ctx, &cluster, spec, &want.kms_key_arn).await?;
+            created_any |= created;
             instance_states.push(
                 i.as_ref()
                     .and_then(|i| i.db_instance_status().map(str::to_string)),
@@ -245,15 +247,17 @@ impl Step for Database {
             && instance_states
                 .iter()
                 .all(|s| s.as_deref() == Some("available"));
-        if !all_available && ctx.no_wait() && !ctx.is_plan() {
-            // `up --no-wait`: nothing later creates needs Aurora available (the endpoints
-            // and the secret are known). The drift checks below need it available; the next
-            // `up` waits and makes them.
-            self.set_outputs(ctx, &current)?;
+        if !all_available && ctx.no_wait() && created_any && !ctx.is_plan() {
+            // `up --no-wait` on what this run created: nothing later creates needs Aurora
+            // available (the endpoints and the secret are published above). The drift checks
+            // below need it available; the next `up` waits and makes them. An existing
+            // cluster that is merely busy (backing up, modifying) is waited for as always,
+            // so that its checks are not skipped.
             ctx.sh.reporter.message(
                 ctx.step,
                 &format!(
-                    "Aurora cluster {} is still becoming available (--no-wait):                      `fintech-infra status` shows it, the next `up` waits for it",
+                    "Aurora cluster {} is still becoming available (--no-wait): \
+                     `fintech-infra status` shows it, the next `up` waits for it",
                     cluster.id
                 ),
             );

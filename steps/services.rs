@@ -21,6 +21,13 @@
 //! [`crate::resources::logs::log_group`]; this step only decides what to build from the
 //! `[[services]]` config and what to publish.
 //!
+//! A `weighted` service (`services[].deployment`, the first service only) also runs a green
+//! twin `svc-<service>-green-<suffix>`: the same task definition behind the green target
+//! group, scaled like it (its own CPU, memory and request policies; the Aurora connections
+//! policy, on a cluster-wide metric, stays with blue), without a Cloud Map entry. A service
+//! that is no longer weighted loses its twin: scaling policies, scalable target, then the
+//! ECS service.
+//!
 //! `down` takes the order from `BUILT_ON` (`src/resources/deps.rs`): a scaling policy is
 //! built on its scalable target and the target on its ECS service, so neither scales a
 //! service back up while it is deleted; every ECS service is built on its cluster and on every
@@ -83,7 +90,7 @@ impl ServiceNames {
             service: svc.to_string(),
             log_group: format!("/ecs/{svc}-{s}"),
             family: format!("task-{svc}-{s}"),
-            ecs_service: format!("svc-{svc}-{s}"),
+            ecs_service: crate::naming::ecs_service_name(svc, s),
             cpu_policy: format!("scale-cpu-{svc}-{s}"),
             memory_policy: format!("scale-memory-{svc}-{s}"),
             requests_policy: format!("scale-requests-{svc}-{s}"),
@@ -352,6 +359,7 @@ impl Services {
             None => None,
         };
         let colour = Colour {
+            twin: false,
             names: &names,
             registry: registry.as_ref(),
             target_group: inputs.target_groups.get(&svc.name.0),
@@ -372,6 +380,7 @@ impl Services {
         let twin = names.twin(ctx);
         if svc.deployment == Deployment::Weighted {
             let colour = Colour {
+                twin: true,
                 names: &twin,
                 registry: None,
                 target_group: inputs.green_target_group.as_ref(),
@@ -435,6 +444,10 @@ impl Services {
             .output(crate::outputs::database::OUT_CLUSTER_ID)
             .as_ref()
             .and_then(output_text);
+        // The Aurora connections policy watches a cluster-wide metric: on both colours it would
+        // scale both out together, twice the tasks (and connections) for the same load. The
+        // blue service alone scales on it.
+        let db_cluster = db_cluster.filter(|_| !colour.twin);
         let specs = policy_specs(names, svc, label, db_cluster);
         let resource_id = names.resource_id(&inputs.cluster);
         let scaling_pending = service_pending || service.is_pending();
@@ -455,6 +468,8 @@ impl Services {
 /// One colour of a service: the names of its ECS service and policies, its Cloud Map
 /// registration and its target group.
 struct Colour<'a> {
+    /// The green twin of a `weighted` service (not the service itself).
+    twin: bool,
     names: &'a ServiceNames,
     registry: Option<&'a Found>,
     target_group: Option<&'a String>,

@@ -6,7 +6,8 @@
 //! what would happen in `plan`. Every created resource is recorded in the state right after its
 //! create call returns, before any waiting.
 //!
-//! The parts: [`Found`] and plan-mode placeholders (`found`), waiting and retrying (`wait`).
+//! The parts: [`Found`] and plan-mode placeholders (`found`), the lookups a new stack skips
+//! (`fresh`), waiting and retrying (`wait`).
 
 mod found;
 mod fresh;
@@ -652,8 +653,12 @@ impl StepCtx {
                 let exists = crate::aws::find_aws_error(&e)
                     .is_some_and(|a| a.kind() == crate::aws::AwsErrorKind::AlreadyExists);
                 if let (true, Some(find)) = (exists, find.take()) {
-                    // It exists although the stack looked new: look it up after all (the
-                    // lookup refuses what is not the stack's), and from now on.
+                    // It exists although the stack looked new: look it up after all, and
+                    // from now on. The write-ahead record goes first: it would let the
+                    // lookup adopt an untagged resource as this run's half-made one, and a
+                    // skippable kind is tagged by its create call, so one of this stack's
+                    // (an SDK retry of this very create) carries the tag anyway.
+                    self.forget_pending(kind, name)?;
                     self.collided(kind, name);
                     if let Some(found) = find().await? {
                         self.record(kind, name, &found)?;

@@ -530,13 +530,14 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
     let sum = again.summary();
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
 
-    // Dropping the request and connection targets removes those two policies, nothing else.
+    // Dropping the request and connection targets removes those policies, nothing else.
     // The preset's services (the web service the queue's producer, on-demand only; reports
     // on Spot) with the web service's two targets left out.
     let plain = stack.config(
         "preset = \"multiregion\"\n[[services]]\nname = \"web\"\ncpu = 2048\nmemory = 4096\n\
          permissions = [\"sessions\", \"database\", \"queue\"]\n\
          capacity = { fargate_base = 0, fargate_weight = 1, spot_weight = 0 }\n\
+         deployment = \"weighted\"\n\
          [[services]]\nname = \"reports\"\ncpu = 1024\nmemory = 2048\npath = \"/reports/*\"\n\
          capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1, min_spot_percent = 100 }\n\
          permissions = [\"sessions\", \"database\"]\n",
@@ -549,10 +550,11 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         .iter()
         .map(|o| o.as_str().unwrap_or_default().to_string())
         .collect();
+    // Web's two, and its green twin's requests policy (`weighted`: the twin scales on its
+    // own requests; the Aurora connections policy stays with blue).
     assert_eq!(
         ops,
-        ["DeleteScalingPolicy", "DeleteScalingPolicy"]
-            .map(|op| format!("Application Auto Scaling:{op}")),
+        ["DeleteScalingPolicy"; 3].map(|op| format!("Application Auto Scaling:{op}")),
         "{ops:?}"
     );
 

@@ -652,9 +652,10 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
     }
     block_on(check_attached(&stack, &tgs));
 
-    // Weights changed to 50/50 with `web` weighted: one ModifyListener, and web's green twin
-    // (same revision) is created behind the green target group, so the half the listener
-    // sends there is served (AWS-CONTRACTS B8).
+    // Weights changed to 50/50 with `web` weighted. The first `up` creates web's green twin
+    // (same revision) behind the green target group and keeps all traffic on blue, since the
+    // twin's tasks are not there yet (AWS-CONTRACTS B8); the next `up` applies the split:
+    // one ModifyListener.
     let weighted = TWO_SERVICES.replacen(
         "name = \"web\"\n",
         "name = \"web\"\ndeployment = \"weighted\"\n",
@@ -672,12 +673,26 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
         .iter()
         .map(|o| o.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        ops.iter().filter(|o| o.ends_with("ModifyListener")).count(),
-        1,
+    assert!(ops.iter().any(|o| o.ends_with("CreateService")), "{sum}");
+    assert!(!ops.iter().any(|o| o.ends_with("ModifyListener")), "{sum}");
+    assert!(
+        shift
+            .stdout
+            .contains("the green share (50) starts with the next `up`"),
+        "{}",
+        shift.stdout
+    );
+    let split = run_cfg(&stack, cfg2.to_str().unwrap(), "up");
+    split.assert_ok();
+    let sum = split.summary();
+    assert_eq!(sum["aws_calls"]["mutating"], 1, "{sum}");
+    assert!(
+        sum["aws_calls"]["mutating_ops"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("ModifyListener"),
         "{sum}"
     );
-    assert!(ops.iter().any(|o| o.ends_with("CreateService")), "{sum}");
     let twin = format!("svc-web-green-{s}");
     if is_faithful(&stack.endpoint) {
         let log = request_log(&stack.endpoint);
@@ -713,6 +728,8 @@ fn http_alb_with_path_rule_and_waf_is_built_and_removed_completely() {
     let sum = back.summary();
     let ops = sum["aws_calls"]["mutating_ops"].to_string();
     assert!(ops.contains("DeleteService"), "{sum}");
+    // Its running-tasks alarm goes too: it would watch a service that is gone.
+    assert!(ops.contains("DeleteAlarms"), "{sum}");
     assert!(
         stack.output("ecs_service_names").get("web-green").is_none(),
         "{}",

@@ -216,3 +216,51 @@ fn one_repository_per_service_scanned_immutable_and_encrypted_then_down_removes_
         assert!(ec2.is_empty(), "left behind in EC2: {ec2:?}");
     });
 }
+
+/// A new stack skips the lookups of what cannot be its own yet (`step::fresh`): an untagged
+/// repository of its name, someone else's, is then met by the create. The create's
+/// "already exists" makes the step look it up after all, and the lookup refuses it: it is
+/// not adopted, and `down` leaves it alone.
+#[test]
+fn a_new_stack_refuses_an_untagged_repository_of_its_name() {
+    let stack = Stack::new("rfor");
+    let s = stack.suffix.clone();
+    let name = format!("repo-web-{s}");
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        aws_sdk_ecr::Client::new(&sdk)
+            .create_repository()
+            .repository_name(&name)
+            .send()
+            .await
+            .unwrap();
+    });
+    let up = stack.up(&[]);
+    assert_ne!(
+        up.code, 0,
+        "adopted someone else's repository: {}",
+        up.stdout
+    );
+    assert!(
+        up.stdout
+            .contains(&format!("ECR repository `{name}` exists but is not tagged")),
+        "{}",
+        up.stdout
+    );
+    stack.down(&[]).assert_ok();
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ecr = aws_sdk_ecr::Client::new(&sdk);
+        let left = our_repositories(&ecr, &s).await;
+        assert_eq!(
+            left.keys().cloned().collect::<Vec<_>>(),
+            vec![name.clone()],
+            "only the foreign repository is left, untouched"
+        );
+        ecr.delete_repository()
+            .repository_name(&name)
+            .send()
+            .await
+            .unwrap();
+    });
+}

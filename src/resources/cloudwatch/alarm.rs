@@ -137,6 +137,19 @@ pub async fn ensure_all(ctx: &StepCtx, specs: &[AlarmSpec], topic: &Found) -> Re
             }
         }
     }
+    // An alarm the config no longer asks for (a removed service, a green twin gone): it
+    // would watch a metric nothing reports any more, and with missing data as breaching,
+    // alarm for good.
+    for rec in ctx.records(Some(KIND)) {
+        if specs.iter().any(|s| s.name == rec.id) {
+            continue;
+        }
+        ctx.change(KIND, &rec.id, "remove: no longer configured", || async {
+            delete(ctx, &rec.id).await?;
+            ctx.deleted(KIND, &rec.id)
+        })
+        .await?;
+    }
     Ok(())
 }
 

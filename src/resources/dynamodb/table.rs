@@ -436,7 +436,7 @@ async fn ensure_ttl(ctx: &StepCtx, name: &str, want: &str, created: bool) -> Res
 /// created.
 pub async fn ensure(ctx: &StepCtx, spec: &TableSpec<'_>) -> Result<Found> {
     let name = spec.name;
-    let existing = ctx.look_up(KIND, name, find(ctx, spec)).await?;
+    let existing = find(ctx, spec).await?;
     let created = existing.is_none();
     let found = existing
         .as_ref()

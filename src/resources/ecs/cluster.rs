@@ -153,7 +153,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &ClusterSpec) -> Result<Found> {
     let name = &spec.name;
     let insights_on = spec.container_insights;
     let want_strategy = &spec.strategy;
-    let existing = ctx.look_up(KIND, name, find(ctx, name)).await?;
+    let existing = find(ctx, name).await?;
     let found = ctx
         .ensure(
             KIND,

@@ -352,7 +352,7 @@ pub async fn ensure(
     inputs_pending: bool,
 ) -> Result<Found> {
     let family = &spec.family;
-    let latest = ctx.look_up(KIND, family, latest(ctx, family)).await?;
+    let latest = latest(ctx, family).await?;
     let found = ctx
         .ensure(
             KIND,

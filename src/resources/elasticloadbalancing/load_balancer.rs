@@ -92,7 +92,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &LoadBalancerSpec<'_>) -> Result<(Found
         sg,
         attributes: attrs,
     } = *spec;
-    let existing = ctx.look_up(KIND, name, find(ctx, name)).await?;
+    let existing = find(ctx, name).await?;
     // Found active: no need to describe it again to wait for it.
     let active = existing
         .as_ref()

@@ -64,7 +64,7 @@ pub async fn find(ctx: &StepCtx, name: &str) -> Result<Option<TargetGroup>> {
 /// repaired (its port cannot change: a warning says so).
 pub async fn ensure(ctx: &StepCtx, vpc_id: &str, spec: &TargetGroupSpec) -> Result<Found> {
     let elb = ctx.aws().elb();
-    let mut existing = ctx.look_up(KIND, &spec.name, find(ctx, &spec.name)).await?;
+    let mut existing = find(ctx, &spec.name).await?;
     if let (Some(tg), false) = (existing.clone(), is_pending(vpc_id)) {
         if tg.vpc_id() != Some(vpc_id) {
             let arn = tg.target_group_arn().unwrap_or_default().to_string();

@@ -17,14 +17,19 @@ pub async fn ensure_stack_key(ctx: &StepCtx) -> Result<Found> {
     let alias = ctx.names().kms_alias();
     let by_alias = key::find_by_alias(ctx, &alias).await?;
     let alias_exists = by_alias.is_some();
+    let key_name = format!("fintech-{}", ctx.suffix());
     let existing = match by_alias {
         Some(k) => Some(k),
         None => match key::find_recorded(ctx).await? {
             Some(k) => Some(k),
-            None => key::find_tagged(ctx).await?,
+            // A new stack has no tagged key (`step::fresh`); a CreateKey of this run whose
+            // answer was lost left a write-ahead record, and then the tags are read.
+            None => {
+                ctx.look_up(key::KIND, &key_name, key::find_tagged(ctx))
+                    .await?
+            }
         },
     };
-    let key_name = format!("fintech-{}", ctx.suffix());
     let key = key::ensure(ctx, &key_name, existing).await?;
     alias::ensure(ctx, &alias, &key.id, alias_exists).await?;
     Ok(key)

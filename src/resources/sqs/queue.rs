@@ -142,7 +142,7 @@ pub async fn find(ctx: &StepCtx, name: &str) -> Result<Option<String>> {
 pub async fn ensure(ctx: &StepCtx, spec: &QueueSpec) -> Result<Found> {
     let sqs = ctx.aws().sqs();
     let name = &spec.name;
-    let existing = ctx.look_up(KIND, name, find(ctx, name)).await?;
+    let existing = find(ctx, name).await?;
     let exists = existing.is_some();
     // The DLQ a queue redrives to, named in its record: `down` deletes the queue before it
     // (see resources::deps), whatever order the records are in.

@@ -381,8 +381,9 @@ pub(super) async fn routed_traffic_is_served(live: &Live, st: &Stack, f: &Facts)
                         "target group {name} gets traffic but no ECS service registers tasks \
                          in it: the ALB answers those requests with 503"
                     ),
-                    "give the default service deployment = \"weighted\" (its green twin serves \
-                     the green group) or set alb.green_weight = 0, and run `fintech-infra up`",
+                    "for the green group: give the default service deployment = \"weighted\" \
+                     (its green twin serves it) or set alb.green_weight = 0; for a path's group: \
+                     check that its service is configured; then run `fintech-infra up`",
                 );
             }
         }

@@ -251,16 +251,21 @@ impl Facts {
         let names = st.out_map(services::OUT_SERVICE_NAMES);
         if let (Some(cluster_arn), false) = (st.out(cluster::OUT_CLUSTER_ARN), names.is_empty()) {
             let ecs = live.aws.ecs();
-            let out = ecs
-                .describe_services()
-                .cluster(cluster_arn)
-                .set_services(Some(names.values().cloned().collect()))
-                .send()
-                .await
-                .aws("ecs:DescribeServices", cluster_arn)?;
+            // DescribeServices takes at most 10 services per call.
+            let wanted: Vec<String> = names.values().cloned().collect();
+            let mut described = Vec::new();
+            for chunk in wanted.chunks(10) {
+                let out = ecs
+                    .describe_services()
+                    .cluster(cluster_arn)
+                    .set_services(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .aws("ecs:DescribeServices", cluster_arn)?;
+                described.extend(out.services().iter().cloned());
+            }
             for (svc_name, ecs_name) in &names {
-                let Some(s) = out
-                    .services()
+                let Some(s) = described
                     .iter()
                     .find(|s| s.service_name() == Some(ecs_name.as_str()))
                 else {
