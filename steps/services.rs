@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
-use aws_sdk_applicationautoscaling::types::MetricType;
+use aws_sdk_applicationautoscaling::types::{MetricStatistic, MetricType};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
@@ -81,6 +81,7 @@ pub struct ServiceNames {
     pub memory_policy: String,
     pub requests_policy: String,
     pub db_connections_policy: String,
+    pub backlog_policy: String,
 }
 
 impl ServiceNames {
@@ -95,6 +96,7 @@ impl ServiceNames {
             memory_policy: format!("scale-memory-{svc}-{s}"),
             requests_policy: format!("scale-requests-{svc}-{s}"),
             db_connections_policy: format!("scale-dbconn-{svc}-{s}"),
+            backlog_policy: format!("scale-backlog-{svc}-{s}"),
         }
     }
 
@@ -110,6 +112,13 @@ impl ServiceNames {
         }
     }
 
+    /// The name of the `i`-th (0-based) `[[services.scaling]]` policy.
+    pub fn custom_policy(&self, i: usize) -> String {
+        // `<service>-<suffix>`, as in every policy name.
+        let tail = &self.cpu_policy["scale-cpu-".len()..];
+        format!("scale-custom{}-{tail}", i + 1)
+    }
+
     /// Application Auto Scaling's ID of the service's desired count.
     pub fn resource_id(&self, cluster: &str) -> String {
         format!("service/{cluster}/{}", self.ecs_service)
@@ -117,12 +126,15 @@ impl ServiceNames {
 }
 
 /// A service's policies: CPU and memory, and, when configured, ALB requests per target
-/// (`label`: see [`request_count_label`]) and the database's connections (`db_cluster`).
+/// (`label`: see [`request_count_label`]), the database's connections (`db_cluster`), the
+/// transaction queue's messages per running task (`backlog`: the queue, the ECS cluster)
+/// and the config's own metrics.
 pub fn policy_specs(
     names: &ServiceNames,
     svc: &ServiceConfig,
     label: Option<String>,
     db_cluster: Option<String>,
+    backlog: Option<(String, String)>,
 ) -> Vec<PolicySpec> {
     let mut v = vec![
         PolicySpec {
@@ -148,6 +160,36 @@ pub fn policy_specs(
             name: names.db_connections_policy.clone(),
             metric: Metric::DbConnections(cluster),
             target: f64::from(target),
+        });
+    }
+    if let (Some(target), Some((queue, cluster))) = (svc.queue_backlog_target, backlog) {
+        v.push(PolicySpec {
+            name: names.backlog_policy.clone(),
+            metric: Metric::BacklogPerTask {
+                queue,
+                cluster,
+                service: names.ecs_service.clone(),
+            },
+            target: f64::from(target),
+        });
+    }
+    for (i, s) in svc.scaling.iter().enumerate() {
+        use crate::config::Statistic as S;
+        v.push(PolicySpec {
+            name: names.custom_policy(i),
+            metric: Metric::Custom {
+                namespace: s.namespace.clone(),
+                name: s.metric.clone(),
+                dimensions: s.dimensions.clone().into_iter().collect(),
+                statistic: match s.statistic {
+                    S::Average => MetricStatistic::Average,
+                    S::Minimum => MetricStatistic::Minimum,
+                    S::Maximum => MetricStatistic::Maximum,
+                    S::Sum => MetricStatistic::Sum,
+                    S::SampleCount => MetricStatistic::SampleCount,
+                },
+            },
+            target: s.target,
         });
     }
     v
@@ -448,7 +490,11 @@ impl Services {
         // scale both out together, twice the tasks (and connections) for the same load. The
         // blue service alone scales on it.
         let db_cluster = db_cluster.filter(|_| !colour.twin);
-        let specs = policy_specs(names, svc, label, db_cluster);
+        let backlog = Some((
+            crate::naming::queue_name(ctx.suffix()),
+            inputs.cluster.clone(),
+        ));
+        let specs = policy_specs(names, svc, label, db_cluster, backlog);
         let resource_id = names.resource_id(&inputs.cluster);
         let scaling_pending = service_pending || service.is_pending();
         let target = TargetSpec {

@@ -183,6 +183,17 @@ impl Config {
             }
         }
         for svc in &self.services.0 {
+            if svc.queue_backlog_target.is_some() && !self.cluster.container_insights {
+                return Err(UsageError::new(format!(
+                    "services: `{}` has a queue_backlog_target, which divides the queue's \
+                     messages by Container Insights' RunningTaskCount; with \
+                     cluster.container_insights = false that metric does not exist: turn \
+                     Container Insights on or drop queue_backlog_target",
+                    svc.name.0
+                )));
+            }
+        }
+        for svc in &self.services.0 {
             if svc.request_count_target.is_some() && !self.services.is_behind_alb(&svc.name.0) {
                 return Err(UsageError::new(format!(
                     "services: `{}` has a request_count_target but no ALB target group (only \

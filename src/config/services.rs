@@ -132,6 +132,31 @@ pub enum Deployment {
     Weighted,
 }
 
+/// A target-tracking policy on a CloudWatch metric of the config's choosing: the service's
+/// desired count follows it so that the metric stays near `target`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomScaling {
+    pub namespace: String,
+    pub metric: String,
+    #[serde(default)]
+    pub dimensions: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub statistic: Statistic,
+    pub target: f64,
+}
+
+/// A CloudWatch statistic, by AWS's names.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum Statistic {
+    #[default]
+    Average,
+    Minimum,
+    Maximum,
+    Sum,
+    SampleCount,
+}
+
 /// The name of the green twin a `weighted` service runs behind the green target group.
 pub fn green_twin(service: &str) -> String {
     format!("{service}-green")
@@ -402,6 +427,11 @@ pub struct ServiceConfig {
     pub request_count_target: Option<u32>,
     /// Target of a fourth policy: the Aurora cluster's average `DatabaseConnections`.
     pub db_connections_target: Option<u32>,
+    /// Target of a policy on the work backlog: messages visible in the transaction queue per
+    /// running task (metric math over SQS and Container Insights), for queue consumers.
+    pub queue_backlog_target: Option<u32>,
+    /// Target-tracking policies on any CloudWatch metric (`[[services.scaling]]`).
+    pub scaling: Vec<CustomScaling>,
     pub health_check_grace_secs: u32,
     /// The split, from the written `capacity` table (see `written_capacity`).
     #[serde(skip)]
@@ -484,6 +514,8 @@ impl ServiceConfig {
             memory_target: 75.0,
             request_count_target: None,
             db_connections_target: None,
+            queue_backlog_target: None,
+            scaling: Vec::new(),
             health_check_grace_secs: 60,
             // The omitted table: the web split with seed 000's floor. A written table has no
             // floor unless it states one: a service that names its own split states its own.
@@ -586,12 +618,54 @@ impl Validate for ServiceConfig {
         for (field, v, max) in [
             ("request_count_target", self.request_count_target, 1_000_000),
             ("db_connections_target", self.db_connections_target, 100_000),
+            ("queue_backlog_target", self.queue_backlog_target, 1_000_000),
         ] {
             if v.is_some_and(|v| v == 0 || v > max) {
                 return field_error!(
                     field,
                     "service `{n}`: {field} {} must be from 1 to {max}",
                     v.unwrap_or_default()
+                );
+            }
+        }
+        if self.scaling.len() > 10 {
+            return field_error!(
+                "scaling",
+                "service `{n}`: {} scaling entries; at most 10 custom metrics per service",
+                self.scaling.len()
+            );
+        }
+        for s in &self.scaling {
+            let bad_name = |v: &str| v.is_empty() || v.len() > 255;
+            if bad_name(&s.namespace) || bad_name(&s.metric) {
+                return field_error!(
+                    "scaling",
+                    "service `{n}`: a scaling entry needs a namespace and a metric (1 to 255 \
+                     characters each), got `{}` / `{}`",
+                    s.namespace,
+                    s.metric
+                );
+            }
+            if s.dimensions.len() > 30
+                || s.dimensions
+                    .iter()
+                    .any(|(k, v)| bad_name(k) || v.len() > 1024 || v.is_empty())
+            {
+                return field_error!(
+                    "scaling",
+                    "service `{n}`: metric {} {}: at most 30 dimensions, names 1 to 255 and \
+                     values 1 to 1024 characters",
+                    s.namespace,
+                    s.metric
+                );
+            }
+            if !(s.target.is_finite() && s.target > 0.0) {
+                return field_error!(
+                    "scaling",
+                    "service `{n}`: metric {} {}: target {} must be a number above 0",
+                    s.namespace,
+                    s.metric,
+                    s.target
                 );
             }
         }

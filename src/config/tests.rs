@@ -643,6 +643,66 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
     }
 
     #[test]
+    fn services_scale_on_the_queue_backlog_and_on_any_metric() {
+        let c = Config::parse(
+            r#"
+[[services]]
+name = "web"
+queue_backlog_target = 100
+[[services.scaling]]
+namespace = "Payments"
+metric = "PendingSettlements"
+dimensions = { Stage = "prod" }
+statistic = "Maximum"
+target = 50
+"#,
+        )
+        .unwrap();
+        let web = &c.services.0[0];
+        assert_eq!(web.queue_backlog_target, Some(100));
+        assert_eq!(web.scaling.len(), 1);
+        assert_eq!(web.scaling[0].statistic, Statistic::Maximum);
+        assert_eq!(web.scaling[0].dimensions["Stage"], "prod");
+        // The default statistic is Average.
+        let c = Config::parse(
+            "[[services]]\nname = \"web\"\n[[services.scaling]]\nnamespace = \"N\"\n\
+             metric = \"M\"\ntarget = 1.5\n",
+        )
+        .unwrap();
+        assert_eq!(c.services.0[0].scaling[0].statistic, Statistic::Average);
+        let svc = |body: &str| format!("[[services]]\nname = \"web\"\n{body}");
+        let e = err(&svc(
+            "[[services.scaling]]\nnamespace = \"N\"\nmetric = \"M\"\ntarget = 0\n",
+        ));
+        assert!(e.contains("target 0 must be a number above 0"), "{e}");
+        let e = err(&svc(
+            "[[services.scaling]]\nnamespace = \"\"\nmetric = \"M\"\ntarget = 1\n",
+        ));
+        assert!(e.contains("needs a namespace and a metric"), "{e}");
+        let e = err(&svc(
+            "[[services.scaling]]\nnamespace = \"N\"\nmetric = \"M\"\nstatistic = \"p99\"\ntarget = 1\n",
+        ));
+        assert!(e.contains("Average") && e.contains("SampleCount"), "{e}");
+        let e = err(&svc("queue_backlog_target = 0\n"));
+        assert!(e.contains("queue_backlog_target 0 must be from 1"), "{e}");
+        // The backlog divides by Container Insights' task count.
+        let e = err(&format!(
+            "[cluster]\ncontainer_insights = false\n{}",
+            svc("queue_backlog_target = 10\n")
+        ));
+        assert!(e.contains("Container Insights"), "{e}");
+        // Seed 003's processor scales on its backlog.
+        let m = Config::preset(Preset::Microservices);
+        let tp = m
+            .services
+            .0
+            .iter()
+            .find(|s| s.name.0 == "transaction-processor")
+            .unwrap();
+        assert_eq!(tp.queue_backlog_target, Some(100));
+    }
+
+    #[test]
     fn validator_retries_back_off_between_bounds() {
         let v = Config::default().validator;
         assert_eq!((v.retry_base_secs.0, v.retry_max_secs.0), (30, 900));

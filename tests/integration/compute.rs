@@ -344,20 +344,21 @@ async fn check_service(sdk: &SdkConfig, stack: &Stack, e: &Expect) -> Vec<String
         .send()
         .await
         .unwrap();
+    // The predefined CPU and memory policies (a backlog or custom metric policy is checked
+    // where the config asks for one).
     let mut tracked: Vec<(String, f64)> = policies
         .scaling_policies()
         .iter()
-        .map(|p| {
+        .filter_map(|p| {
             assert_eq!(p.policy_type().as_str(), "TargetTrackingScaling");
             let c = p.target_tracking_scaling_policy_configuration().unwrap();
-            (
-                c.predefined_metric_specification()
-                    .unwrap()
+            Some((
+                c.predefined_metric_specification()?
                     .predefined_metric_type()
                     .as_str()
                     .to_string(),
                 c.target_value(),
-            )
+            ))
         })
         .collect();
     tracked.sort_by(|a, b| a.0.cmp(&b.0));
@@ -673,6 +674,60 @@ fn microservices_example_goes_up_and_down() {
         );
     }
     assert_eq!(discovery.len(), 3, "{discovery:?}");
+
+    // transaction-processor also scales on its backlog: the queue's visible messages per
+    // running task, by metric math (seed 003).
+    let policies = block_on(async {
+        aws_sdk_applicationautoscaling::Client::new(&sdk)
+            .describe_scaling_policies()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+            .send()
+            .await
+            .unwrap()
+    });
+    let name = format!("scale-backlog-transaction-processor-{}", stack.suffix);
+    let backlog = policies
+        .scaling_policies()
+        .iter()
+        .find(|p| p.policy_name() == name)
+        .unwrap_or_else(|| panic!("no policy {name}"));
+    let spec = backlog
+        .target_tracking_scaling_policy_configuration()
+        .and_then(|c| c.customized_metric_specification())
+        .expect("a customized metric");
+    let queries: Vec<(String, Option<String>, Option<String>)> = spec
+        .metrics()
+        .iter()
+        .map(|q| {
+            (
+                q.id().to_string(),
+                q.expression().map(str::to_string),
+                q.metric_stat()
+                    .and_then(|m| m.metric())
+                    .and_then(|m| m.metric_name())
+                    .map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        queries,
+        vec![
+            (
+                "m1".into(),
+                None,
+                Some("ApproximateNumberOfMessagesVisible".into())
+            ),
+            ("m2".into(), None, Some("RunningTaskCount".into())),
+            ("e1".into(), Some("m1 / m2".into()), None),
+        ]
+    );
+    assert_eq!(
+        backlog
+            .target_tracking_scaling_policy_configuration()
+            .unwrap()
+            .target_value(),
+        100.0
+    );
 
     let again = run("up");
     again.assert_ok();

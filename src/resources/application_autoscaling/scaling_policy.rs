@@ -1,6 +1,7 @@
 //! `application-autoscaling:scaling-policy`: a target-tracking policy on an ECS service's
-//! desired count (CPU, memory, ALB requests per target, the database's connections), recorded
-//! by policy name with its scalable target's resource ID.
+//! desired count (CPU, memory, ALB requests per target, the database's connections, the
+//! transaction queue's messages per running task, or any CloudWatch metric the config names),
+//! recorded by policy name with its scalable target's resource ID.
 //!
 //! PutScalingPolicy creates a policy and replaces an existing one of the same name; a second
 //! `up` calls it only when the described policy differs ([`PolicySpec::matches`]). A policy
@@ -11,7 +12,8 @@ use async_trait::async_trait;
 use aws_sdk_applicationautoscaling::types::{
     CustomizedMetricSpecification, MetricDimension, MetricStatistic, MetricType, PolicyType,
     PredefinedMetricSpecification, ScalableDimension, ScalingPolicy, ServiceNamespace,
-    TargetTrackingScalingPolicyConfiguration,
+    TargetTrackingMetric, TargetTrackingMetricDataQuery, TargetTrackingMetricDimension,
+    TargetTrackingMetricStat, TargetTrackingScalingPolicyConfiguration,
 };
 
 use crate::aws::{AwsResultExt, NotFoundOk};
@@ -35,15 +37,85 @@ pub enum Metric {
     Predefined(MetricType, Option<String>),
     /// The Aurora cluster's `DatabaseConnections` (average), by cluster identifier.
     DbConnections(String),
+    /// A CloudWatch metric the config names (`services[].scaling`).
+    Custom {
+        namespace: String,
+        name: String,
+        dimensions: Vec<(String, String)>,
+        statistic: MetricStatistic,
+    },
+    /// The work backlog per task: messages visible in the SQS queue `queue` divided by the
+    /// running tasks of the ECS service (Container Insights' `RunningTaskCount`), by metric
+    /// math, as AWS advises for queue consumers (a queue's depth alone says nothing about
+    /// how many tasks it needs).
+    BacklogPerTask {
+        queue: String,
+        cluster: String,
+        service: String,
+    },
 }
 
 impl Metric {
-    fn describe(&self) -> &str {
+    fn describe(&self) -> String {
         match self {
-            Metric::Predefined(m, _) => m.as_str(),
-            Metric::DbConnections(_) => "AWS/RDS DatabaseConnections",
+            Metric::Predefined(m, _) => m.as_str().to_string(),
+            Metric::DbConnections(_) => "AWS/RDS DatabaseConnections".into(),
+            Metric::Custom {
+                namespace, name, ..
+            } => format!("{namespace} {name}"),
+            Metric::BacklogPerTask { queue, .. } => format!("messages in {queue} per task"),
         }
     }
+
+    /// The metric-math queries of [`Metric::BacklogPerTask`]: (id, namespace, metric,
+    /// dimensions, statistic) of each input, and the expression that is the policy's metric.
+    fn backlog_queries(
+        queue: &str,
+        cluster: &str,
+        service: &str,
+    ) -> (Vec<MetricInput>, &'static str) {
+        (
+            vec![
+                (
+                    "m1",
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    vec![("QueueName", queue.to_string())],
+                    "Sum",
+                ),
+                (
+                    "m2",
+                    "ECS/ContainerInsights",
+                    "RunningTaskCount",
+                    vec![
+                        ("ClusterName", cluster.to_string()),
+                        ("ServiceName", service.to_string()),
+                    ],
+                    "Average",
+                ),
+            ],
+            "m1 / m2",
+        )
+    }
+}
+
+/// One input of a metric-math policy: (id, namespace, metric, dimensions, statistic).
+type MetricInput = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, String)>,
+    &'static str,
+);
+
+/// Dimension pairs of a described customized metric, sorted.
+fn dims_of(d: &[MetricDimension]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = d
+        .iter()
+        .map(|d| (d.name().to_string(), d.value().to_string()))
+        .collect();
+    v.sort();
+    v
 }
 
 /// One target-tracking policy of a service.
@@ -83,6 +155,73 @@ impl PolicySpec {
                     .statistic(MetricStatistic::Average)
                     .build(),
             ),
+            Metric::Custom {
+                namespace,
+                name,
+                dimensions,
+                statistic,
+            } => {
+                let mut c = CustomizedMetricSpecification::builder()
+                    .namespace(namespace)
+                    .metric_name(name)
+                    .statistic(statistic.clone());
+                for (k, v) in dimensions {
+                    c = c.dimensions(
+                        MetricDimension::builder()
+                            .name(k)
+                            .value(v)
+                            .build()
+                            .context("building the metric dimension")?,
+                    );
+                }
+                b.customized_metric_specification(c.build())
+            }
+            Metric::BacklogPerTask {
+                queue,
+                cluster,
+                service,
+            } => {
+                let (inputs, expression) = Metric::backlog_queries(queue, cluster, service);
+                let mut c = CustomizedMetricSpecification::builder();
+                for (id, namespace, name, dims, stat) in inputs {
+                    let mut m = TargetTrackingMetric::builder()
+                        .namespace(namespace)
+                        .metric_name(name);
+                    for (k, v) in dims {
+                        m = m.dimensions(
+                            TargetTrackingMetricDimension::builder()
+                                .name(k)
+                                .value(v)
+                                .build()
+                                .context("building the metric dimension")?,
+                        );
+                    }
+                    c = c.metrics(
+                        TargetTrackingMetricDataQuery::builder()
+                            .id(id)
+                            .metric_stat(
+                                TargetTrackingMetricStat::builder()
+                                    .metric(m.build())
+                                    .stat(stat)
+                                    .build()
+                                    .context("building the metric stat")?,
+                            )
+                            .return_data(false)
+                            .build()
+                            .context("building the metric query")?,
+                    );
+                }
+                c = c.metrics(
+                    TargetTrackingMetricDataQuery::builder()
+                        .id("e1")
+                        .expression(expression)
+                        .label("messages per task")
+                        .return_data(true)
+                        .build()
+                        .context("building the metric expression")?,
+                );
+                b.customized_metric_specification(c.build())
+            }
         };
         b.build()
             .context("building the target tracking configuration")
@@ -107,6 +246,74 @@ impl PolicySpec {
                         && s.dimensions()[0].value() == cluster
                 })
             }
+            Metric::Custom {
+                namespace,
+                name,
+                dimensions,
+                statistic,
+            } => c.customized_metric_specification().is_some_and(|s| {
+                let mut want = dimensions.clone();
+                want.sort();
+                s.namespace() == Some(namespace.as_str())
+                    && s.metric_name() == Some(name.as_str())
+                    && s.statistic() == Some(statistic)
+                    && dims_of(s.dimensions()) == want
+            }),
+            Metric::BacklogPerTask {
+                queue,
+                cluster,
+                service,
+            } => c.customized_metric_specification().is_some_and(|s| {
+                let (inputs, expression) = Metric::backlog_queries(queue, cluster, service);
+                let described: Vec<_> = s
+                    .metrics()
+                    .iter()
+                    .filter(|q| q.expression().is_none())
+                    .map(|q| {
+                        let stat = q.metric_stat();
+                        let m = stat.and_then(|s| s.metric());
+                        let mut dims: Vec<(String, String)> = m
+                            .map(|m| m.dimensions())
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|d| (d.name().to_string(), d.value().to_string()))
+                            .collect();
+                        dims.sort();
+                        (
+                            q.id().to_string(),
+                            m.and_then(|m| m.namespace())
+                                .unwrap_or_default()
+                                .to_string(),
+                            m.and_then(|m| m.metric_name())
+                                .unwrap_or_default()
+                                .to_string(),
+                            dims,
+                            stat.map(|s| s.stat()).unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                let wanted: Vec<_> = inputs
+                    .into_iter()
+                    .map(|(id, ns, name, dims, stat)| {
+                        let mut dims: Vec<(String, String)> =
+                            dims.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                        dims.sort();
+                        (
+                            id.to_string(),
+                            ns.to_string(),
+                            name.to_string(),
+                            dims,
+                            stat.to_string(),
+                        )
+                    })
+                    .collect();
+                described == wanted
+                    && s.metrics().iter().any(|q| {
+                        q.id() == "e1"
+                            && q.expression() == Some(expression)
+                            && q.return_data() == Some(true)
+                    })
+            }),
         };
         p.policy_type() == &PolicyType::TargetTrackingScaling
             && (c.target_value() - self.target).abs() < 1e-9
@@ -266,6 +473,79 @@ impl Provider for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backlog_and_custom_metrics_round_trip_and_differ_by_their_inputs() {
+        let described = |p: &PolicySpec| {
+            ScalingPolicy::builder()
+                .policy_arn("arn:p")
+                .policy_name(&p.name)
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id("service/c/s")
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .policy_type(PolicyType::TargetTrackingScaling)
+                .target_tracking_scaling_policy_configuration(p.configuration().unwrap())
+                .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                .build()
+                .unwrap()
+        };
+        let backlog = PolicySpec {
+            name: "scale-backlog-tp-demo".into(),
+            metric: Metric::BacklogPerTask {
+                queue: "queue-transactions-demo".into(),
+                cluster: "cluster-demo".into(),
+                service: "svc-tp-demo".into(),
+            },
+            target: 100.0,
+        };
+        let conf = backlog.configuration().unwrap();
+        let m = conf.customized_metric_specification().unwrap().metrics();
+        // Two inputs that return no data of their own, and the expression that does.
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[2].expression(), Some("m1 / m2"));
+        assert_eq!(m[2].return_data(), Some(true));
+        let stat = m[1].metric_stat().unwrap();
+        assert_eq!(
+            stat.metric().unwrap().namespace(),
+            Some("ECS/ContainerInsights")
+        );
+        assert_eq!(stat.stat(), "Average");
+        assert!(backlog.matches(&described(&backlog)));
+        let elsewhere = PolicySpec {
+            metric: Metric::BacklogPerTask {
+                queue: "queue-other".into(),
+                cluster: "cluster-demo".into(),
+                service: "svc-tp-demo".into(),
+            },
+            ..backlog.clone()
+        };
+        assert!(!elsewhere.matches(&described(&backlog)));
+
+        let custom = PolicySpec {
+            name: "scale-custom1-tp-demo".into(),
+            metric: Metric::Custom {
+                namespace: "Payments".into(),
+                name: "PendingSettlements".into(),
+                dimensions: vec![("Stage".into(), "prod".into()), ("Bank".into(), "a".into())],
+                statistic: MetricStatistic::Maximum,
+            },
+            target: 50.0,
+        };
+        assert!(
+            custom.matches(&described(&custom)),
+            "dimension order does not matter"
+        );
+        let sum = PolicySpec {
+            metric: Metric::Custom {
+                namespace: "Payments".into(),
+                name: "PendingSettlements".into(),
+                dimensions: vec![("Bank".into(), "a".into()), ("Stage".into(), "prod".into())],
+                statistic: MetricStatistic::Sum,
+            },
+            ..custom.clone()
+        };
+        assert!(!sum.matches(&described(&custom)));
+    }
 
     #[test]
     fn policies_compare_target_and_metric() {
