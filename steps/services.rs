@@ -1,6 +1,8 @@
 //! Services step: per `[[services]]` entry, a KMS-encrypted CloudWatch log group, a Fargate
 //! task definition, an ECS service in the private subnets, its Cloud Map registration (when the
-//! cluster has a namespace) and target-tracking auto scaling on CPU and memory.
+//! cluster has a namespace) and target-tracking auto scaling on CPU and memory (and, when
+//! configured, ALB requests per task, Aurora connections, the transaction queue's backlog per
+//! task and the config's own CloudWatch metrics).
 //!
 //! The task definition runs the configured image (default: a public placeholder) with the
 //! awslogs driver; the database credentials reach the container through `secrets` (ECS reads
@@ -23,8 +25,10 @@
 //!
 //! A `weighted` service (`services[].deployment`, the first service only) also runs a green
 //! twin `svc-<service>-green-<suffix>`: the same task definition behind the green target
-//! group, scaled like it (its own CPU, memory and request policies; the Aurora connections
-//! policy, on a cluster-wide metric, stays with blue), without a Cloud Map entry. A service
+//! group, scaled like it on its own CPU, memory and request metrics; the policies on metrics
+//! that are not the twin's own (Aurora connections, the queue backlog, the config's custom
+//! metrics) stay with blue, or both colours would scale out for the same load. It has no
+//! Cloud Map entry. A service
 //! that is no longer weighted loses its twin: scaling policies, scalable target, then the
 //! ECS service.
 //!
@@ -486,15 +490,20 @@ impl Services {
             .output(crate::outputs::database::OUT_CLUSTER_ID)
             .as_ref()
             .and_then(output_text);
-        // The Aurora connections policy watches a cluster-wide metric: on both colours it would
-        // scale both out together, twice the tasks (and connections) for the same load. The
-        // blue service alone scales on it.
+        // The Aurora connections, the queue backlog and the config's own metrics are not the
+        // twin's own: on both colours they would scale both out together, twice the tasks for
+        // the same load. Blue alone scales on them.
         let db_cluster = db_cluster.filter(|_| !colour.twin);
-        let backlog = Some((
-            crate::naming::queue_name(ctx.suffix()),
-            inputs.cluster.clone(),
-        ));
-        let specs = policy_specs(names, svc, label, db_cluster, backlog);
+        let backlog = (!colour.twin).then(|| {
+            (
+                crate::naming::queue_name(ctx.suffix()),
+                inputs.cluster.clone(),
+            )
+        });
+        let mut specs = policy_specs(names, svc, label, db_cluster, backlog);
+        if colour.twin {
+            specs.retain(|p| !matches!(p.metric, Metric::Custom { .. }));
+        }
         let resource_id = names.resource_id(&inputs.cluster);
         let scaling_pending = service_pending || service.is_pending();
         let target = TargetSpec {

@@ -6,7 +6,10 @@
 //!   permissions), so the zip's SHA-256 is stable and compares with Lambda's `CodeSha256`.
 //! - It answers with a partial batch response (`batchItemFailures`): the event source mapping
 //!   has `ReportBatchItemFailures`, so only the failing messages become visible again (after
-//!   the queue's visibility timeout: that is the retry backoff) and, after the queue's
+//!   the delay the handler sets on each with `ChangeMessageVisibility`: `retry_base_secs` x
+//!   2^(receives - 1), at most `retry_max_secs`, from its `TRANSACTION_QUEUE_URL`,
+//!   `RETRY_BASE_SECS` and `RETRY_MAX_SECS` environment; seed 002's exponential backoff) and,
+//!   after the queue's
 //!   `maxReceiveCount`, land in the DLQ through the queue's redrive policy. The function has
 //!   no `DeadLetterConfig` of its own: it only applies to asynchronous invocations, and
 //!   SQS-triggered ones are synchronous, so the queue's redrive is what moves failures. (A

@@ -138,6 +138,39 @@ impl Config {
                 )));
             }
         }
+        // SQS counts a visibility's 12 hours from the receive, not from the change: the
+        // handler sets it at most a function timeout (plus the 1 s batching window) later.
+        let latest = 43200 - self.validator.timeout_secs.0 - 1;
+        if self.validator.retry_max_secs.0 > latest {
+            return Err(UsageError::new(format!(
+                "validator.retry_max_secs {} is too long: SQS counts a message's 12-hour \
+                 visibility limit from its receive, and the handler sets the delay up to \
+                 validator.timeout_secs ({}) later; allowed: at most {latest}",
+                self.validator.retry_max_secs.0, self.validator.timeout_secs.0
+            )));
+        }
+        // Every retry but the last waits its delay: all of them must fit in the queue's
+        // retention, or messages expire instead of reaching the dead-letter queue.
+        let waits: i64 = (1..self.queue.max_receive_count.0)
+            .map(|k| {
+                let d = i64::from(self.validator.retry_base_secs.0) << (k - 1).min(32);
+                d.min(i64::from(self.validator.retry_max_secs.0))
+            })
+            .sum();
+        let retention = i64::from(self.queue.message_retention_days.0) * 86400;
+        if waits > retention {
+            return Err(UsageError::new(format!(
+                "the retries of a failed transaction wait {waits} s in all \
+                 (queue.max_receive_count {} with validator.retry_base_secs {} and \
+                 retry_max_secs {}), longer than queue.message_retention_days {} keeps it: it \
+                 would expire instead of reaching the dead-letter queue; lower the count or the \
+                 delays, or keep messages longer",
+                self.queue.max_receive_count.0,
+                self.validator.retry_base_secs.0,
+                self.validator.retry_max_secs.0,
+                self.queue.message_retention_days.0
+            )));
+        }
         if self.validator.retry_base_secs.0 > self.validator.retry_max_secs.0 {
             return Err(UsageError::new(format!(
                 "validator.retry_base_secs {} is above validator.retry_max_secs {}: the first \
@@ -183,6 +216,14 @@ impl Config {
             }
         }
         for svc in &self.services.0 {
+            if svc.queue_backlog_target.is_some() && svc.min_count == 0 {
+                return Err(UsageError::new(format!(
+                    "services: `{}` has a queue_backlog_target and min_count 0: messages per \
+                     running task has no value without a running task, so it could never \
+                     scale out from 0; set min_count to at least 1",
+                    svc.name.0
+                )));
+            }
             if svc.queue_backlog_target.is_some() && !self.cluster.container_insights {
                 return Err(UsageError::new(format!(
                     "services: `{}` has a queue_backlog_target, which divides the queue's \

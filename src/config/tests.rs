@@ -691,6 +691,8 @@ target = 50
             svc("queue_backlog_target = 10\n")
         ));
         assert!(e.contains("Container Insights"), "{e}");
+        let e = err(&svc("min_count = 0\nqueue_backlog_target = 10\n"));
+        assert!(e.contains("could never scale out from 0"), "{e}");
         // Seed 003's processor scales on its backlog.
         let m = Config::preset(Preset::Microservices);
         let tp = m
@@ -718,6 +720,18 @@ target = 50
         let e = err("[validator]\nretry_base_secs = 600\nretry_max_secs = 60\n");
         assert!(
             e.contains("retry_base_secs 600 is above validator.retry_max_secs 60"),
+            "{e}"
+        );
+        // 12 hours from the receive, not from the change the handler makes up to a timeout later.
+        let e = err("[validator]\ntimeout_secs = 60\nretry_max_secs = 43200\n");
+        assert!(e.contains("allowed: at most 43139"), "{e}");
+        // All the waits must fit in the retention: 50 receives x 12 h > 4 days.
+        let e = err(
+            "[queue]\nmax_receive_count = 50\n[validator]\nretry_base_secs = 3600\n\
+             retry_max_secs = 43000\n",
+        );
+        assert!(
+            e.contains("would expire instead of reaching the dead-letter queue"),
             "{e}"
         );
     }

@@ -246,8 +246,15 @@ def process(event, get_session=None, now=None, change_visibility=None, backoff=N
 def sqs_visibility_changer():
     """ChangeMessageVisibility through the SQS client of the Lambda runtime."""
     import boto3  # in the Lambda runtime; imported here so the tests need no AWS SDK
+    from botocore.config import Config
 
-    client = boto3.client("sqs")
+    # Short timeouts and one retry: a slow SQS must not hold the batch past the function's
+    # timeout (the whole batch would then be retried); the queue's own timeout is the
+    # fallback.
+    client = boto3.client(
+        "sqs",
+        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2}),
+    )
 
     def change(url, receipt_handle, seconds):
         client.change_message_visibility(

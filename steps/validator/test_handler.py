@@ -136,6 +136,14 @@ class BackoffTest(unittest.TestCase):
         self.assertEqual(handler.retry_delay(100, 3600, 10**9), 43200)
         self.assertEqual(handler.retry_delay("0", 30, 900), 30)
 
+    def setUp(self):
+        # The queue URL comes from the event's ARN here, not from the function's environment.
+        self._url = handler.os.environ.pop("TRANSACTION_QUEUE_URL", None)
+
+    def tearDown(self):
+        if self._url is not None:
+            handler.os.environ["TRANSACTION_QUEUE_URL"] = self._url
+
     def test_only_failed_messages_get_their_visibility_changed(self):
         calls = []
         event = {"Records": [self.failed("m1", 1), self.failed("m2", 3),

@@ -40,6 +40,7 @@ cpu = 1024
 memory = 2048
 capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
 permissions = ["database", "queue"]
+queue_backlog_target = 100
 
 [[services]]
 name = "notification-service"
