@@ -67,9 +67,6 @@ pub const LOG_RULE_ID: &str = "expire-access-logs";
 
 pub struct Alb;
 
-/// The kind of the services step's ECS services (the green twin's weight waits for it).
-const ECS_SERVICE: &str = "ecs:service";
-
 /// The AWS accounts of Elastic Load Balancing that deliver access logs in the regions opened
 /// before August 2022; newer regions use the `logdelivery.elasticloadbalancing.amazonaws.com`
 /// service principal (granted everywhere as well).
@@ -179,7 +176,9 @@ impl Alb {
         let recorded = |name: &str| {
             ctx.sh.state.with_resources(|all| {
                 all.iter()
-                    .any(|r| r.kind == ECS_SERVICE && r.name == name && !r.pending)
+                    .any(|r| {
+                        r.kind == crate::resources::ecs::service::KIND && r.name == name && !r.pending
+                    })
             })
         };
         if recorded(&blue) && !recorded(&twin) {

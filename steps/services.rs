@@ -86,6 +86,8 @@ pub struct ServiceNames {
     pub requests_policy: String,
     pub db_connections_policy: String,
     pub backlog_policy: String,
+    /// `<service>-<suffix>`: what every policy name ends with.
+    policy_tail: String,
 }
 
 impl ServiceNames {
@@ -101,6 +103,7 @@ impl ServiceNames {
             requests_policy: format!("scale-requests-{svc}-{s}"),
             db_connections_policy: format!("scale-dbconn-{svc}-{s}"),
             backlog_policy: format!("scale-backlog-{svc}-{s}"),
+            policy_tail: format!("{svc}-{s}"),
         }
     }
 
@@ -118,9 +121,7 @@ impl ServiceNames {
 
     /// The name of the `i`-th (0-based) `[[services.scaling]]` policy.
     pub fn custom_policy(&self, i: usize) -> String {
-        // `<service>-<suffix>`, as in every policy name.
-        let tail = &self.cpu_policy["scale-cpu-".len()..];
-        format!("scale-custom{}-{tail}", i + 1)
+        format!("scale-custom{}-{}", i + 1, self.policy_tail)
     }
 
     /// Application Auto Scaling's ID of the service's desired count.

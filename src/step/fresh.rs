@@ -13,8 +13,7 @@
 //! `ensure` (`look_up`), the step's next attempt does (an "already exists" runs a step
 //! again). The lookup refuses what is not the stack's.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use anyhow::Result;
 
@@ -57,32 +56,32 @@ pub const SKIPPABLE: &[&str] = &[
     "servicediscovery:service",
 ];
 
-/// Resources tagged with the stack: (ARN, tags).
-pub type Tagged = Vec<(String, Vec<(String, String)>)>;
-
 /// What one run knows about the stack being new (kept in [`super::Shared`]).
 #[derive(Default)]
 pub(super) struct Fresh {
     /// Whether the state recorded anything when the run began.
     pub(super) had_records: bool,
-    /// The stack's tagged resources per region, read once per run.
-    pub(super) tagged: tokio::sync::Mutex<HashMap<String, Arc<Tagged>>>,
+    /// Whether nothing in the stack's region is tagged with the stack (read once per run).
+    pub(super) nothing_tagged: tokio::sync::OnceCell<bool>,
     /// (kind, name) whose create met "already exists" although its lookup was skipped:
     /// looked up from now on.
     pub(super) collided: std::sync::Mutex<BTreeSet<(String, String)>>,
 }
 
 impl StepCtx {
-    /// The resources of this context's region tagged with the stack (ARN, tags), read once
-    /// per run and region with the tagging API.
-    pub async fn tagged_resources(&self) -> Result<Arc<Tagged>> {
-        let mut cache = self.sh.fresh.tagged.lock().await;
-        if let Some(t) = cache.get(self.region()) {
-            return Ok(t.clone());
-        }
-        let t = Arc::new(crate::sweep::tagged_resources(self.aws(), self.suffix()).await?);
-        cache.insert(self.region().to_string(), t.clone());
-        Ok(t)
+    /// Whether nothing in the stack's region carries the stack tag: one paginated
+    /// `GetResources`, read once per run.
+    async fn nothing_tagged(&self) -> Result<bool> {
+        let none = self
+            .sh
+            .fresh
+            .nothing_tagged
+            .get_or_try_init(|| async {
+                let tagged = crate::sweep::tagged_resources(&self.sh.aws, self.suffix()).await?;
+                anyhow::Ok(tagged.is_empty())
+            })
+            .await?;
+        Ok(*none)
     }
 
     /// Whether the resource `kind` `name` certainly does not exist, without asking AWS for
@@ -115,7 +114,7 @@ impl StepCtx {
         if recorded {
             return Ok(false);
         }
-        Ok(self.tagged_resources().await?.is_empty())
+        self.nothing_tagged().await
     }
 
     /// `find` (a lookup of `kind` `name`), unless [`StepCtx::known_absent`] says there is

@@ -474,21 +474,23 @@ impl Provider for Policy {
 mod tests {
     use super::*;
 
+    /// The policy AWS would describe after `p` was put.
+    fn described(p: &PolicySpec) -> ScalingPolicy {
+        ScalingPolicy::builder()
+            .policy_arn("arn:p")
+            .policy_name(&p.name)
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id("service/c/s")
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .policy_type(PolicyType::TargetTrackingScaling)
+            .target_tracking_scaling_policy_configuration(p.configuration().unwrap())
+            .creation_time(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn backlog_and_custom_metrics_round_trip_and_differ_by_their_inputs() {
-        let described = |p: &PolicySpec| {
-            ScalingPolicy::builder()
-                .policy_arn("arn:p")
-                .policy_name(&p.name)
-                .service_namespace(ServiceNamespace::Ecs)
-                .resource_id("service/c/s")
-                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                .policy_type(PolicyType::TargetTrackingScaling)
-                .target_tracking_scaling_policy_configuration(p.configuration().unwrap())
-                .creation_time(aws_smithy_types::DateTime::from_secs(0))
-                .build()
-                .unwrap()
-        };
         let backlog = PolicySpec {
             name: "scale-backlog-tp-demo".into(),
             metric: Metric::BacklogPerTask {
@@ -549,19 +551,6 @@ mod tests {
 
     #[test]
     fn policies_compare_target_and_metric() {
-        let described = |p: &PolicySpec| {
-            ScalingPolicy::builder()
-                .policy_arn("arn:p")
-                .policy_name(&p.name)
-                .service_namespace(ServiceNamespace::Ecs)
-                .resource_id("service/c/s")
-                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                .policy_type(PolicyType::TargetTrackingScaling)
-                .target_tracking_scaling_policy_configuration(p.configuration().unwrap())
-                .creation_time(aws_smithy_types::DateTime::from_secs(0))
-                .build()
-                .unwrap()
-        };
         let p = PolicySpec {
             name: "scale-cpu-web-demo".into(),
             metric: Metric::Predefined(MetricType::EcsServiceAverageCpuUtilization, None),

@@ -140,7 +140,7 @@ pub async fn find_recorded(ctx: &StepCtx) -> Result<Option<KeyInfo>> {
 /// dropped connection right after KMS made it) has neither an alias nor a record, only the
 /// tags it was created with. KMS cannot look keys up by tag; the tagging API can.
 pub async fn find_tagged(ctx: &StepCtx) -> Result<Option<KeyInfo>> {
-    // A fresh read, not the run's cached one (`StepCtx::tagged_resources`): the key may be
+    // Its own read, not the new-stack check's (`step::fresh`): the key may be
     // this very run's, from a create whose answer was lost.
     let out = ctx
         .aws()
