@@ -43,6 +43,7 @@ use crate::resources::elasticloadbalancing::{listener, ListenerDefault};
 use crate::resources::s3::bucket_policy::{bucket_arn, tls_only_statement};
 use crate::resources::s3::log_bucket::{self, LogBucketSpec};
 use crate::resources::s3;
+use crate::config::ServiceConfig;
 use crate::step::{Found, Step, StepCtx};
 use crate::outputs::network;
 
@@ -164,7 +165,19 @@ impl Alb {
     /// one: on a live stack whose blue service runs and whose twin does not yet, sending the
     /// share now would answer it with 503 (AWS-CONTRACTS B8), so all of it stays on blue
     /// until the next `up`. A new stack serves nothing before its services run anyway.
-    fn weights(&self, ctx: &StepCtx, default_service: &str) -> (i32, i32) {
+    ///
+    /// A release `deploy` made (the state's `releases`) sets the weights while it holds:
+    /// `up` leaves a deploy's split, promotion or rollback alone.
+    fn weights(&self, ctx: &StepCtx, default_service: &ServiceConfig) -> (i32, i32) {
+        if let Some(w) = ctx
+            .sh
+            .state
+            .release_holding(&default_service.name.0, &default_service.image)
+            .and_then(|r| r.weights)
+        {
+            return w;
+        }
+        let default_service = default_service.name.0.as_str();
         let alb = &ctx.cfg().alb;
         if alb.green_weight == 0 {
             return (alb.blue_weight, 0);
@@ -298,7 +311,7 @@ impl Step for Alb {
 
         let listeners = listener::list(ctx, &lb.id).await?;
         let on = |port: i32| listeners.iter().find(|l| l.port() == Some(port));
-        let (blue_weight, green_weight) = self.weights(ctx, &first.name.0);
+        let (blue_weight, green_weight) = self.weights(ctx, first);
         let weights = ListenerDefault::Forward({
             let mut v = vec![
                 (tgs["blue"].clone(), blue_weight),

@@ -15,8 +15,11 @@
 //! base, Spot share), without public IPs, spread over the private subnets of every zone, with
 //! the deployment circuit breaker rolling back failed deployments.
 //!
-//! `up` registers a new task definition revision only when the latest ACTIVE one differs from
-//! the wanted one in a field this step sets, and updates the service only when it drifted, so a
+//! The image is the config's `image`, or, while the config still names the image a
+//! `fintech-infra deploy` replaced, what that release put on each colour (the state's
+//! `releases`), so that `up` never undoes a release. `up` registers a new task definition
+//! revision only when the latest ACTIVE one differs from the wanted one in a field this step
+//! sets, and updates the service only when it drifted, so a
 //! second `up` changes nothing. The services are set up concurrently. Each resource type is a
 //! provider: [`crate::resources::ecs`], [`crate::resources::servicediscovery`],
 //! [`crate::resources::application_autoscaling`] and the log group's
@@ -24,8 +27,9 @@
 //! `[[services]]` config and what to publish.
 //!
 //! A `weighted` service (`services[].deployment`, the first service only) also runs a green
-//! twin `svc-<service>-green-<suffix>`: the same task definition behind the green target
-//! group, scaled like it on its own CPU, memory and request metrics; the policies on metrics
+//! twin `svc-<service>-green-<suffix>`: its own task definition family
+//! `task-<service>-green-<suffix>` (the same image until `deploy` puts a new one on one
+//! colour) behind the green target group, scaled like it on its own CPU, memory and request metrics; the policies on metrics
 //! that are not the twin's own (Aurora connections, the queue backlog, the config's custom
 //! metrics) stay with blue, or both colours would scale out for the same load. It has no
 //! Cloud Map entry. A service
@@ -60,6 +64,7 @@ use crate::resources::ecs::service::{self as ecs_service, LbAttachment, ServiceS
 use crate::resources::ecs::task_definition::{self, TaskSpec};
 use crate::resources::logs::log_group;
 use crate::resources::servicediscovery::service::{self as discovery, DiscoverySpec};
+use crate::state::Colour;
 use crate::step::{is_pending, Found, Step, StepCtx};
 use crate::outputs::cluster;
 
@@ -107,14 +112,14 @@ impl ServiceNames {
         }
     }
 
-    /// The names of the green twin of a `weighted` service: its own ECS service and scaling
-    /// policies (`service` is the twin's name, which scopes them), the original's task
-    /// definition family and log group (both colours run the same revision).
+    /// The names of the green twin of a `weighted` service: its own ECS service, task
+    /// definition family and scaling policies (`service` is the twin's name, which scopes
+    /// them), the original's log group. Its own family because `deploy` puts a new image on
+    /// one colour at a time: each colour's latest revision is the one it runs.
     pub fn twin(&self, ctx: &StepCtx) -> ServiceNames {
         let twin = ServiceNames::new(ctx, &crate::config::green_twin(&self.service));
         ServiceNames {
             log_group: self.log_group.clone(),
-            family: self.family.clone(),
             ..twin
         }
     }
@@ -314,7 +319,14 @@ impl Inputs {
         }
     }
 
-    fn task_spec(&self, ctx: &StepCtx, names: &ServiceNames, svc: &ServiceConfig) -> TaskSpec {
+    /// The task definition of one colour of `svc`, running `image`.
+    fn task_spec(
+        &self,
+        ctx: &StepCtx,
+        names: &ServiceNames,
+        svc: &ServiceConfig,
+        image: &str,
+    ) -> TaskSpec {
         let mut environment = BTreeMap::new();
         let mut secrets = BTreeMap::new();
         if svc.permissions.contains(&Permission::Database) {
@@ -337,7 +349,7 @@ impl Inputs {
         TaskSpec {
             family: names.family.clone(),
             container: svc.name.0.clone(),
-            image: svc.image.clone(),
+            image: image.to_string(),
             cpu: svc.cpu.to_string(),
             memory: svc.memory.to_string(),
             port: i32::from(svc.port),
@@ -382,7 +394,14 @@ impl Services {
             &[("service", names.service.as_str())],
         )
         .await?;
-        let spec = inputs.task_spec(ctx, &names, svc);
+        // What `deploy` released holds while the config still names the image it replaced.
+        let release = ctx.sh.state.release_holding(&svc.name.0, &svc.image);
+        let image_of = |c: Colour| {
+            release
+                .as_ref()
+                .map_or(svc.image.clone(), |r| r.image(c).to_string())
+        };
+        let spec = inputs.task_spec(ctx, &names, svc, &image_of(Colour::Blue));
         if spec.task_role_arn.is_empty() && !ctx.is_plan() {
             bail!(
                 "output iam_task_role_arns has no role for service `{}`: has the iam step run \
@@ -405,7 +424,7 @@ impl Services {
             ),
             None => None,
         };
-        let colour = Colour {
+        let colour = ColourSpec {
             twin: false,
             names: &names,
             registry: registry.as_ref(),
@@ -426,16 +445,23 @@ impl Services {
         // Cloud Map registration: callers inside the VPC reach the blue service.
         let twin = names.twin(ctx);
         if svc.deployment == Deployment::Weighted {
-            let colour = Colour {
+            let twin_spec = inputs.task_spec(ctx, &twin, svc, &image_of(Colour::Green));
+            let twin_td = task_definition::ensure(ctx, &twin_spec, &twin.service, pending)
+                .await
+                .context("its green twin")?;
+            let colour = ColourSpec {
                 twin: true,
                 names: &twin,
                 registry: None,
                 target_group: inputs.green_target_group.as_ref(),
             };
-            self.run_colour(ctx, inputs, svc, &spec, &td, &colour, pending)
+            self.run_colour(ctx, inputs, svc, &twin_spec, &twin_td, &colour, pending)
                 .await
                 .context("its green twin")?;
-            out.push(built(&twin));
+            out.push(Built {
+                task_definition_arn: twin_td.arn.clone().unwrap_or_default(),
+                ..built(&twin)
+            });
         } else {
             remove_twin(ctx, &twin).await?;
         }
@@ -452,7 +478,7 @@ impl Services {
         svc: &ServiceConfig,
         spec: &TaskSpec,
         td: &Found,
-        colour: &Colour<'_>,
+        colour: &ColourSpec<'_>,
         pending: bool,
     ) -> Result<()> {
         let names = colour.names;
@@ -523,7 +549,7 @@ impl Services {
 
 /// One colour of a service: the names of its ECS service and policies, its Cloud Map
 /// registration and its target group.
-struct Colour<'a> {
+struct ColourSpec<'a> {
     /// The green twin of a `weighted` service (not the service itself).
     twin: bool,
     names: &'a ServiceNames,
@@ -532,9 +558,10 @@ struct Colour<'a> {
 }
 
 /// Removes the green twin of a service that is no longer `weighted`, if an earlier `up` made
-/// one: its scaling policies, its scalable target, then the ECS service (which drains).
+/// one: its scaling policies, its scalable target, the ECS service (which drains), then its
+/// task definition family.
 async fn remove_twin(ctx: &StepCtx, twin: &ServiceNames) -> Result<()> {
-    for kind in [SCALING_POLICY, SCALABLE_TARGET, SERVICE] {
+    for kind in [SCALING_POLICY, SCALABLE_TARGET, SERVICE, TASK_DEFINITION] {
         let recs: Vec<_> = ctx
             .records(Some(kind))
             .into_iter()

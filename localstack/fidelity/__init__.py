@@ -26,6 +26,7 @@ def install(time_scale: float = 0.0, lambda_eni_linger: float = 0.0) -> None:
         dynamodb,
         ec2,
         ecs,
+        ecs_deployments,
         elbv2,
         flow_logs,
         iam,

@@ -42,6 +42,9 @@ DURATIONS: dict[str, float] = {
     "distribution.disable": 300,  # CloudFront: ~5 min to delete, i.e. the deploy
     # of the disabling update (DeleteDistribution itself is synchronous)
     "ecs-service.drain": 60,  # ECS service DRAINING -> INACTIVE
+    # ECS deployment: new tasks start, pass the ALB health checks (healthy
+    # threshold x interval), then the old ones drain: about 3 minutes.
+    "ecs-deployment.rollout": 180,
     "dynamodb-table.create": 20,  # DynamoDB CREATING -> ACTIVE
     "dynamodb-table.delete": 20,  # DynamoDB DELETING -> gone
     "iam-role.propagate": 10,  # IAM: a new role is assumable by services after a few seconds
@@ -55,11 +58,14 @@ class Settings:
     time_scale: float = 0.0
     # Seconds (real, not scaled) a deleted VPC Lambda's ENIs linger.
     lambda_eni_linger: float = 0.0
+    # Images whose tasks fail their health checks (fidelity/ecs_deployments.py).
+    unhealthy_images: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "time_scale": self.time_scale,
             "lambda_eni_linger": self.lambda_eni_linger,
+            "unhealthy_images": list(self.unhealthy_images),
             "durations": dict(DURATIONS),
         }
 
@@ -70,6 +76,11 @@ class Settings:
                 if value < 0:
                     raise ValueError(f"{key} must be >= 0")
                 setattr(self, key, value)
+        if "unhealthy_images" in values:
+            images = values["unhealthy_images"]
+            if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+                raise ValueError("unhealthy_images must be a list of image names")
+            self.unhealthy_images = list(images)
 
 
 SETTINGS = Settings()

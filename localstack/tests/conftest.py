@@ -151,9 +151,9 @@ class Emulator:
 @pytest.fixture
 def emu(endpoint: str) -> Any:
     emulator = Emulator(endpoint)
-    emulator.config(time_scale=0, lambda_eni_linger=0, faults=None, kill_after_mutations=None)
+    emulator.config(time_scale=0, lambda_eni_linger=0, unhealthy_images=[], faults=None, kill_after_mutations=None)
     yield emulator
-    emulator.config(time_scale=0, lambda_eni_linger=0, faults=None, kill_after_mutations=None)
+    emulator.config(time_scale=0, lambda_eni_linger=0, unhealthy_images=[], faults=None, kill_after_mutations=None)
 
 
 def error_code(call: Callable[[], Any]) -> tuple[str, str, int]:

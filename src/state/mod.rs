@@ -126,6 +126,73 @@ pub struct StateFile {
     /// is empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub output_steps: BTreeMap<String, String>,
+    /// What `fintech-infra deploy` released, per service (config name): `up` keeps running
+    /// it while the config still names the image it replaced (see [`Release`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub releases: BTreeMap<String, Release>,
+}
+
+/// A colour of a `weighted` service: `blue` is the ECS service itself, `green` its twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Colour {
+    Blue,
+    Green,
+}
+
+impl Colour {
+    pub fn other(self) -> Colour {
+        match self {
+            Colour::Blue => Colour::Green,
+            Colour::Green => Colour::Blue,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Colour::Blue => "blue",
+            Colour::Green => "green",
+        }
+    }
+}
+
+/// The last release `deploy` made of one service. It holds while the config's `image` for
+/// the service is still `config_image`: a config naming another image is a new intent, and
+/// `up` then runs that image on every colour with the config's weights again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// `services[].image` when the release was made.
+    pub config_image: String,
+    /// The image the service itself runs (blue, for a `weighted` service).
+    pub blue: String,
+    /// A `weighted` service: the image its green twin runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green: Option<String>,
+    /// A `weighted` service: the listener's weights (blue, green) the release left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<(i32, i32)>,
+    /// A `weighted` service: the colour the newest image went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<Colour>,
+    pub at: DateTime<Utc>,
+}
+
+impl Release {
+    /// The image `colour` runs.
+    pub fn image(&self, colour: Colour) -> &str {
+        match colour {
+            Colour::Blue => &self.blue,
+            Colour::Green => self.green.as_deref().unwrap_or(&self.blue),
+        }
+    }
+
+    /// The weight `colour` gets, if the release set the weights.
+    pub fn weight(&self, colour: Colour) -> Option<i32> {
+        self.weights.map(|(b, g)| match colour {
+            Colour::Blue => b,
+            Colour::Green => g,
+        })
+    }
 }
 
 impl StateFile {
@@ -143,6 +210,7 @@ impl StateFile {
             config: None,
             tags_fingerprint: None,
             output_steps: BTreeMap::new(),
+            releases: BTreeMap::new(),
         }
     }
 
@@ -523,6 +591,29 @@ impl StateStore {
             }
             d.tags_fingerprint = Some(fingerprint.to_string());
             true
+        })
+    }
+
+    /// The release `deploy` last made of `service`, if any.
+    pub fn release(&self, service: &str) -> Option<Release> {
+        self.lock_data().releases.get(service).cloned()
+    }
+
+    /// The release of `service` that still holds: the config's image for it is still the
+    /// one the release replaced.
+    pub fn release_holding(&self, service: &str, config_image: &str) -> Option<Release> {
+        self.release(service)
+            .filter(|r| r.config_image == config_image)
+    }
+
+    /// Records a release of `service` (`None`: forgets it).
+    pub fn set_release(&self, service: &str, release: Option<Release>) -> Result<(), StateError> {
+        self.update(|d| {
+            let old = match &release {
+                Some(r) => d.releases.insert(service.to_string(), r.clone()),
+                None => d.releases.remove(service),
+            };
+            old != release
         })
     }
 
