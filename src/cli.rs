@@ -91,12 +91,40 @@ pub struct UpArgs {
     pub no_verify: bool,
 }
 
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// Env suffix naming the stack; may be omitted when exactly one stack's state is in the
+    /// state directory.
+    #[arg(long)]
+    pub env_suffix: Option<String>,
+    /// The service to release (a `[[services]]` name).
+    #[arg(long)]
+    pub service: String,
+    /// The image to release, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1.4.2.
+    #[arg(long, required_unless_present_any = ["promote", "rollback"],
+          conflicts_with_all = ["promote", "rollback"])]
+    pub image: Option<String>,
+    /// A `weighted` service: give the colour of the newest release all the traffic.
+    #[arg(long, conflicts_with = "rollback")]
+    pub promote: bool,
+    /// A `weighted` service: give all the traffic back to the colour of the previous release.
+    #[arg(long)]
+    pub rollback: bool,
+    /// Release an image of the stack's repositories although its scan reports findings at
+    /// or above `deploy.block_severity`.
+    #[arg(long, requires = "image")]
+    pub allow_vulnerable: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or complete the stack.
     Up(UpArgs),
     /// Destroy everything recorded in the state.
     Down(StackArg),
+    /// Release a new version of one service by its `deployment` strategy (rolling or
+    /// weighted blue/green), with progress, and roll it back on failing health or an alarm.
+    Deploy(DeployArgs),
     /// Show what `up` would create, change or leave alone, without changing anything.
     Plan(StackArg),
     /// Show what the state records and whether each resource still exists.
@@ -122,6 +150,7 @@ impl Command {
         match self {
             Command::Up(_) => "up",
             Command::Down(_) => "down",
+            Command::Deploy(_) => "deploy",
             Command::Plan(_) => "plan",
             Command::Status(_) => "status",
             Command::Verify(_) => "verify",

@@ -9,6 +9,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod graph;

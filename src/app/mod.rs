@@ -49,7 +49,7 @@ fn resolve(global: &GlobalOpts, suffix: Option<&str>, command: &str) -> Result<R
         .state
         .clone()
         .unwrap_or_else(|| state::path_for(Path::new(state::DEFAULT_DIR), &suffix));
-    if !given && matches!(command, "down" | "verify" | "status") {
+    if !given && matches!(command, "down" | "verify" | "status" | "deploy") {
         if let Some(source) = StateFile::load(&state_path)?.and_then(|f| f.config) {
             match Config::from_source(&source) {
                 Ok(c) => cfg = c,
@@ -217,6 +217,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let r = resolve(g, a.env_suffix.as_deref(), "down")?;
             let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "down")?;
             apply(g, r, store, Mode::Down, Waits::default(), false).await
+        }
+        Command::Deploy(a) => {
+            let r = resolve(g, a.env_suffix.as_deref(), "deploy")?;
+            deploy(g, r, a).await
         }
         Command::Plan(a) => {
             let r = resolve(g, a.env_suffix.as_deref(), "plan")?;
@@ -474,6 +478,40 @@ async fn verify_warnings(shared: &Shared, json_out: bool) {
         }
         Err(e) => eprintln!("warning: verify could not read the stack: {e:#}"),
     }
+}
+
+/// `deploy`: a release, a promotion or a rollback of one service (see [`crate::deploy`]).
+async fn deploy(g: &GlobalOpts, r: Resolved, a: &crate::cli::DeployArgs) -> Result<()> {
+    if StateFile::load(&r.state_path)?.is_none() {
+        return Err(UsageError::new(format!(
+            "no state for stack `{}` at {}: run `fintech-infra up --env-suffix {}` first",
+            r.suffix,
+            r.state_path.display(),
+            r.suffix
+        ))
+        .into());
+    }
+    let action = match (&a.image, a.promote, a.rollback) {
+        (Some(image), _, _) => crate::deploy::Action::Release {
+            image: image.clone(),
+            allow_vulnerable: a.allow_vulnerable,
+        },
+        (None, true, _) => crate::deploy::Action::Promote,
+        (None, _, _) => crate::deploy::Action::Rollback,
+    };
+    // A deploy changes the stack: it holds the lock like `up`.
+    let store = StateStore::open_locked(&r.state_path, &r.suffix, "", "deploy")?;
+    crate::deploy::check(&r.cfg, &store, &a.service, &action)?;
+    let aws = connect(g, &store, &r.cfg).await?;
+    crate::deploy::run(
+        aws,
+        &store,
+        &r.cfg,
+        &a.service,
+        action,
+        g.output == OutputFormat::Json,
+    )
+    .await
 }
 
 /// `verify`: the path checks alone, exit 1 if any fails.

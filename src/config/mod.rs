@@ -38,6 +38,7 @@ pub struct Config {
     pub cdn: CdnConfig,
     pub alarms: AlarmsConfig,
     pub dr: DrConfig,
+    pub deploy: DeployConfig,
 }
 
 impl Config {
@@ -640,6 +641,64 @@ impl Default for TimeoutsConfig {
     fn default() -> Self {
         TimeoutsConfig {
             dependency_violation_secs: Secs(300),
+        }
+    }
+}
+
+/// How `fintech-infra deploy` releases a new image (`[deploy]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// An image of the stack's ECR repositories whose scan reports a finding of this
+    /// severity or above is refused (`deploy --allow-vulnerable` overrides): seed 003's
+    /// "images scanned before deployment".
+    pub block_severity: Severity,
+    /// How long the new version's tasks may take to run and pass the load balancer's health
+    /// checks before `deploy` rolls it back.
+    pub health_timeout_secs: Secs,
+    /// How long `deploy` watches the rollback alarms (the ALB's 5xx rate and p99 latency)
+    /// once the new version takes traffic; an alarm in ALARM rolls it back.
+    pub bake_secs: Secs,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            block_severity: Severity::High,
+            health_timeout_secs: Secs(900),
+            bake_secs: Secs(300),
+        }
+    }
+}
+
+/// An ECR scan finding's severity, by ECR's names, lowest first.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Informational,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// ECR's name (a key of `findingSeverityCounts`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
         }
     }
 }

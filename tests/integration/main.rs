@@ -6,6 +6,7 @@ mod async_tier;
 mod cli;
 mod compute;
 mod database;
+mod deploy;
 mod disaster_recovery;
 mod edge;
 mod foundation;

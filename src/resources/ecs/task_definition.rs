@@ -341,6 +341,68 @@ async fn register(ctx: &StepCtx, spec: &TaskSpec) -> Result<String> {
         .context("RegisterTaskDefinition returned no ARN")
 }
 
+/// Registers a revision of `current`'s family that differs from it only in the image of
+/// `container` (`fintech-infra deploy`): every other field is copied, so the next `up`, whose
+/// spec names the released image, finds the latest revision as it wants it. Returns the new
+/// revision's ARN.
+pub async fn register_with_image(
+    aws: &crate::aws::Aws,
+    current: &str,
+    container: &str,
+    image: &str,
+) -> Result<String> {
+    let ecs = aws.ecs();
+    let out = ecs
+        .describe_task_definition()
+        .task_definition(current)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .aws("ecs:DescribeTaskDefinition", current)?;
+    let td = out
+        .task_definition
+        .with_context(|| format!("DescribeTaskDefinition returned no {current}"))?;
+    let mut containers = td.container_definitions.clone().unwrap_or_default();
+    let app = containers
+        .iter_mut()
+        .find(|c| c.name.as_deref() == Some(container))
+        .with_context(|| format!("task definition {current} has no container `{container}`"))?;
+    app.image = Some(image.to_string());
+    let family = td.family().context("the task definition has no family")?;
+    let out = ecs
+        .register_task_definition()
+        .family(family)
+        .set_task_role_arn(td.task_role_arn.clone())
+        .set_execution_role_arn(td.execution_role_arn.clone())
+        .set_network_mode(td.network_mode.clone())
+        .set_container_definitions(Some(containers))
+        .set_volumes(td.volumes.clone())
+        .set_requires_compatibilities(td.requires_compatibilities.clone())
+        .set_cpu(td.cpu.clone())
+        .set_memory(td.memory.clone())
+        .set_runtime_platform(td.runtime_platform.clone())
+        .set_ephemeral_storage(td.ephemeral_storage.clone())
+        .set_tags(out.tags.filter(|t| !t.is_empty()))
+        .send()
+        .await
+        .aws("ecs:RegisterTaskDefinition", family)?;
+    out.task_definition
+        .and_then(|t| t.task_definition_arn)
+        .context("RegisterTaskDefinition returned no ARN")
+}
+
+/// Deregisters one revision (a release that was rolled back), so that the family's latest
+/// ACTIVE revision is again the one the service runs and the next `up` registers nothing.
+pub async fn deregister(aws: &crate::aws::Aws, arn: &str) -> Result<()> {
+    aws.ecs()
+        .deregister_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .aws("ecs:DeregisterTaskDefinition", arn)?;
+    Ok(())
+}
+
 /// The family `spec.family`, recorded with the ARN of the revision to run and the ECS
 /// service it belongs to (`service`); registers a new revision when the latest differs from
 /// `spec`. `inputs_pending`: some of the spec's inputs are plan-mode placeholders, so

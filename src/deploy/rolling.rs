@@ -1,0 +1,129 @@
+//! A `rolling` release: a new revision of the service's task definition with the new image;
+//! ECS starts the new tasks before it stops the old ones (`minimumHealthyPercent` 100), and
+//! its deployment circuit breaker rolls back tasks that fail to start or fail their health
+//! checks. The deploy follows it, then watches the rollback alarms for `deploy.bake_secs`;
+//! an alarm, or tasks not healthy within `deploy.health_timeout_secs`, make the deploy put
+//! the previous revision back itself. A rolled-back revision is deregistered, so the next
+//! `up` finds the one the service runs as the family's latest.
+
+use anyhow::Result;
+use chrono::Utc;
+
+use super::watch::{self, Outcome};
+use super::{update_revision, Ctx, RolledBack};
+use crate::resources::ecs::task_definition;
+
+pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
+    let aws = ctx.aws.clone();
+    let service = ctx.service()?;
+    let current = watch::describe(&aws, &service)
+        .await?
+        .task_definition()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("ECS service {} names no task definition", service.name))?;
+    let revision =
+        task_definition::register_with_image(&aws, &current, &ctx.svc.name.0, image).await?;
+    ctx.progress.say(&format!(
+        "rolling {image} out on {} ({})",
+        service.name,
+        short(&revision)
+    ));
+    update_revision(&aws, &service, &revision).await?;
+    let alarms = ctx.alarms.clone();
+    let timeout = ctx.timeout();
+    let outcome = watch::follow(
+        &aws,
+        &service,
+        &revision,
+        "new version",
+        &alarms,
+        timeout,
+        &mut ctx.progress,
+    )
+    .await?;
+    let reason = match outcome {
+        Outcome::Done => {
+            let bake = ctx.bake_time();
+            match watch::bake(
+                &aws,
+                &alarms,
+                service.target_group.as_deref(),
+                bake,
+                &mut ctx.progress,
+            )
+            .await?
+            {
+                None => {
+                    let mut r = ctx.current_release();
+                    r.blue = image.to_string();
+                    r.at = Utc::now();
+                    ctx.record(r)?;
+                    ctx.progress
+                        .say(&format!("done: {image} serves all traffic of {}", service.name));
+                    return Ok(());
+                }
+                Some(reason) => reason,
+            }
+        }
+        Outcome::Failed(reason) => {
+            // The circuit breaker is putting the last completed revision back: follow it.
+            ctx.progress
+                .say(&format!("ECS failed the deployment ({reason}); it rolls back"));
+            back_to(ctx, &service, &current, false).await?;
+            task_definition::deregister(&aws, &revision).await?;
+            return Err(RolledBack {
+                service: ctx.svc.name.0.clone(),
+                reason,
+            }
+            .into());
+        }
+        Outcome::Alarm(a) => format!("alarm {a}"),
+        Outcome::TimedOut(t) => format!(
+            "the new tasks were not all healthy within {} s (deploy.health_timeout_secs)",
+            t.as_secs()
+        ),
+    };
+    ctx.progress
+        .say(&format!("rolling back to {}: {reason}", short(&current)));
+    back_to(ctx, &service, &current, true).await?;
+    task_definition::deregister(&aws, &revision).await?;
+    Err(RolledBack {
+        service: ctx.svc.name.0.clone(),
+        reason,
+    }
+    .into())
+}
+
+/// Puts `revision` back (`update`: the deploy does it; otherwise ECS's circuit breaker is
+/// already doing it) and follows it until it serves again.
+async fn back_to(
+    ctx: &mut Ctx<'_>,
+    service: &watch::EcsService,
+    revision: &str,
+    update: bool,
+) -> Result<()> {
+    let aws = ctx.aws.clone();
+    if update {
+        update_revision(&aws, service, revision).await?;
+    }
+    let timeout = ctx.timeout();
+    match watch::follow(&aws, service, revision, "rollback", &[], timeout, &mut ctx.progress)
+        .await?
+    {
+        Outcome::Done => {
+            ctx.progress
+                .say(&format!("rolled back: {} serves again", short(revision)));
+            Ok(())
+        }
+        other => anyhow::bail!(
+            "the rollback of {} to {} did not finish ({other:?}): check the service's events",
+            service.name,
+            short(revision)
+        ),
+    }
+}
+
+/// `family:revision` of a task definition ARN.
+pub fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}

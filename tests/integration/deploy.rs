@@ -1,0 +1,327 @@
+//! `fintech-infra deploy`: a rolling and a weighted (blue/green) service each released,
+//! rolled back by failing health and by an alarm, refused for a missing or vulnerable image;
+//! `up` keeps what was released; `verify` passes and `down` leaves nothing.
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+const ACCOUNT: &str = "123456789012";
+
+/// Images the emulator's tasks fail their health checks with: one list for the whole binary
+/// (the emulator keeps one), each test's names made unique by its suffix.
+fn set_unhealthy(endpoint: &str, images: &[String]) {
+    ureq::post(&format!("{endpoint}/_fintech/config"))
+        .send_json(json!({ "unhealthy_images": images }))
+        .expect("setting unhealthy_images");
+}
+
+/// Pushes a tag into an ECR repository and seeds its scan (moto's API): `counts` are the
+/// findings by severity.
+fn push(stack: &Stack, repo: &str, tag: &str, counts: Value) -> String {
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ecr = aws_sdk_ecr::Client::new(&sdk);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": format!("sha256:{:0>64}", tag.len()), "mediaType": "application/vnd.docker.container.image.v1+json", "size": 1},
+            "layers": [{"digest": format!("sha256:{:0>64x}", tag.bytes().map(u64::from).sum::<u64>()), "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1}],
+        });
+        ecr.put_image()
+            .repository_name(repo)
+            .image_tag(tag)
+            .image_manifest(manifest.to_string())
+            .send()
+            .await
+            .expect("PutImage");
+    });
+    ureq::post(&format!("{}/moto-api/static/ecr/scan-finding-results", stack.endpoint))
+        .send_json(json!({
+            "region": REGION,
+            "results": [{
+                "registryId": ACCOUNT, "repositoryName": repo, "imageId": {"imageTag": tag},
+                "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+                "imageScanFindings": {"findingSeverityCounts": counts},
+            }],
+        }))
+        .expect("seeding scan findings");
+    format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}:{tag}")
+}
+
+fn repository(stack: &Stack, service: &str) -> String {
+    let state = stack.state();
+    state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "ecr:repository")
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .find(|n| n.contains(service))
+        .unwrap_or_else(|| panic!("no repository of {service} in the state"))
+}
+
+fn deploy(stack: &Stack, args: &[&str]) -> Run {
+    let mut all = vec!["deploy", "--env-suffix", stack.suffix.as_str()];
+    all.extend_from_slice(args);
+    stack
+        .command(&all)
+        .env(fintech_infra::step::MAX_POLL_ENV, "0.2")
+        .output()
+        .expect("running deploy")
+        .into()
+}
+
+/// The image the ECS service `name` runs.
+fn running_image(stack: &Stack, name: &str) -> String {
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let ecs = aws_sdk_ecs::Client::new(&sdk);
+        let svc = ecs
+            .describe_services()
+            .cluster(stack.output_str("ecs_cluster_name"))
+            .services(name)
+            .send()
+            .await
+            .unwrap();
+        let td = svc.services()[0].task_definition().unwrap().to_string();
+        let def = ecs
+            .describe_task_definition()
+            .task_definition(td)
+            .send()
+            .await
+            .unwrap();
+        def.task_definition().unwrap().container_definitions()[0]
+            .image()
+            .unwrap()
+            .to_string()
+    })
+}
+
+fn set_alarm(stack: &Stack, alarm: &str, state: aws_sdk_cloudwatch::types::StateValue) {
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        aws_sdk_cloudwatch::Client::new(&sdk)
+            .set_alarm_state()
+            .alarm_name(alarm)
+            .state_value(state)
+            .state_reason("test")
+            .send()
+            .await
+            .expect("SetAlarmState");
+    });
+}
+
+/// The (blue, green) weights of the stack's listener.
+fn weights(stack: &Stack) -> (i64, i64) {
+    let tgs = stack.output("alb_target_groups");
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let out = elb
+            .describe_listeners()
+            .listener_arns(stack.output_str("alb_listener_arn"))
+            .send()
+            .await
+            .unwrap();
+        let groups = out.listeners()[0].default_actions()[0]
+            .forward_config()
+            .unwrap()
+            .target_groups()
+            .to_vec();
+        let w = |k: &str| {
+            groups
+                .iter()
+                .find(|t| t.target_group_arn() == tgs[k].as_str())
+                .and_then(|t| t.weight())
+                .unwrap_or(0) as i64
+        };
+        (w("blue"), w("green"))
+    })
+}
+
+/// The mutating operations of the stack's runs since `from` (an index into the log).
+fn mutations_since(stack: &Stack, from: usize) -> Vec<String> {
+    request_log(&stack.endpoint)[from..]
+        .iter()
+        .filter(|r| r.is_from_stack(&stack.suffix) && r.is_mutating() && r.status < 400)
+        .map(|r| r.operation.clone())
+        .collect()
+}
+
+fn finish(stack: &Stack) {
+    let verify = stack.run(&["verify", "--env-suffix", &stack.suffix]);
+    assert_eq!(verify.code, 0, "verify:\n{}\n{}", verify.stdout, verify.stderr);
+    stack.down(&[]).assert_ok();
+    let left = block_on(remaining_anywhere(&stack.endpoint, &stack.suffix));
+    assert!(left.is_empty(), "left after down: {left:?}");
+}
+
+#[test]
+fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm() {
+    let stack = Stack::new("dpr");
+    if !is_faithful(&stack.endpoint) {
+        return; // seeds scans and failing images through the project's emulator
+    }
+    let cfg = stack.config("[deploy]\nbake_secs = 1\nhealth_timeout_secs = 60\n");
+    let cfg = cfg.to_str().unwrap();
+    stack.up(&["--config", cfg]).assert_ok();
+    let web = format!("svc-web-{}", stack.suffix);
+    let repo = repository(&stack, "web");
+
+    // Refused before any change: bad input (2), a missing image, a vulnerable one.
+    let before = request_log(&stack.endpoint).len();
+    let r = deploy(&stack, &["--service", "nope", "--image", "x:1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("its services: web"), "{}", r.stderr);
+    let r = deploy(&stack, &["--service", "web", "--promote"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("`weighted`"), "{}", r.stderr);
+    let missing = format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repo}:absent");
+    let r = deploy(&stack, &["--service", "web", "--image", &missing]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    let vulnerable = push(&stack, &repo, "v-bad", json!({"CRITICAL": 1, "LOW": 3}));
+    let r = deploy(&stack, &["--service", "web", "--image", &vulnerable]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("1 CRITICAL") && r.stderr.contains("--allow-vulnerable"), "{}", r.stderr);
+    assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
+
+    // A release: the new revision serves, the state records it, `up` keeps it.
+    let v2 = push(&stack, &repo, "v2", json!({"LOW": 2}));
+    let r = deploy(&stack, &["--service", "web", "--image", &v2]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("done:"), "{}", r.stderr);
+    assert_eq!(running_image(&stack, &web), v2);
+    assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
+    let before = request_log(&stack.endpoint).len();
+    stack.up(&["--config", cfg]).assert_ok();
+    let ops = mutations_since(&stack, before);
+    assert!(
+        !ops.iter().any(|o| o == "RegisterTaskDefinition" || o == "UpdateService"),
+        "up undid the release: {ops:?}"
+    );
+
+    // Failing health: ECS's circuit breaker rolls back; the failed revision is deregistered.
+    let broken = push(&stack, &repo, "v3-broken", json!({}));
+    set_unhealthy(&stack.endpoint, &[broken.clone()]);
+    let r = deploy(&stack, &["--service", "web", "--image", &broken]);
+    set_unhealthy(&stack.endpoint, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("rolled back") && r.stderr.contains("circuit breaker"), "{}", r.stderr);
+    assert_eq!(running_image(&stack, &web), v2);
+    assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
+
+    // An alarm: the deploy puts the previous revision back itself.
+    let v4 = push(&stack, &repo, "v4", json!({}));
+    let alarm = format!("alarm-alb-5xx-rate-{}", stack.suffix);
+    set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let r = deploy(&stack, &["--service", "web", "--image", &v4]);
+    set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Ok);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&alarm), "{}", r.stderr);
+    assert_eq!(running_image(&stack, &web), v2);
+    let before = request_log(&stack.endpoint).len();
+    stack.up(&["--config", cfg]).assert_ok();
+    let ops = mutations_since(&stack, before);
+    assert!(!ops.iter().any(|o| o == "RegisterTaskDefinition"), "{ops:?}");
+    finish(&stack);
+}
+
+#[test]
+fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
+    let stack = Stack::new("dpw");
+    if !is_faithful(&stack.endpoint) {
+        return;
+    }
+    let cfg = stack.config(
+        "preset = \"bluegreen\"\n[deploy]\nbake_secs = 1\nhealth_timeout_secs = 60\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    stack.up(&["--config", cfg]).assert_ok();
+    stack.up(&["--config", cfg]).assert_ok(); // the split starts once the twin runs
+    assert_eq!(weights(&stack), (80, 20));
+    let blue = format!("svc-web-{}", stack.suffix);
+    let green = format!("svc-web-green-{}", stack.suffix);
+    let original = running_image(&stack, &blue);
+    let repo = repository(&stack, "web");
+
+    // The release goes to green (the smaller share): first all traffic to blue, then green
+    // is replaced, then the split, which gives green weight only once its deployment is done.
+    let v2 = push(&stack, &repo, "v2", json!({}));
+    let from = request_log(&stack.endpoint).len();
+    let r = deploy(&stack, &["--service", "web", "--image", &v2]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(weights(&stack), (80, 20));
+    assert_eq!(running_image(&stack, &green), v2);
+    assert_eq!(running_image(&stack, &blue), original);
+    let log = request_log(&stack.endpoint)[from..].to_vec();
+    let modifies: Vec<_> = log
+        .iter()
+        .filter(|r| r.operation == "ModifyListener" && r.is_from_stack(&stack.suffix))
+        .collect();
+    let green_weight = |r: &LoggedRequest| {
+        r.params["defaultActions"][0]["forwardConfig"]["targetGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["targetGroupArn"] == stack.output("alb_target_groups")["green"])
+            .map(|t| t["weight"].as_i64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        modifies.iter().map(|r| green_weight(r)).collect::<Vec<_>>(),
+        vec![0, 20],
+        "one listener gets all traffic to blue, then the split"
+    );
+    let update = log
+        .iter()
+        .find(|r| r.operation == "UpdateService" && r.params["service"] == green.as_str())
+        .expect("green's UpdateService");
+    let green_done = events(&stack.endpoint)
+        .into_iter()
+        .filter(|e| e["resource_type"] == "ecs-deployment" && e["to"] == "COMPLETED")
+        .filter(|e| e["ts"].as_f64().unwrap() > update.ts)
+        .map(|e| e["ts"].as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert!(modifies[0].ts < update.ts, "green kept traffic while replaced");
+    assert!(green_done < modifies[1].ts, "green got traffic before its tasks were healthy");
+    let before = request_log(&stack.endpoint).len();
+    stack.up(&["--config", cfg]).assert_ok();
+    let ops = mutations_since(&stack, before);
+    assert!(
+        !ops.iter().any(|o| o == "ModifyListener" || o == "RegisterTaskDefinition"),
+        "up undid the release: {ops:?}"
+    );
+
+    // --promote: all to green; --rollback: all back to blue.
+    let r = deploy(&stack, &["--service", "web", "--promote"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(weights(&stack), (0, 100));
+    let r = deploy(&stack, &["--service", "web", "--rollback"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(weights(&stack), (100, 0));
+
+    // Failing health on the idle colour (green, at 0): no traffic moves, green goes back.
+    let broken = push(&stack, &repo, "v3-broken", json!({}));
+    set_unhealthy(&stack.endpoint, &[broken.clone()]);
+    let r = deploy(&stack, &["--service", "web", "--image", &broken]);
+    set_unhealthy(&stack.endpoint, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+    assert_eq!(weights(&stack), (100, 0));
+    assert_eq!(running_image(&stack, &green), v2);
+
+    // An alarm while the new version takes its share: all traffic back to blue.
+    let v4 = push(&stack, &repo, "v4", json!({}));
+    let alarm = format!("alarm-alb-p99-latency-{}", stack.suffix);
+    set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let r = deploy(&stack, &["--service", "web", "--image", &v4]);
+    set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Ok);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&alarm), "{}", r.stderr);
+    assert_eq!(weights(&stack), (100, 0));
+    assert_eq!(running_image(&stack, &green), v2);
+    assert_eq!(stack.state()["releases"]["web"]["weights"], json!([100, 0]));
+    finish(&stack);
+}
