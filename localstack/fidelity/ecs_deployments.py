@@ -35,6 +35,8 @@ from .patching import rule, wrap
 from .timeline import SETTINGS, TIMELINE, scaled
 
 _ids = itertools.count(1)
+# Deployment ID -> the ID its timeline events carry (`<service>:<deployment>`).
+_EVENT_IDS: dict[str, str] = {}
 
 
 def _image(backend: Any, task_definition: str | None) -> str:
@@ -89,13 +91,16 @@ def _start(backend: Any, service: Any, task_definition: str) -> dict[str, Any]:
             d["status"] = "ACTIVE"
     deployment = _new_deployment(service, task_definition)
     service.deployments.insert(0, deployment)
-    TIMELINE.record("ecs-deployment", deployment["id"], None, "IN_PROGRESS")
+    # Events name the service too, so a test can tell whose deployment settled when.
+    event_id = f"{service.name}:{deployment['id']}"
+    _EVENT_IDS[deployment["id"]] = event_id
+    TIMELINE.record("ecs-deployment", event_id, None, "IN_PROGRESS")
 
     def settle() -> None:
         _settle(backend, service, deployment)
 
     TIMELINE.schedule(
-        "ecs-deployment", deployment["id"], "IN_PROGRESS", "settled", scaled("ecs-deployment.rollout"), settle
+        "ecs-deployment", event_id, "IN_PROGRESS", "settled", scaled("ecs-deployment.rollout"), settle
     )
     return deployment
 
@@ -113,7 +118,7 @@ def _settle(backend: Any, service: Any, deployment: dict[str, Any]) -> None:
         )
         # The earlier deployments' tasks drain once the new ones are healthy.
         service.deployments[:] = [deployment]
-        TIMELINE.record("ecs-deployment", deployment["id"], "IN_PROGRESS", "COMPLETED")
+        TIMELINE.record("ecs-deployment", _EVENT_IDS[deployment["id"]], "IN_PROGRESS", "COMPLETED")
         _event(service, "has reached a steady state.")
         return
     deployment.update(
@@ -122,7 +127,7 @@ def _settle(backend: Any, service: Any, deployment: dict[str, Any]) -> None:
         pendingCount=0,
         rolloutStateReason="ECS deployment circuit breaker: tasks failed to start.",
     )
-    TIMELINE.record("ecs-deployment", deployment["id"], "IN_PROGRESS", "FAILED")
+    TIMELINE.record("ecs-deployment", _EVENT_IDS[deployment["id"]], "IN_PROGRESS", "FAILED")
     _event(service, f"(deployment {deployment['id']}) deployment failed: tasks failed to start.")
     previous = next(
         (d for d in service.deployments if d is not deployment and d["rolloutState"] == "COMPLETED"), None

@@ -86,7 +86,7 @@ pub fn parse_ecr(image: &str) -> Option<EcrImage> {
         return None;
     }
     let region = parts.next()?;
-    if !parts.next().is_some_and(|p| p == "amazonaws") {
+    if parts.next() != Some("amazonaws") {
         return None;
     }
     let (repository, reference) = match path.split_once('@') {
@@ -139,10 +139,11 @@ pub async fn check(
         .aws("ecr:DescribeImages", &shown);
     match found {
         Ok(_) => {}
-        Err(e) if matches!(
-            e.code.as_deref(),
-            Some("ImageNotFoundException" | "RepositoryNotFoundException")
-        ) =>
+        Err(e)
+            if matches!(
+                e.code.as_deref(),
+                Some("ImageNotFoundException" | "RepositoryNotFoundException")
+            ) =>
         {
             return Err(UsageError::new(format!(
                 "image {image} does not exist ({}): push it first",
@@ -228,7 +229,10 @@ mod tests {
         );
         assert_eq!(i.reference, Reference::Tag("1.4.2".into()));
         let d = format!("sha256:{}", "a".repeat(64));
-        let i = parse_ecr(&format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@{d}")).unwrap();
+        let i = parse_ecr(&format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@{d}"
+        ))
+        .unwrap();
         assert_eq!(i.reference, Reference::Digest(d));
         let i = parse_ecr("123456789012.dkr.ecr.us-east-1.amazonaws.com/web").unwrap();
         assert_eq!(i.reference, Reference::Tag("latest".into()));
@@ -245,9 +249,19 @@ mod tests {
 
     #[test]
     fn bad_references_are_refused_with_the_rule() {
-        for bad in ["", "web 2", "web:", "/web", "web@sha256:abc", &"a".repeat(256)] {
+        for bad in [
+            "",
+            "web 2",
+            "web:",
+            "/web",
+            "web@sha256:abc",
+            &"a".repeat(256),
+        ] {
             let e = check_syntax(bad).unwrap_err().0;
-            assert!(e.contains("invalid --image") && e.contains("expected"), "{bad}: {e}");
+            assert!(
+                e.contains("invalid --image") && e.contains("expected"),
+                "{bad}: {e}"
+            );
         }
         check_syntax("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1.4.2").unwrap();
         check_syntax(&format!("nginx@sha256:{}", "0".repeat(64))).unwrap();

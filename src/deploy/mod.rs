@@ -37,7 +37,10 @@ use watch::{EcsService, Progress};
 /// What the command line asked for.
 #[derive(Debug, Clone)]
 pub enum Action {
-    Release { image: String, allow_vulnerable: bool },
+    Release {
+        image: String,
+        allow_vulnerable: bool,
+    },
     Promote,
     Rollback,
 }

@@ -58,8 +58,10 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
                     r.blue = image.to_string();
                     r.at = Utc::now();
                     ctx.record(r)?;
-                    ctx.progress
-                        .say(&format!("done: {image} serves all traffic of {}", service.name));
+                    ctx.progress.say(&format!(
+                        "done: {image} serves all traffic of {}",
+                        service.name
+                    ));
                     return Ok(());
                 }
                 Some(reason) => reason,
@@ -67,8 +69,9 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         }
         Outcome::Failed(reason) => {
             // The circuit breaker is putting the last completed revision back: follow it.
-            ctx.progress
-                .say(&format!("ECS failed the deployment ({reason}); it rolls back"));
+            ctx.progress.say(&format!(
+                "ECS failed the deployment ({reason}); it rolls back"
+            ));
             back_to(ctx, &service, &current, false).await?;
             task_definition::deregister(&aws, &revision).await?;
             return Err(RolledBack {
@@ -107,8 +110,16 @@ async fn back_to(
         update_revision(&aws, service, revision).await?;
     }
     let timeout = ctx.timeout();
-    match watch::follow(&aws, service, revision, "rollback", &[], timeout, &mut ctx.progress)
-        .await?
+    match watch::follow(
+        &aws,
+        service,
+        revision,
+        "rollback",
+        &[],
+        timeout,
+        &mut ctx.progress,
+    )
+    .await?
     {
         Outcome::Done => {
             ctx.progress

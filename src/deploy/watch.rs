@@ -79,7 +79,12 @@ pub async fn describe(aws: &Aws, s: &EcsService) -> Result<aws_sdk_ecs::types::S
         .first()
         .filter(|svc| svc.status() == Some("ACTIVE"))
         .cloned()
-        .with_context(|| format!("ECS service {} is not ACTIVE: run `fintech-infra up`", s.name))
+        .with_context(|| {
+            format!(
+                "ECS service {} is not ACTIVE: run `fintech-infra up`",
+                s.name
+            )
+        })
 }
 
 /// Rollback alarms now in ALARM: `name (reason)`.
@@ -141,7 +146,10 @@ impl Progress {
     /// A line about something that happened.
     pub fn say(&mut self, what: &str) {
         if self.json {
-            println!("{}", json!({"event": "deploy", "service": self.service, "message": what}));
+            println!(
+                "{}",
+                json!({"event": "deploy", "service": self.service, "message": what})
+            );
         } else {
             eprintln!("deploy {}: {what}", self.service);
         }
@@ -154,7 +162,10 @@ impl Progress {
             return;
         }
         if self.json {
-            println!("{}", json!({"event": "deploy-status", "service": self.service, "status": line}));
+            println!(
+                "{}",
+                json!({"event": "deploy-status", "service": self.service, "status": line})
+            );
         } else {
             eprintln!("  {line}");
         }
@@ -202,17 +213,23 @@ pub async fn follow(
             state.as_ref().map(|r| r.as_str()).unwrap_or("gone"),
             health.map(|h| format!("; {h}")).unwrap_or_default()
         ));
-        if state == Some(DeploymentRolloutState::Failed) || deployment.is_none() {
+        if state == Some(DeploymentRolloutState::Failed) {
             let reason = deployment
                 .and_then(|d| d.rollout_state_reason())
-                .map(str::to_string)
-                .or_else(|| {
-                    svc.events()
-                        .iter()
-                        .find_map(|e| e.message().filter(|m| m.contains("fail")).map(str::to_string))
-                })
-                .unwrap_or_else(|| "ECS stopped the deployment".into());
-            return Ok(Outcome::Failed(reason));
+                .unwrap_or("ECS failed the deployment");
+            return Ok(Outcome::Failed(reason.to_string()));
+        }
+        if deployment.is_none() {
+            // Gone already: the circuit breaker's rollback replaced it (and, done, drained
+            // it); the service's events say why.
+            let why = svc
+                .events()
+                .iter()
+                .find_map(|e| e.message().filter(|m| m.contains("fail")))
+                .unwrap_or("no reason in the service's events");
+            return Ok(Outcome::Failed(format!(
+                "the deployment circuit breaker rolled it back: {why}"
+            )));
         }
         let healthy_enough = health.is_none_or(|h| h.healthy as i32 >= desired.max(1));
         if state == Some(DeploymentRolloutState::Completed) && healthy_enough {
@@ -255,7 +272,10 @@ pub async fn bake(
             let h = health(aws, tg).await?;
             progress.status(format!("new version: {h}"));
             if h.unhealthy > 0 {
-                return Ok(Some(format!("{} of its targets failed their health checks", h.unhealthy)));
+                return Ok(Some(format!(
+                    "{} of its targets failed their health checks",
+                    h.unhealthy
+                )));
             }
         }
         if started.elapsed() >= secs {

@@ -38,20 +38,20 @@ impl Colours {
     }
 
     fn tg(&self, c: Colour) -> Result<&str> {
-        self.of(c)
-            .target_group
-            .as_deref()
-            .with_context(|| format!("the state has no {} target group: run `fintech-infra up`", c.name()))
+        self.of(c).target_group.as_deref().with_context(|| {
+            format!(
+                "the state has no {} target group: run `fintech-infra up`",
+                c.name()
+            )
+        })
     }
 }
 
 fn colours(ctx: &Ctx<'_>) -> Result<Colours> {
     let cluster = ctx.cluster()?;
     let tg = |key: &str| ctx.target_group(crate::outputs::alb::OUT_TARGET_GROUPS, key);
-    let twin = crate::naming::ecs_service_name(
-        &crate::config::green_twin(&ctx.svc.name.0),
-        &ctx.suffix,
-    );
+    let twin =
+        crate::naming::ecs_service_name(&crate::config::green_twin(&ctx.svc.name.0), &ctx.suffix);
     let recorded = ctx.store.with_resources(|all| {
         all.iter()
             .any(|r| r.kind == crate::resources::ecs::service::KIND && r.name == twin && !r.pending)
@@ -83,7 +83,11 @@ fn listeners(ctx: &Ctx<'_>) -> Vec<String> {
         crate::outputs::alb::OUT_HTTP_LISTENER_ARN,
     ]
     .iter()
-    .filter_map(|k| ctx.store.output(k).and_then(|v| v.as_str().map(str::to_string)))
+    .filter_map(|k| {
+        ctx.store
+            .output(k)
+            .and_then(|v| v.as_str().map(str::to_string))
+    })
     .collect();
     v.dedup();
     v
@@ -103,7 +107,10 @@ async fn live_weights(ctx: &Ctx<'_>, c: &Colours) -> Result<(i32, i32)> {
             .aws("elasticloadbalancing:DescribeListeners", &arn)?;
         for l in out.listeners() {
             for a in l.default_actions() {
-                let groups = a.forward_config().map(|f| f.target_groups()).unwrap_or_default();
+                let groups = a
+                    .forward_config()
+                    .map(|f| f.target_groups())
+                    .unwrap_or_default();
                 let weight = |tg: &str| {
                     groups
                         .iter()
@@ -121,7 +128,10 @@ async fn live_weights(ctx: &Ctx<'_>, c: &Colours) -> Result<(i32, i32)> {
 
 /// Sets the weights on every listener that forwards the default traffic to the colours.
 async fn set_weights(ctx: &mut Ctx<'_>, c: &Colours, (b, g): (i32, i32)) -> Result<()> {
-    let (blue, green) = (c.tg(Colour::Blue)?.to_string(), c.tg(Colour::Green)?.to_string());
+    let (blue, green) = (
+        c.tg(Colour::Blue)?.to_string(),
+        c.tg(Colour::Green)?.to_string(),
+    );
     let action = ListenerDefault::Forward(vec![(blue.clone(), b), (green.clone(), g)]).action();
     for arn in listeners(ctx) {
         let out = ctx
@@ -281,8 +291,16 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
     release.at = Utc::now();
     ctx.record(release)?;
     update_revision(&aws, &target, &current).await?;
-    match watch::follow(&aws, &target, &current, idle.name(), &[], timeout, &mut ctx.progress)
-        .await?
+    match watch::follow(
+        &aws,
+        &target,
+        &current,
+        idle.name(),
+        &[],
+        timeout,
+        &mut ctx.progress,
+    )
+    .await?
     {
         Outcome::Done => {}
         other => ctx.progress.say(&format!(

@@ -151,7 +151,11 @@ fn mutations_since(stack: &Stack, from: usize) -> Vec<String> {
 
 fn finish(stack: &Stack) {
     let verify = stack.run(&["verify", "--env-suffix", &stack.suffix]);
-    assert_eq!(verify.code, 0, "verify:\n{}\n{}", verify.stdout, verify.stderr);
+    assert_eq!(
+        verify.code, 0,
+        "verify:\n{}\n{}",
+        verify.stdout, verify.stderr
+    );
     stack.down(&[]).assert_ok();
     let left = block_on(remaining_anywhere(&stack.endpoint, &stack.suffix));
     assert!(left.is_empty(), "left after down: {left:?}");
@@ -184,7 +188,11 @@ fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm
     let vulnerable = push(&stack, &repo, "v-bad", json!({"CRITICAL": 1, "LOW": 3}));
     let r = deploy(&stack, &["--service", "web", "--image", &vulnerable]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("1 CRITICAL") && r.stderr.contains("--allow-vulnerable"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 CRITICAL") && r.stderr.contains("--allow-vulnerable"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
 
     // A release: the new revision serves, the state records it, `up` keeps it.
@@ -198,17 +206,22 @@ fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm
     stack.up(&["--config", cfg]).assert_ok();
     let ops = mutations_since(&stack, before);
     assert!(
-        !ops.iter().any(|o| o == "RegisterTaskDefinition" || o == "UpdateService"),
+        !ops.iter()
+            .any(|o| o == "RegisterTaskDefinition" || o == "UpdateService"),
         "up undid the release: {ops:?}"
     );
 
     // Failing health: ECS's circuit breaker rolls back; the failed revision is deregistered.
     let broken = push(&stack, &repo, "v3-broken", json!({}));
-    set_unhealthy(&stack.endpoint, &[broken.clone()]);
+    set_unhealthy(&stack.endpoint, std::slice::from_ref(&broken));
     let r = deploy(&stack, &["--service", "web", "--image", &broken]);
     set_unhealthy(&stack.endpoint, &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("rolled back") && r.stderr.contains("circuit breaker"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("rolled back") && r.stderr.contains("circuit breaker"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(running_image(&stack, &web), v2);
     assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
 
@@ -224,7 +237,10 @@ fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm
     let before = request_log(&stack.endpoint).len();
     stack.up(&["--config", cfg]).assert_ok();
     let ops = mutations_since(&stack, before);
-    assert!(!ops.iter().any(|o| o == "RegisterTaskDefinition"), "{ops:?}");
+    assert!(
+        !ops.iter().any(|o| o == "RegisterTaskDefinition"),
+        "{ops:?}"
+    );
     finish(&stack);
 }
 
@@ -234,9 +250,8 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
     if !is_faithful(&stack.endpoint) {
         return;
     }
-    let cfg = stack.config(
-        "preset = \"bluegreen\"\n[deploy]\nbake_secs = 1\nhealth_timeout_secs = 60\n",
-    );
+    let cfg =
+        stack.config("preset = \"bluegreen\"\n[deploy]\nbake_secs = 1\nhealth_timeout_secs = 60\n");
     let cfg = cfg.to_str().unwrap();
     stack.up(&["--config", cfg]).assert_ok();
     stack.up(&["--config", cfg]).assert_ok(); // the split starts once the twin runs
@@ -260,14 +275,17 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
         .iter()
         .filter(|r| r.operation == "ModifyListener" && r.is_from_stack(&stack.suffix))
         .collect();
+    // The query protocol's flat form: `DefaultActions.member.1.ForwardConfig.TargetGroups
+    // .member.N.TargetGroupArn` and `....Weight`.
+    let green_tg = stack.output("alb_target_groups")["green"].clone();
     let green_weight = |r: &LoggedRequest| {
-        r.params["defaultActions"][0]["forwardConfig"]["targetGroups"]
-            .as_array()
-            .unwrap()
+        let params = r.params.as_object().expect("flat params");
+        let (key, _) = params
             .iter()
-            .find(|t| t["targetGroupArn"] == stack.output("alb_target_groups")["green"])
-            .map(|t| t["weight"].as_i64().unwrap())
-            .unwrap()
+            .find(|(k, v)| k.ends_with(".TargetGroupArn") && **v == green_tg)
+            .unwrap_or_else(|| panic!("no green target group in {params:?}"));
+        let weight = key.replace(".TargetGroupArn", ".Weight");
+        params[&weight].as_str().unwrap().parse::<i64>().unwrap()
     };
     assert_eq!(
         modifies.iter().map(|r| green_weight(r)).collect::<Vec<_>>(),
@@ -281,16 +299,24 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
     let green_done = events(&stack.endpoint)
         .into_iter()
         .filter(|e| e["resource_type"] == "ecs-deployment" && e["to"] == "COMPLETED")
+        .filter(|e| e["id"].as_str().unwrap().starts_with(&format!("{green}:")))
         .filter(|e| e["ts"].as_f64().unwrap() > update.ts)
         .map(|e| e["ts"].as_f64().unwrap())
         .fold(f64::MAX, f64::min);
-    assert!(modifies[0].ts < update.ts, "green kept traffic while replaced");
-    assert!(green_done < modifies[1].ts, "green got traffic before its tasks were healthy");
+    assert!(
+        modifies[0].ts < update.ts,
+        "green kept traffic while replaced"
+    );
+    assert!(
+        green_done < modifies[1].ts,
+        "green got traffic before its tasks were healthy"
+    );
     let before = request_log(&stack.endpoint).len();
     stack.up(&["--config", cfg]).assert_ok();
     let ops = mutations_since(&stack, before);
     assert!(
-        !ops.iter().any(|o| o == "ModifyListener" || o == "RegisterTaskDefinition"),
+        !ops.iter()
+            .any(|o| o == "ModifyListener" || o == "RegisterTaskDefinition"),
         "up undid the release: {ops:?}"
     );
 
@@ -304,7 +330,7 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
 
     // Failing health on the idle colour (green, at 0): no traffic moves, green goes back.
     let broken = push(&stack, &repo, "v3-broken", json!({}));
-    set_unhealthy(&stack.endpoint, &[broken.clone()]);
+    set_unhealthy(&stack.endpoint, std::slice::from_ref(&broken));
     let r = deploy(&stack, &["--service", "web", "--image", &broken]);
     set_unhealthy(&stack.endpoint, &[]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
