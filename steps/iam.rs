@@ -4,12 +4,13 @@
 //!   their ECR repositories, write the services' log streams, read the database secret to
 //!   inject it, decrypt with the stack key), policy `policy-task-execution-<suffix>`.
 //! - `role-task-<service>-<suffix>` per configured service: what the service's code may call,
-//!   from its `permissions` in the config, policy `policy-task-<service>-<suffix>`.
+//!   from its `permissions` in the config, and, with `[tracing]` on, the X-Ray calls of the
+//!   collector sidecar, policy `policy-task-<service>-<suffix>`.
 //!
 //! The documents are built by pure functions below and checked by [`check_least_privilege`]
 //! before use: every statement names its resources; no action has a wildcard except
-//! CloudWatch Logs ones; `Resource: "*"` only for `ecr:GetAuthorizationToken`, which takes no
-//! resource. The roles, policies and attachments themselves (versioning, drift, teardown
+//! CloudWatch Logs ones; `Resource: "*"` only for `ecr:GetAuthorizationToken` and the X-Ray
+//! trace and sampling actions, which take no resource. The roles, policies and attachments themselves (versioning, drift, teardown
 //! order) are the resource layer's: [`crate::resources::iam`].
 //!
 //! IAM is eventually consistent: a role created here can be refused for several seconds by
@@ -198,8 +199,22 @@ pub fn execution_policy(inp: &PolicyInputs) -> Value {
 ///
 /// Plus the stack key, used only through the services above (`kms:ViaService`): Decrypt to
 /// read their encrypted data, GenerateDataKey to write it.
-pub fn task_policy(inp: &PolicyInputs, permissions: &[Permission]) -> Option<Value> {
+/// What the tracing collector (`[tracing]`) sends spans and sampling requests with. X-Ray
+/// defines no resource type for these actions, so `Resource` can only be `*`.
+pub const XRAY_ACTIONS: &[&str] = &[
+    "xray:GetSamplingRules",
+    "xray:GetSamplingStatisticSummaries",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+];
+
+pub fn task_policy(inp: &PolicyInputs, permissions: &[Permission], tracing: bool) -> Option<Value> {
     let mut st = Vec::new();
+    if tracing {
+        // The collector sidecar runs with the task role: the app's traces go to X-Ray.
+        st.push(statement("SendTracesToXRay", XRAY_ACTIONS, vec!["*".into()]));
+    }
     let mut via = BTreeSet::new();
     let mut writes = false;
     for p in permissions {
@@ -267,6 +282,10 @@ pub fn task_policy(inp: &PolicyInputs, permissions: &[Permission]) -> Option<Val
     if st.is_empty() {
         return None;
     }
+    if via.is_empty() {
+        // Only X-Ray: no service of the stack key is used.
+        return Some(json!({"Version": "2012-10-17", "Statement": st}));
+    }
     let actions: &[&str] = if writes {
         &["kms:Decrypt", "kms:GenerateDataKey"]
     } else {
@@ -307,10 +326,10 @@ impl Iam {
                 role: role_name(s, Some(name)),
                 policy: policy_name(s, Some(name)),
                 trust: trust_policy(inp, true),
-                document: task_policy(inp, &svc.permissions),
+                document: task_policy(inp, &svc.permissions, ctx.cfg().tracing.enabled),
                 description: format!("fintech-infra {s}: task role of service {name}"),
                 policy_description: format!("fintech-infra {s}: task role of {name}"),
-                resource_star_actions: &[],
+                resource_star_actions: XRAY_ACTIONS,
             });
         }
         v
@@ -474,12 +493,12 @@ mod tests {
             vec![Permission::Database],
             all_permissions(),
         ] {
-            docs.push((format!("{perms:?}"), task_policy(&inp, &perms).unwrap()));
+            docs.push((format!("{perms:?}"), task_policy(&inp, &perms, false).unwrap()));
         }
         inp.queue_arn = Some("arn:aws:sqs:us-east-1:123456789012:tx-prod".into());
         docs.push((
             "queue".to_string(),
-            task_policy(&inp, &all_permissions()).unwrap(),
+            task_policy(&inp, &all_permissions(), true).unwrap(),
         ));
         docs
     }
@@ -499,11 +518,16 @@ mod tests {
     }
 
     #[test]
-    fn resource_star_only_for_ecr_authorization_token() {
+    fn resource_star_only_for_actions_without_a_resource_type() {
         for (what, doc) in every_document() {
             for (actions, resources) in grants(&doc) {
                 if resources.iter().any(|r| r == "*") {
-                    assert_eq!(actions, ["ecr:GetAuthorizationToken"], "{what}");
+                    let allowed: &[&str] = if what == "execution" {
+                        &["ecr:GetAuthorizationToken"]
+                    } else {
+                        XRAY_ACTIONS
+                    };
+                    assert_eq!(actions, allowed, "{what}");
                 }
             }
         }
@@ -519,7 +543,8 @@ mod tests {
                 assert!(!actions.is_empty() && !resources.is_empty(), "{what}: {s}");
                 assert!(resources.iter().all(|r| !r.is_empty()), "{what}: {s}");
             }
-            check_least_privilege(&doc).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let star: &[&str] = if what == "execution" { &["ecr:GetAuthorizationToken"] } else { XRAY_ACTIONS };
+            check_least_privilege_with(&doc, star).unwrap_or_else(|e| panic!("{what}: {e}"));
         }
     }
 
@@ -567,7 +592,7 @@ mod tests {
     #[test]
     fn task_policy_follows_the_permissions() {
         let inp = inputs();
-        let sessions = task_policy(&inp, &[Permission::Sessions]).unwrap();
+        let sessions = task_policy(&inp, &[Permission::Sessions], false).unwrap();
         let s = sessions.to_string();
         assert!(s.contains(&inp.sessions_table_arn));
         assert!(s.contains("sessions-prod/index/by-user"));
@@ -579,7 +604,7 @@ mod tests {
             "key via DynamoDB"
         );
 
-        let db = task_policy(&inp, &[Permission::Database]).unwrap();
+        let db = task_policy(&inp, &[Permission::Database], false).unwrap();
         let d = db.to_string();
         assert!(d.contains(&inp.db_secret_arn));
         assert!(d.contains(
@@ -589,11 +614,13 @@ mod tests {
         assert!(!d.contains("kms:GenerateDataKey"), "reads only: {d}");
 
         // No queue yet: queue-only grants nothing; with the queue, SendMessage on it only.
-        assert!(task_policy(&inp, &[Permission::Queue]).is_none());
-        assert!(task_policy(&inp, &[]).is_none());
+        assert!(task_policy(&inp, &[Permission::Queue], false).is_none());
+        assert!(task_policy(&inp, &[], false).is_none());
+        let traced = task_policy(&inp, &[], true).unwrap();
+        assert_eq!(grants(&traced), vec![(XRAY_ACTIONS.iter().map(|a| a.to_string()).collect::<Vec<_>>(), vec!["*".to_string()])]);
         let mut with_queue = inp.clone();
         with_queue.queue_arn = Some("arn:aws:sqs:us-east-1:123456789012:tx-prod".into());
-        let q = task_policy(&with_queue, &[Permission::Queue])
+        let q = task_policy(&with_queue, &[Permission::Queue], false)
             .unwrap()
             .to_string();
         assert!(q.contains("sqs:SendMessage") && q.contains(":tx-prod"));

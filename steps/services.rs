@@ -11,7 +11,11 @@
 //! Security Hub ECS.5) and every path the image writes to (`services[].writable_paths`) is an
 //! ephemeral task volume mounted read-write: AWS accepts a read-only container that writes
 //! elsewhere, and it then exits at start (AWS-CONTRACTS B7). The container is never privileged
-//! (ECS.4). The service runs on the capacity provider split of its `capacity` (FARGATE
+//! (ECS.4). With `[tracing]` on (the default), every task also runs an OpenTelemetry
+//! collector sidecar (`otel-collector`, AWS Distro for OpenTelemetry) that takes the app's
+//! spans on loopback (OTLP on 4317/4318, the X-Ray daemon protocol on UDP 2000; the app is
+//! told through `OTEL_EXPORTER_OTLP_ENDPOINT` and `AWS_XRAY_DAEMON_ADDRESS`) and sends them to
+//! X-Ray with the task role (the iam step grants the X-Ray calls). The service runs on the capacity provider split of its `capacity` (FARGATE
 //! base, Spot share), without public IPs, spread over the private subnets of every zone, with
 //! the deployment circuit breaker rolling back failed deployments.
 //!
@@ -346,6 +350,13 @@ impl Inputs {
         if let Some(ns) = &self.namespace_name {
             environment.insert("SERVICE_DISCOVERY_NAMESPACE".to_string(), ns.clone());
         }
+        let tracing = &ctx.cfg().tracing;
+        if tracing.enabled {
+            for (k, v) in task_definition::TRACE_ENVIRONMENT {
+                environment.insert(k.to_string(), v.to_string());
+            }
+            environment.insert("OTEL_SERVICE_NAME".to_string(), svc.name.0.clone());
+        }
         TaskSpec {
             family: names.family.clone(),
             container: svc.name.0.clone(),
@@ -365,6 +376,9 @@ impl Inputs {
             secrets,
             read_only_root: svc.read_only_root,
             writable_paths: svc.writable_paths.clone(),
+            collector_image: tracing
+                .enabled
+                .then(|| tracing.collector_image.clone()),
         }
     }
 }

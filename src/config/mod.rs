@@ -39,6 +39,7 @@ pub struct Config {
     pub alarms: AlarmsConfig,
     pub dr: DrConfig,
     pub deploy: DeployConfig,
+    pub tracing: TracingConfig,
 }
 
 impl Config {

@@ -1,4 +1,5 @@
-//! `[alarms]` and `[logs]`: alert routing, alarm thresholds and log retention.
+//! `[alarms]`, `[logs]` and `[tracing]`: alert routing, alarm thresholds, log retention and
+//! the trace collector every task runs.
 
 use super::*;
 
@@ -125,5 +126,45 @@ impl TryFrom<i32> for RetentionDays {
                 LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
             ))
         }
+    }
+}
+
+/// The collector image `[tracing]` runs by default: the AWS Distro for OpenTelemetry
+/// collector, pinned (a tag that moves would change every task definition behind the
+/// config's back). The X-Ray daemon it replaces reaches end of support on 2027-02-25.
+pub const COLLECTOR_IMAGE: &str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.45.0";
+
+/// Tracing (seed 003): every task runs an OpenTelemetry collector sidecar that sends the
+/// app's traces to AWS X-Ray.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
+pub struct TracingConfig {
+    pub enabled: bool,
+    /// The collector's image (default [`COLLECTOR_IMAGE`]).
+    pub collector_image: String,
+}
+
+validated!(TracingConfig);
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            enabled: true,
+            collector_image: COLLECTOR_IMAGE.to_string(),
+        }
+    }
+}
+
+impl Validate for TracingConfig {
+    fn validate(&mut self) -> Result<(), FieldError> {
+        let i = &self.collector_image;
+        if i.is_empty() || i.len() > 255 || i.chars().any(char::is_whitespace) {
+            return field_error!(
+                "collector_image",
+                "invalid collector_image `{i}`: an image reference of 1 to 255 characters \
+                 without whitespace, e.g. {COLLECTOR_IMAGE}"
+            );
+        }
+        Ok(())
     }
 }

@@ -191,6 +191,28 @@ async fn check_service(sdk: &SdkConfig, stack: &Stack, e: &Expect) -> Vec<String
     assert_eq!(td.task_role_arn(), o["iam_task_role_arns"][e.name].as_str());
     let c = &td.container_definitions()[0];
     assert_eq!(c.image(), Some("public.ecr.aws/nginx/nginx:stable"));
+    // Tracing (on by default): the collector sidecar, read-only, the app told where it is.
+    let collector = td
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some("otel-collector"))
+        .unwrap_or_else(|| panic!("{family}: no otel-collector sidecar"));
+    assert_eq!(
+        collector.image(),
+        Some(fintech_infra::config::COLLECTOR_IMAGE)
+    );
+    assert_eq!(collector.readonly_root_filesystem(), Some(true));
+    assert_eq!(collector.essential(), Some(false));
+    let app_env: BTreeMap<&str, &str> = c
+        .environment()
+        .iter()
+        .map(|kv| (kv.name().unwrap(), kv.value().unwrap()))
+        .collect();
+    assert_eq!(
+        app_env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        Some(&"http://127.0.0.1:4317")
+    );
+    assert_eq!(app_env.get("OTEL_SERVICE_NAME"), Some(&e.name));
     let log = c.log_configuration().expect("log configuration");
     assert_eq!(log.log_driver().as_str(), "awslogs");
     let opts = log.options().unwrap();

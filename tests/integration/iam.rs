@@ -96,8 +96,11 @@ fn assert_least_privilege(doc: &Value, what: &str) {
             "{what}: wildcard action {action}"
         );
         if resources.iter().any(|r| r == "*") {
-            assert_eq!(
-                action, "ecr:GetAuthorizationToken",
+            // X-Ray's trace and sampling actions (the tracing collector) have no resource
+            // type; neither has ecr:GetAuthorizationToken.
+            assert!(
+                action == "ecr:GetAuthorizationToken"
+                    || fintech_infra::steps::iam::XRAY_ACTIONS.contains(&action.as_str()),
                 "{what}: Resource * on {action}"
             );
         }
@@ -273,6 +276,8 @@ async fn check_roles(stack: &Stack) {
                 );
             }
         } else if name.starts_with("role-task-web-") {
+            // `[tracing]` is on by default: the collector sidecar sends with the task role.
+            assert_eq!(on("xray:PutTraceSegments"), ["*"]);
             assert_eq!(on("dynamodb:PutItem"), std::slice::from_ref(&table_arn));
             assert_eq!(
                 on("dynamodb:Query"),

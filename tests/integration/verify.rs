@@ -109,7 +109,8 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
             .await
             .unwrap();
 
-        // 2. The producer's task role loses its queue grant (a new default policy version).
+        // 2. The producer's task role loses its queue grant and its X-Ray grant (a new
+        //    default policy version).
         let iam = aws_sdk_iam::Client::new(&sdk);
         let policy_arn = format!("arn:aws:iam::123456789012:policy/policy-task-web-{s}");
         let p = iam
@@ -140,7 +141,7 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
         doc["Statement"]
             .as_array_mut()
             .unwrap()
-            .retain(|st| st["Sid"] != "SendToTransactionQueue");
+            .retain(|st| st["Sid"] != "SendToTransactionQueue" && st["Sid"] != "SendTracesToXRay");
         iam.create_policy_version()
             .policy_arn(&policy_arn)
             .policy_document(doc.to_string())
@@ -240,7 +241,14 @@ fn broken_wiring_fails_verify_naming_the_path_and_up_repairs_it() {
         ),
         "{failed:#?}"
     );
-    assert_eq!(failed.len(), 5, "only the broken paths fail: {failed:#?}");
+    assert!(
+        has(
+            "service web tasks → X-Ray (traces)",
+            "xray:PutTraceSegments"
+        ),
+        "{failed:#?}"
+    );
+    assert_eq!(failed.len(), 6, "only the broken paths fail: {failed:#?}");
 
     // The text form names the same paths with a fix under each.
     let text = stack.run(&["verify", "--env-suffix", &stack.suffix]);

@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, MountPoint,
-    NetworkMode, PortMapping, Secret, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus,
-    TransportProtocol, Volume,
+    Compatibility, ContainerCondition, ContainerDefinition, ContainerDependency, KeyValuePair,
+    LogConfiguration, LogDriver, MountPoint, NetworkMode, PortMapping, Secret, TaskDefinition,
+    TaskDefinitionField, TaskDefinitionStatus, TransportProtocol, Volume,
 };
 
 use super::{ecs_tags, MapAws as _};
@@ -54,16 +54,108 @@ pub struct TaskSpec {
     pub read_only_root: bool,
     /// Paths mounted from ephemeral task volumes, read-write.
     pub writable_paths: Vec<String>,
+    /// `[tracing]`: the image of the OpenTelemetry collector sidecar (see [`COLLECTOR`]).
+    pub collector_image: Option<String>,
+}
+
+/// The name of the tracing sidecar container.
+pub const COLLECTOR: &str = "otel-collector";
+
+/// Where the app sends its traces: the collector in the same task (awsvpc tasks share one
+/// network namespace, so loopback reaches it and nothing outside the task can).
+pub const TRACE_ENVIRONMENT: &[(&str, &str)] = &[
+    ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:2000"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ("OTEL_PROPAGATORS", "xray,tracecontext,baggage"),
+];
+
+/// The collector's configuration (`AOT_CONFIG_CONTENT`): OTLP and X-Ray daemon protocol in on
+/// loopback only, traces out to X-Ray in the task's region. Traces only: the default ECS
+/// configuration also exports metrics through CloudWatch Logs (EMF), which would need log
+/// permissions in every task role.
+fn collector_config(region: &str) -> String {
+    format!(
+        "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:4317
+      http:
+        endpoint: 127.0.0.1:4318
+  awsxray:
+    endpoint: 127.0.0.1:2000
+    transport: udp
+processors:
+  batch/traces:
+    timeout: 1s
+    send_batch_size: 50
+exporters:
+  awsxray:
+    region: {region}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, awsxray]
+      processors: [batch/traces]
+      exporters: [awsxray]
+"
+    )
 }
 
 impl TaskSpec {
     /// The awslogs options: one stream per task under the service's prefix.
     fn log_options(&self) -> HashMap<String, String> {
+        self.log_options_for(&self.container)
+    }
+
+    fn log_options_for(&self, container: &str) -> HashMap<String, String> {
         HashMap::from([
             ("awslogs-group".to_string(), self.log_group.clone()),
             ("awslogs-region".to_string(), self.region.clone()),
-            ("awslogs-stream-prefix".to_string(), self.container.clone()),
+            ("awslogs-stream-prefix".to_string(), container.to_string()),
         ])
+    }
+
+    /// The collector sidecar's environment: its configuration.
+    fn collector_environment(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(
+            "AOT_CONFIG_CONTENT".to_string(),
+            collector_config(&self.region),
+        )])
+    }
+
+    /// The tracing sidecar: not essential (the app keeps serving if it stops; its traces are
+    /// lost meanwhile), read-only root (ECS.5: it writes nothing), its logs beside the app's.
+    fn collector_definition(&self, image: &str) -> Result<ContainerDefinition> {
+        let log = LogConfiguration::builder()
+            .log_driver(LogDriver::Awslogs)
+            .set_options(Some(self.log_options_for(COLLECTOR)))
+            .build()
+            .context("building the collector's log configuration")?;
+        Ok(ContainerDefinition::builder()
+            .name(COLLECTOR)
+            .image(image)
+            .essential(false)
+            .readonly_root_filesystem(true)
+            .command("--config=env:AOT_CONFIG_CONTENT")
+            .set_environment(Some(
+                self.collector_environment()
+                    .into_iter()
+                    .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+                    .collect(),
+            ))
+            .log_configuration(log)
+            .build())
+    }
+
+    /// Every container of the revision: the app, then the collector when tracing is on.
+    pub fn container_definitions(&self) -> Result<Vec<ContainerDefinition>> {
+        let mut v = vec![self.container_definition()?];
+        if let Some(image) = &self.collector_image {
+            v.push(self.collector_definition(image)?);
+        }
+        Ok(v)
     }
 
     /// (volume name, container path) per writable path, sorted by volume name.
@@ -118,10 +210,20 @@ impl TaskSpec {
         // `privileged` is never set (ECS.4): Fargate refuses privileged containers anyway, and
         // leaving the field out keeps it false on every launch type; `differences` treats a
         // revision that has it as drift.
+        // With tracing, the app starts once its collector has: early spans are not lost.
+        let depends = match &self.collector_image {
+            Some(_) => Some(vec![ContainerDependency::builder()
+                .container_name(COLLECTOR)
+                .condition(ContainerCondition::Start)
+                .build()
+                .context("building dependsOn")?]),
+            None => None,
+        };
         Ok(ContainerDefinition::builder()
             .name(&self.container)
             .image(&self.image)
             .essential(true)
+            .set_depends_on(depends)
             .readonly_root_filesystem(self.read_only_root)
             .set_mount_points(Some(mounts))
             .port_mappings(
@@ -160,10 +262,59 @@ impl TaskSpec {
         if td.task_role_arn() != Some(self.task_role_arn.as_str()) {
             d.push("taskRoleArn");
         }
-        let [c] = td.container_definitions() else {
+        let containers = td.container_definitions();
+        let Some(c) = containers
+            .iter()
+            .find(|c| c.name() == Some(self.container.as_str()))
+        else {
             d.push("containerDefinitions");
             return d;
         };
+        let collector = containers.iter().find(|c| c.name() == Some(COLLECTOR));
+        if containers.len() != 1 + usize::from(self.collector_image.is_some()) {
+            d.push("containerDefinitions");
+        }
+        match (&self.collector_image, collector) {
+            (None, _) => {}
+            (Some(_), None) => d.push("tracing collector"),
+            (Some(image), Some(t)) => {
+                let env: BTreeMap<String, String> = t
+                    .environment()
+                    .iter()
+                    .map(|kv| {
+                        (
+                            kv.name().unwrap_or_default().to_string(),
+                            kv.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                let log_ok = t.log_configuration().is_some_and(|l| {
+                    l.log_driver() == &LogDriver::Awslogs
+                        && l.options() == Some(&self.log_options_for(COLLECTOR))
+                });
+                if t.image() != Some(image.as_str())
+                    || t.readonly_root_filesystem() != Some(true)
+                    || t.privileged() == Some(true)
+                    || t.command() != ["--config=env:AOT_CONFIG_CONTENT"]
+                    || env != self.collector_environment()
+                    || !log_ok
+                {
+                    d.push("tracing collector");
+                }
+            }
+        }
+        let depends: Vec<(&str, &str)> = c
+            .depends_on()
+            .iter()
+            .map(|x| (x.container_name(), x.condition().as_str()))
+            .collect();
+        let want_depends: Vec<(&str, &str)> = match &self.collector_image {
+            Some(_) => vec![(COLLECTOR, "START")],
+            None => vec![],
+        };
+        if depends != want_depends {
+            d.push("dependsOn");
+        }
         if c.name() != Some(self.container.as_str()) {
             d.push("container name");
         }
@@ -316,7 +467,7 @@ async fn latest(ctx: &StepCtx, family: &str) -> Result<Option<TaskDefinition>> {
 
 async fn register(ctx: &StepCtx, spec: &TaskSpec) -> Result<String> {
     let ecs = ctx.aws().ecs();
-    let container = spec.container_definition()?;
+    let containers = spec.container_definitions()?;
     let volumes = spec.volumes();
     let tags = ecs_tags(ctx, &spec.family);
     let out = ctx
@@ -329,7 +480,7 @@ async fn register(ctx: &StepCtx, spec: &TaskSpec) -> Result<String> {
                 .memory(&spec.memory)
                 .execution_role_arn(&spec.execution_role_arn)
                 .task_role_arn(&spec.task_role_arn)
-                .container_definitions(container.clone())
+                .set_container_definitions(Some(containers.clone()))
                 .set_volumes(Some(volumes.clone()))
                 .set_tags(Some(tags.clone()))
                 .send()
@@ -562,6 +713,7 @@ mod tests {
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
+            collector_image: None,
         }
     }
 
@@ -579,9 +731,45 @@ mod tests {
             .requires_compatibilities(Compatibility::Fargate)
             .execution_role_arn(&s.execution_role_arn)
             .task_role_arn(&s.task_role_arn)
-            .container_definitions(s.container_definition().unwrap())
+            .set_container_definitions(Some(s.container_definitions().unwrap()))
             .set_volumes(Some(s.volumes()))
             .build()
+    }
+
+    #[test]
+    fn tracing_adds_a_read_only_collector_the_app_starts_after() {
+        let mut s = spec();
+        s.collector_image = Some(crate::config::COLLECTOR_IMAGE.into());
+        let cs = s.container_definitions().unwrap();
+        assert_eq!(cs.len(), 2);
+        let (app, collector) = (&cs[0], &cs[1]);
+        assert_eq!(collector.name(), Some(COLLECTOR));
+        assert_eq!(collector.essential(), Some(false));
+        assert_eq!(collector.readonly_root_filesystem(), Some(true));
+        let config = collector.environment()[0].value().unwrap();
+        assert!(
+            config.contains("endpoint: 127.0.0.1:4317") && config.contains("region: us-east-1")
+        );
+        assert!(
+            !config.contains("0.0.0.0"),
+            "the collector listens on loopback only"
+        );
+        assert_eq!(app.depends_on()[0].container_name(), COLLECTOR);
+        // Its own revision compares equal; one without the collector, or another image, not.
+        assert!(s.differences(&described(&s)).is_empty());
+        assert_eq!(
+            s.differences(&described(&spec())),
+            vec!["containerDefinitions", "tracing collector", "dependsOn"]
+        );
+        let mut other = s.clone();
+        other.collector_image =
+            Some("public.ecr.aws/aws-observability/aws-otel-collector:v0.1.0".into());
+        assert_eq!(s.differences(&described(&other)), vec!["tracing collector"]);
+        // Tracing off: the collector's revision is replaced by one without it.
+        assert_eq!(
+            spec().differences(&described(&s)),
+            vec!["containerDefinitions", "dependsOn"]
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The compute paths: the ALB → each service, declared service-to-service calls, secrets for the
-//! execution role, image pulls from the registry.
+//! execution role, image pulls from the registry, traces to X-Ray.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -255,4 +255,65 @@ fn endpoint_groups(endpoints: &[aws_sdk_ec2::types::VpcEndpoint]) -> Vec<String>
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+/// A service's tasks → X-Ray (`[tracing]`): the task runs the collector sidecar, its task
+/// role (which the collector runs with) may send traces, and its subnets reach X-Ray (NAT, or
+/// an X-Ray interface endpoint).
+pub(super) async fn traces_to_xray(
+    live: &Live,
+    f: &Facts,
+    svc: &Service,
+    collector_image: &str,
+) -> Finding {
+    let mut c = Check::new(format!("{} tasks → X-Ray (traces)", svc.label()));
+    let r: Result<()> = async {
+        if !svc.images.iter().any(|i| i == collector_image) {
+            c.fail(
+                format!("the task definition runs no tracing collector ({collector_image})"),
+                FIX_UP,
+            );
+            return Ok(());
+        }
+        let Some(role) = &svc.task_role else {
+            c.fail(
+                "the collector needs a task role to send traces with",
+                FIX_UP,
+            );
+            return Ok(());
+        };
+        let role = live.role(role).await?;
+        for a in ["xray:PutTraceSegments", "xray:GetSamplingRules"] {
+            c.need(eval::identity(&role, a, "*", &Ctx::new()), FIX_UP);
+        }
+        let endpoints = live.endpoints(&f.vpc_id).await?;
+        let xray = format!("com.amazonaws.{}.xray", live.region());
+        if endpoints
+            .iter()
+            .any(|e| e.service_name() == Some(xray.as_str()))
+        {
+            c.notes
+                .push(format!("through the {xray} interface endpoint"));
+        } else {
+            for s in &svc.subnets {
+                c.need(
+                    eval::internet_route(&f.route_tables, s, false)
+                        .map_err(|e| format!("subnet {s} to X-Ray: {e}")),
+                    FIX_UP,
+                );
+            }
+            let sgs = live.groups(&svc.groups).await?;
+            c.need(
+                eval::egress_anywhere(&sgs, 443).map_err(|e| format!("X-Ray: {e}")),
+                FIX_UP,
+            );
+        }
+        if c.problems.is_empty() {
+            c.notes
+                .push("the collector sidecar may send the app's traces to X-Ray".into());
+        }
+        Ok(())
+    }
+    .await;
+    c.finish_with(r)
 }

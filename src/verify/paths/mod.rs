@@ -23,7 +23,9 @@ mod edge;
 mod messaging;
 mod monitoring;
 
-use compute::{alb_to_service, execution_role_reads_secrets, image_pull, service_to_service};
+use compute::{
+    alb_to_service, execution_role_reads_secrets, image_pull, service_to_service, traces_to_xray,
+};
 use data::{role_to_sessions, service_to_database};
 use dr::{backup, replication};
 use edge::{cdn_to_alb, cdn_to_assets, internet_to_alb, routed_traffic_is_served};
@@ -185,6 +187,11 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
     }
     for svc in &facts.services {
         out.push(image_pull(live, st, &facts, svc).await);
+    }
+    if cfg.tracing.enabled {
+        for svc in &facts.services {
+            out.push(traces_to_xray(live, &facts, svc, &cfg.tracing.collector_image).await);
+        }
     }
     if st.out(alarms::OUT_TOPIC_ARN).is_some() {
         out.push(alarms_to_topic(live, st).await);
