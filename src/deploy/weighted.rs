@@ -168,17 +168,28 @@ async fn set_weights(ctx: &mut Ctx<'_>, c: &Colours, (b, g): (i32, i32)) -> Resu
     Ok(())
 }
 
-/// Refuses to send traffic to a colour without healthy targets.
-async fn check_serves(ctx: &Ctx<'_>, c: &Colours, colour: Colour) -> Result<()> {
-    let h = watch::health(&ctx.aws, c.tg(colour)?).await?;
-    if h.healthy == 0 || h.unhealthy > 0 {
-        anyhow::bail!(
-            "{} ({}) cannot take traffic: {h}; nothing was changed",
-            colour.name(),
-            c.of(colour).name
-        );
+/// Waits (up to `deploy.health_timeout_secs`) until `colour` has healthy targets and none
+/// failing, e.g. tasks a moment-old `up` started; refuses to send it traffic otherwise.
+async fn check_serves(ctx: &mut Ctx<'_>, c: &Colours, colour: Colour) -> Result<()> {
+    let started = std::time::Instant::now();
+    let timeout = ctx.timeout();
+    loop {
+        let h = watch::health(&ctx.aws, c.tg(colour)?).await?;
+        if h.healthy > 0 && h.unhealthy == 0 && h.starting == 0 {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            anyhow::bail!(
+                "{} ({}) cannot take traffic: {h} after {} s; nothing was changed",
+                colour.name(),
+                c.of(colour).name,
+                timeout.as_secs()
+            );
+        }
+        ctx.progress
+            .status(format!("waiting for {} to serve: {h}", colour.name()));
+        tokio::time::sleep(watch::poll_interval()).await;
     }
-    Ok(())
 }
 
 fn weights_with(colour: Colour, own: i32, other: i32) -> (i32, i32) {

@@ -246,10 +246,13 @@ fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm
 
 #[test]
 fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
-    let stack = Stack::new("dpw");
-    if !is_faithful(&stack.endpoint) {
+    // Its own emulator at a time scale: a deployment rolls out in 3.6 s (180 s on AWS), so
+    // the order of weight changes and healthy targets is observed, not instantaneous.
+    if !is_faithful(endpoint()) {
         return;
     }
+    let emu = Emulator::start(&["--time-scale", "0.02"]);
+    let stack = Stack::on(&emu.endpoint, "dpw");
     let cfg =
         stack.config("preset = \"bluegreen\"\n[deploy]\nbake_secs = 1\nhealth_timeout_secs = 60\n");
     let cfg = cfg.to_str().unwrap();
@@ -267,6 +270,11 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
     let from = request_log(&stack.endpoint).len();
     let r = deploy(&stack, &["--service", "web", "--image", &v2]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("green: deployment IN_PROGRESS") && r.stderr.contains("starting"),
+        "the progress shows green rolling out: {}",
+        r.stderr
+    );
     assert_eq!(weights(&stack), (80, 20));
     assert_eq!(running_image(&stack, &green), v2);
     assert_eq!(running_image(&stack, &blue), original);
