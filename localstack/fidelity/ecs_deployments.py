@@ -107,7 +107,11 @@ def _start(backend: Any, service: Any, task_definition: str) -> dict[str, Any]:
 
 def _settle(backend: Any, service: Any, deployment: dict[str, Any]) -> None:
     if deployment not in service.deployments or deployment["rolloutState"] != "IN_PROGRESS":
-        return  # superseded by a later deployment
+        return
+    if deployment["status"] != "PRIMARY":
+        # A later deployment replaced it while it rolled out: ECS stops launching its tasks,
+        # and it drains when the PRIMARY one completes.
+        return
     deployment["updatedAt"] = utcnow()
     if _healthy(backend, deployment["taskDefinition"]):
         deployment.update(

@@ -4,6 +4,7 @@ list the tasks; ECR scans pushed images."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 from conftest import name
@@ -130,3 +131,16 @@ def test_image_pushed_to_a_scan_on_push_repository_is_scanned(emu):
     urllib.request.urlopen(req, timeout=10).read()
     counts = ecr.describe_image_scan_findings(repositoryName=scanned, imageId={"imageTag": "v1"})
     assert counts["imageScanFindings"]["findingSeverityCounts"] == {"CRITICAL": 2}
+
+
+def test_a_deployment_replaced_while_it_rolls_out_does_not_end_the_new_one(emu, vpc):
+    ecs, elb, cluster, service, tg, revision, first = _service_behind_alb(emu, vpc)
+    emu.scale_for("ecs-deployment.rollout", 0.6)
+    second, third = revision("app:2"), revision("app:3")
+    ecs.update_service(cluster=cluster, service=service, taskDefinition=second)
+    time.sleep(0.3)
+    ecs.update_service(cluster=cluster, service=service, taskDefinition=third)
+    time.sleep(0.45)  # the second's rollout time has passed, the third's not
+    assert [(d["taskDefinition"], d["status"]) for d in _deployments(ecs, cluster, service)][0] == (third, "PRIMARY")
+    emu.wait_for(lambda: [(d["taskDefinition"], d["rolloutState"]) for d in _deployments(ecs, cluster, service)],
+                 [(third, "COMPLETED")])

@@ -618,12 +618,24 @@ async fn status(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
             );
         }
     }
+    // What `deploy` released, per service: the image on each colour and the weights.
+    let releases = shared.state.snapshot().releases;
     if json_out {
         println!(
             "{}",
-            json!({"stack": r.suffix, "resources": rows, "missing": missing})
+            json!({"stack": r.suffix, "resources": rows, "missing": missing, "releases": releases})
         );
     } else {
+        for (service, rel) in &releases {
+            let mut line = format!("release {service}: {}", rel.blue);
+            if let Some(green) = &rel.green {
+                line = format!("release {service}: blue {}, green {green}", rel.blue);
+            }
+            if let Some((b, g)) = rel.weights {
+                line.push_str(&format!("; traffic blue {b} %, green {g} %"));
+            }
+            println!("{line} (at {})", rel.at.format("%Y-%m-%d %H:%M:%S UTC"));
+        }
         println!(
             "status `{}`: {} resource(s) recorded, {missing} missing.",
             r.suffix,

@@ -357,5 +357,13 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
     assert_eq!(weights(&stack), (100, 0));
     assert_eq!(running_image(&stack, &green), v2);
     assert_eq!(stack.state()["releases"]["web"]["weights"], json!([100, 0]));
+    let status = stack.run(&["status", "--env-suffix", &stack.suffix]);
+    assert!(
+        status.stdout.contains(&format!(
+            "release web: blue {original}, green {v2}; traffic blue 100 %, green 0 %"
+        )),
+        "{}",
+        status.stdout
+    );
     finish(&stack);
 }
