@@ -240,13 +240,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Outputs { stack, json, all } => {
             let r = resolve(g, stack.env_suffix.as_deref(), "outputs")?;
             let Some(file) = StateFile::load(&r.state_path)? else {
-                return Err(UsageError::new(format!(
-                    "no state for stack `{}` at {}: run `fintech-infra up --env-suffix {}` first",
-                    r.suffix,
-                    r.state_path.display(),
-                    r.suffix
-                ))
-                .into());
+                return Err(no_stack(&r).into());
             };
             print_outputs(&file, *json || json_out, *all);
             Ok(())
@@ -480,16 +474,20 @@ async fn verify_warnings(shared: &Shared, json_out: bool) {
     }
 }
 
+/// The error of a command that needs a built stack and finds no state for it.
+fn no_stack(r: &Resolved) -> UsageError {
+    UsageError::new(format!(
+        "no state for stack `{}` at {}: run `fintech-infra up --env-suffix {}` first",
+        r.suffix,
+        r.state_path.display(),
+        r.suffix
+    ))
+}
+
 /// `deploy`: a release, a promotion or a rollback of one service (see [`crate::deploy`]).
 async fn deploy(g: &GlobalOpts, r: Resolved, a: &crate::cli::DeployArgs) -> Result<()> {
     if StateFile::load(&r.state_path)?.is_none() {
-        return Err(UsageError::new(format!(
-            "no state for stack `{}` at {}: run `fintech-infra up --env-suffix {}` first",
-            r.suffix,
-            r.state_path.display(),
-            r.suffix
-        ))
-        .into());
+        return Err(no_stack(&r).into());
     }
     let action = match (&a.image, a.promote, a.rollback) {
         (Some(image), _, _) => crate::deploy::Action::Release {
@@ -517,13 +515,7 @@ async fn deploy(g: &GlobalOpts, r: Resolved, a: &crate::cli::DeployArgs) -> Resu
 /// `verify`: the path checks alone, exit 1 if any fails.
 async fn verify(g: &GlobalOpts, r: Resolved, store: StateStore) -> Result<()> {
     if !store.exists_on_disk() {
-        return Err(UsageError::new(format!(
-            "no state for stack `{}` at {}: run `fintech-infra up --env-suffix {}` first",
-            r.suffix,
-            r.state_path.display(),
-            r.suffix
-        ))
-        .into());
+        return Err(no_stack(&r).into());
     }
     let aws = connect(g, &store, &r.cfg).await?;
     let stack = crate::verify::Stack::from_state(&store.snapshot());

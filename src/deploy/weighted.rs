@@ -330,50 +330,41 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
 
 /// All traffic to the colour of the newest release.
 pub async fn promote(ctx: &mut Ctx<'_>) -> Result<()> {
-    let c = colours(ctx)?;
-    let mut release = ctx.current_release();
-    let newest = release.newest.context("checked: a release exists")?;
-    let all = weights_with(newest, 100, 0);
-    if live_weights(ctx, &c).await? == all {
-        ctx.progress
-            .say(&format!("{} already takes all traffic", newest.name()));
-        return Ok(());
-    }
-    check_serves(ctx, &c, newest).await?;
-    set_weights(ctx, &c, all).await?;
-    release.weights = Some(all);
-    release.at = Utc::now();
-    ctx.record(release)?;
-    ctx.progress.say(&format!(
-        "promoted: {} ({}) takes all traffic; `--rollback` moves it back to {}",
-        newest.name(),
-        ctx.current_release().image(newest),
-        newest.other().name()
-    ));
-    Ok(())
+    all_traffic_to(ctx, true).await
 }
 
 /// All traffic back to the colour that does not run the newest release.
 pub async fn rollback(ctx: &mut Ctx<'_>) -> Result<()> {
+    all_traffic_to(ctx, false).await
+}
+
+/// All traffic to the newest release's colour (`newest`) or to the other one, once its
+/// targets all serve; recorded in the release.
+async fn all_traffic_to(ctx: &mut Ctx<'_>, newest: bool) -> Result<()> {
     let c = colours(ctx)?;
     let mut release = ctx.current_release();
-    let newest = release.newest.context("checked: a release exists")?;
-    let previous = newest.other();
-    let all = weights_with(previous, 100, 0);
+    let latest = release.newest.context("checked: a release exists")?;
+    let to = if newest { latest } else { latest.other() };
+    let all = weights_with(to, 100, 0);
     if live_weights(ctx, &c).await? == all {
         ctx.progress
-            .say(&format!("{} already takes all traffic", previous.name()));
+            .say(&format!("{} already takes all traffic", to.name()));
         return Ok(());
     }
-    check_serves(ctx, &c, previous).await?;
+    check_serves(ctx, &c, to).await?;
     set_weights(ctx, &c, all).await?;
     release.weights = Some(all);
     release.at = Utc::now();
+    let image = release.image(to).to_string();
     ctx.record(release)?;
-    ctx.progress.say(&format!(
-        "rolled back: {} ({}) takes all traffic",
-        previous.name(),
-        ctx.current_release().image(previous)
-    ));
+    ctx.progress.say(&if newest {
+        format!(
+            "promoted: {} ({image}) takes all traffic; `--rollback` moves it back to {}",
+            to.name(),
+            to.other().name()
+        )
+    } else {
+        format!("rolled back: {} ({image}) takes all traffic", to.name())
+    });
     Ok(())
 }

@@ -278,16 +278,7 @@ impl TaskSpec {
             (None, _) => {}
             (Some(_), None) => d.push("tracing collector"),
             (Some(image), Some(t)) => {
-                let env: BTreeMap<String, String> = t
-                    .environment()
-                    .iter()
-                    .map(|kv| {
-                        (
-                            kv.name().unwrap_or_default().to_string(),
-                            kv.value().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect();
+                let env = env_map(t.environment());
                 let log_ok = t.log_configuration().is_some_and(|l| {
                     l.log_driver() == &LogDriver::Awslogs
                         && l.options() == Some(&self.log_options_for(COLLECTOR))
@@ -387,16 +378,7 @@ impl TaskSpec {
         if !log_ok {
             d.push("logConfiguration");
         }
-        let env: BTreeMap<String, String> = c
-            .environment()
-            .iter()
-            .map(|kv| {
-                (
-                    kv.name().unwrap_or_default().to_string(),
-                    kv.value().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let env = env_map(c.environment());
         if env != self.environment {
             d.push("environment");
         }
@@ -410,6 +392,18 @@ impl TaskSpec {
         }
         d
     }
+}
+
+/// A container's `environment` as a map.
+fn env_map(kvs: &[KeyValuePair]) -> BTreeMap<String, String> {
+    kvs.iter()
+        .map(|kv| {
+            (
+                kv.name().unwrap_or_default().to_string(),
+                kv.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// `task-web-demo` from `arn:aws:ecs:...:task-definition/task-web-demo:3`.
