@@ -93,19 +93,26 @@ fn listeners(ctx: &Ctx<'_>) -> Vec<String> {
     v
 }
 
+async fn describe_listener(
+    ctx: &Ctx<'_>,
+    arn: &str,
+) -> Result<Vec<aws_sdk_elasticloadbalancingv2::types::Listener>> {
+    let out = ctx
+        .aws
+        .elb()
+        .describe_listeners()
+        .listener_arns(arn)
+        .send()
+        .await
+        .aws("elasticloadbalancing:DescribeListeners", arn)?;
+    Ok(out.listeners().to_vec())
+}
+
 /// The live (blue, green) weights of the first listener that forwards to both.
 async fn live_weights(ctx: &Ctx<'_>, c: &Colours) -> Result<(i32, i32)> {
     let (blue, green) = (c.tg(Colour::Blue)?, c.tg(Colour::Green)?);
     for arn in listeners(ctx) {
-        let out = ctx
-            .aws
-            .elb()
-            .describe_listeners()
-            .listener_arns(&arn)
-            .send()
-            .await
-            .aws("elasticloadbalancing:DescribeListeners", &arn)?;
-        for l in out.listeners() {
+        for l in describe_listener(ctx, &arn).await? {
             for a in l.default_actions() {
                 let groups = a
                     .forward_config()
@@ -134,15 +141,7 @@ async fn set_weights(ctx: &mut Ctx<'_>, c: &Colours, (b, g): (i32, i32)) -> Resu
     );
     let action = ListenerDefault::Forward(vec![(blue.clone(), b), (green.clone(), g)]).action();
     for arn in listeners(ctx) {
-        let out = ctx
-            .aws
-            .elb()
-            .describe_listeners()
-            .listener_arns(&arn)
-            .send()
-            .await
-            .aws("elasticloadbalancing:DescribeListeners", &arn)?;
-        let forwards = out.listeners().iter().any(|l| {
+        let forwards = describe_listener(ctx, &arn).await?.iter().any(|l| {
             l.default_actions().iter().any(|a| {
                 a.forward_config().is_some_and(|f| {
                     f.target_groups()
