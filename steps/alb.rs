@@ -169,19 +169,14 @@ impl Alb {
     /// A release `deploy` made (the state's `releases`) sets the weights while it holds:
     /// `up` leaves a deploy's split, promotion or rollback alone.
     fn weights(&self, ctx: &StepCtx, default_service: &ServiceConfig) -> (i32, i32) {
-        if let Some(w) = ctx
-            .sh
-            .state
-            .release_holding(&default_service.name.0, &default_service.image)
-            .and_then(|r| r.weights)
-        {
-            return w;
-        }
+        let weighted = default_service.deployment == crate::config::Deployment::Weighted;
+        let release = ctx.sh.state.release_holding(
+            &default_service.name.0,
+            &default_service.image,
+            weighted,
+        );
         let default_service = default_service.name.0.as_str();
         let alb = &ctx.cfg().alb;
-        if alb.green_weight == 0 {
-            return (alb.blue_weight, 0);
-        }
         let suffix = ctx.suffix();
         let blue = crate::naming::ecs_service_name(default_service, suffix);
         let twin = crate::naming::ecs_service_name(&crate::config::green_twin(default_service), suffix);
@@ -194,6 +189,14 @@ impl Alb {
                     })
             })
         };
+        // A release's weights only while the twin runs: a twin gone (a partial `down`)
+        // must not be sent the share the release gave it.
+        if let Some(w) = release.and_then(|r| r.weights).filter(|_| recorded(&twin)) {
+            return w;
+        }
+        if alb.green_weight == 0 {
+            return (alb.blue_weight, 0);
+        }
         if recorded(&blue) && !recorded(&twin) {
             ctx.sh.reporter.message(
                 ctx.step,

@@ -409,7 +409,11 @@ impl Services {
         )
         .await?;
         // What `deploy` released holds while the config still names the image it replaced.
-        let release = ctx.sh.state.release_holding(&svc.name.0, &svc.image);
+        let release = ctx.sh.state.release_holding(
+            &svc.name.0,
+            &svc.image,
+            svc.deployment == Deployment::Weighted,
+        );
         let image_of = |c: Colour| {
             release
                 .as_ref()

@@ -90,7 +90,11 @@ pub fn parse_ecr(image: &str) -> Option<EcrImage> {
         return None;
     }
     let (repository, reference) = match path.split_once('@') {
-        Some((repo, digest)) => (repo, Reference::Digest(digest.to_string())),
+        // `repo:tag@sha256:...`: the digest decides, the tag is only a label.
+        Some((repo, digest)) => (
+            repo.split_once(':').map_or(repo, |(r, _)| r),
+            Reference::Digest(digest.to_string()),
+        ),
         None => match path.rsplit_once(':') {
             Some((repo, tag)) => (repo, Reference::Tag(tag.to_string())),
             None => (path, Reference::Tag("latest".into())),
@@ -178,7 +182,9 @@ pub async fn check(
         Err(e) => return Err(e.into()),
     };
     let status = scan.image_scan_status().and_then(|s| s.status());
-    if status != Some(&ScanStatus::Complete) {
+    // Basic scanning ends COMPLETE; enhanced scanning (Amazon Inspector, set for the
+    // registry) keeps the image ACTIVE, monitored, with its findings counted.
+    if !matches!(status, Some(ScanStatus::Complete | ScanStatus::Active)) {
         return Err(UsageError::new(format!(
             "the scan of image {image} has not completed (status {}): wait for it, then deploy",
             status.map(|s| s.as_str()).unwrap_or("unknown")

@@ -92,7 +92,7 @@ pub fn check(cfg: &Config, store: &StateStore, service: &str, action: &Action) -
         .into()),
         (Deployment::Weighted, Action::Promote | Action::Rollback) => {
             if store
-                .release_holding(service, &svc.image)
+                .release_holding(service, &svc.image, true)
                 .and_then(|r| r.newest)
                 .is_none()
             {
@@ -165,7 +165,11 @@ impl Ctx<'_> {
     /// The release that holds, or what runs without one (the config's image everywhere).
     fn current_release(&self) -> Release {
         self.store
-            .release_holding(&self.svc.name.0, &self.svc.image)
+            .release_holding(
+                &self.svc.name.0,
+                &self.svc.image,
+                self.svc.deployment == Deployment::Weighted,
+            )
             .unwrap_or_else(|| Release {
                 config_image: self.svc.image.clone(),
                 blue: self.svc.image.clone(),
@@ -178,9 +182,14 @@ impl Ctx<'_> {
     }
 }
 
-/// Points `service` at `revision`; nothing else of the service changes.
-async fn update_revision(aws: &Aws, s: &EcsService, revision: &str) -> Result<()> {
-    aws.ecs()
+/// Points `service` at `revision`; nothing else of the service changes. Returns the ID of
+/// the deployment that now rolls `revision` out (the PRIMARY one): a deployment is followed
+/// by its ID, since an older deployment of the same revision may still be listed. When the
+/// service already runs `revision` (ECS's circuit breaker rolled back to it), no deployment
+/// starts and the PRIMARY one is that rollback.
+async fn update_revision(aws: &Aws, s: &EcsService, revision: &str) -> Result<String> {
+    let out = aws
+        .ecs()
         .update_service()
         .cluster(&s.cluster)
         .service(&s.name)
@@ -188,7 +197,23 @@ async fn update_revision(aws: &Aws, s: &EcsService, revision: &str) -> Result<()
         .send()
         .await
         .aws("ecs:UpdateService", &s.name)?;
-    Ok(())
+    out.service()
+        .into_iter()
+        .flat_map(|svc| svc.deployments())
+        .find(|d| d.status() == Some("PRIMARY"))
+        .and_then(|d| d.id().map(str::to_string))
+        .with_context(|| format!("UpdateService of {} returned no PRIMARY deployment", s.name))
+}
+
+/// Deregisters a rolled-back revision; a failure is reported, not returned, so that the
+/// rollback's own reason stays the command's error.
+async fn forget_revision(ctx: &mut Ctx<'_>, revision: &str) {
+    if let Err(e) = crate::resources::ecs::task_definition::deregister(&ctx.aws, revision).await {
+        ctx.progress.say(&format!(
+            "warning: could not deregister the rolled-back revision {revision} ({e:#}); \
+             deregister it by hand, or the next `up` registers the running one again"
+        ));
+    }
 }
 
 /// Runs a checked deploy.

@@ -28,13 +28,13 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         service.name,
         short(&revision)
     ));
-    update_revision(&aws, &service, &revision).await?;
+    let deployment = update_revision(&aws, &service, &revision).await?;
     let alarms = ctx.alarms.clone();
     let timeout = ctx.timeout();
     let outcome = watch::follow(
         &aws,
         &service,
-        &revision,
+        &deployment,
         "new version",
         &alarms,
         timeout,
@@ -68,12 +68,15 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
             }
         }
         Outcome::Failed(reason) => {
-            // The circuit breaker is putting the last completed revision back: follow it.
+            // The circuit breaker puts the last completed revision back, if there is one
+            // (not when the deployment before was itself still rolling out): the deploy
+            // names the previous revision either way, which starts nothing when ECS already
+            // did.
             ctx.progress.say(&format!(
-                "ECS failed the deployment ({reason}); it rolls back"
+                "ECS failed the deployment ({reason}); rolling back"
             ));
-            back_to(ctx, &service, &current, false).await?;
-            task_definition::deregister(&aws, &revision).await?;
+            back_to(ctx, &service, &current).await?;
+            super::forget_revision(ctx, &revision).await;
             return Err(RolledBack {
                 service: ctx.svc.name.0.clone(),
                 reason,
@@ -88,8 +91,8 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
     };
     ctx.progress
         .say(&format!("rolling back to {}: {reason}", short(&current)));
-    back_to(ctx, &service, &current, true).await?;
-    task_definition::deregister(&aws, &revision).await?;
+    back_to(ctx, &service, &current).await?;
+    super::forget_revision(ctx, &revision).await;
     Err(RolledBack {
         service: ctx.svc.name.0.clone(),
         reason,
@@ -97,23 +100,15 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
     .into())
 }
 
-/// Puts `revision` back (`update`: the deploy does it; otherwise ECS's circuit breaker is
-/// already doing it) and follows it until it serves again.
-async fn back_to(
-    ctx: &mut Ctx<'_>,
-    service: &watch::EcsService,
-    revision: &str,
-    update: bool,
-) -> Result<()> {
+/// Puts `revision` back and follows it until it serves again.
+async fn back_to(ctx: &mut Ctx<'_>, service: &watch::EcsService, revision: &str) -> Result<()> {
     let aws = ctx.aws.clone();
-    if update {
-        update_revision(&aws, service, revision).await?;
-    }
+    let deployment = update_revision(&aws, service, revision).await?;
     let timeout = ctx.timeout();
     match watch::follow(
         &aws,
         service,
-        revision,
+        &deployment,
         "rollback",
         &[],
         timeout,

@@ -178,24 +178,26 @@ pub fn poll_interval() -> Duration {
     crate::step::max_poll_interval().min(Duration::from_secs(5))
 }
 
-/// Follows the deployment of `revision` on `s` until its tasks all run and pass the health
-/// checks, ECS fails it, a rollback alarm fires, or `timeout` passes.
+/// Follows the deployment `deployment` (an ID, see `update_revision`) of `s` until its tasks
+/// all run and pass the health checks, ECS fails it, a rollback alarm fires, or `timeout`
+/// passes.
 pub async fn follow(
     aws: &Aws,
     s: &EcsService,
-    revision: &str,
+    deployment_id: &str,
     label: &str,
     alarms: &[String],
     timeout: Duration,
     progress: &mut Progress,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let since = aws_sdk_ecs::primitives::DateTime::from(std::time::SystemTime::now()).secs() - 5;
     loop {
         let svc = describe(aws, s).await?;
         let deployment = svc
             .deployments()
             .iter()
-            .find(|d| d.task_definition() == Some(revision));
+            .find(|d| d.id() == Some(deployment_id));
         let health = match &s.target_group {
             Some(tg) => Some(health(aws, tg).await?),
             None => None,
@@ -220,11 +222,13 @@ pub async fn follow(
             return Ok(Outcome::Failed(reason.to_string()));
         }
         if deployment.is_none() {
-            // Gone already: the circuit breaker's rollback replaced it (and, done, drained
-            // it); the service's events say why.
+            // It was listed when it started (its ID came from UpdateService): gone now means
+            // the circuit breaker's rollback replaced and drained it. This deploy's events
+            // say why.
             let why = svc
                 .events()
                 .iter()
+                .filter(|e| e.created_at().is_some_and(|t| t.secs() >= since))
                 .find_map(|e| e.message().filter(|m| m.contains("fail")))
                 .unwrap_or("no reason in the service's events");
             return Ok(Outcome::Failed(format!(

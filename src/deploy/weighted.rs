@@ -56,9 +56,22 @@ fn colours(ctx: &Ctx<'_>) -> Result<Colours> {
         all.iter()
             .any(|r| r.kind == crate::resources::ecs::service::KIND && r.name == twin && !r.pending)
     });
-    if !recorded {
+    // Stacks built before the twin had its own family ran it on blue's: a release must
+    // not write green's image into blue's family.
+    let family = format!(
+        "task-{}-{}",
+        crate::config::green_twin(&ctx.svc.name.0),
+        ctx.suffix
+    );
+    let own_family = ctx.store.with_resources(|all| {
+        all.iter().any(|r| {
+            r.kind == crate::resources::ecs::task_definition::KIND && r.name == family && !r.pending
+        })
+    });
+    if !recorded || !own_family {
         return Err(UsageError::new(format!(
-            "the green twin {twin} is not built yet: run `fintech-infra up` first"
+            "the green twin {twin} (with its task definition family {family}) is not built \
+             yet: run `fintech-infra up` first"
         ))
         .into());
     }
@@ -206,6 +219,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
     let live = idle.other();
     let mut release = ctx.current_release();
     let previous_image = release.image(idle).to_string();
+    let previous_newest = release.newest;
     ctx.progress.say(&format!(
         "{image} goes to {} ({}); {} serves all traffic meanwhile",
         idle.name(),
@@ -228,13 +242,13 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         .with_context(|| format!("ECS service {} names no task definition", target.name))?;
     let revision =
         task_definition::register_with_image(&aws, &current, &ctx.svc.name.0, image).await?;
-    update_revision(&aws, &target, &revision).await?;
+    let deployment = update_revision(&aws, &target, &revision).await?;
     let timeout = ctx.timeout();
     // The idle colour gets no traffic yet: the ALB's alarms say nothing about it.
     let outcome = watch::follow(
         &aws,
         &target,
-        &revision,
+        &deployment,
         idle.name(),
         &[],
         timeout,
@@ -298,13 +312,14 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         Colour::Green => release.green = Some(previous_image),
     }
     release.weights = Some(all_on_live);
+    release.newest = previous_newest;
     release.at = Utc::now();
     ctx.record(release)?;
-    update_revision(&aws, &target, &current).await?;
+    let back = update_revision(&aws, &target, &current).await?;
     match watch::follow(
         &aws,
         &target,
-        &current,
+        &back,
         idle.name(),
         &[],
         timeout,
@@ -319,7 +334,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
             short(&current)
         )),
     }
-    task_definition::deregister(&aws, &revision).await?;
+    super::forget_revision(ctx, &revision).await;
     Err(RolledBack {
         service: ctx.svc.name.0.clone(),
         reason,

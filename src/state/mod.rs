@@ -600,10 +600,17 @@ impl StateStore {
     }
 
     /// The release of `service` that still holds: the config's image for it is still the
-    /// one the release replaced.
-    pub fn release_holding(&self, service: &str, config_image: &str) -> Option<Release> {
+    /// one the release replaced, and the service still deploys the way the release was made
+    /// (`weighted`: a release with a green image; switched to `rolling`, the release of both
+    /// colours means nothing any more).
+    pub fn release_holding(
+        &self,
+        service: &str,
+        config_image: &str,
+        weighted: bool,
+    ) -> Option<Release> {
         self.release(service)
-            .filter(|r| r.config_image == config_image)
+            .filter(|r| r.config_image == config_image && r.green.is_some() == weighted)
     }
 
     /// Records a release of `service` (`None`: forgets it).
