@@ -365,5 +365,22 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
         "{}",
         status.stdout
     );
+
+    // A release holds only for its strategy: promoted (all traffic on green), then switched
+    // to `rolling`, `up` removes the twin and sends all traffic to blue, not to the empty
+    // green group the release weighted.
+    let r = deploy(&stack, &["--service", "web", "--promote"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(weights(&stack), (0, 100));
+    let rolling = stack.config(
+        "preset = \"bluegreen\"\n[deploy]\nbake_secs = 1\n[alb]\nblue_weight = 100\ngreen_weight = 0\n\
+         [[services]]\nname = \"web\"\ndeployment = \"rolling\"\ncpu = 2048\nmemory = 4096\n\
+         permissions = [\"sessions\", \"database\", \"queue\"]\n",
+    );
+    stack
+        .up(&["--config", rolling.to_str().unwrap()])
+        .assert_ok();
+    assert_eq!(weights(&stack), (100, 0));
+    assert_eq!(running_image(&stack, &blue), original);
     finish(&stack);
 }
