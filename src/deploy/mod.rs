@@ -250,6 +250,18 @@ pub async fn run(
     } else {
         Vec::new()
     };
+    // An alarm already in ALARM says nothing about the new version (and must not block the
+    // release that fixes it): it is left out of the watch, with a warning.
+    let mut alarms = alarms;
+    let firing_now = watch::firing(&aws, &alarms).await?;
+    let mut progress = Progress::new(json, service);
+    if !firing_now.is_empty() {
+        alarms.retain(|a| !firing_now.iter().any(|f| f.starts_with(&format!("{a} "))));
+        progress.say(&format!(
+            "warning: already in ALARM, not watched during this deploy: {}",
+            firing_now.join(", ")
+        ));
+    }
     let mut ctx = Ctx {
         aws,
         store,
@@ -257,7 +269,7 @@ pub async fn run(
         svc,
         suffix,
         alarms,
-        progress: Progress::new(json, service),
+        progress,
     };
     match action {
         Action::Release {

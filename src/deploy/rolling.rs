@@ -6,7 +6,7 @@
 //! the previous revision back itself. A rolled-back revision is deregistered, so the next
 //! `up` finds the one the service runs as the family's latest.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use chrono::Utc;
 
 use super::watch::{self, Outcome};
@@ -40,7 +40,9 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         timeout,
         &mut ctx.progress,
     )
-    .await?;
+    .await
+    // Not knowing how the new version does is a reason to take it back.
+    .unwrap_or_else(|e| Outcome::Failed(format!("following the deployment failed: {e:#}")));
     let reason = match outcome {
         Outcome::Done => {
             let bake = ctx.bake_time();
@@ -51,7 +53,8 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
                 bake,
                 &mut ctx.progress,
             )
-            .await?
+            .await
+            .unwrap_or_else(|e| Some(format!("watching the new version failed: {e:#}")))
             {
                 None => {
                     let mut r = ctx.current_release();
@@ -75,7 +78,9 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
             ctx.progress.say(&format!(
                 "ECS failed the deployment ({reason}); rolling back"
             ));
-            back_to(ctx, &service, &current).await?;
+            back_to(ctx, &service, &current)
+                .await
+                .with_context(|| format!("rolling back after: {reason}"))?;
             super::forget_revision(ctx, &revision).await;
             return Err(RolledBack {
                 service: ctx.svc.name.0.clone(),
@@ -91,7 +96,9 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
     };
     ctx.progress
         .say(&format!("rolling back to {}: {reason}", short(&current)));
-    back_to(ctx, &service, &current).await?;
+    back_to(ctx, &service, &current)
+        .await
+        .with_context(|| format!("rolling back after: {reason}"))?;
     super::forget_revision(ctx, &revision).await;
     Err(RolledBack {
         service: ctx.svc.name.0.clone(),

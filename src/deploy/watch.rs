@@ -192,6 +192,9 @@ pub async fn follow(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let since = aws_sdk_ecs::primitives::DateTime::from(std::time::SystemTime::now()).secs() - 5;
+    // DescribeServices is eventually consistent right after UpdateService: a deployment not
+    // listed yet is not a deployment gone.
+    let mut seen = false;
     loop {
         let svc = describe(aws, s).await?;
         let deployment = svc
@@ -220,6 +223,11 @@ pub async fn follow(
                 .and_then(|d| d.rollout_state_reason())
                 .unwrap_or("ECS failed the deployment");
             return Ok(Outcome::Failed(reason.to_string()));
+        }
+        seen |= deployment.is_some();
+        if deployment.is_none() && !seen && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(poll_interval()).await;
+            continue;
         }
         if deployment.is_none() {
             // It was listed when it started (its ID came from UpdateService): gone now means

@@ -254,41 +254,51 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         timeout,
         &mut ctx.progress,
     )
-    .await?;
+    .await
+    // Not knowing how the new version does is a reason to take it back.
+    .unwrap_or_else(|e| Outcome::Failed(format!("following the deployment failed: {e:#}")));
     let reason = match outcome {
         Outcome::Done => {
-            let cfg = &ctx.cfg.alb;
-            let (old_share, new_share) = (
-                cfg.blue_weight.max(cfg.green_weight),
-                cfg.blue_weight.min(cfg.green_weight),
-            );
-            let split = weights_with(idle, new_share, old_share);
-            set_weights(ctx, &c, split).await?;
-            match idle {
-                Colour::Blue => release.blue = image.to_string(),
-                Colour::Green => release.green = Some(image.to_string()),
-            }
-            release.weights = Some(split);
-            release.newest = Some(idle);
-            release.at = Utc::now();
-            ctx.record(release.clone())?;
-            let bake = ctx.bake_time();
-            let alarms = ctx.alarms.clone();
-            let tg = c.tg(idle)?.to_string();
-            match watch::bake(&aws, &alarms, Some(&tg), bake, &mut ctx.progress).await? {
-                None => {
-                    ctx.progress.say(&format!(
-                        "done: {image} on {} takes {new_share} % of the traffic; \
+            // Every target serving (none starting or failing) before it gets a share.
+            if let Err(e) = check_serves(ctx, &c, idle).await {
+                format!("{e:#}")
+            } else {
+                let cfg = &ctx.cfg.alb;
+                let (old_share, new_share) = (
+                    cfg.blue_weight.max(cfg.green_weight),
+                    cfg.blue_weight.min(cfg.green_weight),
+                );
+                let split = weights_with(idle, new_share, old_share);
+                set_weights(ctx, &c, split).await?;
+                match idle {
+                    Colour::Blue => release.blue = image.to_string(),
+                    Colour::Green => release.green = Some(image.to_string()),
+                }
+                release.weights = Some(split);
+                release.newest = Some(idle);
+                release.at = Utc::now();
+                ctx.record(release.clone())?;
+                let bake = ctx.bake_time();
+                let alarms = ctx.alarms.clone();
+                let tg = c.tg(idle)?.to_string();
+                let baked = watch::bake(&aws, &alarms, Some(&tg), bake, &mut ctx.progress)
+                    .await
+                    .unwrap_or_else(|e| Some(format!("watching the new version failed: {e:#}")));
+                match baked {
+                    None => {
+                        ctx.progress.say(&format!(
+                            "done: {image} on {} takes {new_share} % of the traffic; \
                          `fintech-infra deploy --service {} --promote` gives it all, \
                          `--rollback` none",
-                        idle.name(),
-                        ctx.svc.name.0
-                    ));
-                    return Ok(());
-                }
-                Some(reason) => {
-                    set_weights(ctx, &c, all_on_live).await?;
-                    reason
+                            idle.name(),
+                            ctx.svc.name.0
+                        ));
+                        return Ok(());
+                    }
+                    Some(reason) => {
+                        set_weights(ctx, &c, all_on_live).await?;
+                        reason
+                    }
                 }
             }
         }

@@ -72,6 +72,38 @@ fn deploy(stack: &Stack, args: &[&str]) -> Run {
         .into()
 }
 
+/// A deploy during whose bake `alarm` goes to ALARM: an alarm already firing when a deploy
+/// starts is not watched (it says nothing about the new version).
+fn deploy_alarm_in_bake(stack: &Stack, args: &[&str], alarm: &str) -> Run {
+    use std::io::{BufRead, BufReader, Read};
+    let mut all = vec!["deploy", "--env-suffix", stack.suffix.as_str()];
+    all.extend_from_slice(args);
+    let mut child = stack
+        .command(&all)
+        .env(fintech_infra::step::MAX_POLL_ENV, "0.2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running deploy");
+    let mut stderr = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains(": watching ") {
+            set_alarm(stack, alarm, aws_sdk_cloudwatch::types::StateValue::Alarm);
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
+}
+
 /// The image the ECS service `name` runs.
 fn running_image(stack: &Stack, name: &str) -> String {
     block_on(async {
@@ -167,7 +199,7 @@ fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm
     if !is_faithful(&stack.endpoint) {
         return; // seeds scans and failing images through the project's emulator
     }
-    let cfg = stack.config("[deploy]\nbake_secs = 1\nhealth_timeout_secs = 60\n");
+    let cfg = stack.config("[deploy]\nbake_secs = 4\nhealth_timeout_secs = 60\n");
     let cfg = cfg.to_str().unwrap();
     stack.up(&["--config", cfg]).assert_ok();
     let web = format!("svc-web-{}", stack.suffix);
@@ -228,8 +260,7 @@ fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm
     // An alarm: the deploy puts the previous revision back itself.
     let v4 = push(&stack, &repo, "v4", json!({}));
     let alarm = format!("alarm-alb-5xx-rate-{}", stack.suffix);
-    set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Alarm);
-    let r = deploy(&stack, &["--service", "web", "--image", &v4]);
+    let r = deploy_alarm_in_bake(&stack, &["--service", "web", "--image", &v4], &alarm);
     set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Ok);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains(&alarm), "{}", r.stderr);
@@ -254,7 +285,7 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
     let emu = Emulator::start(&["--time-scale", "0.02"]);
     let stack = Stack::on(&emu.endpoint, "dpw");
     let cfg =
-        stack.config("preset = \"bluegreen\"\n[deploy]\nbake_secs = 1\nhealth_timeout_secs = 60\n");
+        stack.config("preset = \"bluegreen\"\n[deploy]\nbake_secs = 4\nhealth_timeout_secs = 60\n");
     let cfg = cfg.to_str().unwrap();
     stack.up(&["--config", cfg]).assert_ok();
     stack.up(&["--config", cfg]).assert_ok(); // the split starts once the twin runs
@@ -349,8 +380,7 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
     // An alarm while the new version takes its share: all traffic back to blue.
     let v4 = push(&stack, &repo, "v4", json!({}));
     let alarm = format!("alarm-alb-p99-latency-{}", stack.suffix);
-    set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Alarm);
-    let r = deploy(&stack, &["--service", "web", "--image", &v4]);
+    let r = deploy_alarm_in_bake(&stack, &["--service", "web", "--image", &v4], &alarm);
     set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Ok);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains(&alarm), "{}", r.stderr);
