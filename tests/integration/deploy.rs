@@ -95,7 +95,12 @@ fn deploy_alarm_in_bake(stack: &Stack, args: &[&str], alarm: &str) -> Run {
         stderr.push('\n');
     }
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let status = child.wait().unwrap();
     Run {
         code: status.code().unwrap_or(-1),
@@ -228,10 +233,26 @@ fn rolling_deploy_releases_refuses_bad_images_and_rolls_back_on_health_and_alarm
     assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
 
     // A release: the new revision serves, the state records it, `up` keeps it.
+    // An alarm already in ALARM when the deploy starts (the incident the release may fix)
+    // is not watched: it says nothing about the new version.
     let v2 = push(&stack, &repo, "v2", json!({"LOW": 2}));
+    let latency = format!("alarm-alb-p99-latency-{}", stack.suffix);
+    set_alarm(
+        &stack,
+        &latency,
+        aws_sdk_cloudwatch::types::StateValue::Alarm,
+    );
     let r = deploy(&stack, &["--service", "web", "--image", &v2]);
+    set_alarm(&stack, &latency, aws_sdk_cloudwatch::types::StateValue::Ok);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("done:"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "already in ALARM, not watched during this deploy: {latency}"
+        )),
+        "{}",
+        r.stderr
+    );
     assert_eq!(running_image(&stack, &web), v2);
     assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
     let before = request_log(&stack.endpoint).len();
