@@ -46,10 +46,19 @@ pub struct Watched {
     pub dlq: String,
 }
 
+/// The name of the stack's alarm `purpose` (e.g. `alb-5xx-rate`).
+pub fn alarm_name(purpose: &str, suffix: &str) -> String {
+    format!("alarm-{purpose}-{suffix}")
+}
+
+/// The ALB alarms a release is rolled back on (`fintech-infra deploy`): its 5xx rate and its
+/// targets' p99 latency.
+pub const ROLLBACK_ALARMS: [&str; 2] = ["alb-5xx-rate", "alb-p99-latency"];
+
 /// Every alarm of the stack. Thresholds come from `[alarms]` in the config.
 pub fn alarm_specs(w: &Watched, suffix: &str, t: &crate::config::AlarmsConfig) -> Vec<AlarmSpec> {
     use ComparisonOperator::*;
-    let name = |p: &str| format!("alarm-{p}-{suffix}");
+    let name = |p: &str| alarm_name(p, suffix);
     let alb = vec![("LoadBalancer", w.alb.clone())];
     let mut v = vec![
         AlarmSpec {

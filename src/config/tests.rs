@@ -1247,7 +1247,10 @@ mod deploy_and_tracing_tests {
     fn defaults() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.deploy.block_severity, Severity::High);
-        assert_eq!((c.deploy.health_timeout_secs.0, c.deploy.bake_secs.0), (900, 300));
+        assert_eq!(
+            (c.deploy.health_timeout_secs.0, c.deploy.bake_secs.0),
+            (900, 300)
+        );
         assert!(c.tracing.enabled);
         assert_eq!(c.tracing.collector_image, COLLECTOR_IMAGE);
     }
@@ -1255,13 +1258,22 @@ mod deploy_and_tracing_tests {
     #[test]
     fn bad_values_name_the_field_line_and_what_is_allowed() {
         let e = err("[deploy]\nblock_severity = \"SEVERE\"\n");
-        assert!(e.contains("block_severity") && e.contains("CRITICAL") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("block_severity") && e.contains("CRITICAL") && e.contains("line 2"),
+            "{e}"
+        );
         let e = err("[deploy]\nbake_secs = 0\n");
         assert!(e.contains("bake_secs") && e.contains("1 to 3600"), "{e}");
         let e = err("[deploy]\nhealth_timeout_secs = 7200\n");
-        assert!(e.contains("health_timeout_secs") && e.contains("1 to 3600"), "{e}");
+        assert!(
+            e.contains("health_timeout_secs") && e.contains("1 to 3600"),
+            "{e}"
+        );
         let e = err("[tracing]\ncollector_image = \"has space:1\"\n");
-        assert!(e.contains("collector_image") && e.contains("without whitespace"), "{e}");
+        assert!(
+            e.contains("collector_image") && e.contains("without whitespace"),
+            "{e}"
+        );
         let e = err("[tracing]\nsampling = 1\n");
         assert!(e.contains("sampling"), "{e}");
         assert_eq!(

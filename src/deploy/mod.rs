@@ -242,9 +242,9 @@ pub async fn run(
         .output(crate::outputs::alb::OUT_SERVICE_TARGET_GROUPS)
         .is_some_and(|v| v.get(service).is_some());
     let alarms = if load_balanced {
-        ["alb-5xx-rate", "alb-p99-latency"]
+        crate::steps::alarms::ROLLBACK_ALARMS
             .iter()
-            .map(|p| format!("alarm-{p}-{suffix}"))
+            .map(|p| crate::steps::alarms::alarm_name(p, &suffix))
             .filter(|n| recorded_alarms.contains(n))
             .collect()
     } else {
@@ -256,10 +256,14 @@ pub async fn run(
     let firing_now = watch::firing(&aws, &alarms).await?;
     let mut progress = Progress::new(json, service);
     if !firing_now.is_empty() {
-        alarms.retain(|a| !firing_now.iter().any(|f| f.starts_with(&format!("{a} "))));
+        alarms.retain(|a| !firing_now.iter().any(|(name, _)| name == a));
         progress.say(&format!(
             "warning: already in ALARM, not watched during this deploy: {}",
-            firing_now.join(", ")
+            firing_now
+                .iter()
+                .map(|(name, reason)| format!("{name} ({reason})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let mut ctx = Ctx {

@@ -31,7 +31,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
     let deployment = update_revision(&aws, &service, &revision).await?;
     let alarms = ctx.alarms.clone();
     let timeout = ctx.timeout();
-    let outcome = watch::follow(
+    let outcome = watch::follow_new(
         &aws,
         &service,
         &deployment,
@@ -40,9 +40,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         timeout,
         &mut ctx.progress,
     )
-    .await
-    // Not knowing how the new version does is a reason to take it back.
-    .unwrap_or_else(|e| Outcome::Failed(format!("following the deployment failed: {e:#}")));
+    .await;
     let reason = match outcome {
         Outcome::Done => {
             let bake = ctx.bake_time();
@@ -54,7 +52,6 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
                 &mut ctx.progress,
             )
             .await
-            .unwrap_or_else(|e| Some(format!("watching the new version failed: {e:#}")))
             {
                 None => {
                     let mut r = ctx.current_release();

@@ -87,8 +87,8 @@ pub async fn describe(aws: &Aws, s: &EcsService) -> Result<aws_sdk_ecs::types::S
         })
 }
 
-/// Rollback alarms now in ALARM: `name (reason)`.
-pub async fn firing(aws: &Aws, alarms: &[String]) -> Result<Vec<String>> {
+/// Rollback alarms now in ALARM: (name, reason).
+pub async fn firing(aws: &Aws, alarms: &[String]) -> Result<Vec<(String, String)>> {
     if alarms.is_empty() {
         return Ok(Vec::new());
     }
@@ -104,10 +104,9 @@ pub async fn firing(aws: &Aws, alarms: &[String]) -> Result<Vec<String>> {
         .iter()
         .filter(|a| a.state_value() == Some(&StateValue::Alarm))
         .map(|a| {
-            format!(
-                "{} ({})",
-                a.alarm_name().unwrap_or_default(),
-                a.state_reason().unwrap_or("in ALARM")
+            (
+                a.alarm_name().unwrap_or_default().to_string(),
+                a.state_reason().unwrap_or("in ALARM").to_string(),
             )
         })
         .collect())
@@ -247,8 +246,8 @@ pub async fn follow(
         if state == Some(DeploymentRolloutState::Completed) && healthy_enough {
             return Ok(Outcome::Done);
         }
-        if let Some(a) = firing(aws, alarms).await?.into_iter().next() {
-            return Ok(Outcome::Alarm(a));
+        if let Some((name, reason)) = firing(aws, alarms).await?.into_iter().next() {
+            return Ok(Outcome::Alarm(format!("{name} ({reason})")));
         }
         if started.elapsed() >= timeout {
             return Ok(Outcome::TimedOut(timeout));
@@ -257,9 +256,38 @@ pub async fn follow(
     }
 }
 
+/// [`follow`] for a new version: an error while following is itself a reason to take the
+/// version back (not knowing how it does), so it comes out as [`Outcome::Failed`].
+pub async fn follow_new(
+    aws: &Aws,
+    s: &EcsService,
+    deployment_id: &str,
+    label: &str,
+    alarms: &[String],
+    timeout: Duration,
+    progress: &mut Progress,
+) -> Outcome {
+    follow(aws, s, deployment_id, label, alarms, timeout, progress)
+        .await
+        .unwrap_or_else(|e| Outcome::Failed(format!("following the deployment failed: {e:#}")))
+}
+
 /// Watches the rollback alarms and the target group of the new version for `secs` once it
-/// takes traffic: `Some(reason)` when it should be rolled back.
+/// takes traffic: `Some(reason)` when it should be rolled back, an error reading them
+/// included.
 pub async fn bake(
+    aws: &Aws,
+    alarms: &[String],
+    target_group: Option<&str>,
+    secs: Duration,
+    progress: &mut Progress,
+) -> Option<String> {
+    watch_bake(aws, alarms, target_group, secs, progress)
+        .await
+        .unwrap_or_else(|e| Some(format!("watching the new version failed: {e:#}")))
+}
+
+async fn watch_bake(
     aws: &Aws,
     alarms: &[String],
     target_group: Option<&str>,
@@ -277,8 +305,8 @@ pub async fn bake(
         secs.as_secs()
     ));
     loop {
-        if let Some(a) = firing(aws, alarms).await?.into_iter().next() {
-            return Ok(Some(format!("alarm {a}")));
+        if let Some((name, reason)) = firing(aws, alarms).await?.into_iter().next() {
+            return Ok(Some(format!("alarm {name} ({reason})")));
         }
         if let Some(tg) = target_group {
             let h = health(aws, tg).await?;

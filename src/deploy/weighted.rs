@@ -245,7 +245,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
     let deployment = update_revision(&aws, &target, &revision).await?;
     let timeout = ctx.timeout();
     // The idle colour gets no traffic yet: the ALB's alarms say nothing about it.
-    let outcome = watch::follow(
+    let outcome = watch::follow_new(
         &aws,
         &target,
         &deployment,
@@ -254,9 +254,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         timeout,
         &mut ctx.progress,
     )
-    .await
-    // Not knowing how the new version does is a reason to take it back.
-    .unwrap_or_else(|e| Outcome::Failed(format!("following the deployment failed: {e:#}")));
+    .await;
     let reason = match outcome {
         Outcome::Done => {
             // Every target serving (none starting or failing) before it gets a share.
@@ -281,9 +279,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
                 let bake = ctx.bake_time();
                 let alarms = ctx.alarms.clone();
                 let tg = c.tg(idle)?.to_string();
-                let baked = watch::bake(&aws, &alarms, Some(&tg), bake, &mut ctx.progress)
-                    .await
-                    .unwrap_or_else(|e| Some(format!("watching the new version failed: {e:#}")));
+                let baked = watch::bake(&aws, &alarms, Some(&tg), bake, &mut ctx.progress).await;
                 match baked {
                     None => {
                         ctx.progress.say(&format!(
