@@ -477,6 +477,8 @@ pub fn classify(code: &str) -> AwsErrorKind {
         // SQS: the query-compatible code, and the JSON protocol's shape name.
         || code == "AWS.SimpleQueueService.NonExistentQueue"
         || code == "QueueDoesNotExist"
+        // CodeDeploy: ApplicationDoesNotExistException, DeploymentGroupDoesNotExistException.
+        || code.ends_with("DoesNotExistException")
     {
         AwsErrorKind::NotFound
     } else if code == "DependencyViolation"
@@ -594,6 +596,10 @@ mod tests {
             assert_eq!(classify(code), AwsErrorKind::AlreadyExists, "{code}");
         }
         assert_eq!(classify("NatGatewayNotFound"), AwsErrorKind::NotFound);
+        assert_eq!(
+            classify("DeploymentGroupDoesNotExistException"),
+            AwsErrorKind::NotFound
+        );
         assert_eq!(classify("NotFoundException"), AwsErrorKind::NotFound);
         assert_eq!(
             classify("AWS.SimpleQueueService.NonExistentQueue"),

@@ -7,6 +7,15 @@ pub mod alarms {
     pub const OUT_TOPIC_ARN: &str = "alerts_topic_arn";
     pub const OUT_DASHBOARD_NAME: &str = "dashboard_name";
     pub const OUT_DASHBOARD_URL: &str = "dashboard_url";
+
+    /// The name of the stack's alarm `purpose` (e.g. `alb-5xx-rate`).
+    pub fn alarm_name(purpose: &str, suffix: &str) -> String {
+        format!("alarm-{purpose}-{suffix}")
+    }
+
+    /// The ALB alarms a release is rolled back on (`fintech-infra deploy`, and CodeDeploy's
+    /// deployment groups): its 5xx rate and its targets' p99 latency.
+    pub const ROLLBACK_ALARMS: [&str; 2] = ["alb-5xx-rate", "alb-p99-latency"];
 }
 
 pub mod alb {
@@ -28,6 +37,16 @@ pub mod alb {
     pub const OUT_TARGET_GROUP_FULL_NAMES: &str = "alb_target_group_full_names";
     pub const OUT_LOG_BUCKET: &str = "alb_log_bucket";
     pub const OUT_HTTP_LISTENER_ARN: &str = "alb_http_listener_arn";
+    /// The test listener (`deploy.test_port`), while the default service deploys through
+    /// CodeDeploy.
+    pub const OUT_TEST_LISTENER_ARN: &str = "alb_test_listener_arn";
+}
+
+pub mod codedeploy {
+    /// The CodeDeploy application (`null` without a CodeDeploy service).
+    pub const OUT_APPLICATION: &str = "codedeploy_application";
+    /// `{service: deployment group name}`.
+    pub const OUT_DEPLOYMENT_GROUPS: &str = "codedeploy_deployment_groups";
 }
 
 pub mod cdn {

@@ -46,14 +46,7 @@ pub struct Watched {
     pub dlq: String,
 }
 
-/// The name of the stack's alarm `purpose` (e.g. `alb-5xx-rate`).
-pub fn alarm_name(purpose: &str, suffix: &str) -> String {
-    format!("alarm-{purpose}-{suffix}")
-}
-
-/// The ALB alarms a release is rolled back on (`fintech-infra deploy`): its 5xx rate and its
-/// targets' p99 latency.
-pub const ROLLBACK_ALARMS: [&str; 2] = ["alb-5xx-rate", "alb-p99-latency"];
+pub use crate::outputs::alarms::{alarm_name, ROLLBACK_ALARMS};
 
 /// Every alarm of the stack. Thresholds come from `[alarms]` in the config.
 pub fn alarm_specs(w: &Watched, suffix: &str, t: &crate::config::AlarmsConfig) -> Vec<AlarmSpec> {

@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use crate::resources::elasticloadbalancing::listener_rule::{self, PathRule};
 use crate::resources::elasticloadbalancing::load_balancer::{self, LoadBalancerSpec};
 use crate::resources::elasticloadbalancing::target_group::{self, TargetGroupSpec};
-use crate::resources::elasticloadbalancing::{listener, ListenerDefault};
+use crate::resources::elasticloadbalancing::{listener, pair_weights, ListenerDefault};
 use crate::resources::s3::bucket_policy::{bucket_arn, tls_only_statement};
 use crate::resources::s3::log_bucket::{self, LogBucketSpec};
 use crate::resources::s3;
@@ -168,7 +168,22 @@ impl Alb {
     ///
     /// A release `deploy` made (the state's `releases`) sets the weights while it holds:
     /// `up` leaves a deploy's split, promotion or rollback alone.
-    fn weights(&self, ctx: &StepCtx, default_service: &ServiceConfig) -> (i32, i32) {
+    ///
+    /// A `codedeploy-*` default service: CodeDeploy moves the traffic between blue and green,
+    /// so the listener's split (`current`, read back) is kept as it is; a new listener sends
+    /// everything to blue, where the service starts.
+    fn weights(
+        &self,
+        ctx: &StepCtx,
+        default_service: &ServiceConfig,
+        current: Option<&aws_sdk_elasticloadbalancingv2::types::Listener>,
+        tgs: &BTreeMap<String, String>,
+    ) -> (i32, i32) {
+        if default_service.deployment.is_code_deploy() {
+            return current
+                .and_then(|l| pair_weights(l.default_actions(), &tgs["blue"], &tgs["green"]))
+                .unwrap_or((100, 0));
+        }
         let weighted = default_service.deployment == crate::config::Deployment::Weighted;
         let release = ctx.sh.state.release_holding(
             &default_service.name.0,
@@ -314,15 +329,18 @@ impl Step for Alb {
 
         let listeners = listener::list(ctx, &lb.id).await?;
         let on = |port: i32| listeners.iter().find(|l| l.port() == Some(port));
-        let (blue_weight, green_weight) = self.weights(ctx, first);
-        let weights = ListenerDefault::Forward({
-            let mut v = vec![
-                (tgs["blue"].clone(), blue_weight),
-                (tgs["green"].clone(), green_weight),
-            ];
-            v.sort();
-            v
-        });
+        let port_now = if https_cert.is_some() { 443 } else { 80 };
+        // The listener that forwards now: the HTTP one until HTTPS takes over.
+        let forwarding_now = on(port_now).or_else(|| on(80));
+        let (blue_weight, green_weight) = self.weights(ctx, first, forwarding_now, &tgs);
+        let split = |(blue, green): (i32, i32)| {
+            ListenerDefault::Forward({
+                let mut v = vec![(tgs["blue"].clone(), blue), (tgs["green"].clone(), green)];
+                v.sort();
+                v
+            })
+        };
+        let weights = split((blue_weight, green_weight));
         let (forwarding, http, other) = match https_cert {
             Some(c) => {
                 let https = listener::ensure(ctx, &lb.id, on(443), 443, Some(c), &weights).await?;
@@ -359,8 +377,41 @@ impl Step for Alb {
             .collect();
         listener_rule::ensure_all(ctx, &forwarding, other.as_deref(), &wanted).await?;
 
+        // CodeDeploy's test listener: it sends test traffic to the new tasks before the
+        // production listener moves any (CodeDeploy switches it, the split it has is kept).
+        let test_port = cfg.deploy.test_port;
+        let test_listener = if first.deployment.is_code_deploy() {
+            let current = on(test_port)
+                .and_then(|l| pair_weights(l.default_actions(), &tgs["blue"], &tgs["green"]))
+                .unwrap_or((blue_weight, green_weight));
+            let test = listener::ensure(ctx, &lb.id, on(test_port), test_port, None, &split(current))
+                .await
+                .context("the test listener")?;
+            Some(test.id)
+        } else {
+            if let Some(arn) = on(test_port)
+                .filter(|_| {
+                    // Only the listener this step made: another on that port is not ours.
+                    let name = format!("{}:{test_port}", ctx.names().of("alb"));
+                    ctx.records(Some(LISTENER)).iter().any(|r| r.name == name)
+                })
+                .and_then(|l| l.listener_arn())
+            {
+                listener::remove(ctx, arn, "remove: the default service no longer deploys through CodeDeploy")
+                    .await?;
+            }
+            None
+        };
+
+        // The group the default service's tasks serve from: blue, or for a `codedeploy-*`
+        // service whichever CodeDeploy moved the traffic to.
+        let live = if green_weight > blue_weight && first.deployment.is_code_deploy() {
+            "green"
+        } else {
+            "blue"
+        };
         let mut by_service = BTreeMap::new();
-        by_service.insert(first.name.0.clone(), tgs["blue"].clone());
+        by_service.insert(first.name.0.clone(), tgs[live].clone());
         for w in &wanted {
             by_service.insert(w.service.clone(), w.target_group.clone());
         }
@@ -378,6 +429,10 @@ impl Step for Alb {
         ctx.set_output(OUT_HTTPS, https_cert.is_some())?;
         ctx.set_output(OUT_LISTENER_ARN, forwarding)?;
         ctx.set_output(OUT_HTTP_LISTENER_ARN, http)?;
+        match test_listener {
+            Some(arn) => ctx.set_output(OUT_TEST_LISTENER_ARN, arn)?,
+            None => ctx.set_output(OUT_TEST_LISTENER_ARN, Value::Null)?,
+        }
         ctx.set_output(OUT_TARGET_GROUPS, json!(tgs))?;
         ctx.set_output(OUT_SERVICE_TARGET_GROUPS, json!(by_service))?;
         ctx.set_output(OUT_FULL_NAME, lb_full_name(&lb.id))?;

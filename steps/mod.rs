@@ -35,6 +35,9 @@ steps! {
     // `down` removes a web ACL even after the config stopped enabling it.
     waf => Waf,
     services => Services,
+    // Always in the graph: without a `codedeploy-*` service it only removes what an earlier
+    // run built.
+    codedeploy => CodeDeploy,
     validator => Validator,
     storage => Storage,
     cdn => Cdn,

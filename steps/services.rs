@@ -520,6 +520,7 @@ impl Services {
                     container_port: i32::from(svc.port),
                 }),
             health_check_grace_secs: svc.health_check_grace_secs as i32,
+            code_deploy: svc.deployment.is_code_deploy(),
         };
         let service_pending = pending || td.is_pending();
         let service =

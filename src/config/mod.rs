@@ -183,25 +183,60 @@ impl Config {
         // Blue/green by weight: the default service runs a green twin behind the green target
         // group. An ALB that sends the green group traffic with nothing registered in it
         // answers those requests with 503 (AWS-CONTRACTS B8).
+        // CodeDeploy's blue/green needs a pair of target groups behind the production
+        // listener: the default service has one (blue and green).
         for (i, svc) in self.services.0.iter().enumerate() {
-            if svc.deployment == Deployment::Weighted && i > 0 {
+            if (svc.deployment == Deployment::Weighted || svc.deployment.is_code_deploy()) && i > 0
+            {
                 return Err(UsageError::new(format!(
-                    "services: `{}` has deployment = \"weighted\", which only the first \
-                     service (the ALB's default, with the blue and green target groups) can \
-                     have; path-routed and internal services use \"rolling\"",
-                    svc.name.0
+                    "services: `{}` has deployment = \"{}\", which only the first service \
+                     (the ALB's default, with the blue and green target groups) can have; \
+                     path-routed and internal services use \"rolling\"",
+                    svc.name.0,
+                    svc.deployment.name()
                 )));
             }
+        }
+        for (field, name) in [
+            ("deploy.linear_config", &self.deploy.linear_config),
+            ("deploy.canary_config", &self.deploy.canary_config),
+        ] {
+            if !name.starts_with("CodeDeployDefault.ECS") {
+                return Err(UsageError::new(format!(
+                    "{field} = \"{name}\": an ECS deployment needs one of CodeDeploy's ECS \
+                     configurations, e.g. CodeDeployDefault.ECSLinear10PercentEvery1Minutes, \
+                     CodeDeployDefault.ECSLinear10PercentEvery3Minutes, \
+                     CodeDeployDefault.ECSCanary10Percent5Minutes, \
+                     CodeDeployDefault.ECSCanary10Percent15Minutes or \
+                     CodeDeployDefault.ECSAllAtOnce"
+                )));
+            }
+        }
+        if self.deploy.termination_wait_mins > 2880 {
+            return Err(UsageError::new(format!(
+                "deploy.termination_wait_mins = {}: CodeDeploy keeps the old tasks at most \
+                 2880 minutes (2 days) after the traffic moved",
+                self.deploy.termination_wait_mins
+            )));
+        }
+        if [80, 443].contains(&self.deploy.test_port) || self.deploy.test_port == 0 {
+            return Err(UsageError::new(format!(
+                "deploy.test_port = {}: the test listener needs a port of its own (1-65535, \
+                 not the production listeners' 80 and 443)",
+                self.deploy.test_port
+            )));
         }
         if let Some(first) = self.services.0.first() {
             if self.alb.green_weight > 0 && first.deployment != Deployment::Weighted {
                 return Err(UsageError::new(format!(
                     "alb.green_weight is {} but the default service `{}` has deployment = \
-                     \"rolling\": nothing would serve the green target group and the ALB would \
+                     \"{}\": nothing would serve the green target group and the ALB would \
                      answer {}% of the requests with 503; set deployment = \"weighted\" on \
-                     `{}` (a green twin serves that share) or alb.green_weight = 0",
+                     `{}` (a green twin serves that share) or alb.green_weight = 0 (CodeDeploy \
+                     moves the traffic itself)",
                     self.alb.green_weight,
                     first.name.0,
+                    first.deployment.name(),
                     self.alb.green_weight * 100 / (self.alb.blue_weight + self.alb.green_weight),
                     first.name.0
                 )));
@@ -660,6 +695,19 @@ pub struct DeployConfig {
     /// How long `deploy` watches the rollback alarms (the ALB's 5xx rate and p99 latency)
     /// once the new version takes traffic; an alarm in ALARM rolls it back.
     pub bake_secs: Secs,
+    /// The CodeDeploy configuration of `codedeploy-linear` services: seed 003's 10-minute
+    /// shift, 10 % more every minute.
+    pub linear_config: String,
+    /// The CodeDeploy configuration of `codedeploy-canary` services: 10 % for five minutes,
+    /// then the rest.
+    pub canary_config: String,
+    /// How long CodeDeploy keeps the old tasks after all traffic moved to the new ones: the
+    /// window in which a rollback is instant (the alarms still roll back meanwhile).
+    pub termination_wait_mins: u32,
+    /// The port of the ALB's test listener (HTTP), where CodeDeploy sends test traffic to the
+    /// new tasks before production traffic moves. The ALB's security group admits nothing on
+    /// it: open it to your testers' network to use it.
+    pub test_port: i32,
 }
 
 impl Default for DeployConfig {
@@ -668,6 +716,10 @@ impl Default for DeployConfig {
             block_severity: Severity::High,
             health_timeout_secs: Secs(900),
             bake_secs: Secs(300),
+            linear_config: "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into(),
+            canary_config: "CodeDeployDefault.ECSCanary10Percent5Minutes".into(),
+            termination_wait_mins: 5,
+            test_port: 9000,
         }
     }
 }

@@ -130,6 +130,34 @@ pub enum Deployment {
     /// `alb.green_weight`; every target group that gets traffic has tasks registered in it.
     /// Only the default (first) service.
     Weighted,
+    /// Seed 003: AWS CodeDeploy blue/green with the traffic shifted linearly
+    /// (`deploy.linear_config`, 10 % every minute by default), rolled back on failure and on
+    /// the rollback alarms. The service uses the `CODE_DEPLOY` deployment controller; only
+    /// the default (first) service, which has the blue and green target groups.
+    CodedeployLinear,
+    /// Seed 004: like `codedeploy-linear` with a canary shift (`deploy.canary_config`, 10 %
+    /// for 5 minutes, then the rest).
+    CodedeployCanary,
+}
+
+impl Deployment {
+    /// Whether AWS CodeDeploy releases the service (the `CODE_DEPLOY` controller).
+    pub fn is_code_deploy(self) -> bool {
+        matches!(
+            self,
+            Deployment::CodedeployLinear | Deployment::CodedeployCanary
+        )
+    }
+
+    /// The config's name of the strategy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Deployment::Rolling => "rolling",
+            Deployment::Weighted => "weighted",
+            Deployment::CodedeployLinear => "codedeploy-linear",
+            Deployment::CodedeployCanary => "codedeploy-canary",
+        }
+    }
 }
 
 /// A target-tracking policy on a CloudWatch metric of the config's choosing: the service's

@@ -564,7 +564,8 @@ capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
             m.dr.region.as_ref().map(|r| r.0.as_str()),
             Some("us-west-2")
         );
-        assert_eq!((m.alb.blue_weight, m.alb.green_weight), (80, 20));
+        // CodeDeploy's canary moves the traffic: the listener keeps no split of its own.
+        assert_eq!(m.alb.green_weight, 0);
         assert_eq!(m.logs.retention_days.0, 30);
         // WAF stays optional everywhere else.
         for p in [
@@ -770,13 +771,42 @@ target = 50
         // Unknown strategies are refused with the allowed ones.
         let e = err("[[services]]\nname = \"web\"\ndeployment = \"canary\"\n");
         assert!(e.contains("rolling") && e.contains("weighted"), "{e}");
-        // The presets that split the traffic make the default service weighted.
-        for p in [Preset::Bluegreen, Preset::Multiregion] {
-            assert_eq!(
-                Config::preset(p).services.0[0].deployment,
-                Deployment::Weighted
-            );
+        // Each seed's strategy: 001 weighted 80/20, 003 CodeDeploy linear, 004 canary.
+        for (p, d) in [
+            (Preset::Bluegreen, Deployment::Weighted),
+            (Preset::Microservices, Deployment::CodedeployLinear),
+            (Preset::Multiregion, Deployment::CodedeployCanary),
+        ] {
+            assert_eq!(Config::preset(p).services.0[0].deployment, d, "{p:?}");
         }
+        // CodeDeploy needs the default service's pair of target groups.
+        let e = err(
+            "[[services]]\nname = \"web\"\n[[services]]\nname = \"api\"\npath = \"/api/*\"\n\
+             deployment = \"codedeploy-canary\"\n",
+        );
+        assert!(
+            e.contains("`api` has deployment = \"codedeploy-canary\""),
+            "{e}"
+        );
+        // CodeDeploy moves the traffic itself: no configured green share.
+        let e = err(
+            "[alb]\nblue_weight = 80\ngreen_weight = 20\n[[services]]\nname = \"web\"\n\
+             deployment = \"codedeploy-linear\"\n",
+        );
+        assert!(
+            e.contains("\"codedeploy-linear\"") && e.contains("alb.green_weight = 0"),
+            "{e}"
+        );
+        // The CodeDeploy settings are checked.
+        let e = err("[deploy]\nlinear_config = \"CodeDeployDefault.OneAtATime\"\n");
+        assert!(
+            e.contains("deploy.linear_config") && e.contains("ECSLinear10PercentEvery1Minutes"),
+            "{e}"
+        );
+        let e = err("[deploy]\ntest_port = 443\n");
+        assert!(e.contains("deploy.test_port = 443"), "{e}");
+        let e = err("[deploy]\ntermination_wait_mins = 3000\n");
+        assert!(e.contains("2880"), "{e}");
         assert_eq!(
             Config::default().services.0[0].deployment,
             Deployment::Rolling

@@ -5,6 +5,9 @@
 //! - `rolling` ([`rolling`]): a new revision on the ECS service; ECS starts the new tasks
 //!   before it stops the old ones, and its circuit breaker rolls back tasks that fail. The
 //!   deploy also rolls back when a rollback alarm fires or the tasks are not healthy in time.
+//! - `codedeploy-linear`, `codedeploy-canary` ([`codedeploy`]): a CodeDeploy blue/green
+//!   deployment shifts the traffic to a replacement task set and rolls back on a failure or
+//!   a rollback alarm.
 //! - `weighted` ([`weighted`]): the new revision goes to the idle colour (blue: the service,
 //!   green: its twin) while the other serves all traffic; once healthy it takes the
 //!   configured split; `--promote` gives it all the traffic, `--rollback` none.
@@ -17,6 +20,7 @@
 //! The parts: the image checks (`image`), what it watches and prints (`watch`), the two
 //! strategies (`rolling`, `weighted`).
 
+mod codedeploy;
 mod image;
 mod rolling;
 mod watch;
@@ -88,6 +92,16 @@ pub fn check(cfg: &Config, store: &StateStore, service: &str, action: &Action) -
             "--promote and --rollback move traffic between the colours of a `weighted` service; \
              `{service}` deploys `rolling` (ECS replaces its tasks in place): release the \
              previous image with --image to go back"
+        ))
+        .into()),
+        (
+            Deployment::CodedeployLinear | Deployment::CodedeployCanary,
+            Action::Promote | Action::Rollback,
+        ) => Err(UsageError::new(format!(
+            "--promote and --rollback move traffic between the colours of a `weighted` service; \
+             `{service}` deploys `{}`: CodeDeploy moves the traffic and rolls back itself on a \
+             failure or an alarm; release the previous image with --image to go back",
+            svc.deployment.name()
         ))
         .into()),
         (Deployment::Weighted, Action::Promote | Action::Rollback) => {
@@ -313,6 +327,9 @@ pub async fn run(
             match svc.deployment {
                 Deployment::Rolling => rolling::release(&mut ctx, &image).await,
                 Deployment::Weighted => weighted::release(&mut ctx, &image).await,
+                Deployment::CodedeployLinear | Deployment::CodedeployCanary => {
+                    codedeploy::release(&mut ctx, &image).await
+                }
             }
         }
         Action::Promote => weighted::promote(&mut ctx).await,

@@ -238,6 +238,21 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
     ("sns:subscription", &[r("sns:topic")]),
     ("cloudwatch:alarm", &[all("sns:topic")]),
     ("cloudwatch:dashboard", &[]),
+    ("codedeploy:application", &[]),
+    // The group names its application; it acts as the service role (whose permissions must
+    // last), shifts the service's listeners between its target groups and watches alarms.
+    (
+        "codedeploy:deployment-group",
+        &[
+            r("codedeploy:application"),
+            all_any(ROLE),
+            all_any(ATTACHMENT),
+            all("ecs:service"),
+            all(TG),
+            all(LISTENER),
+            all("cloudwatch:alarm"),
+        ],
+    ),
     ("backup:vault", &[all(KEY)]),
     // The plan copies recovery points into the DR region's vault.
     ("backup:plan", &[all_any("backup:vault")]),

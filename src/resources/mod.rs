@@ -24,6 +24,7 @@ pub mod application_autoscaling;
 pub mod backup;
 pub mod cloudfront;
 pub mod cloudwatch;
+pub mod codedeploy;
 pub mod deps;
 pub mod dynamodb;
 pub mod ec2;
@@ -111,6 +112,8 @@ static PROVIDERS: &[&dyn Provider] = &[
     &s3::replication::Replication,
     &ec2::vpc_peering_connection::PeeringConnection,
     &ec2::flow_log::FlowLogProvider,
+    &codedeploy::application::Application,
+    &codedeploy::deployment_group::DeploymentGroup,
 ];
 
 /// Every registered kind.

@@ -364,6 +364,26 @@ impl Tagger<'_> {
                     .map(|_| ())
                     .aws("backup:TagResource", &arn)
             }
+            Api::CodeDeploy => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_codedeploy::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect();
+                aws.codedeploy()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("codedeploy:TagResource", &arn)
+            }
             Api::CloudWatch => {
                 let arn = self.arn(rec).await?;
                 let tags = base

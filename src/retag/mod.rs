@@ -25,8 +25,9 @@ use crate::engine::{RootCause, StepResult, StepStatus};
 use crate::state::{ResourceRecord, StateFile};
 use crate::step::{Shared, StepCtx};
 use crate::steps::{
-    alarms, alb, cdn, certificate, cluster, database, dr_backup, dr_network, dr_storage, flow_logs,
-    iam, kms, network, queue, registry, services, sessions, storage, validator, waf,
+    alarms, alb, cdn, certificate, cluster, codedeploy, database, dr_backup, dr_network,
+    dr_storage, flow_logs, iam, kms, network, queue, registry, services, sessions, storage,
+    validator, waf,
 };
 
 mod calls;
@@ -85,6 +86,7 @@ enum Api {
     CloudWatch,
     Acm,
     AppAutoScaling,
+    CodeDeploy,
     /// The Route 53 private hosted zone behind a Cloud Map namespace (its record's attribute
     /// [`cluster::ATTR_HOSTED_ZONE`]).
     HostedZone,
@@ -133,6 +135,7 @@ fn api_of(kind: &str) -> Option<Api> {
         alarms::ALARM => Api::CloudWatch,
         certificate::CERTIFICATE => Api::Acm,
         services::SCALABLE_TARGET => Api::AppAutoScaling,
+        codedeploy::APPLICATION | codedeploy::DEPLOYMENT_GROUP => Api::CodeDeploy,
         _ => return None,
     })
 }
@@ -285,6 +288,12 @@ fn arn_of(rec: &ResourceRecord, account: &str) -> String {
         database::SUBNET_GROUP => format!("arn:{p}:rds:{r}:{account}:subgrp:{id}"),
         database::PARAMETER_GROUP => format!("arn:{p}:rds:{r}:{account}:cluster-pg:{id}"),
         iam::ROLE => format!("arn:{p}:iam::{account}:role/{id}"),
+        codedeploy::APPLICATION => format!("arn:{p}:codedeploy:{r}:{account}:application:{id}"),
+        // Recorded as `<application>|<group>`.
+        codedeploy::DEPLOYMENT_GROUP => format!(
+            "arn:{p}:codedeploy:{r}:{account}:deploymentgroup:{}",
+            id.replacen('|', "/", 1)
+        ),
         _ => id.clone(),
     }
 }

@@ -22,6 +22,9 @@ pub fn is_iam_propagation(e: &crate::aws::AwsError) -> bool {
             | "InvalidParameterValue"
             | "AccessDeniedException"
             | "ClientException"
+            // CodeDeploy: "AWS CodeDeploy does not have the permissions required to assume
+            // the role ..." while a new service role propagates.
+            | "InvalidRoleException"
     ) && (msg.contains("assume") || msg.contains("role") || msg.contains("not authorized"))
 }
 

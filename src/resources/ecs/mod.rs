@@ -89,8 +89,8 @@ fn ecs_tags(ctx: &StepCtx, name: &str) -> Vec<Tag> {
 }
 
 /// Maps SDK send futures to [`crate::aws::AwsError`] (for closures that must return one,
-/// such as [`StepCtx::retry_iam`]'s).
-trait MapAws<T> {
+/// such as [`StepCtx::retry_iam`]'s); the CodeDeploy group uses it too.
+pub(crate) trait MapAws<T> {
     fn map_aws(
         self,
         operation: &'static str,

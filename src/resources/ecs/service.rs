@@ -18,8 +18,8 @@ use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AvailabilityZoneRebalancing, AwsVpcConfiguration, DeploymentCircuitBreaker,
-    DeploymentConfiguration, LoadBalancer, NetworkConfiguration, PropagateTags, Service,
-    ServiceField, ServiceRegistry,
+    DeploymentConfiguration, DeploymentController, DeploymentControllerType, LoadBalancer,
+    NetworkConfiguration, PropagateTags, Service, ServiceField, ServiceRegistry,
 };
 
 use super::{ecs_tags, from_sdk, to_sdk, MapAws as _, StrategyItem};
@@ -56,6 +56,10 @@ pub struct ServiceSpec {
     /// Seconds ECS ignores failing ALB health checks of a new task (only valid, and only sent,
     /// with a load balancer).
     pub health_check_grace_secs: i32,
+    /// The `CODE_DEPLOY` deployment controller (a `codedeploy-*` service): AWS CodeDeploy,
+    /// not UpdateService, changes its task definition and target group (AWS-CONTRACTS A14),
+    /// so neither is compared or updated once the service exists.
+    pub code_deploy: bool,
 }
 
 /// Where the ALB sends a service's traffic.
@@ -112,6 +116,29 @@ impl ServiceSpec {
             .build()
     }
 
+    fn controller(&self) -> Result<DeploymentController> {
+        let kind = if self.code_deploy {
+            DeploymentControllerType::CodeDeploy
+        } else {
+            DeploymentControllerType::Ecs
+        };
+        DeploymentController::builder()
+            .r#type(kind)
+            .build()
+            .context("building the deployment controller")
+    }
+
+    /// The circuit breaker and the rolling percentages: only for the ECS controller (AWS
+    /// refuses a circuit breaker on a `CODE_DEPLOY` service; CodeDeploy rolls back itself).
+    fn deployment_config(&self) -> Option<DeploymentConfiguration> {
+        (!self.code_deploy).then(ServiceSpec::deployment)
+    }
+
+    /// Availability Zone rebalancing: not supported with the `CODE_DEPLOY` controller.
+    fn rebalancing(&self) -> Option<AvailabilityZoneRebalancing> {
+        (!self.code_deploy).then_some(AvailabilityZoneRebalancing::Enabled)
+    }
+
     fn registries(&self) -> Option<Vec<ServiceRegistry>> {
         self.registry_arn
             .as_ref()
@@ -123,7 +150,7 @@ impl ServiceSpec {
     /// configuration) are compared only when present: AWS always returns them.
     pub fn differences(&self, s: &Service) -> Vec<&'static str> {
         let mut d = Vec::new();
-        if s.task_definition() != Some(self.task_definition_arn.as_str()) {
+        if s.task_definition() != Some(self.task_definition_arn.as_str()) && !self.code_deploy {
             d.push("task definition");
         }
         // Auto scaling owns the desired count between min and max; only a count outside that
@@ -163,6 +190,7 @@ impl ServiceSpec {
         if let Some(cb) = s
             .deployment_configuration()
             .and_then(|c| c.deployment_circuit_breaker())
+            .filter(|_| !self.code_deploy)
         {
             if !(cb.enable() && cb.rollback()) {
                 d.push("deployment circuit breaker");
@@ -179,6 +207,7 @@ impl ServiceSpec {
         }
         if s.availability_zone_rebalancing()
             .is_some_and(|r| r != &AvailabilityZoneRebalancing::Enabled)
+            && !self.code_deploy
         {
             d.push("availabilityZoneRebalancing");
         }
@@ -198,7 +227,8 @@ impl ServiceSpec {
                 )
             })
             .collect();
-        if attached != want {
+        // CodeDeploy attaches the task set it makes primary to the other group of the pair.
+        if attached != want && !self.code_deploy {
             d.push("load balancers");
         }
         // moto leaves the grace period out of DescribeServices; AWS always returns it.
@@ -307,6 +337,7 @@ pub async fn ensure(
             || async {
                 let strategy = to_sdk(&spec.strategy)?;
                 let network = spec.network()?;
+                let controller = spec.controller()?;
                 let tags = ecs_tags(ctx, name);
                 // One token for every attempt of this create: a retry after a lost
                 // answer returns the service the first attempt made (without it ECS
@@ -325,11 +356,12 @@ pub async fn ensure(
                             .set_capacity_provider_strategy(Some(strategy.clone()))
                             .platform_version("LATEST")
                             .network_configuration(network.clone())
-                            .deployment_configuration(ServiceSpec::deployment())
+                            .deployment_controller(controller.clone())
+                            .set_deployment_configuration(spec.deployment_config())
                             // Fargate spreads tasks over the subnets' zones itself
                             // (placement strategies are not supported on Fargate);
                             // rebalancing moves tasks back after a zone recovers.
-                            .availability_zone_rebalancing(AvailabilityZoneRebalancing::Enabled)
+                            .set_availability_zone_rebalancing(spec.rebalancing())
                             .set_service_registries(spec.registries())
                             // The ALB's target group; ECS registers each task's IP.
                             .set_load_balancers(spec.load_balancers())
@@ -352,7 +384,27 @@ pub async fn ensure(
         )
         .await?;
     if let Some(s) = &existing {
+        // The controller is fixed at creation: switching between ECS rolling updates and
+        // CodeDeploy means a new service (and, for CodeDeploy, its deployment group).
+        let controller = s
+            .deployment_controller()
+            .map(|c| c.r#type().clone())
+            .unwrap_or(DeploymentControllerType::Ecs);
+        let wanted = spec.controller()?.r#type().clone();
+        if controller != wanted {
+            bail!(
+                "ECS service {name} uses the {} deployment controller and the config now asks \
+                 for {}: ECS cannot switch an existing service's controller in place. Set \
+                 services[].deployment back, or remove the service (`fintech-infra down`, or \
+                 take it out of the config and run `up`) and add it again",
+                controller.as_str(),
+                wanted.as_str()
+            );
+        }
         let diff = spec.differences(s);
+        if spec.code_deploy {
+            return update_code_deploy(ctx, spec, diff).await.map(|()| found);
+        }
         if !diff.is_empty() {
             let new_deployment = diff.iter().any(|d| {
                 d.contains("capacity") || d.contains("registries") || *d == "load balancers"
@@ -394,6 +446,55 @@ pub async fn ensure(
         }
     }
     Ok(found)
+}
+
+/// Brings a `CODE_DEPLOY` service in line as far as UpdateService may: the desired count and
+/// the health check grace period. The rest (network configuration, capacity providers,
+/// Cloud Map) only changes with a CodeDeploy deployment or a new service: it is reported,
+/// not sent (ECS would refuse it).
+async fn update_code_deploy(
+    ctx: &StepCtx,
+    spec: &ServiceSpec,
+    diff: Vec<&'static str>,
+) -> Result<()> {
+    let name = &spec.name;
+    let (updatable, fixed): (Vec<&str>, Vec<&str>) = diff
+        .into_iter()
+        .partition(|d| matches!(*d, "desired count" | "health check grace period"));
+    if !fixed.is_empty() {
+        ctx.sh.reporter.message(
+            ctx.step,
+            &format!(
+                "ECS service {name} differs in {}: with the CODE_DEPLOY controller ECS changes \
+                 that only through a CodeDeploy deployment or a new service, so it is left as \
+                 it is",
+                fixed.join(", ")
+            ),
+        );
+    }
+    if updatable.is_empty() {
+        return Ok(());
+    }
+    let out_of_range = updatable.contains(&"desired count");
+    ctx.change(
+        KIND,
+        name,
+        &format!("update {}", updatable.join(", ")),
+        || async {
+            ctx.aws()
+                .ecs()
+                .update_service()
+                .cluster(&spec.cluster)
+                .service(name)
+                .set_desired_count(out_of_range.then_some(spec.desired_count))
+                .set_health_check_grace_period_seconds(spec.grace())
+                .send()
+                .await
+                .aws("ecs:UpdateService", name)?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// The status of a recorded service (`ACTIVE`, `DRAINING`, `INACTIVE`), `None` if ECS does
@@ -479,6 +580,7 @@ mod tests {
             registry_arn: None,
             load_balancer: None,
             health_check_grace_secs: 60,
+            code_deploy: false,
         }
     }
 

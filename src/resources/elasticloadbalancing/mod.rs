@@ -27,7 +27,7 @@ pub fn elb_tags(ctx: &StepCtx, name: &str) -> Vec<Tag> {
 }
 
 /// (target group ARN, weight) pairs an action forwards to, sorted.
-fn forward_targets(a: &Action) -> Vec<(String, i32)> {
+pub fn forward_targets(a: &Action) -> Vec<(String, i32)> {
     let mut v: Vec<(String, i32)> = match a.forward_config() {
         Some(f) if !f.target_groups().is_empty() => f
             .target_groups()
@@ -53,6 +53,30 @@ fn forward_targets(a: &Action) -> Vec<(String, i32)> {
 pub enum ListenerDefault {
     Forward(Vec<(String, i32)>),
     RedirectHttps,
+}
+
+/// The (blue, green) weights of a listener whose one default action forwards only to the
+/// target groups `blue` and `green` (a group left out has weight 0); `None` for any other
+/// default action. How a `codedeploy-*` service's split is read back: CodeDeploy, not the
+/// config, moves that listener's traffic.
+pub fn pair_weights(actions: &[Action], blue: &str, green: &str) -> Option<(i32, i32)> {
+    let [a] = actions else { return None };
+    if a.r#type() != Some(&ActionTypeEnum::Forward) {
+        return None;
+    }
+    let targets = forward_targets(a);
+    if targets.is_empty() || targets.iter().any(|(arn, _)| arn != blue && arn != green) {
+        return None;
+    }
+    let weight = |arn: &str| {
+        targets
+            .iter()
+            .filter(|(a, _)| a == arn)
+            .map(|(_, w)| *w)
+            .sum::<i32>()
+    };
+    let (b, g) = (weight(blue), weight(green));
+    (b + g > 0).then_some((b, g))
 }
 
 impl ListenerDefault {
@@ -135,6 +159,35 @@ fn tg_name_of(arn: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_weights_reads_codedeploys_split_and_nothing_else() {
+        let fwd = |t: &[(&str, i32)]| {
+            ListenerDefault::Forward(t.iter().map(|(a, w)| (a.to_string(), *w)).collect()).action()
+        };
+        assert_eq!(
+            pair_weights(&[fwd(&[("b", 90), ("g", 10)])], "b", "g"),
+            Some((90, 10))
+        );
+        assert_eq!(
+            pair_weights(&[fwd(&[("g", 100)])], "b", "g"),
+            Some((0, 100))
+        );
+        let plain = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn("g")
+            .build();
+        assert_eq!(pair_weights(&[plain], "b", "g"), Some((0, 1)));
+        assert_eq!(
+            pair_weights(&[fwd(&[("b", 50), ("x", 50)])], "b", "g"),
+            None
+        );
+        assert_eq!(pair_weights(&[fwd(&[("b", 0), ("g", 0)])], "b", "g"), None);
+        assert_eq!(
+            pair_weights(&[ListenerDefault::RedirectHttps.action()], "b", "g"),
+            None
+        );
+    }
 
     #[test]
     fn forward_action_matches_itself() {

@@ -1,0 +1,293 @@
+//! A `codedeploy-linear` or `codedeploy-canary` release: a CodeDeploy blue/green deployment
+//! of a new task definition revision (a copy of the running one with the new image), made
+//! with an AppSpec and followed until it ends.
+//!
+//! CodeDeploy starts the new revision as a replacement task set behind the idle target group
+//! of the pair, switches the test listener to it, then shifts the production listener by the
+//! group's configuration (10 % a minute, or 10 % then the rest after five minutes), keeps the
+//! old tasks for `deploy.termination_wait_mins`, and removes them. It stops the deployment
+//! and puts all traffic back on the old tasks when they fail or a rollback alarm goes to
+//! ALARM (the group's automatic rollback). The deploy shows the traffic split and the task
+//! sets while that runs; a deployment that does not end within
+//! `deploy.health_timeout_secs` plus the shift and the termination wait is stopped with
+//! rollback. A rolled-back revision is deregistered.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, DeploymentStatus, RevisionLocation, RevisionLocationType,
+};
+use chrono::Utc;
+use serde_json::json;
+
+use super::rolling::short;
+use super::watch;
+use super::{Ctx, RolledBack};
+use crate::aws::{Aws, AwsResultExt};
+use crate::resources::ecs::task_definition;
+
+/// The AppSpec of a deployment of `revision`: the service's container and port behind the
+/// load balancer (CodeDeploy registers the replacement task set's tasks by them).
+pub fn appspec(revision: &str, container: &str, port: u16) -> String {
+    json!({
+        "version": 0.0,
+        "Resources": [{
+            "TargetService": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "TaskDefinition": revision,
+                    "LoadBalancerInfo": {
+                        "ContainerName": container,
+                        "ContainerPort": port
+                    }
+                }
+            }
+        }]
+    })
+    .to_string()
+}
+
+/// One line about a deployment: its status and each task set's traffic share and tasks.
+async fn status_line(aws: &Aws, id: &str, target: &str, status: &str) -> String {
+    let sets = aws
+        .codedeploy()
+        .get_deployment_target()
+        .deployment_id(id)
+        .target_id(target)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.deployment_target)
+        .and_then(|t| t.ecs_target)
+        .map(|t| t.task_sets_info)
+        .unwrap_or_default()
+        .unwrap_or_default();
+    let mut parts: Vec<String> = sets
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}% ({}/{} running{})",
+                s.task_set_label().map(|l| l.as_str()).unwrap_or("task set"),
+                s.traffic_weight(),
+                s.running_count(),
+                s.desired_count(),
+                s.target_group()
+                    .and_then(|t| t.name())
+                    .map(|n| format!(", {n}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status}: {}", parts.join("; "))
+    }
+}
+
+/// How long the configuration's traffic shift takes, from its name
+/// (`...Every<N>Minutes`, `...Canary10Percent<N>Minutes`); `None` for all-at-once.
+pub fn shift_minutes(config: &str) -> Option<u64> {
+    let digits = |s: &str| -> Option<u64> {
+        let n: String = s.chars().take_while(char::is_ascii_digit).collect();
+        n.parse().ok()
+    };
+    if let Some(rest) = config.split("Every").nth(1) {
+        // Linear: 10 % per interval, ten intervals.
+        let step = config
+            .split("Linear")
+            .nth(1)
+            .and_then(digits)
+            .unwrap_or(10)
+            .max(1);
+        return digits(rest).map(|m| m * 100u64.div_ceil(step));
+    }
+    let rest = config.split("Canary").nth(1)?;
+    let minutes = rest.split("Percent").nth(1)?;
+    digits(minutes)
+}
+
+pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
+    let aws = ctx.aws.clone();
+    let service = ctx.service()?;
+    let application = ctx
+        .store
+        .output(crate::outputs::codedeploy::OUT_APPLICATION)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .context("the state has no CodeDeploy application: run `fintech-infra up`")?;
+    let group = ctx
+        .store
+        .output(crate::outputs::codedeploy::OUT_DEPLOYMENT_GROUPS)
+        .and_then(|v| {
+            v.get(&ctx.svc.name.0)
+                .and_then(|g| g.as_str())
+                .map(str::to_string)
+        })
+        .with_context(|| {
+            format!(
+                "the state has no deployment group for `{}`: run `fintech-infra up`",
+                ctx.svc.name.0
+            )
+        })?;
+    let current = watch::describe(&aws, &service)
+        .await?
+        .task_definition()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("ECS service {} names no task definition", service.name))?;
+    let revision =
+        task_definition::register_with_image(&aws, &current, &ctx.svc.name.0, image).await?;
+    let content = appspec(&revision, &ctx.svc.name.0, ctx.svc.port);
+    let out = aws
+        .codedeploy()
+        .create_deployment()
+        .application_name(&application)
+        .deployment_group_name(&group)
+        .description(format!("fintech-infra deploy {image}"))
+        .revision(
+            RevisionLocation::builder()
+                .revision_type(RevisionLocationType::AppSpecContent)
+                .app_spec_content(AppSpecContent::builder().content(&content).build())
+                .build(),
+        )
+        .send()
+        .await
+        .aws("codedeploy:CreateDeployment", &group);
+    let id = match out {
+        Ok(o) => o
+            .deployment_id
+            .context("CreateDeployment returned no deployment ID")?,
+        Err(e) => {
+            super::forget_revision(ctx, &revision).await;
+            return Err(e.into());
+        }
+    };
+    let config = match ctx.svc.deployment {
+        crate::config::Deployment::CodedeployCanary => &ctx.cfg.deploy.canary_config,
+        _ => &ctx.cfg.deploy.linear_config,
+    };
+    ctx.progress.say(&format!(
+        "CodeDeploy deployment {id} of {image} ({}) on {} by {config}",
+        short(&revision),
+        service.name
+    ));
+    let limit = ctx.timeout()
+        + Duration::from_secs(60 * shift_minutes(config).unwrap_or(0))
+        + Duration::from_secs(60 * u64::from(ctx.cfg.deploy.termination_wait_mins));
+    let target = format!("{}:{}", service.cluster, service.name);
+    let started = Instant::now();
+    let info = loop {
+        let info = aws
+            .codedeploy()
+            .get_deployment()
+            .deployment_id(&id)
+            .send()
+            .await
+            .aws("codedeploy:GetDeployment", &id)?
+            .deployment_info
+            .context("GetDeployment returned no deployment")?;
+        let status = info.status().cloned();
+        let label = status
+            .as_ref()
+            .map_or("Created", |s| s.as_str())
+            .to_string();
+        let line = status_line(&aws, &id, &target, &label).await;
+        ctx.progress.status(line);
+        if matches!(
+            status,
+            Some(
+                DeploymentStatus::Succeeded | DeploymentStatus::Failed | DeploymentStatus::Stopped
+            )
+        ) {
+            break info;
+        }
+        if started.elapsed() > limit {
+            ctx.progress.say(&format!(
+                "the deployment has not ended within {} s: stopping it, with rollback",
+                limit.as_secs()
+            ));
+            aws.codedeploy()
+                .stop_deployment()
+                .deployment_id(&id)
+                .auto_rollback_enabled(true)
+                .send()
+                .await
+                .aws("codedeploy:StopDeployment", &id)?;
+        }
+        tokio::time::sleep(watch::poll_interval()).await;
+    };
+    if info.status() == Some(&DeploymentStatus::Succeeded) {
+        let mut r = ctx.current_release();
+        r.blue = image.to_string();
+        r.at = Utc::now();
+        ctx.record(r)?;
+        ctx.progress.say(&format!(
+            "done: {image} serves all traffic of {}",
+            service.name
+        ));
+        return Ok(());
+    }
+    let error = info
+        .error_information()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.code().map(|c| c.as_str()).unwrap_or("error"),
+                e.message().unwrap_or_default()
+            )
+        })
+        .unwrap_or_else(|| "no reason given".into());
+    let rollback = info
+        .rollback_info()
+        .and_then(|r| r.rollback_message())
+        .map(|m| format!("; {m}"))
+        .unwrap_or_default();
+    let reason = format!(
+        "CodeDeploy {} deployment {id} ({error}){rollback}",
+        info.status().map_or("ended", |s| s.as_str()).to_lowercase()
+    );
+    ctx.progress.say(&reason);
+    super::forget_revision(ctx, &revision).await;
+    Err(RolledBack {
+        service: ctx.svc.name.0.clone(),
+        reason,
+    }
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appspec_names_the_revision_container_and_port() {
+        let a: serde_json::Value =
+            serde_json::from_str(&appspec("arn:td/web:3", "web", 8080)).unwrap();
+        let p = &a["Resources"][0]["TargetService"]["Properties"];
+        assert_eq!(
+            a["Resources"][0]["TargetService"]["Type"],
+            "AWS::ECS::Service"
+        );
+        assert_eq!(p["TaskDefinition"], "arn:td/web:3");
+        assert_eq!(p["LoadBalancerInfo"]["ContainerName"], "web");
+        assert_eq!(p["LoadBalancerInfo"]["ContainerPort"], 8080);
+    }
+
+    #[test]
+    fn shift_time_of_the_built_in_configurations() {
+        assert_eq!(
+            shift_minutes("CodeDeployDefault.ECSLinear10PercentEvery1Minutes"),
+            Some(10)
+        );
+        assert_eq!(
+            shift_minutes("CodeDeployDefault.ECSLinear10PercentEvery3Minutes"),
+            Some(30)
+        );
+        assert_eq!(
+            shift_minutes("CodeDeployDefault.ECSCanary10Percent5Minutes"),
+            Some(5)
+        );
+        assert_eq!(shift_minutes("CodeDeployDefault.ECSAllAtOnce"), None);
+    }
+}
