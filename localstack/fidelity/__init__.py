@@ -23,6 +23,8 @@ def install(time_scale: float = 0.0, lambda_eni_linger: float = 0.0) -> None:
         cloudfront,
         cloudmap_autoscaling,
         codedeploy,
+        codedeploy_groups,
+        codedeploy_deployments,
         dynamodb,
         ec2,
         ecs,

@@ -198,6 +198,29 @@ def _task_ip(deployment_id: str, index: int) -> str:
     return f"10.{digest[0]}.{digest[1]}.{(digest[2] % 250) + 2}"
 
 
+def _unit_targets(
+    backend: Any, unit_id: str, count: int, task_definition: str | None, port: str, starting: bool, settled: bool
+) -> list[FakeHealthStatus]:
+    """The targets of `count` tasks of one deployment or task set: `unhealthy` when
+    their image fails its health checks (unless they settled before it was listed),
+    `initial` while they start (`starting`), else `healthy`."""
+    healthy = _healthy(backend, task_definition)
+    targets = []
+    for i in range(count):
+        ip = _task_ip(unit_id, i)
+        if not healthy and not settled:
+            targets.append(FakeHealthStatus(
+                ip, port, port, "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
+            ))
+        elif starting:
+            targets.append(FakeHealthStatus(
+                ip, port, port, "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
+            ))
+        else:
+            targets.append(FakeHealthStatus(ip, port, port, "healthy"))
+    return targets
+
+
 def _service_targets(account_id: str, region: str, target_group_arn: str) -> list[FakeHealthStatus]:
     targets = []
     backend = ecs_backends[account_id][region]
@@ -209,24 +232,28 @@ def _service_targets(account_id: str, region: str, target_group_arn: str) -> lis
             for lb in service.load_balancers or []
             if lb.get("targetGroupArn") == target_group_arn
         ]
-        if not ports:
-            continue
-        for deployment in service.deployments:
-            count = deployment.get("desiredCount") or 0
+        # ECS-controlled services: the deployments' tasks are in the service's target groups.
+        for deployment in service.deployments if ports else []:
             state = deployment.get("rolloutState")
-            healthy = _healthy(backend, deployment.get("taskDefinition"))
-            for i in range(count):
-                ip = _task_ip(deployment["id"], i)
-                if not healthy and state != "COMPLETED":
-                    targets.append(FakeHealthStatus(
-                        ip, ports[0], ports[0], "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
-                    ))
-                elif state == "IN_PROGRESS":
-                    targets.append(FakeHealthStatus(
-                        ip, ports[0], ports[0], "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
-                    ))
-                else:
-                    targets.append(FakeHealthStatus(ip, ports[0], ports[0], "healthy"))
+            targets += _unit_targets(
+                backend, deployment["id"], deployment.get("desiredCount") or 0, deployment.get("taskDefinition"),
+                ports[0], starting=state == "IN_PROGRESS", settled=state == "COMPLETED",
+            )
+        # CODE_DEPLOY services (fidelity/codedeploy_deployments.py): each task set's tasks are
+        # in the target group of that task set, which need not be the service's.
+        for task_set in getattr(service, "task_sets", None) or []:
+            set_ports = [
+                str(lb.get("containerPort"))
+                for lb in task_set.load_balancers or []
+                if lb.get("targetGroupArn") == target_group_arn
+            ]
+            if not set_ports or getattr(task_set, "computed_desired_count", None) is None:
+                continue
+            steady = task_set.stabilityStatus == "STEADY_STATE"
+            targets += _unit_targets(
+                backend, task_set.id, task_set.computed_desired_count, task_set.task_definition,
+                set_ports[0], starting=not steady, settled=steady,
+            )
     return targets
 
 
@@ -234,9 +261,10 @@ def _service_targets(account_id: str, region: str, target_group_arn: str) -> lis
 def target_group_lists_the_tasks_of_its_services() -> None:
     """DescribeTargetHealth of a target group an ECS service is attached to lists
     that service's tasks by IP (ECS registers them): `initial`
-    (Elb.InitialHealthChecking) while their deployment rolls out, then `healthy`,
-    or `unhealthy` (Target.FailedHealthChecks) for tasks whose image fails its
-    health checks."""
+    (Elb.InitialHealthChecking) while their deployment rolls out (for a CODE_DEPLOY
+    service: while the task set attached to the group is STABILIZING), then
+    `healthy`, or `unhealthy` (Target.FailedHealthChecks) for tasks whose image
+    fails its health checks."""
 
     @wrap(ELBv2Backend, "describe_target_health")
     def describe_target_health(original: Any, self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:

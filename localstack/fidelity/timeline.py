@@ -45,6 +45,11 @@ DURATIONS: dict[str, float] = {
     # ECS deployment: new tasks start, pass the ALB health checks (healthy
     # threshold x interval), then the old ones drain: about 3 minutes.
     "ecs-deployment.rollout": 180,
+    # CodeDeploy ECS blue/green: the replacement task set starts and passes the
+    # target group's health checks (the Install lifecycle event): about a minute.
+    # Traffic-shift intervals and the termination wait are the deployment config's
+    # and the deployment group's minutes x 60 x time_scale, not keys here.
+    "codedeploy.install": 60,
     "dynamodb-table.create": 20,  # DynamoDB CREATING -> ACTIVE
     "dynamodb-table.delete": 20,  # DynamoDB DELETING -> gone
     "iam-role.propagate": 10,  # IAM: a new role is assumable by services after a few seconds

@@ -1,4 +1,5 @@
-//! `fintech-infra deploy`: a rolling and a weighted (blue/green) service each released,
+//! `fintech-infra deploy`: a rolling, a weighted (blue/green) and a CodeDeploy (linear and
+//! canary) service each released,
 //! rolled back by failing health and by an alarm, refused for a missing or vulnerable image;
 //! `up` keeps what was released; `verify` passes and `down` leaves nothing.
 
@@ -75,6 +76,11 @@ fn deploy(stack: &Stack, args: &[&str]) -> Run {
 /// A deploy during whose bake `alarm` goes to ALARM: an alarm already firing when a deploy
 /// starts is not watched (it says nothing about the new version).
 fn deploy_alarm_in_bake(stack: &Stack, args: &[&str], alarm: &str) -> Run {
+    deploy_alarm_when(stack, args, alarm, ": watching ")
+}
+
+/// A deploy during which `alarm` goes to ALARM once a progress line contains `trigger`.
+fn deploy_alarm_when(stack: &Stack, args: &[&str], alarm: &str, trigger: &str) -> Run {
     use std::io::{BufRead, BufReader, Read};
     let mut all = vec!["deploy", "--env-suffix", stack.suffix.as_str()];
     all.extend_from_slice(args);
@@ -88,7 +94,7 @@ fn deploy_alarm_in_bake(stack: &Stack, args: &[&str], alarm: &str) -> Run {
     let mut stderr = String::new();
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if line.contains(": watching ") {
+        if line.contains(trigger) {
             set_alarm(stack, alarm, aws_sdk_cloudwatch::types::StateValue::Alarm);
         }
         stderr.push_str(&line);
@@ -433,5 +439,180 @@ fn weighted_deploy_goes_to_the_idle_colour_then_promotes_and_rolls_back() {
         .assert_ok();
     assert_eq!(weights(&stack), (100, 0));
     assert_eq!(running_image(&stack, &blue), original);
+    finish(&stack);
+}
+
+/// The traffic steps and the end of the stack's CodeDeploy deployments, in order, as the
+/// emulator's timeline recorded them.
+fn codedeploy_steps(stack: &Stack, deployment: &str) -> Vec<String> {
+    events(&stack.endpoint)
+        .into_iter()
+        .filter(|e| e["resource_type"] == "codedeploy-deployment" && e["id"] == deployment)
+        .map(|e| e["to"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The ID of the CodeDeploy deployment a deploy printed (`CodeDeploy deployment <id> of`).
+fn deployment_id(run: &Run) -> String {
+    run.stderr
+        .split("CodeDeploy deployment ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no deployment ID in {}", run.stderr))
+        .to_string()
+}
+
+/// The (blue, green) weights of the ALB's test listener.
+fn test_weights(stack: &Stack) -> (i64, i64) {
+    let tgs = stack.output("alb_target_groups");
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let out = elb
+            .describe_listeners()
+            .listener_arns(stack.output_str("alb_test_listener_arn"))
+            .send()
+            .await
+            .unwrap();
+        let action = &out.listeners()[0].default_actions()[0];
+        let groups = action
+            .forward_config()
+            .map(|f| f.target_groups().to_vec())
+            .unwrap_or_default();
+        let w = |k: &str| {
+            groups
+                .iter()
+                .find(|t| t.target_group_arn() == tgs[k].as_str())
+                .map(|t| t.weight().unwrap_or(1) as i64)
+                .or_else(|| (action.target_group_arn() == tgs[k].as_str()).then_some(1))
+                .unwrap_or(0)
+        };
+        (w("blue"), w("green"))
+    })
+}
+
+#[test]
+fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_and_alarm() {
+    // Its own emulator at a time scale: the 10-minute linear shift takes 12 s, the
+    // replacement tasks 1.2 s to become healthy.
+    if !is_faithful(endpoint()) {
+        return;
+    }
+    let emu = Emulator::start(&["--time-scale", "0.02"]);
+    let stack = Stack::on(&emu.endpoint, "dpc");
+    let cfg = stack.config(
+        "[deploy]\ntermination_wait_mins = 1\nhealth_timeout_secs = 60\n\
+         [[services]]\nname = \"web\"\ndeployment = \"codedeploy-linear\"\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    stack.up(&["--config", cfg]).assert_ok();
+    let web = format!("svc-web-{}", stack.suffix);
+    let original = running_image(&stack, &web);
+    assert_eq!(weights(&stack), (100, 0));
+    assert_eq!(test_weights(&stack).1, 0);
+    // A second `up` changes nothing: not the group, not the CODE_DEPLOY service.
+    let before = request_log(&stack.endpoint).len();
+    stack.up(&["--config", cfg]).assert_ok();
+    assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
+    let repo = repository(&stack, "web");
+
+    // Refused before any change: --promote, a vulnerable image.
+    let before = request_log(&stack.endpoint).len();
+    let r = deploy(&stack, &["--service", "web", "--promote"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("codedeploy-linear"), "{}", r.stderr);
+    let vulnerable = push(&stack, &repo, "v-bad", json!({"HIGH": 1}));
+    let r = deploy(&stack, &["--service", "web", "--image", &vulnerable]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("1 HIGH"), "{}", r.stderr);
+    assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
+
+    // A release: CodeDeploy moves 10 % a step to the replacement, which serves at the end.
+    let v2 = push(&stack, &repo, "v2", json!({}));
+    let r = deploy(&stack, &["--service", "web", "--image", &v2]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("done:"), "{}", r.stderr);
+    assert!(r.stderr.contains("Green 10%"), "the progress shows the split: {}", r.stderr);
+    let steps = codedeploy_steps(&stack, &deployment_id(&r));
+    let traffic: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.starts_with("traffic-") && *s != "traffic-0")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        traffic,
+        (1..=10).map(|i| format!("traffic-{}", i * 10)).collect::<Vec<_>>(),
+        "{steps:?}"
+    );
+    assert_eq!(steps.last().map(String::as_str), Some("Succeeded"), "{steps:?}");
+    assert_eq!(running_image(&stack, &web), v2);
+    assert_eq!(weights(&stack), (0, 100));
+    assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
+    // `up` keeps the release: no revision, no service or listener change (A14).
+    let before = request_log(&stack.endpoint).len();
+    stack.up(&["--config", cfg]).assert_ok();
+    assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
+    assert_eq!(
+        stack.output("alb_service_target_groups")["web"],
+        stack.output("alb_target_groups")["green"],
+        "the service's live target group is green now"
+    );
+
+    // Failing health: the deployment fails before any traffic moves.
+    let broken = push(&stack, &repo, "v3-broken", json!({}));
+    set_unhealthy(&stack.endpoint, std::slice::from_ref(&broken));
+    let r = deploy(&stack, &["--service", "web", "--image", &broken]);
+    set_unhealthy(&stack.endpoint, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+    let steps = codedeploy_steps(&stack, &deployment_id(&r));
+    assert!(
+        !steps.iter().any(|s| s.starts_with("traffic-") && s != "traffic-0"),
+        "{steps:?}"
+    );
+    assert_eq!(running_image(&stack, &web), v2);
+    assert_eq!(weights(&stack), (0, 100));
+
+    // An alarm while the traffic shifts: CodeDeploy stops and puts all traffic back.
+    let v4 = push(&stack, &repo, "v4", json!({}));
+    let alarm = format!("alarm-alb-5xx-rate-{}", stack.suffix);
+    let r = deploy_alarm_when(&stack, &["--service", "web", "--image", &v4], &alarm, "Green 20%");
+    set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Ok);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("ALARM_ACTIVE"), "{}", r.stderr);
+    assert_eq!(running_image(&stack, &web), v2);
+    assert_eq!(weights(&stack), (0, 100));
+    assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
+    assert_ne!(original, v2);
+    finish(&stack);
+}
+
+#[test]
+fn codedeploy_canary_deploy_sends_ten_percent_then_the_rest() {
+    if !is_faithful(endpoint()) {
+        return;
+    }
+    let emu = Emulator::start(&["--time-scale", "0.02"]);
+    let stack = Stack::on(&emu.endpoint, "dpk");
+    let cfg = stack.config(
+        "[deploy]\ntermination_wait_mins = 1\nhealth_timeout_secs = 60\n\
+         [[services]]\nname = \"web\"\ndeployment = \"codedeploy-canary\"\n",
+    );
+    stack
+        .up(&["--config", cfg.to_str().unwrap()])
+        .assert_ok();
+    let repo = repository(&stack, "web");
+    let v2 = push(&stack, &repo, "v2", json!({}));
+    let r = deploy(&stack, &["--service", "web", "--image", &v2]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let steps = codedeploy_steps(&stack, &deployment_id(&r));
+    let traffic: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.starts_with("traffic-") && *s != "traffic-0")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(traffic, vec!["traffic-10", "traffic-100"], "{steps:?}");
+    assert_eq!(running_image(&stack, &format!("svc-web-{}", stack.suffix)), v2);
+    assert_eq!(weights(&stack), (0, 100));
     finish(&stack);
 }
