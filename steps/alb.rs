@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use crate::resources::elasticloadbalancing::listener_rule::{self, PathRule};
 use crate::resources::elasticloadbalancing::load_balancer::{self, LoadBalancerSpec};
 use crate::resources::elasticloadbalancing::target_group::{self, TargetGroupSpec};
-use crate::resources::elasticloadbalancing::{listener, pair_weights, ListenerDefault};
+use crate::resources::elasticloadbalancing::{listener, pair_forward, pair_weights, ListenerDefault};
 use crate::resources::s3::bucket_policy::{bucket_arn, tls_only_statement};
 use crate::resources::s3::log_bucket::{self, LogBucketSpec};
 use crate::resources::s3;
@@ -340,7 +340,12 @@ impl Step for Alb {
                 v
             })
         };
-        let weights = split((blue_weight, green_weight));
+        // CodeDeploy's listeners are kept exactly as CodeDeploy left them.
+        let kept = |l: Option<&aws_sdk_elasticloadbalancingv2::types::Listener>| {
+            l.filter(|_| first.deployment.is_code_deploy())
+                .and_then(|l| pair_forward(l.default_actions(), &tgs["blue"], &tgs["green"]))
+        };
+        let weights = kept(forwarding_now).unwrap_or_else(|| split((blue_weight, green_weight)));
         let (forwarding, http, other) = match https_cert {
             Some(c) => {
                 let https = listener::ensure(ctx, &lb.id, on(443), 443, Some(c), &weights).await?;
@@ -381,10 +386,8 @@ impl Step for Alb {
         // production listener moves any (CodeDeploy switches it, the split it has is kept).
         let test_port = cfg.deploy.test_port;
         let test_listener = if first.deployment.is_code_deploy() {
-            let current = on(test_port)
-                .and_then(|l| pair_weights(l.default_actions(), &tgs["blue"], &tgs["green"]))
-                .unwrap_or((blue_weight, green_weight));
-            let test = listener::ensure(ctx, &lb.id, on(test_port), test_port, None, &split(current))
+            let wanted = kept(on(test_port)).unwrap_or_else(|| split((blue_weight, green_weight)));
+            let test = listener::ensure(ctx, &lb.id, on(test_port), test_port, None, &wanted)
                 .await
                 .context("the test listener")?;
             Some(test.id)

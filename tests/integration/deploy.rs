@@ -502,7 +502,8 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     let stack = Stack::on(&emu.endpoint, "dpc");
     let cfg = stack.config(
         "[deploy]\ntermination_wait_mins = 1\nhealth_timeout_secs = 60\n\
-         [[services]]\nname = \"web\"\ndeployment = \"codedeploy-linear\"\n",
+         [[services]]\nname = \"web\"\ndeployment = \"codedeploy-linear\"\n\
+         permissions = [\"sessions\", \"database\", \"queue\"]\n",
     );
     let cfg = cfg.to_str().unwrap();
     stack.up(&["--config", cfg]).assert_ok();
@@ -512,8 +513,14 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     assert_eq!(test_weights(&stack).1, 0);
     // A second `up` changes nothing: not the group, not the CODE_DEPLOY service.
     let before = request_log(&stack.endpoint).len();
-    stack.up(&["--config", cfg]).assert_ok();
-    assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
+    let again = stack.up(&["--config", cfg]);
+    again.assert_ok();
+    assert_eq!(
+        mutations_since(&stack, before),
+        Vec::<String>::new(),
+        "{}",
+        again.stderr
+    );
     let repo = repository(&stack, "web");
 
     // Refused before any change: --promote, a vulnerable image.
@@ -532,7 +539,11 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     let r = deploy(&stack, &["--service", "web", "--image", &v2]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("done:"), "{}", r.stderr);
-    assert!(r.stderr.contains("Green 10%"), "the progress shows the split: {}", r.stderr);
+    assert!(
+        r.stderr.contains("Green 10%"),
+        "the progress shows the split: {}",
+        r.stderr
+    );
     let steps = codedeploy_steps(&stack, &deployment_id(&r));
     let traffic: Vec<&str> = steps
         .iter()
@@ -541,10 +552,16 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
         .collect();
     assert_eq!(
         traffic,
-        (1..=10).map(|i| format!("traffic-{}", i * 10)).collect::<Vec<_>>(),
+        (1..=10)
+            .map(|i| format!("traffic-{}", i * 10))
+            .collect::<Vec<_>>(),
         "{steps:?}"
     );
-    assert_eq!(steps.last().map(String::as_str), Some("Succeeded"), "{steps:?}");
+    assert_eq!(
+        steps.last().map(String::as_str),
+        Some("Succeeded"),
+        "{steps:?}"
+    );
     assert_eq!(running_image(&stack, &web), v2);
     assert_eq!(weights(&stack), (0, 100));
     assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
@@ -567,7 +584,9 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
     let steps = codedeploy_steps(&stack, &deployment_id(&r));
     assert!(
-        !steps.iter().any(|s| s.starts_with("traffic-") && s != "traffic-0"),
+        !steps
+            .iter()
+            .any(|s| s.starts_with("traffic-") && s != "traffic-0"),
         "{steps:?}"
     );
     assert_eq!(running_image(&stack, &web), v2);
@@ -576,7 +595,12 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     // An alarm while the traffic shifts: CodeDeploy stops and puts all traffic back.
     let v4 = push(&stack, &repo, "v4", json!({}));
     let alarm = format!("alarm-alb-5xx-rate-{}", stack.suffix);
-    let r = deploy_alarm_when(&stack, &["--service", "web", "--image", &v4], &alarm, "Green 20%");
+    let r = deploy_alarm_when(
+        &stack,
+        &["--service", "web", "--image", &v4],
+        &alarm,
+        "Green 20%",
+    );
     set_alarm(&stack, &alarm, aws_sdk_cloudwatch::types::StateValue::Ok);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("ALARM_ACTIVE"), "{}", r.stderr);
@@ -596,11 +620,10 @@ fn codedeploy_canary_deploy_sends_ten_percent_then_the_rest() {
     let stack = Stack::on(&emu.endpoint, "dpk");
     let cfg = stack.config(
         "[deploy]\ntermination_wait_mins = 1\nhealth_timeout_secs = 60\n\
-         [[services]]\nname = \"web\"\ndeployment = \"codedeploy-canary\"\n",
+         [[services]]\nname = \"web\"\ndeployment = \"codedeploy-canary\"\n\
+         permissions = [\"sessions\", \"database\", \"queue\"]\n",
     );
-    stack
-        .up(&["--config", cfg.to_str().unwrap()])
-        .assert_ok();
+    stack.up(&["--config", cfg.to_str().unwrap()]).assert_ok();
     let repo = repository(&stack, "web");
     let v2 = push(&stack, &repo, "v2", json!({}));
     let r = deploy(&stack, &["--service", "web", "--image", &v2]);
@@ -612,7 +635,10 @@ fn codedeploy_canary_deploy_sends_ten_percent_then_the_rest() {
         .map(String::as_str)
         .collect();
     assert_eq!(traffic, vec!["traffic-10", "traffic-100"], "{steps:?}");
-    assert_eq!(running_image(&stack, &format!("svc-web-{}", stack.suffix)), v2);
+    assert_eq!(
+        running_image(&stack, &format!("svc-web-{}", stack.suffix)),
+        v2
+    );
     assert_eq!(weights(&stack), (0, 100));
     finish(&stack);
 }

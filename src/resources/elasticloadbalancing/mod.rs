@@ -79,6 +79,14 @@ pub fn pair_weights(actions: &[Action], blue: &str, green: &str) -> Option<(i32,
     (b + g > 0).then_some((b, g))
 }
 
+/// The default action of a listener CodeDeploy shifts, exactly as it is (`None` unless it
+/// forwards only to `blue` and `green`): CodeDeploy writes a plain forward on the test
+/// listener and weighted ones on the production listener, and `up` must leave either alone.
+pub fn pair_forward(actions: &[Action], blue: &str, green: &str) -> Option<ListenerDefault> {
+    pair_weights(actions, blue, green)?;
+    Some(ListenerDefault::Forward(forward_targets(&actions[0])))
+}
+
 impl ListenerDefault {
     pub fn action(&self) -> Action {
         match self {
@@ -177,7 +185,10 @@ mod tests {
             .r#type(ActionTypeEnum::Forward)
             .target_group_arn("g")
             .build();
-        assert_eq!(pair_weights(&[plain], "b", "g"), Some((0, 1)));
+        assert_eq!(pair_weights(&[plain.clone()], "b", "g"), Some((0, 1)));
+        // Kept as it is: a plain forward stays one (`up` makes no change to it).
+        let kept = pair_forward(&[plain.clone()], "b", "g").unwrap();
+        assert!(kept.matches(&[plain]), "{kept:?}");
         assert_eq!(
             pair_weights(&[fwd(&[("b", 50), ("x", 50)])], "b", "g"),
             None
