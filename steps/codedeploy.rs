@@ -18,7 +18,7 @@
 //! takes the order from `BUILT_ON`: the group goes before its application, the ECS service,
 //! the target groups, listeners and alarms it names and the role it acts as.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -28,7 +28,7 @@ use crate::resources::codedeploy::application;
 use crate::resources::codedeploy::deployment_group::{self, GroupSpec};
 use crate::resources::elasticloadbalancing::target_group::tg_full_name;
 use crate::resources::iam::{attachment, role, RoleSpec};
-use crate::step::{is_pending, Step, StepCtx};
+use crate::step::{is_pending, Step, StepCtx, PENDING_PREFIX};
 
 pub use crate::outputs::codedeploy::*;
 
@@ -131,9 +131,19 @@ impl Step for CodeDeploy {
             _ => cfg.deploy.linear_config.clone(),
         };
         let pair = |k: &str| -> Result<String> {
-            tgs.get(k)
-                .map(|a| if is_pending(a) { a.clone() } else { tg_name(a) })
-                .with_context(|| format!("output {} has no {k} target group", alb::OUT_TARGET_GROUPS))
+            match tgs.get(k) {
+                Some(a) if is_pending(a) => Ok(a.clone()),
+                Some(a) => Ok(tg_name(a)),
+                // Plan on a new stack: the ALB step makes them in this run.
+                None if ctx.is_plan() => Ok(format!(
+                    "{PENDING_PREFIX} output {}.{k})",
+                    alb::OUT_TARGET_GROUPS
+                )),
+                None => anyhow::bail!(
+                    "output {} has no {k} target group: has the alb step run?",
+                    alb::OUT_TARGET_GROUPS
+                ),
+            }
         };
         let group = GroupSpec {
             application: app.clone(),

@@ -537,7 +537,7 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         "preset = \"multiregion\"\n[[services]]\nname = \"web\"\ncpu = 2048\nmemory = 4096\n\
          permissions = [\"sessions\", \"database\", \"queue\"]\n\
          capacity = { fargate_base = 0, fargate_weight = 1, spot_weight = 0 }\n\
-         deployment = \"weighted\"\n\
+         deployment = \"codedeploy-canary\"\n\
          [[services]]\nname = \"reports\"\ncpu = 1024\nmemory = 2048\npath = \"/reports/*\"\n\
          capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1, min_spot_percent = 100 }\n\
          permissions = [\"sessions\", \"database\"]\n",
@@ -550,11 +550,10 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         .iter()
         .map(|o| o.as_str().unwrap_or_default().to_string())
         .collect();
-    // Web's two, and its green twin's requests policy (`weighted`: the twin scales on its
-    // own requests; the Aurora connections policy stays with blue).
+    // Web's two (CodeDeploy's task sets share the one service and its scaling).
     assert_eq!(
         ops,
-        ["DeleteScalingPolicy"; 3].map(|op| format!("Application Auto Scaling:{op}")),
+        ["DeleteScalingPolicy"; 2].map(|op| format!("Application Auto Scaling:{op}")),
         "{ops:?}"
     );
 

@@ -32,6 +32,7 @@ cpu = 2048
 memory = 4096
 capacity = { fargate_base = 2, fargate_weight = 1, spot_weight = 0 }
 permissions = ["sessions", "database", "queue"]
+deployment = "codedeploy-linear"
 calls = ["transaction-processor"]
 
 [[services]]
