@@ -138,6 +138,7 @@ pub mod network {
     /// Output keys other steps read.
     pub const OUT_VPC_ID: &str = "vpc_id";
     pub const OUT_VPC_CIDR: &str = "vpc_cidr";
+    pub const OUT_PRIVATE_SUBNET_IDS: &str = "private_subnet_ids";
     /// Route tables of the private and isolated subnets.
     pub const OUT_INTERNAL_ROUTE_TABLE_IDS: &str = "internal_route_table_ids";
     /// `{service name: security group ID}`: the group of each service's tasks.

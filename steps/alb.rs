@@ -176,10 +176,11 @@ impl Alb {
         &self,
         ctx: &StepCtx,
         default_service: &ServiceConfig,
+        code_deploy: bool,
         current: Option<&aws_sdk_elasticloadbalancingv2::types::Listener>,
         tgs: &BTreeMap<String, String>,
     ) -> (i32, i32) {
-        if default_service.deployment.is_code_deploy() {
+        if code_deploy {
             return current
                 .and_then(|l| pair_weights(l.default_actions(), &tgs["blue"], &tgs["green"]))
                 .unwrap_or((100, 0));
@@ -268,6 +269,21 @@ impl Step for Alb {
 
         let services = &cfg.services.0;
         let first = services.first().context("no services configured")?;
+        // CodeDeploy owns the default listener's split while the default service deploys
+        // through it, and also while a CODE_DEPLOY service of that name still exists after
+        // the config asked for another strategy (ECS cannot switch it; the services step
+        // refuses): rewriting the split then would send the traffic to a group CodeDeploy
+        // emptied.
+        let default_service = crate::naming::ecs_service_name(&first.name.0, ctx.suffix());
+        let code_deploy = first.deployment.is_code_deploy()
+            || ctx.sh.state.with_resources(|all| {
+                all.iter().any(|r| {
+                    r.kind == crate::resources::ecs::service::KIND
+                        && r.name == default_service
+                        && r.attrs.get(crate::resources::ecs::service::ATTR_CONTROLLER)
+                            .is_some_and(|c| c == "CODE_DEPLOY")
+                })
+            });
         let mut specs = vec![
             TargetGroupSpec {
                 key: "blue".into(),
@@ -332,7 +348,8 @@ impl Step for Alb {
         let port_now = if https_cert.is_some() { 443 } else { 80 };
         // The listener that forwards now: the HTTP one until HTTPS takes over.
         let forwarding_now = on(port_now).or_else(|| on(80));
-        let (blue_weight, green_weight) = self.weights(ctx, first, forwarding_now, &tgs);
+        let (blue_weight, green_weight) =
+            self.weights(ctx, first, code_deploy, forwarding_now, &tgs);
         let split = |(blue, green): (i32, i32)| {
             ListenerDefault::Forward({
                 let mut v = vec![(tgs["blue"].clone(), blue), (tgs["green"].clone(), green)];
@@ -342,7 +359,7 @@ impl Step for Alb {
         };
         // CodeDeploy's listeners are kept exactly as CodeDeploy left them.
         let kept = |l: Option<&aws_sdk_elasticloadbalancingv2::types::Listener>| {
-            l.filter(|_| first.deployment.is_code_deploy())
+            l.filter(|_| code_deploy)
                 .and_then(|l| pair_forward(l.default_actions(), &tgs["blue"], &tgs["green"]))
         };
         let weights = kept(forwarding_now).unwrap_or_else(|| split((blue_weight, green_weight)));
@@ -385,7 +402,7 @@ impl Step for Alb {
         // CodeDeploy's test listener: it sends test traffic to the new tasks before the
         // production listener moves any (CodeDeploy switches it, the split it has is kept).
         let test_port = cfg.deploy.test_port;
-        let test_listener = if first.deployment.is_code_deploy() {
+        let test_listener = if code_deploy {
             let wanted = kept(on(test_port)).unwrap_or_else(|| split((blue_weight, green_weight)));
             let test = listener::ensure(ctx, &lb.id, on(test_port), test_port, None, &wanted)
                 .await
@@ -408,7 +425,7 @@ impl Step for Alb {
 
         // The group the default service's tasks serve from: blue, or for a `codedeploy-*`
         // service whichever CodeDeploy moved the traffic to.
-        let live = if green_weight > blue_weight && first.deployment.is_code_deploy() {
+        let live = if green_weight > blue_weight && code_deploy {
             "green"
         } else {
             "blue"

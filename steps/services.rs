@@ -139,14 +139,26 @@ impl ServiceNames {
     }
 }
 
-/// A service's policies: CPU and memory, and, when configured, ALB requests per target
-/// (`label`: see [`request_count_label`]), the database's connections (`db_cluster`), the
+/// What a requests policy follows: ALB requests per target of the service's one target
+/// group (the label, see [`request_count_label`]), or, for a CodeDeploy blue/green service,
+/// the requests of both target groups of its pair per running task.
+pub enum Requests {
+    PerTarget(String),
+    PerTask {
+        load_balancer: String,
+        target_groups: [String; 2],
+        cluster: String,
+    },
+}
+
+/// A service's policies: CPU and memory, and, when configured, ALB requests
+/// (`requests`), the database's connections (`db_cluster`), the
 /// transaction queue's messages per running task (`backlog`: the queue, the ECS cluster)
 /// and the config's own metrics.
 pub fn policy_specs(
     names: &ServiceNames,
     svc: &ServiceConfig,
-    label: Option<String>,
+    requests: Option<Requests>,
     db_cluster: Option<String>,
     backlog: Option<(String, String)>,
 ) -> Vec<PolicySpec> {
@@ -162,12 +174,30 @@ pub fn policy_specs(
             target: svc.memory_target,
         },
     ];
-    if let (Some(target), Some(label)) = (svc.request_count_target, label) {
-        v.push(PolicySpec {
+    match (svc.request_count_target, requests) {
+        (Some(target), Some(Requests::PerTarget(label))) => v.push(PolicySpec {
             name: names.requests_policy.clone(),
             metric: Metric::Predefined(MetricType::AlbRequestCountPerTarget, Some(label)),
             target: f64::from(target),
-        });
+        }),
+        (
+            Some(target),
+            Some(Requests::PerTask {
+                load_balancer,
+                target_groups,
+                cluster,
+            }),
+        ) => v.push(PolicySpec {
+            name: names.requests_policy.clone(),
+            metric: Metric::RequestsPerTask {
+                load_balancer,
+                target_groups,
+                cluster,
+                service: names.ecs_service.clone(),
+            },
+            target: f64::from(target),
+        }),
+        _ => {}
     }
     if let (Some(target), Some(cluster)) = (svc.db_connections_target, db_cluster) {
         v.push(PolicySpec {
@@ -527,11 +557,29 @@ impl Services {
             ecs_service::ensure(ctx, &service_spec, &names.service, service_pending).await?;
         // Requests per target on the service's target group, and the database's connections,
         // when the config asks for them.
-        let label = ctx
-            .output_str(crate::outputs::alb::OUT_ARN)
-            .ok()
-            .zip(colour.target_group)
-            .and_then(|(lb, tg)| request_count_label(&lb, tg));
+        let requests = if svc.deployment.is_code_deploy() {
+            // AWS does not support ALBRequestCountPerTarget with CodeDeploy's blue/green:
+            // the requests of both groups of the pair, per running task.
+            let full = ctx
+                .output(crate::outputs::alb::OUT_TARGET_GROUP_FULL_NAMES)
+                .unwrap_or_default();
+            let tg = |k: &str| full.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            ctx.output(crate::outputs::alb::OUT_FULL_NAME)
+                .as_ref()
+                .and_then(output_text)
+                .zip(tg("blue").zip(tg("green")))
+                .map(|(lb, (blue, green))| Requests::PerTask {
+                    load_balancer: lb,
+                    target_groups: [blue, green],
+                    cluster: inputs.cluster.clone(),
+                })
+        } else {
+            ctx.output_str(crate::outputs::alb::OUT_ARN)
+                .ok()
+                .zip(colour.target_group)
+                .and_then(|(lb, tg)| request_count_label(&lb, tg))
+                .map(Requests::PerTarget)
+        };
         let db_cluster = ctx
             .output(crate::outputs::database::OUT_CLUSTER_ID)
             .as_ref()
@@ -546,7 +594,7 @@ impl Services {
                 inputs.cluster.clone(),
             )
         });
-        let mut specs = policy_specs(names, svc, label, db_cluster, backlog);
+        let mut specs = policy_specs(names, svc, requests, db_cluster, backlog);
         if colour.twin {
             specs.retain(|p| !matches!(p.metric, Metric::Custom { .. }));
         }

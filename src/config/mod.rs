@@ -219,7 +219,9 @@ impl Config {
                 self.deploy.termination_wait_mins
             )));
         }
-        if [80, 443].contains(&self.deploy.test_port) || self.deploy.test_port == 0 {
+        if [80, 443].contains(&self.deploy.test_port)
+            || !(1..=65535).contains(&self.deploy.test_port)
+        {
             return Err(UsageError::new(format!(
                 "deploy.test_port = {}: the test listener needs a port of its own (1-65535, \
                  not the production listeners' 80 and 443)",
@@ -253,6 +255,20 @@ impl Config {
             }
         }
         for svc in &self.services.0 {
+            if svc.request_count_target.is_some()
+                && svc.deployment.is_code_deploy()
+                && !self.cluster.container_insights
+            {
+                return Err(UsageError::new(format!(
+                    "services: `{}` has a request_count_target and deployment = \"{}\": AWS \
+                     does not support ALBRequestCountPerTarget with CodeDeploy's blue/green, so \
+                     the policy divides both target groups' requests by Container Insights' \
+                     RunningTaskCount, which cluster.container_insights = false turns off: \
+                     turn Container Insights on or drop request_count_target",
+                    svc.name.0,
+                    svc.deployment.name()
+                )));
+            }
             if svc.queue_backlog_target.is_some() && svc.min_count == 0 {
                 return Err(UsageError::new(format!(
                     "services: `{}` has a queue_backlog_target and min_count 0: messages per \

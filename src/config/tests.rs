@@ -805,6 +805,17 @@ target = 50
         );
         let e = err("[deploy]\ntest_port = 443\n");
         assert!(e.contains("deploy.test_port = 443"), "{e}");
+        let e = err("[deploy]\ntest_port = 70000\n");
+        assert!(e.contains("1-65535"), "{e}");
+        // Requests per task over both target groups need Container Insights' task count.
+        let e = err(
+            "[cluster]\ncontainer_insights = false\n[[services]]\nname = \"web\"\n\
+             deployment = \"codedeploy-canary\"\nrequest_count_target = 500\n",
+        );
+        assert!(
+            e.contains("ALBRequestCountPerTarget") && e.contains("container_insights"),
+            "{e}"
+        );
         let e = err("[deploy]\ntermination_wait_mins = 3000\n");
         assert!(e.contains("2880"), "{e}");
         assert_eq!(

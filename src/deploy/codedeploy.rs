@@ -27,25 +27,82 @@ use super::{Ctx, RolledBack};
 use crate::aws::{Aws, AwsResultExt};
 use crate::resources::ecs::task_definition;
 
+/// Where the replacement task set runs: the stack's private subnets, the service's own
+/// security group, the config's capacity split. CodeDeploy takes the service's current
+/// network settings when the AppSpec names none, and a changed network or capacity setting
+/// reaches a CODE_DEPLOY service only through a deployment's AppSpec, so every AppSpec
+/// carries what `up` wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub subnets: Vec<String>,
+    pub security_group: String,
+    pub strategy: Vec<crate::resources::ecs::StrategyItem>,
+}
+
 /// The AppSpec of a deployment of `revision`: the service's container and port behind the
-/// load balancer (CodeDeploy registers the replacement task set's tasks by them).
-pub fn appspec(revision: &str, container: &str, port: u16) -> String {
+/// load balancer (CodeDeploy registers the replacement task set's tasks by them) and, when
+/// known, where its tasks run.
+pub fn appspec(
+    revision: &str,
+    container: &str,
+    port: u16,
+    placement: Option<&Placement>,
+) -> String {
+    let mut properties = json!({
+        "TaskDefinition": revision,
+        "LoadBalancerInfo": {
+            "ContainerName": container,
+            "ContainerPort": port
+        },
+        "PlatformVersion": "LATEST"
+    });
+    if let Some(p) = placement {
+        properties["NetworkConfiguration"] = json!({
+            "AwsvpcConfiguration": {
+                "Subnets": p.subnets,
+                "SecurityGroups": [p.security_group],
+                // Private subnets: the tasks reach out through the NAT gateway only.
+                "AssignPublicIp": "DISABLED"
+            }
+        });
+        properties["CapacityProviderStrategy"] = p
+            .strategy
+            .iter()
+            .map(|s| json!({"CapacityProvider": s.provider, "Base": s.base, "Weight": s.weight}))
+            .collect();
+    }
     json!({
         "version": 0.0,
         "Resources": [{
             "TargetService": {
                 "Type": "AWS::ECS::Service",
-                "Properties": {
-                    "TaskDefinition": revision,
-                    "LoadBalancerInfo": {
-                        "ContainerName": container,
-                        "ContainerPort": port
-                    }
-                }
+                "Properties": properties
             }
         }]
     })
     .to_string()
+}
+
+/// The placement `up` gives the service, from the state's outputs and the config.
+fn placement(ctx: &Ctx<'_>) -> Option<Placement> {
+    let subnets: Vec<String> = ctx
+        .store
+        .output(crate::outputs::network::OUT_PRIVATE_SUBNET_IDS)?
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let security_group = ctx
+        .store
+        .output(crate::outputs::network::OUT_SERVICE_SG_IDS)?
+        .get(&ctx.svc.name.0)?
+        .as_str()?
+        .to_string();
+    (!subnets.is_empty()).then(|| Placement {
+        subnets,
+        security_group,
+        strategy: crate::resources::ecs::strategy(&ctx.svc.capacity),
+    })
 }
 
 /// One line about a deployment: its status and each task set's traffic share and tasks.
@@ -85,6 +142,24 @@ async fn status_line(aws: &Aws, id: &str, target: &str, status: &str) -> String 
     } else {
         format!("{status}: {}", parts.join("; "))
     }
+}
+
+async fn get(aws: &Aws, id: &str) -> Result<aws_sdk_codedeploy::types::DeploymentInfo> {
+    aws.codedeploy()
+        .get_deployment()
+        .deployment_id(id)
+        .send()
+        .await
+        .aws("codedeploy:GetDeployment", id)?
+        .deployment_info
+        .context("GetDeployment returned no deployment")
+}
+
+fn is_done(status: Option<&DeploymentStatus>) -> bool {
+    matches!(
+        status,
+        Some(DeploymentStatus::Succeeded | DeploymentStatus::Failed | DeploymentStatus::Stopped)
+    )
 }
 
 /// How long the configuration's traffic shift takes, from its name
@@ -131,14 +206,17 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
                 ctx.svc.name.0
             )
         })?;
-    let current = watch::describe(&aws, &service)
-        .await?
-        .task_definition()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow::anyhow!("ECS service {} names no task definition", service.name))?;
+    // The family's latest revision: what `up` registered from the config (its CPU, memory,
+    // environment and roles), which CodeDeploy alone may put on the service.
+    let family = format!("task-{}-{}", ctx.svc.name.0, ctx.suffix);
     let revision =
-        task_definition::register_with_image(&aws, &current, &ctx.svc.name.0, image).await?;
-    let content = appspec(&revision, &ctx.svc.name.0, ctx.svc.port);
+        task_definition::register_with_image(&aws, &family, &ctx.svc.name.0, image).await?;
+    let content = appspec(
+        &revision,
+        &ctx.svc.name.0,
+        ctx.svc.port,
+        placement(ctx).as_ref(),
+    );
     let out = aws
         .codedeploy()
         .create_deployment()
@@ -177,16 +255,9 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         + Duration::from_secs(60 * u64::from(ctx.cfg.deploy.termination_wait_mins));
     let target = format!("{}:{}", service.cluster, service.name);
     let started = Instant::now();
+    let mut stopped = false;
     let info = loop {
-        let info = aws
-            .codedeploy()
-            .get_deployment()
-            .deployment_id(&id)
-            .send()
-            .await
-            .aws("codedeploy:GetDeployment", &id)?
-            .deployment_info
-            .context("GetDeployment returned no deployment")?;
+        let info = get(&aws, &id).await?;
         let status = info.status().cloned();
         let label = status
             .as_ref()
@@ -194,26 +265,28 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
             .to_string();
         let line = status_line(&aws, &id, &target, &label).await;
         ctx.progress.status(line);
-        if matches!(
-            status,
-            Some(
-                DeploymentStatus::Succeeded | DeploymentStatus::Failed | DeploymentStatus::Stopped
-            )
-        ) {
+        if is_done(status.as_ref()) {
             break info;
         }
-        if started.elapsed() > limit {
+        if started.elapsed() > limit && !stopped {
             ctx.progress.say(&format!(
                 "the deployment has not ended within {} s: stopping it, with rollback",
                 limit.as_secs()
             ));
-            aws.codedeploy()
+            // Once: a stop can stay pending a while. A deployment that ended meanwhile
+            // refuses it, and the next poll sees how it ended.
+            if let Err(e) = aws
+                .codedeploy()
                 .stop_deployment()
                 .deployment_id(&id)
                 .auto_rollback_enabled(true)
                 .send()
                 .await
-                .aws("codedeploy:StopDeployment", &id)?;
+                .aws("codedeploy:StopDeployment", &id)
+            {
+                ctx.progress.say(&format!("StopDeployment: {e}"));
+            }
+            stopped = true;
         }
         tokio::time::sleep(watch::poll_interval()).await;
     };
@@ -248,7 +321,37 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         info.status().map_or("ended", |s| s.as_str()).to_lowercase()
     );
     ctx.progress.say(&reason);
+    // CodeDeploy's automatic rollback is a deployment of its own: the traffic is back on
+    // the original task set only once it has ended.
+    if let Some(rollback) = info
+        .rollback_info()
+        .and_then(|r| r.rollback_deployment_id())
+    {
+        let deadline = Instant::now() + ctx.timeout();
+        loop {
+            let r = get(&aws, rollback).await?;
+            let status = r.status().cloned();
+            ctx.progress.status(format!(
+                "rollback {rollback}: {}",
+                status.as_ref().map_or("Created", |s| s.as_str())
+            ));
+            if status == Some(DeploymentStatus::Succeeded) {
+                ctx.progress
+                    .say("rolled back: the original task set serves all traffic");
+                break;
+            }
+            if is_done(status.as_ref()) || Instant::now() > deadline {
+                anyhow::bail!(
+                    "{reason}; its rollback deployment {rollback} did not succeed ({}): check \
+                     the deployment in CodeDeploy",
+                    status.as_ref().map_or("still running", |s| s.as_str())
+                );
+            }
+            tokio::time::sleep(watch::poll_interval()).await;
+        }
+    }
     super::forget_revision(ctx, &revision).await;
+
     Err(RolledBack {
         service: ctx.svc.name.0.clone(),
         reason,
@@ -261,9 +364,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appspec_names_the_revision_container_and_port() {
+    fn appspec_names_the_revision_container_port_and_placement() {
+        let placement = Placement {
+            subnets: vec!["subnet-a".into(), "subnet-b".into()],
+            security_group: "sg-web".into(),
+            strategy: vec![crate::resources::ecs::StrategyItem {
+                provider: "FARGATE".into(),
+                base: 1,
+                weight: 1,
+            }],
+        };
         let a: serde_json::Value =
-            serde_json::from_str(&appspec("arn:td/web:3", "web", 8080)).unwrap();
+            serde_json::from_str(&appspec("arn:td/web:3", "web", 8080, Some(&placement))).unwrap();
         let p = &a["Resources"][0]["TargetService"]["Properties"];
         assert_eq!(
             a["Resources"][0]["TargetService"]["Type"],
@@ -272,6 +384,20 @@ mod tests {
         assert_eq!(p["TaskDefinition"], "arn:td/web:3");
         assert_eq!(p["LoadBalancerInfo"]["ContainerName"], "web");
         assert_eq!(p["LoadBalancerInfo"]["ContainerPort"], 8080);
+        let vpc = &p["NetworkConfiguration"]["AwsvpcConfiguration"];
+        assert_eq!(vpc["Subnets"], json!(["subnet-a", "subnet-b"]));
+        assert_eq!(vpc["SecurityGroups"], json!(["sg-web"]));
+        assert_eq!(vpc["AssignPublicIp"], "DISABLED");
+        assert_eq!(
+            p["CapacityProviderStrategy"],
+            json!([{"CapacityProvider": "FARGATE", "Base": 1, "Weight": 1}])
+        );
+        // Without the state's outputs: the service's own settings.
+        let bare: serde_json::Value =
+            serde_json::from_str(&appspec("arn:td/web:3", "web", 8080, None)).unwrap();
+        assert!(bare["Resources"][0]["TargetService"]["Properties"]
+            .get("NetworkConfiguration")
+            .is_none());
     }
 
     #[test]

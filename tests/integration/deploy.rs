@@ -608,7 +608,30 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     assert_eq!(weights(&stack), (0, 100));
     assert_eq!(stack.state()["releases"]["web"]["blue"], v2.as_str());
     assert_ne!(original, v2);
-    finish(&stack);
+    let verify = stack.run(&["verify", "--env-suffix", &stack.suffix]);
+    assert_eq!(
+        verify.code, 0,
+        "verify:\n{}\n{}",
+        verify.stdout, verify.stderr
+    );
+
+    // A built CODE_DEPLOY service cannot become `rolling` in place: `up` refuses, and the
+    // traffic stays where CodeDeploy put it (not sent to the blue group it emptied).
+    let rolling = stack.config(
+        "[[services]]\nname = \"web\"\npermissions = [\"sessions\", \"database\", \"queue\"]\n",
+    );
+    let r = stack.up(&["--config", rolling.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("cannot switch an existing service's controller"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(weights(&stack), (0, 100));
+    stack.down(&[]).assert_ok();
+    let left = block_on(remaining_anywhere(&stack.endpoint, &stack.suffix));
+    assert!(left.is_empty(), "left after down: {left:?}");
 }
 
 #[test]

@@ -413,23 +413,42 @@ fn multiregion_preset_builds_waf_peering_and_replication_and_removes_them() {
         assert_eq!(policies.scaling_policies().len(), 4);
         let requests = config("scale-requests");
         assert_eq!(requests.target_value(), 1000.0);
-        let m = requests.predefined_metric_specification().unwrap();
-        assert_eq!(
-            m.predefined_metric_type().as_str(),
-            "ALBRequestCountPerTarget"
-        );
-        let alb = stack.output_str("alb_arn");
-        let blue = stack.output("alb_target_groups")["blue"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let label = m.resource_label().unwrap();
-        let (lb_part, tg_part) = label.split_once("/targetgroup/").unwrap();
+        // CodeDeploy's blue/green: both groups of the pair over the running tasks (AWS does
+        // not support ALBRequestCountPerTarget with that deployment type).
+        let m = requests.customized_metric_specification().unwrap();
+        let full = stack.output("alb_target_group_full_names");
+        let inputs: Vec<(String, Vec<String>)> = m
+            .metrics()
+            .iter()
+            .filter_map(|q| q.metric_stat())
+            .filter_map(|st| st.metric())
+            .map(|metric| {
+                (
+                    metric.metric_name().unwrap_or_default().to_string(),
+                    metric
+                        .dimensions()
+                        .iter()
+                        .map(|d| d.value().to_string())
+                        .collect(),
+                )
+            })
+            .collect();
+        let lb = stack.output_str("alb_full_name");
+        for colour in ["blue", "green"] {
+            let tg = full[colour].as_str().unwrap().to_string();
+            assert!(
+                inputs.contains(&("RequestCount".to_string(), vec![lb.clone(), tg.clone()])),
+                "{colour}: {inputs:?}"
+            );
+        }
         assert!(
-            alb.ends_with(&format!("loadbalancer/{lb_part}"))
-                && blue.ends_with(&format!("targetgroup/{tg_part}")),
-            "{label} names {alb} and {blue}"
+            inputs.iter().any(|(name, _)| name == "RunningTaskCount"),
+            "{inputs:?}"
         );
+        assert!(m
+            .metrics()
+            .iter()
+            .any(|q| q.expression() == Some("(FILL(m1, 0) + FILL(m2, 0)) / m3")));
         let conns = config("scale-dbconn");
         assert_eq!(conns.target_value(), 400.0);
         let c = conns.customized_metric_specification().unwrap();

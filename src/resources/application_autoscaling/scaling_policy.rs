@@ -53,6 +53,19 @@ pub enum Metric {
         cluster: String,
         service: String,
     },
+    /// The ALB requests per running task (per minute) of a CodeDeploy blue/green service:
+    /// the `RequestCount` of both target groups of its pair (CodeDeploy moves the traffic
+    /// between them) over Container Insights' `RunningTaskCount`. AWS does not support the
+    /// predefined `ALBRequestCountPerTarget` for the blue/green deployment type: it names
+    /// one target group, which loses its traffic with every release.
+    RequestsPerTask {
+        /// CloudWatch's `LoadBalancer` dimension: `app/<name>/<id>`.
+        load_balancer: String,
+        /// CloudWatch's `TargetGroup` dimensions: `targetgroup/<name>/<id>`, blue and green.
+        target_groups: [String; 2],
+        cluster: String,
+        service: String,
+    },
 }
 
 impl Metric {
@@ -64,6 +77,62 @@ impl Metric {
                 namespace, name, ..
             } => format!("{namespace} {name}"),
             Metric::BacklogPerTask { queue, .. } => format!("messages in {queue} per task"),
+            Metric::RequestsPerTask { .. } => "ALB requests per task".into(),
+        }
+    }
+
+    /// The metric-math queries of a metric computed from others: its inputs, the
+    /// expression that is the policy's metric, and that expression's label.
+    fn math(&self) -> Option<(Vec<MetricInput>, &'static str, &'static str)> {
+        match self {
+            Metric::BacklogPerTask {
+                queue,
+                cluster,
+                service,
+            } => {
+                let (inputs, expression) = Metric::backlog_queries(queue, cluster, service);
+                Some((inputs, expression, "messages per task"))
+            }
+            Metric::RequestsPerTask {
+                load_balancer,
+                target_groups: [blue, green],
+                cluster,
+                service,
+            } => {
+                let requests = |id, tg: &String| {
+                    (
+                        id,
+                        "AWS/ApplicationELB",
+                        "RequestCount",
+                        vec![
+                            ("LoadBalancer", load_balancer.clone()),
+                            ("TargetGroup", tg.clone()),
+                        ],
+                        "Sum",
+                    )
+                };
+                Some((
+                    vec![
+                        requests("m1", blue),
+                        requests("m2", green),
+                        (
+                            "m3",
+                            "ECS/ContainerInsights",
+                            "RunningTaskCount",
+                            vec![
+                                ("ClusterName", cluster.clone()),
+                                ("ServiceName", service.clone()),
+                            ],
+                            "Average",
+                        ),
+                    ],
+                    // ALB publishes a target group's RequestCount only for minutes with
+                    // requests: the idle colour has no data, which is 0 requests.
+                    "(FILL(m1, 0) + FILL(m2, 0)) / m3",
+                    "requests per task",
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -176,12 +245,8 @@ impl PolicySpec {
                 }
                 b.customized_metric_specification(c.build())
             }
-            Metric::BacklogPerTask {
-                queue,
-                cluster,
-                service,
-            } => {
-                let (inputs, expression) = Metric::backlog_queries(queue, cluster, service);
+            m @ (Metric::BacklogPerTask { .. } | Metric::RequestsPerTask { .. }) => {
+                let (inputs, expression, label) = m.math().context("a metric-math metric")?;
                 let mut c = CustomizedMetricSpecification::builder();
                 for (id, namespace, name, dims, stat) in inputs {
                     let mut m = TargetTrackingMetric::builder()
@@ -215,7 +280,7 @@ impl PolicySpec {
                     TargetTrackingMetricDataQuery::builder()
                         .id("e1")
                         .expression(expression)
-                        .label("messages per task")
+                        .label(label)
                         .return_data(true)
                         .build()
                         .context("building the metric expression")?,
@@ -259,61 +324,59 @@ impl PolicySpec {
                     && s.statistic() == Some(statistic)
                     && dims_of(s.dimensions()) == want
             }),
-            Metric::BacklogPerTask {
-                queue,
-                cluster,
-                service,
-            } => c.customized_metric_specification().is_some_and(|s| {
-                let (inputs, expression) = Metric::backlog_queries(queue, cluster, service);
-                let described: Vec<_> = s
-                    .metrics()
-                    .iter()
-                    .filter(|q| q.expression().is_none())
-                    .map(|q| {
-                        let stat = q.metric_stat();
-                        let m = stat.and_then(|s| s.metric());
-                        let mut dims: Vec<(String, String)> = m
-                            .map(|m| m.dimensions())
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|d| (d.name().to_string(), d.value().to_string()))
-                            .collect();
-                        dims.sort();
-                        (
-                            q.id().to_string(),
-                            m.and_then(|m| m.namespace())
+            m @ (Metric::BacklogPerTask { .. } | Metric::RequestsPerTask { .. }) => c
+                .customized_metric_specification()
+                .zip(m.math())
+                .is_some_and(|(s, (inputs, expression, _))| {
+                    let described: Vec<_> = s
+                        .metrics()
+                        .iter()
+                        .filter(|q| q.expression().is_none())
+                        .map(|q| {
+                            let stat = q.metric_stat();
+                            let m = stat.and_then(|s| s.metric());
+                            let mut dims: Vec<(String, String)> = m
+                                .map(|m| m.dimensions())
                                 .unwrap_or_default()
-                                .to_string(),
-                            m.and_then(|m| m.metric_name())
-                                .unwrap_or_default()
-                                .to_string(),
-                            dims,
-                            stat.map(|s| s.stat()).unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect();
-                let wanted: Vec<_> = inputs
-                    .into_iter()
-                    .map(|(id, ns, name, dims, stat)| {
-                        let mut dims: Vec<(String, String)> =
-                            dims.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-                        dims.sort();
-                        (
-                            id.to_string(),
-                            ns.to_string(),
-                            name.to_string(),
-                            dims,
-                            stat.to_string(),
-                        )
-                    })
-                    .collect();
-                described == wanted
-                    && s.metrics().iter().any(|q| {
-                        q.id() == "e1"
-                            && q.expression() == Some(expression)
-                            && q.return_data() == Some(true)
-                    })
-            }),
+                                .iter()
+                                .map(|d| (d.name().to_string(), d.value().to_string()))
+                                .collect();
+                            dims.sort();
+                            (
+                                q.id().to_string(),
+                                m.and_then(|m| m.namespace())
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                m.and_then(|m| m.metric_name())
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                dims,
+                                stat.map(|s| s.stat()).unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect();
+                    let wanted: Vec<_> = inputs
+                        .into_iter()
+                        .map(|(id, ns, name, dims, stat)| {
+                            let mut dims: Vec<(String, String)> =
+                                dims.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                            dims.sort();
+                            (
+                                id.to_string(),
+                                ns.to_string(),
+                                name.to_string(),
+                                dims,
+                                stat.to_string(),
+                            )
+                        })
+                        .collect();
+                    described == wanted
+                        && s.metrics().iter().any(|q| {
+                            q.id() == "e1"
+                                && q.expression() == Some(expression)
+                                && q.return_data() == Some(true)
+                        })
+                }),
         };
         p.policy_type() == &PolicyType::TargetTrackingScaling
             && (c.target_value() - self.target).abs() < 1e-9

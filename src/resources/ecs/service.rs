@@ -31,6 +31,10 @@ use crate::step::{Found, StepCtx};
 
 pub const KIND: &str = "ecs:service";
 
+/// The record's attribute naming the service's deployment controller (`ECS`,
+/// `CODE_DEPLOY`).
+pub const ATTR_CONTROLLER: &str = "controller";
+
 /// How long a deleted service may stay DRAINING (AWS: its tasks get `stopTimeout`, 30 s by
 /// default, plus a load balancer's deregistration delay once one is attached, 300 s default).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -319,20 +323,32 @@ pub async fn ensure(
     } else {
         find(ctx, &spec.cluster, name).await?
     };
-    let found_of = |arn: &str| {
+    // The controller the service has (fixed at creation): the ALB step reads it from the
+    // record, to leave CodeDeploy's listeners alone while a CODE_DEPLOY service exists even
+    // when the config asks for another strategy.
+    let found_of = |arn: &str, controller: &str| {
         Found::new(name)
             .arn(arn)
             .attr("service", service)
             .attr("cluster", &spec.cluster)
+            .attr(ATTR_CONTROLLER, controller)
+    };
+    let wanted_controller = if spec.code_deploy {
+        "CODE_DEPLOY"
+    } else {
+        "ECS"
     };
     let found = ctx
         .ensure(
             KIND,
             name,
             || async {
-                Ok(existing
-                    .as_ref()
-                    .map(|s| found_of(s.service_arn().unwrap_or_default())))
+                Ok(existing.as_ref().map(|s| {
+                    let controller = s
+                        .deployment_controller()
+                        .map_or("ECS", |c| c.r#type().as_str());
+                    found_of(s.service_arn().unwrap_or_default(), controller)
+                }))
             },
             || async {
                 let strategy = to_sdk(&spec.strategy)?;
@@ -379,7 +395,7 @@ pub async fn ensure(
                     .service
                     .and_then(|s| s.service_arn)
                     .context("CreateService returned no service ARN")?;
-                Ok(found_of(&arn))
+                Ok(found_of(&arn, wanted_controller))
             },
         )
         .await?;
@@ -403,6 +419,18 @@ pub async fn ensure(
         }
         let diff = spec.differences(s);
         if spec.code_deploy {
+            if s.task_definition() != Some(spec.task_definition_arn.as_str()) && !pending {
+                ctx.sh.reporter.message(
+                    ctx.step,
+                    &format!(
+                        "ECS service {name} runs {}; the config's revision {} reaches it only \
+                         through CodeDeploy: `fintech-infra deploy --service {service} --image \
+                         <image>` releases it",
+                        s.task_definition().unwrap_or("no revision"),
+                        spec.task_definition_arn
+                    ),
+                );
+            }
             return update_code_deploy(ctx, spec, diff).await.map(|()| found);
         }
         if !diff.is_empty() {
