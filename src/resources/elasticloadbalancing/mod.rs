@@ -185,9 +185,9 @@ mod tests {
             .r#type(ActionTypeEnum::Forward)
             .target_group_arn("g")
             .build();
-        assert_eq!(pair_weights(&[plain.clone()], "b", "g"), Some((0, 1)));
+        assert_eq!(pair_weights(std::slice::from_ref(&plain), "b", "g"), Some((0, 1)));
         // Kept as it is: a plain forward stays one (`up` makes no change to it).
-        let kept = pair_forward(&[plain.clone()], "b", "g").unwrap();
+        let kept = pair_forward(std::slice::from_ref(&plain), "b", "g").unwrap();
         assert!(kept.matches(&[plain]), "{kept:?}");
         assert_eq!(
             pair_weights(&[fwd(&[("b", 50), ("x", 50)])], "b", "g"),
