@@ -186,6 +186,10 @@ pub mod validator {
     pub const OUT_FUNCTION_NAME: &str = "validator_function_name";
     pub const OUT_FUNCTION_ARN: &str = "validator_function_arn";
     pub const OUT_LOG_GROUP: &str = "validator_log_group";
+    /// The circuit breaker alarm's purpose (`alarm-validator-breaker-<suffix>`).
+    pub const BREAKER_ALARM: &str = "validator-breaker";
+    /// The namespace of the handler's own metrics (`Processed`, `Failed`).
+    pub const METRICS_NAMESPACE: &str = "FintechInfra/Validator";
 }
 
 pub mod waf {

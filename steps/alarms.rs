@@ -44,6 +44,8 @@ pub struct Watched {
     pub table: String,
     pub queue: String,
     pub dlq: String,
+    /// The breaker alarm's ARN (the dashboard shows its state).
+    pub breaker_alarm_arn: String,
 }
 
 pub use crate::outputs::alarms::{alarm_name, ROLLBACK_ALARMS};
@@ -61,7 +63,7 @@ pub fn alarm_specs(w: &Watched, suffix: &str, t: &crate::config::AlarmsConfig) -
                 t.alb_5xx_percent
             ),
             metric: Watch::Expression {
-                expression: "100 * (FILL(elb5xx, 0) + FILL(target5xx, 0)) / requests",
+                expression: "100 * (FILL(elb5xx, 0) + FILL(target5xx, 0)) / requests".into(),
                 label: "5xx rate (%)",
                 inputs: vec![
                     (
@@ -176,7 +178,7 @@ pub fn alarm_specs(w: &Watched, suffix: &str, t: &crate::config::AlarmsConfig) -
             name: name("dynamodb-throttles"),
             description: "Requests to the session table were throttled".into(),
             metric: Watch::Expression {
-                expression: "FILL(reads, 0) + FILL(writes, 0)",
+                expression: "FILL(reads, 0) + FILL(writes, 0)".into(),
                 label: "throttle events",
                 inputs: vec![
                     (
@@ -305,9 +307,69 @@ pub fn dashboard_body(w: &Watched) -> Value {
             widget("Queues: visible messages", 12, 18, json!([
                 ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", w.queue],
                 ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", w.dlq]
-            ]), "Maximum")
+            ]), "Maximum"),
+            // Seed 002's breaker: its inputs, and the alarm whose state is the breaker's
+            // (ALARM: open, consumption paused).
+            widget("Validator breaker: processed and failed transactions", 0, 24, json!([
+                [crate::outputs::validator::METRICS_NAMESPACE, "Processed", "FunctionName", w.function],
+                [crate::outputs::validator::METRICS_NAMESPACE, "Failed", "FunctionName", w.function]
+            ]), "Sum"),
+            json!({
+                "type": "alarm", "x": 12, "y": 24, "width": 12, "height": 6,
+                "properties": {
+                    "title": "Validator circuit breaker (ALARM = open, consumption paused)",
+                    "alarms": [w.breaker_alarm_arn]
+                }
+            })
         ]
     })
+}
+
+/// The validator's circuit breaker (seed 002): ALARM when at least `breaker_failure_percent`
+/// of the transactions of a minute failed, in each of `breaker_periods` minutes, counting
+/// only minutes with `breaker_min_messages` or more. The handler reports `Processed` and
+/// `Failed` per batch (embedded metric format). Missing data is not breaching: once the
+/// breaker has paused consumption the metrics stop, and after `breaker_periods` minutes
+/// without data the alarm goes back to OK, which resumes it (the cool-down).
+pub fn breaker_spec(function: &str, suffix: &str, v: &crate::config::ValidatorConfig) -> AlarmSpec {
+    let dims = vec![("FunctionName", function.to_string())];
+    AlarmSpec {
+        name: alarm_name(crate::outputs::validator::BREAKER_ALARM, suffix),
+        description: format!(
+            "Circuit breaker of the transaction validator: {}% or more of its transactions \
+             failed (minutes with {} or more) for {} minutes; ALARM pauses consumption, OK \
+             resumes it",
+            v.breaker_failure_percent.0, v.breaker_min_messages.0, v.breaker_periods.0
+        ),
+        metric: Watch::Expression {
+            expression: format!(
+                "IF(processed >= {}, 100 * FILL(failed, 0) / processed, 0)",
+                v.breaker_min_messages.0
+            ),
+            label: "failed transactions (%)",
+            inputs: vec![
+                (
+                    "processed",
+                    crate::outputs::validator::METRICS_NAMESPACE,
+                    "Processed",
+                    dims.clone(),
+                    "Sum",
+                ),
+                (
+                    "failed",
+                    crate::outputs::validator::METRICS_NAMESPACE,
+                    "Failed",
+                    dims,
+                    "Sum",
+                ),
+            ],
+        },
+        period: 60,
+        evaluation_periods: v.breaker_periods.0,
+        threshold: f64::from(v.breaker_failure_percent.0),
+        comparison: ComparisonOperator::GreaterThanOrEqualToThreshold,
+        missing_data: "notBreaching",
+    }
 }
 
 /// The console address of a dashboard.
@@ -347,6 +409,7 @@ impl Alarms {
             table: ctx.input_str(sessions::OUT_TABLE_NAME)?,
             queue: crate::naming::queue_name(ctx.suffix()),
             dlq: crate::naming::dlq_name(ctx.suffix()),
+            breaker_alarm_arn: String::new(),
         })
     }
 }
@@ -374,7 +437,17 @@ impl Step for Alarms {
     }
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
-        let watched = self.watched(ctx)?;
+        let mut watched = self.watched(ctx)?;
+        let partition = crate::resources::iam::partition_of(
+            &ctx.output_str(kms::OUT_KEY_ARN).unwrap_or_default(),
+        )
+        .to_string();
+        watched.breaker_alarm_arn = format!(
+            "arn:{partition}:cloudwatch:{}:{}:alarm:{}",
+            ctx.region(),
+            ctx.account_id().await?,
+            alarm_name(crate::outputs::validator::BREAKER_ALARM, ctx.suffix())
+        );
         let topic_name = ctx.names().with_purpose("topic", "alerts");
         let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
         let topic = topic::ensure(ctx, &topic_name, &key_arn).await?;
@@ -387,8 +460,19 @@ impl Step for Alarms {
                 "no [alarms] email configured: alarms publish to the topic, but nobody is subscribed",
             ),
         }
-        let specs = alarm_specs(&watched, ctx.suffix(), &ctx.cfg().alarms);
-        alarm::ensure_all(ctx, &specs, &topic).await?;
+        let mut specs = alarm_specs(&watched, ctx.suffix(), &ctx.cfg().alarms);
+        let mut extra = BTreeMap::new();
+        let v = &ctx.cfg().validator;
+        if v.breaker {
+            // The breaker's ALARM and OK actions invoke the validator, which pauses or
+            // resumes its own consumption (the validator step lets this alarm invoke it).
+            let spec = breaker_spec(&watched.function, ctx.suffix(), v);
+            if let Ok(arn) = ctx.output_str(validator::OUT_FUNCTION_ARN) {
+                extra.insert(spec.name.clone(), vec![arn]);
+            }
+            specs.push(spec);
+        }
+        alarm::ensure_all(ctx, &specs, &topic, &extra).await?;
         let dashboard = ctx.names().of("fintech");
         dashboard::ensure(ctx, &dashboard, &dashboard_body(&watched)).await?;
         if !topic.is_pending() {
@@ -417,6 +501,8 @@ mod tests {
             table: "sessions-dev".into(),
             queue: "queue-transactions-dev".into(),
             dlq: "queue-transactions-dlq-dev".into(),
+            breaker_alarm_arn: "arn:aws:cloudwatch:us-east-1:123456789012:alarm:alarm-validator-breaker-dev"
+                .into(),
         }
     }
 

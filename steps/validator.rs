@@ -35,6 +35,15 @@
 //!   (`ScalingConfig.MaximumConcurrency`), so SQS polling never causes throttles that would
 //!   count as receives and push good messages to the DLQ.
 //!
+//! - Circuit breaker (seed 002, `validator.breaker`): the handler reports each batch's
+//!   processed and failed transactions as metrics; the alarms step's
+//!   `alarm-validator-breaker-<suffix>` invokes the function on ALARM and on OK, and the
+//!   handler disables or enables its own event source mappings. This step lets that alarm
+//!   (and only it) invoke the function (resource policy statement `breaker-alarm` for
+//!   `lambda.alarms.cloudwatch.amazonaws.com`), lets the role list mappings and update those
+//!   of this function (condition `lambda:FunctionArn`), and leaves a mapping alone while the
+//!   alarm is in ALARM (enabling it would undo the breaker).
+//!
 //! Idempotency: code SHA-256, configuration, concurrency and the mapping are compared with
 //! what is wanted, and only differences are applied (UpdateFunctionCode,
 //! UpdateFunctionConfiguration, PutFunctionConcurrency, UpdateEventSourceMapping): see
@@ -56,6 +65,7 @@ use async_trait::async_trait;
 use aws_sdk_lambda::types::{Runtime, TracingMode};
 use serde_json::{json, Value};
 
+use crate::aws::AwsResultExt as _;
 use crate::resources::iam::{self, partition_of, RoleSpec};
 use crate::resources::lambda::event_source_mapping::{self, MappingSpec, WantedMapping};
 use crate::resources::lambda::function::{self, FunctionSpec};
@@ -87,9 +97,18 @@ pub const RUNTIME: Runtime = Runtime::Python312;
 pub const RESOURCE_STAR_ACTIONS: &[&str] = &[
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
+    // The breaker lists its function's mappings: Lambda's ListEventSourceMappings takes no
+    // resource (its IAM reference lists none).
+    "lambda:ListEventSourceMappings",
     "xray:PutTelemetryRecords",
     "xray:PutTraceSegments",
 ];
+
+pub use crate::outputs::validator::BREAKER_ALARM;
+/// The statement of the function's resource policy that lets the breaker alarm invoke it.
+pub const BREAKER_PERMISSION: &str = "breaker-alarm";
+/// CloudWatch's principal for alarm actions that invoke a Lambda function.
+pub const ALARM_PRINCIPAL: &str = "lambda.alarms.cloudwatch.amazonaws.com";
 /// The EC2 actions of [`RESOURCE_STAR_ACTIONS`].
 const EC2_DESCRIBE_ACTIONS: &[&str] = &["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"];
 /// What Lambda needs to send the traces of an actively traced function (what the AWS managed
@@ -142,6 +161,8 @@ pub struct PolicyInputs {
     pub sessions_table_arn: String,
     pub subnet_ids: Vec<String>,
     pub security_group_id: String,
+    /// `validator.breaker`: the function pauses and resumes its own event source mappings.
+    pub breaker: bool,
 }
 
 impl PolicyInputs {
@@ -210,7 +231,7 @@ pub fn validator_policy(inp: &PolicyInputs) -> Value {
         format!("lambda.{}.amazonaws.com", inp.region),
         format!("sqs.{}.amazonaws.com", inp.region),
     ]}});
-    json!({
+    let mut doc = json!({
         "Version": "2012-10-17",
         "Statement": [
             statement(
@@ -253,13 +274,41 @@ pub fn validator_policy(inp: &PolicyInputs) -> Value {
             statement("SendTraces", XRAY_ACTIONS, vec!["*".into()]),
             key
         ]
-    })
+    });
+    if inp.breaker {
+        let statements = doc["Statement"].as_array_mut().expect("statements");
+        statements.push(statement(
+            "BreakerListsMappings",
+            &["lambda:ListEventSourceMappings"],
+            vec!["*".into()],
+        ));
+        // Only the mappings that invoke this function (Lambda's `lambda:FunctionArn`
+        // condition key on event source mapping calls).
+        let mut toggle = statement(
+            "BreakerTogglesMappings",
+            &["lambda:UpdateEventSourceMapping"],
+            vec![format!(
+                "arn:{}:lambda:{}:{}:event-source-mapping:*",
+                inp.partition, inp.region, inp.account
+            )],
+        );
+        toggle["Condition"] = json!({"StringEquals": {"lambda:FunctionArn": format!(
+            "arn:{}:lambda:{}:{}:function:{}",
+            inp.partition,
+            inp.region,
+            inp.account,
+            function_name(&inp.suffix)
+        )}});
+        statements.push(toggle);
+    }
+    doc
 }
 
 /// The event source mapping's settings from `[validator]`.
 pub fn wanted_mapping(cfg: &crate::config::Config) -> WantedMapping {
     let v = &cfg.validator;
     WantedMapping {
+        enabled: Some(true),
         batch_size: v.batch_size.0,
         batching_window_secs: if v.batch_size.0 > 10 { 1 } else { 0 },
         max_concurrency: (v.reserved_concurrency.0 >= 2)
@@ -325,6 +374,7 @@ impl Step for Validator {
             sessions_table_arn: ctx.input_str(sessions::OUT_TABLE_ARN)?,
             subnet_ids,
             security_group_id: ctx.input_str(IN_LAMBDA_SG)?,
+            breaker: ctx.cfg().validator.breaker,
         };
         let log_group =
             log_group::ensure(ctx, &log_group_name(ctx.suffix()), &kms_key_arn, &[]).await?;
@@ -374,12 +424,43 @@ impl Step for Validator {
         } else {
             function::ensure(ctx, &wanted, &build_zip()?).await?
         };
+        // The breaker alarm invokes the function: its resource policy lets CloudWatch do so
+        // for that alarm only (without it the alarm's action fails and nothing pauses).
+        let alarm_arn = format!(
+            "arn:{}:cloudwatch:{}:{}:alarm:{}",
+            inp.partition,
+            inp.region,
+            inp.account,
+            crate::outputs::alarms::alarm_name(BREAKER_ALARM, ctx.suffix())
+        );
+        if !function.is_pending() {
+            function::ensure_permission(
+                ctx,
+                &wanted.name,
+                BREAKER_PERMISSION,
+                ALARM_PRINCIPAL,
+                &alarm_arn,
+                v.breaker,
+            )
+            .await?;
+        }
         let label = format!("{} <- {}", wanted.name, crate::naming::queue_name(ctx.suffix()));
+        let mut settings = wanted_mapping(ctx.cfg());
+        if v.breaker && breaker_open(ctx).await? {
+            // The breaker paused consumption: enabling the mapping now would undo it. The
+            // function enables it itself when the alarm goes back to OK.
+            ctx.sh.reporter.message(
+                ctx.step,
+                "the circuit breaker is open (alarm-validator-breaker in ALARM): the event \
+                 source mapping stays as the breaker left it",
+            );
+            settings.enabled = None;
+        }
         let mapping = MappingSpec {
             label: &label,
             function: &wanted.name,
             queue_arn: &inp.queue_arn,
-            settings: wanted_mapping(ctx.cfg()),
+            settings,
         };
         event_source_mapping::ensure(ctx, &mapping).await?;
 
@@ -391,6 +472,24 @@ impl Step for Validator {
         Ok(())
     }
 
+}
+
+/// Whether the breaker alarm is in ALARM (the breaker is open). `false` when it does not
+/// exist yet (the alarms step makes it after this one).
+async fn breaker_open(ctx: &StepCtx) -> Result<bool> {
+    let name = crate::outputs::alarms::alarm_name(BREAKER_ALARM, ctx.suffix());
+    let out = ctx
+        .aws()
+        .cloudwatch()
+        .describe_alarms()
+        .alarm_names(&name)
+        .send()
+        .await
+        .aws("cloudwatch:DescribeAlarms", &name)?;
+    Ok(out
+        .metric_alarms()
+        .iter()
+        .any(|a| a.state_value() == Some(&aws_sdk_cloudwatch::types::StateValue::Alarm)))
 }
 
 #[cfg(test)]
@@ -415,6 +514,7 @@ mod tests {
                 .into(),
             subnet_ids: vec!["subnet-a".into(), "subnet-b".into()],
             security_group_id: "sg-l".into(),
+            breaker: true,
         }
     }
 
@@ -442,6 +542,37 @@ mod tests {
             code_sha256(b""),
             "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         );
+    }
+
+    #[test]
+    fn the_handler_reports_the_metrics_the_breaker_alarm_reads() {
+        assert!(HANDLER_SOURCE.contains(&format!(
+            "METRICS_NAMESPACE = \"{}\"",
+            crate::outputs::validator::METRICS_NAMESPACE
+        )));
+        for m in ["\"Processed\"", "\"Failed\"", "\"FunctionName\""] {
+            assert!(HANDLER_SOURCE.contains(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn the_breaker_may_toggle_only_its_own_mappings() {
+        let doc = validator_policy(&inputs());
+        let toggle = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["Sid"] == "BreakerTogglesMappings")
+            .unwrap();
+        assert_eq!(
+            toggle["Condition"]["StringEquals"]["lambda:FunctionArn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:fn-validator-prod"
+        );
+        let off = validator_policy(&PolicyInputs {
+            breaker: false,
+            ..inputs()
+        });
+        assert!(!off.to_string().contains("EventSourceMapping"), "{off}");
     }
 
     #[test]
@@ -490,7 +621,9 @@ mod tests {
             let resources = st["Resource"].as_array().unwrap();
             if resources.iter().any(|r| r == "*") {
                 assert!(
-                    st["Sid"] == "DescribeVpcEnis" || st["Sid"] == "SendTraces",
+                    st["Sid"] == "DescribeVpcEnis"
+                        || st["Sid"] == "SendTraces"
+                        || st["Sid"] == "BreakerListsMappings",
                     "{st}"
                 );
             }
@@ -600,6 +733,7 @@ mod tests {
         assert_eq!(
             w,
             WantedMapping {
+                enabled: Some(true),
                 batch_size: 10,
                 batching_window_secs: 0,
                 max_concurrency: Some(5)

@@ -48,6 +48,17 @@ pub struct ValidatorConfig {
     pub retry_base_secs: RetryDelay,
     /// The longest delay between two retries of a failed transaction.
     pub retry_max_secs: RetryDelay,
+    /// Seed 002's circuit breaker: consumption pauses while the failure rate is at or above
+    /// `breaker_failure_percent`.
+    pub breaker: bool,
+    /// The share of failed transactions (per minute) that opens the breaker.
+    pub breaker_failure_percent: BreakerPercent,
+    /// Fewer transactions than this in a minute never open the breaker: one failure out of
+    /// two is no outage.
+    pub breaker_min_messages: BreakerMinimum,
+    /// Minutes at or above the rate before the breaker opens, and minutes without data
+    /// before it closes again (the cool-down).
+    pub breaker_periods: BreakerPeriods,
 }
 
 impl Default for ValidatorConfig {
@@ -59,6 +70,10 @@ impl Default for ValidatorConfig {
             batch_size: BatchSize(10),
             retry_base_secs: RetryDelay(30),
             retry_max_secs: RetryDelay(900),
+            breaker: true,
+            breaker_failure_percent: BreakerPercent(50),
+            breaker_min_messages: BreakerMinimum(10),
+            breaker_periods: BreakerPeriods(5),
         }
     }
 }

@@ -855,6 +855,20 @@ bounded!(
     "1 to 43200 seconds (SQS's longest visibility timeout, 12 hours)"
 );
 bounded!(
+    /// The validator's failure rate (percent) that opens its circuit breaker.
+    BreakerPercent(i32), "breaker_failure_percent", 1..=100, "a percentage, 1 to 100"
+);
+bounded!(
+    /// Transactions a minute below which the breaker never opens.
+    BreakerMinimum(i32), "breaker_min_messages", 1..=100000, "1 to 100000 transactions a minute"
+);
+bounded!(
+    /// One-minute periods the breaker alarm evaluates (to open, and to close again).
+    BreakerPeriods(i32), "breaker_periods", 1..=60,
+    "1 to 60 one-minute periods (CloudWatch evaluates at most a day, but an hour-long \
+     pause is already an outage)"
+);
+bounded!(
     /// Messages per invocation of the validator.
     BatchSize(i32), "batch_size", 1..=10000, "an SQS event source takes 1 to 10000 messages"
 );

@@ -29,6 +29,17 @@ RETRY_MAX_SECS, where receives is the message's ApproximateReceiveCount. Lambda'
 source mapping leaves a failed message's visibility as it is, so without this every retry
 would wait the queue's one visibility timeout. A failure to change it (throttling, a
 receipt handle gone stale) is logged and the queue's timeout applies.
+
+Circuit breaker (seed 002): every batch reports how many transactions it processed and how
+many failed as CloudWatch metrics (the embedded metric format, in the function's log:
+namespace METRICS_NAMESPACE, dimension FunctionName). The stack's breaker alarm watches the
+failure rate; its ALARM and OK actions invoke this function with the alarm's state change.
+ALARM opens the breaker: the function disables its own event source mappings, so nothing
+is consumed (and no message spends its receives on a failing dependency) while the alarm
+holds. With consumption paused the metrics stop, the alarm treats missing data as not
+breaching and goes back to OK after its evaluation periods (the cool-down): the function
+enables its mappings again, and a failure rate still above the threshold opens the breaker
+again.
 """
 
 import json
@@ -240,7 +251,74 @@ def process(event, get_session=None, now=None, change_visibility=None, backoff=N
     if failed_records and change_visibility is not None and backoff is not None:
         back_off(failed_records, change_visibility, backoff[0], backoff[1],
                  os.environ.get("TRANSACTION_QUEUE_URL"))
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        # The breaker alarm's inputs: printed, CloudWatch Logs extracts the metrics.
+        print(json.dumps(metrics_record(
+            os.environ["AWS_LAMBDA_FUNCTION_NAME"], len(event.get("Records", [])), len(failures)
+        )))
     return {"batchItemFailures": failures}
+
+
+METRICS_NAMESPACE = "FintechInfra/Validator"
+
+
+def metrics_record(function_name, processed, failed, now_ms=None):
+    """One log line in CloudWatch's embedded metric format: Processed and Failed (counts)
+    of one batch, for the breaker alarm's failure rate."""
+    return {
+        "_aws": {
+            "Timestamp": int(now_ms if now_ms is not None else time.time() * 1000),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [
+                    {"Name": "Processed", "Unit": "Count"},
+                    {"Name": "Failed", "Unit": "Count"},
+                ],
+            }],
+        },
+        "FunctionName": function_name,
+        "Processed": processed,
+        "Failed": failed,
+    }
+
+
+def breaker_state(event):
+    """The new state of the breaker alarm when CloudWatch invokes the function as its
+    action ("ALARM", "OK", ...); None for any other event (an SQS batch)."""
+    if event.get("source") != "aws.cloudwatch":
+        return None
+    state = (event.get("alarmData") or {}).get("state") or {}
+    return state.get("value")
+
+
+def set_consumption(enabled, function_name, lambda_client):
+    """Enables or disables every event source mapping of the function; returns their UUIDs.
+    The breaker only touches the function's own mappings (its role may update no others)."""
+    uuids = []
+    marker = None
+    while True:
+        kwargs = {"FunctionName": function_name}
+        if marker:
+            kwargs["Marker"] = marker
+        page = lambda_client.list_event_source_mappings(**kwargs)
+        for mapping in page.get("EventSourceMappings", []):
+            lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+            uuids.append(mapping["UUID"])
+        marker = page.get("NextMarker")
+        if not marker:
+            return uuids
+
+
+def on_breaker(state, function_name, lambda_client):
+    """Opens (ALARM) or closes (OK) the breaker; INSUFFICIENT_DATA changes nothing."""
+    if state not in ("ALARM", "OK"):
+        return {"breaker": "unchanged", "state": state}
+    open_ = state == "ALARM"
+    uuids = set_consumption(not open_, function_name, lambda_client)
+    result = {"breaker": "open" if open_ else "closed", "mappings": uuids}
+    LOG.warning(json.dumps(result))
+    return result
 
 
 def sqs_visibility_changer():
@@ -276,8 +354,22 @@ _GETTER = None
 _CHANGER = None
 
 
+def lambda_client():
+    """The Lambda client of the runtime, with short timeouts like the SQS one."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "lambda",
+        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3}),
+    )
+
+
 def handler(event, context):
     global _GETTER, _CHANGER
+    state = breaker_state(event)
+    if state is not None:
+        return on_breaker(state, context.function_name, lambda_client())
     if _GETTER is None and os.environ.get("SESSIONS_TABLE"):
         _GETTER = dynamodb_session_getter(
             os.environ["SESSIONS_TABLE"], os.environ.get("SESSIONS_TTL_ATTRIBUTE", "expires_at")

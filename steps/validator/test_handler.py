@@ -180,3 +180,55 @@ class BackoffTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FakeLambda:
+    """list/update_event_source_mapping of a function with two mappings, paged."""
+
+    def __init__(self):
+        self.updates = []
+
+    def list_event_source_mappings(self, FunctionName, Marker=None):
+        if Marker is None:
+            return {"EventSourceMappings": [{"UUID": "u1"}], "NextMarker": "next"}
+        return {"EventSourceMappings": [{"UUID": "u2"}]}
+
+    def update_event_source_mapping(self, UUID, Enabled):
+        self.updates.append((UUID, Enabled))
+
+
+def alarm_event(state):
+    return {
+        "source": "aws.cloudwatch",
+        "alarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:alarm-validator-breaker-t",
+        "alarmData": {"alarmName": "alarm-validator-breaker-t", "state": {"value": state}},
+    }
+
+
+class BreakerTests(unittest.TestCase):
+    def test_alarm_opens_and_ok_closes_the_breaker(self):
+        fake = FakeLambda()
+        out = handler.on_breaker(handler.breaker_state(alarm_event("ALARM")), "fn", fake)
+        self.assertEqual(out["breaker"], "open")
+        self.assertEqual(fake.updates, [("u1", False), ("u2", False)])
+        fake.updates.clear()
+        out = handler.on_breaker(handler.breaker_state(alarm_event("OK")), "fn", fake)
+        self.assertEqual(out["breaker"], "closed")
+        self.assertEqual(fake.updates, [("u1", True), ("u2", True)])
+
+    def test_insufficient_data_and_sqs_batches_change_nothing(self):
+        fake = FakeLambda()
+        state = handler.breaker_state(alarm_event("INSUFFICIENT_DATA"))
+        out = handler.on_breaker(state, "fn", fake)
+        self.assertEqual(out["breaker"], "unchanged")
+        self.assertEqual(fake.updates, [])
+        self.assertIsNone(handler.breaker_state({"Records": []}))
+
+    def test_each_batch_reports_processed_and_failed(self):
+        record = handler.metrics_record("fn-validator-t", 10, 3, now_ms=1000)
+        self.assertEqual((record["Processed"], record["Failed"]), (10, 3))
+        spec = record["_aws"]["CloudWatchMetrics"][0]
+        self.assertEqual(spec["Namespace"], "FintechInfra/Validator")
+        self.assertEqual(spec["Dimensions"], [["FunctionName"]])
+        self.assertEqual([m["Name"] for m in spec["Metrics"]], ["Processed", "Failed"])
+        self.assertEqual(record["FunctionName"], "fn-validator-t")

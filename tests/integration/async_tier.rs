@@ -260,12 +260,14 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
                     );
                 }
             }
-            // EC2 Describe calls and X-Ray's trace upload take no resource-level restriction.
+            // EC2 Describe calls, X-Ray's trace upload and Lambda's ListEventSourceMappings
+            // (the breaker) take no resource-level restriction.
             if resources.iter().any(|r| r == "*") {
                 assert!(
                     actions.iter().all(|a| a.starts_with("ec2:Describe")
                         || a == "xray:PutTraceSegments"
-                        || a == "xray:PutTelemetryRecords"),
+                        || a == "xray:PutTelemetryRecords"
+                        || a == "lambda:ListEventSourceMappings"),
                     "Resource * for {actions:?}"
                 );
             }
@@ -315,6 +317,125 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
     again.assert_ok();
     let sum = again.summary();
     assert_eq!(sum["aws_calls"]["mutating"], 0, "second up mutated: {sum}");
+
+    // Seed 002's circuit breaker: an alarm on the handler's failure rate whose ALARM and OK
+    // actions invoke the function (which pauses or resumes its own mapping), the function's
+    // resource policy letting that alarm invoke it, and its role allowed to toggle only its
+    // own mappings.
+    let breaker = format!("alarm-validator-breaker-{s}");
+    let function_arn = out("validator_function_arn");
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let cw = aws_sdk_cloudwatch::Client::new(&sdk);
+        let alarms = cw
+            .describe_alarms()
+            .alarm_names(&breaker)
+            .send()
+            .await
+            .unwrap();
+        let a = &alarms.metric_alarms()[0];
+        assert!(a.alarm_actions().contains(&function_arn), "{a:?}");
+        assert!(a.ok_actions().contains(&function_arn), "{a:?}");
+        assert_eq!(a.treat_missing_data(), Some("notBreaching"));
+        assert_eq!(a.threshold(), Some(50.0));
+        assert_eq!(a.evaluation_periods(), Some(5));
+        let expression = a
+            .metrics()
+            .iter()
+            .find_map(|m| m.expression())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            expression,
+            "IF(processed >= 10, 100 * FILL(failed, 0) / processed, 0)"
+        );
+        let policy = aws_sdk_lambda::Client::new(&sdk)
+            .get_policy()
+            .function_name(&function)
+            .send()
+            .await
+            .unwrap();
+        let policy = policy.policy().unwrap();
+        assert!(
+            policy.contains("lambda.alarms.cloudwatch.amazonaws.com") && policy.contains(&breaker),
+            "{policy}"
+        );
+    });
+
+    // The breaker opened (the handler disabled the mapping on the alarm's ALARM): `up`
+    // leaves the mapping disabled. Back to OK (the handler enabled it again, or did not
+    // get to), `up` enables it.
+    let set_breaker = |state: aws_sdk_cloudwatch::types::StateValue, enabled: bool| {
+        block_on(async {
+            let sdk = sdk_config(&stack.endpoint).await;
+            aws_sdk_cloudwatch::Client::new(&sdk)
+                .set_alarm_state()
+                .alarm_name(&breaker)
+                .state_value(state)
+                .state_reason("test")
+                .send()
+                .await
+                .unwrap();
+            let lambda = aws_sdk_lambda::Client::new(&sdk);
+            let m = lambda
+                .list_event_source_mappings()
+                .function_name(&function)
+                .send()
+                .await
+                .unwrap();
+            let uuid = m.event_source_mappings()[0].uuid().unwrap().to_string();
+            lambda
+                .update_event_source_mapping()
+                .uuid(&uuid)
+                .enabled(enabled)
+                .send()
+                .await
+                .unwrap();
+        })
+    };
+    let mapping_state = || {
+        block_on(async {
+            let sdk = sdk_config(&stack.endpoint).await;
+            let m = aws_sdk_lambda::Client::new(&sdk)
+                .list_event_source_mappings()
+                .function_name(&function)
+                .send()
+                .await
+                .unwrap();
+            m.event_source_mappings()[0]
+                .state()
+                .unwrap_or_default()
+                .to_string()
+        })
+    };
+    set_breaker(aws_sdk_cloudwatch::types::StateValue::Alarm, false);
+    let open = stack.up(&["--config", cfg]);
+    open.assert_ok();
+    assert_eq!(
+        open.summary()["aws_calls"]["mutating"],
+        0,
+        "{}",
+        open.stdout
+    );
+    assert!(
+        open.stdout.contains("circuit breaker is open"),
+        "{}",
+        open.stdout
+    );
+    assert_eq!(mapping_state(), "Disabled");
+    block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        aws_sdk_cloudwatch::Client::new(&sdk)
+            .set_alarm_state()
+            .alarm_name(&breaker)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+            .state_reason("test")
+            .send()
+            .await
+            .unwrap();
+    });
+    stack.up(&["--config", cfg]).assert_ok();
+    assert_eq!(mapping_state(), "Enabled");
 
     // Drift by hand: a shorter visibility timeout and less concurrency are set back.
     block_on(async {

@@ -49,7 +49,7 @@ pub enum Watch {
         stat: &'static str,
     },
     Expression {
-        expression: &'static str,
+        expression: String,
         label: &'static str,
         inputs: Vec<MetricInput>,
     },
@@ -91,7 +91,16 @@ fn dims(d: &[(&'static str, String)]) -> Vec<Dimension> {
 
 /// Puts every alarm of `specs` that is missing or whose fingerprint or action differs, with
 /// `topic` as its alarm and OK action. One DescribeAlarms reads them all.
-pub async fn ensure_all(ctx: &StepCtx, specs: &[AlarmSpec], topic: &Found) -> Result<()> {
+///
+/// `extra_actions` adds actions to some alarms (by name), e.g. a Lambda function the alarm
+/// invokes on ALARM and on OK; they count in the fingerprint only where there are any, so
+/// the other alarms' fingerprints stay the same.
+pub async fn ensure_all(
+    ctx: &StepCtx,
+    specs: &[AlarmSpec],
+    topic: &Found,
+    extra_actions: &BTreeMap<String, Vec<String>>,
+) -> Result<()> {
     let cw = ctx.aws().cloudwatch();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let existing: BTreeMap<String, (String, Vec<String>)> = if topic.is_pending() {
@@ -117,9 +126,15 @@ pub async fn ensure_all(ctx: &StepCtx, specs: &[AlarmSpec], topic: &Found) -> Re
             .collect()
     };
     for spec in specs {
-        let description = described(spec, &topic.id);
+        let extra = extra_actions.get(&spec.name).cloned().unwrap_or_default();
+        let action_key = if extra.is_empty() {
+            topic.id.clone()
+        } else {
+            format!("{}|{}", topic.id, extra.join("|"))
+        };
+        let description = described(spec, &action_key);
         let current = existing.get(&spec.name);
-        let put = || async { put_alarm(ctx, spec, &description, &topic.id).await };
+        let put = || async { put_alarm(ctx, spec, &description, &topic.id, &extra).await };
         ctx.ensure(
             KIND,
             &spec.name,
@@ -131,7 +146,10 @@ pub async fn ensure_all(ctx: &StepCtx, specs: &[AlarmSpec], topic: &Found) -> Re
         )
         .await?;
         if let Some((desc, actions)) = current {
-            if *desc != description || !actions.contains(&topic.id) {
+            if *desc != description
+                || !actions.contains(&topic.id)
+                || extra.iter().any(|a| !actions.contains(a))
+            {
                 ctx.change(KIND, &spec.name, "update threshold, metric or action", put)
                     .await?;
             }
@@ -154,7 +172,13 @@ pub async fn ensure_all(ctx: &StepCtx, specs: &[AlarmSpec], topic: &Found) -> Re
 }
 
 /// PutMetricAlarm of `spec`, described with its fingerprint, acting on `topic`.
-async fn put_alarm(ctx: &StepCtx, spec: &AlarmSpec, description: &str, topic: &str) -> Result<()> {
+async fn put_alarm(
+    ctx: &StepCtx,
+    spec: &AlarmSpec,
+    description: &str,
+    topic: &str,
+    extra: &[String],
+) -> Result<()> {
     let cw = ctx.aws().cloudwatch();
     let mut req = cw
         .put_metric_alarm()
@@ -162,7 +186,11 @@ async fn put_alarm(ctx: &StepCtx, spec: &AlarmSpec, description: &str, topic: &s
         .alarm_description(description)
         .actions_enabled(true)
         .alarm_actions(topic)
-        .ok_actions(topic)
+        .ok_actions(topic);
+    for a in extra {
+        req = req.alarm_actions(a).ok_actions(a);
+    }
+    let mut req = req
         .evaluation_periods(spec.evaluation_periods)
         .threshold(spec.threshold)
         .comparison_operator(spec.comparison.clone())
@@ -212,7 +240,7 @@ async fn put_alarm(ctx: &StepCtx, spec: &AlarmSpec, description: &str, topic: &s
             req = req.metrics(
                 MetricDataQuery::builder()
                     .id("result")
-                    .expression(*expression)
+                    .expression(expression)
                     .label(*label)
                     .return_data(true)
                     .build(),

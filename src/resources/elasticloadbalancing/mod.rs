@@ -185,7 +185,10 @@ mod tests {
             .r#type(ActionTypeEnum::Forward)
             .target_group_arn("g")
             .build();
-        assert_eq!(pair_weights(std::slice::from_ref(&plain), "b", "g"), Some((0, 1)));
+        assert_eq!(
+            pair_weights(std::slice::from_ref(&plain), "b", "g"),
+            Some((0, 1))
+        );
         // Kept as it is: a plain forward stays one (`up` makes no change to it).
         let kept = pair_forward(std::slice::from_ref(&plain), "b", "g").unwrap();
         assert!(kept.matches(&[plain]), "{kept:?}");

@@ -31,6 +31,9 @@ pub struct EventSourceMapping;
 /// The settings of a mapping as it should be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WantedMapping {
+    /// `Some(true)`: enabled, as the stack runs it; `None`: left as it is (the validator's
+    /// circuit breaker disabled it and enables it again itself).
+    pub enabled: Option<bool>,
     pub batch_size: i32,
     /// AWS requires a batching window of at least 1 s for SQS batches above 10.
     pub batching_window_secs: i32,
@@ -67,7 +70,7 @@ pub fn drift(m: &EventSourceMappingConfiguration, w: &WantedMapping) -> Vec<&'st
     if m.scaling_config().and_then(|s| s.maximum_concurrency()) != w.max_concurrency {
         d.push("maximum concurrency");
     }
-    if matches!(m.state(), Some("Disabled" | "Disabling")) {
+    if w.enabled == Some(true) && matches!(m.state(), Some("Disabled" | "Disabling")) {
         d.push("enable");
     }
     d
@@ -142,7 +145,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &MappingSpec<'_>) -> Result<Found> {
                 .maximum_batching_window_in_seconds(w.batching_window_secs)
                 .function_response_types(FunctionResponseType::ReportBatchItemFailures)
                 .set_scaling_config(scaling.clone())
-                .enabled(true)
+                .set_enabled(w.enabled)
                 .send()
                 .await
                 .aws("lambda:UpdateEventSourceMapping", label)?;

@@ -344,6 +344,100 @@ pub async fn ensure(ctx: &StepCtx, w: &FunctionSpec, zip: &[u8]) -> Result<Found
     Ok(function)
 }
 
+/// The statement `sid` of the function's resource policy as (principal service, source
+/// ARN), if it has one.
+async fn permission(ctx: &StepCtx, name: &str, sid: &str) -> Result<Option<(String, String)>> {
+    let out = ctx
+        .aws()
+        .lambda()
+        .get_policy()
+        .function_name(name)
+        .send()
+        .await
+        .aws("lambda:GetPolicy", name)
+        .not_found_ok()?;
+    let Some(policy) = out.and_then(|o| o.policy) else {
+        return Ok(None);
+    };
+    let doc: serde_json::Value = serde_json::from_str(&policy)
+        .with_context(|| format!("reading the resource policy of {name}"))?;
+    Ok(doc["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|st| st["Sid"] == sid)
+        .map(|st| {
+            (
+                st["Principal"]["Service"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                st["Condition"]["ArnLike"]["AWS:SourceArn"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }))
+}
+
+/// Lets the AWS service `principal` invoke the function `name` on behalf of `source_arn`
+/// only (statement `sid` of its resource policy), or, when not `wanted`, removes that
+/// statement. A statement with another principal or source is replaced. The statement is
+/// part of the function: it goes with it.
+pub async fn ensure_permission(
+    ctx: &StepCtx,
+    name: &str,
+    sid: &str,
+    principal: &str,
+    source_arn: &str,
+    wanted: bool,
+) -> Result<()> {
+    let lambda = ctx.aws().lambda();
+    let current = permission(ctx, name, sid).await?;
+    let right = current
+        .as_ref()
+        .is_some_and(|(p, s)| p == principal && s == source_arn);
+    let remove = || async {
+        lambda
+            .remove_permission()
+            .function_name(name)
+            .statement_id(sid)
+            .send()
+            .await
+            .aws("lambda:RemovePermission", name)
+            .not_found_ok()?;
+        Ok(())
+    };
+    if !wanted {
+        if current.is_some() {
+            ctx.change(KIND, name, &format!("remove permission {sid}"), remove)
+                .await?;
+        }
+        return Ok(());
+    }
+    if right {
+        return Ok(());
+    }
+    let what = format!("let {principal} invoke it for {source_arn}");
+    ctx.change(KIND, name, &what, || async {
+        if current.is_some() {
+            remove().await?;
+        }
+        lambda
+            .add_permission()
+            .function_name(name)
+            .statement_id(sid)
+            .action("lambda:InvokeFunction")
+            .principal(principal)
+            .source_arn(source_arn)
+            .send()
+            .await
+            .aws("lambda:AddPermission", name)?;
+        Ok(())
+    })
+    .await
+}
+
 /// Deletes the function `name`; "not found" counts as deleted. Its ENIs stay behind for a
 /// while (see the module doc).
 pub async fn delete(ctx: &StepCtx, name: &str) -> Result<()> {
