@@ -39,6 +39,7 @@ calls = ["transaction-processor"]
 name = "transaction-processor"
 cpu = 1024
 memory = 2048
+path = "/transactions/*"
 capacity = { fargate_base = 0, fargate_weight = 0, spot_weight = 1 }
 permissions = ["database", "queue"]
 queue_backlog_target = 100
@@ -231,7 +232,12 @@ fn microservices_admit_exactly_the_declared_calls_and_up_converges() {
     let e = |egress: bool, port: i32, peer: &str| (egress, port, peer.to_string());
     // payment-api -> transaction-processor on its port (80), both ends.
     assert!(edges(&rules, &pa).contains(&e(true, 80, &tp)), "{rules:?}");
-    assert_eq!(ingress(&rules, &tp), BTreeSet::from([e(false, 80, &pa)]));
+    // transaction-processor also serves the ALB's /transactions/* (seed 003's path-based
+    // routing).
+    assert_eq!(
+        ingress(&rules, &tp),
+        BTreeSet::from([e(false, 80, &pa), e(false, 80, &g.alb)])
+    );
     // notification-service admits payment-api, and nothing from transaction-processor.
     assert_eq!(ingress(&rules, &ns), BTreeSet::from([e(false, 80, &pa)]));
     assert!(!edges(&rules, &tp).iter().any(|x| x.2 == ns), "{rules:?}");
@@ -242,8 +248,8 @@ fn microservices_admit_exactly_the_declared_calls_and_up_converges() {
             .into_iter()
             .filter(|x| x.0)
             .collect::<BTreeSet<_>>(),
-        BTreeSet::from([e(true, 80, &pa)]),
-        "the ALB sends to payment-api only"
+        BTreeSet::from([e(true, 80, &pa), e(true, 80, &tp)]),
+        "the ALB sends to payment-api and, by path, transaction-processor only"
     );
     // The database admits exactly the services with the `database` permission, and they
     // have the egress to it; notification-service and the validator do not.
