@@ -277,7 +277,7 @@ pub fn dashboard_body(w: &Watched) -> Value {
             d[3]
         ]));
     }
-    json!({
+    let mut body = json!({
         "widgets": [
             widget("ECS running tasks", 0, 0, json!(ecs_count), "Average"),
             widget("ECS CPU and memory (%)", 12, 0, json!(ecs_use), "Average"),
@@ -307,30 +307,41 @@ pub fn dashboard_body(w: &Watched) -> Value {
             widget("Queues: visible messages", 12, 18, json!([
                 ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", w.queue],
                 ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", w.dlq]
-            ]), "Maximum"),
-            // Seed 002's breaker: its inputs, and the alarm whose state is the breaker's
-            // (ALARM: open, consumption paused).
-            widget("Validator breaker: processed and failed transactions", 0, 24, json!([
+            ]), "Maximum")
+        ]
+    });
+    // Seed 002's breaker: its inputs, and the alarm whose state is the breaker's (ALARM:
+    // open, consumption paused). Only while there is a breaker.
+    if !w.breaker_alarm_arn.is_empty() {
+        let widgets = body["widgets"].as_array_mut().expect("widgets");
+        widgets.push(widget(
+            "Validator breaker: processed and failed transactions",
+            0,
+            24,
+            json!([
                 [crate::outputs::validator::METRICS_NAMESPACE, "Processed", "FunctionName", w.function],
                 [crate::outputs::validator::METRICS_NAMESPACE, "Failed", "FunctionName", w.function]
-            ]), "Sum"),
-            json!({
-                "type": "alarm", "x": 12, "y": 24, "width": 12, "height": 6,
-                "properties": {
-                    "title": "Validator circuit breaker (ALARM = open, consumption paused)",
-                    "alarms": [w.breaker_alarm_arn]
-                }
-            })
-        ]
-    })
+            ]),
+            "Sum",
+        ));
+        widgets.push(json!({
+            "type": "alarm", "x": 12, "y": 24, "width": 12, "height": 6,
+            "properties": {
+                "title": "Validator circuit breaker (ALARM = open, consumption paused)",
+                "alarms": [w.breaker_alarm_arn]
+            }
+        }));
+    }
+    body
 }
 
 /// The validator's circuit breaker (seed 002): ALARM when at least `breaker_failure_percent`
 /// of the transactions of a minute failed, in each of `breaker_periods` minutes, counting
 /// only minutes with `breaker_min_messages` or more. The handler reports `Processed` and
 /// `Failed` per batch (embedded metric format). Missing data is not breaching: once the
-/// breaker has paused consumption the metrics stop, and after `breaker_periods` minutes
-/// without data the alarm goes back to OK, which resumes it (the cool-down).
+/// breaker has paused consumption the metrics stop, and once the breaching minutes have aged
+/// out of CloudWatch's evaluation range (a little longer than `breaker_periods` minutes) the
+/// alarm goes back to OK, which resumes consumption (the cool-down).
 pub fn breaker_spec(function: &str, suffix: &str, v: &crate::config::ValidatorConfig) -> AlarmSpec {
     let dims = vec![("FunctionName", function.to_string())];
     AlarmSpec {
@@ -442,12 +453,16 @@ impl Step for Alarms {
             &ctx.output_str(kms::OUT_KEY_ARN).unwrap_or_default(),
         )
         .to_string();
-        watched.breaker_alarm_arn = format!(
+        watched.breaker_alarm_arn = if !ctx.cfg().validator.breaker {
+            String::new()
+        } else {
+            format!(
             "arn:{partition}:cloudwatch:{}:{}:alarm:{}",
             ctx.region(),
             ctx.account_id().await?,
-            alarm_name(crate::outputs::validator::BREAKER_ALARM, ctx.suffix())
-        );
+                alarm_name(crate::outputs::validator::BREAKER_ALARM, ctx.suffix())
+            )
+        };
         let topic_name = ctx.names().with_purpose("topic", "alerts");
         let key_arn = ctx.input_str(kms::OUT_KEY_ARN)?;
         let topic = topic::ensure(ctx, &topic_name, &key_arn).await?;

@@ -746,8 +746,13 @@ mod tests {
         let ns = svc("notification-service");
         for callee in [&tp, &ns] {
             assert!(egress(&specs, &api).contains(&(80, Peer::Group(callee.clone()))));
-            assert_eq!(ingress(&specs, callee), [(80, Peer::Group(api.clone()))]);
         }
+        assert_eq!(ingress(&specs, &ns), [(80, Peer::Group(api.clone()))]);
+        // transaction-processor also serves the ALB's /transactions/* (path-based routing).
+        assert_eq!(
+            ingress(&specs, &tp),
+            [(80, Peer::Group(Role::Alb)), (80, Peer::Group(api.clone()))]
+        );
         // The workers call nobody: their egress is HTTPS out and (transaction-processor) the
         // database only, so notification-service admits nothing from transaction-processor.
         assert_eq!(

@@ -311,8 +311,17 @@ pub fn wanted_mapping(cfg: &crate::config::Config) -> WantedMapping {
         enabled: Some(true),
         batch_size: v.batch_size.0,
         batching_window_secs: if v.batch_size.0 > 10 { 1 } else { 0 },
-        max_concurrency: (v.reserved_concurrency.0 >= 2)
-            .then_some(v.reserved_concurrency.0.min(1000)),
+        // With the breaker, one reserved execution stays free of SQS batches: the breaker
+        // alarm's (asynchronous) invocation must not be throttled by the very batches it
+        // is to stop (ESM's maximum is at least 2, so from 3 reserved executions on).
+        max_concurrency: (v.reserved_concurrency.0 >= 2).then_some(
+            if v.breaker && v.reserved_concurrency.0 >= 3 {
+                v.reserved_concurrency.0 - 1
+            } else {
+                v.reserved_concurrency.0
+            }
+            .min(1000),
+        ),
     }
 }
 
@@ -736,9 +745,13 @@ mod tests {
                 enabled: Some(true),
                 batch_size: 10,
                 batching_window_secs: 0,
-                max_concurrency: Some(5)
+                // One of the 5 reserved executions stays free for the breaker alarm.
+                max_concurrency: Some(4)
             }
         );
+        cfg.validator.breaker = false;
+        assert_eq!(wanted_mapping(&cfg).max_concurrency, Some(5));
+        cfg.validator.breaker = true;
         cfg.validator.batch_size = crate::config::BatchSize(100);
         cfg.validator.reserved_concurrency = crate::config::ReservedConcurrency(1);
         let big = wanted_mapping(&cfg);
@@ -747,7 +760,7 @@ mod tests {
         let good = EventSourceMappingConfiguration::builder()
             .batch_size(10)
             .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-            .scaling_config(ScalingConfig::builder().maximum_concurrency(5).build())
+            .scaling_config(ScalingConfig::builder().maximum_concurrency(4).build())
             .state("Enabled")
             .build();
         assert!(mapping_drift(&good, &w).is_empty());
@@ -764,6 +777,12 @@ mod tests {
                 "enable"
             ]
         );
+        // The open breaker disabled it: not drift.
+        let held = WantedMapping {
+            enabled: None,
+            ..w.clone()
+        };
+        assert!(!mapping_drift(&bad, &held).contains(&"enable"));
     }
 
     #[test]

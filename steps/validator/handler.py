@@ -162,7 +162,15 @@ def dynamodb_session_getter(table_name, ttl_attribute):
     import boto3  # in the Lambda runtime; imported here so the tests need no AWS SDK
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = boto3.client("dynamodb")
+    from botocore.config import Config
+
+    # Short timeouts, like the SQS client's: a hung table must become a counted, retried
+    # failure within the function's timeout (the breaker sees counted failures only), not a
+    # timed-out batch that reports nothing.
+    client = boto3.client(
+        "dynamodb",
+        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2}),
+    )
 
     def get(session_id):
         try:
@@ -226,14 +234,26 @@ def back_off(failed_records, change_visibility, base_secs, max_secs, queue_url=N
             )
 
 
-def process(event, get_session=None, now=None, change_visibility=None, backoff=None):
+# Milliseconds kept back for the backoff and the metrics once the batch is cut short.
+RESERVE_MS = 5000
+
+
+def process(event, get_session=None, now=None, change_visibility=None, backoff=None,
+            remaining_ms=None):
     """The partial batch response for an SQS event; with `change_visibility` and `backoff`
-    ((base, max) seconds), the failed messages are retried after a growing delay."""
+    ((base, max) seconds), the failed messages are retried after a growing delay. With
+    `remaining_ms` (the invocation's time left), records that no longer fit fail at once:
+    they are retried, and the batch still reports its metrics instead of timing out."""
     failures = []
     failed_records = []
     for record in event.get("Records", []):
         message_id = record.get("messageId")
         tx = None
+        if remaining_ms is not None and remaining_ms() < RESERVE_MS:
+            LOG.warning(json.dumps({"messageId": message_id, "errors": ["no time left; retried"]}))
+            failures.append({"itemIdentifier": message_id})
+            failed_records.append(record)
+            continue
         try:
             tx = json.loads(record.get("body") or "", parse_float=Decimal)
             errors = validate(tx, get_session, now)
@@ -293,8 +313,12 @@ def breaker_state(event):
 
 
 def set_consumption(enabled, function_name, lambda_client):
-    """Enables or disables every event source mapping of the function; returns their UUIDs.
-    The breaker only touches the function's own mappings (its role may update no others)."""
+    """Enables or disables every event source mapping of the function; returns the UUIDs it
+    changed. The breaker only touches the function's own mappings (its role may update no
+    others: the `lambda:FunctionArn` condition, which the request names explicitly). A
+    mapping already in the wanted state is left alone; one still settling from an earlier
+    change (ResourceInUseException) is retried a few times."""
+    wanted = ("Enabled", "Enabling") if enabled else ("Disabled", "Disabling")
     uuids = []
     marker = None
     while True:
@@ -303,7 +327,19 @@ def set_consumption(enabled, function_name, lambda_client):
             kwargs["Marker"] = marker
         page = lambda_client.list_event_source_mappings(**kwargs)
         for mapping in page.get("EventSourceMappings", []):
-            lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+            if mapping.get("State") in wanted:
+                continue
+            update = {"UUID": mapping["UUID"], "Enabled": enabled}
+            if mapping.get("FunctionArn"):
+                update["FunctionName"] = mapping["FunctionArn"]
+            for attempt in range(4):
+                try:
+                    lambda_client.update_event_source_mapping(**update)
+                    break
+                except Exception as e:  # noqa: BLE001 - only "in use" is retried
+                    if "ResourceInUse" not in type(e).__name__ + str(e) or attempt == 3:
+                        raise
+                    time.sleep(2 ** attempt)
             uuids.append(mapping["UUID"])
         marker = page.get("NextMarker")
         if not marker:
@@ -377,4 +413,6 @@ def handler(event, context):
     backoff = backoff_settings()
     if _CHANGER is None and backoff is not None:
         _CHANGER = sqs_visibility_changer()
-    return process(event, _GETTER, change_visibility=_CHANGER, backoff=backoff)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return process(event, _GETTER, change_visibility=_CHANGER, backoff=backoff,
+                   remaining_ms=remaining)

@@ -187,14 +187,19 @@ class FakeLambda:
 
     def __init__(self):
         self.updates = []
+        self.states = {"u1": "Enabled", "u2": "Enabled"}
 
     def list_event_source_mappings(self, FunctionName, Marker=None):
+        arn = "arn:aws:lambda:us-east-1:123456789012:function:fn"
         if Marker is None:
-            return {"EventSourceMappings": [{"UUID": "u1"}], "NextMarker": "next"}
-        return {"EventSourceMappings": [{"UUID": "u2"}]}
+            return {"EventSourceMappings": [
+                {"UUID": "u1", "State": self.states["u1"], "FunctionArn": arn}
+            ], "NextMarker": "next"}
+        return {"EventSourceMappings": [{"UUID": "u2", "State": self.states["u2"]}]}
 
-    def update_event_source_mapping(self, UUID, Enabled):
+    def update_event_source_mapping(self, UUID, Enabled, FunctionName=None):
         self.updates.append((UUID, Enabled))
+        self.states[UUID] = "Enabled" if Enabled else "Disabled"
 
 
 def alarm_event(state):
@@ -232,3 +237,19 @@ class BreakerTests(unittest.TestCase):
         self.assertEqual(spec["Dimensions"], [["FunctionName"]])
         self.assertEqual([m["Name"] for m in spec["Metrics"]], ["Processed", "Failed"])
         self.assertEqual(record["FunctionName"], "fn-validator-t")
+
+
+    def test_a_mapping_already_in_the_wanted_state_is_left_alone(self):
+        fake = FakeLambda()
+        fake.states["u2"] = "Disabled"
+        handler.on_breaker("ALARM", "fn", fake)
+        self.assertEqual(fake.updates, [("u1", False)])
+
+
+class DeadlineTests(unittest.TestCase):
+    def test_records_that_no_longer_fit_fail_at_once(self):
+        times = iter([60000, 60000, 1000])
+        event = {"Records": [record("a", json.dumps(GOOD)), record("b", json.dumps(GOOD)),
+                             record("c", json.dumps(GOOD))]}
+        out = handler.process(event, remaining_ms=lambda: next(times))
+        self.assertEqual(out["batchItemFailures"], [{"itemIdentifier": "c"}])

@@ -180,9 +180,10 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
             .contains(&FunctionResponseType::ReportBatchItemFailures));
         assert_eq!(m[0].batch_size(), Some(20));
         assert_eq!(m[0].maximum_batching_window_in_seconds(), Some(1));
+        // One of the 7 reserved executions stays free for the breaker alarm's invocation.
         assert_eq!(
             m[0].scaling_config().and_then(|c| c.maximum_concurrency()),
-            Some(7)
+            Some(6)
         );
 
         // Role: trusted by Lambda, one customer-managed policy, no inline ones.

@@ -119,7 +119,7 @@ pub async fn ensure(ctx: &StepCtx, spec: &MappingSpec<'_>) -> Result<Found> {
                     .maximum_batching_window_in_seconds(w.batching_window_secs)
                     .function_response_types(FunctionResponseType::ReportBatchItemFailures)
                     .set_scaling_config(scaling.clone())
-                    .enabled(true)
+                    .enabled(w.enabled.unwrap_or(true))
                     .set_tags(Some(ctx.tags(Some(label)).into_iter().collect()))
                     .send()
                     .await
