@@ -124,6 +124,9 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     Cidr(&'static str),
+    /// A block the config names (`deploy.test_cidrs`: the testers of CodeDeploy's test
+    /// listener).
+    Network(String),
     /// The VPC's own block.
     Vpc,
     Group(Role),
@@ -213,6 +216,25 @@ pub fn rule_specs(cfg: &crate::config::Config) -> Vec<RuleSpec> {
             Group(Role::Alb),
             "from the ALB".into(),
         );
+    }
+    // CodeDeploy's test listener serves the new version before production traffic moves:
+    // only the config's testers reach it (the ALB's one CloudFront rule counts as 55 of the
+    // group's 60 inbound rules, so `deploy.test_cidrs` has at most 4 entries).
+    if cfg
+        .services
+        .0
+        .first()
+        .is_some_and(|s| s.deployment.is_code_deploy())
+    {
+        for cidr in &cfg.deploy.test_cidrs {
+            r(
+                Role::Alb,
+                false,
+                cfg.deploy.test_port,
+                Network(cidr.to_string()),
+                "testers, to CodeDeploy's test listener".into(),
+            );
+        }
     }
     for s in &cfg.services.0 {
         let me = &s.name.0;
@@ -368,6 +390,7 @@ impl Network {
             .map(|spec| {
                 let target = match &spec.peer {
                     Peer::Cidr(c) => Target::Cidr(c.to_string()),
+                    Peer::Network(c) => Target::Cidr(c.clone()),
                     Peer::Vpc => Target::Cidr(vpc_cidr.to_string()),
                     Peer::Group(r) => Target::Group(groups[r].id.clone()),
                     Peer::PrefixList(name) => {

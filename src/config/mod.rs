@@ -212,6 +212,19 @@ impl Config {
                 )));
             }
         }
+        if self.deploy.test_cidrs.len() > 4 {
+            return Err(UsageError::new(format!(
+                "deploy.test_cidrs has {} blocks: at most 4 (the ALB's security group holds \
+                 60 inbound rules and its CloudFront rule counts as 55)",
+                self.deploy.test_cidrs.len()
+            )));
+        }
+        if let Some(open) = self.deploy.test_cidrs.iter().find(|c| c.0.prefix_len() < 8) {
+            return Err(UsageError::new(format!(
+                "deploy.test_cidrs has {open}: the test listener serves versions not yet \
+                 released; name your testers' networks (a /8 or narrower), not the internet"
+            )));
+        }
         if self.deploy.termination_wait_mins > 2880 {
             return Err(UsageError::new(format!(
                 "deploy.termination_wait_mins = {}: CodeDeploy keeps the old tasks at most \
@@ -722,8 +735,11 @@ pub struct DeployConfig {
     pub termination_wait_mins: u32,
     /// The port of the ALB's test listener (HTTP), where CodeDeploy sends test traffic to the
     /// new tasks before production traffic moves. The ALB's security group admits nothing on
-    /// it: open it to your testers' network to use it.
+    /// it but `test_cidrs`.
     pub test_port: i32,
+    /// The networks (IPv4 CIDR blocks, at most 4) the ALB admits on `test_port`: the
+    /// testers of a new version before it takes production traffic.
+    pub test_cidrs: Vec<network::Cidr>,
 }
 
 impl Default for DeployConfig {
@@ -736,6 +752,7 @@ impl Default for DeployConfig {
             canary_config: "CodeDeployDefault.ECSCanary10Percent5Minutes".into(),
             termination_wait_mins: 5,
             test_port: 9000,
+            test_cidrs: Vec::new(),
         }
     }
 }

@@ -61,6 +61,34 @@ impl Default for NetworkConfig {
     }
 }
 
+/// A network the config admits somewhere (`deploy.test_cidrs`): an IPv4 block, host bits
+/// clear.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct Cidr(pub Ipv4Net);
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let net: Ipv4Net = s.parse().map_err(|_| {
+            format!("invalid CIDR `{s}`: expected an IPv4 block such as 203.0.113.0/24")
+        })?;
+        if net.network() != net.addr() {
+            return Err(format!(
+                "invalid CIDR `{s}`: host bits are set; did you mean {}?",
+                net.trunc()
+            ));
+        }
+        Ok(Cidr(net))
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// The VPC block. Subnets are carved as 16 equal slices (prefix + 4), so /24 is the smallest
 /// block whose slices still meet AWS's /28 minimum subnet size.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]

@@ -807,6 +807,16 @@ target = 50
         assert!(e.contains("deploy.test_port = 443"), "{e}");
         let e = err("[deploy]\ntest_port = 70000\n");
         assert!(e.contains("1-65535"), "{e}");
+        let e = err("[deploy]\ntest_cidrs = [\"0.0.0.0/0\"]\n");
+        assert!(e.contains("not the internet"), "{e}");
+        let e = err("[deploy]\ntest_cidrs = [\"203.0.113.7/24\"]\n");
+        assert!(e.contains("203.0.113.0/24"), "{e}");
+        let five = (1..=5)
+            .map(|i| format!("\"10.{i}.0.0/16\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let e = err(&format!("[deploy]\ntest_cidrs = [{five}]\n"));
+        assert!(e.contains("at most 4"), "{e}");
         // Requests per task over both target groups need Container Insights' task count.
         let e = err(
             "[cluster]\ncontainer_insights = false\n[[services]]\nname = \"web\"\n\

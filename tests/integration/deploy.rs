@@ -502,6 +502,7 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     let stack = Stack::on(&emu.endpoint, "dpc");
     let cfg = stack.config(
         "[deploy]\ntermination_wait_mins = 1\nhealth_timeout_secs = 60\n\
+         test_cidrs = [\"203.0.113.0/24\"]\n\
          [[services]]\nname = \"web\"\ndeployment = \"codedeploy-linear\"\n\
          permissions = [\"sessions\", \"database\", \"queue\"]\n",
     );
@@ -511,6 +512,32 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     let original = running_image(&stack, &web);
     assert_eq!(weights(&stack), (100, 0));
     assert_eq!(test_weights(&stack).1, 0);
+    // The testers' network reaches the test listener, and only it.
+    let admitted: Vec<(i32, String)> = block_on(async {
+        let sdk = sdk_config(&stack.endpoint).await;
+        let out = aws_sdk_ec2::Client::new(&sdk)
+            .describe_security_group_rules()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-id")
+                    .values(stack.output_str("sg_alb_id"))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.security_group_rules()
+            .iter()
+            .filter(|r| r.is_egress() == Some(false) && r.cidr_ipv4().is_some())
+            .map(|r| {
+                (
+                    r.from_port().unwrap_or(0),
+                    r.cidr_ipv4().unwrap().to_string(),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(admitted, vec![(9000, "203.0.113.0/24".to_string())]);
     // A second `up` changes nothing: not the group, not the CODE_DEPLOY service.
     let before = request_log(&stack.endpoint).len();
     let again = stack.up(&["--config", cfg]);
