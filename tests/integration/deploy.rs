@@ -157,27 +157,34 @@ fn set_alarm(stack: &Stack, alarm: &str, state: aws_sdk_cloudwatch::types::State
 
 /// The (blue, green) weights of the stack's listener.
 fn weights(stack: &Stack) -> (i64, i64) {
+    listener_weights(stack, "alb_listener_arn")
+}
+
+/// The (blue, green) weights of the listener an output names: a weighted forward's, or 1
+/// for the group a plain forward names (CodeDeploy writes those on the test listener).
+fn listener_weights(stack: &Stack, output: &str) -> (i64, i64) {
     let tgs = stack.output("alb_target_groups");
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
         let out = elb
             .describe_listeners()
-            .listener_arns(stack.output_str("alb_listener_arn"))
+            .listener_arns(stack.output_str(output))
             .send()
             .await
             .unwrap();
-        let groups = out.listeners()[0].default_actions()[0]
+        let action = &out.listeners()[0].default_actions()[0];
+        let groups = action
             .forward_config()
-            .unwrap()
-            .target_groups()
-            .to_vec();
+            .map(|f| f.target_groups().to_vec())
+            .unwrap_or_default();
         let w = |k: &str| {
             groups
                 .iter()
                 .find(|t| t.target_group_arn() == tgs[k].as_str())
-                .and_then(|t| t.weight())
-                .unwrap_or(0) as i64
+                .map(|t| t.weight().unwrap_or(1) as i64)
+                .or_else(|| (action.target_group_arn() == tgs[k].as_str()).then_some(1))
+                .unwrap_or(0)
         };
         (w("blue"), w("green"))
     })
@@ -464,31 +471,7 @@ fn deployment_id(run: &Run) -> String {
 
 /// The (blue, green) weights of the ALB's test listener.
 fn test_weights(stack: &Stack) -> (i64, i64) {
-    let tgs = stack.output("alb_target_groups");
-    block_on(async {
-        let sdk = sdk_config(&stack.endpoint).await;
-        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-        let out = elb
-            .describe_listeners()
-            .listener_arns(stack.output_str("alb_test_listener_arn"))
-            .send()
-            .await
-            .unwrap();
-        let action = &out.listeners()[0].default_actions()[0];
-        let groups = action
-            .forward_config()
-            .map(|f| f.target_groups().to_vec())
-            .unwrap_or_default();
-        let w = |k: &str| {
-            groups
-                .iter()
-                .find(|t| t.target_group_arn() == tgs[k].as_str())
-                .map(|t| t.weight().unwrap_or(1) as i64)
-                .or_else(|| (action.target_group_arn() == tgs[k].as_str()).then_some(1))
-                .unwrap_or(0)
-        };
-        (w("blue"), w("green"))
-    })
+    listener_weights(stack, "alb_test_listener_arn")
 }
 
 #[test]

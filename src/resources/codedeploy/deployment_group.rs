@@ -222,6 +222,23 @@ pub async fn describe(
         .and_then(|o| o.deployment_group_info))
 }
 
+/// Every setting of `spec` on a CreateDeploymentGroup or UpdateDeploymentGroup request (two
+/// builder types with the same setters; an update replaces each field it is given).
+macro_rules! group_settings {
+    ($request:expr, $spec:expr) => {
+        $request
+            .application_name(&$spec.application)
+            .service_role_arn(&$spec.service_role_arn)
+            .deployment_config_name(&$spec.config_name)
+            .deployment_style(GroupSpec::style())
+            .blue_green_deployment_configuration($spec.blue_green())
+            .load_balancer_info($spec.load_balancer())
+            .ecs_services($spec.ecs_service())
+            .alarm_configuration($spec.alarm_configuration())
+            .auto_rollback_configuration(GroupSpec::rollback())
+    };
+}
+
 /// Finds or creates the group `spec`; updates it when it drifted.
 pub async fn ensure(ctx: &StepCtx, spec: &GroupSpec) -> Result<Found> {
     let cd = ctx.aws().codedeploy();
@@ -241,20 +258,13 @@ pub async fn ensure(ctx: &StepCtx, spec: &GroupSpec) -> Result<Found> {
             || async { Ok(existing.as_ref().map(|_| found())) },
             || async {
                 ctx.retry_iam(&format!("deployment group {name}"), || {
-                    cd.create_deployment_group()
-                        .application_name(&spec.application)
-                        .deployment_group_name(name)
-                        .service_role_arn(&spec.service_role_arn)
-                        .deployment_config_name(&spec.config_name)
-                        .deployment_style(GroupSpec::style())
-                        .blue_green_deployment_configuration(spec.blue_green())
-                        .load_balancer_info(spec.load_balancer())
-                        .ecs_services(spec.ecs_service())
-                        .alarm_configuration(spec.alarm_configuration())
-                        .auto_rollback_configuration(GroupSpec::rollback())
-                        .set_tags(Some(codedeploy_tags(ctx, name)))
-                        .send()
-                        .map_aws("codedeploy:CreateDeploymentGroup", name)
+                    group_settings!(
+                        cd.create_deployment_group().deployment_group_name(name),
+                        spec
+                    )
+                    .set_tags(Some(codedeploy_tags(ctx, name)))
+                    .send()
+                    .map_aws("codedeploy:CreateDeploymentGroup", name)
                 })
                 .await?;
                 Ok(found())
@@ -270,19 +280,13 @@ pub async fn ensure(ctx: &StepCtx, spec: &GroupSpec) -> Result<Found> {
                 &format!("update {}", diff.join(", ")),
                 || async {
                     ctx.retry_iam(&format!("deployment group {name}"), || {
-                        cd.update_deployment_group()
-                            .application_name(&spec.application)
-                            .current_deployment_group_name(name)
-                            .service_role_arn(&spec.service_role_arn)
-                            .deployment_config_name(&spec.config_name)
-                            .deployment_style(GroupSpec::style())
-                            .blue_green_deployment_configuration(spec.blue_green())
-                            .load_balancer_info(spec.load_balancer())
-                            .ecs_services(spec.ecs_service())
-                            .alarm_configuration(spec.alarm_configuration())
-                            .auto_rollback_configuration(GroupSpec::rollback())
-                            .send()
-                            .map_aws("codedeploy:UpdateDeploymentGroup", name)
+                        group_settings!(
+                            cd.update_deployment_group()
+                                .current_deployment_group_name(name),
+                            spec
+                        )
+                        .send()
+                        .map_aws("codedeploy:UpdateDeploymentGroup", name)
                     })
                     .await?;
                     Ok(())
