@@ -424,6 +424,14 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
         open.stdout
     );
     assert_eq!(mapping_state(), "Disabled");
+    // `verify` names the open breaker as the reason the path is paused.
+    let v = stack.run(&["verify", "--env-suffix", s]);
+    assert_ne!(v.code, 0);
+    assert!(
+        v.stdout.contains("the circuit breaker is open"),
+        "{}",
+        v.stdout
+    );
     block_on(async {
         let sdk = sdk_config(&stack.endpoint).await;
         aws_sdk_cloudwatch::Client::new(&sdk)
@@ -435,6 +443,13 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
             .await
             .unwrap();
     });
+    // Back to OK but still disabled: the alarm's resume was lost; `up` repairs it.
+    let v = stack.run(&["verify", "--env-suffix", s]);
+    assert!(
+        v.stdout.contains("its resume never arrived"),
+        "{}",
+        v.stdout
+    );
     stack.up(&["--config", cfg]).assert_ok();
     assert_eq!(mapping_state(), "Enabled");
 

@@ -79,14 +79,47 @@ pub(super) async fn queue_to_validator(live: &Live, st: &Stack) -> Finding {
                     Some("Enabled" | "Creating" | "Updating" | "Enabling")
                 ) =>
             {
-                c.fail(
-                    format!(
-                        "the mapping {} is {}",
-                        m.uuid().unwrap_or_default(),
-                        m.state().unwrap_or("in no state")
+                // Disabled on purpose while the circuit breaker is open; disabled with the
+                // breaker's alarm back to OK means the alarm's resume never arrived.
+                let breaker =
+                    crate::outputs::alarms::alarm_name(validator::BREAKER_ALARM, &st.suffix);
+                let alarm = live
+                    .aws
+                    .cloudwatch()
+                    .describe_alarms()
+                    .alarm_names(&breaker)
+                    .send()
+                    .await
+                    .aws("cloudwatch:DescribeAlarms", &breaker)?;
+                let state = alarm.metric_alarms().first().map(|a| {
+                    (
+                        a.state_value().map(|v| v.as_str().to_string()),
+                        a.state_reason().unwrap_or_default().to_string(),
+                    )
+                });
+                let mapping = format!(
+                    "the mapping {} is {}",
+                    m.uuid().unwrap_or_default(),
+                    m.state().unwrap_or("in no state")
+                );
+                match state {
+                    Some((Some(v), reason)) if v == "ALARM" => c.fail(
+                        format!(
+                            "{mapping}: the circuit breaker is open ({breaker} in ALARM: \
+                             {reason}); consumption resumes when it returns to OK"
+                        ),
+                        "find what fails the transactions in the validator's log group; the \
+                         breaker closes by itself once the failures stop",
                     ),
-                    FIX_UP,
-                )
+                    Some(_) => c.fail(
+                        format!(
+                            "{mapping} while the circuit breaker's alarm {breaker} is not in \
+                             ALARM: its resume never arrived"
+                        ),
+                        FIX_UP,
+                    ),
+                    None => c.fail(mapping, FIX_UP),
+                }
             }
             Some(_) => {}
         }
