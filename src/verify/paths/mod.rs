@@ -312,13 +312,22 @@ impl Facts {
                         .flat_map(|c| c.secrets())
                         .map(|s| s.value_from().to_string())
                         .collect(),
-                    target_groups: s
-                        .load_balancers()
-                        .iter()
-                        .filter_map(|l| {
-                            Some((l.target_group_arn()?.to_string(), l.container_port()?))
-                        })
-                        .collect(),
+                    // A CODE_DEPLOY service's tasks run in task sets, each behind its own
+                    // group of the pair (the service's own `loadBalancers` keep naming the
+                    // group it was created with).
+                    target_groups: {
+                        let mut v: Vec<(String, i32)> = s
+                            .load_balancers()
+                            .iter()
+                            .chain(s.task_sets().iter().flat_map(|t| t.load_balancers()))
+                            .filter_map(|l| {
+                                Some((l.target_group_arn()?.to_string(), l.container_port()?))
+                            })
+                            .collect();
+                        v.sort();
+                        v.dedup();
+                        v
+                    },
                     discoverable: !s.service_registries().is_empty(),
                 });
             }
