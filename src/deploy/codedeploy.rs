@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use aws_sdk_codedeploy::types::{
-    AppSpecContent, DeploymentStatus, RevisionLocation, RevisionLocationType,
+    Alarm, AlarmConfiguration, AppSpecContent, DeploymentStatus, RevisionLocation,
+    RevisionLocationType,
 };
 use chrono::Utc;
 use serde_json::json;
@@ -144,6 +145,32 @@ async fn status_line(aws: &Aws, id: &str, target: &str, status: &str) -> String 
     }
 }
 
+/// The group's rollback alarms without those already in ALARM when the deploy started
+/// (`watched`: what the deploy watches): an alarm firing before the release says nothing
+/// about it, and CodeDeploy would stop the deployment at once. `None` when every one is
+/// watched: the group's own configuration applies.
+fn override_alarms(watched: &[String], suffix: &str) -> Option<AlarmConfiguration> {
+    let all: Vec<String> = crate::outputs::alarms::ROLLBACK_ALARMS
+        .iter()
+        .map(|p| crate::outputs::alarms::alarm_name(p, suffix))
+        .collect();
+    if all.iter().all(|a| watched.contains(a)) {
+        return None;
+    }
+    Some(
+        AlarmConfiguration::builder()
+            .enabled(!watched.is_empty())
+            .ignore_poll_alarm_failure(false)
+            .set_alarms(Some(
+                watched
+                    .iter()
+                    .map(|a| Alarm::builder().name(a).build())
+                    .collect(),
+            ))
+            .build(),
+    )
+}
+
 async fn get(aws: &Aws, id: &str) -> Result<aws_sdk_codedeploy::types::DeploymentInfo> {
     aws.codedeploy()
         .get_deployment()
@@ -229,6 +256,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
                 .app_spec_content(AppSpecContent::builder().content(&content).build())
                 .build(),
         )
+        .set_override_alarm_configuration(override_alarms(&ctx.alarms, &ctx.suffix))
         .send()
         .await
         .aws("codedeploy:CreateDeployment", &group);
@@ -398,6 +426,25 @@ mod tests {
         assert!(bare["Resources"][0]["TargetService"]["Properties"]
             .get("NetworkConfiguration")
             .is_none());
+    }
+
+    #[test]
+    fn alarms_already_firing_are_left_out_of_the_deployment() {
+        let all: Vec<String> = crate::outputs::alarms::ROLLBACK_ALARMS
+            .iter()
+            .map(|p| crate::outputs::alarms::alarm_name(p, "t"))
+            .collect();
+        assert!(override_alarms(&all, "t").is_none());
+        let one = override_alarms(&all[..1], "t").unwrap();
+        assert!(one.enabled());
+        assert_eq!(
+            one.alarms()
+                .iter()
+                .filter_map(|a| a.name())
+                .collect::<Vec<_>>(),
+            vec![all[0].as_str()]
+        );
+        assert!(!override_alarms(&[], "t").unwrap().enabled());
     }
 
     #[test]

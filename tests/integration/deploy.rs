@@ -545,9 +545,19 @@ fn codedeploy_linear_deploy_shifts_ten_percent_a_step_and_rolls_back_on_health_a
     assert_eq!(mutations_since(&stack, before), Vec::<String>::new());
 
     // A release: CodeDeploy moves 10 % a step to the replacement, which serves at the end.
+    // An alarm already in ALARM (the incident the release may fix) is left out of the
+    // deployment's alarms, or CodeDeploy would stop it at once.
     let v2 = push(&stack, &repo, "v2", json!({}));
+    let latency = format!("alarm-alb-p99-latency-{}", stack.suffix);
+    set_alarm(
+        &stack,
+        &latency,
+        aws_sdk_cloudwatch::types::StateValue::Alarm,
+    );
     let r = deploy(&stack, &["--service", "web", "--image", &v2]);
+    set_alarm(&stack, &latency, aws_sdk_cloudwatch::types::StateValue::Ok);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("already in ALARM"), "{}", r.stderr);
     assert!(r.stderr.contains("done:"), "{}", r.stderr);
     assert!(
         r.stderr.contains("Green 10%"),
