@@ -147,6 +147,11 @@ pub fn ecs_service_name(service: &str, suffix: &str) -> String {
     format!("svc-{service}-{suffix}")
 }
 
+/// The task definition family of the stack's service `service`: `task-<service>-<suffix>`.
+pub fn task_family(service: &str, suffix: &str) -> String {
+    format!("task-{service}-{suffix}")
+}
+
 /// The transaction queue: `queue-transactions-<suffix>` (its consumers name it before it
 /// exists: alarms, the validator's mapping in `plan`).
 pub fn queue_name(suffix: &str) -> String {

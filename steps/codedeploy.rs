@@ -26,7 +26,7 @@ use crate::outputs::alarms::{alarm_name, ROLLBACK_ALARMS};
 use crate::outputs::{alb, cluster};
 use crate::resources::codedeploy::application;
 use crate::resources::codedeploy::deployment_group::{self, GroupSpec};
-use crate::resources::elasticloadbalancing::target_group::tg_full_name;
+use crate::resources::elasticloadbalancing::tg_name_of;
 use crate::resources::iam::{attachment, role, RoleSpec};
 use crate::step::{is_pending, Step, StepCtx, PENDING_PREFIX};
 
@@ -51,15 +51,6 @@ fn trust() -> serde_json::Value {
             "Action": "sts:AssumeRole"
         }]
     })
-}
-
-/// The name of a target group from its ARN (`.../targetgroup/<name>/<id>`).
-fn tg_name(arn: &str) -> String {
-    tg_full_name(arn)
-        .split('/')
-        .nth(1)
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[async_trait]
@@ -133,7 +124,7 @@ impl Step for CodeDeploy {
         let pair = |k: &str| -> Result<String> {
             match tgs.get(k) {
                 Some(a) if is_pending(a) => Ok(a.clone()),
-                Some(a) => Ok(tg_name(a)),
+                Some(a) => Ok(tg_name_of(a).to_string()),
                 // Plan on a new stack: the ALB step makes them in this run.
                 None if ctx.is_plan() => Ok(format!(
                     "{PENDING_PREFIX} output {}.{k})",
@@ -172,7 +163,7 @@ mod tests {
     #[test]
     fn target_group_names_come_from_their_arns() {
         assert_eq!(
-            tg_name("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-blue-t/0123456789abcdef"),
+            tg_name_of("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg-blue-t/0123456789abcdef"),
             "tg-blue-t"
         );
     }

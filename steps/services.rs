@@ -105,7 +105,7 @@ impl ServiceNames {
         ServiceNames {
             service: svc.to_string(),
             log_group: format!("/ecs/{svc}-{s}"),
-            family: format!("task-{svc}-{s}"),
+            family: crate::naming::task_family(svc, s),
             ecs_service: crate::naming::ecs_service_name(svc, s),
             cpu_policy: format!("scale-cpu-{svc}-{s}"),
             memory_policy: format!("scale-memory-{svc}-{s}"),

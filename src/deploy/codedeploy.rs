@@ -19,7 +19,6 @@ use aws_sdk_codedeploy::types::{
     Alarm, AlarmConfiguration, AppSpecContent, DeploymentStatus, RevisionLocation,
     RevisionLocationType,
 };
-use chrono::Utc;
 use serde_json::json;
 
 use super::rolling::short;
@@ -235,7 +234,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         })?;
     // The family's latest revision: what `up` registered from the config (its CPU, memory,
     // environment and roles), which CodeDeploy alone may put on the service.
-    let family = format!("task-{}-{}", ctx.svc.name.0, ctx.suffix);
+    let family = crate::naming::task_family(&ctx.svc.name.0, &ctx.suffix);
     let revision =
         task_definition::register_with_image(&aws, &family, &ctx.svc.name.0, image).await?;
     let content = appspec(
@@ -319,15 +318,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
         tokio::time::sleep(watch::poll_interval()).await;
     };
     if info.status() == Some(&DeploymentStatus::Succeeded) {
-        let mut r = ctx.current_release();
-        r.blue = image.to_string();
-        r.at = Utc::now();
-        ctx.record(r)?;
-        ctx.progress.say(&format!(
-            "done: {image} serves all traffic of {}",
-            service.name
-        ));
-        return Ok(());
+        return ctx.released(image, &service.name);
     }
     let error = info
         .error_information()

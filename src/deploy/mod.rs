@@ -176,6 +176,18 @@ impl Ctx<'_> {
             .context("writing the release to the state")
     }
 
+    /// Records `image` as what the service itself (blue) runs now, and says so.
+    fn released(&mut self, image: &str, ecs_service: &str) -> Result<()> {
+        let mut r = self.current_release();
+        r.blue = image.to_string();
+        r.at = Utc::now();
+        self.record(r)?;
+        self.progress.say(&format!(
+            "done: {image} serves all traffic of {ecs_service}"
+        ));
+        Ok(())
+    }
+
     /// The release that holds, or what runs without one (the config's image everywhere).
     fn current_release(&self) -> Release {
         self.store

@@ -7,7 +7,6 @@
 //! `up` finds the one the service runs as the family's latest.
 
 use anyhow::{Context as _, Result};
-use chrono::Utc;
 
 use super::watch::{self, Outcome};
 use super::{update_revision, Ctx, RolledBack};
@@ -53,17 +52,7 @@ pub async fn release(ctx: &mut Ctx<'_>, image: &str) -> Result<()> {
             )
             .await
             {
-                None => {
-                    let mut r = ctx.current_release();
-                    r.blue = image.to_string();
-                    r.at = Utc::now();
-                    ctx.record(r)?;
-                    ctx.progress.say(&format!(
-                        "done: {image} serves all traffic of {}",
-                        service.name
-                    ));
-                    return Ok(());
-                }
+                None => return ctx.released(image, &service.name),
                 Some(reason) => reason,
             }
         }

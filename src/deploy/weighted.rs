@@ -58,11 +58,8 @@ fn colours(ctx: &Ctx<'_>) -> Result<Colours> {
     });
     // Stacks built before the twin had its own family ran it on blue's: a release must
     // not write green's image into blue's family.
-    let family = format!(
-        "task-{}-{}",
-        crate::config::green_twin(&ctx.svc.name.0),
-        ctx.suffix
-    );
+    let family =
+        crate::naming::task_family(&crate::config::green_twin(&ctx.svc.name.0), &ctx.suffix);
     let own_family = ctx.store.with_resources(|all| {
         all.iter().any(|r| {
             r.kind == crate::resources::ecs::task_definition::KIND && r.name == family && !r.pending

@@ -160,7 +160,8 @@ impl ListenerDefault {
     }
 }
 
-fn tg_name_of(arn: &str) -> &str {
+/// A target group's name from its ARN (`...:targetgroup/<name>/<id>`).
+pub fn tg_name_of(arn: &str) -> &str {
     arn.split('/').nth(1).unwrap_or(arn)
 }
 
