@@ -8,6 +8,7 @@
 pub mod app;
 pub mod aws;
 pub mod cli;
+#[macro_use]
 pub mod config;
 pub mod deploy;
 pub mod engine;

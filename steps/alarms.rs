@@ -8,6 +8,9 @@
 //! topic, subscription, alarm and dashboard types are providers in [`crate::resources`]; this
 //! step decides what to watch and in which order to build and tear down.
 
+/// The `[alarms]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use std::collections::BTreeMap;
 
 use anyhow::Result;

@@ -30,6 +30,9 @@
 //! log bucket in [`crate::resources::s3::log_bucket`]); this step decides what to build from
 //! the config, in which order, and what to publish.
 
+/// The `[alb]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};

@@ -74,6 +74,9 @@
 //! [`crate::resources::s3::log_bucket`]; this step decides what to build from the config, in
 //! which order, and what to publish.
 
+/// The `[cdn]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::{bail, Result};
 use async_trait::async_trait;
 use serde_json::{json, Value};

@@ -37,6 +37,9 @@
 //! `acm:certificate` provider in [`crate::resources::acm::certificate`]; this step decides
 //! which certificate the config asks for and what to publish.
 
+/// The `[certificate]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_acm::types::CertificateStatus;

@@ -31,6 +31,9 @@
 //! zone is associated with). The `ecs:cluster` provider retries while services or tasks
 //! remain; the namespace provider retries while in use and waits for the delete operation.
 
+/// The `[cluster]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::Result;
 use async_trait::async_trait;
 

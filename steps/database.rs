@@ -35,6 +35,9 @@
 //! with it) and waits until it is gone; the instance provider waits too, and the group
 //! providers retry while RDS reports them in use.
 
+/// The `[database]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::{bail, Context as _, Result};
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbCluster;

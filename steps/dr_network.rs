@@ -21,6 +21,9 @@
 //! Without `dr.region` the step does nothing, except that resources it recorded earlier (the
 //! config stopped asking for DR) are removed by `up` as well as by `down`.
 
+/// The `[dr]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::Result;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Route;

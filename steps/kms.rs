@@ -10,6 +10,9 @@
 //! (`kms.deletion_window_days`): KMS never deletes a key at once, the shortest window is 7
 //! days.
 
+/// The `[kms]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::Result;
 use async_trait::async_trait;
 

@@ -59,11 +59,24 @@ mod tests {
     /// never uses another step as a library.
     #[test]
     fn no_step_imports_another_step() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/steps");
+        // A step's own files too (`steps/<step>/config.rs`, its tests).
+        fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    rust_files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/steps"));
+        let mut files = Vec::new();
+        rust_files(dir, &mut files);
+        assert!(files.len() > 20, "found only {files:?}");
         let mut offenders = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("mod.rs") {
+        for path in files {
+            if path == dir.join("mod.rs") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
@@ -75,5 +88,30 @@ mod tests {
             offenders.is_empty(),
             "steps using other steps: {offenders:?}"
         );
+    }
+
+    /// Issue 13's size rule: no source file over 800 lines outside tests (a file that grows
+    /// past it holds more than one thing; split it along its resources or sections).
+    #[test]
+    fn no_source_file_is_over_800_lines() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, usize)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests.rs")
+                {
+                    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                    if lines > 800 {
+                        out.push((path.display().to_string(), lines));
+                    }
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut long = Vec::new();
+        walk(&root.join("src"), &mut long);
+        walk(&root.join("steps"), &mut long);
+        assert!(long.is_empty(), "files over 800 lines: {long:?}");
     }
 }

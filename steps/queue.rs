@@ -19,6 +19,9 @@
 //! messages meanwhile. The validator's event source mapping and function are built on the
 //! queues and go before them; both queues are built on the stack key.
 
+/// The `[queue]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::Result;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;

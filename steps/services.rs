@@ -50,6 +50,11 @@
 //! still blocks its cluster and its Cloud Map service); the task definition provider
 //! deregisters every revision of the family, then deletes them.
 
+/// The `[[services]]` and `[tracing]` sections this step owns (re-exported by `crate::config`),
+/// and the capacity split's reader.
+pub mod capacity;
+pub mod config;
+
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};

@@ -9,6 +9,9 @@
 //! The table's find, create, waits (CREATING before PITR and TTL, DELETING on teardown) and
 //! repairs are in [`crate::resources::dynamodb::table`]; this step says which table it wants.
 
+/// The `[sessions]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::Result;
 use async_trait::async_trait;
 

@@ -26,6 +26,9 @@
 //! distribution and the DR replication configuration are built on every bucket and go
 //! before them, and the buckets are built on the stack key, which goes after them.
 
+/// The `[storage]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::Result;
 use async_trait::async_trait;
 use crate::resources::s3::bucket;

@@ -57,6 +57,9 @@
 //! subnets and security groups back until the functions are gone and its hook has waited for
 //! and deleted those ENIs.
 
+/// The `[validator]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 

@@ -19,6 +19,9 @@
 //! web ACL provider: Scope CLOUDFRONT, in us-east-1 only, named in the distribution's
 //! `WebACLId` rather than associated.
 
+/// The `[waf]` section this step owns (re-exported by `crate::config`).
+pub mod config;
+
 use anyhow::Result;
 use async_trait::async_trait;
 use aws_sdk_wafv2::types::Scope;

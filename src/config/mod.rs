@@ -1,15 +1,18 @@
 //! The TOML configuration file (`--config`): every field optional, every default documented
 //! in README.md. Unknown fields and bad values are errors that name the field and the line:
 //! values are checked while deserializing, so the TOML parser reports where they are.
+//!
+//! Each step owns its section (`steps/<step>/config.rs`: schema, defaults, rules); this module
+//! holds `Config`, the presets, merging, the checks that span sections, and re-exports the
+//! sections so that callers name them `crate::config::X`.
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
 use crate::error::UsageError;
-use validated::{split_field_error, FieldError, Validate};
+use validated::split_field_error;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -624,35 +627,6 @@ impl std::fmt::Display for RegionName {
     }
 }
 
-/// Disaster recovery in a second region (seed 004).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DrConfig {
-    /// The disaster-recovery region. With it, `up` also builds there a VPC peered with the
-    /// stack's VPC, a KMS key, a replica of the assets bucket that S3 replicates every object
-    /// to, and a backup vault that AWS Backup copies the daily Aurora snapshots into. Without
-    /// it (the default), nothing is built outside the stack's region.
-    pub region: Option<RegionName>,
-    /// The DR VPC's block: must not overlap `network.cidr`, as peered VPCs cannot.
-    pub cidr: VpcCidr,
-    /// Zones of the DR VPC's private subnets: 2 or 3.
-    pub az_count: AzCount,
-    /// Days AWS Backup keeps the daily Aurora snapshots, in the stack's vault and their
-    /// copies in the DR vault.
-    pub snapshot_retention_days: SnapshotRetentionDays,
-}
-
-impl Default for DrConfig {
-    fn default() -> Self {
-        DrConfig {
-            region: None,
-            cidr: VpcCidr("10.1.0.0/16".parse().expect("valid default")),
-            az_count: AzCount(2),
-            snapshot_retention_days: SnapshotRetentionDays(7),
-        }
-    }
-}
-
 /// Tag values put on every taggable resource.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -710,85 +684,6 @@ impl Default for TimeoutsConfig {
     }
 }
 
-/// How `fintech-infra deploy` releases a new image (`[deploy]`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeployConfig {
-    /// An image of the stack's ECR repositories whose scan reports a finding of this
-    /// severity or above is refused (`deploy --allow-vulnerable` overrides): seed 003's
-    /// "images scanned before deployment".
-    pub block_severity: Severity,
-    /// How long the new version's tasks may take to run and pass the load balancer's health
-    /// checks before `deploy` rolls it back.
-    pub health_timeout_secs: Secs,
-    /// How long `deploy` watches the rollback alarms (the ALB's 5xx rate and p99 latency)
-    /// once the new version takes traffic; an alarm in ALARM rolls it back.
-    pub bake_secs: Secs,
-    /// The CodeDeploy configuration of `codedeploy-linear` services: seed 003's 10-minute
-    /// shift, 10 % more every minute.
-    pub linear_config: String,
-    /// The CodeDeploy configuration of `codedeploy-canary` services: 10 % for five minutes,
-    /// then the rest.
-    pub canary_config: String,
-    /// How long CodeDeploy keeps the old tasks after all traffic moved to the new ones: the
-    /// window in which a rollback is instant (the alarms still roll back meanwhile).
-    pub termination_wait_mins: u32,
-    /// The port of the ALB's test listener (HTTP), where CodeDeploy sends test traffic to the
-    /// new tasks before production traffic moves. The ALB's security group admits nothing on
-    /// it but `test_cidrs`.
-    pub test_port: i32,
-    /// The networks (IPv4 CIDR blocks, at most 4) the ALB admits on `test_port`: the
-    /// testers of a new version before it takes production traffic.
-    pub test_cidrs: Vec<network::Cidr>,
-}
-
-impl Default for DeployConfig {
-    fn default() -> Self {
-        DeployConfig {
-            block_severity: Severity::High,
-            health_timeout_secs: Secs(900),
-            bake_secs: Secs(300),
-            linear_config: "CodeDeployDefault.ECSLinear10PercentEvery1Minutes".into(),
-            canary_config: "CodeDeployDefault.ECSCanary10Percent5Minutes".into(),
-            termination_wait_mins: 5,
-            test_port: 9000,
-            test_cidrs: Vec::new(),
-        }
-    }
-}
-
-/// An ECR scan finding's severity, by ECR's names, lowest first.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Severity::Informational,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
-
-    /// ECR's name (a key of `findingSeverityCounts`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Informational => "INFORMATIONAL",
-            Severity::Low => "LOW",
-            Severity::Medium => "MEDIUM",
-            Severity::High => "HIGH",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-}
-
 /// A duration in seconds, 1 to 3600.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(try_from = "u64")]
@@ -827,69 +722,6 @@ macro_rules! bounded {
     };
 }
 
-bounded!(
-    /// Days a backup recovery point is kept: 1 to 36500.
-    SnapshotRetentionDays(i32), "snapshot_retention_days", 1..=36500,
-    "1 to 36500 days"
-);
-
-bounded!(
-    /// An Object Lock default retention in days: 1 to 36500 (S3 allows up to 100 years).
-    LockDays(i32), "object_lock_days", 1..=36500,
-    "1 to 36500 days (S3 allows at most 100 years)"
-);
-
-bounded!(
-    /// Receives of a message before SQS moves it to the dead-letter queue.
-    MaxReceiveCount(i32), "max_receive_count", 1..=1000, "SQS allows 1 to 1000 receives"
-);
-bounded!(
-    /// Seconds a received message stays invisible to other consumers.
-    VisibilityTimeout(i32), "visibility_timeout_secs", 0..=43200,
-    "SQS allows 0 to 43200 seconds (12 hours)"
-);
-bounded!(
-    /// Days SQS keeps an unconsumed message.
-    QueueRetentionDays(i32), "message_retention_days", 1..=14, "SQS keeps messages 1 to 14 days"
-);
-bounded!(
-    /// Concurrent executions reserved for (and capping) the validator function.
-    ReservedConcurrency(i32), "reserved_concurrency", 1..=900,
-    "1 to 900: Lambda refuses a reservation that leaves fewer than 100 of the account's \
-     (default 1000) concurrent executions unreserved"
-);
-bounded!(
-    /// Memory of the validator function in MB.
-    LambdaMemory(i32), "memory_mb", 128..=10240, "Lambda allows 128 to 10240 MB"
-);
-bounded!(
-    /// Timeout of the validator function in seconds.
-    LambdaTimeout(i32), "timeout_secs", 1..=900, "Lambda allows 1 to 900 seconds"
-);
-bounded!(
-    /// Seconds a failed transaction waits before it is retried (a message visibility).
-    RetryDelay(i32), "retry delay", 1..=43200,
-    "1 to 43200 seconds (SQS's longest visibility timeout, 12 hours)"
-);
-bounded!(
-    /// The validator's failure rate (percent) that opens its circuit breaker.
-    BreakerPercent(i32), "breaker_failure_percent", 1..=100, "a percentage, 1 to 100"
-);
-bounded!(
-    /// Transactions a minute below which the breaker never opens.
-    BreakerMinimum(i32), "breaker_min_messages", 1..=100000, "1 to 100000 transactions a minute"
-);
-bounded!(
-    /// One-minute periods the breaker alarm evaluates (to open, and to close again).
-    BreakerPeriods(i32), "breaker_periods", 1..=60,
-    "1 to 60 one-minute periods (CloudWatch evaluates at most a day, but an hour-long \
-     pause is already an outage)"
-);
-bounded!(
-    /// Messages per invocation of the validator.
-    BatchSize(i32), "batch_size", 1..=10000, "an SQS event source takes 1 to 10000 messages"
-);
-
 /// A URL path (`/...`, printable ASCII without spaces); `wildcards` allows `*` and `?` as in
 /// ALB path patterns.
 pub(super) fn is_url_path(s: &str, max: usize, wildcards: bool) -> bool {
@@ -900,19 +732,29 @@ pub(super) fn is_url_path(s: &str, max: usize, wildcards: bool) -> bool {
 }
 
 #[macro_use]
-mod validated;
+pub(crate) mod validated;
 
-mod data;
-mod edge;
-mod network;
-mod observability;
-mod services;
+mod shared;
 
-pub use data::*;
-pub use edge::*;
-pub use network::*;
-pub use observability::*;
-pub use services::*;
+pub use shared::*;
+
+// The steps' own sections, each next to its step, and `[deploy]` next to the command.
+pub use crate::deploy::config::*;
+pub use crate::steps::alarms::config::*;
+pub use crate::steps::alb::config::*;
+pub use crate::steps::cdn::config::*;
+pub use crate::steps::certificate::config::*;
+pub use crate::steps::cluster::config::*;
+pub use crate::steps::database::config::*;
+pub use crate::steps::dr_network::config::*;
+pub use crate::steps::kms::config::*;
+pub use crate::steps::network::config::*;
+pub use crate::steps::queue::config::*;
+pub use crate::steps::services::config::*;
+pub use crate::steps::sessions::config::*;
+pub use crate::steps::storage::config::*;
+pub use crate::steps::validator::config::*;
+pub use crate::steps::waf::config::*;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! The config's unit tests, by section.
 
+use super::validated::{FieldError, Validate};
 use super::*;
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub trait Validate {
 
 /// A section read by its derived reader, then checked; the error is serde's custom one, which
 /// the TOML reader places at the section.
-pub(super) fn checked<T: Validate, E: Error>(mut section: T) -> Result<T, E> {
+pub(crate) fn checked<T: Validate, E: Error>(mut section: T) -> Result<T, E> {
     section.validate().map_err(E::custom)?;
     Ok(section)
 }

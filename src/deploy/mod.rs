@@ -20,6 +20,9 @@
 //! The parts: the image checks (`image`), what it watches and prints (`watch`), the two
 //! strategies (`rolling`, `weighted`).
 
+/// The `[deploy]` section (re-exported by `crate::config`).
+pub mod config;
+
 mod codedeploy;
 mod image;
 mod rolling;

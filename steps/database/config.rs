@@ -1,82 +1,8 @@
-//! The data tier's sections: `[queue]`, `[validator]`, `[database]` and `[sessions]`.
+//! `[database]`: the Aurora PostgreSQL cluster, owned by the database step, and its rules.
 
-use super::*;
+use serde::Deserialize;
 
-/// The SQS transaction queue and its dead-letter queue.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct QueueConfig {
-    /// Receives before a message goes to the dead-letter queue.
-    pub max_receive_count: MaxReceiveCount,
-    /// Visibility timeout; default 6 x `validator.timeout_secs` (AWS's advice for queues
-    /// feeding a Lambda function), and never less.
-    pub visibility_timeout_secs: Option<VisibilityTimeout>,
-    /// Days a message is kept in the transaction queue (the DLQ keeps 14, the maximum).
-    pub message_retention_days: QueueRetentionDays,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            max_receive_count: MaxReceiveCount(5),
-            visibility_timeout_secs: None,
-            message_retention_days: QueueRetentionDays(4),
-        }
-    }
-}
-
-impl Config {
-    /// The queue's visibility timeout: as configured, else 6 x the validator's timeout.
-    pub fn queue_visibility_timeout(&self) -> i32 {
-        self.queue
-            .visibility_timeout_secs
-            .map(|v| v.0)
-            .unwrap_or(self.validator.timeout_secs.0 * 6)
-    }
-}
-
-/// The Lambda transaction validator.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ValidatorConfig {
-    pub reserved_concurrency: ReservedConcurrency,
-    pub memory_mb: LambdaMemory,
-    pub timeout_secs: LambdaTimeout,
-    pub batch_size: BatchSize,
-    /// Seconds before a failed transaction's first retry; each further receive doubles it
-    /// (seed 002's exponential backoff), up to `retry_max_secs`.
-    pub retry_base_secs: RetryDelay,
-    /// The longest delay between two retries of a failed transaction.
-    pub retry_max_secs: RetryDelay,
-    /// Seed 002's circuit breaker: consumption pauses while the failure rate is at or above
-    /// `breaker_failure_percent`.
-    pub breaker: bool,
-    /// The share of failed transactions (per minute) that opens the breaker.
-    pub breaker_failure_percent: BreakerPercent,
-    /// Fewer transactions than this in a minute never open the breaker: one failure out of
-    /// two is no outage.
-    pub breaker_min_messages: BreakerMinimum,
-    /// Minutes at or above the rate before the breaker opens, and minutes without data
-    /// before it closes again (the cool-down).
-    pub breaker_periods: BreakerPeriods,
-}
-
-impl Default for ValidatorConfig {
-    fn default() -> Self {
-        ValidatorConfig {
-            reserved_concurrency: ReservedConcurrency(5),
-            memory_mb: LambdaMemory(256),
-            timeout_secs: LambdaTimeout(30),
-            batch_size: BatchSize(10),
-            retry_base_secs: RetryDelay(30),
-            retry_max_secs: RetryDelay(900),
-            breaker: true,
-            breaker_failure_percent: BreakerPercent(50),
-            breaker_min_messages: BreakerMinimum(10),
-            breaker_periods: BreakerPeriods(5),
-        }
-    }
-}
+use crate::config::validated::{FieldError, Validate};
 
 /// Subnet tier a resource is placed in.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -136,7 +62,7 @@ impl Default for DatabaseConfig {
 }
 
 /// Checks `HH:MM-HH:MM` in UTC, at least 30 minutes long (RDS's rule).
-pub(super) fn parse_window(w: &str) -> Option<u32> {
+pub(crate) fn parse_window(w: &str) -> Option<u32> {
     let (a, b) = w.split_once('-')?;
     let mins = |t: &str| -> Option<u32> {
         let (h, m) = t.split_once(':')?;
@@ -150,7 +76,7 @@ pub(super) fn parse_window(w: &str) -> Option<u32> {
     Some((end + 24 * 60 - start) % (24 * 60))
 }
 
-pub(super) fn is_identifier(s: &str, max: usize) -> bool {
+pub(crate) fn is_identifier(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -257,43 +183,5 @@ impl Validate for DatabaseConfig {
             );
         }
         Ok(())
-    }
-}
-
-/// DynamoDB session table settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SessionsConfig {
-    /// Attribute holding each item's expiry time (epoch seconds) for DynamoDB TTL.
-    pub ttl_attribute: AttributeName,
-}
-
-impl Default for SessionsConfig {
-    fn default() -> Self {
-        SessionsConfig {
-            ttl_attribute: AttributeName("expires_at".into()),
-        }
-    }
-}
-
-/// A DynamoDB attribute name we define: 1 to 255 letters, digits, `_`, `-` or `.`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(try_from = "String")]
-pub struct AttributeName(pub String);
-
-impl TryFrom<String> for AttributeName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.is_empty()
-            || s.len() > 255
-            || !s
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            return Err(format!(
-                "invalid attribute name `{s}`: 1 to 255 letters, digits, `_`, `-` or `.`"
-            ));
-        }
-        Ok(AttributeName(s))
     }
 }

@@ -1,6 +1,10 @@
-//! `[network]` and `[kms]`: the VPC, its subnets, NAT and endpoints, and the stack key.
+//! `[network]`: the VPC, its subnets, NAT and endpoints, owned by the network step.
 
-use super::*;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -58,34 +62,6 @@ impl Default for NetworkConfig {
             interface_endpoints: Vec::new(),
             flow_logs: true,
         }
-    }
-}
-
-/// A network the config admits somewhere (`deploy.test_cidrs`): an IPv4 block, host bits
-/// clear.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(try_from = "String")]
-pub struct Cidr(pub Ipv4Net);
-
-impl TryFrom<String> for Cidr {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let net: Ipv4Net = s.parse().map_err(|_| {
-            format!("invalid CIDR `{s}`: expected an IPv4 block such as 203.0.113.0/24")
-        })?;
-        if net.network() != net.addr() {
-            return Err(format!(
-                "invalid CIDR `{s}`: host bits are set; did you mean {}?",
-                net.trunc()
-            ));
-        }
-        Ok(Cidr(net))
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
     }
 }
 
@@ -160,36 +136,4 @@ impl TryFrom<u8> for AzCount {
 pub enum NatMode {
     Single,
     PerAz,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct KmsConfig {
-    /// Days before a scheduled key deletion takes effect: 7 (the minimum, default) to 30.
-    pub deletion_window_days: DeletionWindow,
-}
-
-impl Default for KmsConfig {
-    fn default() -> Self {
-        KmsConfig {
-            deletion_window_days: DeletionWindow(7),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(try_from = "i32")]
-pub struct DeletionWindow(pub i32);
-
-impl TryFrom<i32> for DeletionWindow {
-    type Error = String;
-    fn try_from(n: i32) -> Result<Self, String> {
-        if (7..=30).contains(&n) {
-            Ok(DeletionWindow(n))
-        } else {
-            Err(format!(
-                "invalid deletion_window_days {n}: KMS allows 7 to 30 days"
-            ))
-        }
-    }
 }

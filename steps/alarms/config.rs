@@ -1,7 +1,8 @@
-//! `[alarms]`, `[logs]` and `[tracing]`: alert routing, alarm thresholds, log retention and
-//! the trace collector every task runs.
+//! `[alarms]`: alert routing and alarm thresholds, owned by the alarms step.
 
-use super::*;
+use serde::Deserialize;
+
+use crate::config::validated::{FieldError, Validate};
 
 /// Alert routing and alarm thresholds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -87,84 +88,5 @@ impl TryFrom<String> for Email {
                 "invalid email address `{s}`: expected name@example.com"
             ))
         }
-    }
-}
-
-/// CloudWatch Logs settings for the stack's log groups.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogsConfig {
-    pub retention_days: RetentionDays,
-}
-
-impl Default for LogsConfig {
-    fn default() -> Self {
-        LogsConfig {
-            retention_days: RetentionDays(30),
-        }
-    }
-}
-
-/// The retention periods CloudWatch Logs accepts.
-pub const LOG_RETENTION_DAYS: [i32; 22] = [
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-];
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(try_from = "i32")]
-pub struct RetentionDays(pub i32);
-
-impl TryFrom<i32> for RetentionDays {
-    type Error = String;
-    fn try_from(n: i32) -> Result<Self, String> {
-        if LOG_RETENTION_DAYS.contains(&n) {
-            Ok(RetentionDays(n))
-        } else {
-            Err(format!(
-                "invalid retention_days {n}: CloudWatch Logs accepts {}",
-                LOG_RETENTION_DAYS.map(|d| d.to_string()).join(", ")
-            ))
-        }
-    }
-}
-
-/// The collector image `[tracing]` runs by default: the AWS Distro for OpenTelemetry
-/// collector, pinned (a tag that moves would change every task definition behind the
-/// config's back). The X-Ray daemon it replaces reaches end of support on 2027-02-25.
-pub const COLLECTOR_IMAGE: &str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.45.0";
-
-/// Tracing (seed 003): every task runs an OpenTelemetry collector sidecar that sends the
-/// app's traces to AWS X-Ray.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(remote = "Self", deny_unknown_fields, default)]
-pub struct TracingConfig {
-    pub enabled: bool,
-    /// The collector's image (default [`COLLECTOR_IMAGE`]).
-    pub collector_image: String,
-}
-
-validated!(TracingConfig);
-
-impl Default for TracingConfig {
-    fn default() -> Self {
-        TracingConfig {
-            enabled: true,
-            collector_image: COLLECTOR_IMAGE.to_string(),
-        }
-    }
-}
-
-impl Validate for TracingConfig {
-    fn validate(&mut self) -> Result<(), FieldError> {
-        let i = &self.collector_image;
-        if i.is_empty() || i.len() > 255 || i.chars().any(char::is_whitespace) {
-            return field_error!(
-                "collector_image",
-                "invalid collector_image `{i}`: an image reference of 1 to 255 characters \
-                 without whitespace, e.g. {COLLECTOR_IMAGE}"
-            );
-        }
-        Ok(())
     }
 }

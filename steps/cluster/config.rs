@@ -1,0 +1,52 @@
+//! `[cluster]`: the ECS cluster and its Cloud Map namespace, owned by the cluster step.
+
+use serde::Deserialize;
+
+
+/// ECS cluster settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// CloudWatch Container Insights.
+    pub container_insights: bool,
+    /// Cloud Map private DNS namespace for service-to-service discovery (e.g.
+    /// `payments.internal`); none by default.
+    pub namespace: Option<DnsName>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            container_insights: true,
+            namespace: None,
+        }
+    }
+}
+
+/// A DNS name: dot-separated labels of lowercase letters, digits and hyphens.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub struct DnsName(pub String);
+
+impl TryFrom<String> for DnsName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            });
+        if !ok {
+            return Err(format!(
+                "invalid DNS name `{s}`: dot-separated labels of lowercase letters, digits and \
+                 hyphens, e.g. payments.internal"
+            ));
+        }
+        Ok(DnsName(s))
+    }
+}
