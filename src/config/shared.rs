@@ -70,3 +70,15 @@ impl std::fmt::Display for Cidr {
         self.0.fmt(f)
     }
 }
+
+/// A lowercase DNS label: 1 to 63 letters, digits and hyphens, not starting or ending with a
+/// hyphen (RFC 1035 as Route 53, Cloud Map and ACM apply it). Shared by the namespace name
+/// and the certificate domain.
+pub fn is_dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+        && l.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}

@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::config::is_dns_label;
+
 use crate::config::validated::{FieldError, Validate};
 
 /// An ACM certificate ARN; CloudFront only takes certificates from us-east-1.
@@ -64,14 +66,7 @@ pub(crate) fn is_certificate_domain(s: &str) -> bool {
     let rest = s.strip_prefix("*.").unwrap_or(s);
     rest.contains('.')
         && s.len() <= 253
-        && rest.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        })
+        && rest.split('.').all(is_dns_label)
 }
 
 /// Whether a certificate name (`DomainName` or a subject alternative name) covers the host

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::config::is_dns_label;
+
 
 /// ECS cluster settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -33,14 +35,7 @@ impl TryFrom<String> for DnsName {
     fn try_from(s: String) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 253
-            && s.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            });
+            && s.split('.').all(is_dns_label);
         if !ok {
             return Err(format!(
                 "invalid DNS name `{s}`: dot-separated labels of lowercase letters, digits and \
