@@ -70,18 +70,18 @@ def main() -> None:
 
     import fidelity
     from fidelity.introspection import FintechMiddleware
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from fidelity.serving import KeepAliveFraming, cache_moto_lookups, install_keep_alive
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     fidelity.install(time_scale=args.time_scale, lambda_eni_linger=args.lambda_eni_linger)
     _cache_module_list()
-    app = FintechMiddleware(DomainDispatcherApplication(create_backend_app))
+    cache_moto_lookups()  # speed: see fidelity/serving.py
+    # Keep-alive connections (speed: no new TCP connection and thread per request);
+    # KeepAliveFraming keeps every answer's framing exact. See fidelity/serving.py.
+    app = KeepAliveFraming(FintechMiddleware(DomainDispatcherApplication(create_backend_app)))
     server = make_server(
-        args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
+        args.host, args.port, app, threaded=True, request_handler=install_keep_alive()
     )
     port = server.server_address[1]
     endpoint = f"http://{args.host}:{port}"

@@ -456,26 +456,44 @@ impl Step for Network {
         )
         .await?;
 
-        let mut subnets: BTreeMap<(u8, usize), Found> = BTreeMap::new();
-        for (tier_i, tier) in Tier::ALL.iter().enumerate() {
-            for (i, zone) in zones.iter().enumerate() {
-                let s = self.ensure_subnet(ctx, &vpc, *tier, i as u8, zone).await?;
-                subnets.insert((tier_i as u8, i), s);
+        // The subnets, the internet gateway and the security groups need only the VPC: look
+        // them up (or create them) at once, not one after another.
+        let slots: Vec<(u8, usize, Tier)> = Tier::ALL
+            .iter()
+            .enumerate()
+            .flat_map(|(ti, t)| (0..zones.len()).map(move |i| (ti as u8, i, *t)))
+            .collect();
+        let subnets_built = futures::future::try_join_all(slots.iter().map(|&(ti, i, tier)| {
+            let vpc = &vpc;
+            let zone = &zones[i];
+            async move {
+                let s = self.ensure_subnet(ctx, vpc, tier, i as u8, zone).await?;
+                anyhow::Ok(((ti, i), s))
             }
-        }
+        }));
+        let igw_name = ctx.names().of("igw");
+        let (subnets_built, igw, listed) = tokio::try_join!(
+            subnets_built,
+            internet_gateway::ensure(ctx, &igw_name, &vpc),
+            security_group::list_in_vpc(ctx, &vpc),
+        )?;
+        let subnets: BTreeMap<(u8, usize), Found> = subnets_built.into_iter().collect();
         let tier_subnets = |t: Tier| -> Vec<&Found> {
             let ti = Tier::ALL.iter().position(|x| *x == t).expect("tier") as u8;
             (0..zones.len()).map(|i| &subnets[&(ti, i)]).collect()
         };
 
-        let igw = internet_gateway::ensure(ctx, &ctx.names().of("igw"), &vpc).await?;
-
-        let listed = security_group::list_in_vpc(ctx, &vpc).await?;
-        let mut groups = BTreeMap::new();
-        for role in Role::of(ctx.cfg()) {
-            let sg = security_group::ensure(ctx, &vpc, &listed, &role).await?;
-            groups.insert(role, sg);
-        }
+        let groups: BTreeMap<Role, Found> =
+            futures::future::try_join_all(Role::of(ctx.cfg()).into_iter().map(|role| {
+                let (vpc, listed) = (&vpc, &listed);
+                async move {
+                    let sg = security_group::ensure(ctx, vpc, listed, &role).await?;
+                    anyhow::Ok((role, sg))
+                }
+            }))
+            .await?
+            .into_iter()
+            .collect();
         let wanted: Vec<&Found> = groups.values().collect();
         let stale = security_group::stale(ctx, &vpc, &listed, &wanted).await?;
         let why = "the ALB admits only CloudFront's origin-facing servers, through that list, and \
@@ -523,39 +541,57 @@ impl Step for Network {
             ctx.remove_output(LEGACY_OUT_APP_SG)?;
         }
         ctx.release();
-        // NAT gateways are the slow part (1-2 minutes each on AWS): create them concurrently.
+        // NAT gateways are the slow part (1-2 minutes each on AWS): create them concurrently,
+        // and meanwhile build every route table and wire all but the private tables' default
+        // routes, the only part that needs an available NAT gateway.
         let nat_zones: Vec<usize> = match net.nat_gateways {
             NatMode::Single => vec![0],
             NatMode::PerAz => (0..zones.len()).collect(),
         };
         let public = tier_subnets(Tier::Public);
-        let nats: Vec<Found> = futures::future::try_join_all(
+        let private = tier_subnets(Tier::Private);
+        let isolated = tier_subnets(Tier::Isolated);
+        let nats = futures::future::try_join_all(
             nat_zones
                 .iter()
                 .map(|&i| self.ensure_nat(ctx, public[i], &zones[i])),
-        )
-        .await?;
-
+        );
         let rt_name = |purpose: &str| ctx.names().with_purpose("rt", purpose);
-        let (public_rt, public_tables) = route_table::ensure(ctx, &vpc, &rt_name("public")).await?;
-        let igw_route = Some((Via::Igw, &igw));
-        route_table::wire(ctx, &public_rt, &public_tables, &public, igw_route).await?;
-
-        let private = tier_subnets(Tier::Private);
-        let mut private_rts = Vec::new();
-        for (i, zone) in zones.iter().enumerate() {
+        let vpc_ref = &vpc;
+        let (public_name, isolated_name) = (rt_name("public"), rt_name("isolated"));
+        let public_rt = async {
+            let (rt, tables) = route_table::ensure(ctx, vpc_ref, &public_name).await?;
+            route_table::wire(ctx, &rt, &tables, &public, Some((Via::Igw, &igw))).await?;
+            anyhow::Ok(rt)
+        };
+        let isolated_rt = async {
+            let (rt, tables) = route_table::ensure(ctx, vpc_ref, &isolated_name).await?;
+            route_table::wire(ctx, &rt, &tables, &isolated, None).await?;
+            anyhow::Ok(rt)
+        };
+        let private_tables = futures::future::try_join_all(zones.iter().enumerate().map(|(i, zone)| {
             let letter = zone.chars().last().unwrap_or('x');
             let name = rt_name(&format!("private-{letter}"));
-            let (rt, tables) = route_table::ensure(ctx, &vpc, &name).await?;
-            let nat = &nats[if nats.len() == 1 { 0 } else { i }];
-            route_table::wire(ctx, &rt, &tables, &[private[i]], Some((Via::Nat, nat))).await?;
-            private_rts.push(rt);
-        }
-
-        let (isolated_rt, isolated_tables) =
-            route_table::ensure(ctx, &vpc, &rt_name("isolated")).await?;
-        let isolated = tier_subnets(Tier::Isolated);
-        route_table::wire(ctx, &isolated_rt, &isolated_tables, &isolated, None).await?;
+            let subnet = private[i];
+            async move {
+                let (rt, tables) = route_table::ensure(ctx, vpc_ref, &name).await?;
+                route_table::wire(ctx, &rt, &tables, &[subnet], None).await?;
+                anyhow::Ok::<(Found, Vec<_>)>((rt, tables))
+            }
+        }));
+        let (nats, _public_rt, isolated_rt, private_tables) =
+            tokio::try_join!(nats, public_rt, isolated_rt, private_tables)?;
+        let nats: Vec<Found> = nats;
+        let private_rts: Vec<Found> = futures::future::try_join_all(
+            private_tables.into_iter().enumerate().map(|(i, (rt, tables))| {
+                let nat = &nats[if nats.len() == 1 { 0 } else { i }];
+                async move {
+                    route_table::wire(ctx, &rt, &tables, &[], Some((Via::Nat, nat))).await?;
+                    anyhow::Ok(rt)
+                }
+            }),
+        )
+        .await?;
 
         // Gateway endpoints keep S3 and DynamoDB traffic off the NAT gateway (and reachable
         // from the isolated subnets, which have no route out).

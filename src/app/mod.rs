@@ -379,6 +379,9 @@ async fn apply(
         crate::retag::stamp_new_stack(&shared)?;
     }
     let parallelism = usize::from(g.parallelism);
+    let early_verify = (mode == Mode::Up && verify_after)
+        .then(|| EarlyVerify::start(&shared))
+        .flatten();
     let (report, leftovers) = if mode == Mode::Down {
         down_completely(&steps, &shared, parallelism).await?
     } else {
@@ -439,16 +442,61 @@ async fn apply(
         .into());
     }
     if mode == Mode::Up && report.ok() && verify_after {
-        verify_warnings(&shared, json_out).await;
+        let verified = match early_verify {
+            Some(early) => early.result(&shared).await,
+            None => None,
+        };
+        let verified = match verified {
+            Some(v) => v,
+            None => {
+                let stack = crate::verify::Stack::from_state(&shared.state.snapshot());
+                crate::verify::run(shared.aws.clone(), &stack, &shared.cfg).await
+            }
+        };
+        verify_warnings(&shared, json_out, verified);
+    } else if let Some(early) = early_verify {
+        early.task.abort();
     }
     finish(&report)
 }
 
+/// `up`'s verify of a stack that already exists, started with the steps instead of after
+/// them: most runs of `up` on a built stack change nothing, and verify's reads (a few dozen)
+/// then need not wait for the steps' reads. It stands only if the run changed nothing: no
+/// mutating call and the same records and outputs as when it started.
+struct EarlyVerify {
+    stack: crate::verify::Stack,
+    task: tokio::task::JoinHandle<Result<crate::verify::Report>>,
+}
+
+impl EarlyVerify {
+    /// `None` for a new stack (an empty state): there is nothing to verify before the steps.
+    fn start(shared: &Shared) -> Option<EarlyVerify> {
+        let stack = crate::verify::Stack::from_state(&shared.state.snapshot());
+        if stack.resources.is_empty() || !shared.state.pending().is_empty() {
+            return None;
+        }
+        let (aws, cfg, s) = (shared.aws.clone(), shared.cfg.clone(), stack.clone());
+        let task = tokio::spawn(async move { crate::verify::run(aws, &s, &cfg).await });
+        Some(EarlyVerify { stack, task })
+    }
+
+    /// Its report if the run changed nothing; else `None` (it is stopped).
+    async fn result(self, shared: &Shared) -> Option<Result<crate::verify::Report>> {
+        let unchanged = shared.aws.calls().mutating == 0
+            && crate::verify::Stack::from_state(&shared.state.snapshot()) == self.stack;
+        if !unchanged {
+            self.task.abort();
+            return None;
+        }
+        self.task.await.ok()
+    }
+}
+
 /// The end of `up`: the read-only path checks, a failing path reported as a warning with its
 /// fix (the stack was built; what it cannot do yet is for the engineer to see).
-async fn verify_warnings(shared: &Shared, json_out: bool) {
-    let stack = crate::verify::Stack::from_state(&shared.state.snapshot());
-    match crate::verify::run(shared.aws.clone(), &stack, &shared.cfg).await {
+fn verify_warnings(shared: &Shared, json_out: bool, verified: Result<crate::verify::Report>) {
+    match verified {
         Ok(report) if json_out => {
             let mut v = report.to_json(shared.names.suffix());
             v["event"] = json!("verify");

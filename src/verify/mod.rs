@@ -111,6 +111,7 @@ impl Report {
 }
 
 /// What the checks read from the state: the outputs the steps published and the records.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stack {
     pub suffix: String,
     pub outputs: BTreeMap<String, Value>,
