@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::OnceCell;
+
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
@@ -45,13 +47,14 @@ pub struct Live {
     pub aws: Arc<Aws>,
     regions: crate::aws::RegionCache,
     pub account: String,
-    roles: Mutex<BTreeMap<String, RolePolicies>>,
-    keys: Mutex<BTreeMap<String, (String, Value)>>,
+    roles: Cache<RolePolicies>,
+    keys: Cache<(String, Value)>,
     groups: Mutex<BTreeMap<String, reach::SecurityGroup>>,
-    functions: Mutex<BTreeMap<String, FunctionConfig>>,
-    distributions: Mutex<BTreeMap<String, Distribution>>,
-    queues: Mutex<BTreeMap<String, QueueFacts>>,
-    load_balancers: Mutex<BTreeMap<String, LoadBalancer>>,
+    functions: Cache<FunctionConfig>,
+    distributions: Cache<Distribution>,
+    queues: Cache<QueueFacts>,
+    buckets: Cache<BucketFacts>,
+    load_balancers: Cache<LoadBalancer>,
 }
 
 pub type FunctionConfig =
@@ -59,21 +62,24 @@ pub type FunctionConfig =
 pub type Distribution = aws_sdk_cloudfront::types::Distribution;
 pub type LoadBalancer = aws_sdk_elasticloadbalancingv2::types::LoadBalancer;
 
-/// A read made once per run: the cached value, else `read`'s, cached.
+/// One cache of reads, by key. Each key has its own cell, so that checks running at once
+/// that need the same thing (a role serves several paths) share one read instead of racing.
+type Cache<T> = Mutex<BTreeMap<String, Arc<OnceCell<T>>>>;
+
+/// A read made once per run: the cached value, else `read`'s, cached; concurrent callers of
+/// one key wait for the first one's read. A failed read is not cached.
 async fn cached<T: Clone>(
-    cache: &Mutex<BTreeMap<String, T>>,
+    cache: &Cache<T>,
     key: &str,
     read: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
-        return Ok(v.clone());
-    }
-    let v = read.await?;
-    cache
+    let cell = cache
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(key.to_string(), v.clone());
-    Ok(v)
+        .entry(key.to_string())
+        .or_default()
+        .clone();
+    cell.get_or_try_init(|| read).await.cloned()
 }
 
 /// Decodes an IAM policy document: IAM returns them URL-encoded (RFC 3986).
@@ -102,6 +108,7 @@ impl Live {
             distributions: Mutex::new(BTreeMap::new()),
             queues: Mutex::new(BTreeMap::new()),
             load_balancers: Mutex::new(BTreeMap::new()),
+            buckets: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -165,14 +172,10 @@ impl Live {
 
     /// The trust policy and identity policies of a role.
     pub async fn role(&self, role_arn: &str) -> Result<RolePolicies> {
-        if let Some(r) = self
-            .roles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(role_arn)
-        {
-            return Ok(r.clone());
-        }
+        cached(&self.roles, role_arn, self.read_role(role_arn)).await
+    }
+
+    async fn read_role(&self, role_arn: &str) -> Result<RolePolicies> {
         let iam = self.aws.iam();
         let name = role_name(role_arn);
         let role = iam
@@ -235,29 +238,20 @@ impl Live {
                 policies.push((name, decode_policy(doc)?));
             }
         }
-        let r = RolePolicies {
+        Ok(RolePolicies {
             role_arn: role_arn.to_string(),
             trust,
             policies,
-        };
-        self.roles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(role_arn.to_string(), r.clone());
-        Ok(r)
+        })
     }
 
     /// A key's ARN and policy, from any form of its ID (ARN, ID, alias) in `region`.
     pub async fn key(&self, key: &str, region: &str) -> Result<(String, Value)> {
         let cache_key = format!("{region}|{key}");
-        if let Some(k) = self
-            .keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&cache_key)
-        {
-            return Ok(k.clone());
-        }
+        cached(&self.keys, &cache_key, self.read_key(key, region)).await
+    }
+
+    async fn read_key(&self, key: &str, region: &str) -> Result<(String, Value)> {
         let aws = self.in_region(region);
         let kms = aws.kms();
         let meta = kms
@@ -279,17 +273,45 @@ impl Live {
             .aws("kms:GetKeyPolicy", &arn)?;
         let doc: Value = serde_json::from_str(policy.policy().unwrap_or("{}"))
             .with_context(|| format!("key policy of {arn} is not JSON"))?;
-        let v = (arn, doc);
-        self.keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(cache_key, v.clone());
-        Ok(v)
+        Ok((arn, doc))
     }
 
     pub async fn bucket(&self, bucket: &str, region: &str) -> Result<BucketFacts> {
+        let cache_key = format!("{region}|{bucket}");
+        cached(&self.buckets, &cache_key, self.read_bucket(bucket, region)).await
+    }
+
+    async fn read_bucket(&self, bucket: &str, region: &str) -> Result<BucketFacts> {
         let aws = self.in_region(region);
         let s3 = aws.s3();
+        let (policy, enc) = tokio::try_join!(self.bucket_policy(&s3, bucket), async {
+            Ok(s3
+                .get_bucket_encryption()
+                .bucket(bucket)
+                .send()
+                .await
+                .aws("s3:GetBucketEncryption", bucket)
+                .map(Some)
+                .or_else(|e| match e.code.as_deref() {
+                    Some("ServerSideEncryptionConfigurationNotFoundError") => Ok(None),
+                    _ => Err(e),
+                })?)
+        })?;
+        let default = enc
+            .as_ref()
+            .and_then(|e| e.server_side_encryption_configuration())
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default());
+        Ok(BucketFacts {
+            policy,
+            sse_algorithm: default
+                .map(|d| d.sse_algorithm().as_str().to_string())
+                .unwrap_or_default(),
+            kms_key: default.and_then(|d| d.kms_master_key_id().map(str::to_string)),
+        })
+    }
+
+    async fn bucket_policy(&self, s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<Value>> {
         let policy = s3
             .get_bucket_policy()
             .bucket(bucket)
@@ -305,29 +327,7 @@ impl Live {
             .map(|p| serde_json::from_str::<Value>(&p))
             .transpose()
             .with_context(|| format!("bucket policy of {bucket} is not JSON"))?;
-        let enc = s3
-            .get_bucket_encryption()
-            .bucket(bucket)
-            .send()
-            .await
-            .aws("s3:GetBucketEncryption", bucket)
-            .map(Some)
-            .or_else(|e| match e.code.as_deref() {
-                Some("ServerSideEncryptionConfigurationNotFoundError") => Ok(None),
-                _ => Err(e),
-            })?;
-        let default = enc
-            .as_ref()
-            .and_then(|e| e.server_side_encryption_configuration())
-            .and_then(|c| c.rules().first())
-            .and_then(|r| r.apply_server_side_encryption_by_default());
-        Ok(BucketFacts {
-            policy,
-            sse_algorithm: default
-                .map(|d| d.sse_algorithm().as_str().to_string())
-                .unwrap_or_default(),
-            kms_key: default.and_then(|d| d.kms_master_key_id().map(str::to_string)),
-        })
+        Ok(policy)
     }
 
     pub async fn queue(&self, url: &str) -> Result<QueueFacts> {

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
+use futures::future::{BoxFuture, FutureExt};
 use serde_json::Value;
 
 use super::live::Live;
@@ -63,82 +64,139 @@ impl Control {
 /// Every posture control the stack's resources can be checked against; those a config
 /// switch turns off (`network.flow_logs`, `cdn.access_logs`) are left out then.
 pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Finding> {
-    let mut out = Vec::new();
+    // The controls read independent things: all at once (the reads they share are cached
+    // once, see `Live`), the findings in this order.
+    let mut out: Vec<BoxFuture<'_, Finding>> = Vec::new();
     if cfg.network.flow_logs {
-        let mut c = Control::new("EC2.6", "VPC flow logs", "VPCs");
-        let r = flow_logs(live, st, &mut c).await;
-        out.push(c.finish_or(r));
-    }
-    let mut c = Control::new(
-        "EC2.2",
-        "the VPC's default security group allows nothing",
-        "default groups",
-    );
-    let r = default_groups(live, st, &mut c).await;
-    out.push(c.finish_or(r));
-    let mut c = Control::new("Lambda.7", "the validator traces with X-Ray", "functions");
-    let r = tracing_on(live, st, &mut c).await;
-    out.push(c.finish_or(r));
-    let mut c = Control::new(
-        "CloudFront.1/5",
-        "default root object and access logging",
-        "distributions",
-    );
-    let r = distribution(live, st, cfg.cdn.access_logs, &mut c).await;
-    out.push(c.finish_or(r));
-    let mut c = Control::new(
-        "CloudFront.3/10",
-        "viewers on HTTPS, TLS 1.2+ with a certificate, no deprecated TLS to origins",
-        "distributions",
-    );
-    let r = distribution_tls(live, st, cfg.cdn.certificate_arn.is_some(), &mut c).await;
-    out.push(c.finish_or(r));
-    if cfg.waf.enabled {
-        let mut c = Control::new(
-            "CloudFront.6",
-            "the distribution has a WAF web ACL",
-            "distributions",
+        out.push(
+            async move {
+                let mut c = Control::new("EC2.6", "VPC flow logs", "VPCs");
+                let r = flow_logs(live, st, &mut c).await;
+                c.finish_or(r)
+            }
+            .boxed(),
         );
-        let r = distribution_waf(live, st, &mut c).await;
-        out.push(c.finish_or(r));
     }
-    let mut c = Control::new(
-        "SecretsManager.1",
-        "the master secret rotates automatically",
-        "secrets",
+    out.push(
+        async move {
+            let mut c = Control::new(
+                "EC2.2",
+                "the VPC's default security group allows nothing",
+                "default groups",
+            );
+            let r = default_groups(live, st, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
     );
-    let r = rotation(live, st, &mut c).await;
-    out.push(c.finish_or(r));
-    let mut c = Control::new(
-        "S3.*",
-        "buckets versioned, private, TLS-only, encrypted, lifecycle-managed",
-        "buckets",
+    out.push(
+        async move {
+            let mut c = Control::new("Lambda.7", "the validator traces with X-Ray", "functions");
+            let r = tracing_on(live, st, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
     );
-    let r = buckets(live, st, &mut c).await;
-    out.push(c.finish_or(r));
-    let mut c = Control::new(
-        "ECS.4/ECS.5",
-        "containers unprivileged, read-only root filesystem",
-        "task definitions",
+    out.push(
+        async move {
+            let mut c = Control::new(
+                "CloudFront.1/5",
+                "default root object and access logging",
+                "distributions",
+            );
+            let r = distribution(live, st, cfg.cdn.access_logs, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
     );
-    let r = task_definitions(live, st, &mut c).await;
-    out.push(c.finish_or(r));
-    let mut c = Control::new(
+    out.push(
+        async move {
+            let mut c = Control::new(
+                "CloudFront.3/10",
+                "viewers on HTTPS, TLS 1.2+ with a certificate, no deprecated TLS to origins",
+                "distributions",
+            );
+            let r = distribution_tls(live, st, cfg.cdn.certificate_arn.is_some(), &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
+    );
+    if cfg.waf.enabled {
+        out.push(
+            async move {
+                let mut c = Control::new(
+                    "CloudFront.6",
+                    "the distribution has a WAF web ACL",
+                    "distributions",
+                );
+                let r = distribution_waf(live, st, &mut c).await;
+                c.finish_or(r)
+            }
+            .boxed(),
+        );
+    }
+    out.push(
+        async move {
+            let mut c = Control::new(
+                "SecretsManager.1",
+                "the master secret rotates automatically",
+                "secrets",
+            );
+            let r = rotation(live, st, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
+    );
+    out.push(
+        async move {
+            let mut c = Control::new(
+                "S3.*",
+                "buckets versioned, private, TLS-only, encrypted, lifecycle-managed",
+                "buckets",
+            );
+            let r = buckets(live, st, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
+    );
+    out.push(
+        async move {
+            let mut c = Control::new(
+                "ECS.4/ECS.5",
+                "containers unprivileged, read-only root filesystem",
+                "task definitions",
+            );
+            let r = task_definitions(live, st, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
+    );
+    out.push(
+        async move {
+            let mut c = Control::new(
         "RDS.*",
         "Aurora encrypted, IAM authentication, tags copied to snapshots, Performance Insights \
          with the stack key",
         "clusters and instances",
     );
-    let r = aurora(live, st, &mut c).await;
-    out.push(c.finish_or(r));
-    let mut c = Control::new(
-        "Tags",
-        "every tagged resource carries the stack's tags",
-        "resources",
+            let r = aurora(live, st, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
     );
-    let r = tags(live, st, &cfg.tags, &mut c).await;
-    out.push(c.finish_or(r));
-    out
+    out.push(
+        async move {
+            let mut c = Control::new(
+                "Tags",
+                "every tagged resource carries the stack's tags",
+                "resources",
+            );
+            let r = tags(live, st, &cfg.tags, &mut c).await;
+            c.finish_or(r)
+        }
+        .boxed(),
+    );
+    futures::future::join_all(out).await
 }
 
 /// The stack's VPC and, with disaster recovery, the DR VPC: (VPC ID, region).
@@ -419,25 +477,26 @@ async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
             (r.id.clone(), region)
         })
         .collect();
-    for (bucket, region) in &names {
+    // Each bucket's four reads at once, and the buckets at once.
+    let read = |bucket: String, region: String| async move {
+        let (bucket, region) = (&bucket, &region);
         let aws = live.in_region(region);
         let s3 = aws.s3();
-        let v = s3
-            .get_bucket_versioning()
-            .bucket(bucket)
-            .send()
-            .await
-            .aws("s3:GetBucketVersioning", bucket)?;
+        let (v, pab, facts, lc) = tokio::join!(
+            s3.get_bucket_versioning().bucket(bucket).send(),
+            s3.get_public_access_block().bucket(bucket).send(),
+            live.bucket(bucket, region),
+            s3.get_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .send(),
+        );
+        let mut problems = Vec::new();
+        let v = v.aws("s3:GetBucketVersioning", bucket)?;
         let versioning = v.status().map(|s| s.as_str().to_string());
         if versioning.as_deref() != Some("Enabled") {
-            c.fail(format!("{bucket}: versioning is not enabled (S3.14)"));
+            problems.push(format!("{bucket}: versioning is not enabled (S3.14)"));
         }
-        let pab = s3
-            .get_public_access_block()
-            .bucket(bucket)
-            .send()
-            .await
-            .aws("s3:GetPublicAccessBlock", bucket);
+        let pab = pab.aws("s3:GetPublicAccessBlock", bucket);
         let blocked = pab
             .ok()
             .and_then(|p| p.public_access_block_configuration().cloned())
@@ -448,32 +507,35 @@ async fn buckets(live: &Live, st: &Stack, c: &mut Control) -> Result<()> {
                     && b.restrict_public_buckets() == Some(true)
             });
         if !blocked {
-            c.fail(format!("{bucket}: public access is not blocked (S3.8)"));
+            problems.push(format!("{bucket}: public access is not blocked (S3.8)"));
         }
-        let facts = live.bucket(bucket, region).await?;
+        let facts = facts?;
         if facts.sse_algorithm.is_empty() {
-            c.fail(format!("{bucket}: no default encryption"));
+            problems.push(format!("{bucket}: no default encryption"));
         }
         if !denies_plain_http(facts.policy.as_ref()) {
-            c.fail(format!(
+            problems.push(format!(
                 "{bucket}: the policy does not deny requests without TLS (S3.5)"
             ));
         }
-        let lc = s3
-            .get_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-            .aws("s3:GetBucketLifecycleConfiguration", bucket);
+        let lc = lc.aws("s3:GetBucketLifecycleConfiguration", bucket);
         let rules = lc.ok().map(|l| l.rules().to_vec()).unwrap_or_default();
         if rules.is_empty() {
-            c.fail(format!("{bucket}: no lifecycle rule (S3.13)"));
+            problems.push(format!("{bucket}: no lifecycle rule (S3.13)"));
         } else if versioning.is_some() && !expires_noncurrent(&rules) {
             // Versioning once on (Enabled, or Suspended later) keeps non-current versions.
-            c.fail(format!(
+            problems.push(format!(
                 "{bucket}: versioned, but no enabled lifecycle rule expires non-current \
                  versions (S3.13)"
             ));
+        }
+        anyhow::Ok(problems)
+    };
+    let found =
+        futures::future::join_all(names.iter().map(|(b, r)| read(b.clone(), r.clone()))).await;
+    for problems in found {
+        for p in problems? {
+            c.fail(p);
         }
         c.checked += 1;
     }

@@ -28,7 +28,8 @@ use crate::resources::s3::bucket_policy::{
     bucket_arn, get_policy, set_policy, tls_only_statement, upsert_statement,
 };
 use crate::resources::s3::bucket_settings::{
-    create_bucket_request, ensure_public_access_blocked, ensure_versioning, fix, no_config, s3_tags,
+    create_bucket_request, ensure_public_access_blocked, ensure_versioning, fix, no_config,
+    public_access_blocked, s3_tags, versioning_enabled,
 };
 use crate::resources::Provider;
 use crate::state::ResourceRecord;
@@ -353,6 +354,74 @@ pub async fn ensure(ctx: &StepCtx, spec: &BucketSpec) -> Result<Found> {
     Ok(found)
 }
 
+/// An existing bucket's settings, read all at once: the reads do not depend on each other.
+/// The fixes then go one after another ([`configure`]): S3 may answer `OperationAborted` to
+/// concurrent changes of one bucket, and the public access block must precede the policy.
+#[derive(Default)]
+struct Settings {
+    public_access_blocked: bool,
+    versioned: bool,
+    encryption: Option<aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionOutput>,
+    lifecycle: Option<
+        aws_sdk_s3::operation::get_bucket_lifecycle_configuration::GetBucketLifecycleConfigurationOutput,
+    >,
+    object_lock: Option<aws_sdk_s3::types::ObjectLockConfiguration>,
+    policy: Option<String>,
+}
+
+impl Settings {
+    async fn read(ctx: &StepCtx, name: &str, object_lock: bool) -> Result<Settings> {
+        let s3 = ctx.aws().s3();
+        let encryption = async {
+            Ok(no_config(
+                s3.get_bucket_encryption()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:GetBucketEncryption", name),
+            )?)
+        };
+        let lifecycle = async {
+            Ok(no_config(
+                s3.get_bucket_lifecycle_configuration()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:GetBucketLifecycleConfiguration", name),
+            )?)
+        };
+        let lock = async {
+            if !object_lock {
+                return Ok(None);
+            }
+            Ok(no_config(
+                s3.get_object_lock_configuration()
+                    .bucket(name)
+                    .send()
+                    .await
+                    .aws("s3:GetObjectLockConfiguration", name),
+            )?
+            .and_then(|o| o.object_lock_configuration))
+        };
+        let (public_access_blocked, versioned, encryption, lifecycle, object_lock, policy) = tokio::try_join!(
+            public_access_blocked(ctx, name),
+            versioning_enabled(ctx, name),
+            encryption,
+            lifecycle,
+            lock,
+            get_policy(ctx, name),
+        )?;
+        Ok(Settings {
+            public_access_blocked,
+            versioned,
+            encryption,
+            lifecycle,
+            object_lock,
+            policy,
+        })
+    }
+}
+
 async fn configure(
     ctx: &StepCtx,
     spec: &BucketSpec,
@@ -361,6 +430,12 @@ async fn configure(
 ) -> Result<()> {
     let s3 = ctx.aws().s3();
     let name = spec.name.as_str();
+
+    let read = if created {
+        Settings::default()
+    } else {
+        Settings::read(ctx, name, spec.object_lock_days.is_some()).await?
+    };
 
     // Tags: ours set, anyone else's kept (PutBucketTagging replaces the whole set).
     let want_tags = ctx.tags(Some(name));
@@ -383,25 +458,19 @@ async fn configure(
     .await?;
 
     // Public access block first: the policy written below must pass it.
-    ensure_public_access_blocked(ctx, name, created).await?;
+    ensure_public_access_blocked(ctx, name, created, read.public_access_blocked).await?;
 
     // Versioning (a bucket created with Object Lock has it already; setting it again is
     // harmless and keeps creation uniform).
-    ensure_versioning(ctx, name, created).await?;
+    ensure_versioning(ctx, name, created, read.versioned).await?;
 
     // Default encryption.
     let kms = spec.kms_key_arn.as_deref();
     let encryption_ok = if created {
         false
     } else {
-        let out = no_config(
-            s3.get_bucket_encryption()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:GetBucketEncryption", name),
-        )?;
-        let rule = out
+        let rule = read
+            .encryption
             .as_ref()
             .and_then(|o| o.server_side_encryption_configuration())
             .and_then(|c| c.rules().first());
@@ -455,16 +524,11 @@ async fn configure(
 
     // Lifecycle: this tool owns the bucket's lifecycle configuration as a whole.
     let want_rules = lifecycle_rules(spec)?;
-    let lifecycle_ok = !created && {
-        let got = no_config(
-            s3.get_bucket_lifecycle_configuration()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:GetBucketLifecycleConfiguration", name),
-        )?;
-        got.is_some_and(|o| lifecycle_matches(o.rules(), &want_rules))
-    };
+    let lifecycle_ok = !created
+        && read
+            .lifecycle
+            .as_ref()
+            .is_some_and(|o| lifecycle_matches(o.rules(), &want_rules));
     let what = match noncurrent_expiration_days(spec) {
         Some(days) => format!(
             "lifecycle: Standard-IA after {IA_TRANSITION_DAYS} days, expire non-current \
@@ -492,14 +556,7 @@ async fn configure(
     // bypass it, which `down` relies on).
     if let Some(days) = spec.object_lock_days {
         let lock_ok = !created && {
-            let got = no_config(
-                s3.get_object_lock_configuration()
-                    .bucket(name)
-                    .send()
-                    .await
-                    .aws("s3:GetObjectLockConfiguration", name),
-            )?
-            .and_then(|o| o.object_lock_configuration);
+            let got = read.object_lock.clone();
             got.is_some_and(|c| {
                 let r = c.rule().and_then(|r| r.default_retention());
                 c.object_lock_enabled() == Some(&ObjectLockEnabled::Enabled)
@@ -537,12 +594,7 @@ async fn configure(
     }
 
     // TLS-only policy statement (other statements, e.g. the CDN's grant, are kept).
-    let current = if created {
-        None
-    } else {
-        get_policy(ctx, name).await?
-    };
-    let new_policy = upsert_statement(current.as_deref(), &tls_only_statement(name))?;
+    let new_policy = upsert_statement(read.policy.as_deref(), &tls_only_statement(name))?;
     fix(
         ctx,
         name,

@@ -127,10 +127,19 @@ where
     }
 }
 
-/// Versioning on, read back first unless the bucket was just `created`.
-pub async fn ensure_versioning(ctx: &StepCtx, name: &str, created: bool) -> Result<()> {
-    let versioning_ok =
-        !created && versioning_status(ctx, name).await?.as_deref() == Some("Enabled");
+/// Whether versioning is enabled on the bucket `name`.
+pub async fn versioning_enabled(ctx: &StepCtx, name: &str) -> Result<bool> {
+    Ok(versioning_status(ctx, name).await?.as_deref() == Some("Enabled"))
+}
+
+/// Versioning on unless `versioning_ok` (read back by the caller, [`versioning_enabled`];
+/// `false` on a bucket this run just `created`).
+pub async fn ensure_versioning(
+    ctx: &StepCtx,
+    name: &str,
+    created: bool,
+    versioning_ok: bool,
+) -> Result<()> {
     fix(
         ctx,
         name,
@@ -156,27 +165,35 @@ pub async fn ensure_versioning(ctx: &StepCtx, name: &str, created: bool) -> Resu
     .await
 }
 
-/// Blocks every kind of public access on the bucket `name` unless it already is (read back
-/// first, except on a bucket this run just `created`). It goes before any bucket policy: a
-/// policy written afterwards must pass it.
-pub async fn ensure_public_access_blocked(ctx: &StepCtx, name: &str, created: bool) -> Result<()> {
-    let ok = !created
-        && no_config(
-            ctx.aws()
-                .s3()
-                .get_public_access_block()
-                .bucket(name)
-                .send()
-                .await
-                .aws("s3:GetPublicAccessBlock", name),
-        )?
-        .and_then(|o| o.public_access_block_configuration)
-        .is_some_and(|c| {
-            c.block_public_acls() == Some(true)
-                && c.ignore_public_acls() == Some(true)
-                && c.block_public_policy() == Some(true)
-                && c.restrict_public_buckets() == Some(true)
-        });
+/// Whether every kind of public access is blocked on the bucket `name`.
+pub async fn public_access_blocked(ctx: &StepCtx, name: &str) -> Result<bool> {
+    Ok(no_config(
+        ctx.aws()
+            .s3()
+            .get_public_access_block()
+            .bucket(name)
+            .send()
+            .await
+            .aws("s3:GetPublicAccessBlock", name),
+    )?
+    .and_then(|o| o.public_access_block_configuration)
+    .is_some_and(|c| {
+        c.block_public_acls() == Some(true)
+            && c.ignore_public_acls() == Some(true)
+            && c.block_public_policy() == Some(true)
+            && c.restrict_public_buckets() == Some(true)
+    }))
+}
+
+/// Blocks every kind of public access on the bucket `name` unless `ok` (read back by the
+/// caller, [`public_access_blocked`]; `false` on a bucket this run just `created`). It goes
+/// before any bucket policy: a policy written afterwards must pass it.
+pub async fn ensure_public_access_blocked(
+    ctx: &StepCtx,
+    name: &str,
+    created: bool,
+    ok: bool,
+) -> Result<()> {
     fix(ctx, name, created, !ok, "block all public access", || {
         block_public_access(ctx, name)
     })

@@ -186,7 +186,8 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     // Public access block first: the policy written below must pass it. Log delivery ACL
     // grants (to the awslogsdelivery account) are not public, so blocking public ACLs keeps
     // CloudFront's delivery working.
-    settings::ensure_public_access_blocked(ctx, name, created).await?;
+    let blocked = !created && settings::public_access_blocked(ctx, name).await?;
+    settings::ensure_public_access_blocked(ctx, name, created, blocked).await?;
 
     // Object ownership (ACLs enabled for CloudFront standard logging). Set at creation, so
     // only an existing bucket is read back.
@@ -225,7 +226,8 @@ pub async fn ensure(ctx: &StepCtx, spec: &LogBucketSpec) -> Result<Found> {
     }
 
     // Versioning.
-    settings::ensure_versioning(ctx, name, created).await?;
+    let versioned = !created && settings::versioning_enabled(ctx, name).await?;
+    settings::ensure_versioning(ctx, name, created, versioned).await?;
 
     // Default encryption: SSE-S3.
     let encryption_ok = !created

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, Result};
+use futures::future::{BoxFuture, FutureExt};
 
 use super::eval::Ctx;
 use super::live::Live;
@@ -98,7 +99,6 @@ impl Check {
 /// Every path check, in the order the architecture is read: edge, compute, data, async,
 /// monitoring, DR.
 pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
-    let mut out = Vec::new();
     let facts = match Facts::read(live, st, cfg).await {
         Ok(f) => f,
         Err(e) => {
@@ -107,15 +107,18 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
             return vec![c.finish()];
         }
     };
-    out.push(cdn_to_assets(live, st, &facts).await);
-    out.push(cdn_to_alb(live, st, &facts).await);
-    out.push(internet_to_alb(live, st, &facts).await);
+    // The paths run at once (the reads they share are made once, see `Live`); the findings
+    // come in this order.
+    let mut out: Vec<BoxFuture<'_, Finding>> = Vec::new();
+    out.push(cdn_to_assets(live, st, &facts).boxed());
+    out.push(cdn_to_alb(live, st, &facts).boxed());
+    out.push(internet_to_alb(live, st, &facts).boxed());
     if st.out(crate::outputs::alb::OUT_ARN).is_some() {
-        out.push(routed_traffic_is_served(live, st, &facts).await);
+        out.push(routed_traffic_is_served(live, st, &facts).boxed());
     }
     for svc in &facts.services {
         if !svc.target_groups.is_empty() {
-            out.push(alb_to_service(live, &facts, svc).await);
+            out.push(alb_to_service(live, &facts, svc).boxed());
         }
     }
     for svc in &facts.services {
@@ -123,17 +126,17 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
             continue;
         };
         for callee in &conf.calls {
-            out.push(service_to_service(live, &facts, svc, &callee.0).await);
+            out.push(service_to_service(live, &facts, svc, &callee.0).boxed());
         }
     }
     for svc in &facts.services {
         if svc.permissions.contains(&Permission::Database) {
-            out.push(service_to_database(live, st, &facts, svc).await);
+            out.push(service_to_database(live, st, &facts, svc).boxed());
         }
     }
     for svc in &facts.services {
         if !svc.secrets.is_empty() {
-            out.push(execution_role_reads_secrets(live, svc).await);
+            out.push(execution_role_reads_secrets(live, svc).boxed());
         }
     }
     if st.out(queue::OUT_QUEUE_URL).is_some() {
@@ -148,25 +151,30 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
             })
             .collect();
         for svc in producers {
-            out.push(producer_to_queue(live, st, svc).await);
+            out.push(producer_to_queue(live, st, svc).boxed());
         }
-        out.push(queue_to_validator(live, st).await);
-        out.push(validator_dead_letter(live, st).await);
+        out.push(queue_to_validator(live, st).boxed());
+        out.push(validator_dead_letter(live, st).boxed());
     }
     if st.out(sessions::OUT_TABLE_ARN).is_some() {
         for svc in &facts.services {
             if svc.permissions.contains(&Permission::Sessions) {
+                let facts = &facts;
                 out.push(
-                    role_to_sessions(
-                        live,
-                        st,
-                        &facts,
-                        &svc.label(),
-                        &svc.task_role,
-                        &svc.groups,
-                        &svc.subnets,
-                    )
-                    .await,
+                    async move {
+                        let label = svc.label();
+                        role_to_sessions(
+                            live,
+                            st,
+                            facts,
+                            &label,
+                            &svc.task_role,
+                            &svc.groups,
+                            &svc.subnets,
+                        )
+                        .await
+                    }
+                    .boxed(),
                 );
             }
         }
@@ -181,29 +189,29 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
                     &f.groups,
                     &f.subnets,
                 )
-                .await,
+                .boxed(),
             );
         }
     }
     for svc in &facts.services {
-        out.push(image_pull(live, st, &facts, svc).await);
+        out.push(image_pull(live, st, &facts, svc).boxed());
     }
     if cfg.tracing.enabled {
         for svc in &facts.services {
-            out.push(traces_to_xray(live, &facts, svc, &cfg.tracing.collector_image).await);
+            out.push(traces_to_xray(live, &facts, svc, &cfg.tracing.collector_image).boxed());
         }
     }
     if st.out(alarms::OUT_TOPIC_ARN).is_some() {
-        out.push(alarms_to_topic(live, st).await);
+        out.push(alarms_to_topic(live, st).boxed());
     }
-    out.push(log_groups_keys(live, st).await);
+    out.push(log_groups_keys(live, st).boxed());
     if st.out(dr_storage::OUT_REPLICATION_ROLE_ARN).is_some() {
-        out.push(replication(live, st).await);
+        out.push(replication(live, st).boxed());
     }
     if st.out(dr_backup::OUT_PLAN_ID).is_some() {
-        out.push(backup(live, st).await);
+        out.push(backup(live, st).boxed());
     }
-    out
+    futures::future::join_all(out).await
 }
 
 /// One ECS service as it runs.
