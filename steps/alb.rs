@@ -321,14 +321,6 @@ impl Step for Alb {
 
         let account = ctx.account_id().await?;
         let bucket = format!("fintech-alblogs-{account}-{}", ctx.suffix());
-        self.ensure_log_bucket(ctx, &bucket).await?;
-
-        let mut tgs: BTreeMap<String, String> = BTreeMap::new();
-        for spec in &specs {
-            let found = target_group::ensure(ctx, &vpc_id, spec).await?;
-            tgs.insert(spec.key.clone(), found.id);
-        }
-
         let name = ctx.names().of("alb");
         let attributes = Self::lb_attributes(&bucket);
         let spec = LoadBalancerSpec {
@@ -338,7 +330,21 @@ impl Step for Alb {
             sg: &sg,
             attributes: &attributes,
         };
-        let (lb, active) = load_balancer::ensure(ctx, &spec).await?;
+        // The target groups need only the VPC; the load balancer needs its log bucket (its
+        // access-log attribute is checked against the bucket's policy). Both at once.
+        let target_groups = futures::future::try_join_all(specs.iter().map(|spec| {
+            let vpc_id = &vpc_id;
+            async move {
+                let found = target_group::ensure(ctx, vpc_id, spec).await?;
+                anyhow::Ok((spec.key.clone(), found.id))
+            }
+        }));
+        let load_balancer = async {
+            self.ensure_log_bucket(ctx, &bucket).await?;
+            load_balancer::ensure(ctx, &spec).await
+        };
+        let (tgs, (lb, active)) = tokio::try_join!(target_groups, load_balancer)?;
+        let tgs: BTreeMap<String, String> = tgs.into_iter().collect();
         if lb.is_pending() {
             return Ok(());
         }

@@ -173,35 +173,35 @@ impl Step for Database {
         )?;
 
         let subnet_group_name = ctx.names().of("dbsubnet");
-        let subnet_group = subnet_group::ensure(
-            ctx,
-            &SubnetGroupSpec {
-                name: &subnet_group_name,
-                subnets: &subnets,
-                tier,
-            },
-        )
-        .await?;
-        cluster_parameter_group::ensure(
-            ctx,
-            &ParameterGroupSpec {
-                name: &parameter_group,
-                engine_version: &db.engine_version,
-            },
-        )
-        .await?;
         let cluster_name = ctx.names().of("aurora");
         // Before the cluster: RDS would otherwise create the export's group on the first log
         // line, unencrypted and never expiring.
         let export_group = log_export_group(&cluster_name);
-        let group = log_group::ensure(
-            ctx,
-            &export_group,
-            &want.kms_key_arn,
-            &[("purpose", "aurora-log-export")],
-        )
-        .await?;
-        log_group::ensure_tags(ctx, &group).await?;
+        // The subnet group, the parameter group and the log group need nothing of each
+        // other: all at once.
+        let subnet_group_spec = SubnetGroupSpec {
+            name: &subnet_group_name,
+            subnets: &subnets,
+            tier,
+        };
+        let parameter_group_spec = ParameterGroupSpec {
+            name: &parameter_group,
+            engine_version: &db.engine_version,
+        };
+        let (subnet_group, _, ()) = tokio::try_join!(
+            subnet_group::ensure(ctx, &subnet_group_spec),
+            cluster_parameter_group::ensure(ctx, &parameter_group_spec),
+            async {
+                let group = log_group::ensure(
+                    ctx,
+                    &export_group,
+                    &want.kms_key_arn,
+                    &[("purpose", "aurora-log-export")],
+                )
+                .await?;
+                log_group::ensure_tags(ctx, &group).await
+            },
+        )?;
         let (cluster, described, created_now) = cluster::ensure(
             ctx,
             &ClusterSpec {

@@ -386,33 +386,45 @@ impl Step for Iam {
 
     async fn up(&self, ctx: &StepCtx) -> Result<()> {
         let inp = Self::inputs(ctx).await?;
+        // The roles do not depend on each other: all at once.
+        let specs = Self::specs(ctx, &inp);
+        let built = futures::future::try_join_all(specs.iter().map(|spec| {
+            let inp = &inp;
+            async move {
+                let role = role::ensure(ctx, spec).await?;
+                match &spec.document {
+                    Some(doc) => {
+                        let policy = policy::ensure(
+                            ctx,
+                            &inp.partition,
+                            &inp.account,
+                            inp.is_pending(),
+                            spec,
+                            doc,
+                        )
+                        .await?;
+                        attachment::ensure(ctx, &spec.role, &policy.id, &spec.policy, true)
+                            .await?;
+                    }
+                    None => {
+                        // Nothing to grant (e.g. only `queue`, and no queue yet): no policy,
+                        // and a policy attached by an earlier run with other permissions
+                        // comes off.
+                        let arn = policy::arn(&inp.partition, &inp.account, &spec.policy);
+                        if !role.is_pending() {
+                            attachment::ensure(ctx, &spec.role, &arn, &spec.policy, false)
+                                .await?;
+                        }
+                    }
+                }
+                anyhow::Ok(role)
+            }
+        }))
+        .await?;
         let mut execution_arn = String::new();
         let mut task_arns = serde_json::Map::new();
         let mut any_pending = false;
-        for spec in Self::specs(ctx, &inp) {
-            let role = role::ensure(ctx, &spec).await?;
-            match &spec.document {
-                Some(doc) => {
-                    let policy = policy::ensure(
-                        ctx,
-                        &inp.partition,
-                        &inp.account,
-                        inp.is_pending(),
-                        &spec,
-                        doc,
-                    )
-                    .await?;
-                    attachment::ensure(ctx, &spec.role, &policy.id, &spec.policy, true).await?;
-                }
-                None => {
-                    // Nothing to grant (e.g. only `queue`, and no queue yet): no policy, and a
-                    // policy attached by an earlier run with other permissions comes off.
-                    let arn = policy::arn(&inp.partition, &inp.account, &spec.policy);
-                    if !role.is_pending() {
-                        attachment::ensure(ctx, &spec.role, &arn, &spec.policy, false).await?;
-                    }
-                }
-            }
+        for (spec, role) in specs.iter().zip(built) {
             let arn = role.arn.clone().unwrap_or_default();
             any_pending |= role.is_pending();
             match &spec.service {

@@ -48,15 +48,23 @@ impl Step for Registry {
         let mut any_pending = false;
         // Only the configured services: the repository of a service removed from the config
         // stays recorded (so `down` still deletes it) but is no longer published.
-        for svc in &ctx.cfg().services.0 {
-            let service = svc.name.0.as_str();
-            let name = Self::repo_name(ctx, service);
-            let spec = RepositorySpec {
-                name: &name,
-                key_arn: &key_arn,
-                service,
-            };
-            let repo = repository::ensure(ctx, &spec).await?;
+        // One repository per service, independent of each other: all at once.
+        let repos = futures::future::try_join_all(ctx.cfg().services.0.iter().map(|svc| {
+            let key_arn = &key_arn;
+            async move {
+                let service = svc.name.0.as_str();
+                let name = Self::repo_name(ctx, service);
+                let spec = RepositorySpec {
+                    name: &name,
+                    key_arn,
+                    service,
+                };
+                let repo = repository::ensure(ctx, &spec).await?;
+                anyhow::Ok((service, repo))
+            }
+        }))
+        .await?;
+        for (service, repo) in repos {
             if repo.is_pending() {
                 any_pending = true;
             } else {

@@ -388,9 +388,12 @@ impl Step for Validator {
             security_group_id: ctx.input_str(IN_LAMBDA_SG)?,
             breaker: ctx.cfg().validator.breaker,
         };
-        let log_group =
-            log_group::ensure(ctx, &log_group_name(ctx.suffix()), &kms_key_arn, &[]).await?;
-        let (role, _) = Self::ensure_role(ctx, &inp).await?;
+        // The log group and the role need nothing of each other: both at once.
+        let group_name = log_group_name(ctx.suffix());
+        let (log_group, (role, _)) = tokio::try_join!(
+            log_group::ensure(ctx, &group_name, &kms_key_arn, &[]),
+            Self::ensure_role(ctx, &inp),
+        )?;
         let v = &ctx.cfg().validator;
         let wanted = FunctionSpec {
             name: function_name(ctx.suffix()),
