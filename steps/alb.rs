@@ -348,10 +348,9 @@ impl Step for Alb {
         if lb.is_pending() {
             return Ok(());
         }
-        if !active {
-            load_balancer::wait_active(ctx, &lb.id).await?;
-        }
-
+        // Listeners and rules go on while the load balancer is still provisioning (the
+        // console's wizard adds them right after CreateLoadBalancer too); only serving needs it
+        // active, which is waited for at the end of this step.
         let listeners = listener::list(ctx, &lb.id).await?;
         let on = |port: i32| listeners.iter().find(|l| l.port() == Some(port));
         let port_now = if https_cert.is_some() { 443 } else { 80 };
@@ -467,6 +466,21 @@ impl Step for Alb {
         ctx.set_output(OUT_FULL_NAME, lb_full_name(&lb.id))?;
         ctx.set_output(OUT_TARGET_GROUP_FULL_NAMES, json!(full_names))?;
         ctx.set_output(OUT_LOG_BUCKET, bucket)?;
+        if !active && !ctx.is_plan() {
+            if ctx.no_wait() {
+                // `up --no-wait`: the services can register their tasks in the target groups
+                // of a provisioning load balancer; the next `up` waits for it.
+                ctx.sh.reporter.message(
+                    ctx.step,
+                    &format!(
+                        "load balancer {name} is still provisioning (--no-wait): \
+                         `fintech-infra status` shows it, the next `up` waits for it"
+                    ),
+                );
+            } else {
+                load_balancer::wait_active(ctx, &lb.id).await?;
+            }
+        }
         Ok(())
     }
 

@@ -874,7 +874,9 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         "{msgs:?}"
     );
 
-    // The ALB was waited for: it became active before the first listener was created.
+    // The listeners were created while the ALB provisioned (AWS allows it; the console's
+    // wizard does the same), and `up` waited for it to be active before it went on to the
+    // services.
     let events = events(&emu.endpoint);
     let lb_arn = stack.output_str("alb_arn");
     let active_at = events
@@ -899,9 +901,18 @@ fn domain_certificate_switches_the_alb_to_https_once_issued() {
         "the ALB took its scaled provisioning time"
     );
     assert!(
-        first_listener.ts >= active_at,
-        "listener created at {} before the ALB was active at {active_at}",
+        first_listener.ts < active_at,
+        "listener created at {}, after the ALB was active at {active_at}: it need not wait",
         first_listener.ts
+    );
+    let first_service = log
+        .iter()
+        .find(|r| r.operation == "CreateService" && r.is_from_stack(&s))
+        .expect("CreateService sent");
+    assert!(
+        first_service.ts >= active_at,
+        "service created at {} before the ALB was active at {active_at}",
+        first_service.ts
     );
 
     // The origin name: covered by the certificate, its CNAME to the ALB an output at once (to
