@@ -61,6 +61,19 @@ impl Control {
     }
 }
 
+/// One control as a future: `check` runs against the control `c` (bound to the name given),
+/// whose finding comes out; a failed read is a finding too.
+macro_rules! control {
+    ($control:expr, |$c:ident| $check:expr) => {
+        async move {
+            let mut $c = $control;
+            let r = $check.await;
+            $c.finish_or(r)
+        }
+        .boxed()
+    };
+}
+
 /// Every posture control the stack's resources can be checked against; those a config
 /// switch turns off (`network.flow_logs`, `cdn.access_logs`) are left out then.
 pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Finding> {
@@ -68,134 +81,90 @@ pub async fn all(live: &Live, st: &Stack, cfg: &crate::config::Config) -> Vec<Fi
     // once, see `Live`), the findings in this order.
     let mut out: Vec<BoxFuture<'_, Finding>> = Vec::new();
     if cfg.network.flow_logs {
-        out.push(
-            async move {
-                let mut c = Control::new("EC2.6", "VPC flow logs", "VPCs");
-                let r = flow_logs(live, st, &mut c).await;
-                c.finish_or(r)
-            }
-            .boxed(),
-        );
+        out.push(control!(
+            Control::new("EC2.6", "VPC flow logs", "VPCs"),
+            |c| flow_logs(live, st, &mut c)
+        ));
     }
-    out.push(
-        async move {
-            let mut c = Control::new(
-                "EC2.2",
-                "the VPC's default security group allows nothing",
-                "default groups",
-            );
-            let r = default_groups(live, st, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
-    out.push(
-        async move {
-            let mut c = Control::new("Lambda.7", "the validator traces with X-Ray", "functions");
-            let r = tracing_on(live, st, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
-    out.push(
-        async move {
-            let mut c = Control::new(
-                "CloudFront.1/5",
-                "default root object and access logging",
-                "distributions",
-            );
-            let r = distribution(live, st, cfg.cdn.access_logs, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
-    out.push(
-        async move {
-            let mut c = Control::new(
-                "CloudFront.3/10",
-                "viewers on HTTPS, TLS 1.2+ with a certificate, no deprecated TLS to origins",
-                "distributions",
-            );
-            let r = distribution_tls(live, st, cfg.cdn.certificate_arn.is_some(), &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
+    out.push(control!(
+        Control::new(
+            "EC2.2",
+            "the VPC's default security group allows nothing",
+            "default groups",
+        ),
+        |c| default_groups(live, st, &mut c)
+    ));
+    out.push(control!(
+        Control::new("Lambda.7", "the validator traces with X-Ray", "functions"),
+        |c| tracing_on(live, st, &mut c)
+    ));
+    out.push(control!(
+        Control::new(
+            "CloudFront.1/5",
+            "default root object and access logging",
+            "distributions",
+        ),
+        |c| distribution(live, st, cfg.cdn.access_logs, &mut c)
+    ));
+    out.push(control!(
+        Control::new(
+            "CloudFront.3/10",
+            "viewers on HTTPS, TLS 1.2+ with a certificate, no deprecated TLS to origins",
+            "distributions",
+        ),
+        |c| distribution_tls(live, st, cfg.cdn.certificate_arn.is_some(), &mut c)
+    ));
     if cfg.waf.enabled {
-        out.push(
-            async move {
-                let mut c = Control::new(
-                    "CloudFront.6",
-                    "the distribution has a WAF web ACL",
-                    "distributions",
-                );
-                let r = distribution_waf(live, st, &mut c).await;
-                c.finish_or(r)
-            }
-            .boxed(),
-        );
+        out.push(control!(
+            Control::new(
+                "CloudFront.6",
+                "the distribution has a WAF web ACL",
+                "distributions",
+            ),
+            |c| distribution_waf(live, st, &mut c)
+        ));
     }
-    out.push(
-        async move {
-            let mut c = Control::new(
-                "SecretsManager.1",
-                "the master secret rotates automatically",
-                "secrets",
-            );
-            let r = rotation(live, st, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
-    out.push(
-        async move {
-            let mut c = Control::new(
-                "S3.*",
-                "buckets versioned, private, TLS-only, encrypted, lifecycle-managed",
-                "buckets",
-            );
-            let r = buckets(live, st, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
-    out.push(
-        async move {
-            let mut c = Control::new(
-                "ECS.4/ECS.5",
-                "containers unprivileged, read-only root filesystem",
-                "task definitions",
-            );
-            let r = task_definitions(live, st, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
-    out.push(
-        async move {
-            let mut c = Control::new(
-        "RDS.*",
-        "Aurora encrypted, IAM authentication, tags copied to snapshots, Performance Insights \
+    out.push(control!(
+        Control::new(
+            "SecretsManager.1",
+            "the master secret rotates automatically",
+            "secrets",
+        ),
+        |c| rotation(live, st, &mut c)
+    ));
+    out.push(control!(
+        Control::new(
+            "S3.*",
+            "buckets versioned, private, TLS-only, encrypted, lifecycle-managed",
+            "buckets",
+        ),
+        |c| buckets(live, st, &mut c)
+    ));
+    out.push(control!(
+        Control::new(
+            "ECS.4/ECS.5",
+            "containers unprivileged, read-only root filesystem",
+            "task definitions",
+        ),
+        |c| task_definitions(live, st, &mut c)
+    ));
+    out.push(control!(
+        Control::new(
+            "RDS.*",
+            "Aurora encrypted, IAM authentication, tags copied to snapshots, Performance Insights \
          with the stack key",
-        "clusters and instances",
-    );
-            let r = aurora(live, st, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
-    out.push(
-        async move {
-            let mut c = Control::new(
-                "Tags",
-                "every tagged resource carries the stack's tags",
-                "resources",
-            );
-            let r = tags(live, st, &cfg.tags, &mut c).await;
-            c.finish_or(r)
-        }
-        .boxed(),
-    );
+            "clusters and instances",
+        ),
+        |c| aurora(live, st, &mut c)
+    ));
+    out.push(control!(
+        Control::new(
+            "Tags",
+            "every tagged resource carries the stack's tags",
+            "resources",
+        ),
+        |c| tags(live, st, &cfg.tags, &mut c)
+    ));
     futures::future::join_all(out).await
 }
 
