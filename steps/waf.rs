@@ -81,6 +81,13 @@ impl Step for Waf {
         let name = ctx.names().of("waf");
         let rate_limit = cfg.rate_limit.0;
         let acl = web_acl::ensure(ctx, Scope::Regional, &name, "ALB", rate_limit).await?;
+        if ctx.no_wait() && !ctx.is_plan() {
+            // `up --no-wait` leaves the load balancer provisioning (see the alb step), and WAF
+            // cannot associate an ACL with it before it is active
+            // (WAFUnavailableEntityException for as long as it provisions).
+            crate::resources::elasticloadbalancing::load_balancer::wait_active(ctx, &alb_arn)
+                .await?;
+        }
         association::ensure(
             ctx,
             &format!("{name} -> {}", ctx.names().of("alb")),
