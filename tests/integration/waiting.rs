@@ -166,8 +166,20 @@ fn up_no_wait_leaves_aurora_becoming_available_and_the_next_up_waits_for_it() {
     let emu = Emulator::start(&["--time-scale", "0.02"]);
     assert!(emu.is_faithful());
     let stack = Stack::on(&emu.endpoint, "nowait");
+    // With WAF: its association is the one consumer of the load balancer's readiness.
+    let cfg = stack.config("[waf]\nenabled = true\n");
+    let cfg = cfg.to_str().unwrap();
     let started = Instant::now();
-    let up = stack.up(&["--no-wait"]);
+    let up = stack.run(&[
+        "--config",
+        cfg,
+        "--output",
+        "json",
+        "up",
+        "--env-suffix",
+        &stack.suffix,
+        "--no-wait",
+    ]);
     up.assert_ok();
     let took = started.elapsed();
     assert!(
@@ -175,6 +187,40 @@ fn up_no_wait_leaves_aurora_becoming_available_and_the_next_up_waits_for_it() {
         "no notice that Aurora is left settling: {}",
         up.stdout
     );
+    assert!(
+        up.stdout.contains("still provisioning (--no-wait)"),
+        "no notice that the load balancer is left provisioning: {}",
+        up.stdout
+    );
+    // The listeners and the services did not wait for the load balancer; the WAF association
+    // did (WAF refuses a provisioning one), and was made once, at the first try.
+    let lb_arn = stack.output_str("alb_arn");
+    let active_at = event_ts(&events(&emu.endpoint), &lb_arn, "active");
+    let log: Vec<LoggedRequest> = request_log(&emu.endpoint)
+        .into_iter()
+        .filter(|r| r.is_from_stack(&stack.suffix))
+        .collect();
+    let first = |op: &str| {
+        log.iter()
+            .find(|r| r.operation == op)
+            .unwrap_or_else(|| panic!("no {op}"))
+            .ts
+    };
+    assert!(
+        first("CreateListener") < active_at,
+        "the listener waited for the ALB"
+    );
+    assert!(
+        first("CreateService") < active_at,
+        "the services waited for the ALB"
+    );
+    let associations: Vec<&LoggedRequest> = log
+        .iter()
+        .filter(|r| r.operation == "AssociateWebACL")
+        .collect();
+    assert_eq!(associations.len(), 1, "{associations:?}");
+    assert_eq!(associations[0].status, 200);
+    assert!(associations[0].ts >= active_at);
     // Nothing reached `available` for the database before `up` returned.
     let instances: Vec<String> = stack.state()["resources"]
         .as_array()
@@ -199,7 +245,15 @@ fn up_no_wait_leaves_aurora_becoming_available_and_the_next_up_waits_for_it() {
     );
     // The next `up` waits for Aurora: when it returns every instance is available, and it
     // changed nothing.
-    let again = stack.up(&[]);
+    let again = stack.run(&[
+        "--config",
+        cfg,
+        "--output",
+        "json",
+        "up",
+        "--env-suffix",
+        &stack.suffix,
+    ]);
     again.assert_ok();
     assert_eq!(again.summary()["changes"]["created"], 0, "{}", again.stdout);
     let events = events(&emu.endpoint);
