@@ -110,6 +110,22 @@ def load_balancer_is_provisioning_then_active() -> None:
         return balancer
 
 
+
+def load_balancer_state(arn: str) -> str | None:
+    """The state DescribeLoadBalancers reports for `arn` right now (`provisioning`
+    until `load_balancer_is_provisioning_then_active`'s transition is due, then
+    `active`), or None for a load balancer that does not exist."""
+    parts = arn.split(":")
+    if len(parts) < 6:
+        return None
+    TIMELINE.pump()  # transitions already due (the middleware pumps too; this is idempotent)
+    try:
+        balancer = elbv2_backends[parts[4]][parts[3]].load_balancers.get(arn)
+    except KeyError:
+        return None
+    return None if balancer is None else balancer.state
+
+
 # --- HTTPS listener certificates -------------------------------------------
 
 

@@ -6,7 +6,8 @@ moto associates any ACL ARN it finds with any resource ARN. AWS refuses
 CloudFront distributions (their ACL is set in the distribution's WebACLId, see
 cloudfront.py), CLOUDFRONT-scope ACLs, resources of other regions and resource
 types WAF cannot protect (e.g. Network Load Balancers) with
-WAFInvalidParameterException.
+WAFInvalidParameterException, and an Application Load Balancer that is still
+provisioning with WAFUnavailableEntityException.
 """
 
 from __future__ import annotations
@@ -133,3 +134,41 @@ def web_acl_in_use_by_a_distribution_cannot_be_deleted() -> None:
                     if getattr(dist.distribution_config, "WebACLId", "") == arn:
                         raise WAFAssociatedItemException()
         return original(self, name, scope, _id, lock_token)
+
+
+class WAFUnavailableEntityException(WAFv2ClientError):
+    def __init__(self) -> None:
+        super().__init__(
+            "WAFUnavailableEntityException",
+            "AWS WAF couldn’t retrieve the resource that you requested. Retry your request.",
+        )
+
+
+@rule("wafv2", "refusal")
+def web_acl_attaches_to_a_load_balancer_only_once_it_is_active() -> None:
+    """AssociateWebACL with the ARN of an Application Load Balancer whose state is
+    still `provisioning` fails with WAFUnavailableEntityException (400) "AWS WAF
+    couldn’t retrieve the resource that you requested. Retry your request.": WAF
+    cannot see the load balancer until it is `active`
+    (https://docs.aws.amazon.com/waf/latest/APIReference/API_AssociateWebACL.html,
+    "WAFUnavailableEntityException ... Retry your request."). The state is the one
+    DescribeLoadBalancers reports (`load_balancer_is_provisioning_then_active`), so
+    at time scale 0 the ALB is active before the next request, as before.
+    moto associated it at once.
+    """
+    from .elbv2 import load_balancer_state
+
+    @wrap(WAFV2Backend, "associate_web_acl")
+    def associate_web_acl(original: Any, self: Any, web_acl_arn: str, resource_arn: str) -> Any:
+        # Only a valid request (an existing REGIONAL ACL of this backend, an ALB of
+        # this region and account) gets this far on AWS; the other refusals first.
+        parts = resource_arn.split(":")
+        if (
+            web_acl_arn in self.wacls
+            and ":global/webacl/" not in web_acl_arn
+            and re.fullmatch(_REGIONAL_RESOURCES[0], resource_arn)
+            and len(parts) > 4 and parts[3] == self.region_name and parts[4] == self.account_id
+            and load_balancer_state(resource_arn) == "provisioning"
+        ):
+            raise WAFUnavailableEntityException()
+        return original(self, web_acl_arn, resource_arn)

@@ -1,5 +1,5 @@
 """CloudFront distribution configuration: viewer certificate, WAF web ACL scope,
-standard-logging bucket ACLs; WAFv2 AssociateWebACL scope."""
+standard-logging bucket ACLs; WAFv2 AssociateWebACL scope and ALB state."""
 
 from __future__ import annotations
 
@@ -96,6 +96,23 @@ def test_associate_web_acl_only_regional_acl_with_regional_resources(emu, vpc):
 
     waf.associate_web_acl(WebACLArn=regional, ResourceArn=alb)
     assert waf.get_web_acl_for_resource(ResourceArn=alb)["WebACL"]["ARN"] == regional
+
+
+
+def test_web_acl_attaches_to_a_load_balancer_only_once_it_is_active(emu, vpc):
+    emu.scale_for("load-balancer.create", 0.6)
+    waf, elb = emu.client("wafv2"), emu.client("elbv2")
+    alb = elb.create_load_balancer(Name=name("alb"), Subnets=vpc["subnets"], SecurityGroups=[vpc["groups"][0]])["LoadBalancers"][0]["LoadBalancerArn"]
+    acl = _web_acl(emu, "REGIONAL")
+
+    code, message, status = error_code(lambda: waf.associate_web_acl(WebACLArn=acl, ResourceArn=alb))
+    assert (code, status) == ("WAFUnavailableEntityException", 400)
+    assert message == "AWS WAF couldn’t retrieve the resource that you requested. Retry your request."
+    assert "WebACL" not in waf.get_web_acl_for_resource(ResourceArn=alb)  # nothing was associated
+
+    emu.wait_for(lambda: elb.describe_load_balancers(LoadBalancerArns=[alb])["LoadBalancers"][0]["State"]["Code"], "active")
+    waf.associate_web_acl(WebACLArn=acl, ResourceArn=alb)
+    assert waf.get_web_acl_for_resource(ResourceArn=alb)["WebACL"]["ARN"] == acl
 
 
 def test_standard_logging_bucket_must_enable_acls(emu):
