@@ -284,7 +284,7 @@ impl Live {
     async fn read_bucket(&self, bucket: &str, region: &str) -> Result<BucketFacts> {
         let aws = self.in_region(region);
         let s3 = aws.s3();
-        let (policy, enc) = tokio::try_join!(self.bucket_policy(&s3, bucket), async {
+        let (policy, enc) = tokio::try_join!(self.bucket_policy(s3, bucket), async {
             Ok(s3
                 .get_bucket_encryption()
                 .bucket(bucket)
