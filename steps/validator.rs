@@ -388,7 +388,6 @@ impl Step for Validator {
             security_group_id: ctx.input_str(IN_LAMBDA_SG)?,
             breaker: ctx.cfg().validator.breaker,
         };
-        // The log group and the role need nothing of each other: both at once.
         let group_name = log_group_name(ctx.suffix());
         let (log_group, (role, _)) = tokio::try_join!(
             log_group::ensure(ctx, &group_name, &kms_key_arn, &[]),
