@@ -177,6 +177,7 @@ clients! {
     backup => aws_sdk_backup,
     codedeploy => aws_sdk_codedeploy,
     route53 => aws_sdk_route53,
+    events => aws_sdk_eventbridge,
 }
 
 impl Aws {

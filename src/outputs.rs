@@ -190,6 +190,16 @@ pub mod validator {
     pub const BREAKER_ALARM: &str = "validator-breaker";
     /// The namespace of the handler's own metrics (`Processed`, `Failed`).
     pub const METRICS_NAMESPACE: &str = "FintechInfra/Validator";
+    /// EventBridge invokes targets as this service principal.
+    pub const EVENTS_PRINCIPAL: &str = "events.amazonaws.com";
+    /// The input the breaker's schedule sends: the handler reconciles the breaker with its
+    /// alarm.
+    pub const RECONCILE_INPUT: &str = r#"{"breaker":"reconcile"}"#;
+
+    /// The breaker reconciler's EventBridge rule, `sched-validator-breaker-<suffix>`.
+    pub fn schedule_name(suffix: &str) -> String {
+        format!("sched-validator-breaker-{suffix}")
+    }
 }
 
 pub mod waf {

@@ -42,7 +42,8 @@
 //!   (and only it) invoke the function (resource policy statement `breaker-alarm` for
 //!   `lambda.alarms.cloudwatch.amazonaws.com`), lets the role list mappings and update those
 //!   of this function (condition `lambda:FunctionArn`), and leaves a mapping alone while the
-//!   alarm is in ALARM (enabling it would undo the breaker).
+//!   alarm is in ALARM (enabling it would undo the breaker). A lost alarm invocation is
+//!   caught by the scheduled reconciler ([`breaker`]).
 //!
 //! Idempotency: code SHA-256, configuration, concurrency and the mapping are compared with
 //! what is wanted, and only differences are applied (UpdateFunctionCode,
@@ -59,6 +60,8 @@
 
 /// The `[validator]` section this step owns (re-exported by `crate::config`).
 pub mod config;
+/// The breaker's scheduled reconciler and its state.
+pub mod breaker;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -68,7 +71,6 @@ use async_trait::async_trait;
 use aws_sdk_lambda::types::{Runtime, TracingMode};
 use serde_json::{json, Value};
 
-use crate::aws::AwsResultExt as _;
 use crate::resources::iam::{self, partition_of, RoleSpec};
 use crate::resources::lambda::event_source_mapping::{self, MappingSpec, WantedMapping};
 use crate::resources::lambda::function::{self, FunctionSpec};
@@ -303,6 +305,12 @@ pub fn validator_policy(inp: &PolicyInputs) -> Value {
             function_name(&inp.suffix)
         )}});
         statements.push(toggle);
+        // The reconciler reads the breaker's state (CloudWatch takes the alarm as resource).
+        statements.push(statement(
+            "BreakerReadsItsAlarm",
+            &["cloudwatch:DescribeAlarms"],
+            vec![breaker::alarm(inp).1],
+        ));
     }
     doc
 }
@@ -428,7 +436,10 @@ impl Step for Validator {
                     v.retry_base_secs.0.to_string(),
                 ),
                 ("RETRY_MAX_SECS".to_string(), v.retry_max_secs.0.to_string()),
-            ]),
+            ])
+            .into_iter()
+            .chain(v.breaker.then(|| (breaker::ALARM_ENV.to_string(), breaker::alarm(&inp).0)))
+            .collect(),
             kms_key_arn,
             reserved_concurrency: v.reserved_concurrency.0,
         };
@@ -438,29 +449,10 @@ impl Step for Validator {
         } else {
             function::ensure(ctx, &wanted, &build_zip()?).await?
         };
-        // The breaker alarm invokes the function: its resource policy lets CloudWatch do so
-        // for that alarm only (without it the alarm's action fails and nothing pauses).
-        let alarm_arn = format!(
-            "arn:{}:cloudwatch:{}:{}:alarm:{}",
-            inp.partition,
-            inp.region,
-            inp.account,
-            crate::outputs::alarms::alarm_name(BREAKER_ALARM, ctx.suffix())
-        );
-        if !function.is_pending() {
-            function::ensure_permission(
-                ctx,
-                &wanted.name,
-                BREAKER_PERMISSION,
-                ALARM_PRINCIPAL,
-                &alarm_arn,
-                v.breaker,
-            )
-            .await?;
-        }
+        breaker::ensure(ctx, &function, &inp).await?;
         let label = format!("{} <- {}", wanted.name, crate::naming::queue_name(ctx.suffix()));
         let mut settings = wanted_mapping(ctx.cfg());
-        if v.breaker && breaker_open(ctx).await? {
+        if v.breaker && breaker::open(ctx).await? {
             // The breaker paused consumption: enabling the mapping now would undo it. The
             // function enables it itself when the alarm goes back to OK.
             ctx.sh.reporter.message(
@@ -488,24 +480,6 @@ impl Step for Validator {
 
 }
 
-/// Whether the breaker alarm is in ALARM (the breaker is open). `false` when it does not
-/// exist yet (the alarms step makes it after this one).
-async fn breaker_open(ctx: &StepCtx) -> Result<bool> {
-    let name = crate::outputs::alarms::alarm_name(BREAKER_ALARM, ctx.suffix());
-    let out = ctx
-        .aws()
-        .cloudwatch()
-        .describe_alarms()
-        .alarm_names(&name)
-        .send()
-        .await
-        .aws("cloudwatch:DescribeAlarms", &name)?;
-    Ok(out
-        .metric_alarms()
-        .iter()
-        .any(|a| a.state_value() == Some(&aws_sdk_cloudwatch::types::StateValue::Alarm)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,7 +490,7 @@ mod tests {
         FunctionConfiguration, FunctionResponseType, ScalingConfig, VpcConfigResponse,
     };
 
-    fn inputs() -> PolicyInputs {
+    pub(super) fn inputs() -> PolicyInputs {
         PolicyInputs {
             partition: "aws".into(),
             region: "us-east-1".into(),

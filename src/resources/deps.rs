@@ -239,6 +239,8 @@ pub static BUILT_ON: &[(&str, &[Need])] = &[
     ("cloudwatch:alarm", &[all("sns:topic")]),
     ("cloudwatch:dashboard", &[]),
     ("codedeploy:application", &[]),
+    // A schedule invoking a function goes before it: otherwise it fires into nothing.
+    ("events:rule", &[r(LAMBDA)]),
     // The group names its application; it acts as the service role (whose permissions must
     // last), shifts the service's listeners between its target groups and watches alarms.
     (

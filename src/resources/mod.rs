@@ -31,6 +31,7 @@ pub mod ec2;
 pub mod ecr;
 pub mod ecs;
 pub mod elasticloadbalancing;
+pub mod events;
 pub mod iam;
 pub mod kms;
 pub mod lambda;
@@ -114,6 +115,7 @@ static PROVIDERS: &[&dyn Provider] = &[
     &ec2::flow_log::FlowLogProvider,
     &codedeploy::application::Application,
     &codedeploy::deployment_group::DeploymentGroup,
+    &events::rule::Rule,
 ];
 
 /// Every registered kind.
@@ -127,11 +129,20 @@ pub fn provider(kind: &str) -> Option<&'static dyn Provider> {
 }
 
 /// Deletes every resource of `kind` the calling step recorded in `ctx`'s region, in creation
-/// order, through the kind's provider, and forgets each as soon as it is gone.
+/// order, through the kind's provider, and forgets each as soon as it is gone. `plan` only
+/// reports each deletion: it changes nothing.
 pub async fn delete_recorded(ctx: &StepCtx, kind: &str) -> Result<()> {
     let p =
         provider(kind).ok_or_else(|| anyhow::anyhow!("no provider is registered for {kind}"))?;
     for rec in ctx.records(Some(kind)) {
+        if ctx.is_plan() {
+            // `change` reports without applying in plan mode.
+            ctx.change(kind, &rec.name, "delete: no longer configured", || async {
+                Ok(())
+            })
+            .await?;
+            continue;
+        }
         ctx.check_cancelled()?;
         p.delete(ctx, &rec).await?;
         ctx.deleted(kind, &rec.id)?;

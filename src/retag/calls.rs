@@ -384,6 +384,27 @@ impl Tagger<'_> {
                     .map(|_| ())
                     .aws("codedeploy:TagResource", &arn)
             }
+            Api::Events => {
+                let arn = self.arn(rec).await?;
+                let tags = base
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_eventbridge::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("building EventBridge tags")?;
+                aws.events()
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .aws("events:TagResource", &arn)
+            }
             Api::CloudWatch => {
                 let arn = self.arn(rec).await?;
                 let tags = base

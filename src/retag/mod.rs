@@ -87,6 +87,7 @@ enum Api {
     Acm,
     AppAutoScaling,
     CodeDeploy,
+    Events,
     /// The Route 53 private hosted zone behind a Cloud Map namespace (its record's attribute
     /// [`cluster::ATTR_HOSTED_ZONE`]).
     HostedZone,
@@ -136,6 +137,7 @@ fn api_of(kind: &str) -> Option<Api> {
         certificate::CERTIFICATE => Api::Acm,
         services::SCALABLE_TARGET => Api::AppAutoScaling,
         codedeploy::APPLICATION | codedeploy::DEPLOYMENT_GROUP => Api::CodeDeploy,
+        crate::resources::events::rule::KIND => Api::Events,
         _ => return None,
     })
 }

@@ -28,6 +28,9 @@ pub struct ValidatorConfig {
     /// Minutes at or above the rate before the breaker opens, and minutes without data
     /// before it closes again (the cool-down).
     pub breaker_periods: BreakerPeriods,
+    /// Minutes between two runs of the breaker's reconciler, which sets consumption to match
+    /// the breaker alarm's state in case one of its invocations was lost.
+    pub breaker_reconcile_mins: BreakerReconcile,
 }
 
 impl Default for ValidatorConfig {
@@ -43,6 +46,7 @@ impl Default for ValidatorConfig {
             breaker_failure_percent: BreakerPercent(50),
             breaker_min_messages: BreakerMinimum(10),
             breaker_periods: BreakerPeriods(5),
+            breaker_reconcile_mins: BreakerReconcile(5),
         }
     }
 }
@@ -85,6 +89,12 @@ bounded!(
     BreakerPeriods(i32), "breaker_periods", 1..=60,
     "1 to 60 one-minute periods (CloudWatch evaluates at most a day, but an hour-long \
      pause is already an outage)"
+);
+
+bounded!(
+    /// Minutes between two runs of the breaker's reconciler (an EventBridge schedule).
+    BreakerReconcile(i32), "breaker_reconcile_mins", 1..=60,
+    "1 to 60 minutes: a paused consumption waits at most that long for its resume"
 );
 
 bounded!(

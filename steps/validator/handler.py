@@ -357,6 +357,42 @@ def on_breaker(state, function_name, lambda_client):
     return result
 
 
+def is_reconcile(event):
+    """True for the breaker's scheduled reconciler: its EventBridge rule sends this input."""
+    return event.get("breaker") == "reconcile"
+
+
+def reconcile(alarm_name, function_name, lambda_client, cloudwatch_client):
+    """Sets consumption to match the breaker alarm: paused while it is in ALARM, running
+    otherwise (OK, or INSUFFICIENT_DATA of a new alarm). This catches an alarm invocation
+    that was lost (an asynchronous invocation that failed or was throttled past Lambda's
+    retries), which would otherwise leave consumption paused, or running, until the next
+    `up`. A missing alarm (the alarms step has not run yet) leaves everything alone."""
+    alarms = cloudwatch_client.describe_alarms(AlarmNames=[alarm_name]).get("MetricAlarms", [])
+    if not alarms:
+        return {"breaker": "unchanged", "state": None}
+    state = alarms[0].get("StateValue")
+    open_ = state == "ALARM"
+    uuids = set_consumption(not open_, function_name, lambda_client)
+    result = {"breaker": "open" if open_ else "closed", "state": state, "mappings": uuids,
+              "reconciled": True}
+    if uuids:
+        # Only a correction is news: a lost invocation was caught.
+        LOG.warning(json.dumps(result))
+    return result
+
+
+def cloudwatch_client():
+    """The CloudWatch client of the runtime, with short timeouts like the others."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "cloudwatch",
+        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3}),
+    )
+
+
 def sqs_visibility_changer():
     """ChangeMessageVisibility through the SQS client of the Lambda runtime."""
     import boto3  # in the Lambda runtime; imported here so the tests need no AWS SDK
@@ -406,6 +442,9 @@ def handler(event, context):
     state = breaker_state(event)
     if state is not None:
         return on_breaker(state, context.function_name, lambda_client())
+    if is_reconcile(event):
+        return reconcile(os.environ["BREAKER_ALARM"], context.function_name, lambda_client(),
+                         cloudwatch_client())
     if _GETTER is None and os.environ.get("SESSIONS_TABLE"):
         _GETTER = dynamodb_session_getter(
             os.environ["SESSIONS_TABLE"], os.environ.get("SESSIONS_TTL_ATTRIBUTE", "expires_at")

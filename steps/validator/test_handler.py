@@ -246,6 +246,57 @@ class BreakerTests(unittest.TestCase):
         self.assertEqual(fake.updates, [("u1", False)])
 
 
+class FakeCloudWatch:
+    """describe_alarms of the breaker alarm in `state` (None: no such alarm)."""
+
+    def __init__(self, state):
+        self.state = state
+        self.asked = []
+
+    def describe_alarms(self, AlarmNames):
+        self.asked.append(AlarmNames)
+        if self.state is None:
+            return {"MetricAlarms": []}
+        return {"MetricAlarms": [{"AlarmName": AlarmNames[0], "StateValue": self.state}]}
+
+
+class ReconcilerTests(unittest.TestCase):
+    def test_the_schedule_input_asks_for_a_reconcile(self):
+        self.assertTrue(handler.is_reconcile({"breaker": "reconcile"}))
+        self.assertFalse(handler.is_reconcile(alarm_event("OK")))
+        self.assertFalse(handler.is_reconcile({"Records": []}))
+
+    def test_a_lost_resume_is_caught(self):
+        # The alarm is back to OK but its invocation never came: the mappings are disabled.
+        fake = FakeLambda()
+        fake.states = {"u1": "Disabled", "u2": "Disabled"}
+        cw = FakeCloudWatch("OK")
+        out = handler.reconcile("alarm-validator-breaker-t", "fn", fake, cw)
+        self.assertEqual(cw.asked, [["alarm-validator-breaker-t"]])
+        self.assertEqual(out["breaker"], "closed")
+        self.assertEqual(fake.updates, [("u1", True), ("u2", True)])
+
+    def test_a_lost_pause_is_caught(self):
+        fake = FakeLambda()
+        out = handler.reconcile("a", "fn", fake, FakeCloudWatch("ALARM"))
+        self.assertEqual(out["breaker"], "open")
+        self.assertEqual(fake.updates, [("u1", False), ("u2", False)])
+
+    def test_in_step_with_the_alarm_nothing_changes(self):
+        fake = FakeLambda()
+        for state in ("OK", "INSUFFICIENT_DATA"):
+            out = handler.reconcile("a", "fn", fake, FakeCloudWatch(state))
+            self.assertEqual(out["mappings"], [])
+        self.assertEqual(fake.updates, [])
+
+    def test_without_the_alarm_nothing_changes(self):
+        fake = FakeLambda()
+        fake.states = {"u1": "Disabled", "u2": "Disabled"}
+        out = handler.reconcile("a", "fn", fake, FakeCloudWatch(None))
+        self.assertEqual(out["breaker"], "unchanged")
+        self.assertEqual(fake.updates, [])
+
+
 class DeadlineTests(unittest.TestCase):
     def test_records_that_no_longer_fit_fail_at_once(self):
         times = iter([60000, 60000, 1000])

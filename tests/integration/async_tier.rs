@@ -361,7 +361,54 @@ fn queue_and_validator_are_encrypted_least_privilege_and_torn_down() {
             policy.contains("lambda.alarms.cloudwatch.amazonaws.com") && policy.contains(&breaker),
             "{policy}"
         );
+        // The breaker's reconciler: a schedule that sends the reconcile input to the
+        // function, which lets that rule (and only it) invoke it.
+        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        let rule_name = format!("sched-validator-breaker-{s}");
+        let rule = events
+            .describe_rule()
+            .name(&rule_name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rule.schedule_expression(), Some("rate(5 minutes)"));
+        let targets = events
+            .list_targets_by_rule()
+            .rule(&rule_name)
+            .send()
+            .await
+            .unwrap();
+        let t = &targets.targets()[0];
+        assert_eq!(
+            (t.arn(), t.input()),
+            (function_arn.as_str(), Some(r#"{"breaker":"reconcile"}"#))
+        );
+        assert!(
+            policy.contains("events.amazonaws.com") && policy.contains(rule.arn().unwrap()),
+            "{policy}"
+        );
+        // A removed target fails the path in verify; `up` puts it back.
+        events
+            .remove_targets()
+            .rule(&rule_name)
+            .ids("validator")
+            .send()
+            .await
+            .unwrap();
     });
+    let v = stack.run(&["verify", "--env-suffix", s]);
+    assert!(
+        v.stdout.contains("does not send the reconcile input"),
+        "{}",
+        v.stdout
+    );
+    stack.up(&["--config", cfg]).assert_ok();
+    let v = stack.run(&["verify", "--env-suffix", s]);
+    assert!(
+        !v.stdout.contains("does not send the reconcile input"),
+        "{}",
+        v.stdout
+    );
 
     // The breaker opened (the handler disabled the mapping on the alarm's ALARM): `up`
     // leaves the mapping disabled. Back to OK (the handler enabled it again, or did not

@@ -380,6 +380,37 @@ async fn permission(ctx: &StepCtx, name: &str, sid: &str) -> Result<Option<(Stri
         }))
 }
 
+/// Whether the resource policy `policy` (Lambda's JSON) lets the AWS service `principal`
+/// invoke the function for `source_arn`: an Allow of `lambda:InvokeFunction` (or
+/// `lambda:*`) to that service, conditioned on that source ARN or on none.
+pub fn allows_service_invoke(
+    policy: &serde_json::Value,
+    principal: &str,
+    source_arn: &str,
+) -> bool {
+    let has = |v: &serde_json::Value, want: &[&str]| match v {
+        serde_json::Value::String(s) => want.contains(&s.as_str()),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| want.contains(&s))),
+        _ => false,
+    };
+    policy["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|st| {
+            let cond = &st["Condition"];
+            let source = ["ArnLike", "ArnEquals", "StringEquals", "StringLike"]
+                .iter()
+                .find_map(|op| cond[op].get("AWS:SourceArn"));
+            st["Effect"] == "Allow"
+                && has(&st["Principal"]["Service"], &[principal])
+                && has(&st["Action"], &["lambda:InvokeFunction", "lambda:*"])
+                && source.is_none_or(|s| has(s, &[source_arn]))
+        })
+}
+
 /// Lets the AWS service `principal` invoke the function `name` on behalf of `source_arn`
 /// only (statement `sid` of its resource policy), or, when not `wanted`, removes that
 /// statement. A statement with another principal or source is replaced. The statement is
@@ -479,5 +510,37 @@ impl Provider for Function {
 
     async fn delete(&self, ctx: &StepCtx, rec: &ResourceRecord) -> Result<()> {
         delete(ctx, &rec.id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allows_service_invoke;
+    use serde_json::json;
+
+    #[test]
+    fn a_service_may_invoke_only_for_its_source() {
+        let rule = "arn:aws:events:us-east-1:1:rule/r";
+        let policy = |service: &str, source: &str| {
+            json!({"Statement": [{"Sid": "s", "Effect": "Allow",
+                "Principal": {"Service": service}, "Action": "lambda:InvokeFunction",
+                "Condition": {"ArnLike": {"AWS:SourceArn": source}}}]})
+        };
+        let events = "events.amazonaws.com";
+        assert!(allows_service_invoke(&policy(events, rule), events, rule));
+        assert!(!allows_service_invoke(
+            &policy(events, "arn:aws:events:us-east-1:1:rule/x"),
+            events,
+            rule
+        ));
+        assert!(!allows_service_invoke(
+            &policy("sns.amazonaws.com", rule),
+            events,
+            rule
+        ));
+        assert!(!allows_service_invoke(&json!({}), events, rule));
+        let deny = json!({"Statement": [{"Effect": "Deny", "Principal": {"Service": events},
+            "Action": "lambda:InvokeFunction"}]});
+        assert!(!allows_service_invoke(&deny, events, rule));
     }
 }

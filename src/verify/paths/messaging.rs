@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result};
 
 use super::{ctx, through, Check, Service, FIX_UP};
-use crate::aws::AwsResultExt;
+use crate::aws::{AwsResultExt, NotFoundOk};
 use crate::outputs::{queue, validator};
 use crate::verify::eval::{self, Ctx};
 use crate::verify::live::Live;
@@ -38,6 +38,91 @@ pub(super) async fn producer_to_queue(live: &Live, st: &Stack, svc: &Service) ->
         }
         if c.problems.is_empty() {
             c.notes.push("the task role and the queue policy allow SendMessage; the key allows GenerateDataKey through SQS".into());
+        }
+        Ok(())
+    }
+    .await;
+    c.finish_with(r)
+}
+
+/// The breaker's schedule → validator (seed 002): the reconciler's rule is enabled, sends
+/// the reconcile input to the function, and the function's resource policy lets that rule
+/// invoke it. Without it a lost alarm invocation leaves consumption paused (or running)
+/// until the next `up`.
+pub(super) async fn reconciler_to_validator(live: &Live, st: &Stack) -> Finding {
+    let mut c = Check::new("breaker schedule → validator");
+    let r: Result<()> = async {
+        let Some(name) = st.out(validator::OUT_FUNCTION_NAME) else {
+            c.fail("the validator is not built", FIX_UP);
+            return Ok(());
+        };
+        let rule_name = validator::schedule_name(&st.suffix);
+        let events = live.aws.events();
+        let rule = events
+            .describe_rule()
+            .name(&rule_name)
+            .send()
+            .await
+            .aws("events:DescribeRule", &rule_name)
+            .not_found_ok()?;
+        let Some(rule) = rule else {
+            c.fail(
+                format!("no schedule {rule_name}: a lost alarm invocation would leave the breaker out of step with its alarm"),
+                FIX_UP,
+            );
+            return Ok(());
+        };
+        if rule.state() != Some(&aws_sdk_eventbridge::types::RuleState::Enabled) {
+            c.fail(format!("the schedule {rule_name} is not enabled"), FIX_UP);
+        }
+        let f = live.function(name).await?;
+        let fn_arn = f.function_arn().unwrap_or_default();
+        let targets = events
+            .list_targets_by_rule()
+            .rule(&rule_name)
+            .send()
+            .await
+            .aws("events:ListTargetsByRule", &rule_name)?;
+        let aimed = targets
+            .targets()
+            .iter()
+            .any(|t| t.arn() == fn_arn && t.input() == Some(validator::RECONCILE_INPUT));
+        if !aimed {
+            c.fail(
+                format!("the schedule {rule_name} does not send the reconcile input to {name}"),
+                FIX_UP,
+            );
+        }
+        let policy = live
+            .aws
+            .lambda()
+            .get_policy()
+            .function_name(name)
+            .send()
+            .await
+            .aws("lambda:GetPolicy", name)
+            .not_found_ok()?
+            .and_then(|o| o.policy)
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .with_context(|| format!("reading the resource policy of {name}"))?
+            .unwrap_or(serde_json::Value::Null);
+        let rule_arn = rule.arn().unwrap_or_default();
+        if !crate::resources::lambda::function::allows_service_invoke(
+            &policy,
+            validator::EVENTS_PRINCIPAL,
+            rule_arn,
+        ) {
+            c.fail(
+                format!("the resource policy of {name} does not let {rule_arn} invoke it"),
+                FIX_UP,
+            );
+        }
+        if c.problems.is_empty() {
+            c.notes.push(format!(
+                "{rule_name} is enabled ({}) and may invoke {name} with the reconcile input",
+                rule.schedule_expression().unwrap_or("no schedule")
+            ));
         }
         Ok(())
     }

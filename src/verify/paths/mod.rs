@@ -30,7 +30,9 @@ use compute::{
 use data::{role_to_sessions, service_to_database};
 use dr::{backup, replication};
 use edge::{cdn_to_alb, cdn_to_assets, internet_to_alb, routed_traffic_is_served};
-use messaging::{producer_to_queue, queue_to_validator, validator_dead_letter};
+use messaging::{
+    producer_to_queue, queue_to_validator, reconciler_to_validator, validator_dead_letter,
+};
 use monitoring::{alarms_to_topic, log_groups_keys};
 
 const FIX_UP: &str = "run `fintech-infra up`: it restores what the stack owns";
@@ -154,6 +156,9 @@ pub async fn all(live: &Live, st: &Stack, cfg: &Config) -> Vec<Finding> {
             out.push(producer_to_queue(live, st, svc).boxed());
         }
         out.push(queue_to_validator(live, st).boxed());
+        if cfg.validator.breaker {
+            out.push(reconciler_to_validator(live, st).boxed());
+        }
         out.push(validator_dead_letter(live, st).boxed());
     }
     if st.out(sessions::OUT_TABLE_ARN).is_some() {
