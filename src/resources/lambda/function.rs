@@ -346,21 +346,28 @@ pub async fn ensure(ctx: &StepCtx, w: &FunctionSpec, zip: &[u8]) -> Result<Found
 
 /// The statement `sid` of the function's resource policy as (principal service, source
 /// ARN), if it has one.
-async fn permission(ctx: &StepCtx, name: &str, sid: &str) -> Result<Option<(String, String)>> {
-    let out = ctx
-        .aws()
-        .lambda()
+/// The resource policy of the function `name` as JSON; `None` without one.
+pub async fn resource_policy(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+) -> Result<Option<serde_json::Value>> {
+    let out = lambda
         .get_policy()
         .function_name(name)
         .send()
         .await
         .aws("lambda:GetPolicy", name)
         .not_found_ok()?;
-    let Some(policy) = out.and_then(|o| o.policy) else {
+    out.and_then(|o| o.policy)
+        .map(|p| serde_json::from_str(&p))
+        .transpose()
+        .with_context(|| format!("reading the resource policy of {name}"))
+}
+
+async fn permission(ctx: &StepCtx, name: &str, sid: &str) -> Result<Option<(String, String)>> {
+    let Some(doc) = resource_policy(ctx.aws().lambda(), name).await? else {
         return Ok(None);
     };
-    let doc: serde_json::Value = serde_json::from_str(&policy)
-        .with_context(|| format!("reading the resource policy of {name}"))?;
     Ok(doc["Statement"]
         .as_array()
         .into_iter()

@@ -93,19 +93,8 @@ pub(super) async fn reconciler_to_validator(live: &Live, st: &Stack) -> Finding 
                 FIX_UP,
             );
         }
-        let policy = live
-            .aws
-            .lambda()
-            .get_policy()
-            .function_name(name)
-            .send()
-            .await
-            .aws("lambda:GetPolicy", name)
-            .not_found_ok()?
-            .and_then(|o| o.policy)
-            .map(|p| serde_json::from_str(&p))
-            .transpose()
-            .with_context(|| format!("reading the resource policy of {name}"))?
+        let policy = crate::resources::lambda::function::resource_policy(live.aws.lambda(), name)
+            .await?
             .unwrap_or(serde_json::Value::Null);
         let rule_arn = rule.arn().unwrap_or_default();
         if !crate::resources::lambda::function::allows_service_invoke(
